@@ -1,0 +1,64 @@
+"""mpconnect: load business data into Mixpanel dataset versions, through plugins.
+
+The public API for plugin authors::
+
+    import mpconnect
+
+    class AcmeConnector(mpconnect.Connector):
+        name = "acme"
+        ...
+
+    @mpconnect.hookimpl
+    def register_connectors(register):
+        register(AcmeConnector)
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+import pluggy
+
+from mpconnect.connector import Connector, ConnectorSettings, RunContext
+from mpconnect.errors import (
+    ApiError,
+    ConfigError,
+    ConnectorUnavailable,
+    MpconnectError,
+    PluginError,
+    RecordError,
+    RetryableApiError,
+    RunFailed,
+    RunLocked,
+    SinkError,
+    SourceError,
+)
+from mpconnect.records import Event, Profile, make_insert_id, to_epoch_seconds
+
+hookimpl = pluggy.HookimplMarker("mpconnect")
+
+try:
+    __version__ = version("mpconnect")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ApiError",
+    "ConfigError",
+    "Connector",
+    "ConnectorSettings",
+    "ConnectorUnavailable",
+    "Event",
+    "MpconnectError",
+    "PluginError",
+    "Profile",
+    "RecordError",
+    "RetryableApiError",
+    "RunContext",
+    "RunFailed",
+    "RunLocked",
+    "SinkError",
+    "SourceError",
+    "__version__",
+    "hookimpl",
+    "make_insert_id",
+    "to_epoch_seconds",
+]

@@ -1,0 +1,275 @@
+"""The configuration file: which sink, which sources, their schedules and settings.
+
+Looked up as ``--config PATH``, else ``$MPCONNECT_CONFIG``, else ``./mpconnect.toml``;
+with none of them, only the built-in ``demo`` source exists. ``${NAME}`` in a string is
+read from the environment, else from the ``secrets_file`` the configuration names.
+Secret settings (``SecretStr`` fields, ``[mixpanel] secret``) must be written as
+``${NAME}`` references, never in clear.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from mpconnect.errors import ConfigError
+
+CONFIG_ENV = "MPCONNECT_CONFIG"
+DEFAULT_CONFIG = "mpconnect.toml"
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DATASET_ID = re.compile(r"^[A-Za-z0-9]{1,255}$")
+
+
+class MixpanelConfig(BaseModel):
+    """The ``[mixpanel]`` table: which sink, and the credentials it needs."""
+
+    model_config = ConfigDict(extra="allow")
+
+    sink: str = "embedded"
+    project_token: str | None = None
+    secret: SecretStr | None = None
+    api_url: str | None = None
+    ca_bundle: Path | None = None
+    timeout: float = Field(default=60.0, gt=0)
+
+
+class EngineConfig(BaseModel):
+    """The ``[engine]`` table: how runs upload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int = Field(default=4, ge=1, le=64)
+    max_retries: int = Field(default=8, ge=0, le=100)
+    live_timeout: float = Field(default=900.0, gt=0)
+
+
+class SchedulerConfig(BaseModel):
+    """The ``[scheduler]`` table: how ``mpconnect schedule`` runs sources."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_parallel: int = Field(default=2, ge=1, le=64)
+    timezone: str = "UTC"
+    catch_up: Literal["once", "skip"] = "once"
+    retry_after: float | None = Field(default=None, gt=0)
+
+
+class SourceConfig(BaseModel):
+    """One ``[sources.NAME]`` table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    connector: str
+    dataset_id: str
+    schedule: str | None = None
+    keep_versions: int = Field(default=2, ge=1, le=5)
+    max_quarantined: float = Field(default=0, ge=0)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("dataset_id")
+    @classmethod
+    def _dataset_id_is_alphanumeric(cls, value: str) -> str:
+        if not _DATASET_ID.match(value):
+            raise ValueError("must be 1 to 255 letters and digits (the Datasets API's rule)")
+        return value
+
+
+class Config(BaseModel):
+    """A whole configuration file, resolved."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path | None = None
+    mixpanel: MixpanelConfig = Field(default_factory=MixpanelConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    secret_references: dict[str, str] = Field(default_factory=dict, exclude=True)
+
+    def source(self, name: str) -> SourceConfig:
+        """Return the source ``name`` or raise ConfigError listing the configured ones."""
+        try:
+            return self.sources[name]
+        except KeyError:
+            known = ", ".join(sorted(self.sources)) or "none"
+            where = self.path or "the built-in configuration"
+            raise ConfigError(
+                f"{where}: no source {name!r}; configured sources: {known} "
+                f"(add a [sources.{name}] table)"
+            ) from None
+
+    def is_reference(self, dotted_key: str) -> bool:
+        """True when the value at ``dotted_key`` was written as a ``${NAME}`` reference."""
+        return dotted_key in self.secret_references
+
+
+DEMO_SOURCE = {"connector": "demo", "dataset_id": "DEMO", "keep_versions": 2, "settings": {}}
+
+
+def _load_secrets_file(path: Path, config_path: Path) -> dict[str, str]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{config_path}: secrets_file: {path} does not exist; create it or remove the key"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def _interpolate(
+    value: Any, key: str, path: Path, secrets: dict[str, str], refs: dict[str, str]
+) -> Any:
+    """Replace ``${NAME}`` references in every string, recording which keys had them."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{key}.{k}" if key else k, path, secrets, refs)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{key}[{i}]", path, secrets, refs) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in os.environ:
+            return os.environ[name]
+        if name in secrets:
+            return secrets[name]
+        raise ConfigError(
+            f"{path}: {key}: environment variable {name} is not set; "
+            f"export {name}=... or define it in the secrets_file"
+        )
+
+    refs[key] = value
+    return _REFERENCE.sub(replace, value)
+
+
+def _format_validation_error(path: Path | str, prefix: str, exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        dotted = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{dotted}: unknown key; remove it or check its spelling")
+        elif err["type"] == "missing":
+            problems.append(f"{dotted}: required key is missing; add it")
+        elif isinstance(err.get("input"), int | float | bool):
+            problems.append(f"{dotted}: {err['msg']} (got {err['input']!r})")
+        else:  # strings are not echoed: they may be secrets
+            problems.append(f"{dotted}: {err['msg']}")
+    return f"{path}: " + "; ".join(problems)
+
+
+def find_config_path(explicit: str | Path | None = None) -> Path | None:
+    """Return the configuration file to use, or None when there is none."""
+    if explicit:
+        path = Path(explicit)
+        if not path.exists():
+            raise ConfigError(f"{path}: configuration file does not exist (given with --config)")
+        return path
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        path = Path(env)
+        if not path.exists():
+            raise ConfigError(f"{path}: configuration file does not exist (from ${CONFIG_ENV})")
+        return path
+    default = Path(DEFAULT_CONFIG)
+    return default if default.exists() else None
+
+
+def load_config(explicit: str | Path | None = None) -> Config:
+    """Load, interpolate and validate the configuration file.
+
+    With no file at all, the configuration has only the built-in ``demo`` source and the
+    ``embedded`` sink. A file that does not define ``demo`` gets it too.
+
+    :raises ConfigError: naming the file, the key, and the fix.
+    """
+    path = find_config_path(explicit)
+    if path is None:
+        return parse_config({}, Path("<built-in>"), is_file=False)
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Config:
+    """Validate an already-parsed TOML document (see :func:`load_config`)."""
+    raw = dict(raw)
+    secrets: dict[str, str] = {}
+    secrets_file = raw.pop("secrets_file", None)
+    if secrets_file is not None:
+        secrets_path = Path(str(secrets_file)).expanduser()
+        if not secrets_path.is_absolute():
+            secrets_path = path.parent / secrets_path
+        secrets = _load_secrets_file(secrets_path, path)
+    refs: dict[str, str] = {}
+    data = _interpolate(raw, "", path, secrets, refs)
+    sources_raw = data.pop("sources", {}) or {}
+    if not isinstance(sources_raw, dict):
+        raise ConfigError(f"{path}: sources: must be a table of [sources.NAME] tables")
+    sources: dict[str, SourceConfig] = {}
+    for name, table in sources_raw.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: sources.{name}: must be a table ([sources.{name}])")
+        try:
+            sources[name] = SourceConfig(name=name, **table)
+        except ValidationError as exc:
+            raise ConfigError(_format_validation_error(path, f"sources.{name}", exc)) from None
+        except TypeError as exc:
+            raise ConfigError(f"{path}: sources.{name}: {exc}") from None
+    if "demo" not in sources:
+        sources["demo"] = SourceConfig(name="demo", **DEMO_SOURCE)
+    if "secret" in data.get("mixpanel", {}) and "mixpanel.secret" not in refs:
+        raise ConfigError(
+            f"{path}: mixpanel.secret: secrets must not be written in clear; "
+            'write secret = "${MIXPANEL_SECRET}" and export MIXPANEL_SECRET'
+        )
+    try:
+        return Config(
+            path=path if is_file else None, sources=sources, secret_references=refs, **data
+        )
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(path, "", exc)) from None
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _secret_fields(model: type[BaseModel]) -> list[str]:
+    return [
+        name for name, info in model.model_fields.items()
+        if SecretStr in (info.annotation, *getattr(info.annotation, "__args__", ()))
+    ]
+
+
+def connector_settings(config: Config, source: SourceConfig, model: type[BaseModel]) -> BaseModel:
+    """Validate a source's ``settings`` table with its connector's settings model.
+
+    :raises ConfigError: naming ``sources.NAME.settings.KEY`` and the fix, including for a
+        secret written in clear instead of as a ``${NAME}`` reference.
+    """
+    where = config.path or "<built-in>"
+    prefix = f"sources.{source.name}.settings"
+    for name in _secret_fields(model):
+        key = f"{prefix}.{name}"
+        if name in source.settings and not config.is_reference(key) and config.path is not None:
+            env = f"{source.name}_{name}".upper()
+            raise ConfigError(
+                f"{where}: {key}: secrets must not be written in clear; "
+                f'write {name} = "${{{env}}}" and export {env}'
+            )
+    try:
+        return model(**source.settings)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(where, prefix, exc)) from None

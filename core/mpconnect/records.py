@@ -1,0 +1,337 @@
+"""Mixpanel-shaped records: what connectors yield and what the engine sends.
+
+Connectors yield :class:`Event` and :class:`Profile` objects without the project token;
+the engine validates and converts them with :meth:`Event.to_mixpanel` /
+:meth:`Profile.to_mixpanel`, which add the token. Conversion rules for property values:
+
+===========================  ==========================================================
+value                        sent as
+===========================  ==========================================================
+str, int, bool, None         itself
+float                        itself; NaN and infinity are rejected
+aware ``datetime``           ISO 8601 in UTC, ``"2024-01-31T12:00:00"`` (Mixpanel's date
+                             property format); a naive datetime is rejected
+``date``                     ``"2024-01-31"``
+``Decimal``                  float; NaN and infinity are rejected
+``UUID``                     its canonical string
+``Enum``                     its value, converted by these rules
+list, tuple, set, frozenset  a list, each element converted (at most 255 elements)
+dict                         an object with string keys, nested at most 3 deep
+anything else (bytes, ...)   rejected
+===========================  ==========================================================
+
+A rejected record raises :class:`~mpconnect.errors.RecordError` naming the record and the
+field; the engine writes it to the run's quarantine file and counts it.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from mpconnect.errors import RecordError
+
+__all__ = ["Event", "Profile", "make_insert_id", "to_epoch_seconds"]
+
+MAX_PROPERTIES = 255
+MAX_LIST_LENGTH = 255
+MAX_NESTING_DEPTH = 3
+#: Reserved property names the engine fills in; a connector sets them through Event fields.
+RESERVED_EVENT_PROPERTIES = frozenset({"distinct_id", "time", "token", "$insert_id"})
+#: distinct_id values Mixpanel treats as placeholders and rejects.
+PLACEHOLDER_DISTINCT_IDS = frozenset(
+    {"", "anon", "anonymous", "null", "none", "nil", "undefined", "0", "-1", "[]", "{}",
+     "00000000-0000-0000-0000-000000000000", "<nil>", "lmy47d"}
+)
+_INSERT_ID_NAMESPACE = uuid.UUID("5f1c3a52-6f1e-4d2b-9f0e-6d7063636f6e")
+_PLAIN_TYPES = (str, int, bool, type(None))
+# Epoch seconds past this are almost surely milliseconds (year 5138).
+_MAX_EPOCH_SECONDS = 99_999_999_999
+
+
+def make_insert_id(object_id: object, event_name: str) -> str:
+    """Return a deterministic ``$insert_id`` for one event about one source object.
+
+    The result is 36 characters of hex digits and ``-`` (a UUID 5), within Mixpanel's limit
+    of 36 letters, digits and dashes, and the same on every run, so a re-sent batch
+    deduplicates.
+
+    :param object_id: the source object's id, such as ``"ch_3MmlLrLkdIwHu7ix0snN0B15"``.
+    :param event_name: the event's name, such as ``"Charge Succeeded"``.
+
+    >>> make_insert_id("ch_1", "Charge Succeeded") == make_insert_id("ch_1", "Charge Succeeded")
+    True
+    """
+    return str(uuid.uuid5(_INSERT_ID_NAMESPACE, f"{object_id}\x1f{event_name}"))
+
+
+def to_epoch_seconds(value: object, field_name: str = "time") -> int:
+    """Convert an aware datetime or epoch seconds to whole epoch seconds.
+
+    :raises RecordError: for naive datetimes, booleans, negative or millisecond values,
+        and other types.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise RecordError(
+                f"field '{field_name}': naive datetime {value.isoformat()} has no time zone; "
+                "give an aware datetime (for example with tzinfo=UTC)",
+                field_name,
+            )
+        return int(value.timestamp())
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise RecordError(
+            f"field '{field_name}': {type(value).__name__} {value!r} is not a time; "
+            "give an aware datetime or epoch seconds",
+            field_name,
+        )
+    if not math.isfinite(value):
+        raise RecordError(f"field '{field_name}': {value!r} is not a finite time", field_name)
+    if value < 0:
+        raise RecordError(f"field '{field_name}': {value!r} is before 1970", field_name)
+    if value > _MAX_EPOCH_SECONDS:
+        raise RecordError(
+            f"field '{field_name}': {value!r} looks like milliseconds; give epoch seconds",
+            field_name,
+        )
+    return int(value)
+
+
+def _convert(value: Any, path: str, depth: int) -> Any:
+    """Convert one property value to what Mixpanel can hold, or raise RecordError."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise RecordError(f"field '{path}': {value!r} is not a finite number", path)
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise RecordError(
+                f"field '{path}': naive datetime {value.isoformat()} has no time zone; "
+                "give an aware datetime",
+                path,
+            )
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise RecordError(f"field '{path}': Decimal {value} is not a finite number", path)
+        return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return _convert(value.value, path, depth)
+    if isinstance(value, bool | int | str):  # subclasses such as IntEnum handled above
+        return value
+    if isinstance(value, float):
+        return _convert(float(value), path, depth)
+    if isinstance(value, Mapping):
+        if depth >= MAX_NESTING_DEPTH:
+            raise RecordError(
+                f"field '{path}': objects nested more than {MAX_NESTING_DEPTH} deep "
+                "cannot be held by Mixpanel; flatten it",
+                path,
+            )
+        return _convert_mapping(value, path, depth + 1)
+    if isinstance(value, list | tuple | set | frozenset):
+        if len(value) > MAX_LIST_LENGTH:
+            raise RecordError(
+                f"field '{path}': list of {len(value)} elements is over Mixpanel's "
+                f"limit of {MAX_LIST_LENGTH}",
+                path,
+            )
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [_convert(item, f"{path}[{i}]", depth) for i, item in enumerate(items)]
+    raise RecordError(
+        f"field '{path}': {type(value).__name__} values cannot be sent to Mixpanel; "
+        "convert it to a string or number",
+        path,
+    )
+
+
+def _convert_mapping(values: Mapping[Any, Any], prefix: str, depth: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if not isinstance(key, str):
+            raise RecordError(
+                f"field '{prefix}.{key!r}': property names must be strings", f"{prefix}.{key!r}"
+            )
+        path = f"{prefix}.{key}" if prefix else key
+        out[key] = value if type(value) in _PLAIN_TYPES else _convert(value, path, depth)
+    return out
+
+
+def _distinct_id(value: object, field_name: str = "distinct_id") -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | uuid.UUID):
+        raise RecordError(
+            f"field '{field_name}': {type(value).__name__} {value!r} is not an id; "
+            "give a string",
+            field_name,
+        )
+    text = str(value)
+    if text.strip().lower() in PLACEHOLDER_DISTINCT_IDS:
+        raise RecordError(
+            f"field '{field_name}': {text!r} is a placeholder id Mixpanel rejects; "
+            "give the user's real id",
+            field_name,
+        )
+    return text
+
+
+@dataclass(slots=True)
+class Event:
+    """One Mixpanel event, as a connector yields it.
+
+    :param name: the event name, such as ``"Charge Succeeded"``.
+    :param distinct_id: whose event it is.
+    :param time: when it happened: an aware datetime or epoch seconds.
+    :param object_id: the source object's id; with ``name`` it makes the ``$insert_id``.
+    :param properties: further properties; values are converted as the module says.
+    :param insert_id: an explicit ``$insert_id``; by default made from ``object_id``.
+    """
+
+    name: str
+    distinct_id: str
+    time: datetime | int | float
+    object_id: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    insert_id: str | None = None
+
+    def describe(self) -> str:
+        """Name this record for error messages and the quarantine file."""
+        ref = f" object {self.object_id}" if self.object_id else ""
+        return f"event {self.name!r}{ref} (distinct_id {self.distinct_id!r})"
+
+    def to_mixpanel(self, token: str) -> dict[str, Any]:
+        """Validate and convert to Mixpanel's event structure, with the project token.
+
+        :raises RecordError: naming the field when a value cannot be sent.
+        """
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise RecordError("field 'event': an event needs a non-empty name", "event")
+        insert_id = self.insert_id
+        if insert_id is None:
+            if self.object_id is None:
+                raise RecordError(
+                    "field '$insert_id': give object_id (or insert_id) so the event "
+                    "deduplicates when re-sent",
+                    "$insert_id",
+                )
+            insert_id = make_insert_id(self.object_id, self.name)
+        elif len(insert_id) > 36 or not insert_id.replace("-", "").isalnum():
+            raise RecordError(
+                f"field '$insert_id': {insert_id!r} must be at most 36 letters, digits or '-'",
+                "$insert_id",
+            )
+        properties = self.properties
+        if len(properties) > MAX_PROPERTIES:
+            raise RecordError(
+                f"field 'properties': {len(properties)} properties is over Mixpanel's "
+                f"limit of {MAX_PROPERTIES}",
+                "properties",
+            )
+        reserved = RESERVED_EVENT_PROPERTIES.intersection(properties)
+        if reserved:
+            name = sorted(reserved)[0]
+            raise RecordError(
+                f"field 'properties.{name}': reserved; set it through the Event's own fields",
+                f"properties.{name}",
+            )
+        converted = _convert_mapping(properties, "properties", 1)
+        converted["distinct_id"] = _distinct_id(self.distinct_id)
+        converted["time"] = to_epoch_seconds(self.time)
+        converted["token"] = token
+        converted["$insert_id"] = insert_id
+        return {"event": self.name, "properties": converted}
+
+
+_PROFILE_OPERATIONS = (
+    ("set_once", "$set_once"),
+    ("set", "$set"),
+    ("add", "$add"),
+    ("union", "$union"),
+    ("append", "$append"),
+    ("remove", "$remove"),
+    ("unset", "$unset"),
+)
+
+
+@dataclass(slots=True)
+class Profile:
+    """One Mixpanel people profile and the operations to apply to it.
+
+    Each non-empty operation becomes one people record, in the order ``$set_once``,
+    ``$set``, ``$add``, ``$union``, ``$append``, ``$remove``, ``$unset``.
+
+    :param distinct_id: whose profile it is.
+    :param set: properties to set (``$set``), such as ``{"$email": ..., "plan": ...}``.
+    :param set_once: properties set only if absent (``$set_once``).
+    :param add: numeric increments (``$add``).
+    :param union: list properties to merge without duplicates (``$union``).
+    :param append: values to append to list properties (``$append``).
+    :param remove: values to remove from list properties (``$remove``).
+    :param unset: property names to remove (``$unset``).
+    :param object_id: the source object's id, for error messages.
+    """
+
+    distinct_id: str
+    set: dict[str, Any] = field(default_factory=dict)
+    set_once: dict[str, Any] = field(default_factory=dict)
+    add: dict[str, int | float] = field(default_factory=dict)
+    union: dict[str, list[Any]] = field(default_factory=dict)
+    append: dict[str, Any] = field(default_factory=dict)
+    remove: dict[str, Any] = field(default_factory=dict)
+    unset: list[str] = field(default_factory=list)
+    object_id: str | None = None
+
+    def describe(self) -> str:
+        """Name this record for error messages and the quarantine file."""
+        ref = f" object {self.object_id}" if self.object_id else ""
+        return f"profile{ref} (distinct_id {self.distinct_id!r})"
+
+    def to_mixpanel(self, token: str) -> list[dict[str, Any]]:
+        """Validate and convert to Mixpanel people records, one per operation.
+
+        :raises RecordError: naming the field when a value cannot be sent, or when the
+            profile has no operation at all.
+        """
+        distinct_id = _distinct_id(self.distinct_id, "$distinct_id")
+        records: list[dict[str, Any]] = []
+        for attr, key in _PROFILE_OPERATIONS:
+            values = getattr(self, attr)
+            if not values:
+                continue
+            if key == "$unset":
+                if not all(isinstance(name, str) for name in values):
+                    raise RecordError("field '$unset': property names must be strings", key)
+                body: Any = list(values)
+            else:
+                body = _convert_mapping(values, key, 1)
+                if key == "$union":
+                    for name, items in body.items():
+                        if not isinstance(items, list):
+                            raise RecordError(
+                                f"field '$union.{name}': $union takes a list", f"$union.{name}"
+                            )
+                if key == "$add":
+                    for name, number in body.items():
+                        if isinstance(number, bool) or not isinstance(number, int | float):
+                            raise RecordError(
+                                f"field '$add.{name}': $add takes a number", f"$add.{name}"
+                            )
+            records.append({"$token": token, "$distinct_id": distinct_id, key: body})
+        if not records:
+            raise RecordError(
+                "field '$set': a profile needs at least one operation ($set, $set_once, ...)",
+                "$set",
+            )
+        return records

@@ -1,0 +1,150 @@
+"""The sink interface the lifecycle engine writes to.
+
+A sink speaks the Datasets API's operations: create a version, import batches of events
+and people into it, publish it (make it readable), watch it become live, list and delete
+versions. A sink without versions (``versioned = False``) makes the version operations
+trivial and the engine skips publishing and pruning.
+
+Sinks are called from several upload workers at once: :meth:`Sink.import_batch` must be
+thread-safe.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel
+
+RecordKind = Literal["events", "people"]
+#: The Datasets API's "never happened" timestamp.
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+@dataclass
+class VersionInfo:
+    """A dataset version as the Datasets API describes it."""
+
+    version_id: str
+    created_at: str
+    is_live: bool = False
+    readable: bool = False
+    writable: bool = True
+    ready: bool = False
+    readable_at: str = ZERO_TIME
+    ready_at: str = ZERO_TIME
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> VersionInfo:
+        """Build from the API's JSON object (``{"version_id", "created_at", "state": ...}``)."""
+        state = data.get("state") or {}
+        return cls(
+            version_id=str(data["version_id"]),
+            created_at=str(data.get("created_at", ZERO_TIME)),
+            is_live=bool(data.get("is_live", False)),
+            readable=bool(state.get("readable", False)),
+            writable=bool(state.get("writable", True)),
+            ready=bool(state.get("ready", False)),
+            readable_at=str(state.get("readable_at", ZERO_TIME)),
+            ready_at=str(state.get("ready_at", ZERO_TIME)),
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """Return the API's JSON object for this version."""
+        return {
+            "created_at": self.created_at,
+            "is_live": self.is_live,
+            "state": {
+                "readable": self.readable,
+                "readable_at": self.readable_at,
+                "ready": self.ready,
+                "ready_at": self.ready_at,
+                "writable": self.writable,
+            },
+            "version_id": self.version_id,
+        }
+
+
+@dataclass
+class ImportResult:
+    """What a sink did with one batch.
+
+    :param imported: records accepted.
+    :param rejected: ``(index in batch, reason)`` for records the destination refused
+        while keeping the rest (Mixpanel's strict mode); the engine quarantines them.
+    """
+
+    imported: int
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+class SinkSettings(BaseModel):
+    """The ``[mixpanel]`` table as a sink sees it; each sink validates what it needs."""
+
+    model_config = {"extra": "allow"}
+
+
+class Sink(ABC):
+    """Base class of every sink. Subclasses set :attr:`name` and implement the operations.
+
+    :param settings: the validated ``[mixpanel]`` configuration table.
+    :param home: mpconnect's data directory (``$MPCONNECT_HOME``).
+    """
+
+    #: The sink's name in configuration files (``sink = "embedded"``).
+    name: ClassVar[str]
+    #: False for sinks without dataset versions (nothing to create, publish or prune).
+    versioned: ClassVar[bool] = True
+    #: The most records one import request may hold.
+    max_batch_records: ClassVar[int] = 1000
+    #: The most bytes of uncompressed JSON one import request may hold, if limited.
+    max_batch_bytes: ClassVar[int | None] = None
+
+    def __init__(self, settings: Any, home: Path) -> None:
+        self.settings = settings
+        self.home = home
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    def describe(self) -> str:
+        """One line naming where this sink writes (no secrets)."""
+        return self.name
+
+    @abstractmethod
+    def create_version(self, dataset_id: str) -> VersionInfo:
+        """Create a new, writable, unreadable version of ``dataset_id``."""
+
+    @abstractmethod
+    def list_versions(self, dataset_id: str) -> list[VersionInfo]:
+        """Return the retained versions of ``dataset_id``, newest first."""
+
+    def get_version(self, dataset_id: str, version_id: str) -> VersionInfo | None:
+        """Return one version, or None if the service no longer has it."""
+        for version in self.list_versions(dataset_id):
+            if version.version_id == version_id:
+                return version
+        return None
+
+    @abstractmethod
+    def import_batch(
+        self, kind: RecordKind, dataset_id: str, version_id: str, payload: bytes, count: int
+    ) -> ImportResult:
+        """Import one batch: ``payload`` is a JSON array (UTF-8) of ``count`` records.
+
+        :raises mpconnect.errors.RetryableApiError: for failures worth retrying.
+        :raises mpconnect.errors.SinkError: for failures that are not.
+        """
+
+    @abstractmethod
+    def publish(self, dataset_id: str, version_id: str) -> None:
+        """Mark the version readable (``{"readable": true, "writable": ...}``)."""
+
+    @abstractmethod
+    def delete_version(self, dataset_id: str, version_id: str) -> None:
+        """Delete a version."""
+
+    def close(self) -> None:
+        """Release connections and files."""
