@@ -104,7 +104,7 @@ class BackgroundServer:
                 self._runner, self.host, self.port, ssl_context=self.ssl_context, backlog=512
             )
             await site.start()
-            sockets = site._server.sockets if site._server else []  # noqa: SLF001
+            sockets = site._server.sockets if site._server else []
             if sockets:
                 self.port = sockets[0].getsockname()[1]
 

@@ -205,8 +205,10 @@ def load_plugins(extra: Iterable[object] = (), *, entry_points: bool = True) -> 
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {exc}") from exc
     plugins = Plugins(pm=pm, load_errors=errors, providers=providers)
-    for name, (cls, provider) in _collect(plugins, "register_connectors", Connector, "connector").items():
-        plugins.connectors[name] = ConnectorEntry(name, cls, provider, tuple(cls.missing_requirements()))
+    connectors = _collect(plugins, "register_connectors", Connector, "connector")
+    for name, (cls, provider) in connectors.items():
+        missing = tuple(cls.missing_requirements())
+        plugins.connectors[name] = ConnectorEntry(name, cls, provider, missing)
     for name, (cls, provider) in _collect(plugins, "register_sinks", Sink, "sink").items():
         plugins.sinks[name] = SinkEntry(name, cls, provider)
     return plugins

@@ -1,0 +1,89 @@
+"""The ``mpconnect`` command line, built in :func:`build_cli` so tests load plugins afresh.
+
+Each command group lives in its own module; this one wires them together, loads the
+configuration and plugins lazily, and turns mpconnect's errors into one clear line
+(a traceback only with ``--debug`` or ``MPCONNECT_DEBUG=1``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Sequence
+
+import click
+
+from mpconnect.cli.context import CliState
+from mpconnect.errors import MpconnectError
+
+
+class _Group(click.Group):
+    """A group that prints mpconnect errors as one line and exits 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except MpconnectError as exc:
+            state = ctx.find_object(CliState)
+            if state is not None and state.debug:
+                raise
+            click.echo(f"mpconnect: error: {exc}", err=True)
+            ctx.exit(1)
+
+
+def build_cli(extra_plugins: Iterable[object] = (), *, entry_points: bool = True) -> click.Group:
+    """Build the command group.
+
+    :param extra_plugins: plugin objects to register besides the entry points (tests).
+    :param entry_points: load plugins from the ``mpconnect`` entry-point group.
+    """
+    from mpconnect import __version__
+    from mpconnect.cli import datasets, listing, runs
+
+    @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                  help="Configuration file (default: $MPCONNECT_CONFIG, else ./mpconnect.toml).")
+    @click.option("--debug", is_flag=True, default=lambda: os.environ.get("MPCONNECT_DEBUG") == "1",
+                  help="Show tracebacks (also MPCONNECT_DEBUG=1).")
+    @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+                  show_default=True, help="Log lines for people or for machines.")
+    @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+    @click.version_option(__version__, prog_name="mpconnect")
+    @click.pass_context
+    def cli(ctx: click.Context, config_path: str | None, debug: bool, log_format: str,
+            verbose: bool) -> None:
+        """Load business data into Mixpanel dataset versions.
+
+        Without a configuration file the built-in `demo` source loads synthetic data into
+        the embedded store: try `mpconnect run demo` and `mpconnect inspect DEMO`.
+        """
+        state = CliState(config_path=config_path, debug=debug, log_format=log_format,
+                         verbose=verbose, extra_plugins=tuple(extra_plugins),
+                         entry_points=entry_points)
+        state.setup_logging()
+        ctx.obj = state
+
+    for module in (listing, runs, datasets):
+        module.register(cli)
+    _register_optional(cli)
+    return cli
+
+
+def _register_optional(cli: click.Group) -> None:
+    """Add command modules that other parts of mpconnect provide, when present."""
+    import importlib
+
+    for name in ("mpconnect.cli.serve", "mpconnect.cli.schedule"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(cli)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli = build_cli()
+    cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="mpconnect")

@@ -1,0 +1,96 @@
+"""What every command shares: the configuration, the plugins, the engine, output helpers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import click
+
+from mpconnect.config import Config, load_config
+from mpconnect.paths import home_dir
+from mpconnect.plugins import Plugins, load_plugins
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per log line: time, level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format the record as JSON."""
+        data = {
+            "time": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data)
+
+
+@dataclass
+class CliState:
+    """Options of the top-level command and what is loaded from them, lazily."""
+
+    config_path: str | None = None
+    debug: bool = False
+    log_format: str = "text"
+    verbose: bool = False
+    extra_plugins: tuple[object, ...] = ()
+    entry_points: bool = True
+    _handler: logging.Handler | None = field(default=None, repr=False)
+
+    def setup_logging(self) -> None:
+        """Send mpconnect's log lines to stderr, as text or JSON."""
+        root = logging.getLogger("mpconnect")
+        for handler in list(root.handlers):
+            if getattr(handler, "_mpconnect", False):
+                root.removeHandler(handler)
+        handler = logging.StreamHandler(sys.stderr)
+        if self.log_format == "json":
+            handler.setFormatter(JsonLogFormatter())
+        else:
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
+                                                   "%H:%M:%S"))
+        handler._mpconnect = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG if self.verbose else logging.INFO)
+        root.propagate = False
+
+    @cached_property
+    def config(self) -> Config:
+        """The configuration file, loaded and validated."""
+        return load_config(self.config_path)
+
+    @cached_property
+    def plugins(self) -> Plugins:
+        """The loaded plugins; load errors are printed as warnings."""
+        plugins = load_plugins(self.extra_plugins, entry_points=self.entry_points)
+        for error in plugins.load_errors:
+            click.echo(f"mpconnect: warning: {error}", err=True)
+        return plugins
+
+    @cached_property
+    def engine(self) -> Any:
+        """The lifecycle engine over the configuration and plugins."""
+        from mpconnect.engine import Engine
+
+        return Engine(self.config, self.plugins, home_dir())
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as indented JSON."""
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def echo_table(headers: list[str], rows: list[list[Any]]) -> None:
+    """Print a plain, aligned table."""
+    cells = [headers, *[["" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                   .rstrip())

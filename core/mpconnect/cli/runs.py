@@ -1,0 +1,119 @@
+"""``mpconnect run``, ``mpconnect runs`` and ``mpconnect check``."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import click
+
+from mpconnect.cli.context import CliState, echo_json, echo_table
+from mpconnect.connector import RunContext
+from mpconnect.engine.lifecycle import RunOptions
+from mpconnect.engine.progress import default_progress
+from mpconnect.errors import MpconnectError, RunFailed, RunLocked
+
+
+def register(cli: click.Group) -> None:
+    """Add ``run``, ``runs`` and ``check``."""
+    cli.add_command(run)
+    cli.add_command(runs)
+    cli.add_command(check)
+
+
+@click.command()
+@click.argument("sources", nargs=-1)
+@click.option("--all", "run_all", is_flag=True, help="Run every configured source.")
+@click.option("--restart", is_flag=True,
+              help="Abandon (delete) an unfinished version instead of resuming it.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary; errors only.")
+@click.option("--concurrency", type=click.IntRange(1, 64),
+              help="Upload workers (default: [engine] concurrency, 4).")
+@click.option("--max-quarantined", type=click.FloatRange(min=0),
+              help="Fail before publishing when more records are quarantined: a count, or a "
+                   "fraction of records read such as 0.01 (default 0 = no limit).")
+@click.pass_obj
+def run(state: CliState, sources: tuple[str, ...], run_all: bool, restart: bool, quiet: bool,
+        concurrency: int | None, max_quarantined: float | None) -> None:
+    """Run SOURCES: each becomes a new live dataset version, then prints its summary."""
+    names = list(sources)
+    if run_all:
+        names = [name for name in state.config.sources if name != "demo" or len(names) == 0]
+        names = [n for n in state.config.sources if n != "demo"] or ["demo"]
+    if not names:
+        raise click.UsageError("name at least one source, or give --all")
+    for name in names:
+        state.config.source(name)  # unknown names fail before anything runs
+    failures = 0
+    for name in names:
+        options = RunOptions(restart=restart, concurrency=concurrency,
+                             max_quarantined=max_quarantined, progress=default_progress(quiet))
+        try:
+            summary = state.engine.run(name, options)
+        except RunLocked as exc:
+            click.echo(f"mpconnect: error: {exc}", err=True)
+            failures += 1
+            continue
+        except RunFailed as exc:
+            last = state.engine.ledger.list_runs(name, limit=1)
+            if not quiet and last:
+                click.echo(_describe_row(last[0]), err=True)
+            click.echo(f"mpconnect: error: {exc}", err=True)
+            failures += 1
+            continue
+        if not quiet:
+            click.echo(summary.describe())
+    if failures:
+        raise click.exceptions.Exit(1)
+
+
+def _describe_row(row: dict) -> str:
+    return (f"{row['source']}: {row['status']}; read {row['read']:,}, imported "
+            f"{row['imported']:,}, quarantined {row['quarantined']:,}; version "
+            f"{row['version_id'] or '-'}")
+
+
+@click.command()
+@click.option("--source", help="Only this source's runs.")
+@click.option("--limit", default=20, show_default=True, help="How many runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def runs(state: CliState, source: str | None, limit: int, as_json: bool) -> None:
+    """List past runs, newest first: status, version, counts, duration, error."""
+    rows = state.engine.ledger.list_runs(source, limit=limit)
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table(
+        ["STARTED", "SOURCE", "STATUS", "VERSION", "READ", "IMPORTED", "QUAR.", "RETRIES",
+         "SECONDS", "ERROR"],
+        [[time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])), r["source"],
+          r["status"], r["version_id"] or "-", r["read"], r["imported"], r["quarantined"],
+          r["retries"], r["duration"] if r["duration"] is not None else "-",
+          (r["error"] or "")[:80]] for r in rows],
+    )
+
+
+@click.command()
+@click.argument("source")
+@click.pass_obj
+def check(state: CliState, source: str) -> None:
+    """Check SOURCE's settings and credentials with one cheap call to the source."""
+    config = state.config
+    source_config = config.source(source)
+    entry = state.plugins.connector(source_config.connector)
+    from mpconnect.config import connector_settings
+
+    settings = connector_settings(config, source_config, entry.cls.Settings)
+    connector = entry.cls(settings)
+    ctx = RunContext(source=source, dataset_id=source_config.dataset_id,
+                     log=logging.getLogger(f"mpconnect.source.{source}"))
+    try:
+        message = connector.check(ctx)
+    except MpconnectError:
+        raise
+    except Exception as exc:
+        raise MpconnectError(f"{source}: check failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        connector.close()
+    click.echo(f"{source}: ok: {message}")

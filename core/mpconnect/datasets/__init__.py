@@ -1,0 +1,1 @@
+"""The Mixpanel Datasets API three ways: embedded store, HTTP client, local server."""

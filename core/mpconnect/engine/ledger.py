@@ -1,0 +1,251 @@
+"""The run ledger: every run's outcome, and a checkpoint per acknowledged batch.
+
+:class:`RunLedger` is the interface; :class:`SqliteRunLedger` keeps it in
+``$MPCONNECT_HOME/ledger.sqlite3`` for one machine. A shared database can implement the
+same interface when several machines run sources. Secrets are never stored.
+
+A *spool* is the set of batches one extraction produced for one version; the run that
+created it gives it its id. A run that resumes a version takes over its spool.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mpconnect.engine.summary import RunSummary
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    dataset_id TEXT NOT NULL,
+    sink TEXT NOT NULL,
+    version_id TEXT,
+    spool_id TEXT,
+    spool_dir TEXT,
+    host TEXT,
+    pid INTEGER,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    read INTEGER NOT NULL DEFAULT 0,
+    imported INTEGER NOT NULL DEFAULT 0,
+    quarantined INTEGER NOT NULL DEFAULT 0,
+    retries INTEGER NOT NULL DEFAULT 0,
+    batches INTEGER NOT NULL DEFAULT 0,
+    resumed INTEGER NOT NULL DEFAULT 0,
+    extraction_done INTEGER NOT NULL DEFAULT 0,
+    published INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    quarantine_file TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_source ON runs (source, started_at);
+CREATE TABLE IF NOT EXISTS batches (
+    spool_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    acked INTEGER NOT NULL DEFAULT 0,
+    imported INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (spool_id, seq)
+);
+"""
+
+#: Statuses of a run that did not finish its version and may leave it resumable.
+UNFINISHED = ("running", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class BatchRef:
+    """One spooled batch: its sequence number, kind, record count and file."""
+
+    seq: int
+    kind: str
+    count: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """An unfinished version a new run of the source may resume."""
+
+    run_id: str
+    spool_id: str
+    version_id: str
+    spool_dir: Path
+    host: str
+    extraction_done: bool
+    read: int
+    quarantined: int
+
+
+class RunLedger(ABC):
+    """Where runs and batch checkpoints are recorded."""
+
+    @abstractmethod
+    def record_run(self, summary: RunSummary, *, spool_id: str | None = None,
+                   spool_dir: Path | None = None, host: str = "", pid: int = 0) -> None:
+        """Insert or update a run's row from its summary."""
+
+    @abstractmethod
+    def mark_extraction_done(self, run_id: str, read: int, quarantined: int) -> None:
+        """Record that the run's extraction finished: its spool is complete."""
+
+    @abstractmethod
+    def mark_published(self, run_id: str) -> None:
+        """Record that the run's version was published."""
+
+    @abstractmethod
+    def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
+        """Change a run's status (for example to ``abandoned``)."""
+
+    @abstractmethod
+    def add_batch(self, spool_id: str, batch: BatchRef) -> None:
+        """Record a spooled batch, not yet acknowledged."""
+
+    @abstractmethod
+    def ack_batch(self, spool_id: str, seq: int, imported: int) -> None:
+        """Checkpoint: the sink acknowledged batch ``seq``."""
+
+    @abstractmethod
+    def unacked_batches(self, spool_id: str) -> list[BatchRef]:
+        """Return the spool's batches not yet acknowledged, in order."""
+
+    @abstractmethod
+    def acked_totals(self, spool_id: str) -> tuple[int, int]:
+        """Return (acknowledged batches, records imported by them)."""
+
+    @abstractmethod
+    def resume_point(self, source: str) -> ResumePoint | None:
+        """Return the source's latest unfinished, unpublished version, if any."""
+
+    @abstractmethod
+    def list_runs(self, source: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Return runs, newest first."""
+
+
+class SqliteRunLedger(RunLedger):
+    """The ledger in one SQLite file (WAL; one connection per thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=60000")
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return db
+
+    def record_run(self, summary: RunSummary, *, spool_id: str | None = None,
+                   spool_dir: Path | None = None, host: str = "", pid: int = 0) -> None:
+        """Insert the run or update its counts, status and error."""
+        db = self._db()
+        db.execute(
+            "INSERT INTO runs (run_id, source, dataset_id, sink, status, started_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id) DO NOTHING",
+            (summary.run_id, summary.source, summary.dataset_id, summary.sink, summary.status,
+             summary.started_at),
+        )
+        db.execute(
+            "UPDATE runs SET version_id = ?, status = ?, ended_at = ?, read = ?, imported = ?, "
+            "quarantined = ?, retries = ?, batches = ?, resumed = ?, error = ?, "
+            "quarantine_file = ? WHERE run_id = ?",
+            (summary.version_id, summary.status, summary.ended_at, summary.read,
+             summary.imported, summary.quarantined, summary.retries, summary.batches,
+             int(summary.resumed), summary.error, summary.quarantine_file, summary.run_id),
+        )
+        if spool_id is not None:
+            db.execute(
+                "UPDATE runs SET spool_id = ?, spool_dir = ?, host = ?, pid = ? WHERE run_id = ?",
+                (spool_id, str(spool_dir) if spool_dir else None, host, pid, summary.run_id),
+            )
+
+    def mark_extraction_done(self, run_id: str, read: int, quarantined: int) -> None:
+        """Record that the spool is complete."""
+        self._db().execute(
+            "UPDATE runs SET extraction_done = 1, read = ?, quarantined = ? WHERE run_id = ?",
+            (read, quarantined, run_id),
+        )
+
+    def mark_published(self, run_id: str) -> None:
+        """Record that the version was published."""
+        self._db().execute("UPDATE runs SET published = 1 WHERE run_id = ?", (run_id,))
+
+    def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
+        """Change a run's status and, if given, its error."""
+        self._db().execute(
+            "UPDATE runs SET status = ?, error = COALESCE(?, error) WHERE run_id = ?",
+            (status, error, run_id),
+        )
+
+    def add_batch(self, spool_id: str, batch: BatchRef) -> None:
+        """Record a spooled batch."""
+        self._db().execute(
+            "INSERT OR REPLACE INTO batches (spool_id, seq, kind, count, path) VALUES (?,?,?,?,?)",
+            (spool_id, batch.seq, batch.kind, batch.count, str(batch.path)),
+        )
+
+    def ack_batch(self, spool_id: str, seq: int, imported: int) -> None:
+        """Checkpoint one acknowledged batch."""
+        self._db().execute(
+            "UPDATE batches SET acked = 1, imported = ? WHERE spool_id = ? AND seq = ?",
+            (imported, spool_id, seq),
+        )
+
+    def unacked_batches(self, spool_id: str) -> list[BatchRef]:
+        """Return the batches still to send, in order."""
+        rows = self._db().execute(
+            "SELECT seq, kind, count, path FROM batches WHERE spool_id = ? AND acked = 0 "
+            "ORDER BY seq", (spool_id,),
+        )
+        return [BatchRef(r["seq"], r["kind"], r["count"], Path(r["path"])) for r in rows]
+
+    def acked_totals(self, spool_id: str) -> tuple[int, int]:
+        """Return (acknowledged batches, records they imported)."""
+        row = self._db().execute(
+            "SELECT COUNT(*), COALESCE(SUM(imported), 0) FROM batches "
+            "WHERE spool_id = ? AND acked = 1", (spool_id,),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def resume_point(self, source: str) -> ResumePoint | None:
+        """Return the newest unfinished, unpublished version of the source, if any."""
+        row = self._db().execute(
+            "SELECT * FROM runs WHERE source = ? AND version_id IS NOT NULL "
+            "AND spool_id IS NOT NULL ORDER BY started_at DESC LIMIT 1", (source,),
+        ).fetchone()
+        if row is None or row["status"] not in UNFINISHED or row["published"]:
+            return None
+        return ResumePoint(
+            run_id=row["run_id"], spool_id=row["spool_id"], version_id=row["version_id"],
+            spool_dir=Path(row["spool_dir"]), host=row["host"] or "",
+            extraction_done=bool(row["extraction_done"]), read=row["read"],
+            quarantined=row["quarantined"],
+        )
+
+    def list_runs(self, source: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Return runs, newest first, as dicts."""
+        where, args = ("WHERE source = ?", (source,)) if source else ("", ())
+        rows = self._db().execute(
+            f"SELECT * FROM runs {where} ORDER BY started_at DESC LIMIT ?", (*args, limit)
+        )
+        result = []
+        for row in rows:
+            data = dict(row)
+            end = data["ended_at"]
+            data["duration"] = round(end - data["started_at"], 3) if end else None
+            result.append(data)
+        return result

@@ -1,0 +1,431 @@
+"""One run of one source → one dataset version: lock, create, extract, import, publish,
+wait until live, prune. A run that dies after creating its version is resumed by the
+next run of the source (same version, same spool, only unacknowledged batches sent).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mpconnect.config import Config, SourceConfig, connector_settings
+from mpconnect.connector import Connector, RunContext
+from mpconnect.engine.ledger import BatchRef, ResumePoint, RunLedger, SqliteRunLedger
+from mpconnect.engine.lock import FileSourceLock, SourceLock
+from mpconnect.engine.progress import Progress
+from mpconnect.engine.quarantine import QuarantineFile
+from mpconnect.engine.spool import SpoolWriter, remove_spool
+from mpconnect.engine.summary import RunSummary
+from mpconnect.engine.upload import Uploader
+from mpconnect.errors import MpconnectError, PluginError, RecordError, RunFailed
+from mpconnect.paths import home_dir
+from mpconnect.plugins import Plugins, notify
+from mpconnect.records import Event, Profile
+from mpconnect.sinks.base import Sink
+
+log = logging.getLogger("mpconnect.engine")
+
+#: The token records carry in the embedded store when no project token is configured.
+EMBEDDED_TOKEN = "mpconnect-embedded"
+
+
+@dataclass
+class RunOptions:
+    """How to run: ``restart`` abandons an unfinished version instead of resuming it."""
+
+    restart: bool = False
+    concurrency: int | None = None
+    max_quarantined: float | None = None
+    progress: Progress | None = None
+    stop: threading.Event | None = None
+
+
+class _Interrupted(MpconnectError):
+    """The run was asked to stop (SIGTERM, scheduler shutdown)."""
+
+
+class Engine:
+    """Runs sources: the one lifecycle every connector and sink shares.
+
+    :param config: the loaded configuration.
+    :param plugins: the loaded plugins (connectors, sinks, hooks).
+    :param home: the data directory (default ``$MPCONNECT_HOME``).
+    :param ledger: the run ledger (default: SQLite under ``home``).
+    :param lock_factory: makes a source's lock (default: a file lock under ``home``).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        plugins: Plugins,
+        home: Path | None = None,
+        ledger: RunLedger | None = None,
+        lock_factory: Callable[[str, str], SourceLock] | None = None,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.home = home or home_dir()
+        self.ledger = ledger or SqliteRunLedger(self.home / "ledger.sqlite3")
+        self.lock_factory = lock_factory or (
+            lambda source, run_id: FileSourceLock(self.home / "locks", source, run_id)
+        )
+
+    # -- sinks ---------------------------------------------------------------------------
+
+    def make_sink(self) -> Sink:
+        """Instantiate the configured sink."""
+        entry = self.plugins.sink(self.config.mixpanel.sink)
+        return entry.cls(self.config.mixpanel, self.home)
+
+    def token(self, sink: Sink) -> str:
+        """The project token records carry."""
+        token = self.config.mixpanel.project_token
+        if token:
+            return token
+        if sink.name == "embedded":
+            return EMBEDDED_TOKEN
+        where = self.config.path or "the configuration"
+        raise MpconnectError(
+            f"{where}: mixpanel.project_token: the {sink.name!r} sink needs the project token; "
+            'add project_token = "${MIXPANEL_PROJECT_TOKEN}" to [mixpanel]'
+        )
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(self, source_name: str, options: RunOptions | None = None) -> RunSummary:
+        """Run one source to a live dataset version and return the summary.
+
+        :raises RunLocked: when the source is already running.
+        :raises RunFailed: when the run stopped; the summary is in ``error.summary``.
+        """
+        options = options or RunOptions()
+        source = self.config.source(source_name)
+        entry = self.plugins.connector(source.connector)
+        settings = connector_settings(self.config, source, entry.cls.Settings)
+        run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        lock = self.lock_factory(source.name, run_id)
+        lock.acquire()
+        try:
+            sink = self.make_sink()
+            try:
+                return _Run(self, source, entry.cls, settings, sink, run_id, options).execute()
+            finally:
+                sink.close()
+        finally:
+            lock.release()
+
+
+class _Run:
+    """The state of one run in progress."""
+
+    def __init__(self, engine: Engine, source: SourceConfig, connector_cls: type[Connector],
+                 settings: Any, sink: Sink, run_id: str, options: RunOptions) -> None:
+        self.engine = engine
+        self.ledger = engine.ledger
+        self.plugins = engine.plugins
+        self.source = source
+        self.connector_cls = connector_cls
+        self.settings = settings
+        self.sink = sink
+        self.options = options
+        self.progress = options.progress or Progress()
+        self.stop = options.stop or threading.Event()
+        self.summary = RunSummary(run_id=run_id, source=source.name,
+                                  dataset_id=source.dataset_id, sink=sink.name)
+        quarantine_path = engine.home / "quarantine" / source.name / f"{run_id}.jsonl"
+        self.quarantine = QuarantineFile(quarantine_path, source.name)
+        self.summary.quarantine_file = str(quarantine_path)
+        self._count_lock = threading.Lock()
+
+    # -- orchestration -------------------------------------------------------------------
+
+    def execute(self) -> RunSummary:
+        summary = self.summary
+        self.ledger.record_run(summary)
+        resume = self._resume_point()
+        self.progress.start(self.source.name, resume.read if resume else None)
+        try:
+            spool_id, spool_dir = self._open_version(resume)
+            self._load(spool_id, spool_dir, resume)
+            if self.sink.versioned:
+                self._publish()
+                self._wait_live()
+                self._prune()
+            summary.status = "succeeded"
+            remove_spool(spool_dir)
+        except _Interrupted as exc:
+            summary.status, summary.error = "interrupted", str(exc)
+            raise RunFailed(f"{self.source.name}: {exc}") from exc
+        except BaseException as exc:
+            summary.status = "failed"
+            summary.error = _describe(exc)
+            notify(self.plugins, "run_failed", log, source=summary.source,
+                   dataset_id=summary.dataset_id, version_id=summary.version_id, error=exc)
+            if isinstance(exc, MpconnectError | KeyboardInterrupt):
+                raise RunFailed(f"{self.source.name}: {summary.error}") from exc
+            raise
+        finally:
+            summary.ended_at = time.time()
+            summary.quarantined = self.quarantine.count + (resume.quarantined if resume else 0)
+            if not summary.quarantined:
+                summary.quarantine_file = None
+            self.quarantine.close()
+            self.progress.stop()
+            self.ledger.record_run(summary)
+        return summary
+
+    def _resume_point(self) -> ResumePoint | None:
+        point = self.ledger.resume_point(self.source.name)
+        if point is None:
+            return None
+        reason = None
+        if self.options.restart:
+            reason = "--restart given"
+        elif point.host != socket.gethostname() or not point.spool_dir.is_dir():
+            reason = "its spool is not on this machine"
+        elif not point.extraction_done:
+            reason = "its extraction did not finish (a snapshot never mixes two extractions)"
+        elif any(not b.path.is_file() for b in self.ledger.unacked_batches(point.spool_id)):
+            reason = "spooled batches are missing"
+        elif self.sink.versioned and self.sink.get_version(
+            self.source.dataset_id, point.version_id
+        ) is None:
+            reason = "the version no longer exists in the sink"
+        if reason is None:
+            return point
+        self._abandon(point, reason)
+        return None
+
+    def _abandon(self, point: ResumePoint, reason: str) -> None:
+        log.warning("%s: abandoning unfinished version %s: %s",
+                    self.source.name, point.version_id, reason)
+        if self.sink.versioned:
+            try:
+                self.sink.delete_version(self.source.dataset_id, point.version_id)
+            except MpconnectError as exc:
+                log.warning("%s: could not delete abandoned version %s: %s",
+                            self.source.name, point.version_id, exc)
+        self.ledger.set_status(point.run_id, "abandoned", f"abandoned: {reason}")
+        if point.host == socket.gethostname():
+            remove_spool(point.spool_dir)
+
+    def _open_version(self, resume: ResumePoint | None) -> tuple[str, Path]:
+        summary = self.summary
+        if resume is not None:
+            summary.version_id = resume.version_id
+            summary.resumed = True
+            spool_id, spool_dir = resume.spool_id, resume.spool_dir
+            self.ledger.set_status(resume.run_id, "resumed", f"resumed by run {summary.run_id}")
+            log.info("%s: resuming version %s", self.source.name, resume.version_id)
+        else:
+            if self.sink.versioned:
+                summary.version_id = self.sink.create_version(self.source.dataset_id).version_id
+            else:
+                summary.version_id = summary.run_id
+            spool_id = summary.run_id
+            spool_dir = self.engine.home / "spool" / spool_id
+        self.ledger.record_run(summary, spool_id=spool_id, spool_dir=spool_dir,
+                               host=socket.gethostname(), pid=os.getpid())
+        notify(self.plugins, "version_created", log, source=summary.source,
+               dataset_id=summary.dataset_id, version_id=summary.version_id, sink=self.sink.name)
+        return spool_id, spool_dir
+
+    # -- extraction and upload -----------------------------------------------------------
+
+    def _count_imported(self, imported: int) -> None:
+        with self._count_lock:
+            self.summary.imported += imported
+            self.summary.batches += 1
+            total = self.summary.imported
+        self.progress.imported(total)
+
+    def _count_retry(self) -> None:
+        with self._count_lock:
+            self.summary.retries += 1
+
+    def _load(self, spool_id: str, spool_dir: Path, resume: ResumePoint | None) -> None:
+        summary = self.summary
+        concurrency = self.options.concurrency or self.engine.config.engine.concurrency
+        uploader = Uploader(
+            self.sink, self.ledger, spool_id=spool_id, dataset_id=self.source.dataset_id,
+            version_id=summary.version_id or "", concurrency=concurrency,
+            max_retries=self.engine.config.engine.max_retries, quarantine=self.quarantine,
+            on_imported=self._count_imported, on_retry=self._count_retry,
+        )
+        try:
+            if resume is not None:
+                summary.batches, summary.imported = self.ledger.acked_totals(spool_id)
+                summary.read = resume.read
+                for batch in self.ledger.unacked_batches(spool_id):
+                    uploader.submit(batch)
+            else:
+                self._extract(spool_id, spool_dir, uploader)
+        except BaseException:
+            uploader.stopped.set()
+            raise
+        finally:
+            uploader.finish()
+        if uploader.failure is not None:
+            raise uploader.failure
+        if self.stop.is_set():
+            raise _Interrupted("stopped on request before publishing; the next run resumes")
+        self._check_quarantine_limit()
+
+    def _extract(self, spool_id: str, spool_dir: Path, uploader: Uploader) -> None:
+        summary = self.summary
+
+        def spooled(batch: BatchRef) -> None:
+            self.ledger.add_batch(spool_id, batch)
+            uploader.submit(batch)
+            self.progress.extracted(summary.read, self.quarantine.count)
+
+        writer = SpoolWriter(spool_dir, self.sink.max_batch_records, self.sink.max_batch_bytes,
+                             spooled)
+        ctx = RunContext(
+            source=self.source.name, dataset_id=self.source.dataset_id,
+            log=logging.getLogger(f"mpconnect.source.{self.source.name}"),
+            state_dir=self.engine.home / "state" / self.source.name,
+            quarantine=lambda what, reason, data=None: self.quarantine.add(what, reason, data),
+        )
+        connector = self.connector_cls(self.settings)
+        token = self.engine.token(self.sink)
+        transformers = [
+            (self.plugins.pm.get_name(impl.plugin), impl.function)
+            for impl in self.plugins.pm.hook.transform_record.get_hookimpls()
+        ]
+        try:
+            for kind, records in (("events", connector.events), ("people", connector.people)):
+                self._drain(kind, records(ctx), writer, token, transformers, uploader)
+        finally:
+            connector.close()
+        writer.flush()
+        self.ledger.mark_extraction_done(summary.run_id, summary.read, self.quarantine.count)
+        self.progress.extracted(summary.read, self.quarantine.count)
+
+    def _drain(self, kind: str, records: Any, writer: SpoolWriter, token: str,
+               transformers: list[tuple[str, Callable[..., Any]]], uploader: Uploader) -> None:
+        summary = self.summary
+        quarantine = self.quarantine
+        add = writer.add
+        source_name = self.source.name
+        stop = self.stop
+        expected = Event if kind == "events" else Profile
+        iterator = iter(records)
+        while True:
+            try:
+                record = next(iterator)
+            except StopIteration:
+                return
+            except MpconnectError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"connector {self.connector_cls.name!r} failed while reading {kind}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            summary.read += 1
+            if type(record) is not expected and not isinstance(record, expected):
+                raise PluginError(
+                    f"connector {self.connector_cls.name!r} yielded {record!r} from "
+                    f"{kind}(); expected mpconnect.{expected.__name__}"
+                )
+            try:
+                for plugin_name, transform in transformers:
+                    try:
+                        transform(record=record, source=source_name)
+                    except RecordError:
+                        raise
+                    except Exception as exc:
+                        raise PluginError(
+                            f"plugin {plugin_name!r} raised in transform_record: "
+                            f"{type(exc).__name__}: {exc}"
+                        ) from exc
+                converted = record.to_mixpanel(token)
+            except RecordError as exc:
+                quarantine.add(record.describe(), str(exc), _record_data(record), exc.field)
+                continue
+            if kind == "events":
+                add(kind, converted)
+            else:
+                for item in converted:
+                    add(kind, item)
+            if uploader.stopped.is_set() or stop.is_set():
+                if stop.is_set():
+                    raise _Interrupted("stopped on request during extraction")
+                return
+
+    def _check_quarantine_limit(self) -> None:
+        limit = self.options.max_quarantined
+        if limit is None:
+            limit = self.source.max_quarantined
+        if not limit:
+            return
+        count = self.quarantine.count
+        allowed = limit if limit >= 1 else limit * max(self.summary.read, 1)
+        if count > allowed:
+            raise RunFailed(
+                f"{count} records quarantined, over the limit of "
+                f"{limit if limit >= 1 else f'{limit:.0%} of records read'}; "
+                f"not publishing (see {self.quarantine.path})"
+            )
+
+    # -- publish, live, prune ------------------------------------------------------------
+
+    def _publish(self) -> None:
+        summary = self.summary
+        self.progress.stage(f"publishing version {summary.version_id}")
+        self.sink.publish(self.source.dataset_id, summary.version_id or "")
+        self.ledger.mark_published(summary.run_id)
+        notify(self.plugins, "version_published", log, source=summary.source,
+               dataset_id=summary.dataset_id, version_id=summary.version_id, summary=summary)
+
+    def _wait_live(self) -> None:
+        summary = self.summary
+        deadline = time.monotonic() + self.engine.config.engine.live_timeout
+        wait = 0.2
+        self.progress.stage(f"waiting until version {summary.version_id} is live")
+        while True:
+            version = self.sink.get_version(self.source.dataset_id, summary.version_id or "")
+            if version is not None and version.is_live:
+                break
+            if time.monotonic() + wait > deadline:
+                raise RunFailed(
+                    f"version {summary.version_id} was published but is not live after "
+                    f"{self.engine.config.engine.live_timeout:.0f} s (engine.live_timeout)"
+                )
+            if self.stop.wait(wait):
+                raise _Interrupted("stopped on request while waiting until live")
+            wait = min(wait * 2, 10.0)
+        notify(self.plugins, "version_live", log, source=summary.source,
+               dataset_id=summary.dataset_id, version_id=summary.version_id)
+
+    def _prune(self) -> None:
+        versions = self.sink.list_versions(self.source.dataset_id)
+        live_index = next((i for i, v in enumerate(versions) if v.is_live), None)
+        if live_index is None:
+            return
+        older = versions[live_index + 1:]
+        for version in older[self.source.keep_versions - 1:]:
+            self.progress.stage(f"pruning version {version.version_id}")
+            self.sink.delete_version(self.source.dataset_id, version.version_id)
+
+
+def _record_data(record: Event | Profile) -> dict[str, Any]:
+    fields = record.__slots__  # type: ignore[attr-defined]
+    return {name: getattr(record, name) for name in fields}
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MpconnectError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return f"{type(exc).__name__}: {exc}"

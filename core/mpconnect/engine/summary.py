@@ -1,0 +1,57 @@
+"""What one run did, as shown at its end and kept in the run ledger."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunSummary:
+    """The counts and outcome of one run of one source."""
+
+    run_id: str
+    source: str
+    dataset_id: str
+    sink: str
+    version_id: str | None = None
+    status: str = "running"
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    read: int = 0
+    imported: int = 0
+    quarantined: int = 0
+    retries: int = 0
+    batches: int = 0
+    resumed: bool = False
+    error: str | None = None
+    quarantine_file: str | None = None
+
+    @property
+    def duration(self) -> float:
+        """Seconds from start to end (or to now while running)."""
+        return (self.ended_at or time.time()) - self.started_at
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict, with the duration."""
+        data = asdict(self)
+        data["duration"] = round(self.duration, 3)
+        return data
+
+    def describe(self) -> str:
+        """One paragraph for the end of a run."""
+        rate = self.imported / self.duration if self.duration > 0 else 0.0
+        lines = [
+            f"{self.source}: {self.status}"
+            + (f" (resumed version {self.version_id})" if self.resumed else ""),
+            f"  records read {self.read:,}, imported {self.imported:,}, "
+            f"quarantined {self.quarantined:,}, retries {self.retries:,}",
+            f"  dataset {self.dataset_id} version {self.version_id or '-'} via {self.sink}; "
+            f"{self.duration:.1f} s ({rate:,.0f} records/s)",
+        ]
+        if self.quarantined and self.quarantine_file:
+            lines.append(f"  quarantine file: {self.quarantine_file}")
+        if self.error:
+            lines.append(f"  error: {self.error}")
+        return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""Upload workers: import spooled batches with bounded concurrency and retries.
+
+Each worker takes a batch from the queue, sends it through the sink (retrying 429, 5xx,
+timeouts and dropped connections with backoff, honouring ``Retry-After``), and
+checkpoints it in the ledger once acknowledged. The first batch that cannot be sent
+stops the pool; its error is kept in :attr:`Uploader.failure`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+import orjson
+
+from mpconnect.engine.ledger import BatchRef, RunLedger
+from mpconnect.engine.quarantine import QuarantineFile
+from mpconnect.engine.spool import read_batch
+from mpconnect.errors import RetryableApiError
+from mpconnect.retry import call_with_retries
+from mpconnect.sinks.base import Sink
+
+log = logging.getLogger("mpconnect.engine")
+
+
+class Uploader:
+    """A pool of ``concurrency`` threads importing batches into one version."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        ledger: RunLedger,
+        *,
+        spool_id: str,
+        dataset_id: str,
+        version_id: str,
+        concurrency: int,
+        max_retries: int,
+        quarantine: QuarantineFile,
+        on_imported: Callable[[int], None],
+        on_retry: Callable[[], None],
+    ) -> None:
+        self.sink = sink
+        self.ledger = ledger
+        self.spool_id = spool_id
+        self.dataset_id = dataset_id
+        self.version_id = version_id
+        self.max_retries = max_retries
+        self.quarantine = quarantine
+        self.on_imported = on_imported
+        self.on_retry = on_retry
+        self.failure: BaseException | None = None
+        self.stopped = threading.Event()
+        self._queue: queue.Queue[BatchRef | None] = queue.Queue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"mpconnect-upload-{i}", daemon=True)
+            for i in range(concurrency)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, batch: BatchRef) -> None:
+        """Queue a batch for import."""
+        self._queue.put(batch)
+
+    def finish(self) -> None:
+        """Wait until every queued batch is imported or the pool stopped on a failure."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def _work(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self.stopped.is_set():
+                continue
+            try:
+                self._send(batch)
+            except BaseException as exc:
+                if self.failure is None:
+                    self.failure = exc
+                self.stopped.set()
+
+    def _send(self, batch: BatchRef) -> None:
+        payload = read_batch(batch.path)
+
+        def attempt() -> object:
+            if self.stopped.is_set():
+                raise _Stopped
+            return self.sink.import_batch(
+                batch.kind, self.dataset_id, self.version_id, payload, batch.count
+            )
+
+        def retrying(exc: BaseException, attempt_number: int, wait: float) -> None:
+            self.on_retry()
+            log.info(
+                "batch %d (%s, %d records): %s; retry %d in %.1f s",
+                batch.seq, batch.kind, batch.count, exc, attempt_number, wait,
+            )
+
+        try:
+            result = call_with_retries(
+                attempt, max_retries=self.max_retries, retry_on=(RetryableApiError,),
+                on_retry=retrying, sleep=self._sleep,
+            )
+        except _Stopped:
+            return
+        if result.rejected:
+            records = orjson.loads(payload)
+            for index, reason in result.rejected:
+                record = records[index] if 0 <= index < len(records) else None
+                self.quarantine.add(f"{batch.kind[:-1] if batch.kind == 'events' else 'people'} "
+                                    f"record {index} of batch {batch.seq}", reason, record)
+        self.ledger.ack_batch(self.spool_id, batch.seq, result.imported)
+        self.on_imported(result.imported)
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stopped.wait(seconds):
+            raise _Stopped
+
+
+class _Stopped(Exception):
+    """The pool stopped while this batch waited to retry."""

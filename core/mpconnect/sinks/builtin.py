@@ -1,0 +1,15 @@
+"""Registers mpconnect's built-in sinks, through the same hook third-party sinks use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mpconnect
+from mpconnect.sinks.base import Sink
+from mpconnect.sinks.embedded import EmbeddedSink
+
+
+@mpconnect.hookimpl
+def register_sinks(register: Callable[[type[Sink]], None]) -> None:
+    """Register the ``embedded`` sink (the ``datasets`` and ``ingestion`` sinks follow)."""
+    register(EmbeddedSink)
