@@ -144,6 +144,7 @@ class SqliteRunLedger(RunLedger):
         if db is None:
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=60000")
             db.row_factory = sqlite3.Row
             self._local.db = db
