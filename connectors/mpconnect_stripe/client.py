@@ -1,0 +1,227 @@
+"""Stripe requests: one shared rate limit, retries, pagination, and clear errors.
+
+Every request of every stream goes through one :class:`mpconnect.retry.RateLimiter`,
+retries included. The official client is built with ``max_network_retries=0`` so that no
+request bypasses the limiter: stripe-python would retry 5xx and ``Stripe-Should-Retry:
+true`` itself but never a plain 429, so mpconnect does all retrying, with backoff:
+
+- 429 (rate limit, lock timeout), 5xx, 409 and dropped connections are retried, unless
+  the response says ``Stripe-Should-Retry: false``;
+- any error saying ``Stripe-Should-Retry: true`` is retried;
+- everything else (401 bad key, 403 missing permission, 400/404) fails at once with one
+  line naming the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from mpconnect import SourceError
+from mpconnect.retry import RateLimiter, call_with_retries
+
+from mpconnect_stripe.settings import StripeSettings
+
+__all__ = ["StripeReader", "StripeRequestError", "redact"]
+
+PAGE_SIZE = 100
+_KEY_PATTERN = re.compile(r"\b([sprw]k|rk)_(live|test)_[A-Za-z0-9*]+")
+#: What each stream lists and expands so every event can be attributed without a lookup.
+LIST_PARAMS: dict[str, dict[str, Any]] = {
+    "customers": {},
+    "charges": {},
+    "refunds": {"expand": ["data.charge"]},
+    "invoices": {},
+    "subscriptions": {"status": "all"},
+    "disputes": {"expand": ["data.charge"]},
+}
+
+
+class RetryableStripeError(Exception):
+    """A Stripe failure worth retrying (carries the server's Retry-After, if any)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StripeRequestError(SourceError):
+    """Stripe refused a request; ``status`` is the HTTP status (0 when none)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Stopped(Exception):
+    """The run was abandoned while a request was waiting to be retried."""
+
+
+def redact(text: str) -> str:
+    """Replace anything shaped like a Stripe key with its prefix: ``sk_test_…``."""
+    return _KEY_PATTERN.sub(lambda m: f"{m.group(1)}_{m.group(2)}_…", text)
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not headers:
+        return None
+    for key, value in dict(headers).items():
+        if key.lower() == name:
+            return str(value).strip().lower()
+    return None
+
+
+def _describe_error(exc: Exception) -> str:
+    status = getattr(exc, "http_status", None)
+    message = getattr(exc, "user_message", None) or str(exc) or type(exc).__name__
+    text = f"HTTP {status}: {message}" if status else message
+    return redact(text)
+
+
+class StripeReader:
+    """Reads Stripe lists through the official client, within one shared rate limit.
+
+    :param settings: the source's validated settings.
+    :param log: where retries are reported.
+    :param stop: when set, waiting retries give up (the run was abandoned).
+    """
+
+    def __init__(
+        self,
+        settings: StripeSettings,
+        log: logging.Logger,
+        stop: threading.Event | None = None,
+    ) -> None:
+        import stripe
+
+        self.settings = settings
+        self.log = log
+        self.stop = stop or threading.Event()
+        self.limiter = RateLimiter(settings.max_requests_per_second, burst=1)
+        base = {"api": settings.api_base} if settings.api_base else None
+        self._stripe = stripe
+        self.client = stripe.StripeClient(
+            settings.api_key.get_secret_value(), base_addresses=base, max_network_retries=0
+        )
+        self.requests = 0
+        self.retries = 0
+        self._count_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<StripeReader {self.settings.api_base or 'api.stripe.com'}>"
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise Stopped("run abandoned")
+
+    def _on_retry(self, what: str) -> Callable[[BaseException, int, float], None]:
+        def report(exc: BaseException, attempt: int, wait: float) -> None:
+            with self._count_lock:
+                self.retries += 1
+            self.log.warning(
+                "stripe: %s: %s; retry %d of %d in %.1fs",
+                what, exc, attempt, self.settings.max_retries, wait,
+            )
+
+        return report
+
+    def call(self, what: str, func: Callable[[], Any]) -> Any:
+        """Make one request with the shared rate limit and retries.
+
+        :param what: names the request in messages, such as ``"GET /v1/charges"``.
+        :raises SourceError: with one clear line when Stripe refuses or retries run out.
+        """
+        stripe = self._stripe
+
+        def attempt() -> Any:
+            if self.stop.is_set():
+                raise Stopped("run abandoned")
+            self.limiter.acquire()
+            with self._count_lock:
+                self.requests += 1
+            try:
+                return func()
+            except stripe.APIConnectionError as exc:
+                if getattr(exc, "should_retry", True) is False:
+                    raise
+                raise RetryableStripeError(_describe_error(exc)) from exc
+            except stripe.StripeError as exc:
+                should_retry = _header(exc.headers, "stripe-should-retry")
+                status = exc.http_status or 0
+                if should_retry == "true" or (
+                    should_retry != "false" and (status == 429 or status == 409 or status >= 500)
+                ):
+                    raise RetryableStripeError(_describe_error(exc)) from exc
+                raise
+
+        try:
+            return call_with_retries(
+                attempt,
+                max_retries=self.settings.max_retries,
+                retry_on=(RetryableStripeError,),
+                on_retry=self._on_retry(what),
+                sleep=self._sleep,
+            )
+        except RetryableStripeError as exc:
+            raise StripeRequestError(
+                f"stripe: {what} still failing after {self.settings.max_retries} retries: {exc}"
+            ) from None
+        except stripe.AuthenticationError as exc:
+            raise StripeRequestError(
+                f"stripe: {what}: the API key was refused ({_describe_error(exc)}); "
+                "check the source's api_key setting",
+                401,
+            ) from None
+        except stripe.PermissionError as exc:
+            raise StripeRequestError(
+                f"stripe: {what}: the restricted key may not read this "
+                f"({_describe_error(exc)}); grant read access or remove the stream from objects",
+                403,
+            ) from None
+        except stripe.StripeError as exc:
+            raise StripeRequestError(
+                f"stripe: {what}: {_describe_error(exc)}", exc.http_status or 0
+            ) from None
+
+    def pages(self, stream: str, since: int | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Yield the pages of one list endpoint, newest first, as plain dicts.
+
+        Pages are fetched lazily with ``limit=100`` and ``starting_after`` the last id.
+
+        :param since: list only objects created at or after this epoch second
+            (``created[gte]``).
+        """
+        service = getattr(self.client.v1, stream)
+        params: dict[str, Any] = {"limit": PAGE_SIZE, **LIST_PARAMS[stream]}
+        if since is not None:
+            params["created"] = {"gte": since}
+        what = f"GET /v1/{stream}"
+        while True:
+            page = self.call(what, lambda p=dict(params): service.list(params=p))
+            objects = [item.to_dict() for item in page.data]
+            if objects:
+                yield objects
+            if not page.has_more or not objects:
+                return
+            params["starting_after"] = objects[-1]["id"]
+
+    def check(self) -> str:
+        """Verify the key with one cheap call and describe the account's mode.
+
+        :raises SourceError: with one line when the key is refused.
+        """
+        where = self.settings.api_base or "api.stripe.com"
+        mode = self.settings.mode
+        kind = "restricted key" if self.settings.api_key.get_secret_value().startswith(
+            "rk_") else "secret key"
+        try:
+            balance = self.call("GET /v1/balance", lambda: self.client.v1.balance.retrieve())
+        except StripeRequestError as exc:
+            if exc.status != 403:
+                raise
+            return f"Stripe {mode} mode via {where}: {kind} accepted (no balance permission)"
+        mode = "live" if balance.to_dict().get("livemode") else "test"
+        return f"Stripe {mode} mode via {where}: {kind} accepted"

@@ -1,0 +1,93 @@
+"""The ``[sources.NAME.settings]`` table of a Stripe source."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Literal
+
+from mpconnect import ConnectorSettings
+from pydantic import Field, SecretStr, field_validator
+
+StreamName = Literal["customers", "charges", "refunds", "invoices", "subscriptions", "disputes"]
+#: Every stream, in the order they are started.
+ALL_STREAMS: tuple[StreamName, ...] = (
+    "customers", "charges", "refunds", "invoices", "subscriptions", "disputes"
+)
+KEY_PREFIXES = ("sk_", "rk_")
+
+
+class StripeSettings(ConnectorSettings):
+    """Settings of the ``stripe`` connector.
+
+    :param api_key: a secret (``sk_...``) or restricted (``rk_...``) key; write it in the
+        configuration as ``"${STRIPE_API_KEY}"``.
+    :param api_base: another Stripe-compatible server (tests, mocks, proxies).
+    :param objects: the streams to read; people come with ``customers``.
+    :param identity: ``customer`` (the Stripe customer id is the distinct_id) or a key
+        of the customer's metadata, such as ``user_id``, falling back to the customer id.
+    :param start_date: read only objects created on or after it (a date is midnight UTC).
+    :param max_requests_per_second: all streams together stay under this rate.
+    :param max_retries: retries of one request on 429, 5xx and dropped connections.
+    """
+
+    api_key: SecretStr
+    api_base: str | None = None
+    objects: list[StreamName] = Field(default_factory=lambda: list(ALL_STREAMS), min_length=1)
+    identity: str = Field(default="customer", min_length=1, max_length=40)
+    start_date: datetime | date | None = None
+    max_requests_per_second: float = Field(default=20.0, gt=0, le=10_000)
+    max_retries: int = Field(default=8, ge=0, le=100)
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_is_secret_or_restricted(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value().strip()
+        if key.startswith("pk_"):
+            raise ValueError(
+                "a publishable key (pk_...) cannot read data; give a secret key (sk_...) "
+                "or a restricted key (rk_...)"
+            )
+        if not key.startswith(KEY_PREFIXES):
+            raise ValueError("must be a Stripe secret key (sk_...) or restricted key (rk_...)")
+        return SecretStr(key)
+
+    @field_validator("api_base")
+    @classmethod
+    def _base_is_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http:// or https:// URL, such as http://127.0.0.1:12111")
+        return value.rstrip("/")
+
+    @field_validator("objects")
+    @classmethod
+    def _objects_once_each(cls, value: list[StreamName]) -> list[StreamName]:
+        return [name for name in ALL_STREAMS if name in value]
+
+    @field_validator("identity")
+    @classmethod
+    def _identity_is_a_key(cls, value: str) -> str:
+        if value != value.strip() or "[" in value or "]" in value:
+            raise ValueError(
+                "must be 'customer' or a customer metadata key such as 'user_id' "
+                "(no surrounding spaces or brackets)"
+            )
+        return value
+
+    @property
+    def start_timestamp(self) -> int | None:
+        """``start_date`` as epoch seconds (a naive datetime is taken as UTC)."""
+        value = self.start_date
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            value = datetime.combine(value, time.min)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp())
+
+    @property
+    def mode(self) -> str:
+        """``live`` or ``test``, from the key's prefix."""
+        return "live" if "_live_" in self.api_key.get_secret_value() else "test"

@@ -1,0 +1,491 @@
+"""A local Stripe API on 127.0.0.1 that answers as Stripe does, for tests and benchmarks.
+
+Serves a :class:`~stripe_world.World` on the endpoints the connector uses::
+
+    GET /v1/customers  /v1/charges  /v1/refunds  /v1/invoices  /v1/subscriptions
+    GET /v1/disputes   /v1/balance
+
+like Stripe: list objects (``object``, ``data``, ``has_more``, ``url``) newest first with
+``limit`` (1-100, default 10), ``starting_after`` / ``ending_before`` cursors, ``created``
+filters (``created=T`` or ``created[gt|gte|lt|lte]=T``), ``expand[]``, subscriptions
+without the canceled ones unless ``status=all``; keys as ``Authorization: Bearer KEY`` or
+HTTP Basic with the key as user name; Stripe's error bodies (``{"error": {"type",
+"message", ...}}``) for a missing or bad key (401), a restricted key without the
+permission (403), unknown parameters (400) and unknown URLs (404); a ``Request-Id``
+header on every answer.
+
+Faults on demand: a request rate limit (429 with Stripe's ``rate_limit`` error once
+exceeded), a 429 storm for a while, and the next N requests failing with a status (500
+by default) and an optional ``Stripe-Should-Retry`` header.
+
+Run it by hand::
+
+    python tests/stripe_connector/stripe_api_server.py --customers 500 --rate 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import bisect
+import itertools
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+from mpconnect.localserver import BackgroundServer
+from stripe_world import World, from_fixture, generate
+
+TEST_KEY = "sk_test_51MpcLocal0000TestKeyAbcdEfgh"
+LIVE_KEY = "sk_live_51MpcLocal0000LiveKeyAbcdEfgh"
+RESTRICTED_KEY = "rk_test_51MpcLocal0000RestrictedKey"
+LIST_ENDPOINTS = ("customers", "charges", "refunds", "invoices", "subscriptions", "disputes")
+_OBJECT_NAMES = {
+    "customers": "customer", "charges": "charge", "refunds": "refund",
+    "invoices": "invoice", "subscriptions": "subscription", "disputes": "dispute",
+}
+_EXPANDABLE = {
+    "charges": {"customer", "invoice"},
+    "refunds": {"charge"},
+    "disputes": {"charge"},
+    "invoices": {"customer", "subscription"},
+    "subscriptions": {"customer"},
+    "customers": set(),
+}
+_FILTERS = {
+    "charges": {"customer"},
+    "invoices": {"customer", "status", "subscription"},
+    "subscriptions": {"customer", "status", "price"},
+    "refunds": {"charge"},
+    "disputes": {"charge"},
+    "customers": {"email"},
+}
+_PAGING = {"limit", "starting_after", "ending_before", "created"}
+_HIDDEN_BY_DEFAULT = {"subscriptions": {"canceled"}}
+
+
+class StripeApiError(Exception):
+    """An error answer: HTTP status, Stripe error object, extra headers."""
+
+    def __init__(self, status: int, error: dict[str, Any],
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(error.get("message"))
+        self.status = status
+        self.error = error
+        self.headers = headers or {}
+
+
+def _invalid(message: str, param: str | None = None, code: str | None = None,
+             status: int = 400) -> StripeApiError:
+    error: dict[str, Any] = {"type": "invalid_request_error", "message": message}
+    if param:
+        error["param"] = param
+    if code:
+        error["code"] = code
+        error["doc_url"] = f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
+    return StripeApiError(status, error)
+
+
+def _masked(key: str) -> str:
+    prefix = key[: key.find("_", 3) + 1] if key.count("_") >= 2 else ""
+    return f"{prefix}{'*' * max(0, len(key) - len(prefix) - 4)}{key[-4:]}"
+
+
+@dataclass
+class Stats:
+    """What the server saw: counts by path and outcome, and the time of each request."""
+
+    requests: int = 0
+    by_path: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[int] = field(default_factory=Counter)
+    served_at: list[float] = field(default_factory=list)
+    queries: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def throttled(self) -> int:
+        """How many requests got a 429."""
+        return self.by_status[429]
+
+
+class TokenBucket:
+    """Stripe-like limiter: ``rate`` requests per second, bursts of up to ``burst``."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.capacity = burst if burst is not None else rate
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+
+    def take(self) -> bool:
+        """Take one token if there is one."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class _Listing:
+    """One list endpoint's objects sorted as Stripe lists them: newest first."""
+
+    def __init__(self, objects: list[dict[str, Any]], order: dict[str, int]) -> None:
+        self.items = sorted(objects, key=lambda o: (o["created"], order[o["id"]]), reverse=True)
+        self.position = {obj["id"]: i for i, obj in enumerate(self.items)}
+        self.neg_created = [-obj["created"] for obj in self.items]
+
+    def created_range(self, bounds: dict[str, int]) -> range:
+        """Positions whose ``created`` is within the ``gt/gte/lt/lte`` bounds."""
+        lo, hi = 0, len(self.items)
+        if "lte" in bounds:
+            lo = max(lo, bisect.bisect_left(self.neg_created, -bounds["lte"]))
+        if "lt" in bounds:
+            lo = max(lo, bisect.bisect_right(self.neg_created, -bounds["lt"]))
+        if "gte" in bounds:
+            hi = min(hi, bisect.bisect_right(self.neg_created, -bounds["gte"]))
+        if "gt" in bounds:
+            hi = min(hi, bisect.bisect_left(self.neg_created, -bounds["gt"]))
+        return range(lo, max(lo, hi))
+
+
+class StripeAPI:
+    """The local Stripe API over one world.
+
+    :param world: the account to serve.
+    :param keys: accepted keys and their mode (``"test"`` or ``"live"``).
+    :param restricted: for restricted keys, the list endpoints they may read.
+    :param rate_limit: requests per second before 429s (None: unlimited).
+    :param latency: seconds each answer is delayed, as a network would.
+    """
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        keys: dict[str, str] | None = None,
+        restricted: dict[str, set[str]] | None = None,
+        rate_limit: float | None = None,
+        latency: float = 0.0,
+    ) -> None:
+        self.world = world
+        self.keys = keys or {TEST_KEY: "test", LIVE_KEY: "live", RESTRICTED_KEY: "test"}
+        self.restricted = restricted if restricted is not None else {
+            RESTRICTED_KEY: {"customers", "charges"}
+        }
+        self.latency = latency
+        self.stats = Stats()
+        self._bucket = TokenBucket(rate_limit) if rate_limit else None
+        self._storm_until = 0.0
+        self._failures: list[tuple[int, str | None]] = []
+        self._lock = threading.Lock()
+        self._request_ids = itertools.count(1)
+        self._listings = {
+            name: _Listing(objects, world.order) for name, objects in world.lists().items()
+        }
+        self.server: BackgroundServer | None = None
+
+    # faults ------------------------------------------------------------------------
+
+    def set_rate_limit(self, rate: float | None, burst: float | None = None) -> None:
+        """Answer 429 once more than ``rate`` requests per second arrive (None: no limit)."""
+        with self._lock:
+            self._bucket = TokenBucket(rate, burst) if rate else None
+
+    def storm(self, seconds: float) -> None:
+        """Answer every request with 429 for the next ``seconds``."""
+        with self._lock:
+            self._storm_until = time.monotonic() + seconds
+
+    def fail_next(self, count: int, status: int = 500, should_retry: str | None = None) -> None:
+        """Fail the next ``count`` requests with ``status`` (and ``Stripe-Should-Retry``)."""
+        with self._lock:
+            self._failures.extend([(status, should_retry)] * count)
+
+    # serving -----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL to give as ``api_base``."""
+        assert self.server is not None, "call start() first"
+        return self.server.url
+
+    def start(self) -> StripeAPI:
+        """Serve on 127.0.0.1 from a background thread."""
+        self.server = BackgroundServer(self.app()).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self.server is not None:
+            self.server.stop()
+
+    def __enter__(self) -> StripeAPI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def app(self) -> web.Application:
+        """The aiohttp application."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        request_id = f"req_{next(self._request_ids):014d}"
+        with self._lock:
+            self.stats.requests += 1
+            self.stats.by_path[request.path] += 1
+            self.stats.queries.append((request.path, request.query_string))
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        try:
+            body = self._answer(request)
+            status, headers = 200, {}
+        except StripeApiError as exc:
+            body, status, headers = {"error": exc.error}, exc.status, exc.headers
+        with self._lock:
+            self.stats.by_status[status] += 1
+            if status == 200:
+                self.stats.served_at.append(time.monotonic())
+        return web.Response(
+            body=orjson.dumps(body),
+            status=status,
+            content_type="application/json",
+            headers={"Request-Id": request_id, "Stripe-Version": "2024-06-20", **headers},
+        )
+
+    def _answer(self, request: web.Request) -> dict[str, Any]:
+        key = self._authenticate(request)
+        self._inject_faults()
+        path = request.path.rstrip("/")
+        if request.method != "GET" or not path.startswith("/v1/"):
+            raise self._unrecognized(request)
+        endpoint = path[len("/v1/"):]
+        if endpoint == "balance":
+            self._authorize(key, "balance")
+            return from_fixture("balance", livemode=self.keys[key] == "live")
+        if endpoint not in LIST_ENDPOINTS:
+            raise self._unrecognized(request)
+        self._authorize(key, endpoint)
+        return self._list(endpoint, request)
+
+    @staticmethod
+    def _unrecognized(request: web.Request) -> StripeApiError:
+        return _invalid(
+            f"Unrecognized request URL ({request.method}: {request.path}). Please see "
+            "https://stripe.com/docs or we can help at https://support.stripe.com/.",
+            status=404,
+        )
+
+    def _authenticate(self, request: web.Request) -> str:
+        header = request.headers.get("Authorization", "")
+        key = ""
+        if header.startswith("Bearer "):
+            key = header[len("Bearer "):].strip()
+        elif header.startswith("Basic "):
+            try:
+                key = base64.b64decode(header[len("Basic "):]).decode().split(":", 1)[0]
+            except (ValueError, UnicodeDecodeError):
+                key = ""
+        if not key:
+            raise _invalid(
+                "You did not provide an API key. You need to provide your API key in the "
+                "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
+                "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for "
+                "details, or we can help at https://support.stripe.com/.",
+                status=401,
+            )
+        if key not in self.keys:
+            raise _invalid(f"Invalid API Key provided: {_masked(key)}", status=401)
+        return key
+
+    def _authorize(self, key: str, endpoint: str) -> None:
+        allowed = self.restricted.get(key)
+        if allowed is None or endpoint in allowed:
+            return
+        raise _invalid(
+            f"The provided key '{_masked(key)}' does not have the required permissions for "
+            f"this endpoint on account 'acct_1MpcLocal'. Having the 'rak_{endpoint}_read' "
+            "permission would allow this request to continue.",
+            status=403,
+        )
+
+    def _inject_faults(self) -> None:
+        with self._lock:
+            if self._failures:
+                status, should_retry = self._failures.pop(0)
+                headers = {"Stripe-Should-Retry": should_retry} if should_retry else {}
+                raise StripeApiError(
+                    status,
+                    {"type": "api_error",
+                     "message": "An unknown error occurred; please try again."},
+                    headers,
+                )
+            storming = time.monotonic() < self._storm_until
+            if storming or (self._bucket is not None and not self._bucket.take()):
+                raise _invalid(
+                    "Request rate limit exceeded. Learn more about rate limits here "
+                    "https://stripe.com/docs/rate-limits.",
+                    code="rate_limit",
+                    status=429,
+                )
+
+    # lists -------------------------------------------------------------------------
+
+    def _list(self, endpoint: str, request: web.Request) -> dict[str, Any]:
+        query = _parse_query(request.query.items())
+        allowed = _PAGING | _FILTERS[endpoint] | {"expand"}
+        for name in query:
+            if name not in allowed:
+                raise _invalid(f"Received unknown parameter: {name}", param=name)
+        limit = _limit(query.get("limit", "10"))
+        listing = self._listings[endpoint]
+        positions: range | list[int] = listing.created_range(_created(query.get("created")))
+        hidden = set() if query.get("status") == "all" else _HIDDEN_BY_DEFAULT.get(endpoint, set())
+        filters = {k: v for k, v in query.items() if k in _FILTERS[endpoint] and k != "status"}
+        if "status" in query and query["status"] != "all":
+            filters["status"] = query["status"]
+        if hidden or filters:
+            positions = [
+                i for i in positions
+                if listing.items[i].get("status") not in hidden
+                and all(_matches(listing.items[i], k, v) for k, v in filters.items())
+            ]
+        after, before = query.get("starting_after"), query.get("ending_before")
+        if after and before:
+            raise _invalid(
+                "You may only specify one of these parameters: starting_after, ending_before.",
+                param="ending_before",
+            )
+        noun = _OBJECT_NAMES[endpoint]
+        if after:
+            cursor = self._cursor(listing, after, "starting_after", noun)
+            start = bisect.bisect_right(positions, cursor)
+            chosen = positions[start:start + limit]
+            has_more = start + limit < len(positions)
+        elif before:
+            cursor = self._cursor(listing, before, "ending_before", noun)
+            end = bisect.bisect_left(positions, cursor)
+            chosen = positions[max(0, end - limit):end]
+            has_more = end - limit > 0
+        else:
+            chosen = positions[:limit]
+            has_more = limit < len(positions)
+        expand = _expansions(query.get("expand"), endpoint)
+        data = [self._expand(listing.items[i], expand) for i in chosen]
+        return {"object": "list", "data": data, "has_more": has_more, "url": f"/v1/{endpoint}"}
+
+    @staticmethod
+    def _cursor(listing: _Listing, object_id: str, param: str, noun: str) -> int:
+        position = listing.position.get(object_id)
+        if position is None:
+            raise _invalid(f"No such {noun}: '{object_id}'", param=param,
+                           code="resource_missing", status=404)
+        return position
+
+    def _expand(self, obj: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+        if not fields:
+            return obj
+        copy = dict(obj)
+        for name in fields:
+            target = copy.get(name)
+            if isinstance(target, str):
+                copy[name] = self.world.find(target) or target
+        return copy
+
+
+def _parse_query(items: Any) -> dict[str, Any]:
+    """Stripe's form encoding: ``a[b]=1`` → ``{"a": {"b": "1"}}``, ``e[0]=x`` / ``e[]=x``."""
+    out: dict[str, Any] = {}
+    for raw_key, value in items:
+        if "[" in raw_key and raw_key.endswith("]"):
+            name, sub = raw_key[:-1].split("[", 1)
+            if sub == "" or sub.isdigit():
+                out.setdefault(name, []).append(value)
+            else:
+                out.setdefault(name, {})[sub] = value
+        else:
+            out[raw_key] = value
+    return out
+
+
+def _limit(value: Any) -> int:
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        raise _invalid(f"Invalid integer: {value}", param="limit") from None
+    if not 1 <= limit <= 100:
+        raise _invalid(
+            "This value must be greater than or equal to 1 and less than or equal to 100.",
+            param="limit",
+        )
+    return limit
+
+
+def _created(value: Any) -> dict[str, int]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = {"gte": value, "lte": value}
+    if not isinstance(value, dict):
+        raise _invalid("Invalid timestamp", param="created")
+    bounds = {}
+    for op, raw in value.items():
+        if op not in ("gt", "gte", "lt", "lte"):
+            raise _invalid(f"Received unknown parameter: created[{op}]", param=f"created[{op}]")
+        try:
+            bounds[op] = int(raw)
+        except ValueError:
+            raise _invalid(f"Invalid integer: {raw}", param=f"created[{op}]") from None
+    return bounds
+
+
+def _expansions(value: Any, endpoint: str) -> list[str]:
+    if value is None:
+        return []
+    paths = value if isinstance(value, list) else [value]
+    fields = []
+    for path in paths:
+        name = path[len("data."):] if path.startswith("data.") else None
+        if name is None or name not in _EXPANDABLE[endpoint]:
+            raise _invalid(f"This property cannot be expanded ({path}).", param="expand")
+        fields.append(name)
+    return fields
+
+
+def _matches(obj: dict[str, Any], key: str, value: str) -> bool:
+    if key == "price":
+        items = (obj.get("items") or {}).get("data") or []
+        return any((item.get("price") or {}).get("id") == value for item in items)
+    found = obj.get(key)
+    if isinstance(found, dict):
+        found = found.get("id")
+    return found == value
+
+
+def main() -> None:
+    """Serve a generated world until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--customers", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=None, help="requests/s before 429")
+    parser.add_argument("--port", type=int, default=12111)
+    args = parser.parse_args()
+    api = StripeAPI(generate(args.seed, args.customers), rate_limit=args.rate)
+    api.server = BackgroundServer(api.app(), port=args.port).start()
+    print(f"Stripe API on {api.url} (key {TEST_KEY}); Ctrl-C stops it", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        api.stop()
+
+
+if __name__ == "__main__":
+    main()
