@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import free_port, run_measured, wait_for_port  # noqa: E402
+from _util import free_port, run_measured, wait_for_port
 
 VERSION = ('{"created_at": "2026-01-01T00:00:00.000000Z", "is_live": %s, "state": {'
            '"readable": %s, "readable_at": "0001-01-01T00:00:00Z", "ready": %s, '

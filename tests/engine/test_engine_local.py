@@ -1,0 +1,219 @@
+"""The engine on the embedded store: locking, pruning, quarantine, failures, resume."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from engine_support import GatedPlugin, make_config, make_engine, wait_until
+
+import mpconnect
+from mpconnect.datasets.store import DatasetStore
+from mpconnect.engine import RunOptions
+from mpconnect.errors import ApiError, RunFailed, RunLocked
+from mpconnect.sinks.base import ImportResult
+from mpconnect.sinks.embedded import EmbeddedSink
+
+
+def demo_source(events: int = 1500, **extra: object) -> dict:
+    return {"demo": {"connector": "demo", "dataset_id": "DEMO", "settings": {"events": events},
+                     **extra}}
+
+
+def store(home: Path) -> DatasetStore:
+    return DatasetStore(home / "embedded.sqlite3")
+
+
+def test_a_run_loads_exactly_what_the_source_yields(tmp_path: Path, home: Path) -> None:
+    engine = make_engine(make_config(tmp_path, demo_source(2500)), home)
+    summary = engine.run("demo")
+    assert (summary.status, summary.read, summary.imported, summary.quarantined) == (
+        "succeeded", 2750, 2750, 0)
+    contents = store(home).contents("DEMO", summary.version_id)
+    assert contents.events_total == contents.events_received == 2500
+    assert contents.profiles == 250
+    assert summary.batches == 4  # 3 event batches (1000, 1000, 500) + 1 people batch
+    assert not list((home / "spool").glob("*")), "a finished run leaves no spool"
+
+
+def test_second_run_of_a_running_source_refuses_naming_the_first(
+    tmp_path: Path, home: Path, gated: type
+) -> None:
+    config = make_config(tmp_path, {"slow": {"connector": "gated", "dataset_id": "SLOW"}})
+    first = make_engine(config, home, GatedPlugin())
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.update(summary=first.run("slow")))
+    thread.start()
+    try:
+        assert gated.started.wait(30)
+        with pytest.raises(RunLocked) as refused:
+            make_engine(config, home, GatedPlugin()).run("slow")
+        message = str(refused.value)
+        assert "source 'slow' is already running" in message
+        assert "pid " in message and "started " in message
+    finally:
+        gated.gate.set()
+        thread.join(30)
+    assert outcome["summary"].status == "succeeded"
+    assert outcome["summary"].imported == 100
+
+
+def test_pruning_keeps_keep_versions_and_never_the_live_or_a_newer_one(
+    tmp_path: Path, home: Path
+) -> None:
+    engine = make_engine(make_config(tmp_path, demo_source(100, keep_versions=3)), home)
+    ids = [engine.run("demo").version_id for _ in range(4)]
+    versions = store(home).list_versions("DEMO")
+    assert [v.version_id for v in versions] == ids[::-1][:3]
+    assert versions[0].is_live and not any(v.is_live for v in versions[1:])
+    # a newer version that another run is still writing is never pruned
+    writing = store(home).create_version("DEMO")
+    ids.append(engine.run("demo").version_id)
+    remaining = [v.version_id for v in store(home).list_versions("DEMO")]
+    assert writing.version_id in remaining
+    assert ids[-1] in remaining and ids[-2] in remaining
+
+
+def test_bad_records_are_quarantined_counted_and_the_rest_published(
+    tmp_path: Path, home: Path
+) -> None:
+    config = make_config(tmp_path, {"demo": {"connector": "demo", "dataset_id": "DEMO",
+                                             "settings": {"events": 300, "bad_records": 4}}})
+    summary = make_engine(config, home).run("demo")
+    assert summary.status == "succeeded"
+    assert (summary.read, summary.imported, summary.quarantined) == (334, 330, 4)
+    lines = [orjson.loads(line) for line in Path(summary.quarantine_file).read_bytes().splitlines()]
+    assert len(lines) == 4
+    assert lines[0]["field"] == "time"
+    assert "bad-review-0" in lines[0]["what"]
+    assert "naive datetime" in lines[0]["reason"]
+    assert store(home).contents("DEMO", summary.version_id).events_total == 300
+
+
+def test_too_many_quarantined_fails_before_publishing(tmp_path: Path, home: Path) -> None:
+    config = make_config(tmp_path, {"demo": {"connector": "demo", "dataset_id": "DEMO",
+                                             "max_quarantined": 3,
+                                             "settings": {"events": 300, "bad_records": 4}}})
+    engine = make_engine(config, home)
+    with pytest.raises(RunFailed, match="4 records quarantined, over the limit of 3"):
+        engine.run("demo")
+    (version,) = store(home).list_versions("DEMO")
+    assert not version.readable and not version.is_live
+    (row,) = engine.ledger.list_runs("demo")
+    assert row["status"] == "failed" and "over the limit" in row["error"]
+
+
+def test_a_fraction_limit_is_relative_to_records_read(tmp_path: Path, home: Path) -> None:
+    config = make_config(tmp_path, {"demo": {"connector": "demo", "dataset_id": "DEMO",
+                                             "settings": {"events": 300, "bad_records": 4}}})
+    engine = make_engine(config, home)
+    assert engine.run("demo", RunOptions(max_quarantined=0.05)).status == "succeeded"
+    with pytest.raises(RunFailed, match="over the limit of 1% of records read"):
+        engine.run("demo", RunOptions(max_quarantined=0.01))
+
+
+def test_a_connector_that_raises_is_named_and_nothing_is_published(
+    tmp_path: Path, home: Path, gated: type
+) -> None:
+    gated.gate.set()
+    config = make_config(tmp_path, {"slow": {"connector": "gated", "dataset_id": "SLOW",
+                                             "settings": {"fail_after": 50}}})
+    engine = make_engine(config, home, GatedPlugin())
+    with pytest.raises(RunFailed, match="connector 'gated' failed while reading events: "
+                                        "ValueError: the source went away"):
+        engine.run("slow")
+    (version,) = store(home).list_versions("SLOW")
+    assert not version.readable
+
+
+class FlakySink(EmbeddedSink):
+    """The embedded sink, refusing every batch after the first ``healthy_batches``."""
+
+    name = "flaky"
+    healthy_batches = 2
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def import_batch(self, kind, dataset_id, version_id, payload, count) -> ImportResult:
+        with self.lock:
+            type(self).calls.append(count)
+            if len(type(self).calls) > self.healthy_batches:
+                raise ApiError(403, "project suspended")
+        return super().import_batch(kind, dataset_id, version_id, payload, count)
+
+
+class FlakySinkPlugin:
+    @mpconnect.hookimpl
+    def register_sinks(self, register: Callable[[type], None]) -> None:
+        register(FlakySink)
+
+
+def test_a_failed_run_is_resumed_sending_only_unacknowledged_batches(
+    tmp_path: Path, home: Path
+) -> None:
+    FlakySink.calls = []
+    FlakySink.healthy_batches = 2
+    config = make_config(tmp_path, demo_source(5000), mixpanel={"sink": "flaky",
+                         "store": str(home / "embedded.sqlite3")}, engine={"concurrency": 1})
+    engine = make_engine(config, home, FlakySinkPlugin())
+    with pytest.raises(RunFailed, match="HTTP 403: project suspended"):
+        engine.run("demo")
+    failed = engine.ledger.list_runs("demo")[0]
+    assert failed["status"] == "failed" and failed["imported"] == 2000
+
+    FlakySink.healthy_batches = 10**6
+    FlakySink.calls = []
+    summary = engine.run("demo")
+    assert summary.resumed and summary.version_id == failed["version_id"]
+    assert sum(FlakySink.calls) == 5500 - 2000, "only the unacknowledged batches are re-sent"
+    assert (summary.read, summary.imported) == (5500, 5500)
+    contents = store(home).contents("DEMO", summary.version_id)
+    assert (contents.events_total, contents.profiles) == (5000, 500)
+    statuses = [row["status"] for row in engine.ledger.list_runs("demo")]
+    assert statuses == ["succeeded", "resumed"]
+
+
+def test_restart_abandons_the_unfinished_version(tmp_path: Path, home: Path) -> None:
+    FlakySink.calls = []
+    FlakySink.healthy_batches = 1
+    config = make_config(tmp_path, demo_source(3000), mixpanel={"sink": "flaky",
+                         "store": str(home / "embedded.sqlite3")}, engine={"concurrency": 1})
+    engine = make_engine(config, home, FlakySinkPlugin())
+    with pytest.raises(RunFailed):
+        engine.run("demo")
+    abandoned = engine.ledger.list_runs("demo")[0]["version_id"]
+    FlakySink.healthy_batches = 10**6
+    summary = engine.run("demo", RunOptions(restart=True))
+    assert not summary.resumed and summary.version_id != abandoned
+    assert abandoned not in [v.version_id for v in store(home).list_versions("DEMO")]
+    assert engine.ledger.list_runs("demo")[1]["status"] == "abandoned"
+
+
+def test_stop_request_interrupts_and_the_next_run_starts_a_complete_snapshot(
+    tmp_path: Path, home: Path, gated: type
+) -> None:
+    config = make_config(tmp_path, {"slow": {"connector": "gated", "dataset_id": "SLOW"}})
+    engine = make_engine(config, home, GatedPlugin())
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            engine.run("slow", RunOptions(stop=stop))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert gated.started.wait(30)
+    stop.set()
+    gated.gate.set()
+    thread.join(30)
+    assert errors and "stopped on request" in str(errors[0])
+    wait_until(lambda: engine.ledger.list_runs("slow")[0]["status"] == "interrupted")
+    summary = engine.run("slow")
+    assert summary.status == "succeeded" and summary.imported == 100
+    assert store(home).contents("SLOW", summary.version_id).events_total == 100
