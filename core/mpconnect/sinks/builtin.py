@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import mpconnect
 from mpconnect.sinks.base import Sink
+from mpconnect.sinks.datasets import DatasetsSink
 from mpconnect.sinks.embedded import EmbeddedSink
 
 
@@ -13,3 +14,4 @@ from mpconnect.sinks.embedded import EmbeddedSink
 def register_sinks(register: Callable[[type[Sink]], None]) -> None:
     """Register the ``embedded`` sink (the ``datasets`` and ``ingestion`` sinks follow)."""
     register(EmbeddedSink)
+    register(DatasetsSink)
