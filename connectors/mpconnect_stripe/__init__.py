@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import mpconnect
-
 from mpconnect_stripe.connector import StripeConnector
 from mpconnect_stripe.settings import StripeSettings
 

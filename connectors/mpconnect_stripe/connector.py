@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from mpconnect import Connector, Event, Profile, RunContext
-
 from mpconnect_stripe.identity import Identities
 from mpconnect_stripe.mapping import drafts, payer
 from mpconnect_stripe.profiles import CustomerBook

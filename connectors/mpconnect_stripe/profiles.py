@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mpconnect import Profile
-
 from mpconnect_stripe.mapping import first_item, item_price, plan_name
 from mpconnect_stripe.money import to_major
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Literal
 
+from pydantic import ConfigDict, Field, SecretStr, field_validator
+
 from mpconnect import ConnectorSettings
-from pydantic import Field, SecretStr, field_validator
 
 StreamName = Literal["customers", "charges", "refunds", "invoices", "subscriptions", "disputes"]
 #: Every stream, in the order they are started.
@@ -29,6 +30,9 @@ class StripeSettings(ConnectorSettings):
     :param max_requests_per_second: all streams together stay under this rate.
     :param max_retries: retries of one request on 429, 5xx and dropped connections.
     """
+
+    # A rejected key must not be echoed in the validation error.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     api_key: SecretStr
     api_base: str | None = None

@@ -38,8 +38,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from mpconnect.localserver import BackgroundServer
 from stripe_world import World, from_fixture, generate
+
+from mpconnect.localserver import BackgroundServer
 
 TEST_KEY = "sk_test_51MpcLocal0000TestKeyAbcdEfgh"
 LIVE_KEY = "sk_live_51MpcLocal0000LiveKeyAbcdEfgh"

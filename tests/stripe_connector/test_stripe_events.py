@@ -6,12 +6,12 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from stripe_examples import T0, settings_for
+from stripe_world import DAY
 
 from mpconnect import make_insert_id
 from mpconnect.testing import Collected, run_connector
 from mpconnect_stripe import StripeConnector
-from stripe_examples import T0, settings_for
-from stripe_world import DAY
 
 pytestmark = pytest.mark.timeout(60)
 
