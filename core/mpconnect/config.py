@@ -12,10 +12,19 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from mpconnect.errors import ConfigError
 
@@ -23,6 +32,8 @@ CONFIG_ENV = "MPCONNECT_CONFIG"
 DEFAULT_CONFIG = "mpconnect.toml"
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DATASET_ID = re.compile(r"^[A-Za-z0-9]{1,255}$")
+_UNKNOWN_KEY = "unknown key; remove it or check its spelling"
+_HIDDEN = "**********"
 
 
 class MixpanelConfig(BaseModel):
@@ -36,6 +47,13 @@ class MixpanelConfig(BaseModel):
     api_url: str | None = None
     ca_bundle: Path | None = None
     timeout: float = Field(default=60.0, gt=0)
+    #: Further keys (a sink's own settings) written as ``${NAME}`` references.
+    _references: set[str] = PrivateAttr(default_factory=set)
+
+    def __repr_args__(self) -> Any:
+        """Show the table, hiding further keys whose values came from ``${NAME}``."""
+        for name, value in super().__repr_args__():
+            yield name, _HIDDEN if name in self._references else value
 
 
 class EngineConfig(BaseModel):
@@ -70,7 +88,8 @@ class SourceConfig(BaseModel):
     schedule: str | None = None
     keep_versions: int = Field(default=2, ge=1, le=5)
     max_quarantined: float = Field(default=0, ge=0)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    # Interpolated settings may hold secrets in clear until the connector's model wraps them.
+    settings: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @field_validator("dataset_id")
     @classmethod
@@ -223,6 +242,10 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
     for name, table in sources_raw.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: sources.{name}: must be a table ([sources.{name}])")
+        if "name" in table:
+            raise ConfigError(
+                f"{path}: sources.{name}.name: {_UNKNOWN_KEY} (a source's name is its table's)"
+            )
         try:
             sources[name] = SourceConfig(name=name, **table)
         except ValidationError as exc:
@@ -236,14 +259,38 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
             f"{path}: mixpanel.secret: secrets must not be written in clear; "
             'write secret = "${MIXPANEL_SECRET}" and export MIXPANEL_SECRET'
         )
+    for key in ("path", "secret_references"):
+        if key in data:
+            raise ConfigError(f"{path}: {key}: {_UNKNOWN_KEY}")
     try:
-        return Config(
+        config = Config(
             path=path if is_file else None, sources=sources, secret_references=refs, **data
         )
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(path, "", exc)) from None
     except TypeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    config.mixpanel._references = {
+        key.split(".")[1].split("[")[0] for key in refs if key.startswith("mixpanel.")
+    }
+    return config
+
+
+def require_connector(config: Config, source: SourceConfig, known: Collection[str]) -> None:
+    """Check that the connector a source names is installed.
+
+    :param known: the names of the installed connectors (``plugins.connectors``).
+    :raises ConfigError: naming the file, ``sources.NAME.connector`` and the fix.
+    """
+    if source.connector in known:
+        return
+    where = config.path or "<built-in>"
+    installed = ", ".join(sorted(known)) or "none"
+    raise ConfigError(
+        f"{where}: sources.{source.name}.connector: no connector {source.connector!r} is "
+        f"installed; use one of: {installed} (mpconnect connectors list), or install the "
+        "plugin that provides it"
+    )
 
 
 def _secret_fields(model: type[BaseModel]) -> list[str]:

@@ -119,6 +119,16 @@ def _provider_of(plugins: Plugins, plugin: object) -> Provider:
     return plugins.providers.get(name, Provider(name))
 
 
+def _extra_name(pm: pluggy.PluginManager, plugin: object) -> str:
+    """Name a plugin object given in code after its module or class, uniquely."""
+    base = getattr(plugin, "__name__", None) or type(plugin).__name__
+    name, number = base, 1
+    while pm.has_plugin(name) or pm.is_blocked(name):
+        number += 1
+        name = f"{base}#{number}"
+    return name
+
+
 def _disabled_names() -> set[str]:
     return {part.strip() for part in os.environ.get(DISABLE_ENV, "").split(",") if part.strip()}
 
@@ -129,11 +139,21 @@ def _load_entry_points(
     disabled = _disabled_names()
     for name in disabled:
         pm.set_blocked(name)
+    seen: set[str] = set()
     for dist in importlib.metadata.distributions():
+        dist_name = dist.metadata["Name"]
+        key = (dist_name or "").lower().replace("_", "-")
+        if key in seen:  # the same project twice on sys.path: the first one is imported
+            continue
+        seen.add(key)
         for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP or ep.name in disabled:
+            if ep.group != ENTRY_POINT_GROUP or ep.name in disabled or pm.is_blocked(ep.name):
                 continue
-            if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            if ep.name in providers:
+                errors.append(
+                    f"plugin {ep.name!r} ({dist_name}) not loaded: {providers[ep.name]} "
+                    f"already uses that name"
+                )
                 continue
             try:
                 plugin = ep.load()
@@ -199,7 +219,7 @@ def load_plugins(extra: Iterable[object] = (), *, entry_points: bool = True) -> 
     if entry_points:
         _load_entry_points(pm, errors, providers)
     for plugin in extra:
-        pm.register(plugin)
+        pm.register(plugin, name=_extra_name(pm, plugin))
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

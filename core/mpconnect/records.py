@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ _blake2b = hashlib.blake2b
 _PLAIN_TYPES = (str, int, bool, type(None))
 _PLAIN_SET = frozenset(_PLAIN_TYPES)
 _STR_TYPE = frozenset({str})
+_INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 # Epoch seconds past this are almost surely milliseconds (year 5138).
 _MAX_EPOCH_SECONDS = 99_999_999_999
 
@@ -97,7 +99,7 @@ def to_epoch_seconds(value: object, field_name: str = "time") -> int:
             "give an aware datetime or epoch seconds",
             field_name,
         )
-    if not math.isfinite(value):
+    if not (value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)):
         raise RecordError(f"field '{field_name}': {value!r} is not a finite time", field_name)
     if value < 0:
         raise RecordError(f"field '{field_name}': {value!r} is before 1970", field_name)
@@ -129,9 +131,12 @@ def _convert(value: Any, path: str, depth: int) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise RecordError(f"field '{path}': Decimal {value} is not a finite number", path)
-        return float(value)
+        number = float(value) if value.is_finite() else math.nan
+        if not math.isfinite(number):
+            raise RecordError(
+                f"field '{path}': Decimal {value} is not a finite number a float can hold", path
+            )
+        return number
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, Enum):
@@ -165,6 +170,11 @@ def _convert(value: Any, path: str, depth: int) -> Any:
 
 
 def _convert_mapping(values: Mapping[Any, Any], prefix: str, depth: int) -> dict[str, Any]:
+    if type(values) is not dict and not isinstance(values, Mapping):
+        raise RecordError(
+            f"field '{prefix}': {type(values).__name__} given; it must be a dict of properties",
+            prefix,
+        )
     if set(map(type, values)) <= _STR_TYPE and set(map(type, values.values())) <= _PLAIN_SET:
         return dict(values)  # the common case, checked at C speed
     out: dict[str, Any] = {}
@@ -238,12 +248,17 @@ class Event:
                     "$insert_id",
                 )
             insert_id = make_insert_id(self.object_id, self.name)
-        elif len(insert_id) > 36 or not insert_id.replace("-", "").isalnum():
+        elif not isinstance(insert_id, str) or not _INSERT_ID.fullmatch(insert_id):
             raise RecordError(
-                f"field '$insert_id': {insert_id!r} must be at most 36 letters, digits or '-'",
+                f"field '$insert_id': {insert_id!r} must be 1 to 36 ASCII letters, digits or '-'",
                 "$insert_id",
             )
         properties = self.properties
+        if type(properties) is not dict and not isinstance(properties, Mapping):
+            raise RecordError(
+                f"field 'properties': {type(properties).__name__} given; it must be a dict",
+                "properties",
+            )
         if len(properties) > MAX_PROPERTIES:
             raise RecordError(
                 f"field 'properties': {len(properties)} properties is over Mixpanel's "
@@ -257,7 +272,7 @@ class Event:
                 f"field 'properties.{name}': reserved; set it through the Event's own fields",
                 f"properties.{name}",
             )
-        converted = _convert_mapping(properties, "properties", 1)
+        converted = _convert_mapping(properties, "properties", 0)
         converted["distinct_id"] = _distinct_id(self.distinct_id)
         converted["time"] = to_epoch_seconds(self.time)
         converted["token"] = token
@@ -322,11 +337,15 @@ class Profile:
             if not values:
                 continue
             if key == "$unset":
-                if not all(isinstance(name, str) for name in values):
-                    raise RecordError("field '$unset': property names must be strings", key)
+                if not isinstance(values, list | tuple | set | frozenset) or not all(
+                    isinstance(name, str) for name in values
+                ):
+                    raise RecordError(
+                        "field '$unset': give a list of property names (strings)", key
+                    )
                 body: Any = list(values)
             else:
-                body = _convert_mapping(values, key, 1)
+                body = _convert_mapping(values, key, 0)
                 if key == "$union":
                     for name, items in body.items():
                         if not isinstance(items, list):

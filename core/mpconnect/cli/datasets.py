@@ -59,7 +59,8 @@ def _yes(value: bool) -> str:
 @click.option("--store", "store_path", type=click.Path(dir_okay=False, exists=True),
               help="An embedded store file (default: the configured one), such as the file "
                    "`mpconnect serve --store` writes.")
-@click.option("--samples", default=3, show_default=True, help="Sample records to show.")
+@click.option("--samples", default=3, show_default=True, type=click.IntRange(min=0),
+              help="Sample records to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def inspect(state: CliState, dataset_id: str, version_id: str | None, store_path: str | None,

@@ -161,9 +161,16 @@ class DatasetStore:
 
     # versions -----------------------------------------------------------------------
 
-    def _new_version_id(self) -> str:
+    def _new_version_id(self, db: sqlite3.Connection, dataset_id: str) -> str:
+        # Another process may share the file: never reuse an id the dataset has.
+        (newest,) = db.execute(
+            "SELECT MAX(CAST(version_id AS INTEGER)) FROM versions WHERE dataset_id = ?",
+            (dataset_id,),
+        ).fetchone()
         with self._version_lock:
-            candidate = max(int(time.time() * 1_000_000), self._last_version_id + 1)
+            candidate = max(
+                int(time.time() * 1_000_000), self._last_version_id + 1, (newest or 0) + 1
+            )
             self._last_version_id = candidate
             return str(candidate)
 
@@ -176,8 +183,8 @@ class DatasetStore:
             self.ensure_dataset(dataset_id)
         elif not self.has_dataset(dataset_id):
             raise StoreError(404, f"dataset {dataset_id} does not exist")
-        version_id = self._new_version_id()
         with self._tx() as db:
+            version_id = self._new_version_id(db, dataset_id)
             db.execute(
                 "INSERT INTO versions (dataset_id, version_id, created_at) VALUES (?, ?, ?)",
                 (dataset_id, version_id, api_time(time.time())),
@@ -314,12 +321,20 @@ class DatasetStore:
     def import_events(self, dataset_id: str, version_id: str, records: Iterable[dict]) -> int:
         """Store events (Mixpanel's structure); returns how many were received."""
         rows = []
-        for record in records:
-            props = record["properties"]
+        for index, record in enumerate(records):
+            try:
+                props = record["properties"]
+                name, distinct_id = record["event"], props["distinct_id"]
+                insert_id = props.get("$insert_id")
+            except (KeyError, TypeError, AttributeError):
+                raise StoreError(
+                    400, f"event {index} of the batch has no \"event\" name or no "
+                    "\"properties\" object with a \"distinct_id\""
+                ) from None
+            body = orjson.dumps(record)
             rows.append((
-                props.get("$insert_id") or hashlib.sha1(orjson.dumps(record)).hexdigest(),
-                record["event"], str(props["distinct_id"]), props.get("time"),
-                orjson.dumps(record),
+                insert_id or hashlib.sha1(body).hexdigest(), name, str(distinct_id),
+                props.get("time"), body,
             ))
         with self._tx() as db:
             vkey = self._writable_vkey(db, dataset_id, version_id)
@@ -335,9 +350,15 @@ class DatasetStore:
     def import_people(self, dataset_id: str, version_id: str, records: Iterable[dict]) -> int:
         """Store people records; an identical record re-sent is kept once."""
         rows = []
-        for record in records:
+        for index, record in enumerate(records):
+            try:
+                distinct_id = record["$distinct_id"]
+            except (KeyError, TypeError):
+                raise StoreError(
+                    400, f"people record {index} of the batch has no \"$distinct_id\""
+                ) from None
             body = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
-            rows.append((str(record["$distinct_id"]), hashlib.sha1(body).digest(), body))
+            rows.append((str(distinct_id), hashlib.sha1(body).digest(), body))
         with self._tx() as db:
             vkey = self._writable_vkey(db, dataset_id, version_id)
             db.executemany(f"INSERT OR IGNORE INTO people VALUES ({vkey}, ?, ?, ?)", rows)
