@@ -211,7 +211,6 @@ class IngestionSink(Sink):
         if session is None:
             session = requests.Session()
             session.auth = self._auth
-            session.verify = self.verify
             session.headers.update({
                 "Content-Type": "application/json",
                 "Content-Encoding": "gzip",
@@ -227,7 +226,9 @@ class IngestionSink(Sink):
               ) -> requests.Response:
         url = f"{self.base_url}{path}"
         try:
-            return self._session().post(url, params=params, data=body, timeout=self.timeout)
+            # verify per request: a session's own is overridden by $REQUESTS_CA_BUNDLE
+            return self._session().post(url, params=params, data=body, timeout=self.timeout,
+                                        verify=self.verify)
         except requests.exceptions.SSLError as exc:
             raise ApiError(0, f"{what}: TLS failed with {self.base_url}: {_reason(exc)}; "
                            "for a private certificate authority set mixpanel.ca_bundle") from None
