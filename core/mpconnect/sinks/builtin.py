@@ -8,6 +8,7 @@ import mpconnect
 from mpconnect.sinks.base import Sink
 from mpconnect.sinks.datasets import DatasetsSink
 from mpconnect.sinks.embedded import EmbeddedSink
+from mpconnect.sinks.ingestion import IngestionSink
 
 
 @mpconnect.hookimpl
@@ -15,3 +16,4 @@ def register_sinks(register: Callable[[type[Sink]], None]) -> None:
     """Register the ``embedded`` sink (the ``datasets`` and ``ingestion`` sinks follow)."""
     register(EmbeddedSink)
     register(DatasetsSink)
+    register(IngestionSink)
