@@ -128,8 +128,6 @@ class DatasetsClient:
         if session is None:
             session = requests.Session()
             session.auth = self._auth
-            session.verify = self.verify
-            session.trust_env = False
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
@@ -153,6 +151,7 @@ class DatasetsClient:
             response = self._session().request(
                 method, url, params=params, data=form if body is None else body,
                 headers=_FORM if body is not None else None, timeout=self.timeout,
+                verify=self.verify,  # per request: REQUESTS_CA_BUNDLE would override a session's
             )
         except requests.exceptions.SSLError as exc:
             raise ApiError(0, f"{what}: TLS failed for {self.api_url} ({_reason(exc)}); "
