@@ -63,6 +63,8 @@ class EngineConfig(BaseModel):
 
     concurrency: int = Field(default=4, ge=1, le=64)
     max_retries: int = Field(default=8, ge=0, le=100)
+    retry_initial_wait: float = Field(default=0.5, gt=0, le=60)
+    retry_max_wait: float = Field(default=60.0, gt=0, le=600)
     live_timeout: float = Field(default=900.0, gt=0)
 
 

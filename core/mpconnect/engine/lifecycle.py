@@ -25,16 +25,14 @@ from mpconnect.engine.quarantine import QuarantineFile
 from mpconnect.engine.spool import SpoolWriter, remove_spool
 from mpconnect.engine.summary import RunSummary
 from mpconnect.engine.upload import Uploader
-from mpconnect.errors import MpconnectError, PluginError, RecordError, RunFailed
+from mpconnect.errors import ConfigError, MpconnectError, PluginError, RecordError, RunFailed
 from mpconnect.paths import home_dir
 from mpconnect.plugins import Plugins, notify
 from mpconnect.records import Event, Profile
+from mpconnect.retry import call_with_retries
 from mpconnect.sinks.base import Sink
 
 log = logging.getLogger("mpconnect.engine")
-
-#: The token records carry in the embedded store when no project token is configured.
-EMBEDDED_TOKEN = "mpconnect-embedded"
 
 
 @dataclass
@@ -90,10 +88,10 @@ class Engine:
         token = self.config.mixpanel.project_token
         if token:
             return token
-        if sink.name == "embedded":
-            return EMBEDDED_TOKEN
+        if sink.default_token:
+            return sink.default_token
         where = self.config.path or "the configuration"
-        raise MpconnectError(
+        raise ConfigError(
             f"{where}: mixpanel.project_token: the {sink.name!r} sink needs the project token; "
             'add project_token = "${MIXPANEL_PROJECT_TOKEN}" to [mixpanel]'
         )
@@ -138,6 +136,7 @@ class _Run:
         self.options = options
         self.progress = options.progress or Progress()
         self.stop = options.stop or threading.Event()
+        self.token = engine.token(sink)
         self.summary = RunSummary(run_id=run_id, source=source.name,
                                   dataset_id=source.dataset_id, sink=sink.name)
         quarantine_path = engine.home / "quarantine" / source.name / f"{run_id}.jsonl"
@@ -146,6 +145,19 @@ class _Run:
         self._count_lock = threading.Lock()
 
     # -- orchestration -------------------------------------------------------------------
+
+    def _api(self, call: Callable[[], Any]) -> Any:
+        """Call the sink, retrying 429, 5xx, timeouts and dropped connections."""
+        settings = self.engine.config.engine
+
+        def retrying(exc: BaseException, attempt: int, wait: float) -> None:
+            self._count_retry()
+            log.info("%s: %s; retry %d in %.1f s", self.source.name, exc, attempt, wait)
+
+        return call_with_retries(
+            call, max_retries=settings.max_retries, initial_wait=settings.retry_initial_wait,
+            max_wait=settings.retry_max_wait, on_retry=retrying,
+        )
 
     def execute(self) -> RunSummary:
         summary = self.summary
@@ -195,8 +207,8 @@ class _Run:
             reason = "its extraction did not finish (a snapshot never mixes two extractions)"
         elif any(not b.path.is_file() for b in self.ledger.unacked_batches(point.spool_id)):
             reason = "spooled batches are missing"
-        elif self.sink.versioned and self.sink.get_version(
-            self.source.dataset_id, point.version_id
+        elif self.sink.versioned and self._api(
+            lambda: self.sink.get_version(self.source.dataset_id, point.version_id)
         ) is None:
             reason = "the version no longer exists in the sink"
         if reason is None:
@@ -209,7 +221,8 @@ class _Run:
                     self.source.name, point.version_id, reason)
         if self.sink.versioned:
             try:
-                self.sink.delete_version(self.source.dataset_id, point.version_id)
+                self._api(lambda: self.sink.delete_version(self.source.dataset_id,
+                                                           point.version_id))
             except MpconnectError as exc:
                 log.warning("%s: could not delete abandoned version %s: %s",
                             self.source.name, point.version_id, exc)
@@ -227,7 +240,8 @@ class _Run:
             log.info("%s: resuming version %s", self.source.name, resume.version_id)
         else:
             if self.sink.versioned:
-                summary.version_id = self.sink.create_version(self.source.dataset_id).version_id
+                created = self._api(lambda: self.sink.create_version(self.source.dataset_id))
+                summary.version_id = created.version_id
             else:
                 summary.version_id = summary.run_id
             spool_id = summary.run_id
@@ -253,11 +267,13 @@ class _Run:
 
     def _load(self, spool_id: str, spool_dir: Path, resume: ResumePoint | None) -> None:
         summary = self.summary
-        concurrency = self.options.concurrency or self.engine.config.engine.concurrency
+        settings = self.engine.config.engine
         uploader = Uploader(
             self.sink, self.ledger, spool_id=spool_id, dataset_id=self.source.dataset_id,
-            version_id=summary.version_id or "", concurrency=concurrency,
-            max_retries=self.engine.config.engine.max_retries, quarantine=self.quarantine,
+            version_id=summary.version_id or "",
+            concurrency=self.options.concurrency or settings.concurrency,
+            max_retries=settings.max_retries, initial_wait=settings.retry_initial_wait,
+            max_wait=settings.retry_max_wait, quarantine=self.quarantine,
             on_imported=self._count_imported, on_retry=self._count_retry,
         )
         try:
@@ -296,7 +312,7 @@ class _Run:
             quarantine=lambda what, reason, data=None: self.quarantine.add(what, reason, data),
         )
         connector = self.connector_cls(self.settings)
-        token = self.engine.token(self.sink)
+        token = self.token
         transformers = [
             (self.plugins.pm.get_name(impl.plugin), impl.function)
             for impl in self.plugins.pm.hook.transform_record.get_hookimpls()
@@ -382,7 +398,7 @@ class _Run:
     def _publish(self) -> None:
         summary = self.summary
         self.progress.stage(f"publishing version {summary.version_id}")
-        self.sink.publish(self.source.dataset_id, summary.version_id or "")
+        self._api(lambda: self.sink.publish(self.source.dataset_id, summary.version_id or ""))
         self.ledger.mark_published(summary.run_id)
         notify(self.plugins, "version_published", log, source=summary.source,
                dataset_id=summary.dataset_id, version_id=summary.version_id, summary=summary)
@@ -393,7 +409,8 @@ class _Run:
         wait = 0.2
         self.progress.stage(f"waiting until version {summary.version_id} is live")
         while True:
-            version = self.sink.get_version(self.source.dataset_id, summary.version_id or "")
+            version = self._api(
+                lambda: self.sink.get_version(self.source.dataset_id, summary.version_id or ""))
             if version is not None and version.is_live:
                 break
             if time.monotonic() + wait > deadline:
@@ -408,14 +425,15 @@ class _Run:
                dataset_id=summary.dataset_id, version_id=summary.version_id)
 
     def _prune(self) -> None:
-        versions = self.sink.list_versions(self.source.dataset_id)
+        versions = self._api(lambda: self.sink.list_versions(self.source.dataset_id))
         live_index = next((i for i, v in enumerate(versions) if v.is_live), None)
         if live_index is None:
             return
         older = versions[live_index + 1:]
         for version in older[self.source.keep_versions - 1:]:
             self.progress.stage(f"pruning version {version.version_id}")
-            self.sink.delete_version(self.source.dataset_id, version.version_id)
+            self._api(lambda v=version.version_id: self.sink.delete_version(
+                self.source.dataset_id, v))
 
 
 def _record_data(record: Event | Profile) -> dict[str, Any]:

@@ -38,6 +38,8 @@ class Uploader:
         version_id: str,
         concurrency: int,
         max_retries: int,
+        initial_wait: float = 0.5,
+        max_wait: float = 60.0,
         quarantine: QuarantineFile,
         on_imported: Callable[[int], None],
         on_retry: Callable[[], None],
@@ -48,6 +50,8 @@ class Uploader:
         self.dataset_id = dataset_id
         self.version_id = version_id
         self.max_retries = max_retries
+        self.initial_wait = initial_wait
+        self.max_wait = max_wait
         self.quarantine = quarantine
         self.on_imported = on_imported
         self.on_retry = on_retry
@@ -106,6 +110,7 @@ class Uploader:
         try:
             result = call_with_retries(
                 attempt, max_retries=self.max_retries, retry_on=(RetryableApiError,),
+                initial_wait=self.initial_wait, max_wait=self.max_wait,
                 on_retry=retrying, sleep=self._sleep,
             )
         except _Stopped:

@@ -1,0 +1,5 @@
+"""``python -m mpconnect``: the command line."""
+
+from mpconnect.cli import main
+
+main()
