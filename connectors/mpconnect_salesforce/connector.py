@@ -1,0 +1,216 @@
+"""The ``salesforce`` connector: what a run reads, in which order, and what it yields.
+
+A run logs in, plans its reads (a ``COUNT()`` per query decides Bulk 2.0 or REST and lets
+the quota guard refuse a run that would not fit), then streams: Contacts, Leads,
+Opportunities, Cases, Tasks, then custom event mappings. Contacts and unconverted Leads
+become profiles too; they wait in a spool file until ``people()``, which then adds the
+custom people mappings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from mpconnect import ConfigError, Connector, Event, Profile, RunContext, SourceError
+from mpconnect_salesforce.client import SalesforceClient
+from mpconnect_salesforce.identity import Identity
+from mpconnect_salesforce.mappings import (
+    CompiledMapping,
+    compile_mapping,
+    mapping_events,
+    mapping_profiles,
+)
+from mpconnect_salesforce.reads import Read, Run
+from mpconnect_salesforce.rows import Field
+from mpconnect_salesforce.settings import SalesforceSettings
+from mpconnect_salesforce.spool import ProfileSpool
+from mpconnect_salesforce.streams import STREAMS, reads_for
+
+__all__ = ["SalesforceConnector"]
+
+_PEOPLE_STREAMS = {"Contact": "contacts", "Lead": "leads"}
+
+
+@dataclass
+class _Plan:
+    streams: list[tuple[str, list[Read]]] = field(default_factory=list)
+    indexes: list[Read] = field(default_factory=list)
+    events: list[CompiledMapping] = field(default_factory=list)
+    people: list[CompiledMapping] = field(default_factory=list)
+
+    def reads(self) -> list[tuple[str, Read]]:
+        """Every read with the settings key it comes from."""
+        out = [(f"objects ({name})", read) for name, reads in self.streams for read in reads]
+        out += [("identity", read) for read in self.indexes]
+        out += [(m.key, m.read) for m in (*self.events, *self.people)]
+        return out
+
+
+class SalesforceConnector(Connector):
+    """Salesforce Contacts, Leads, Opportunities, Cases, Tasks and mapped objects."""
+
+    name: ClassVar[str] = "salesforce"
+    description: ClassVar[str] = (
+        "Salesforce: Contacts and Leads as people; lead, opportunity, case and task events; "
+        "any object by configuration"
+    )
+    Settings = SalesforceSettings
+    requires: ClassVar[tuple[str, ...]] = ("simple_salesforce",)
+    install_hint: ClassVar[str | None] = 'pip install "mpconnect[salesforce]"'
+
+    settings: SalesforceSettings
+
+    def __init__(self, settings: SalesforceSettings) -> None:  # type: ignore[override]
+        super().__init__(settings)
+        self._run: Run | None = None
+        self._plan: _Plan | None = None
+        self._events_done = False
+        self._indexed = False
+
+    # -- setting up ------------------------------------------------------------------
+
+    def _start(self, ctx: RunContext) -> Run:
+        if self._run is None:
+            client = SalesforceClient(self.settings, ctx.log)
+            self._run = Run(
+                settings=self.settings,
+                client=client,
+                identity=Identity(self.settings.identity),
+                spool=ProfileSpool(ctx.state_dir),
+                quarantine=ctx.quarantine,
+                log=ctx.log,
+            )
+        return self._run
+
+    def _compile(self, run: Run, ctx: RunContext) -> _Plan:
+        prefix = f"sources.{ctx.source}.settings"
+        plan = _Plan(streams=[(name, reads_for(name)) for name in STREAMS
+                              if name in self.settings.objects])
+        describes: dict[str, dict[str, object]] = {}
+        for kind, mappings, target in (("events", self.settings.events, plan.events),
+                                       ("people", self.settings.people, plan.people)):
+            for i, mapping in enumerate(mappings):
+                key = f"{prefix}.{kind}[{i}]"
+                if mapping.object not in describes:
+                    describes[mapping.object] = self._describe(run, key, mapping.object)
+                target.append(compile_mapping(key, mapping, describes[mapping.object]))
+        if self.settings.identity == "email":
+            needed = {obj for name, _ in plan.streams for obj in STREAMS[name].needs}
+            needed |= {obj for m in (*plan.events, *plan.people) for obj in m.references}
+            for obj in sorted(needed):
+                if _PEOPLE_STREAMS[obj] not in self.settings.objects:
+                    fields = [Field("Id", "id"), Field("Email", "email")]
+                    plan.indexes.append(Read(f"{obj} emails", obj, fields, "Email != null"))
+        return plan
+
+    def _describe(self, run: Run, key: str, obj: str) -> dict[str, object]:
+        try:
+            return run.client.describe(obj)
+        except SourceError as exc:
+            if "NOT_FOUND" in str(exc) or "HTTP 404" in str(exc):
+                raise ConfigError(
+                    f"{key}.object: no object {obj!r} in this org, or this user cannot read it"
+                ) from None
+            raise
+
+    def _planned(self, run: Run, ctx: RunContext, compiled: _Plan | None = None) -> _Plan:
+        if self._plan is not None:
+            return self._plan
+        plan = compiled or self._compile(run, ctx)
+        for key, read in plan.reads():
+            try:
+                read.decide(self.settings, run.client.count(read.object, read.where))
+            except SourceError as exc:
+                if read.where and key.startswith("sources."):
+                    raise ConfigError(f"{key}.where: {exc}") from None
+                raise
+        reads = [read for _, read in plan.reads()]
+        estimate = sum(read.estimated_calls(self.settings) for read in reads)
+        detail = ", ".join(read.describe() for read in reads)
+        ctx.log.info("Salesforce plan: %s; about %d API calls", detail, estimate)
+        run.client.guard.check_plan(estimate, detail)
+        self._plan = plan
+        return plan
+
+    def _read_indexes(self, run: Run, plan: _Plan) -> None:
+        """Remember the emails of people no configured stream reads (identity = "email")."""
+        if self._indexed:
+            return
+        for read in plan.indexes:
+            for row in run.rows(read):
+                run.identity.person(row["Id"], row.get("Email"))
+        self._indexed = True
+
+    # -- the connector contract ------------------------------------------------------
+
+    def check(self, ctx: RunContext) -> str:
+        """Log in, validate every object, field and filter, and report the org and its quota.
+
+        :raises SourceError: when the login fails or an object cannot be read.
+        :raises ConfigError: naming the settings key of an unknown object, field or filter.
+        """
+        run = self._start(ctx)
+        org = run.client.query("SELECT Id, Name FROM Organization", "the organization")
+        readable = {
+            o["name"] for o in run.client.describe_global().get("sobjects", [])
+            if o.get("queryable")
+        }
+        plan = self._compile(run, ctx)
+        for name, reads in plan.streams:
+            for read in reads:
+                if read.object not in readable:
+                    raise SourceError(
+                        f"sources.{ctx.source}.settings.objects: {name!r} reads "
+                        f"{read.object}, which this Salesforce user cannot query"
+                    )
+                fields = {f["name"] for f in run.client.describe(read.object)["fields"]}
+                for f in read.fields:
+                    if "." not in f.path and f.path not in fields:
+                        raise SourceError(
+                            f"sources.{ctx.source}.settings.objects: {name!r} needs "
+                            f"{read.object}.{f.path}, which this user cannot read "
+                            "(check field-level security)"
+                        )
+        plan = self._planned(run, ctx, plan)
+        org_row = org[0] if org else {}
+        counts = ", ".join(f"{read.object} ({read.count})" for _, read in plan.reads())
+        return (
+            f"Salesforce org {org_row.get('Id')} ({org_row.get('Name')}); API usage "
+            f"{run.client.guard.describe()} today; can read {counts or 'nothing configured'}"
+        )
+
+    def events(self, ctx: RunContext) -> Iterator[Event]:
+        """Yield every event: standard streams in order, then the event mappings."""
+        run = self._start(ctx)
+        plan = self._planned(run, ctx)
+        self._read_indexes(run, plan)
+        for name, reads in plan.streams:
+            yield from STREAMS[name].events(run, reads)
+        for compiled in plan.events:
+            yield from mapping_events(run, compiled)
+        self._events_done = True
+        if run.skipped:
+            ctx.log.warning("Salesforce: %d rows quarantined so far", run.skipped)
+
+    def people(self, ctx: RunContext) -> Iterator[Profile]:
+        """Yield the Contact and unconverted Lead profiles, then the people mappings."""
+        run = self._start(ctx)
+        plan = self._planned(run, ctx)
+        self._read_indexes(run, plan)
+        if not self._events_done:
+            for name, reads in plan.streams:
+                if name in ("contacts", "leads"):
+                    for _ in STREAMS[name].events(run, reads):
+                        pass
+        yield from run.spool.replay()
+        for compiled in plan.people:
+            yield from mapping_profiles(run, compiled)
+
+    def close(self) -> None:
+        """Close the HTTP session and delete the profile spool."""
+        if self._run is not None:
+            self._run.spool.close()
+            self._run.client.close()
+            self._run = None

@@ -1,0 +1,430 @@
+"""A seeded, consistent Salesforce org for the local Salesforce API.
+
+Rows are made on demand from ``(seed, object, index)``: nothing is stored, so an org of a
+million contacts costs no memory, and the same seed always gives the same org. Ids look
+like Salesforce's (key prefix, 15 characters, 3-character case checksum) and encode the
+row's index, so a reference is followed by computing the referenced row.
+
+Consistency: a converted Lead points at a Contact (and that Contact's Account); Tasks never
+point at converted Leads (Salesforce moves activities to the Contact); Opportunity history
+ends at the Opportunity's current stage; a Case's account is its contact's account.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+Row = dict[str, Any]
+BASE_TIME = datetime(2023, 1, 1, tzinfo=UTC)
+STAGES = [
+    ("Prospecting", 10.0), ("Qualification", 20.0), ("Needs Analysis", 30.0),
+    ("Proposal/Price Quote", 60.0), ("Negotiation/Review", 80.0),
+    ("Closed Won", 100.0), ("Closed Lost", 0.0),
+]
+_PROBABILITY = dict(STAGES)
+FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Radia"]
+LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Thompson"]
+COUNTRIES = ["France", "United States", "Japan", "Brazil", "Kenya", "Germany"]
+SOURCES = ["Web", "Phone Inquiry", "Partner Referral", "Trade Show"]
+_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def make_id(prefix: str, index: int) -> str:
+    """An 18-character Salesforce-style id whose digits are ``index``."""
+    body = f"{prefix}{index:012d}"
+    suffix = ""
+    for chunk in range(3):
+        part = body[chunk * 5:chunk * 5 + 5]
+        suffix += _CHECKSUM[sum(1 << i for i, c in enumerate(part) if c.isupper())]
+    return body + suffix
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    """A field as ``describe`` lists it."""
+
+    name: str
+    type: str = "string"
+    reference_to: tuple[str, ...] = ()
+    relationship_name: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The field's entry in a ``describe`` answer."""
+        return {
+            "name": self.name, "label": self.name.replace("__c", "").replace("_", " "),
+            "type": self.type, "referenceTo": list(self.reference_to),
+            "relationshipName": self.relationship_name, "nillable": self.name != "Id",
+            "custom": self.name.endswith("__c"), "filterable": True,
+        }
+
+
+def _f(spec: str) -> FieldDef:
+    """``"AccountId:reference>Account@Account"`` into a FieldDef."""
+    name, _, rest = spec.partition(":")
+    kind, _, refs = (rest or "string").partition(">")
+    targets, _, rel = refs.partition("@")
+    return FieldDef(name, kind, tuple(t for t in targets.split("|") if t), rel or None)
+
+
+@dataclass
+class Table:
+    """One object: its fields and a row maker over ``range(size)`` (None: no row there)."""
+
+    name: str
+    prefix: str
+    fields: list[FieldDef]
+    size: int
+    make: Callable[[int], Row | None]
+    by_name: dict[str, FieldDef] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_name = {f.name.lower(): f for f in self.fields}
+
+    @property
+    def custom(self) -> bool:
+        """True for custom objects (``__c``)."""
+        return self.name.endswith("__c")
+
+    def field(self, name: str) -> FieldDef | None:
+        """The field called ``name`` (SOQL names are case-insensitive)."""
+        return self.by_name.get(name.lower())
+
+    def relationship(self, name: str) -> FieldDef | None:
+        """The reference field whose relationship is called ``name``."""
+        lowered = name.lower()
+        for f in self.fields:
+            if f.relationship_name and f.relationship_name.lower() == lowered:
+                return f
+        return None
+
+    def row(self, index: int) -> Row | None:
+        """The row at ``index``, or None."""
+        return self.make(index) if 0 <= index < self.size else None
+
+    def __iter__(self) -> Iterator[Row]:
+        for index in range(self.size):
+            row = self.make(index)
+            if row is not None:
+                yield row
+
+    def get(self, record_id: str | None) -> Row | None:
+        """The row with this id, or None."""
+        if not record_id or not record_id.startswith(self.prefix):
+            return None
+        try:
+            return self.row(int(record_id[3:15]))
+        except ValueError:
+            return None
+
+
+class Org:
+    """A seeded org.
+
+    :param seed: the same seed gives the same org.
+    """
+
+    def __init__(
+        self, seed: int = 7, *, accounts: int = 12, contacts: int = 60, leads: int = 40,
+        opportunities: int = 30, cases: int = 25, tasks: int = 50, demo_requests: int = 20,
+        members: int = 15,
+    ) -> None:
+        self.seed = seed
+        self.org_id = make_id("00D", seed)
+        sizes = {
+            "Account": accounts, "Contact": contacts, "Lead": leads,
+            "Opportunity": opportunities, "OpportunityContactRole": opportunities * 2,
+            "OpportunityHistory": opportunities * 4, "Case": cases, "Task": tasks,
+            "Demo_Request__c": demo_requests, "Member__c": min(members, contacts),
+            "Organization": 1, "User": 3,
+        }
+        self.sizes = sizes
+        self.tables: dict[str, Table] = {}
+        for name, prefix, specs in _SCHEMA:
+            maker = getattr(self, "_" + name.lower().replace("__c", "_c"))
+            self.tables[name.lower()] = Table(name, prefix, [_f(s) for s in specs], sizes[name],
+                                              maker)
+
+    # -- access ------------------------------------------------------------------------
+
+    def table(self, name: str) -> Table | None:
+        """The object called ``name`` (case-insensitive), or None."""
+        return self.tables.get(name.lower())
+
+    def __getitem__(self, name: str) -> Table:
+        table = self.table(name)
+        if table is None:
+            raise KeyError(name)
+        return table
+
+    def by_id(self, record_id: str | None) -> tuple[Table, Row] | None:
+        """The object and row an id points at."""
+        if not record_id:
+            return None
+        for table in self.tables.values():
+            if record_id.startswith(table.prefix):
+                row = table.get(record_id)
+                return (table, row) if row is not None else None
+        return None
+
+    def rows(self, name: str) -> list[Row]:
+        """Every row of an object, as a list (for tests' expectations; small orgs only)."""
+        return list(self[name])
+
+    # -- generation --------------------------------------------------------------------
+
+    def _rng(self, name: str, index: int) -> random.Random:
+        return random.Random(hash((self.seed, _CODES[name], index)))
+
+    def _id(self, name: str, index: int) -> str:
+        return make_id(_PREFIX[name], index)
+
+    def _pick(self, name: str, rng: random.Random) -> str | None:
+        size = self.sizes[name]
+        return self._id(name, rng.randrange(size)) if size else None
+
+    def _created(self, rng: random.Random) -> datetime:
+        return BASE_TIME + timedelta(seconds=rng.randrange(0, 400 * 86400))
+
+    def _owner(self, rng: random.Random) -> str:
+        return self._id("User", rng.randrange(3))
+
+    def _organization(self, index: int) -> Row:
+        return {"Id": self.org_id, "Name": "Acme Test Org", "OrganizationType": "Developer Edition",
+                "IsSandbox": False}
+
+    def _user(self, index: int) -> Row:
+        return {"Id": self._id("User", index), "Name": f"Owner {index}",
+                "Email": f"owner{index}@acme.test"}
+
+    def _account(self, index: int) -> Row:
+        rng = self._rng("Account", index)
+        return {"Id": self._id("Account", index), "Name": f"{rng.choice(LAST)} Industries {index}",
+                "Industry": rng.choice(["Technology", "Retail", "Finance"]),
+                "OwnerId": self._owner(rng), "CreatedDate": self._created(rng)}
+
+    def _person(self, name: str, index: int, rng: random.Random) -> Row:
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        email = None
+        if rng.random() < 0.85:
+            email = f"{first}.{last}{index}@example.com".lower()
+            if rng.random() < 0.25:
+                email = f"{first}.{last}{index}@Example.COM"
+        return {
+            "Id": self._id(name, index), "FirstName": first, "LastName": last,
+            "Name": f"{first} {last}", "Email": email,
+            "Phone": f"+1 555 {index:07d}" if rng.random() < 0.7 else None,
+            "Title": rng.choice(["CTO", "Analyst", "VP Sales"]) if rng.random() < 0.6 else None,
+            "LeadSource": rng.choice(SOURCES) if rng.random() < 0.7 else None,
+            "OwnerId": self._owner(rng), "CreatedDate": self._created(rng),
+        }
+
+    def _contact(self, index: int) -> Row:
+        rng = self._rng("Contact", index)
+        row = self._person("Contact", index, rng)
+        account = index % self.sizes["Account"] if self.sizes["Account"] else 0
+        has_account = self.sizes["Account"] and rng.random() < 0.9
+        country = rng.choice(COUNTRIES) if rng.random() < 0.8 else None
+        row.update({
+            "AccountId": self._id("Account", account) if has_account else None,
+            "MailingCountry": country,
+            "MailingAddress": {"city": "Paris", "country": country} if country else None,
+        })
+        return row
+
+    def _lead(self, index: int) -> Row:
+        rng = self._rng("Lead", index)
+        row = self._person("Lead", index, rng)
+        converted = bool(self.sizes["Contact"]) and rng.random() < 0.3
+        row.update({
+            "Company": f"{rng.choice(LAST)} Labs", "Country": rng.choice(COUNTRIES),
+            "IsConverted": converted, "ConvertedDate": None, "ConvertedContactId": None,
+            "ConvertedAccountId": None, "ConvertedOpportunityId": None,
+            "Status": rng.choice(["Open - Not Contacted", "Working - Contacted",
+                                  "Closed - Not Converted"]),
+        })
+        if converted:
+            contact_id = self._pick("Contact", rng)
+            contact = self["Contact"].get(contact_id)
+            row.update({
+                "Status": "Closed - Converted", "ConvertedContactId": contact_id,
+                "ConvertedAccountId": contact["AccountId"] if contact else None,
+                "ConvertedDate": (row["CreatedDate"] + timedelta(days=rng.randrange(1, 60))).date(),
+                "ConvertedOpportunityId": (self._pick("Opportunity", rng)
+                                           if rng.random() < 0.5 else None),
+            })
+        return row
+
+    def _opportunity(self, index: int) -> Row:
+        rng = self._rng("Opportunity", index)
+        stage, probability = rng.choice(STAGES)
+        created = self._created(rng)
+        has_account = self.sizes["Account"] and rng.random() < 0.85
+        return {
+            "Id": self._id("Opportunity", index), "Name": f"Deal {index}",
+            "AccountId": self._pick("Account", rng) if has_account else None,
+            "StageName": stage, "Probability": probability,
+            "IsClosed": stage.startswith("Closed"), "IsWon": stage == "Closed Won",
+            "Amount": round(rng.uniform(1000, 100000), 2) if rng.random() < 0.95 else None,
+            "Type": rng.choice(["New Customer", "Existing Customer - Upgrade"])
+            if rng.random() < 0.8 else None,
+            "CloseDate": (created + timedelta(days=rng.randrange(10, 120))).date(),
+            "CreatedDate": created, "OwnerId": self._owner(rng),
+        }
+
+    def _opportunitycontactrole(self, index: int) -> Row | None:
+        opportunity, kind = divmod(index, 2)
+        rng = self._rng("OpportunityContactRole", index)
+        if not self.sizes["Contact"] or rng.random() >= (0.6 if kind == 0 else 0.3):
+            return None
+        return {
+            "Id": self._id("OpportunityContactRole", index),
+            "OpportunityId": self._id("Opportunity", opportunity),
+            "ContactId": self._pick("Contact", rng), "IsPrimary": kind == 0,
+            "Role": "Decision Maker" if kind == 0 else "Influencer",
+            "CreatedDate": self._created(rng),
+        }
+
+    def _opportunityhistory(self, index: int) -> Row | None:
+        number, step = divmod(index, 4)
+        opportunity = self["Opportunity"].row(number)
+        assert opportunity is not None
+        steps = 1 + self._rng("OpportunityHistory", number * 4).randrange(4)
+        if step >= steps:
+            return None
+        stage = opportunity["StageName"] if step == steps - 1 else STAGES[min(step, 4)][0]
+        rng = self._rng("OpportunityHistory", index)
+        return {
+            "Id": self._id("OpportunityHistory", index), "OpportunityId": opportunity["Id"],
+            "StageName": stage, "Probability": _PROBABILITY[stage],
+            "Amount": opportunity["Amount"], "CloseDate": opportunity["CloseDate"],
+            "CreatedDate": opportunity["CreatedDate"]
+            + timedelta(days=step, minutes=rng.randrange(60)),
+        }
+
+    def _case(self, index: int) -> Row:
+        rng = self._rng("Case", index)
+        contact_id = self._pick("Contact", rng) if rng.random() < 0.75 else None
+        contact = self["Contact"].get(contact_id)
+        account = contact["AccountId"] if contact else (
+            self._pick("Account", rng) if rng.random() < 0.6 else None)
+        status = rng.choice(["New", "Working", "Escalated", "Closed", "Closed"])
+        created = self._created(rng)
+        return {
+            "Id": self._id("Case", index), "CaseNumber": f"{index + 1:08d}",
+            "ContactId": contact_id, "AccountId": account, "Status": status,
+            "IsClosed": status == "Closed",
+            "ClosedDate": created + timedelta(hours=rng.randrange(1, 200))
+            if status == "Closed" else None,
+            "Priority": rng.choice(["High", "Medium", "Low"]),
+            "Origin": rng.choice(["Phone", "Email", "Web"]),
+            "Type": rng.choice(["Problem", "Question", None]),
+            "Reason": rng.choice(["Performance", "Installation", None]),
+            "Subject": f"Case {index}", "CreatedDate": created,
+        }
+
+    def _task(self, index: int) -> Row:
+        rng = self._rng("Task", index)
+        who: str | None = None
+        draw = rng.random()
+        if draw < 0.5:
+            who = self._pick("Contact", rng)
+        elif draw < 0.75 and self.sizes["Lead"]:
+            lead = self["Lead"].row(rng.randrange(self.sizes["Lead"]))
+            assert lead is not None
+            who = lead["ConvertedContactId"] if lead["IsConverted"] else lead["Id"]
+        contact = self["Contact"].get(who)
+        completed = rng.random() < 0.6
+        created = self._created(rng)
+        return {
+            "Id": self._id("Task", index), "WhoId": who,
+            "WhatId": self._pick("Opportunity", rng) if rng.random() < 0.5 else None,
+            "AccountId": contact["AccountId"] if contact else None,
+            "OwnerId": self._owner(rng), "Subject": rng.choice(["Call", "Send quote", "Demo"]),
+            "Status": "Completed" if completed else rng.choice(["Not Started", "In Progress"]),
+            "IsClosed": completed, "Priority": rng.choice(["Normal", "High"]),
+            "Type": rng.choice(["Call", "Email", "Meeting", None]),
+            "TaskSubtype": rng.choice(["Task", "Email", "Call"]),
+            "ActivityDate": (created + timedelta(days=3)).date(),
+            "CompletedDateTime": created + timedelta(hours=5)
+            if completed and rng.random() < 0.8 else None,
+            "LastModifiedDate": created + timedelta(days=1),
+            "CreatedDate": created,
+        }
+
+    def _demo_request_c(self, index: int) -> Row:
+        rng = self._rng("Demo_Request__c", index)
+        return {
+            "Id": self._id("Demo_Request__c", index), "Name": f"DR-{index:05d}",
+            "Contact__c": self._pick("Contact", rng) if rng.random() < 0.85 else None,
+            "Product__c": rng.choice(["Analytics", "Warehouse", "Streams"]),
+            "Region__c": rng.choice(["EMEA", "AMER", "APAC", None]),
+            "Status__c": rng.choice(["New", "Qualified", "Spam", None]),
+            "Seats__c": float(rng.randrange(1, 500)), "Is_Trial__c": rng.random() < 0.5,
+            "Requested_On__c": date(2023, 1, 1) + timedelta(days=rng.randrange(300)),
+            "CreatedDate": self._created(rng), "OwnerId": self._owner(rng),
+        }
+
+    def _member_c(self, index: int) -> Row:
+        rng = self._rng("Member__c", index)
+        return {
+            "Id": self._id("Member__c", index), "Name": f"M-{index:05d}",
+            "Contact__c": self._id("Contact", index) if rng.random() < 0.9 else None,
+            "Tier__c": rng.choice(["Gold", "Silver", "Bronze"]),
+            "Points__c": float(rng.randrange(0, 10000)),
+            "Joined__c": date(2022, 1, 1) + timedelta(days=rng.randrange(700)),
+            "CreatedDate": self._created(rng),
+        }
+
+
+_PERSON = ["Id:id", "FirstName", "LastName", "Name", "Email:email", "Phone:phone", "Title",
+           "LeadSource:picklist", "OwnerId:reference>User@Owner", "CreatedDate:datetime"]
+_SCHEMA: list[tuple[str, str, list[str]]] = [
+    ("Organization", "00D", ["Id:id", "Name", "OrganizationType:picklist", "IsSandbox:boolean"]),
+    ("User", "005", ["Id:id", "Name", "Email:email"]),
+    ("Account", "001", ["Id:id", "Name", "Industry:picklist", "OwnerId:reference>User@Owner",
+                        "CreatedDate:datetime"]),
+    ("Contact", "003", [*_PERSON, "AccountId:reference>Account@Account", "MailingCountry",
+                        "MailingAddress:address"]),
+    ("Lead", "00Q", [*_PERSON, "Company", "Country", "Status:picklist", "IsConverted:boolean",
+                     "ConvertedDate:date", "ConvertedContactId:reference>Contact@ConvertedContact",
+                     "ConvertedAccountId:reference>Account@ConvertedAccount",
+                     "ConvertedOpportunityId:reference>Opportunity@ConvertedOpportunity"]),
+    ("Opportunity", "006", ["Id:id", "Name", "AccountId:reference>Account@Account",
+                            "StageName:picklist", "Probability:percent", "IsClosed:boolean",
+                            "IsWon:boolean", "Amount:currency", "Type:picklist",
+                            "CloseDate:date", "CreatedDate:datetime",
+                            "OwnerId:reference>User@Owner"]),
+    ("OpportunityContactRole", "00K", ["Id:id", "OpportunityId:reference>Opportunity@Opportunity",
+                                       "ContactId:reference>Contact@Contact",
+                                       "IsPrimary:boolean", "Role:picklist",
+                                       "CreatedDate:datetime"]),
+    ("OpportunityHistory", "008", ["Id:id", "OpportunityId:reference>Opportunity@Opportunity",
+                                   "StageName:picklist", "Probability:percent",
+                                   "Amount:currency", "CloseDate:date", "CreatedDate:datetime"]),
+    ("Case", "500", ["Id:id", "CaseNumber", "ContactId:reference>Contact@Contact",
+                     "AccountId:reference>Account@Account", "Status:picklist",
+                     "IsClosed:boolean", "ClosedDate:datetime", "Priority:picklist",
+                     "Origin:picklist", "Type:picklist", "Reason:picklist", "Subject",
+                     "CreatedDate:datetime"]),
+    ("Task", "00T", ["Id:id", "WhoId:reference>Contact|Lead@Who",
+                     "WhatId:reference>Opportunity|Account@What",
+                     "AccountId:reference>Account@Account", "OwnerId:reference>User@Owner",
+                     "Subject", "Status:picklist", "IsClosed:boolean", "Priority:picklist",
+                     "Type:picklist", "TaskSubtype:picklist", "ActivityDate:date",
+                     "CompletedDateTime:datetime", "LastModifiedDate:datetime",
+                     "CreatedDate:datetime"]),
+    ("Demo_Request__c", "a01", ["Id:id", "Name", "Contact__c:reference>Contact@Contact__r",
+                                "Product__c:picklist", "Region__c:picklist",
+                                "Status__c:picklist", "Seats__c:double", "Is_Trial__c:boolean",
+                                "Requested_On__c:date", "CreatedDate:datetime",
+                                "OwnerId:reference>User@Owner"]),
+    ("Member__c", "a02", ["Id:id", "Name", "Contact__c:reference>Contact@Contact__r",
+                          "Tier__c:picklist", "Points__c:double", "Joined__c:date",
+                          "CreatedDate:datetime"]),
+]
+_PREFIX = {name: prefix for name, prefix, _ in _SCHEMA}
+_CODES = {name: i for i, (name, _, _) in enumerate(_SCHEMA)}
