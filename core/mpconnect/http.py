@@ -1,0 +1,348 @@
+"""A small JSON-over-HTTP client for connectors: retries, rate limiting, clear errors.
+
+Most new sources are JSON HTTP APIs read page by page. :class:`JsonHttpClient` does what
+every such connector needs and should not write again::
+
+    client = JsonHttpClient(
+        settings.base_url,
+        headers={"Authorization": f"Bearer {settings.api_key.get_secret_value()}"},
+        max_retries=5,
+        rate_limit=10,          # requests per second, shared by every thread
+        name="acme_crm",        # prefixes error messages
+    )
+    for contact in client.paginate("/contacts", {"limit": 100}, next_page=next_cursor):
+        ...
+
+- 429, 408 and 5xx answers, timeouts and dropped connections are retried with
+  exponential backoff and jitter, honouring ``Retry-After`` (built on
+  :func:`mpconnect.retry.call_with_retries`); when the retries run out, or for any other
+  error status, :class:`SourceHttpError` (a :class:`mpconnect.SourceError`) is raised
+  with the method, the URL, the status and the server's own text.
+- Secrets never reach a message: header values (other than ``Accept``,
+  ``Content-Type`` and ``User-Agent``) and query parameters whose names look secret
+  (``api_key``, ``token``, ...) are replaced by ``***`` in every error and log line, and
+  ``repr(client)`` shows only the base URL.
+- Plain ``http://`` is refused except to a loopback address (127.0.0.1, localhost, ::1),
+  so a credential is never sent in clear by mistake; ``allow_http=True`` overrides.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import requests
+
+from mpconnect.errors import ConfigError, RetryableApiError, SourceError
+from mpconnect.retry import RateLimiter, call_with_retries, parse_retry_after
+
+__all__ = ["JsonHttpClient", "NextPage", "SourceHttpError"]
+
+log = logging.getLogger("mpconnect.http")
+
+#: Statuses worth retrying besides every 5xx.
+RETRY_STATUSES = frozenset({408, 429})
+#: Headers whose values are not secret and may appear in messages.
+PUBLIC_HEADERS = frozenset({"accept", "content-type", "user-agent"})
+_SECRET_PARAM = re.compile(r"key|token|secret|password|passwd|auth|signature|sig$|session",
+                           re.IGNORECASE)
+_SERVER_TEXT_LIMIT = 500
+
+#: What a ``next_page`` callback returns: query parameters for the next request to the
+#: same path, a URL (absolute, or a path) to fetch as given, or None when done.
+NextPage = Callable[[Any], "Mapping[str, Any] | str | None"]
+
+
+class SourceHttpError(SourceError):
+    """A source's HTTP API answered with an error, or could not be reached.
+
+    :param status: the HTTP status, 0 when no response was received.
+    :param method: the request method.
+    :param url: the URL, with secret query parameters redacted.
+    :param server_message: the server's own text (truncated), or what went wrong.
+    """
+
+    def __init__(self, message: str, *, status: int, method: str, url: str,
+                 server_message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.url = url
+        self.server_message = server_message
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class JsonHttpClient:
+    """Call a JSON HTTP API with retries, an optional rate limit, and clear errors.
+
+    :param base_url: the API's root, such as ``https://api.acme.example/v1``; request
+        paths are joined to it.
+    :param headers: headers sent with every request (authentication goes here).
+    :param max_retries: retries after the first attempt for 429/408/5xx answers,
+        timeouts and dropped connections.
+    :param rate_limit: at most this many requests per second (None: unlimited).
+    :param timeout: seconds to wait for a response before retrying.
+    :param initial_wait: the first backoff in seconds (it doubles, with jitter).
+    :param max_wait: the longest wait between attempts, ``Retry-After`` included.
+    :param name: what error messages and log lines start with (the connector's name).
+    :param verify: TLS verification: a CA bundle path (local test servers) or False;
+        None keeps the session's own (verifying) setting.
+    :param allow_http: allow plain ``http://`` to hosts other than loopback.
+    :param session: a ``requests.Session`` to use (default: a new one, closed by
+        :meth:`close`).
+    :param on_retry: called as ``on_retry(error, attempt, wait_seconds)`` before each wait.
+    :raises ConfigError: for a base URL that is not http(s), or plain http to a remote host.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_retries: int = 5,
+        rate_limit: float | None = None,
+        timeout: float = 30.0,
+        initial_wait: float = 0.5,
+        max_wait: float = 60.0,
+        name: str = "source",
+        verify: bool | str | None = None,
+        allow_http: bool = False,
+        session: requests.Session | None = None,
+        on_retry: Callable[[BaseException, int, float], None] | None = None,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"base_url: {base_url!r} is not an http(s) URL")
+        if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
+            raise ConfigError(
+                f"base_url: {base_url} is plain http; use https:// (plain http is allowed "
+                "only to 127.0.0.1, localhost and ::1)"
+            )
+        self.base_url = base_url.rstrip("/") + "/"
+        self.name = name
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.initial_wait = initial_wait
+        self.max_wait = max_wait
+        self.limiter = RateLimiter(rate_limit)
+        self.on_retry = on_retry
+        self._owns_session = session is None
+        self.session = session or requests.Session()
+        if verify is not None:
+            self.session.verify = verify
+        from mpconnect import __version__
+
+        self.session.headers.update({"Accept": "application/json",
+                                     "User-Agent": f"mpconnect/{__version__}"})
+        self.session.headers.update(dict(headers or {}))
+        self._secrets = sorted(
+            (v for k, v in (headers or {}).items() if k.lower() not in PUBLIC_HEADERS and v),
+            key=len, reverse=True,
+        )
+        self._count_lock = threading.Lock()
+        #: Requests made (attempts, retries included) and retries, for logs and tests.
+        self.requests = 0
+        self.retries = 0
+
+    def __repr__(self) -> str:
+        return f"<JsonHttpClient {self.base_url}>"
+
+    # -- messages without secrets --------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+            token = secret.split(" ", 1)[-1]  # "Bearer sk_..." also appears as "sk_..."
+            if len(token) >= 6:
+                text = text.replace(token, "***")
+        return text
+
+    def _display_url(self, url: str, params: Mapping[str, Any] | None) -> str:
+        shown = url
+        if params:
+            safe = {k: ("***" if _SECRET_PARAM.search(str(k)) else v) for k, v in params.items()}
+            shown = f"{url}?{urlencode(safe, doseq=True)}"
+        parts = urlsplit(shown)
+        if parts.query:
+            pairs = [p.split("=", 1) for p in parts.query.split("&")]
+            query = "&".join(
+                f"{p[0]}=***" if len(p) == 2 and _SECRET_PARAM.search(p[0]) else "=".join(p)
+                for p in pairs
+            )
+            shown = parts._replace(query=query).geturl()
+        return self._redact(shown)
+
+    # -- requests ------------------------------------------------------------------------
+
+    def url_for(self, path: str) -> str:
+        """Return the absolute URL of ``path`` (a path below the base URL, or a full URL)."""
+        if "://" in path:
+            return path
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET ``path`` and return its JSON body, retrying transient failures.
+
+        :raises SourceHttpError: for an error status (after retries for 429/408/5xx), an
+            unreachable server once retries are exhausted, or a body that is not JSON.
+        """
+        return self.request_json("GET", path, params=params)
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Send one request and return the JSON body; see :meth:`get_json`.
+
+        Only use it for requests that are safe to repeat: a retried POST is sent again.
+        """
+        url = self.url_for(path)
+        shown = self._display_url(url, params)
+
+        def attempt() -> Any:
+            self.limiter.acquire()
+            with self._count_lock:
+                self.requests += 1
+            return self._send(method, url, shown, params, json)
+
+        def retried(error: BaseException, number: int, wait: float) -> None:
+            with self._count_lock:
+                self.retries += 1
+            log.warning("%s: %s %s: %s; retry %d of %d in %.1f s", self.name, method, shown,
+                        error, number, self.max_retries, wait)
+            if self.on_retry is not None:
+                self.on_retry(error, number, wait)
+
+        try:
+            return call_with_retries(
+                attempt, max_retries=self.max_retries, initial_wait=self.initial_wait,
+                max_wait=self.max_wait, on_retry=retried,
+            )
+        except RetryableApiError as exc:
+            attempts = self.max_retries + 1
+            raise SourceHttpError(
+                f"{self.name}: {method} {shown}: {exc} (gave up after {attempts} "
+                f"attempt{'s' if attempts != 1 else ''})",
+                status=exc.status, method=method, url=shown, server_message=exc.server_message,
+            ) from None
+
+    def _send(self, method: str, url: str, shown: str, params: Mapping[str, Any] | None,
+              body: Any) -> Any:
+        try:
+            response = self.session.request(method, url, params=params, json=body,
+                                            timeout=self.timeout)
+        except requests.Timeout:
+            raise RetryableApiError(0, f"no response within {self.timeout:g} s") from None
+        except requests.ConnectionError as exc:
+            raise RetryableApiError(0, f"connection failed: {self._redact(str(exc))}") from None
+        status = response.status_code
+        if status >= 400:
+            text = self._redact(response.text.strip()[:_SERVER_TEXT_LIMIT]) or response.reason
+            if status >= 500 or status in RETRY_STATUSES:
+                raise RetryableApiError(
+                    status, text, retry_after=parse_retry_after(response.headers.get("Retry-After"))
+                )
+            raise SourceHttpError(f"{self.name}: {method} {shown}: HTTP {status}: {text}",
+                                  status=status, method=method, url=shown, server_message=text)
+        if status == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            start = self._redact(response.text[:200])
+            raise SourceHttpError(
+                f"{self.name}: {method} {shown}: HTTP {status} but the body is not JSON: "
+                f"{start!r}",
+                status=status, method=method, url=shown, server_message=start,
+            ) from None
+
+    def paginate(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        next_page: NextPage,
+        items: str | Callable[[Any], list[Any]] = "data",
+    ) -> Iterator[Any]:
+        """Yield every item of a paginated list, fetching one page at a time.
+
+        :param path: the list's path.
+        :param params: query parameters of the first request.
+        :param next_page: given a page's JSON body, returns the next request: parameters
+            merged into ``params`` (``{"cursor": body["next_cursor"]}``), a URL or path to
+            fetch as is (``body["next"]``), or None after the last page.
+        :param items: the key of the list in each page's body, or a function returning it.
+        :raises SourceHttpError: as :meth:`get_json`, or when a page holds no list.
+
+        Example (cursor pagination)::
+
+            def next_cursor(body):
+                cursor = body.get("next_cursor")
+                return {"cursor": cursor} if cursor else None
+
+            for contact in client.paginate("/contacts", {"limit": 100}, next_page=next_cursor):
+                ...
+        """
+        request_path: str = path
+        request_params: dict[str, Any] = dict(params or {})
+        pages = 0
+        while True:
+            body = self.get_json(request_path, request_params or None)
+            pages += 1
+            where = self._display_url(self.url_for(request_path), request_params or None)
+            if callable(items):
+                page = items(body)
+            else:
+                page = body.get(items) if isinstance(body, Mapping) else None
+            if not isinstance(page, list):
+                what = f"a list under {items!r}" if isinstance(items, str) else "a list"
+                raise SourceHttpError(
+                    f"{self.name}: GET {where}: page {pages} holds no {what}",
+                    status=200, method="GET", url=where, server_message="",
+                )
+            yield from page
+            following = next_page(body)
+            if following is None:
+                return
+            if isinstance(following, str):
+                next_path, next_params = following, {}
+            else:
+                next_path, next_params = request_path, {**request_params, **following}
+            if (next_path, next_params) == (request_path, request_params):
+                raise SourceHttpError(
+                    f"{self.name}: GET {where}: page {pages} points to itself as the next "
+                    "page; the pagination does not advance",
+                    status=200, method="GET", url=where, server_message="",
+                )
+            request_path, request_params = next_path, next_params
+
+    def close(self) -> None:
+        """Close the session (when the client made it)."""
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> JsonHttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
