@@ -68,11 +68,19 @@ def _dataset_secrets(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--drop-rate", default=0.0, type=click.FloatRange(0, 1),
               help="Fraction of connections closed without a response.")
 @click.option("--seed", default=0, show_default=True, help="Seed of fault injection.")
+@click.option("--project-id", default="1", show_default=True,
+              help="The project id of the ingestion API (/import, /engage); what they accept "
+                   "goes to dataset PROJECT<id>.")
+@click.option("--service-account", "service_account", envvar="MPCONNECT_SERVE_SERVICE_ACCOUNT",
+              metavar="USER:SECRET",
+              help="A service account /import accepts with --project-id "
+                   "(also $MPCONNECT_SERVE_SERVICE_ACCOUNT).")
 def serve(host: str, port: int, http_port: int | None, datasets: tuple[str, ...],
           project_token: str, project_secret: str | None, dataset_secret_values: tuple[str, ...],
           live_delay: float, store_path: Path | None, tls_cert: Path | None,
           tls_key: Path | None, ca_dir: Path | None, fail_rate: float, rate_limit: int,
-          latency_ms: float, drop_rate: float, seed: int) -> None:
+          latency_ms: float, drop_rate: float, seed: int, project_id: str,
+          service_account: str | None) -> None:
     """Serve the Datasets API locally over HTTPS, backed by an embedded store.
 
     Point a configuration at it with [mixpanel] sink = "datasets", api_url = the URL
@@ -102,7 +110,8 @@ def serve(host: str, port: int, http_port: int | None, datasets: tuple[str, ...]
                                _dataset_secrets(dataset_secret_values))
     faults = ds.Faults(fail_rate=fail_rate, rate_limit=rate_limit, latency_ms=latency_ms,
                        drop_rate=drop_rate)
-    app = ds.make_app(store, options, ds.FaultInjector(faults, seed))
+    ingestion = _ingestion_project(project_id, service_account, options)
+    app = ds.make_app(store, options, ds.FaultInjector(faults, seed), ingestion=ingestion)
     if tls_cert is not None and tls_key is not None:
         context = server_context_from_files(tls_cert, tls_key)
         trust = f"certificate: {tls_cert}"
@@ -122,6 +131,9 @@ def serve(host: str, port: int, http_port: int | None, datasets: tuple[str, ...]
             click.echo(f"project secret (generated for this server): {options.project_secret}")
         if options.dataset_secrets:
             click.echo(f"dataset secrets for: {', '.join(sorted(options.dataset_secrets))}")
+        accounts = ", ".join(ingestion.service_accounts) or "none"
+        click.echo(f"ingestion API: {url}/import and /engage for project {project_id} "
+                   f"(service accounts: {accounts}); stored as dataset {ingestion.dataset_id}")
         click.echo(f"store: {store.path} (live delay {live_delay:g} s); inspect with: "
                    f"mpconnect inspect DATASET --store {store.path}")
         click.echo("press Ctrl-C to stop", err=True)
@@ -132,6 +144,23 @@ def serve(host: str, port: int, http_port: int | None, datasets: tuple[str, ...]
     finally:
         store.close()
     click.echo("stopped", err=True)
+
+
+def _ingestion_project(project_id: str, service_account: str | None,
+                       options: Any) -> Any:
+    """The project ``/import`` and ``/engage`` stand in for."""
+    from mpconnect.datasets.ingestion_api import IngestionProject
+
+    if not project_id.isdigit():
+        raise click.BadParameter("must be a numeric project id", param_hint="--project-id")
+    accounts: dict[str, str] = {}
+    if service_account:
+        user, sep, secret = service_account.partition(":")
+        if not sep or not user or not secret:
+            raise click.BadParameter("expected USER:SECRET", param_hint="--service-account")
+        accounts[user] = secret
+    return IngestionProject(project_id, token=options.project_token, service_accounts=accounts,
+                            api_secret=options.project_secret)
 
 
 async def _serve_forever(

@@ -36,6 +36,12 @@ from urllib.parse import unquote_plus
 import orjson
 from aiohttp import web
 
+from mpconnect.datasets.ingestion_api import (
+    INGESTION_ENDPOINTS,
+    IngestionEndpoints,
+    IngestionProject,
+    add_ingestion_routes,
+)
 from mpconnect.datasets.store import DatasetStore, StoreError
 from mpconnect.localserver import BackgroundServer, LocalCA
 
@@ -596,11 +602,14 @@ def make_app(
     injector: FaultInjector | None = None,
     *,
     workers: int = 8,
+    ingestion: IngestionProject | None = None,
 ) -> web.Application:
     """Build the Datasets API application over ``store``.
 
     :param injector: the fault injector (default: no faults).
     :param workers: threads for the store's blocking calls.
+    :param ingestion: the project Mixpanel's ``/import`` and ``/engage`` stand in for
+        (default: project 1 with the options' token and secret).
     """
     api = _Api(store, options)
     injector = injector or FaultInjector()
@@ -623,6 +632,8 @@ def make_app(
     app.router.add_delete(versions + "/{version_id}", api.delete_version)
     app.router.add_post("/import-events", api.import_events)
     app.router.add_post("/import-people", api.import_people)
+    add_ingestion_routes(app, store, ingestion or IngestionProject(
+        token=options.project_token, api_secret=options.project_secret))
     return app
 
 
@@ -658,6 +669,8 @@ class LocalDatasetsServer:
     :param http: also listen on plain HTTP, answering the HTTPS-required error
         (:attr:`http_url`).
     :param seed: seeds fault injection; the other keywords are :class:`Faults` fields.
+    :param ingestion: the project ``/import`` and ``/engage`` stand in for (see
+        :attr:`ingestion`).
     """
 
     def __init__(
@@ -672,6 +685,7 @@ class LocalDatasetsServer:
         http: bool = False,
         seed: int = 0,
         store_path: Path | None = None,
+        ingestion: IngestionProject | None = None,
         **faults: Any,
     ) -> None:
         self.directory = Path(directory)
@@ -686,7 +700,8 @@ class LocalDatasetsServer:
         self.injector = FaultInjector(Faults(**faults), seed)
         self._ca = LocalCA(self.directory / "ca")
         self.ca_path = self._ca.ca_path
-        self._server = BackgroundServer(make_app(self.store, self.options, self.injector),
+        self._server = BackgroundServer(make_app(self.store, self.options, self.injector,
+                                                 ingestion=ingestion),
                                         ssl_context=self._ca.server_context())
         self._http_server: BackgroundServer | None = None
         self._want_http = http
@@ -725,6 +740,11 @@ class LocalDatasetsServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def ingestion(self) -> IngestionEndpoints:
+        """The ``/import`` and ``/engage`` handlers: their project, faults and counters."""
+        return self._server.app[INGESTION_ENDPOINTS]
 
     # faults and counters ---------------------------------------------------------------
 
