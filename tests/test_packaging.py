@@ -1,0 +1,145 @@
+"""Packaging: the wheel holds every package (the core and each connector under
+``connectors/``), declares the built-in plugins as entry points, and works installed on
+its own, without this source tree."""
+
+from __future__ import annotations
+
+import configparser
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CORE = REPO / "core"
+CONNECTORS = REPO / "connectors"
+
+
+def connector_packages() -> set[str]:
+    """Every package directory under connectors/ (one with an ``__init__.py``)."""
+    return {p.name for p in CONNECTORS.iterdir() if (p / "__init__.py").is_file()}
+
+
+def source_modules() -> set[str]:
+    """Every module of every package, as paths inside a wheel."""
+    found = set()
+    for root, packages in ((CORE, {"mpconnect"}), (CONNECTORS, connector_packages())):
+        for package in packages:
+            for path in (root / package).rglob("*.py"):
+                if "__pycache__" not in path.parts:
+                    found.add(path.relative_to(root).as_posix())
+    return found
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from this tree, once per module."""
+    out = tmp_path_factory.mktemp("dist")
+    command = [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(REPO)]
+    if importlib.util.find_spec("hatchling") is not None:
+        command.insert(4, "--no-isolation")  # the backend is here: no download needed
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [built] = out.glob("mpconnect-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def names(wheel: Path) -> set[str]:
+    """The paths inside the wheel."""
+    with zipfile.ZipFile(wheel) as archive:
+        return set(archive.namelist())
+
+
+def dist_info_file(wheel: Path, names: set[str], name: str) -> str:
+    """Read one file of the wheel's ``.dist-info``."""
+    [path] = [n for n in names if n.count("/") == 1 and n.endswith(f".dist-info/{name}")]
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read(path).decode()
+
+
+def test_every_package_is_in_the_wheel(names: set[str]) -> None:
+    top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+
+    assert "mpconnect_demo" in connector_packages()
+    assert top_level == {"mpconnect"} | connector_packages()
+
+
+def test_every_module_of_every_package_is_in_the_wheel(names: set[str]) -> None:
+    missing = source_modules() - names
+
+    assert "mpconnect/cli/__init__.py" in source_modules()
+    assert not missing
+
+
+def test_the_wheel_holds_no_tests_or_caches(names: set[str]) -> None:
+    assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n
+                or n.endswith(".pyc")]
+
+
+def test_the_wheel_declares_the_builtin_plugins(wheel: Path, names: set[str]) -> None:
+    parser = configparser.ConfigParser()
+    parser.read_string(dist_info_file(wheel, names, "entry_points.txt"))
+
+    plugins = dict(parser["mpconnect"])
+    assert plugins["builtin_sinks"] == "mpconnect.sinks.builtin"
+    assert plugins["demo"] == "mpconnect_demo"
+    assert connector_packages() <= set(plugins.values())
+    for module in plugins.values():
+        assert f"{module.replace('.', '/')}/__init__.py" in names or \
+            f"{module.replace('.', '/')}.py" in names
+    assert dict(parser["console_scripts"]) == {"mpconnect": "mpconnect.cli:main"}
+
+
+def test_the_wheel_declares_the_extras(wheel: Path, names: set[str]) -> None:
+    metadata = Parser().parsestr(dist_info_file(wheel, names, "METADATA"))
+
+    assert metadata["Name"] == "mpconnect"
+    assert {"stripe", "salesforce", "all", "dev"} <= set(metadata.get_all("Provides-Extra"))
+    requires = metadata.get_all("Requires-Dist")
+    assert any(r.startswith("stripe") and "extra == 'stripe'" in r.replace('"', "'")
+               for r in requires)
+    assert any(r.startswith("simple-salesforce") and "extra == 'salesforce'"
+               in r.replace('"', "'") for r in requires)
+
+
+def test_the_installed_wheel_works_without_the_source_tree(
+    wheel: Path, tmp_path: Path, mpconnect_home: Path
+) -> None:
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    dependencies = sysconfig.get_paths()["purelib"]
+    script = (
+        "import sys, json, mpconnect, mpconnect_demo\n"
+        "print(json.dumps([mpconnect.__file__, mpconnect_demo.__file__]))\n"
+        "from mpconnect.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    # -S: no site module, so the editable install's .pth does not put the tree on sys.path.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), dependencies]),
+           "MPCONNECT_HOME": str(mpconnect_home)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-S", "-c", script, *args], capture_output=True,
+                              text=True, env=env, cwd=tmp_path, timeout=120, check=False)
+
+    listed = run("connectors", "list", "--json")
+    ran = run("run", "demo", "--quiet")
+    inspected = run("inspect", "DEMO", "--json")
+
+    assert listed.returncode == 0, listed.stderr
+    first_line, rest = listed.stdout.split("\n", 1)
+    assert all(path.startswith(str(site)) for path in json.loads(first_line))
+    demo = next(row for row in json.loads(rest) if row["name"] == "demo")
+    assert demo["available"] and demo["distribution"] == "mpconnect"
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads(inspected.stdout.split("\n", 1)[1])
+    assert report["events_total"] == 10_000
