@@ -50,6 +50,7 @@ __all__ = [
     "LoadedVersion",
     "QuarantinedRecord",
     "connector_plugin",
+    "datasets_sink_settings",
     "load_test_plugins",
     "local_datasets_server",
     "run_cli",
