@@ -81,8 +81,11 @@ _RATE_LIMITED = {
 }
 _SERVER_ERRORS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
                   504: "Gateway Timeout"}
-#: A scripted fault that closes the connection without an answer.
+#: A scripted fault that closes the connection without an answer, doing nothing.
 DROP = -1
+#: A scripted fault that does the work, then closes the connection without an answer
+#: (the acknowledgement is lost: a client re-sends what was already stored).
+LOST_ACK = -2
 
 
 @dataclass
@@ -144,7 +147,8 @@ class IngestionFaults:
         self._random = random.Random(self.seed)
 
     def fail_next(self, *statuses: int, path: str | None = None) -> None:
-        """Answer the next requests with these statuses (429, 5xx, 4xx, or :data:`DROP`).
+        """Answer the next requests with these statuses (429, 5xx, 4xx), or :data:`DROP`
+        or :data:`LOST_ACK` them.
 
         :param path: only requests to this path (``"/import"`` or ``"/engage"``).
         """
@@ -419,28 +423,30 @@ class IngestionEndpoints:
             return "project secret"
         raise _Refused(401, _unauthorized("Invalid credentials"))
 
-    async def _fault(self, request: web.Request, path: str) -> web.StreamResponse | None:
+    async def _fault(self, request: web.Request, path: str) -> tuple[web.StreamResponse | None,
+                                                                      bool]:
+        """Return the fault's answer (None: do the work) and whether to lose the answer."""
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         status = self.faults.pick(path)
         if status is None:
-            return None
+            return None, False
         self.stats.requests[path, status] += 1
-        if status == DROP:  # the response returned is never written
-            if request.transport is not None:
-                request.transport.close()
-            return web.Response(status=500)
+        if status == LOST_ACK:
+            return None, True
+        if status == DROP:
+            return _drop(request), False
         if status == 429:
             headers = {}
             if self.faults.retry_after is not None:
                 headers["Retry-After"] = f"{self.faults.retry_after:g}"
-            return web.json_response(_RATE_LIMITED, status=429, headers=headers)
+            return web.json_response(_RATE_LIMITED, status=429, headers=headers), False
         if status < 500:
             return web.json_response({"code": status, "error": "injected fault",
-                                      "status": "Bad Request"}, status=status)
+                                      "status": "Bad Request"}, status=status), False
         reason = _SERVER_ERRORS.get(status, "Server Error")
         return web.json_response({"code": status, "error": reason, "status": reason},
-                                 status=status)
+                                 status=status), False
 
     async def _store(self, kind: str, records: list[Any]) -> None:
         if not records:
@@ -463,7 +469,7 @@ class IngestionEndpoints:
         path = "/import"
         try:
             body = await self._read_body(request, path)
-            fault = await self._fault(request, path)
+            fault, lost_ack = await self._fault(request, path)
             if fault is not None:
                 return fault
             self.stats.auth[self._authenticate(request)] += 1
@@ -485,6 +491,8 @@ class IngestionEndpoints:
         await self._store("events", valid)
         self.stats.records_stored[path] += len(valid)
         self.stats.records_failed[path] += len(failed)
+        if lost_ack:
+            return _drop(request)
         strict = request.query.get("strict") == "1"
         if failed and strict:
             self.stats.requests[path, 400] += 1
@@ -505,7 +513,7 @@ class IngestionEndpoints:
         verbose = request.query.get("verbose") == "1" or request.query.get("strict") == "1"
         try:
             body = await self._read_body(request, path)
-            fault = await self._fault(request, path)
+            fault, lost_ack = await self._fault(request, path)
             if fault is not None:
                 return fault
             records = self._parse_engage(body, request.headers.get("Content-Type", ""))
@@ -528,6 +536,8 @@ class IngestionEndpoints:
         await self._store("people", valid)
         self.stats.records_stored[path] += len(valid)
         self.stats.records_failed[path] += len(failed)
+        if lost_ack:
+            return _drop(request)
         self.stats.requests[path, 200] += 1
         if not failed:
             return _engage_answer(verbose, {"status": 1, "error": None})
@@ -558,6 +568,13 @@ def _normalise_time(record: dict[str, Any]) -> dict[str, Any]:
     if when >= MILLISECONDS_FROM:
         props["time"] = int(when // 1000)
     return record
+
+
+def _drop(request: web.Request) -> web.Response:
+    """Close the connection; the response returned is never written."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=500)
 
 
 def _bad_request(message: str) -> dict[str, Any]:
