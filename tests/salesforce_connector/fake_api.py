@@ -25,6 +25,7 @@ Run on its own for benchmarks: ``python -m salesforce_connector.fake_api --conta
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import csv
 import io
@@ -52,6 +53,7 @@ SECURITY_TOKEN = "TOKEN123"
 CONSUMER_KEY = "3MVG9-local-consumer-key"
 CONSUMER_SECRET = "local-consumer-secret"
 _SOAP = "urn:partner.soap.sforce.com"
+_USAGE = web.RequestKey("api_usage", str)
 _BAD_LOGIN = "Invalid username, password, security token; or user locked out."
 
 
@@ -107,6 +109,11 @@ class ApiState:
     jwt_public_key: bytes | None = None
     cut_bulk_after: int | None = None
     cut_bulk_times: int = 0
+    expire_at: int | None = None
+    job_failure: str | None = None
+    hidden_objects: set[str] = field(default_factory=set)
+    stalls: list[tuple[str, float, int]] = field(default_factory=list)
+    issued: list[str] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
     logins: dict[str, int] = field(default_factory=dict)
@@ -122,6 +129,19 @@ class ApiState:
         with self.lock:
             self.faults.append(Fault(path, status, code, message, times, method))
 
+    def stall(self, path: str, seconds: float, times: int = 1) -> None:
+        """Answer the next ``times`` requests whose path contains ``path`` after ``seconds``."""
+        with self.lock:
+            self.stalls.append((path, seconds, times))
+
+    def _stall(self, path: str) -> float:
+        with self.lock:
+            for i, (part, seconds, times) in enumerate(self.stalls):
+                if times > 0 and part in path:
+                    self.stalls[i] = (part, seconds, times - 1)
+                    return seconds
+        return 0.0
+
     def expire_sessions(self) -> None:
         """Invalidate every session: the next call answers ``INVALID_SESSION_ID``."""
         with self.lock:
@@ -136,6 +156,7 @@ class ApiState:
         token = f"{self.org.org_id[:15]}!{secrets.token_urlsafe(24)}"
         with self.lock:
             self.tokens.add(token)
+            self.issued.append(token)
             self.logins[flow] = self.logins.get(flow, 0) + 1
         return token
 
@@ -245,21 +266,28 @@ class SalesforceApi:
         fault = state._fault(request.method, request.path)
         if fault is not None:
             return _errors(fault.status, fault.code, fault.message)
+        delay = state._stall(request.path)
+        if delay:
+            await asyncio.sleep(delay)
         if not request.path.startswith("/services/data/"):
             return await handler(request)
+        with state.lock:
+            if state.expire_at is not None and state.api_used + 1 >= state.expire_at:
+                state.expire_at = None
+                state.tokens.clear()
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or auth[7:] not in state.tokens:
             return _errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
         with state.lock:
             state.api_used += 1
             over = state.api_used > state.api_limit
-        request["api_usage"] = f"api-usage={state.api_used}/{state.api_limit}"
+        request[_USAGE] = f"api-usage={state.api_used}/{state.api_limit}"
         if over:
             return _errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         return await handler(request)
 
     async def _limit_header(self, request: web.Request, response: web.StreamResponse) -> None:
-        usage = request.get("api_usage")
+        usage = request.get(_USAGE)
         if usage:
             response.headers["Sforce-Limit-Info"] = usage
 
@@ -369,7 +397,10 @@ class SalesforceApi:
     # -- REST --------------------------------------------------------------------------
 
     def _parse(self, text: str) -> Query:
-        return parse(text, self.state.org)
+        query = parse(text, self.state.org)
+        if query.table.name in self.state.hidden_objects:
+            raise SoqlError("INVALID_TYPE", f"sObject type '{query.table.name}' is not supported.")
+        return query
 
     def _count(self, query: Query) -> int:
         key = (query.table.name, re.split(r"\sfrom\s", query.text, maxsplit=1, flags=re.I)[-1])
@@ -429,13 +460,13 @@ class SalesforceApi:
         sobjects = [
             {"name": t.name, "label": t.name, "custom": t.custom, "queryable": True,
              "keyPrefix": t.prefix}
-            for t in self.state.org.tables.values()
+            for t in self.state.org.tables.values() if t.name not in self.state.hidden_objects
         ]
         return _json({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects})
 
     async def describe(self, request: web.Request) -> web.Response:
         table = self.state.org.table(request.match_info["name"])
-        if table is None:
+        if table is None or table.name in self.state.hidden_objects:
             return _errors(404, "NOT_FOUND", "The requested resource does not exist")
         return _json({
             "name": table.name, "label": table.name, "custom": table.custom,
@@ -483,6 +514,7 @@ class SalesforceApi:
             "lineEnding": "LF", "columnDelimiter": "COMMA",
             "numberRecordsProcessed": job.total if job.state == "JobComplete" else 0,
             "retries": 0, "totalProcessingTime": 0,
+            **({"errorMessage": self.state.job_failure} if job.state == "Failed" else {}),
         }
 
     async def job_info(self, request: web.Request) -> web.Response:
@@ -491,7 +523,9 @@ class SalesforceApi:
             return _errors(404, "NOT_FOUND", "The requested resource does not exist")
         if job.state in ("UploadComplete", "InProgress"):
             job.checks += 1
-            if job.checks > self.state.bulk_polls:
+            if job.checks > self.state.bulk_polls and self.state.job_failure:
+                job.state = "Failed"
+            elif job.checks > self.state.bulk_polls:
                 job.total = self._count(job.query)
                 job.state = "JobComplete"
             else:

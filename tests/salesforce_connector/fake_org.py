@@ -372,7 +372,7 @@ class Org:
         rng = self._rng("Member__c", index)
         return {
             "Id": self._id("Member__c", index), "Name": f"M-{index:05d}",
-            "Contact__c": self._id("Contact", index) if rng.random() < 0.9 else None,
+            "Contact__c": self._id("Contact", index) if index % 6 != 5 else None,
             "Tier__c": rng.choice(["Gold", "Silver", "Bronze"]),
             "Points__c": float(rng.randrange(0, 10000)),
             "Joined__c": date(2022, 1, 1) + timedelta(days=rng.randrange(700)),
