@@ -322,61 +322,73 @@ class _Run:
                 self._drain(kind, records(ctx), writer, token, transformers, uploader)
         finally:
             connector.close()
-        writer.flush()
         self.ledger.mark_extraction_done(summary.run_id, summary.read, self.quarantine.count)
         self.progress.extracted(summary.read, self.quarantine.count)
 
     def _drain(self, kind: str, records: Any, writer: SpoolWriter, token: str,
                transformers: list[tuple[str, Callable[..., Any]]], uploader: Uploader) -> None:
+        """Validate, convert and spool every record of one generator (the hot loop)."""
         summary = self.summary
         quarantine = self.quarantine
-        add = writer.add
-        source_name = self.source.name
-        stop = self.stop
         expected = Event if kind == "events" else Profile
-        iterator = iter(records)
-        while True:
+        is_events = kind == "events"
+        batch_size = writer.max_records
+        stop, stopped = self.stop, uploader.stopped
+        buffer: list[Any] = []
+        in_connector = True
+        try:
+            for record in records:
+                in_connector = False
+                summary.read += 1
+                if type(record) is not expected and not isinstance(record, expected):
+                    raise PluginError(
+                        f"connector {self.connector_cls.name!r} yielded {record!r} from "
+                        f"{kind}(); expected mpconnect.{expected.__name__}"
+                    )
+                try:
+                    if transformers:
+                        self._transform(record, transformers)
+                    converted = record.to_mixpanel(token)
+                except RecordError as exc:
+                    quarantine.add(record.describe(), str(exc), _record_data(record), exc.field)
+                    in_connector = True
+                    continue
+                if is_events:
+                    buffer.append(converted)
+                else:
+                    buffer.extend(converted)
+                if len(buffer) >= batch_size:
+                    writer.write(kind, buffer)
+                    buffer = []
+                    if stop.is_set():
+                        raise _Interrupted("stopped on request during extraction")
+                    if stopped.is_set():
+                        return
+                in_connector = True
+        except MpconnectError:
+            raise
+        except Exception as exc:
+            if not in_connector:
+                raise
+            raise PluginError(
+                f"connector {self.connector_cls.name!r} failed while reading {kind}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if buffer:
+            writer.write(kind, buffer)
+
+    def _transform(self, record: Event | Profile,
+                   transformers: list[tuple[str, Callable[..., Any]]]) -> None:
+        for plugin_name, transform in transformers:
             try:
-                record = next(iterator)
-            except StopIteration:
-                return
-            except MpconnectError:
+                transform(record=record, source=self.source.name)
+            except RecordError:
                 raise
             except Exception as exc:
                 raise PluginError(
-                    f"connector {self.connector_cls.name!r} failed while reading {kind}: "
+                    f"plugin {plugin_name!r} raised in transform_record: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-            summary.read += 1
-            if type(record) is not expected and not isinstance(record, expected):
-                raise PluginError(
-                    f"connector {self.connector_cls.name!r} yielded {record!r} from "
-                    f"{kind}(); expected mpconnect.{expected.__name__}"
-                )
-            try:
-                for plugin_name, transform in transformers:
-                    try:
-                        transform(record=record, source=source_name)
-                    except RecordError:
-                        raise
-                    except Exception as exc:
-                        raise PluginError(
-                            f"plugin {plugin_name!r} raised in transform_record: "
-                            f"{type(exc).__name__}: {exc}"
-                        ) from exc
-                converted = record.to_mixpanel(token)
-            except RecordError as exc:
-                quarantine.add(record.describe(), str(exc), _record_data(record), exc.field)
-                continue
-            if kind == "events":
-                add(kind, converted)
-            else:
-                for item in converted:
-                    add(kind, item)
-            if uploader.stopped.is_set() or stop.is_set():
-                if stop.is_set():
-                    raise _Interrupted("stopped on request during extraction")
-                return
 
     def _check_quarantine_limit(self) -> None:
         limit = self.options.max_quarantined

@@ -29,7 +29,7 @@ def remove_spool(directory: Path) -> None:
 
 
 class SpoolWriter:
-    """Buffers records per kind and writes a batch file each time one is full.
+    """Writes batches of converted records as numbered files and reports each one.
 
     :param directory: the spool's directory (created).
     :param max_records: records per batch.
@@ -52,22 +52,11 @@ class SpoolWriter:
         self.max_bytes = max_bytes
         self.on_batch = on_batch
         self.next_seq = first_seq
-        self._buffers: dict[str, list[Any]] = {"events": [], "people": []}
 
-    def add(self, kind: str, record: dict[str, Any]) -> None:
-        """Add one converted record; writes a batch when the buffer is full."""
-        buffer = self._buffers[kind]
-        buffer.append(record)
-        if len(buffer) >= self.max_records:
-            self.flush(kind)
-
-    def flush(self, kind: str | None = None) -> None:
-        """Write the buffered records of ``kind`` (or of every kind) as batches."""
-        for name in (kind,) if kind else tuple(self._buffers):
-            buffer = self._buffers[name]
-            if buffer:
-                self._buffers[name] = []
-                self._write(name, buffer)
+    def write(self, kind: str, records: list[Any]) -> None:
+        """Write ``records`` as one batch, or several when over the record or byte limit."""
+        for start in range(0, len(records), self.max_records):
+            self._write(kind, records[start:start + self.max_records])
 
     def _write(self, kind: str, records: list[Any]) -> None:
         payload = orjson.dumps(records)
