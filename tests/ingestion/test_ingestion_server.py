@@ -248,3 +248,12 @@ def test_inspect_shows_the_project_dataset(ingestion_server: LocalIngestion, cli
     assert report["events_total"] == 4
     assert report["profiles"] == 1
     assert report["is_live"] is True
+
+
+def test_an_event_over_1_mb_fails_alone(ingestion_server: LocalIngestion) -> None:
+    records = [event(0), event(1, extra={"blob": "y" * (1024 * 1024)})]
+    answer = post(ingestion_server, "/import", records)
+    assert answer.status_code == 400
+    assert [(f["index"], f["message"]) for f in answer.json()["failed_records"]] == [
+        (1, "event is larger than 1 MB of JSON")]
+    assert ingestion_server.contents().events_total == 1

@@ -218,11 +218,13 @@ def _id_problem(value: Any, name: str) -> str | None:
     return None
 
 
-def check_event(record: Any, token: str | None, now: float) -> tuple[str, str] | None:
+def check_event(record: Any, token: str | None, now: float, *,
+                check_size: bool = True) -> tuple[str, str] | None:
     """Validate one event as Mixpanel's strict mode does.
 
     :param token: the project token ``properties.token`` must equal, if any.
     :param now: the server's clock, epoch seconds.
+    :param check_size: check the 1 MB limit (needless when the whole body is smaller).
     :returns: ``(field, message)`` for the first problem, or None when the event is valid.
     """
     if not isinstance(record, dict):
@@ -261,14 +263,17 @@ def check_event(record: Any, token: str | None, now: float) -> tuple[str, str] |
                 "36 bytes of letters, digits and '-'")
     if token is not None and "token" in props and props["token"] != token:
         return "properties.token", "'properties.token' is not this project's token"
-    if len(orjson.dumps(record)) > MAX_RECORD_BYTES:
+    if check_size and len(orjson.dumps(record)) > MAX_RECORD_BYTES:
         return "", "event is larger than 1 MB of JSON"
     return None
 
 
-def check_profile_update(record: Any, token: str | None) -> tuple[str, str] | None:
+def check_profile_update(record: Any, token: str | None, *,
+                         check_size: bool = True) -> tuple[str, str] | None:
     """Validate one ``/engage`` profile update.
 
+    :param token: the project token ``$token`` must equal, if any.
+    :param check_size: check the 1 MB limit (needless when the whole body is smaller).
     :returns: ``(field, message)`` for the first problem, or None when it is valid.
     """
     if not isinstance(record, dict):
@@ -306,7 +311,7 @@ def check_profile_update(record: Any, token: str | None) -> tuple[str, str] | No
                 return f"{key}.{name}", f"'{key}.{name}' must be a number"
             if key == "$union" and not isinstance(item, list):
                 return f"{key}.{name}", f"'{key}.{name}' must be a list"
-    if len(orjson.dumps(record)) > MAX_RECORD_BYTES:
+    if check_size and len(orjson.dumps(record)) > MAX_RECORD_BYTES:
         return "", "profile update is larger than 1 MB of JSON"
     return None
 
@@ -482,8 +487,9 @@ class IngestionEndpoints:
         now = time.time()
         valid: list[Any] = []
         failed: list[dict[str, Any]] = []
+        check_size = len(body) > MAX_RECORD_BYTES
         for index, record in enumerate(records):
-            problem = check_event(record, token, now)
+            problem = check_event(record, token, now, check_size=check_size)
             if problem is None:
                 valid.append(_normalise_time(record))
             else:
@@ -526,8 +532,9 @@ class IngestionEndpoints:
         self.stats.batch_sizes[path].append(len(records))
         valid: list[Any] = []
         failed: list[dict[str, Any]] = []
+        check_size = len(body) > MAX_RECORD_BYTES
         for index, record in enumerate(records):
-            problem = check_profile_update(record, self.project.token)
+            problem = check_profile_update(record, self.project.token, check_size=check_size)
             if problem is None:
                 valid.append(record)
             else:
