@@ -112,6 +112,7 @@ class Config(BaseModel):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     secret_references: dict[str, str] = Field(default_factory=dict, exclude=True)
+    builtin_sources: list[str] = Field(default_factory=list, exclude=True)
 
     def source(self, name: str) -> SourceConfig:
         """Return the source ``name`` or raise ConfigError listing the configured ones."""
@@ -254,19 +255,22 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
             raise ConfigError(_format_validation_error(path, f"sources.{name}", exc)) from None
         except TypeError as exc:
             raise ConfigError(f"{path}: sources.{name}: {exc}") from None
+    builtin = []
     if "demo" not in sources:
         sources["demo"] = SourceConfig(name="demo", **DEMO_SOURCE)
+        builtin.append("demo")
     if "secret" in data.get("mixpanel", {}) and "mixpanel.secret" not in refs:
         raise ConfigError(
             f"{path}: mixpanel.secret: secrets must not be written in clear; "
             'write secret = "${MIXPANEL_SECRET}" and export MIXPANEL_SECRET'
         )
-    for key in ("path", "secret_references"):
+    for key in ("path", "secret_references", "builtin_sources"):
         if key in data:
             raise ConfigError(f"{path}: {key}: {_UNKNOWN_KEY}")
     try:
         config = Config(
-            path=path if is_file else None, sources=sources, secret_references=refs, **data
+            path=path if is_file else None, sources=sources, secret_references=refs,
+            builtin_sources=builtin, **data
         )
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(path, "", exc)) from None
