@@ -207,3 +207,24 @@ def test_the_example_workflow_with_curl(datasets_server) -> None:
     listed = curl("--get", f"{base}/datasets/SKYTRAX/versions", "-u", f"{API_SECRET}:",
                   "-d", "token=PROJECT_TOKEN")
     assert listed == {"data": []}
+
+
+@pytest.mark.parametrize("escape", [
+    lambda d: d,  # as curl -d sends it: "+" unescaped
+    lambda d: d.replace("+", "%2B"),  # as mpconnect's client sends it
+    lambda d: d.replace("+", "%2b").replace("/", "%2f").replace("=", "%3d"),
+])
+def test_base64_data_decodes_however_it_is_escaped(api: Api, escape) -> None:
+    records = [{"event": "Airline Review", "properties": {
+        "token": PROJECT_TOKEN, "distinct_id": "rev>>?", "time": 1395619200, "note": "~~~>>>???"}}]
+    data = b64(records)
+    assert "+" in data and "/" in data
+    version_id = api.create()
+
+    response = api("POST", "/import-events", headers={
+        "Content-Type": "application/x-www-form-urlencoded"},
+        data=f"data={escape(data)}&verbose=1&dataset_id=TESTDATA&dataset_version={version_id}")
+
+    assert response.json() == {"error": None, "status": 1}
+    [stored] = api.server.store.iter_events("TESTDATA", version_id)
+    assert stored["properties"]["note"] == "~~~>>>???"

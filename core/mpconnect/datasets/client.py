@@ -36,8 +36,6 @@ DEFAULT_API_URL = "https://api-beta.mixpanel.com"
 MAX_IMPORT_RECORDS = 1000
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _IMPORT_PATHS: dict[str, str] = {"events": "/import-events", "people": "/import-people"}
-# Standard base64 needs only these three characters escaped in a form body.
-_B64_ESCAPES = ((b"+", b"%2B"), (b"/", b"%2F"), (b"=", b"%3D"))
 
 
 def check_api_url(api_url: str, *, allow_http_loopback: bool = False) -> str:
@@ -76,10 +74,13 @@ def _is_loopback(host: str) -> bool:
 
 
 def encode_import_form(payload: bytes, dataset_id: str, version_id: str) -> bytes:
-    """Return the urlencoded import body for ``payload`` (a JSON array, UTF-8)."""
-    data = base64.b64encode(payload)
-    for char, escape in _B64_ESCAPES:
-        data = data.replace(char, escape)
+    """Return the urlencoded import body for ``payload`` (a JSON array, UTF-8).
+
+    Base64 goes as the document's curl lines send it, except that ``+`` (a space in a
+    form body) is escaped; ``/`` and the ``=`` padding are left as they are, as every
+    form parser reads them.
+    """
+    data = base64.b64encode(payload).replace(b"+", b"%2B")
     rest = f"&dataset_id={quote(dataset_id, safe='')}&dataset_version={quote(version_id, safe='')}"
     return b"data=" + data + rest.encode() + b"&verbose=1"
 

@@ -49,9 +49,6 @@ MAX_RECORDS = 1000
 _DATASET_ID = re.compile(r"^[A-Za-z0-9]{1,255}$")
 _READ_WRITE = ("readable", "writable")
 _READ_ONLY = ("ready", "ready_at", "readable_at")
-_B64_UNESCAPES = (
-    (b"%2B", b"+"), (b"%2b", b"+"), (b"%2F", b"/"), (b"%2f", b"/"), (b"%3D", b"="), (b"%3d", b"="),
-)
 HTTPS_REQUIRED = ("HTTPS is required: the Datasets API rejects requests made over HTTP, "
                   "since they would send your secret in plain text")
 
@@ -107,6 +104,7 @@ class Faults:
     paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "paths", tuple(self.paths))
         for name in ("fail_rate", "throttle_rate", "drop_rate", "lost_ack_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -244,11 +242,11 @@ def parse_form(body: bytes) -> dict[str, str]:
 
 
 def _base64_field(raw: bytes) -> str:
-    """Unescape a base64 form value, reading ``+`` and a space as ``+`` (fast path)."""
-    for escape, char in _B64_UNESCAPES:
-        raw = raw.replace(escape, char)
+    """Unescape a base64 form value; a raw ``+`` stays ``+`` (curl sends it unescaped)."""
     if b"%" in raw:
-        return unquote_plus(raw.replace(b"+", b"%2B").decode("latin-1")).replace(" ", "+")
+        raw = raw.replace(b"%2B", b"+")
+        if b"%" in raw:
+            return unquote_plus(raw.replace(b"+", b"%2B").decode("latin-1")).replace(" ", "+")
     return raw.decode("latin-1")
 
 
@@ -481,7 +479,7 @@ def _parse_state(raw: str | None) -> tuple[bool, bool]:
 def decode_records(data: str, max_records: int = MAX_RECORDS) -> list[Any]:
     """Decode the ``data`` parameter: base64 of a JSON object or array of objects."""
     try:
-        raw = base64.b64decode(data, validate=True)
+        raw = binascii.a2b_base64(data, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise Refused(400, f"data is not valid base64: {exc}") from None
     try:

@@ -55,13 +55,16 @@ class DatasetsSink(Sink):
             raise ConfigError("mixpanel.secret: is empty; export the variable it references "
                               "with the project secret or the dataset secret")
         ca_bundle = _setting(settings, "ca_bundle")
+        allow_http = _setting(settings, "allow_http_loopback") or False
+        if not isinstance(allow_http, bool):
+            raise ConfigError("mixpanel.allow_http_loopback: must be true or false")
         self.client = DatasetsClient(
             _setting(settings, "api_url") or DEFAULT_API_URL,
             secret=secret_value,
             project_token=str(token),
             ca_bundle=Path(ca_bundle).expanduser() if ca_bundle else None,
             timeout=float(_setting(settings, "timeout") or 60.0),
-            allow_http_loopback=bool(_setting(settings, "allow_http_loopback")),
+            allow_http_loopback=allow_http,
         )
 
     def describe(self) -> str:
