@@ -314,7 +314,7 @@ class JsonHttpClient:
             else:
                 page = body.get(items) if isinstance(body, Mapping) else None
             if not isinstance(page, list):
-                what = f"a list under {items!r}" if isinstance(items, str) else "a list"
+                what = f"list under {items!r}" if isinstance(items, str) else "list"
                 raise SourceHttpError(
                     f"{self.name}: GET {where}: page {pages} holds no {what}",
                     status=200, method="GET", url=where, server_message="",

@@ -420,14 +420,13 @@ def local_datasets_server(
         yield server
 
 
-def datasets_sink_settings(server: Any, *, project_token: str = TEST_PROJECT_TOKEN,
-                           project_secret: str = TEST_PROJECT_SECRET) -> dict[str, Any]:
+def datasets_sink_settings(server: Any) -> dict[str, Any]:
     """The ``[mixpanel]`` table that points the ``datasets`` sink at a local server.
 
     Pass it with the server's store: ``run_source(..., mixpanel=table, store=server.store)``.
     """
-    return {"sink": "datasets", "api_url": server.url, "project_token": project_token,
-            "secret": project_secret, "ca_bundle": getattr(server, "ca_path", None)}
+    return {"sink": "datasets", "api_url": server.url, "project_token": server.project_token,
+            "secret": server.project_secret, "ca_bundle": server.ca_path}
 
 
 # -- pytest fixtures (active when a test suite lists this module in pytest_plugins) -----
