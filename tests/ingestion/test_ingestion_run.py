@@ -221,14 +221,14 @@ def test_a_400_is_not_retried_and_the_next_run_resumes(
 
 
 class PacedConnector(mpconnect.Connector):
-    """4000 events and 10 profiles; after the first 2000 events it waits until the local
+    """8000 events and 10 profiles; after the first 2000 events it waits until the local
     server has answered the first /import, so an upload fails while extraction goes on."""
 
     name = "paced"
     server: LocalDatasetsServer | None = None
 
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
-        for index in range(4000):
+        for index in range(8000):
             if index == 2001 and self.server is not None:
                 stats = self.server.ingestion.stats
                 deadline = time.monotonic() + 10
@@ -264,4 +264,4 @@ def test_a_run_that_failed_mid_extraction_is_not_resumed_as_complete(
     again = cli("--config", config, "run", "paced", plugins=[PacedPlugin()])
     assert again.exit_code == 0, again.output
     held = contents(server)
-    assert (held.events_total, held.profiles) == (4000, 10)
+    assert (held.events_total, held.profiles) == (8000, 10)
