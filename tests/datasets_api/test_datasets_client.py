@@ -206,7 +206,18 @@ def test_the_client_is_safe_from_several_threads(datasets_server,
 
     assert errors == []
     assert datasets_server.requests_to("/import-events") == 80
+    assert datasets_server.connections() <= 1 + 8  # the creating thread's, one per worker
     assert datasets_server.store.contents("TESTDATA", version.version_id).events_total == 8000
+
+
+def test_connections_are_reused(datasets_server, client: DatasetsClient) -> None:
+    version = client.create_version("TESTDATA")
+    for i in range(10):
+        client.import_events("TESTDATA", version.version_id, payload([event(i)]))
+    client.list_versions("TESTDATA")
+
+    assert datasets_server.requests_to("/import-events") == 10
+    assert datasets_server.connections() == 1
 
 
 def test_the_import_body_is_the_documented_form() -> None:

@@ -138,6 +138,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._requests: Counter[str] = Counter()
         self._injected: Counter[str] = Counter()
+        self._peers: set[Any] = set()
         self._window = 0
         self._window_count = 0
 
@@ -157,10 +158,11 @@ class FaultInjector:
         with self._lock:
             self._faults = Faults()
 
-    def decide(self, method: str, path: str) -> _Decision:
-        """Count a request and decide its fault."""
+    def decide(self, method: str, path: str, peer: Any = None) -> _Decision:
+        """Count a request (and the client connection ``peer``) and decide its fault."""
         with self._lock:
             self._requests[f"{method} {path}"] += 1
+            self._peers.add(peer)
             faults = self._faults
             draws = [self._random.random() for _ in range(4)]
             if faults.paths and not path.startswith(faults.paths):
@@ -207,11 +209,17 @@ class FaultInjector:
         with self._lock:
             return dict(self._injected)
 
+    def connections(self) -> int:
+        """How many client connections (address and port) sent requests."""
+        with self._lock:
+            return len(self._peers)
+
     def reset_counts(self) -> None:
-        """Zero the request and fault counters."""
+        """Zero the request, fault and connection counters."""
         with self._lock:
             self._requests.clear()
             self._injected.clear()
+            self._peers.clear()
 
 
 # -- request parsing ---------------------------------------------------------------------
@@ -541,7 +549,9 @@ def _fault_middleware(injector: FaultInjector) -> Callable[..., Awaitable[web.St
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        decision = injector.decide(request.method, request.path)
+        transport = request.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        decision = injector.decide(request.method, request.path, peer)
         if decision.latency:
             await asyncio.sleep(decision.latency)
         if decision.drop:
@@ -777,7 +787,11 @@ class LocalDatasetsServer:
         """Faults injected so far, by kind (``drop``, ``429``, ``5xx``, ``lost_ack``...)."""
         return self.injector.faults_injected()
 
+    def connections(self) -> int:
+        """How many client connections sent requests (connection reuse shows here)."""
+        return self.injector.connections()
+
     def reset_counts(self) -> None:
-        """Zero the request and fault counters."""
+        """Zero the request, fault and connection counters."""
         self.injector.reset_counts()
 
