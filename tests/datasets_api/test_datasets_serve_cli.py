@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import trustme
 from datasets_support import b64, event
 
 pytestmark = pytest.mark.timeout(60)
@@ -178,3 +179,22 @@ def test_serve_wants_both_tls_files(serve, tmp_path: Path) -> None:
 
     assert code == 2
     assert "give both --tls-cert and --tls-key, or neither" in err
+
+
+def test_serve_with_a_given_certificate(serve, tmp_path: Path) -> None:
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    served = serve("--tls-cert", str(cert), "--tls-key", str(key), "--project-secret", "s3")
+
+    line = served.read_line()
+    url = re.match(r"^serving the Datasets API on (https://127\.0\.0\.1:\d+) "
+                   rf"\(certificate: {re.escape(str(cert))}\)$", line).group(1)
+    response = requests.get(f"{url}/datasets/DEMO/versions", auth=("s3", ""),
+                            params={"token": "local-project-token"}, verify=str(ca_file),
+                            timeout=10)
+
+    assert response.json() == {"data": []}
