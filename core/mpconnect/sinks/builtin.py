@@ -13,7 +13,7 @@ from mpconnect.sinks.ingestion import IngestionSink
 
 @mpconnect.hookimpl
 def register_sinks(register: Callable[[type[Sink]], None]) -> None:
-    """Register the ``embedded`` sink (the ``datasets`` and ``ingestion`` sinks follow)."""
+    """Register the built-in sinks: embedded, datasets (and ingestion, when present)."""
     register(EmbeddedSink)
     register(DatasetsSink)
     register(IngestionSink)
