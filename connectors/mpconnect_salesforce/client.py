@@ -16,7 +16,7 @@ from mpconnect_salesforce.auth import login
 from mpconnect_salesforce.bulk import BulkQuery
 from mpconnect_salesforce.errors import from_salesforce_error
 from mpconnect_salesforce.quota import QuotaGuard
-from mpconnect_salesforce.rows import Field, coerce, flatten
+from mpconnect_salesforce.rows import Field, converter, flatten
 from mpconnect_salesforce.settings import SalesforceSettings
 from mpconnect_salesforce.transport import SalesforceTransport
 
@@ -124,18 +124,23 @@ class SalesforceClient:
     ) -> Iterator[dict[str, Any]]:
         """Stream the rows of a query, flat and typed, over Bulk 2.0 or REST."""
         text = soql(obj, fields, where)
-        types = {f.path: f.type for f in fields}
+        plan = [(f.path, f.type, converter(f.type)) for f in fields]
         source = self._bulk_rows(text, obj) if bulk else self._rest_rows(text, obj)
         for raw in source:
             row = {}
-            for path, kind in types.items():
-                try:
-                    row[path] = coerce(raw.get(path), kind)
-                except ValueError as exc:
-                    raise SourceError(
-                        f"Salesforce {obj} {raw.get('Id')}: field {path} ({kind}) has value "
-                        f"{raw.get(path)!r} that does not parse: {exc}"
-                    ) from None
+            for path, kind, convert in plan:
+                value = raw.get(path)
+                if value is None or value == "":
+                    value = None
+                elif convert is not None:
+                    try:
+                        value = convert(value)
+                    except (ValueError, TypeError, AttributeError) as exc:
+                        raise SourceError(
+                            f"Salesforce {obj} {raw.get('Id')}: field {path} ({kind}) has "
+                            f"value {value!r} that does not parse: {exc}"
+                        ) from None
+                row[path] = value
             yield row
 
     def _rest_rows(self, text: str, obj: str) -> Iterator[dict[str, Any]]:

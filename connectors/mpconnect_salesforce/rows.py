@@ -8,17 +8,15 @@ typed by the field's Salesforce type, so an object reads the same either way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-__all__ = ["Field", "coerce", "flatten", "jsonable", "parse_datetime", "when"]
+__all__ = ["Field", "converter", "flatten", "jsonable", "parse_datetime", "when"]
 
 Row = dict[str, Any]
 
-_FLOAT_TYPES = frozenset({"double", "currency", "percent"})
-_INT_TYPES = frozenset({"int", "long"})
 
 
 @dataclass(frozen=True)
@@ -48,26 +46,31 @@ def parse_datetime(text: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def coerce(value: Any, kind: str) -> Any:
-    """Convert a REST or CSV value to the Python type of a field of Salesforce type ``kind``.
+def _datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else parse_datetime(value)
 
-    Empty strings become None (Salesforce stores no empty strings; CSV writes null as "").
 
-    :raises ValueError: when the value does not parse as its type.
-    """
-    if value is None or value == "":
-        return None
-    if kind == "datetime":
-        return value if isinstance(value, datetime) else parse_datetime(value)
-    if kind == "date":
-        return value if isinstance(value, date) else date.fromisoformat(value)
-    if kind == "boolean":
-        return value if isinstance(value, bool) else value.lower() == "true"
-    if kind in _FLOAT_TYPES:
-        return float(value)
-    if kind in _INT_TYPES:
-        return int(float(value))
-    return value
+def _date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _boolean(value: Any) -> bool:
+    return value if isinstance(value, bool) else value.lower() == "true"
+
+
+def _integer(value: Any) -> int:
+    return int(float(value))
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "datetime": _datetime, "date": _date, "boolean": _boolean,
+    "double": float, "currency": float, "percent": float, "int": _integer, "long": _integer,
+}
+
+
+def converter(kind: str) -> Callable[[Any], Any] | None:
+    """The function converting a non-empty value of Salesforce type ``kind`` (None: as is)."""
+    return _CONVERTERS.get(kind)
 
 
 def when(value: Any) -> datetime | None:

@@ -1,4 +1,4 @@
-"""``mpconnect run`` of a Salesforce source, into the embedded store and the local datasets server."""
+"""``mpconnect run`` of a Salesforce source into the embedded store and the datasets server."""
 
 from __future__ import annotations
 

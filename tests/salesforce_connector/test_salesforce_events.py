@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from mpconnect import RunContext
 from mpconnect.testing import Collected, run_connector
 from mpconnect_salesforce import SalesforceConnector
 
@@ -175,3 +176,18 @@ def test_objects_limits_the_streams(shared_salesforce: LocalSalesforce) -> None:
     only = run_connector(SalesforceConnector, shared_salesforce.settings(objects=["cases"]))
     assert {e["event"] for e in only.events} == {"Case Opened", "Case Closed"}
     assert only.people == []
+
+
+def test_people_alone_still_reads_the_contacts_and_leads(
+    shared_salesforce: LocalSalesforce,
+) -> None:
+    settings = SalesforceConnector.Settings(**shared_salesforce.settings(
+        objects=["contacts", "leads"]))
+    connector = SalesforceConnector(settings)
+    try:
+        profiles = list(connector.people(RunContext(source="crm", dataset_id="CRM")))
+    finally:
+        connector.close()
+    org = shared_salesforce.org
+    unconverted = sum(1 for lead in org["Lead"] if not lead["IsConverted"])
+    assert len(profiles) == org.sizes["Contact"] + unconverted
