@@ -152,7 +152,8 @@ class ApiState:
         return sum(1 for m, p in self.requests
                    if path_part in p and (method is None or m == method))
 
-    def _issue(self, flow: str) -> str:
+    def issue(self, flow: str) -> str:
+        """Open a session for ``flow`` and return its id (tests use it as a given session)."""
         token = f"{self.org.org_id[:15]}!{secrets.token_urlsafe(24)}"
         with self.lock:
             self.tokens.add(token)
@@ -303,7 +304,7 @@ class SalesforceApi:
             return self._soap_fault("INVALID_LOGIN", _BAD_LOGIN)
         if username != USERNAME or password != PASSWORD + SECURITY_TOKEN:
             return self._soap_fault("INVALID_LOGIN", _BAD_LOGIN)
-        token = self.state._issue("soap")
+        token = self.state.issue("soap")
         version = request.match_info["version"]
         host = request.host
         org_id = self.state.org.org_id
@@ -359,7 +360,7 @@ class SalesforceApi:
                           "error_description": "grant type not supported"}, 400)
         if problem is not None:
             return _json({"error": "invalid_grant", "error_description": problem}, 400)
-        token = self.state._issue(flow)
+        token = self.state.issue(flow)
         host = request.host
         return _json({
             "access_token": token, "instance_url": f"https://{host}",

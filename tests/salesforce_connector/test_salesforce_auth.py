@@ -118,7 +118,7 @@ def test_a_session_refused_again_after_logging_in_stops_the_run(
 def test_a_given_session_works_and_says_plainly_when_it_expires(
     salesforce: LocalSalesforce,
 ) -> None:
-    token = salesforce.state._issue("given")
+    token = salesforce.state.issue("given")
     settings = {"instance_url": salesforce.url, "session_id": token,
                 "ca_bundle": str(salesforce.ca_path), "objects": ["contacts"]}
     assert len(run_connector(SalesforceConnector, settings).events) == 60
