@@ -295,6 +295,7 @@ class SalesforceApi:
     # -- login -------------------------------------------------------------------------
 
     async def soap_login(self, request: web.Request) -> web.Response:
+        """SOAP ``login``: a session for username + password + security token, else a fault."""
         body = await request.read()
         try:
             dom = xml.dom.minidom.parseString(body)
@@ -341,6 +342,7 @@ class SalesforceApi:
         return web.Response(status=500, text=text, content_type="text/xml")
 
     async def oauth_token(self, request: web.Request) -> web.Response:
+        """The OAuth token endpoint: JWT bearer, client credentials and password grants."""
         form = await request.post()
         grant = str(form.get("grant_type", ""))
         if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
@@ -410,6 +412,7 @@ class SalesforceApi:
         return self.counts[key]
 
     async def query(self, request: web.Request) -> web.Response:
+        """``GET query?q=``: the first page of a query (or its count for ``COUNT()``)."""
         try:
             query = self._parse(request.query.get("q", ""))
         except SoqlError as exc:
@@ -428,6 +431,7 @@ class SalesforceApi:
         return self._page(request, cursor_id, cursor, 0, total)
 
     async def query_more(self, request: web.Request) -> web.Response:
+        """``GET query/<cursor>-<offset>``: the page a ``nextRecordsUrl`` points at."""
         cursor_id, _, offset = request.match_info["cursor"].partition("-")
         cursor = self.state.cursors.get(cursor_id)
         if cursor is None or not offset.isdigit():
@@ -458,6 +462,7 @@ class SalesforceApi:
         return _json(body)
 
     async def describe_global(self, request: web.Request) -> web.Response:
+        """``GET sobjects``: every object this user can query."""
         sobjects = [
             {"name": t.name, "label": t.name, "custom": t.custom, "queryable": True,
              "keyPrefix": t.prefix}
@@ -466,6 +471,7 @@ class SalesforceApi:
         return _json({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects})
 
     async def describe(self, request: web.Request) -> web.Response:
+        """``GET sobjects/<name>/describe``: an object's fields, or ``NOT_FOUND``."""
         table = self.state.org.table(request.match_info["name"])
         if table is None or table.name in self.state.hidden_objects:
             return _errors(404, "NOT_FOUND", "The requested resource does not exist")
@@ -476,6 +482,7 @@ class SalesforceApi:
         })
 
     async def limits(self, request: web.Request) -> web.Response:
+        """``GET limits``: the daily API request quota."""
         state = self.state
         return _json({"DailyApiRequests": {"Max": state.api_limit,
                                            "Remaining": max(0, state.api_limit - state.api_used)}})
@@ -483,6 +490,7 @@ class SalesforceApi:
     # -- Bulk API 2.0 ------------------------------------------------------------------
 
     async def create_job(self, request: web.Request) -> web.Response:
+        """``POST jobs/query``: create a Bulk 2.0 query job."""
         try:
             spec = await request.json()
         except ValueError:
@@ -519,6 +527,7 @@ class SalesforceApi:
         }
 
     async def job_info(self, request: web.Request) -> web.Response:
+        """``GET jobs/query/<id>``: the job's state (``InProgress`` for ``bulk_polls`` checks)."""
         job = self.state.jobs.get(request.match_info["job"])
         if job is None:
             return _errors(404, "NOT_FOUND", "The requested resource does not exist")
@@ -534,6 +543,7 @@ class SalesforceApi:
         return _json(self._job_json(job, request.match_info["version"]))
 
     async def abort_job(self, request: web.Request) -> web.Response:
+        """``PATCH jobs/query/<id>``: abort the job."""
         job = self.state.jobs.get(request.match_info["job"])
         if job is None:
             return _errors(404, "NOT_FOUND", "The requested resource does not exist")
@@ -541,6 +551,7 @@ class SalesforceApi:
         return _json(self._job_json(job, request.match_info["version"]))
 
     async def job_results(self, request: web.Request) -> web.StreamResponse:
+        """``GET jobs/query/<id>/results``: one CSV page, streamed, with ``Sforce-Locator``."""
         job = self.state.jobs.get(request.match_info["job"])
         if job is None:
             return _errors(404, "NOT_FOUND", "The requested resource does not exist")
