@@ -257,3 +257,15 @@ def test_an_event_over_1_mb_fails_alone(ingestion_server: LocalIngestion) -> Non
     assert [(f["index"], f["message"]) for f in answer.json()["failed_records"]] == [
         (1, "event is larger than 1 MB of JSON")]
     assert ingestion_server.contents().events_total == 1
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("--project-id", "my-project"), "must be a numeric project id"),
+    (("--service-account", "no-secret-here"), "expected USER:SECRET"),
+])
+def test_serve_checks_the_ingestion_options(cli: Any, tmp_path: Any, args: tuple[str, ...],
+                                            words: str) -> None:
+    result = cli("serve", "--port", "0", "--store", tmp_path / "serve.sqlite3", "--tls-dir",
+                 tmp_path / "tls", *args)
+    assert result.exit_code == 2
+    assert words in result.output

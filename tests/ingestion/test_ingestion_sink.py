@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiohttp import web
 from ingestion_support import (
     PROJECT_ID,
     SA_USER,
@@ -21,6 +22,7 @@ from ingestion_support import (
 
 from mpconnect.datasets.ingestion_api import DROP
 from mpconnect.errors import ApiError, ConfigError, RetryableApiError
+from mpconnect.localserver import BackgroundServer, LocalCA
 from mpconnect.sinks.ingestion import IngestionSink
 
 pytestmark = pytest.mark.timeout(30)
@@ -243,3 +245,42 @@ def test_the_sink_has_no_versions(make_sink: MakeSink) -> None:
     assert sink.list_versions("DEMO") == []
     sink.publish("DEMO", "run-1")
     sink.delete_version("DEMO", "run-1")
+
+
+def canned_import(local_ca: LocalCA, body: dict[str, Any]) -> BackgroundServer:
+    """A server whose /import always answers 400 with ``body``."""
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response(body, status=400)
+
+    app = web.Application()
+    app.router.add_post("/import", answer)
+    return BackgroundServer(app, ssl_context=local_ca.server_context())
+
+
+def test_failed_records_without_an_index_are_found_by_insert_id(
+        local_ca: LocalCA, make_sink: MakeSink) -> None:
+    records = [event(i) for i in range(3)]
+    failed = {"insert_id": records[2]["properties"]["$insert_id"], "field": "properties.time",
+              "message": "'properties.time' is invalid"}
+    with canned_import(local_ca, {"code": 400, "num_records_imported": 2,
+                                  "failed_records": [failed]}) as server:
+        sink = make_sink({"sink": "ingestion", "project_token": TOKEN, "api_url": server.url,
+                          "ca_bundle": str(local_ca.ca_path)})
+        result = send(sink, "events", records)
+    assert result.imported == 2
+    assert result.rejected == [(2, "Mixpanel rejected properties.time: 'properties.time' is "
+                                   "invalid")]
+
+
+def test_a_failed_record_that_cannot_be_identified_fails_the_batch(
+        local_ca: LocalCA, make_sink: MakeSink) -> None:
+    body = {"code": 400, "num_records_imported": 1,
+            "failed_records": [{"insert_id": "not-in-the-batch", "message": "invalid"}]}
+    with canned_import(local_ca, body) as server:
+        sink = make_sink({"sink": "ingestion", "project_token": TOKEN, "api_url": server.url,
+                          "ca_bundle": str(local_ca.ca_path)})
+        with pytest.raises(ApiError, match="does not identify") as caught:
+            send(sink, "events", [event(0), event(1)])
+    assert not isinstance(caught.value, RetryableApiError)

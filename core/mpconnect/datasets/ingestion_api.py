@@ -140,8 +140,9 @@ class IngestionFaults:
     retry_after: float | None = None
     latency: float = 0.0
     seed: int | None = None
-    _script: deque[tuple[str | None, int]] = field(default_factory=deque, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _script: deque[tuple[str | None, int]] = field(default_factory=deque, init=False,
+                                                   repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)

@@ -263,10 +263,10 @@ class IngestionSink(Sink):
         """Send one batch: events to ``/import``, people records to ``/engage``."""
         body = gzip.compress(payload, compresslevel=self.options.gzip_level, mtime=0)
         if kind == "events":
-            return self._import_events(body, count)
-        return self._engage(body, count)
+            return self._import_events(body, payload, count)
+        return self._engage(body, payload, count)
 
-    def _import_events(self, body: bytes, count: int) -> ImportResult:
+    def _import_events(self, body: bytes, payload: bytes, count: int) -> ImportResult:
         what = f"/import of {count} events"
         params = {"strict": "1"}
         if self._project_id:
@@ -280,10 +280,10 @@ class IngestionSink(Sink):
             data = _json(response)
             failed = data.get("failed_records") if isinstance(data, dict) else None
             if isinstance(failed, list) and failed:
-                return _partial_result(data, failed, count)
+                return _partial_result(data, failed, payload, count, what)
         self._raise_for_status(response, what)
 
-    def _engage(self, body: bytes, count: int) -> ImportResult:
+    def _engage(self, body: bytes, payload: bytes, count: int) -> ImportResult:
         what = f"/engage of {count} profile updates"
         response = self._post("/engage", {"strict": "1", "verbose": "1", "ip": "0"}, body, what)
         if response.status_code != 200:
@@ -294,7 +294,7 @@ class IngestionSink(Sink):
         if isinstance(data, dict):
             failed = data.get("failed_records")
             if isinstance(failed, list) and failed:
-                return _partial_result(data, failed, count)
+                return _partial_result(data, failed, payload, count, what)
             error = data.get("error") or "no reason given"
         else:
             error = _error_text(response)
@@ -347,19 +347,47 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
-def _partial_result(data: dict[str, Any], failed: list[Any], count: int) -> ImportResult:
-    """Turn Mixpanel's ``failed_records`` into rejected indexes with its reasons."""
+def _partial_result(data: dict[str, Any], failed: list[Any], payload: bytes, count: int,
+                    what: str) -> ImportResult:
+    """Turn Mixpanel's ``failed_records`` into rejected indexes with its reasons.
+
+    A failed record is found by its ``index``, else by its ``$insert_id`` in the batch.
+
+    :raises ApiError: when a failed record cannot be told apart, so nothing is lost unseen.
+    """
     reasons: dict[int, list[str]] = {}
+    by_insert_id: dict[str, int] | None = None
     for item in failed:
-        if not isinstance(item, dict) or not isinstance(item.get("index"), int):
-            continue
+        item = item if isinstance(item, dict) else {}
+        index = item.get("index")
+        if not isinstance(index, int) or not 0 <= index < count:
+            insert_id = item.get("$insert_id") or item.get("insert_id")
+            if by_insert_id is None:
+                by_insert_id = _insert_ids(payload)
+            index = by_insert_id.get(insert_id) if isinstance(insert_id, str) else None
+        if index is None:
+            raise ApiError(400, f"{what}: Mixpanel refused a record it does not identify: "
+                           f"{str(item)[:_ERROR_TEXT_LIMIT]}")
         message = str(item.get("message") or "failed validation")
         field_name = item.get("field")
         reason = f"Mixpanel rejected {field_name}: {message}" if field_name else (
             f"Mixpanel rejected it: {message}")
-        reasons.setdefault(item["index"], []).append(reason)
+        reasons.setdefault(index, []).append(reason)
     rejected = [(index, "; ".join(texts)) for index, texts in sorted(reasons.items())]
     imported = data.get("num_records_imported")
     if not isinstance(imported, int):
         imported = count - len(rejected)
+    if imported + len(rejected) != count:
+        log.warning("%s: Mixpanel imported %d and refused %d of %d records", what, imported,
+                    len(rejected), count)
     return ImportResult(imported=imported, rejected=rejected)
+
+
+def _insert_ids(payload: bytes) -> dict[str, int]:
+    """Map each event's ``$insert_id`` in a batch to its index."""
+    found: dict[str, int] = {}
+    for index, record in enumerate(orjson.loads(payload)):
+        props = record.get("properties") if isinstance(record, dict) else None
+        if isinstance(props, dict) and isinstance(props.get("$insert_id"), str):
+            found.setdefault(props["$insert_id"], index)
+    return found
