@@ -20,9 +20,9 @@ What is accepted goes into a :class:`~mpconnect.datasets.store.DatasetStore`, in
 readable and writable for ever. Events are unique by ``$insert_id`` there, so a re-sent
 snapshot does not count twice; identical profile updates are kept once.
 
-:class:`IngestionFaults` scripts failures (429 with Mixpanel's body, 5xx, dropped
-connections) or makes them happen at random rates; :class:`IngestionStats` counts what
-arrived, for tests and benchmarks.
+:class:`IngestionFaults` scripts failures (429 with Mixpanel's body, 5xx, any 4xx, dropped
+connections, answers lost after the work is done) or makes 429s and 503s happen at random
+rates; :class:`IngestionStats` counts what arrived, for tests and benchmarks.
 """
 
 from __future__ import annotations
