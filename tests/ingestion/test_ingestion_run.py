@@ -251,9 +251,6 @@ class PacedPlugin:
         register(PacedConnector)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: when an upload fails during extraction, _extract still marks the "
-    "extraction done, so the next run resumes a partial spool and reports success"))
 def test_a_run_that_failed_mid_extraction_is_not_resumed_as_complete(
         server: LocalDatasetsServer, config: Path, cli: Any) -> None:
     PacedConnector.server = server

@@ -138,7 +138,8 @@ class _Run:
         self.stop = options.stop or threading.Event()
         self.token = engine.token(sink)
         self.summary = RunSummary(run_id=run_id, source=source.name,
-                                  dataset_id=source.dataset_id, sink=sink.name)
+                                  dataset_id=source.dataset_id, sink=sink.name,
+                                  versioned=sink.versioned)
         quarantine_path = engine.home / "quarantine" / source.name / f"{run_id}.jsonl"
         self.quarantine = QuarantineFile(quarantine_path, source.name)
         self.summary.quarantine_file = str(quarantine_path)
@@ -319,21 +320,25 @@ class _Run:
         ]
         try:
             for kind, records in (("events", connector.events), ("people", connector.people)):
-                self._drain(kind, records(ctx), writer, token, transformers, uploader)
+                self._drain(kind, records(ctx), writer, token, transformers)
         finally:
             connector.close()
         self.ledger.mark_extraction_done(summary.run_id, summary.read, self.quarantine.count)
         self.progress.extracted(summary.read, self.quarantine.count)
 
     def _drain(self, kind: str, records: Any, writer: SpoolWriter, token: str,
-               transformers: list[tuple[str, Callable[..., Any]]], uploader: Uploader) -> None:
-        """Validate, convert and spool every record of one generator (the hot loop)."""
+               transformers: list[tuple[str, Callable[..., Any]]]) -> None:
+        """Validate, convert and spool every record of one generator (the hot loop).
+
+        Extraction goes on when an upload has failed: the complete spool lets the next
+        run resume without reading the source again.
+        """
         summary = self.summary
         quarantine = self.quarantine
         expected = Event if kind == "events" else Profile
         is_events = kind == "events"
         batch_size = writer.max_records
-        stop, stopped = self.stop, uploader.stopped
+        stop = self.stop
         buffer: list[Any] = []
         in_connector = True
         try:
@@ -362,8 +367,6 @@ class _Run:
                     buffer = []
                     if stop.is_set():
                         raise _Interrupted("stopped on request during extraction")
-                    if stopped.is_set():
-                        return
                 in_connector = True
         except MpconnectError:
             raise

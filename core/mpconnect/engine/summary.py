@@ -25,6 +25,7 @@ class RunSummary:
     retries: int = 0
     batches: int = 0
     resumed: bool = False
+    versioned: bool = True
     error: str | None = None
     quarantine_file: str | None = None
 
@@ -47,8 +48,9 @@ class RunSummary:
             + (f" (resumed version {self.version_id})" if self.resumed else ""),
             f"  records read {self.read:,}, imported {self.imported:,}, "
             f"quarantined {self.quarantined:,}, retries {self.retries:,}",
-            f"  dataset {self.dataset_id} version {self.version_id or '-'} via {self.sink}; "
-            f"{self.duration:.1f} s ({rate:,.0f} records/s)",
+            (f"  dataset {self.dataset_id} version {self.version_id or '-'} via {self.sink}; "
+             if self.versioned else f"  via the {self.sink} sink (no versions); ")
+            + f"{self.duration:.1f} s ({rate:,.0f} records/s)",
         ]
         if self.quarantined and self.quarantine_file:
             lines.append(f"  quarantine file: {self.quarantine_file}")
