@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import click
 
 from mpconnect.cli.context import CliState, echo_json, echo_table
+from mpconnect.errors import ConfigError, MpconnectError
 
 
 def register(cli: click.Group) -> None:
@@ -55,26 +59,59 @@ def sources() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def sources_list(state: CliState, as_json: bool) -> None:
-    """List configured sources (and the built-in demo) with their last run."""
+    """List configured sources (and the built-in demo): schedule, next run, last run."""
     config = state.config
     ledger = state.engine.ledger
+    now = datetime.now(UTC)
     rows = []
     for name, source in sorted(config.sources.items()):
         last = ledger.list_runs(name, limit=1)
+        next_run, next_text, problem = _next_run(source.schedule, config.scheduler.timezone,
+                                                 name, now)
         rows.append({
             "name": name,
             "connector": source.connector,
             "dataset_id": source.dataset_id,
             "schedule": source.schedule,
+            "timezone": config.scheduler.timezone if source.schedule else None,
+            "next_run": next_run.isoformat() if next_run else None,
+            "next_run_error": problem,
             "keep_versions": source.keep_versions,
             "last_status": last[0]["status"] if last else None,
+            "last_started_at": last[0]["started_at"] if last else None,
             "last_version": last[0]["version_id"] if last else None,
+            "last_error": last[0]["error"] if last else None,
         })
+        rows[-1]["_next_text"] = next_text
     if as_json:
-        echo_json(rows)
+        echo_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
         return
     echo_table(
-        ["NAME", "CONNECTOR", "DATASET", "SCHEDULE", "KEEP", "LAST RUN"],
-        [[r["name"], r["connector"], r["dataset_id"], r["schedule"] or "-", r["keep_versions"],
-          r["last_status"] or "never"] for r in rows],
+        ["NAME", "CONNECTOR", "DATASET", "SCHEDULE", "NEXT RUN", "LAST RUN", "STATUS", "KEEP"],
+        [[r["name"], r["connector"], r["dataset_id"], r["schedule"] or "-", r["_next_text"],
+          _when(r["last_started_at"]), r["last_status"] or "never", r["keep_versions"]]
+         for r in rows],
     )
+
+
+def _next_run(schedule: str | None, timezone: str, name: str,
+              now: datetime) -> tuple[datetime | None, str, str | None]:
+    """The next scheduled time of a source, how to show it, and what prevents it."""
+    if schedule is None:
+        return None, "-", None
+    try:
+        from mpconnect.scheduler import CronSchedule, format_time, load_zone
+
+        zone = load_zone(timezone)
+        moment = CronSchedule(schedule, zone, f"sources.{name}.schedule").next_after(now)
+    except ConfigError as exc:
+        return None, "invalid schedule", str(exc)
+    except MpconnectError as exc:
+        return None, "needs mpconnect[schedule]", str(exc)
+    return moment, format_time(moment, zone), None
+
+
+def _when(started_at: float | None) -> str:
+    if started_at is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started_at))

@@ -1,0 +1,111 @@
+"""``mpconnect schedule``: run each source on its schedule, or print crontab lines."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import click
+
+from mpconnect.cli.context import CliState
+from mpconnect.engine.progress import LogProgress
+from mpconnect.errors import MpconnectError
+from mpconnect.paths import home_dir
+from mpconnect.scheduler import Scheduler, crontab_lines, make_plan
+
+log = logging.getLogger("mpconnect.scheduler")
+
+
+def register(cli: click.Group) -> None:
+    """Add ``schedule``."""
+    cli.add_command(schedule)
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Configuration file (same as the top-level --config).")
+@click.option("--print-crontab", is_flag=True,
+              help="Print crontab lines running `mpconnect run SOURCE` instead of scheduling.")
+@click.option("--stop-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds to wait on SIGTERM/SIGINT for running runs to reach a checkpoint.")
+@click.option("--reload-interval", type=click.FloatRange(min=0), default=10.0,
+              show_default=True,
+              help="Seconds between checks of the configuration file for changes (0: only "
+                   "on SIGHUP).")
+@click.pass_obj
+def schedule(state: CliState, config_path: str | None, print_crontab: bool,
+             stop_timeout: float, reload_interval: float) -> None:
+    """Run each configured source on its `schedule` until SIGTERM or Ctrl-C.
+
+    Logs each source's next run at start and after each run. SIGHUP reloads the
+    configuration (so does a change to the file); an invalid file is reported and the
+    previous configuration kept.
+    """
+    if config_path:
+        state.config_path = config_path
+        for cached in ("config", "engine"):
+            state.__dict__.pop(cached, None)
+    plan = make_plan(state.config, state.plugins)
+    if not plan.crons:
+        where = plan.config.path or "the built-in configuration"
+        raise MpconnectError(
+            f"{where}: no source has a schedule; add one to a [sources.NAME] table, such as "
+            'schedule = "0 2 * * *" (02:00 every day)'
+        )
+    if print_crontab:
+        for line in crontab_lines(plan):
+            click.echo(line)
+        for name, cron in plan.crons.items():
+            if cron.has_seconds:
+                click.echo(f"mpconnect: warning: sources.{name}.schedule has a seconds field; "
+                           "cron cannot run it (left as a comment)", err=True)
+        return
+    scheduler = Scheduler(
+        plan, state.plugins, home=home_dir(), progress_factory=lambda: LogProgress(30.0),
+        reload_interval=reload_interval or None, stop_timeout=stop_timeout,
+    )
+    _serve_with_signals(scheduler)
+
+
+def _serve_with_signals(scheduler: Scheduler) -> None:
+    """Serve in a thread while the main thread turns signals into requests."""
+    stops = 0
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stops
+        stops += 1
+        name = signal.Signals(signum).name
+        if stops == 1:
+            log.info("%s received: starting no more runs; running runs stop at their next "
+                     "checkpoint (send it again to stop waiting)", name)
+        else:
+            log.warning("%s received again: not waiting for running runs", name)
+        scheduler.request_stop(force=stops > 1)
+
+    def on_reload(signum: int, frame: FrameType | None) -> None:
+        log.info("SIGHUP received: reloading the configuration")
+        scheduler.request_reload()
+
+    outcome: dict[str, Any] = {}
+
+    def serve() -> None:
+        try:
+            outcome["ended"] = scheduler.serve()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    handlers = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_reload}
+    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+    try:
+        thread = threading.Thread(target=serve, name="mpconnect-scheduler", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.5)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if "error" in outcome:
+        raise outcome["error"]

@@ -1,0 +1,442 @@
+"""The scheduler: runs each scheduled source at its times, a few at once, never twice at once.
+
+One thread decides (:meth:`Scheduler.step`, called in a loop by :meth:`Scheduler.serve`);
+each run gets its own thread and its own engine call. The rules:
+
+- at most ``[scheduler] max_parallel`` runs at once; a source that comes due while all
+  slots are taken waits for one (it is *pending*);
+- a source never overlaps itself: when its time comes while its previous run is still
+  going (or pending), that time is skipped and logged, not queued; another process
+  holding the source's lock (``mpconnect run``) is skipped the same way;
+- a failed run is retried at the next scheduled time, or sooner with
+  ``retry_after`` seconds, doubling after each further failure;
+- at start, a source whose latest scheduled time passed while the scheduler was down
+  runs once (``catch_up = "once"``) or waits for its next time (``"skip"``);
+- :meth:`Scheduler.request_reload` (SIGHUP) or a changed file (polled) reloads the
+  configuration; runs in progress continue, an invalid file is reported and ignored;
+- :meth:`Scheduler.request_stop` (SIGTERM, SIGINT) starts nothing more and asks running
+  runs to stop at their next checkpoint (status ``interrupted``; the next run resumes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from mpconnect.config import Config, load_config
+from mpconnect.engine import Engine, RunOptions, RunSummary
+from mpconnect.engine.progress import Progress
+from mpconnect.errors import MpconnectError, RunFailed, RunLocked
+from mpconnect.plugins import Plugins
+from mpconnect.scheduler.clock import Clock, SystemClock
+from mpconnect.scheduler.cron import CronSchedule, format_time
+from mpconnect.scheduler.plan import Plan, make_plan
+from mpconnect.scheduler.state import SchedulerLock, SchedulerState
+
+log = logging.getLogger("mpconnect.scheduler")
+
+
+@dataclass
+class _Slot:
+    """A scheduled source: its cron, next scheduled time and retry state."""
+
+    cron: CronSchedule
+    next_due: datetime
+    retry_at: datetime | None = None
+    failures: int = 0
+
+
+class Scheduler:
+    """Runs the scheduled sources of a configuration until asked to stop.
+
+    :param plan: the checked configuration (:func:`mpconnect.scheduler.plan.make_plan`).
+    :param plugins: the loaded plugins (new configurations are checked against them).
+    :param home: the data directory: the scheduler keeps ``scheduler.json`` there.
+    :param clock: the clock (tests pass one they can move).
+    :param load: reads the configuration again on reload (default: the same file).
+    :param engine_factory: makes the engine for a configuration.
+    :param progress_factory: makes each run's progress reporter.
+    :param reload_interval: seconds between checks of the file for changes; None: never.
+    :param stop_timeout: seconds :meth:`serve` waits for running runs after a stop.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        plugins: Plugins,
+        *,
+        home: Path,
+        clock: Clock | None = None,
+        load: Callable[[], Config] | None = None,
+        engine_factory: Callable[[Config], Engine] | None = None,
+        progress_factory: Callable[[], Progress] = Progress,
+        reload_interval: float | None = 10.0,
+        stop_timeout: float = 60.0,
+    ) -> None:
+        self.plugins = plugins
+        self.home = home
+        self.clock: Clock = clock or SystemClock()
+        path = plan.config.path
+        self._load = load or ((lambda: load_config(path)) if path else None)
+        self._engine_factory = engine_factory or (lambda config: Engine(config, plugins, home))
+        self._progress_factory = progress_factory
+        self.reload_interval = reload_interval
+        self.stop_timeout = stop_timeout
+        self.state = SchedulerState(home / "scheduler.json")
+        self._cond = threading.Condition()
+        self._wake = threading.Event()
+        self._stop_runs = threading.Event()
+        self._force = threading.Event()
+        self._stopping = False
+        self._reload_requested = False
+        self._started = False
+        self._plan = plan
+        self._engine = self._engine_factory(plan.config)
+        self._slots: dict[str, _Slot] = {}
+        self._pending: dict[str, str] = {}
+        self._running: dict[str, threading.Thread] = {}
+        self._file_digest = _digest(path)
+        self._rejected_digest: str | None = None
+        self._next_poll: datetime | None = None
+
+    # -- what tests and the command line look at -----------------------------------------
+
+    @property
+    def plan(self) -> Plan:
+        """The configuration in use."""
+        return self._plan
+
+    @property
+    def running(self) -> list[str]:
+        """Sources with a run in progress."""
+        with self._cond:
+            return sorted(self._running)
+
+    @property
+    def pending(self) -> list[str]:
+        """Sources due and waiting for a free slot, in the order they came due."""
+        with self._cond:
+            return list(self._pending)
+
+    def next_run(self, source: str) -> datetime | None:
+        """When ``source`` runs next (its next scheduled time, or an earlier retry)."""
+        with self._cond:
+            slot = self._slots.get(source)
+            return self._slot_next(slot) if slot else None
+
+    def next_wake(self) -> datetime | None:
+        """When something next falls due: a scheduled time, a retry, a look at the file."""
+        with self._cond:
+            return self._next_wake()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no run is in progress or pending; return False after ``timeout`` s."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._running and not self._pending, timeout)
+
+    # -- requests (safe from signal handlers: they take no lock) -------------------------
+
+    def request_stop(self, force: bool = False) -> None:
+        """Start nothing more; ask running runs to stop at their next checkpoint.
+
+        :param force: also stop waiting for them (a second SIGINT/SIGTERM).
+        """
+        self._stopping = True
+        self._stop_runs.set()
+        if force:
+            self._force.set()
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        """Reload the configuration at the next step (SIGHUP)."""
+        self._reload_requested = True
+        self._wake.set()
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def serve(self) -> bool:
+        """Run sources until :meth:`request_stop`, then wait for running runs.
+
+        :returns: True when every run ended before ``stop_timeout``.
+        :raises MpconnectError: when another scheduler uses the same data directory.
+        """
+        lock = SchedulerLock(self.home / "scheduler.lock")
+        lock.acquire()
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                wake_at = self.step()
+                if self._stopping:
+                    break
+                timeout = 3600.0
+                if wake_at is not None:
+                    timeout = max((wake_at - self.clock.now()).total_seconds(), 0.0)
+                self.clock.wait(self._wake, timeout)
+            return self._drain()
+        finally:
+            lock.release()
+
+    def step(self) -> datetime | None:
+        """Do what is due now: reload, start due runs, skip overlapping ones.
+
+        :returns: when something next falls due (None: nothing scheduled).
+        """
+        now = self.clock.now()
+        with self._cond:
+            if self._stopping:
+                return None
+            if not self._started:
+                self._begin(now)
+            self._maybe_reload(now)
+            for name, slot in self._slots.items():
+                if now >= slot.next_due:
+                    due = slot.cron.latest_at_or_before(now)
+                    slot.next_due = slot.cron.next_after(now)
+                    slot.retry_at = None
+                    self.state.set_last_due(name, due)
+                    self._make_due(name, f"scheduled for {self._fmt(due)}")
+                elif slot.retry_at is not None and now >= slot.retry_at:
+                    slot.retry_at = None
+                    self._make_due(name, f"retry {slot.failures} after a failed run")
+            self._start_pending()
+            return self._next_wake()
+
+    def _begin(self, now: datetime) -> None:
+        """Set up every source's next time, catching up runs missed while down."""
+        self._started = True
+        plan = self._plan
+        if not plan.crons:
+            log.warning("no source has a schedule; nothing to run until the configuration "
+                        "gives one (schedule = \"0 * * * *\" in a [sources.NAME] table)")
+        catch_up = plan.config.scheduler.catch_up
+        for name, cron in plan.crons.items():
+            self._slots[name] = _Slot(cron=cron, next_due=cron.next_after(now))
+            latest = cron.latest_at_or_before(now)
+            handled = self._last_handled(name)
+            if handled is not None and latest > handled:
+                self.state.set_last_due(name, latest)
+                if catch_up == "once":
+                    log.info('%s: its run at %s was missed while the scheduler was down; '
+                             'running it once now (catch_up = "once")', name, self._fmt(latest))
+                    self._make_due(name, f"catching up the run missed at {self._fmt(latest)}")
+                else:
+                    log.info('%s: its run at %s was missed while the scheduler was down; '
+                             'skipped (catch_up = "skip")', name, self._fmt(latest))
+            log.info("%s: schedule %r (%s); next run %s", name, cron.expression,
+                     plan.zone.key, self._fmt(self._slots[name].next_due))
+        if self.reload_interval:
+            self._next_poll = now + timedelta(seconds=self.reload_interval)
+
+    def _last_handled(self, name: str) -> datetime | None:
+        """The later of the last scheduled time handled and the last run's start."""
+        moments = []
+        remembered = self.state.last_due(name)
+        if remembered is not None:
+            moments.append(remembered)
+        rows = self._engine.ledger.list_runs(name, limit=1)
+        if rows:
+            moments.append(datetime.fromtimestamp(rows[0]["started_at"], UTC))
+        return max(moments) if moments else None
+
+    # -- due, pending, running -----------------------------------------------------------
+
+    def _make_due(self, name: str, reason: str) -> None:
+        slot = self._slots[name]
+        if name in self._running:
+            log.warning("%s: skipped the run %s: the previous run is still going; next run %s",
+                        name, reason, self._fmt(slot.next_due))
+        elif name in self._pending:
+            log.warning("%s: skipped the run %s: the previous one is still waiting for a free "
+                        "slot (max_parallel = %d); next run %s", name, reason,
+                        self._plan.config.scheduler.max_parallel, self._fmt(slot.next_due))
+        else:
+            self._pending[name] = reason
+
+    def _start_pending(self) -> None:
+        limit = self._plan.config.scheduler.max_parallel
+        while self._pending and len(self._running) < limit and not self._stopping:
+            name = next(iter(self._pending))
+            reason = self._pending.pop(name)
+            if name not in self._slots:
+                continue
+            thread = threading.Thread(target=self._run_one, args=(name, self._engine, reason),
+                                      name=f"mpconnect-run-{name}", daemon=True)
+            self._running[name] = thread
+            thread.start()
+        if self._pending and not self._stopping:
+            log.debug("waiting for a free slot (max_parallel = %d): %s",
+                      limit, ", ".join(self._pending))
+
+    def _run_one(self, name: str, engine: Engine, reason: str) -> None:
+        started = time.time()
+        log.info("%s: starting run (%s)", name, reason)
+        outcome, detail = "failed", ""
+        try:
+            options = RunOptions(stop=self._stop_runs, progress=self._progress_factory())
+            summary = engine.run(name, options)
+            outcome = "succeeded"
+            detail = (f"read {summary.read:,}, imported {summary.imported:,}, quarantined "
+                      f"{summary.quarantined:,}; version {summary.version_id} "
+                      f"in {summary.duration:.1f} s")
+        except RunLocked as exc:
+            outcome, detail = "locked", str(exc)
+        except RunFailed as exc:
+            rows = engine.ledger.list_runs(name, limit=1)
+            if rows and rows[0]["status"] == "interrupted":
+                outcome = "interrupted"
+            detail = str(exc)
+        except MpconnectError as exc:
+            detail = str(exc)
+            _record_failed_attempt(engine, name, started, detail)
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            log.debug("%s: run raised", name, exc_info=True)
+            _record_failed_attempt(engine, name, started, detail)
+        finally:
+            self._finished(name, outcome, detail)
+
+    def _finished(self, name: str, outcome: str, detail: str) -> None:
+        with self._cond:
+            self._running.pop(name, None)
+            slot = self._slots.get(name)
+            if slot is None:
+                log.info("%s: run %s (%s); no longer scheduled", name, outcome, detail)
+            elif outcome == "succeeded":
+                slot.failures, slot.retry_at = 0, None
+                log.info("%s: run succeeded: %s; next run %s", name, detail,
+                         self._fmt(slot.next_due))
+            elif outcome == "interrupted":
+                log.info("%s: run interrupted (%s); the next run resumes it", name, detail)
+            elif outcome == "locked":
+                log.warning("%s: skipped: %s; next run %s", name, detail, self._fmt(slot.next_due))
+            else:
+                slot.failures += 1
+                self._plan_retry(name, slot, detail)
+            if not self._stopping:
+                self._start_pending()
+            self._cond.notify_all()
+        self._wake.set()
+
+    def _plan_retry(self, name: str, slot: _Slot, detail: str) -> None:
+        backoff = self._plan.config.scheduler.retry_after
+        if backoff is not None:
+            retry_at = self.clock.now() + timedelta(seconds=backoff * 2 ** (slot.failures - 1))
+            if retry_at < slot.next_due:
+                slot.retry_at = retry_at
+                log.warning("%s: run failed (%d in a row): %s; retrying at %s (retry_after)",
+                            name, slot.failures, detail, self._fmt(retry_at))
+                return
+        log.warning("%s: run failed (%d in a row): %s; retrying at the next scheduled time %s",
+                    name, slot.failures, detail, self._fmt(slot.next_due))
+
+    def _drain(self) -> bool:
+        with self._cond:
+            for name, reason in self._pending.items():
+                log.info("%s: not started (%s): the scheduler is stopping", name, reason)
+            self._pending.clear()
+            if self._running:
+                log.info("stopping: waiting up to %.0f s for %s to reach a checkpoint",
+                         self.stop_timeout, ", ".join(sorted(self._running)))
+            deadline = time.monotonic() + self.stop_timeout
+            while self._running and not self._force.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, 0.1))
+            if self._running:
+                log.warning("stopping without waiting for %s: the next run resumes or restarts "
+                            "it", ", ".join(sorted(self._running)))
+                return False
+        log.info("scheduler stopped")
+        return True
+
+    def _next_wake(self) -> datetime | None:
+        times = [self._slot_next(slot) for slot in self._slots.values()]
+        if self._next_poll is not None:
+            times.append(self._next_poll)
+        return min(times) if times else None
+
+    @staticmethod
+    def _slot_next(slot: _Slot) -> datetime:
+        return min(slot.next_due, slot.retry_at) if slot.retry_at else slot.next_due
+
+    def _fmt(self, moment: datetime) -> str:
+        return format_time(moment, self._plan.zone)
+
+    # -- reloading -----------------------------------------------------------------------
+
+    def _maybe_reload(self, now: datetime) -> None:
+        if self._reload_requested:
+            self._reload_requested = False
+            self._reload(now, self._current_digest())
+            return
+        if self._next_poll is None or now < self._next_poll or self.reload_interval is None:
+            return
+        self._next_poll = now + timedelta(seconds=self.reload_interval)
+        digest = self._current_digest()
+        if digest != self._file_digest and digest != self._rejected_digest:
+            log.info("%s changed; reloading it", self._plan.config.path)
+            self._reload(now, digest)
+
+    def _current_digest(self) -> str | None:
+        return _digest(self._plan.config.path)
+
+    def _reload(self, now: datetime, digest: str | None) -> bool:
+        if self._load is None:
+            log.info("no configuration file to reload (the built-in configuration is in use)")
+            return False
+        try:
+            plan = make_plan(self._load(), self.plugins)
+        except MpconnectError as exc:
+            self._rejected_digest = digest
+            log.error("configuration not reloaded, keeping the previous one: %s", exc)
+            return False
+        self._file_digest, self._rejected_digest = digest, None
+        self._plan = plan
+        self._engine = self._engine_factory(plan.config)
+        for name in [n for n in self._slots if n not in plan.crons]:
+            del self._slots[name]
+            self._pending.pop(name, None)
+            log.info("%s: no longer scheduled%s", name,
+                     " (its run in progress continues)" if name in self._running else "")
+        for name, cron in plan.crons.items():
+            slot = self._slots.get(name)
+            if slot is not None and slot.cron == cron:
+                continue
+            self._slots[name] = _Slot(cron=cron, next_due=cron.next_after(now))
+            log.info("%s: %s %r (%s); next run %s", name,
+                     "schedule now" if slot else "scheduled", cron.expression, plan.zone.key,
+                     self._fmt(self._slots[name].next_due))
+        log.info("configuration reloaded from %s: %d scheduled sources",
+                 plan.config.path, len(plan.crons))
+        return True
+
+
+def _digest(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _record_failed_attempt(engine: Engine, name: str, started: float, error: str) -> None:
+    """Put an attempt that failed before the engine recorded it into the run ledger."""
+    rows = engine.ledger.list_runs(name, limit=1)
+    if rows and rows[0]["started_at"] >= started:
+        return
+    source = engine.config.sources.get(name)
+    summary = RunSummary(
+        run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8], source=name,
+        dataset_id=source.dataset_id if source else "-", sink=engine.config.mixpanel.sink,
+        status="failed", started_at=started, ended_at=time.time(), error=error,
+    )
+    engine.ledger.record_run(summary)
