@@ -101,7 +101,7 @@ def test_run_demo_loads_exact_counts_and_a_rerun_adds_no_duplicates(
     assert first.exit_code == 0, first.output
     assert "demo: succeeded" in first.stdout
     assert f"imported {DEMO_EVENTS + DEMO_PROFILES:,}, quarantined 0" in first.stdout
-    assert "via ingestion" in first.stdout
+    assert "via the ingestion sink (no versions)" in first.stdout
     held = contents(server)
     assert (held.events_total, held.events_received) == (DEMO_EVENTS, DEMO_EVENTS)
     assert (held.people_total, held.profiles) == (DEMO_PROFILES, DEMO_PROFILES)
