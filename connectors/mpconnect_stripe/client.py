@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from mpconnect import SourceError
@@ -99,7 +101,10 @@ class StripeReader:
         self.settings = settings
         self.log = log
         self.stop = stop or threading.Event()
-        self.limiter = RateLimiter(settings.max_requests_per_second, burst=1)
+        rate = settings.max_requests_per_second
+        # A tenth of a second's worth at once, so a worker that comes late does not waste
+        # the token it missed; Stripe's own limiter tolerates far larger bursts.
+        self.limiter = RateLimiter(rate, burst=max(1.0, min(rate / 10, 10.0)))
         base = {"api": settings.api_base} if settings.api_base else None
         self._stripe = stripe
         self.client = stripe.StripeClient(
@@ -108,9 +113,21 @@ class StripeReader:
         self.requests = 0
         self.retries = 0
         self._count_lock = threading.Lock()
+        # When the last second's worth of requests were made, to tell the rate in use.
+        self._sent: deque[float] = deque(maxlen=max(5, int(rate)))
 
     def __repr__(self) -> str:
         return f"<StripeReader {self.settings.api_base or 'api.stripe.com'}>"
+
+    def saturated(self) -> bool:
+        """True when recent requests already use 95 % of the rate limit: more concurrency
+        would only queue behind the limiter."""
+        with self._count_lock:
+            sent = self._sent
+            if len(sent) < (sent.maxlen or 0):
+                return False
+            span = sent[-1] - sent[0]
+        return span * self.settings.max_requests_per_second <= (len(sent) - 1) * 1.05
 
     def _sleep(self, seconds: float) -> None:
         if self.stop.wait(seconds):
@@ -141,6 +158,7 @@ class StripeReader:
             self.limiter.acquire()
             with self._count_lock:
                 self.requests += 1
+                self._sent.append(time.monotonic())
             try:
                 return func()
             except stripe.APIConnectionError as exc:
@@ -185,32 +203,36 @@ class StripeReader:
                 f"stripe: {what}: {_describe_error(exc)}", exc.http_status or 0
             ) from None
 
-    def pages(self, stream: str, since: int | None = None) -> Iterator[list[dict[str, Any]]]:
-        """Yield the pages of one list endpoint, newest first, as plain dicts.
+    def list_page(
+        self,
+        stream: str,
+        *,
+        gte: int | None = None,
+        lt: int | None = None,
+        after: str | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Fetch one page (``limit=100``) of a list endpoint, newest first, as plain dicts.
 
-        Pages are fetched lazily with ``limit=100`` and ``starting_after`` the last id.
-        They are read with ``StripeClient.raw_request``, which authenticates, encodes and
-        raises errors exactly as the typed services do but leaves the JSON as dicts:
-        building ``StripeObject`` trees costs about 0.5 ms per charge, which under the
-        GIL would cap all streams together below Stripe's own rate limit.
+        Read with ``StripeClient.raw_request``, which authenticates, encodes and raises
+        errors exactly as the typed services do but leaves the JSON as dicts: building
+        ``StripeObject`` trees costs about 0.5 ms per charge, which under the GIL would
+        cap all streams together below Stripe's own rate limit.
 
-        :param since: list only objects created at or after this epoch second
-            (``created[gte]``).
+        :param gte: only objects created at or after this epoch second.
+        :param lt: only objects created before this epoch second.
+        :param after: the ``starting_after`` cursor: the last id of the previous page.
+        :returns: the page's objects and Stripe's ``has_more``.
         """
         params: dict[str, Any] = {"limit": PAGE_SIZE, **LIST_PARAMS[stream]}
-        if since is not None:
-            params["created"] = {"gte": since}
+        created = {k: v for k, v in (("gte", gte), ("lt", lt)) if v is not None}
+        if created:
+            params["created"] = created
+        if after:
+            params["starting_after"] = after
         path = f"/v1/{stream}"
-        while True:
-            page = self.call(
-                f"GET {path}", lambda p=dict(params): self.client.raw_request("get", path, **p)
-            ).data
-            objects = page.get("data") or []
-            if objects:
-                yield objects
-            if not page.get("has_more") or not objects:
-                return
-            params["starting_after"] = objects[-1]["id"]
+        page = self.call(f"GET {path}", lambda: self.client.raw_request("get", path, **params))
+        data = page.data
+        return list(data.get("data") or []), bool(data.get("has_more"))
 
     def check(self) -> str:
         """Verify the key with one cheap call and describe the account's mode.

@@ -8,6 +8,7 @@ yields one profile per customer. See :mod:`mpconnect_stripe.mapping` for the eve
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -15,9 +16,9 @@ from typing import Any, ClassVar
 
 from mpconnect import Connector, Event, Profile, RunContext
 from mpconnect_stripe.identity import Identities
-from mpconnect_stripe.mapping import drafts, payer
+from mpconnect_stripe.mapping import Digest, digest
 from mpconnect_stripe.profiles import CustomerBook
-from mpconnect_stripe.pump import pump
+from mpconnect_stripe.pump import Window, pump
 from mpconnect_stripe.settings import StripeSettings
 
 __all__ = ["StripeConnector"]
@@ -33,8 +34,16 @@ class StripeConnector(Connector):
     install_hint = 'pip install "mpconnect[stripe]"'
 
     settings: StripeSettings
-    #: How many reader threads may run at once (one per stream).
-    max_threads: ClassVar[int] = 6
+    #: The most worker threads reading at once.
+    max_workers: ClassVar[int] = 16
+    #: Seconds one list request takes on Stripe (with some margin): the workers needed
+    #: to use the whole rate limit are about the rate times this.
+    request_seconds: ClassVar[float] = 0.5
+
+    def workers(self) -> int:
+        """How many workers can keep ``max_requests_per_second`` busy."""
+        wanted = math.ceil(self.settings.max_requests_per_second * self.request_seconds)
+        return max(len(self.settings.objects), min(self.max_workers, wanted))
 
     def __init__(self, settings: StripeSettings) -> None:
         super().__init__(settings)
@@ -63,29 +72,28 @@ class StripeConnector(Connector):
         self.counts.clear()
         stop = threading.Event()
         reader = self._reader(ctx, stop)
-        emit_customers = "customers" in streams
         phases: list[list[str]] = [streams]
         if identities.needs_customers_first:
             rest = [name for name in streams if name != "customers"]
             phases = [["customers"], rest] if rest else [["customers"]]
         start = self.settings.start_timestamp
 
-        def read(stream: str) -> Iterator[list[dict[str, Any]]]:
+        def window(stream: str) -> Window:
             # Attributing by metadata needs every customer, however old.
             everyone = stream == "customers" and identities.needs_customers_first
-            return reader.pages(stream, None if everyone else start)
+            return Window(stream, gte=None if everyone else start)
+
+        def fetch(part: Window) -> tuple[list[dict[str, Any]], bool]:
+            return reader.list_page(part.stream, gte=part.gte, lt=part.lt, after=part.after)
 
         try:
             for phase in phases:
-                for stream, page in pump(phase[: self.max_threads], read, stop):
-                    for obj in page:
+                windows = [window(stream) for stream in phase]
+                pages = pump(windows, fetch, stop, self.workers(), reader.saturated, digest)
+                for stream, page in pages:
+                    for item in page:
                         self.counts[stream] += 1
-                        if stream == "customers":
-                            distinct_id = identities.learn(obj)
-                            if not emit_customers or (start is not None and obj["created"] < start):
-                                continue
-                            book.add_customer(obj, distinct_id)
-                        yield from self._object_events(ctx, stream, obj, identities, book)
+                        yield from self._item_events(ctx, item, identities, book, start)
         finally:
             stop.set()
             self.requests, self.retries = reader.requests, reader.retries
@@ -97,32 +105,39 @@ class StripeConnector(Connector):
         )
         self._book = book
 
-    def _object_events(
+    def _item_events(
         self,
         ctx: RunContext,
-        stream: str,
-        obj: dict[str, Any],
+        item: Digest,
         identities: Identities,
         book: CustomerBook,
+        start: int | None,
     ) -> Iterator[Event]:
-        who = payer(stream, obj)
-        if who.customer_id and stream == "charges":
-            book.add_charge(who.customer_id, obj)
-        elif who.customer_id and stream == "subscriptions":
-            book.add_subscription(who.customer_id, obj)
-        found = drafts(stream, obj)
-        if not found:
+        customer_id = item.payer.customer_id
+        if item.stream == "customers":
+            assert item.facts is not None
+            distinct_id = identities.learn(item.facts)
+            listed = "customers" in self.settings.objects
+            if not listed or (start is not None and item.facts["created"] < start):
+                return
+            book.add_customer(item.facts, distinct_id)
+        elif customer_id and item.stream == "charges":
+            book.add_charge(customer_id, item.facts or {})
+        elif customer_id and item.stream == "subscriptions":
+            book.add_subscription(customer_id, item.facts or {})
+        if not item.drafts:
             return
-        distinct_id = identities.resolve(who)
+        distinct_id = identities.resolve(item.payer)
         if distinct_id is None:
-            names = ", ".join(repr(draft.name) for draft in found)
+            names = ", ".join(repr(draft.name) for draft in item.drafts)
+            orphan = item.orphan or {}
             ctx.quarantine(
-                f"stripe {stream[:-1]} {obj.get('id')}",
+                f"stripe {item.stream[:-1]} {orphan.get('id')}",
                 f"no customer and no billing email: {names} cannot be attributed to anyone",
-                obj,
+                orphan,
             )
             return
-        for draft in found:
+        for draft in item.drafts:
             yield Event(
                 name=draft.name,
                 distinct_id=distinct_id,

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from mpconnect_stripe.money import to_major
 
-__all__ = ["Draft", "Payer", "drafts", "item_price", "payer", "plan_name"]
+__all__ = ["Digest", "Draft", "Payer", "digest", "drafts", "item_price", "payer", "plan_name"]
 
 
 class Draft(NamedTuple):
@@ -217,3 +217,47 @@ def payer(stream: str, obj: dict[str, Any]) -> Payer:
     if stream == "invoices":
         return Payer(_id(obj.get("customer")), obj.get("customer_email"))
     return Payer(_id(obj.get("customer")), None)
+
+
+class Digest(NamedTuple):
+    """What the connector keeps of one object: a few hundred bytes instead of its JSON.
+
+    :param facts: the fields the per-customer figures need (customers, charges and
+        subscriptions only).
+    :param orphan: the whole object, kept only when its events belong to nobody, for
+        the quarantine file.
+    """
+
+    stream: str
+    payer: Payer
+    drafts: list[Draft]
+    facts: dict[str, Any] | None
+    orphan: dict[str, Any] | None
+
+
+_CUSTOMER_FACTS = ("id", "created", "email", "name", "phone", "currency", "delinquent",
+                   "balance", "metadata")
+_CHARGE_FACTS = ("status", "amount", "amount_captured", "amount_refunded", "currency")
+
+
+def _facts(stream: str, obj: dict[str, Any]) -> dict[str, Any] | None:
+    if stream == "customers":
+        return {key: obj.get(key) for key in _CUSTOMER_FACTS}
+    if stream == "charges":
+        return {key: obj.get(key) for key in _CHARGE_FACTS}
+    if stream == "subscriptions":
+        items = [
+            {"price": item.get("price"), "plan": item.get("plan"), "quantity": item.get("quantity")}
+            for item in _dig(obj, "items", "data") or []
+        ]
+        return {"status": obj.get("status"), "start_date": obj.get("start_date"),
+                "created": obj.get("created"), "items": {"data": items}}
+    return None
+
+
+def digest(stream: str, obj: dict[str, Any]) -> Digest:
+    """Reduce one object of ``stream`` to its events, its payer and the facts needed."""
+    who = payer(stream, obj)
+    found = drafts(stream, obj)
+    orphan = obj if found and not (who.customer_id or who.email) else None
+    return Digest(stream, who, found, _facts(stream, obj), orphan)

@@ -30,6 +30,7 @@ import asyncio
 import base64
 import bisect
 import itertools
+import sys
 import threading
 import time
 from collections import Counter
@@ -233,10 +234,22 @@ class StripeAPI:
         self.stop()
 
     def app(self) -> web.Application:
-        """The aiohttp application."""
+        """The aiohttp application (and ``GET /_local/stats``, which Stripe has not)."""
         app = web.Application()
+        app.router.add_get("/_local/stats", self._stats)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        with self._lock:
+            served = self.stats.served_at
+            body = {
+                "requests": self.stats.requests,
+                "by_status": {str(k): v for k, v in self.stats.by_status.items()},
+                "first_served": served[0] if served else None,
+                "last_served": served[-1] if served else None,
+            }
+        return web.json_response(body)
 
     async def _handle(self, request: web.Request) -> web.Response:
         request_id = f"req_{next(self._request_ids):014d}"
@@ -472,16 +485,29 @@ def _matches(obj: dict[str, Any], key: str, value: str) -> bool:
 
 
 def main() -> None:
-    """Serve a generated world until interrupted."""
+    """Serve a generated world until interrupted (or until stdin closes, with --until-eof)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--customers", type=int, default=200)
+    parser.add_argument("--charges-per-customer", type=int, nargs=2, default=(0, 3),
+                        metavar=("MIN", "MAX"), help="one-off charges of each customer")
     parser.add_argument("--rate", type=float, default=None, help="requests/s before 429")
-    parser.add_argument("--port", type=int, default=12111)
+    parser.add_argument("--burst", type=float, default=None, help="429 after this many at once")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to answers")
+    parser.add_argument("--port", type=int, default=12111, help="0 picks a free port")
+    parser.add_argument("--until-eof", action="store_true", help="stop when stdin closes")
     args = parser.parse_args()
-    api = StripeAPI(generate(args.seed, args.customers), rate_limit=args.rate)
+    world = generate(args.seed, args.customers, one_off_charges=tuple(args.charges_per_customer))
+    api = StripeAPI(world, latency=args.latency)
+    if args.rate:
+        api.set_rate_limit(args.rate, args.burst)
     api.server = BackgroundServer(api.app(), port=args.port).start()
-    print(f"Stripe API on {api.url} (key {TEST_KEY}); Ctrl-C stops it", flush=True)
+    counts = " ".join(f"{name}={len(objects)}" for name, objects in world.lists().items())
+    print(f"{api.url} key={TEST_KEY} {counts}", flush=True)
+    if args.until_eof:
+        sys.stdin.read()
+        api.stop()
+        return
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

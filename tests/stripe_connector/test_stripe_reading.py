@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from stripe_api_server import LIVE_KEY, RESTRICTED_KEY, TEST_KEY
 from stripe_examples import settings_for
-from stripe_world import generate
+from stripe_world import BASE_TIME, DAY, World, generate
 
 from mpconnect import RunContext, SourceError
 from mpconnect.testing import run_connector
@@ -34,19 +34,49 @@ def expected_counts(world) -> Counter:
     return Counter(e.name for e in world.expected if e.customer or e.email)
 
 
+class OneWorker(StripeConnector):
+    """Reads with a single worker: plain cursor pagination, no windows."""
+
+    max_workers = 1
+
+
 def test_pagination_across_many_pages(stripe_api, big_world):
+    api = stripe_api(big_world)
+    collected = run_connector(OneWorker, settings_for(api, objects=["charges"]))
+    charge_ids = [e["properties"]["charge_id"] for e in collected.events]
+    expected = [c["id"] for c in big_world.charges.values()
+                if c["status"] in ("succeeded", "failed")
+                and (c["customer"] or c["billing_details"]["email"] or c["receipt_email"])]
+    assert sorted(charge_ids) == sorted(expected)
+    pages = len(big_world.charges) // 100 + 1
+    assert pages >= 15
+    queries = [q for path, q in api.stats.queries if path == "/v1/charges"]
+    assert len(queries) == pages
+    assert all(q.startswith("limit=100") for q in queries)
+    assert sum("starting_after=" in q for q in queries) == pages - 1
+
+
+def test_workers_share_each_list_by_created_windows(stripe_api, big_world):
     api = stripe_api(big_world)
     collected = run_connector(StripeConnector, settings_for(api))
     assert Counter(e["event"] for e in collected.events) == expected_counts(big_world)
     charge_ids = [e["properties"]["charge_id"] for e in collected.events
                   if e["event"].startswith("Charge ")]
     assert len(charge_ids) == len(set(charge_ids))
-    pages = len(big_world.charges) // 100 + 1
-    assert api.stats.by_path["/v1/charges"] == pages
-    charge_queries = [q for path, q in api.stats.queries if path == "/v1/charges"]
-    assert all("limit=100" in q for q in charge_queries)
-    assert sum("starting_after=" in q for q in charge_queries) == pages - 1
     assert len(collected.people) == len(big_world.customers)
+    queries = [q for path, q in api.stats.queries if path == "/v1/charges"]
+    assert any("created[lt]=" in q for q in queries)  # the list was split
+    assert len(queries) < 2 * (len(big_world.charges) // 100 + 1) + 32
+
+
+def test_windows_split_correctly_when_many_objects_share_a_second(stripe_api):
+    world = World(seed=2)
+    customer = world.add_customer(BASE_TIME)
+    for n in range(950):
+        world.add_charge(customer, 100 + n, BASE_TIME + DAY + (n % 4))
+    api = stripe_api(world)
+    collected = run_connector(StripeConnector, settings_for(api, objects=["charges"]))
+    assert sorted(e["properties"]["charge_id"] for e in collected.events) == sorted(world.charges)
 
 
 def test_a_429_storm_is_survived(stripe_api, small_world):
@@ -194,3 +224,15 @@ def test_basic_auth_key_is_accepted_by_the_local_api(stripe_api, small_world):
     answer = requests.get(f"{api.url}/v1/customers", auth=(TEST_KEY, ""), timeout=10)
     assert answer.status_code == 200
     assert len(answer.json()["data"]) == 5
+
+
+def test_split_cuts_the_rest_of_a_window_in_two():
+    from mpconnect_stripe.pump import EARLIEST, Window, split
+
+    window = Window("charges", gte=1000, lt=5000, after="ch_last")
+    newer, older = split(window, oldest=3000)
+    assert newer == Window("charges", gte=2000, lt=5000, after="ch_last")
+    assert older == Window("charges", gte=1000, lt=2000, after=None)
+    assert split(Window("charges", gte=1000), oldest=1001) is None  # too narrow
+    open_newer, open_older = split(Window("charges", after="ch_x"), oldest=EARLIEST + 100)
+    assert open_older.gte is None and open_older.lt == open_newer.gte == EARLIEST + 50
