@@ -88,8 +88,12 @@ class Generated:
                                "name=Acme CRM")
 
     def install(self) -> None:
-        run([PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-             "--no-index", "--target", str(self.site), str(self.project)])
+        command = [PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                   str(self.site), str(self.project)]
+        if importlib.util.find_spec("hatchling") is not None:
+            # The generated project's build backend is here: build offline.
+            command[5:5] = ["--no-build-isolation", "--no-index"]
+        run(command)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
