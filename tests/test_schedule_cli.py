@@ -4,6 +4,7 @@ run and last run columns of ``mpconnect sources list``."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -15,6 +16,7 @@ import pytest
 import mpconnect_demo
 from mpconnect.errors import MpconnectError
 from mpconnect.scheduler import CronSchedule, load_zone
+from mpconnect.scheduler.state import SchedulerLock
 from mpconnect.sinks import builtin
 
 pytestmark = pytest.mark.timeout(60)
@@ -98,6 +100,23 @@ def test_schedule_refuses_to_start_on_a_bad_configuration(
     result = run(cli, "schedule", "--config", path)
     assert result.exit_code == 1
     assert result.stderr.startswith(f"mpconnect: error: {path}: {error}"), result.stderr
+
+
+def test_a_second_scheduler_on_the_same_home_exits_with_a_clear_error(
+    cli: Any, config: Path, mpconnect_home: Path
+) -> None:
+    first = SchedulerLock(mpconnect_home / "scheduler.lock")
+    first.acquire()
+    try:
+        result = run(cli, "--config", config, "schedule")
+    finally:
+        first.release()
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "mpconnect: error: another mpconnect schedule is already running with this data "
+        f"directory (pid {os.getpid()} on "), result.stderr
+    assert result.stderr.endswith("stop it first, or set MPCONNECT_HOME to another "
+                                  "directory\n")
 
 
 def test_sources_list_shows_schedule_next_run_and_last_run(cli: Any, config: Path) -> None:

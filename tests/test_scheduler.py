@@ -556,9 +556,14 @@ def test_stop_mid_run_then_the_next_run_resumes_or_starts_anew_with_exact_counts
     assert [r["status"] for r in setup.runs("a")] == [then, "succeeded"]
 
 
-def test_stop_starts_nothing_pending(setup: Setup, gate: Gate, logs: list[str]) -> None:
+def test_stop_starts_nothing_pending_and_the_next_start_catches_it_up(
+    setup: Setup, gate: Gate, logs: list[str]
+) -> None:
     setup.write("[scheduler]\nmax_parallel = 1\n" + source("a", "0 * * * *")
                 + source("b", "0 * * * *"))
+    state = SchedulerState(setup.home / "scheduler.json")
+    state.set_last_due("a", at("09:00"))
+    state.set_last_due("b", at("09:00"))
     clock = ManualClock(at("09:59:59"))
     scheduler = setup.scheduler(clock, stop_timeout=10)
     loop, _ = start_serving(scheduler)
@@ -571,6 +576,17 @@ def test_stop_starts_nothing_pending(setup: Setup, gate: Gate, logs: list[str]) 
     assert gate.started == ["a"] and setup.runs("b") == []
     assert "b: not started (scheduled for 2100-01-01 10:00:00 UTC): the scheduler is " \
            "stopping" in logs
+
+    restarted = setup.scheduler(ManualClock(at("10:00:30")))
+    restarted.clock.moment = at("10:00:30")
+    restarted.step()
+    assert restarted.wait_idle(10)
+    assert gate.started == ["a", "b"]  # b's 10:00 was never served; a's was
+    assert [r["status"] for r in setup.runs("b")] == ["succeeded"]
+    # a's interrupted run is resumed at the start (its extraction had finished)
+    assert [(r["status"], r["resumed"]) for r in setup.runs("a")] == [
+        ("resumed", 0), ("succeeded", 1)]
+    assert "a: its last run (interrupted) did not finish; resuming it now" in logs
 
 
 def test_a_second_scheduler_on_the_same_home_is_refused(tmp_path: Path) -> None:

@@ -42,6 +42,9 @@ from mpconnect.scheduler.state import SchedulerLock, SchedulerState
 
 log = logging.getLogger("mpconnect.scheduler")
 
+#: Ledger statuses of a last run that a stop or a crash cut short: resumed at start.
+UNFINISHED_BY_STOP = ("interrupted", "running")
+
 
 @dataclass
 class _Slot:
@@ -100,7 +103,7 @@ class Scheduler:
         self._plan = plan
         self._engine = self._engine_factory(plan.config)
         self._slots: dict[str, _Slot] = {}
-        self._pending: dict[str, str] = {}
+        self._pending: dict[str, tuple[str, datetime | None]] = {}  # reason, scheduled time
         self._running: dict[str, threading.Thread] = {}
         self._file_digest = _digest(path)
         self._rejected_digest: str | None = None
@@ -200,16 +203,15 @@ class Scheduler:
                     due = slot.cron.latest_at_or_before(now)
                     slot.next_due = slot.cron.next_after(now)
                     slot.retry_at = None
-                    self.state.set_last_due(name, due)
-                    self._make_due(name, f"scheduled for {self._fmt(due)}")
+                    self._make_due(name, f"scheduled for {self._fmt(due)}", due)
                 elif slot.retry_at is not None and now >= slot.retry_at:
                     slot.retry_at = None
-                    self._make_due(name, f"retry {slot.failures} after a failed run")
+                    self._make_due(name, f"retry {slot.failures} after a failed run", None)
             self._start_pending()
             return self._next_wake()
 
     def _begin(self, now: datetime) -> None:
-        """Set up every source's next time, catching up runs missed while down."""
+        """Set up every source's next time; resume interrupted runs, catch up missed ones."""
         self._started = True
         plan = self._plan
         if not plan.crons:
@@ -218,38 +220,44 @@ class Scheduler:
         catch_up = plan.config.scheduler.catch_up
         for name, cron in plan.crons.items():
             self._slots[name] = _Slot(cron=cron, next_due=cron.next_after(now))
+            rows = self._engine.ledger.list_runs(name, limit=1)
+            last_start = datetime.fromtimestamp(rows[0]["started_at"], UTC) if rows else None
+            reason, due = None, None
+            if rows and rows[0]["status"] in UNFINISHED_BY_STOP:
+                reason = f"resuming its run of {self._fmt(last_start or now)}, left unfinished"
+                log.info("%s: its last run (%s) did not finish; resuming it now", name,
+                         rows[0]["status"])
             latest = cron.latest_at_or_before(now)
-            handled = self._last_handled(name)
+            handled = max(filter(None, (self.state.last_due(name), last_start)), default=None)
             if handled is not None and latest > handled:
-                self.state.set_last_due(name, latest)
                 if catch_up == "once":
                     log.info('%s: its run at %s was missed while the scheduler was down; '
                              'running it once now (catch_up = "once")', name, self._fmt(latest))
-                    self._make_due(name, f"catching up the run missed at {self._fmt(latest)}")
+                    reason = reason or f"catching up the run missed at {self._fmt(latest)}"
+                    due = latest
                 else:
+                    self.state.set_last_due(name, latest)
                     log.info('%s: its run at %s was missed while the scheduler was down; '
                              'skipped (catch_up = "skip")', name, self._fmt(latest))
+            if reason is not None:
+                self._make_due(name, reason, due)
             log.info("%s: schedule %r (%s); next run %s", name, cron.expression,
                      plan.zone.key, self._fmt(self._slots[name].next_due))
         if self.reload_interval:
             self._next_poll = now + timedelta(seconds=self.reload_interval)
 
-    def _last_handled(self, name: str) -> datetime | None:
-        """The later of the last scheduled time handled and the last run's start."""
-        moments = []
-        remembered = self.state.last_due(name)
-        if remembered is not None:
-            moments.append(remembered)
-        rows = self._engine.ledger.list_runs(name, limit=1)
-        if rows:
-            moments.append(datetime.fromtimestamp(rows[0]["started_at"], UTC))
-        return max(moments) if moments else None
-
     # -- due, pending, running -----------------------------------------------------------
 
-    def _make_due(self, name: str, reason: str) -> None:
+    def _make_due(self, name: str, reason: str, due: datetime | None) -> None:
+        """Queue a run of ``name``, or skip it while one is running or pending.
+
+        ``due`` (a scheduled time) is remembered as handled once its run starts or is
+        skipped, so a time still pending at a stop is caught up at the next start.
+        """
         slot = self._slots[name]
         if name in self._running:
+            if due is not None:
+                self.state.set_last_due(name, due)
             log.warning("%s: skipped the run %s: the previous run is still going; next run %s",
                         name, reason, self._fmt(slot.next_due))
         elif name in self._pending:
@@ -257,15 +265,17 @@ class Scheduler:
                         "slot (max_parallel = %d); next run %s", name, reason,
                         self._plan.config.scheduler.max_parallel, self._fmt(slot.next_due))
         else:
-            self._pending[name] = reason
+            self._pending[name] = (reason, due)
 
     def _start_pending(self) -> None:
         limit = self._plan.config.scheduler.max_parallel
         while self._pending and len(self._running) < limit and not self._stopping:
             name = next(iter(self._pending))
-            reason = self._pending.pop(name)
+            reason, due = self._pending.pop(name)
             if name not in self._slots:
                 continue
+            if due is not None:
+                self.state.set_last_due(name, due)
             thread = threading.Thread(target=self._run_one, args=(name, self._engine, reason),
                                       name=f"mpconnect-run-{name}", daemon=True)
             self._running[name] = thread
@@ -338,7 +348,7 @@ class Scheduler:
 
     def _drain(self) -> bool:
         with self._cond:
-            for name, reason in self._pending.items():
+            for name, (reason, _) in self._pending.items():
                 log.info("%s: not started (%s): the scheduler is stopping", name, reason)
             self._pending.clear()
             if self._running:
@@ -394,7 +404,7 @@ class Scheduler:
             return False
         try:
             plan = make_plan(self._load(), self.plugins)
-        except MpconnectError as exc:
+        except (MpconnectError, OSError) as exc:
             self._rejected_digest = digest
             log.error("configuration not reloaded, keeping the previous one: %s", exc)
             return False
