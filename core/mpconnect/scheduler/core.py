@@ -11,11 +11,12 @@ each run gets its own thread and its own engine call. The rules:
 - a failed run is retried at the next scheduled time, or sooner with
   ``retry_after`` seconds, doubling after each further failure;
 - at start, a source whose latest scheduled time passed while the scheduler was down
-  runs once (``catch_up = "once"``) or waits for its next time (``"skip"``);
+  runs once (``catch_up = "once"``) or waits for its next time (``"skip"``); a source
+  whose last run was interrupted runs once, so the engine resumes it;
 - :meth:`Scheduler.request_reload` (SIGHUP) or a changed file (polled) reloads the
   configuration; runs in progress continue, an invalid file is reported and ignored;
 - :meth:`Scheduler.request_stop` (SIGTERM, SIGINT) starts nothing more and asks running
-  runs to stop at their next checkpoint (status ``interrupted``; the next run resumes).
+  runs to stop at their next checkpoint (status ``interrupted``).
 """
 
 from __future__ import annotations
