@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mpconnect import SourceError
-from mpconnect.retry import RateLimiter, call_with_retries
+from mpconnect.retry import RateLimiter, call_with_retries, parse_retry_after
 from mpconnect_stripe.settings import StripeSettings
 
 __all__ = ["StripeReader", "StripeRequestError", "redact"]
@@ -79,7 +79,7 @@ def _describe_error(exc: Exception) -> str:
     status = getattr(exc, "http_status", None)
     message = getattr(exc, "user_message", None) or str(exc) or type(exc).__name__
     text = f"HTTP {status}: {message}" if status else message
-    return redact(text)
+    return redact(" ".join(text.split()))
 
 
 class StripeReader:
@@ -108,7 +108,10 @@ class StripeReader:
         base = {"api": settings.api_base} if settings.api_base else None
         self._stripe = stripe
         self.client = stripe.StripeClient(
-            settings.api_key.get_secret_value(), base_addresses=base, max_network_retries=0
+            settings.api_key.get_secret_value(),
+            base_addresses=base,
+            stripe_version=settings.api_version,
+            max_network_retries=0,
         )
         self.requests = 0
         self.retries = 0
@@ -171,7 +174,8 @@ class StripeReader:
                 if should_retry == "true" or (
                     should_retry != "false" and (status == 429 or status == 409 or status >= 500)
                 ):
-                    raise RetryableStripeError(_describe_error(exc)) from exc
+                    retry_after = parse_retry_after(_header(exc.headers, "retry-after"))
+                    raise RetryableStripeError(_describe_error(exc), retry_after) from exc
                 raise
 
         try:

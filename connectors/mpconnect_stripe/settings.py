@@ -15,6 +15,9 @@ ALL_STREAMS: tuple[StreamName, ...] = (
     "customers", "charges", "refunds", "invoices", "subscriptions", "disputes"
 )
 KEY_PREFIXES = ("sk_", "rk_")
+#: The Stripe API version requested unless ``api_version`` says otherwise: the last one
+#: whose charges name their ``invoice`` (2025-03-31 moved that link to invoice payments).
+DEFAULT_API_VERSION = "2024-06-20"
 
 
 class StripeSettings(ConnectorSettings):
@@ -23,6 +26,8 @@ class StripeSettings(ConnectorSettings):
     :param api_key: a secret (``sk_...``) or restricted (``rk_...``) key; write it in the
         configuration as ``"${STRIPE_API_KEY}"``.
     :param api_base: another Stripe-compatible server (tests, mocks, proxies).
+    :param api_version: the ``Stripe-Version`` to request; pinned so that an upgrade of
+        the ``stripe`` library does not change the shape of what is read.
     :param objects: the streams to read; people come with ``customers``.
     :param identity: ``customer`` (the Stripe customer id is the distinct_id) or a key
         of the customer's metadata, such as ``user_id``, falling back to the customer id.
@@ -36,6 +41,7 @@ class StripeSettings(ConnectorSettings):
 
     api_key: SecretStr
     api_base: str | None = None
+    api_version: str = Field(default=DEFAULT_API_VERSION, pattern=r"^\d{4}-\d{2}-\d{2}(\.\w+)?$")
     objects: list[StreamName] = Field(default_factory=lambda: list(ALL_STREAMS), min_length=1)
     identity: str = Field(default="customer", min_length=1, max_length=40)
     start_date: datetime | date | None = None

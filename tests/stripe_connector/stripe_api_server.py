@@ -104,6 +104,7 @@ class Stats:
 
     requests: int = 0
     by_path: Counter[str] = field(default_factory=Counter)
+    versions: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
     served_at: list[float] = field(default_factory=list)
     queries: list[tuple[str, str]] = field(default_factory=list)
@@ -256,6 +257,7 @@ class StripeAPI:
         with self._lock:
             self.stats.requests += 1
             self.stats.by_path[request.path] += 1
+            self.stats.versions[request.headers.get("Stripe-Version", "")] += 1
             self.stats.queries.append((request.path, request.query_string))
         if self.latency:
             await asyncio.sleep(self.latency)

@@ -157,6 +157,21 @@ def test_bad_key_gives_one_clear_line_without_the_key(stripe_api, small_world, c
     assert api.stats.by_status[401] >= 1 and api.stats.by_status[401] == api.stats.requests
 
 
+def test_unreachable_api_is_one_line_naming_the_request():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once closed
+    settings = {"api_key": TEST_KEY, "api_base": f"http://127.0.0.1:{port}", "max_retries": 0,
+                "objects": ["charges"]}
+    with pytest.raises(SourceError) as info:
+        run_connector(StripeConnector, settings)
+    message = str(info.value)
+    assert message.startswith("stripe: GET /v1/charges still failing after 0 retries: ")
+    assert "\n" not in message
+
+
 def test_check_reports_test_mode(stripe_api, small_world):
     api = stripe_api(small_world.world)
     connector = StripeConnector(StripeSettings(**settings_for(api)))
@@ -204,6 +219,14 @@ def test_closing_the_generator_early_stops_the_readers(stripe_api, big_world):
     readers = [t for t in threading.enumerate() if t.name.startswith("mpconnect-stripe-")]
     assert readers == []
     assert api.stats.requests < 40  # nowhere near the ~40 pages of the whole account
+
+
+def test_the_api_version_is_pinned(stripe_api, small_world):
+    api = stripe_api(small_world.world)
+    run_connector(StripeConnector, settings_for(api))
+    assert set(api.stats.versions) == {"2024-06-20"}
+    run_connector(StripeConnector, settings_for(api, api_version="2025-03-31.basil"))
+    assert api.stats.versions["2025-03-31.basil"] == 6
 
 
 def test_people_after_events_use_no_further_requests(stripe_api, small_world):

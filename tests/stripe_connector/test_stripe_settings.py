@@ -26,6 +26,7 @@ def test_defaults():
     assert settings.start_date is None and settings.start_timestamp is None
     assert settings.max_requests_per_second == 20
     assert settings.max_retries == 8
+    assert settings.api_version == "2024-06-20"
     assert settings.mode == "test"
 
 
@@ -95,6 +96,12 @@ def test_api_base_needs_a_scheme_and_loses_its_slash():
 )
 def test_start_date_forms(value, expected):
     assert StripeSettings(api_key=TEST_KEY, start_date=value).start_timestamp == expected
+
+
+def test_api_version_must_look_like_one():
+    assert StripeSettings(api_key=TEST_KEY, api_version="2025-03-31.basil").api_version
+    with pytest.raises(ValidationError, match="api_version"):
+        StripeSettings(api_key=TEST_KEY, api_version="latest")
 
 
 def test_rate_must_be_positive():
