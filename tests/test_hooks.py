@@ -213,8 +213,9 @@ def test_hook_transform_record(target: EmbeddedTarget) -> None:
     assert {event["properties"]["loaded_by"] for event in loaded.events} == {"reviews"}
     assert loaded.profiles == {"reviewer-1", "reviewer-2"}
     (quarantined,) = loaded.quarantined
-    assert quarantined["what"] == "profile object reviewer-0 (distinct_id 'reviewer-0')"
-    assert "asked to be forgotten" in quarantined["reason"]
+    assert quarantined.what == "profile object reviewer-0 (distinct_id 'reviewer-0')"
+    assert "asked to be forgotten" in quarantined.reason
+    assert quarantined.field == "$distinct_id"
     assert loaded.summary.quarantined == 1
 
 

@@ -469,7 +469,7 @@ def test_run_source_loads_through_the_local_datasets_server(tmp_path: Path) -> N
         assert loaded.events_by_name == {"Airline Review": 40}
         assert len(loaded.profiles) == 4
         assert server.store.live_version("REVIEWS").version_id == loaded.summary.version_id
-    assert [q["field"] for q in loaded.quarantined] == ["time"]
+    assert [q.field for q in loaded.quarantined] == ["time"]
 
 
 def test_embedded_target_cli_leaves_logging_as_it_found_it(tmp_path: Path) -> None:

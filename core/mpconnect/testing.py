@@ -8,8 +8,8 @@ Two levels, from the fastest to the most complete:
 - :func:`run_source` runs the real engine (lock, version, spool, upload, publish, live)
   into the embedded store in a directory of your choosing, with plugin objects
   registered for that run only, and returns what the live version holds.
-  :class:`EmbeddedTarget` wraps it for one temporary directory and adds :meth:`~
-  EmbeddedTarget.cli` to run ``mpconnect`` commands against the same store.
+  :class:`EmbeddedTarget` wraps it for one temporary directory and adds
+  :meth:`EmbeddedTarget.cli` to run ``mpconnect`` commands against the same store.
 
 With pytest, make this module a plugin of your test suite (``conftest.py``)::
 
@@ -65,11 +65,18 @@ TEST_PROJECT_SECRET = "test-project-secret"
 
 @dataclass
 class QuarantinedRecord:
-    """A record (or source object) that could not be sent, and why."""
+    """A record (or source object) that could not be sent, and why.
+
+    :param what: which record or object, such as ``"activity a_12"``.
+    :param reason: why, naming the field when one is at fault.
+    :param data: the object or record, as the quarantine file keeps it.
+    :param field: the dotted path of the offending field, when known.
+    """
 
     what: str
     reason: str
     data: Any = None
+    field: str | None = None
 
 
 class _Records:
@@ -158,12 +165,14 @@ def run_connector(
             try:
                 collected.events.append(event.to_mixpanel(token))
             except RecordError as exc:
-                quarantine(event.describe(), str(exc), None)
+                collected.quarantined.append(
+                    QuarantinedRecord(event.describe(), str(exc), None, exc.field))
         for profile in instance.people(ctx):
             try:
                 collected.people.extend(profile.to_mixpanel(token))
             except RecordError as exc:
-                quarantine(profile.describe(), str(exc), None)
+                collected.quarantined.append(
+                    QuarantinedRecord(profile.describe(), str(exc), None, exc.field))
     finally:
         instance.close()
     return collected
@@ -228,21 +237,22 @@ class LoadedVersion(_Records):
     :param summary: the run's summary (status, counts, version id).
     :param events: every event the version holds, as stored (token included).
     :param people: every people record the version holds.
-    :param quarantined: the run's quarantine file, one dict per line
-        (``what``, ``reason``, ``field``, ``record``).
+    :param quarantined: the run's quarantine file, one record per line.
     """
 
     summary: RunSummary
     events: list[dict[str, Any]] = field(default_factory=list)
     people: list[dict[str, Any]] = field(default_factory=list)
-    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[QuarantinedRecord] = field(default_factory=list)
 
 
-def _read_quarantine(path: str | None) -> list[dict[str, Any]]:
+def _read_quarantine(path: str | None) -> list[QuarantinedRecord]:
     if not path or not Path(path).exists():
         return []
     with open(path, "rb") as handle:
-        return [orjson.loads(line) for line in handle if line.strip()]
+        lines = [orjson.loads(line) for line in handle if line.strip()]
+    return [QuarantinedRecord(line["what"], line["reason"], line.get("record"), line.get("field"))
+            for line in lines]
 
 
 def run_source(
