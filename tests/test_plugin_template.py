@@ -404,9 +404,29 @@ def test_http_client_retries_connection_failures_then_says_so() -> None:
     client = JsonHttpClient(f"http://127.0.0.1:{port}", max_retries=1, initial_wait=0.01)
 
     with pytest.raises(SourceHttpError, match="connection failed") as error:
-        client.get_json("/things")
+        client.get_json("/things", {"token": "tk_secret_42"})
     assert error.value.status == 0
     assert client.requests == 2
+    assert "tk_secret_42" not in str(error.value)
+
+
+def test_http_client_retries_a_server_that_does_not_answer_in_time() -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(1)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/v1/slow", slow)
+    with BackgroundServer(app) as server, JsonHttpClient(
+            server.url + "/v1", timeout=0.2, max_retries=1, initial_wait=0.01) as client:
+        with pytest.raises(SourceHttpError, match=r"no response within 0\.2 s") as error:
+            client.get_json("/slow")
+        assert client.requests == 2
+    assert "gave up after 2 attempts" in str(error.value)
 
 
 def test_http_client_refuses_plain_http_to_remote_hosts() -> None:

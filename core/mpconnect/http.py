@@ -34,7 +34,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import quote_plus, urlencode, urljoin, urlsplit
 
 import requests
 
@@ -164,8 +164,12 @@ class JsonHttpClient:
 
     # -- messages without secrets --------------------------------------------------------
 
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
+    def _redact(self, text: str, params: Mapping[str, Any] | None = None) -> str:
+        secrets = list(self._secrets)
+        for key, value in (params or {}).items():
+            if _SECRET_PARAM.search(str(key)) and str(value):
+                secrets += [str(value), quote_plus(str(value))]
+        for secret in sorted(secrets, key=len, reverse=True):
             text = text.replace(secret, "***")
             token = secret.split(" ", 1)[-1]  # "Bearer sk_..." also appears as "sk_..."
             if len(token) >= 6:
@@ -253,10 +257,12 @@ class JsonHttpClient:
         except requests.Timeout:
             raise RetryableApiError(0, f"no response within {self.timeout:g} s") from None
         except requests.ConnectionError as exc:
-            raise RetryableApiError(0, f"connection failed: {self._redact(str(exc))}") from None
+            raise RetryableApiError(
+                0, f"connection failed: {self._redact(str(exc), params)}") from None
         status = response.status_code
         if status >= 400:
-            text = self._redact(response.text.strip()[:_SERVER_TEXT_LIMIT]) or response.reason
+            text = self._redact(response.text.strip()[:_SERVER_TEXT_LIMIT], params
+                                ) or response.reason
             if status >= 500 or status in RETRY_STATUSES:
                 raise RetryableApiError(
                     status, text, retry_after=parse_retry_after(response.headers.get("Retry-After"))
@@ -268,7 +274,7 @@ class JsonHttpClient:
         try:
             return response.json()
         except ValueError:
-            start = self._redact(response.text[:200])
+            start = self._redact(response.text[:200], params)
             raise SourceHttpError(
                 f"{self.name}: {method} {shown}: HTTP {status} but the body is not JSON: "
                 f"{start!r}",
