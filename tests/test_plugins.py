@@ -319,7 +319,7 @@ def test_the_disable_variable_blocks_plugins_by_name(
     assert not [e for e in plugins.load_errors if "broken" in e]
     assert "fake_broken_plugin2" not in sys.modules
     assert result.exit_code == 1
-    assert "unknown connector 'demo'" in result.stderr
+    assert "no connector 'demo' is installed" in result.stderr
 
 
 # -- registering nonsense ---------------------------------------------------------------

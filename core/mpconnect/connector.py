@@ -80,7 +80,15 @@ class Connector(ABC):
     @classmethod
     def missing_requirements(cls) -> list[str]:
         """Return the import names in ``requires`` that cannot be imported."""
-        return [name for name in cls.requires if importlib.util.find_spec(name) is None]
+        missing = []
+        for name in cls.requires:
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError):  # "pkg.sub" when pkg itself is missing
+                spec = None
+            if spec is None:
+                missing.append(name)
+        return missing
 
     def check(self, ctx: RunContext) -> str:
         """Verify the credentials and reachability cheaply; return a one-line description.

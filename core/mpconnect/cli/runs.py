@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import time
+from collections.abc import Iterator
 
 import click
 
 from mpconnect.cli.context import CliState, echo_json, echo_table
+from mpconnect.config import connector_settings, require_connector
 from mpconnect.connector import RunContext
 from mpconnect.engine.lifecycle import RunOptions
 from mpconnect.engine.progress import default_progress
@@ -38,33 +43,68 @@ def run(state: CliState, sources: tuple[str, ...], run_all: bool, restart: bool,
     """Run SOURCES: each becomes a new live dataset version, then prints its summary."""
     names = list(sources)
     if run_all:
-        names = [name for name in state.config.sources if name != "demo" or len(names) == 0]
-        names = [n for n in state.config.sources if n != "demo"] or ["demo"]
+        config = state.config
+        names = [n for n in config.sources if n not in config.builtin_sources] or ["demo"]
     if not names:
         raise click.UsageError("name at least one source, or give --all")
     for name in names:
         state.config.source(name)  # unknown names fail before anything runs
     failures = 0
-    for name in names:
-        options = RunOptions(restart=restart, concurrency=concurrency,
-                             max_quarantined=max_quarantined, progress=default_progress(quiet))
-        try:
-            summary = state.engine.run(name, options)
-        except RunLocked as exc:
-            click.echo(f"mpconnect: error: {exc}", err=True)
-            failures += 1
-            continue
-        except RunFailed as exc:
-            last = state.engine.ledger.list_runs(name, limit=1)
-            if not quiet and last:
-                click.echo(_describe_row(last[0]), err=True)
-            click.echo(f"mpconnect: error: {exc}", err=True)
-            failures += 1
-            continue
-        if not quiet:
-            click.echo(summary.describe())
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        for name in names:
+            if stop.is_set():
+                break
+            failures += _run_one(state, name, stop, restart=restart, quiet=quiet,
+                                 concurrency=concurrency, max_quarantined=max_quarantined)
     if failures:
         raise click.exceptions.Exit(1)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Turn the first SIGTERM or SIGINT into a stop at the next checkpoint.
+
+    A second one interrupts at once (the run is then resumed like after a crash).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo(f"mpconnect: {signal.Signals(signum).name}: stopping at the next checkpoint "
+                   "(again to stop at once); the next run resumes", err=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _run_one(state: CliState, name: str, stop: threading.Event, *, restart: bool, quiet: bool,
+             concurrency: int | None, max_quarantined: float | None) -> int:
+    """Run one source and print its summary; return 1 if it failed, else 0."""
+    options = RunOptions(restart=restart, concurrency=concurrency, max_quarantined=max_quarantined,
+                         progress=default_progress(quiet), stop=stop)
+    try:
+        summary = state.engine.run(name, options)
+    except RunLocked as exc:
+        click.echo(f"mpconnect: error: {exc}", err=True)
+        return 1
+    except RunFailed as exc:
+        last = state.engine.ledger.list_runs(name, limit=1)
+        if not quiet and last:
+            click.echo(_describe_row(last[0]), err=True)
+        click.echo(f"mpconnect: error: {exc}", err=True)
+        return 1
+    if not quiet:
+        click.echo(summary.describe())
+    return 0
 
 
 def _describe_row(row: dict) -> str:
@@ -101,8 +141,8 @@ def check(state: CliState, source: str) -> None:
     """Check SOURCE's settings and credentials with one cheap call to the source."""
     config = state.config
     source_config = config.source(source)
+    require_connector(config, source_config, state.plugins.connectors)
     entry = state.plugins.connector(source_config.connector)
-    from mpconnect.config import connector_settings
 
     settings = connector_settings(config, source_config, entry.cls.Settings)
     connector = entry.cls(settings)

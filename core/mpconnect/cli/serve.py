@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import signal
 import ssl
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,7 @@ def serve(host: str, port: int, http_port: int | None, datasets: tuple[str, ...]
         click.echo(f"store: {store.path} (live delay {live_delay:g} s); inspect with: "
                    f"mpconnect inspect DATASET --store {store.path}")
         click.echo("press Ctrl-C to stop", err=True)
+        sys.stdout.flush()  # a pipe reader (a test, a supervisor) sees the banner at once
 
     try:
         asyncio.run(_serve_forever(app, ds.make_https_required_app, host, port, http_port,

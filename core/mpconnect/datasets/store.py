@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from mpconnect.sinks.base import ZERO_TIME, VersionInfo
+from mpconnect.sqlite import connect
 
 MAX_VERSIONS = 5
 
@@ -116,10 +117,7 @@ class DatasetStore:
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=60000")
+            db = connect(self.path)
             self._local.db = db
         return db
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mpconnect.engine.summary import RunSummary
+from mpconnect.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -142,10 +143,7 @@ class SqliteRunLedger(RunLedger):
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=60000")
+            db = connect(self.path)
             db.row_factory = sqlite3.Row
             self._local.db = db
         return db

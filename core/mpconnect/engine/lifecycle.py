@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpconnect.config import Config, SourceConfig, connector_settings
+from mpconnect.config import Config, SourceConfig, connector_settings, require_connector
 from mpconnect.connector import Connector, RunContext
 from mpconnect.engine.ledger import BatchRef, ResumePoint, RunLedger, SqliteRunLedger
 from mpconnect.engine.lock import FileSourceLock, SourceLock
@@ -106,6 +106,7 @@ class Engine:
         """
         options = options or RunOptions()
         source = self.config.source(source_name)
+        require_connector(self.config, source, self.plugins.connectors)
         entry = self.plugins.connector(source.connector)
         settings = connector_settings(self.config, source, entry.cls.Settings)
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
@@ -274,7 +275,7 @@ class _Run:
             version_id=summary.version_id or "",
             concurrency=self.options.concurrency or settings.concurrency,
             max_retries=settings.max_retries, initial_wait=settings.retry_initial_wait,
-            max_wait=settings.retry_max_wait, quarantine=self.quarantine,
+            max_wait=settings.retry_max_wait, quarantine=self.quarantine, stop=self.stop,
             on_imported=self._count_imported, on_retry=self._count_retry,
         )
         try:

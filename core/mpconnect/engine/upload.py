@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 import orjson
@@ -43,6 +44,7 @@ class Uploader:
         quarantine: QuarantineFile,
         on_imported: Callable[[int], None],
         on_retry: Callable[[], None],
+        stop: threading.Event | None = None,
     ) -> None:
         self.sink = sink
         self.ledger = ledger
@@ -56,7 +58,11 @@ class Uploader:
         self.on_imported = on_imported
         self.on_retry = on_retry
         self.failure: BaseException | None = None
+        #: Set when a batch failed: the pool sends nothing more.
         self.stopped = threading.Event()
+        #: The run's stop request (SIGTERM, scheduler shutdown): queued batches are left
+        #: unacknowledged for the next run to send.
+        self.stop_requested = stop if stop is not None else threading.Event()
         self._queue: queue.Queue[BatchRef | None] = queue.Queue()
         self._threads = [
             threading.Thread(target=self._work, name=f"mpconnect-upload-{i}", daemon=True)
@@ -81,7 +87,7 @@ class Uploader:
             batch = self._queue.get()
             if batch is None:
                 return
-            if self.stopped.is_set():
+            if self._halted():
                 continue
             try:
                 self._send(batch)
@@ -94,7 +100,7 @@ class Uploader:
         payload = read_batch(batch.path)
 
         def attempt() -> object:
-            if self.stopped.is_set():
+            if self._halted():
                 raise _Stopped
             return self.sink.import_batch(
                 batch.kind, self.dataset_id, self.version_id, payload, batch.count
@@ -124,9 +130,17 @@ class Uploader:
         self.ledger.ack_batch(self.spool_id, batch.seq, result.imported)
         self.on_imported(result.imported)
 
+    def _halted(self) -> bool:
+        return self.stopped.is_set() or self.stop_requested.is_set()
+
     def _sleep(self, seconds: float) -> None:
-        if self.stopped.wait(seconds):
-            raise _Stopped
+        deadline = time.monotonic() + seconds
+        while not self._halted():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self.stopped.wait(min(remaining, 0.1))
+        raise _Stopped
 
 
 class _Stopped(Exception):
