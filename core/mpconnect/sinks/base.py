@@ -101,6 +101,9 @@ class Sink(ABC):
     max_batch_records: ClassVar[int] = 1000
     #: The most bytes of uncompressed JSON one import request may hold, if limited.
     max_batch_bytes: ClassVar[int | None] = None
+    #: The token records carry when no ``project_token`` is configured; None means the
+    #: sink needs a real one.
+    default_token: ClassVar[str | None] = None
 
     def __init__(self, settings: Any, home: Path) -> None:
         self.settings = settings

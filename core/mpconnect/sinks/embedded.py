@@ -27,6 +27,7 @@ class EmbeddedSink(Sink):
     """Loads versions into the embedded store; a published version is live at once."""
 
     name = "embedded"
+    default_token = "mpconnect-embedded"
 
     def __init__(self, settings: Any, home: Path) -> None:
         super().__init__(settings, home)
