@@ -2,4 +2,5 @@
 
 from mpconnect.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned upload process imports this module
+    main()
