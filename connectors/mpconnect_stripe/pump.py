@@ -6,12 +6,12 @@ workers therefore share lists by ``created`` windows, split on demand:
 
 - each stream starts as one window (all of it, or from ``start_date``);
 - when a worker reads a page, the list has more, another worker is idle, and requests
-  are not already queueing for the rate limit, the rest
-  of the window is cut in two at a time between its lower bound and the oldest object
-  read so far: the older half (``created < m``) becomes a new window for the idle
-  worker; this worker goes on with ``created >= m`` from its cursor. The halves are
-  disjoint and together hold exactly the rest of the window (ties at equal ``created``
-  stay on the cursor's side), so nothing is read twice or missed.
+  are not already queueing for the rate limit, the rest of the window is cut in two at
+  a time between its lower bound and the oldest object read so far: the older half
+  (``created < m``) becomes a new window for the idle worker; this worker goes on with
+  ``created >= m`` from its cursor. The halves are disjoint and together hold exactly
+  the rest of the window (ties at equal ``created`` stay on the cursor's side), so
+  nothing is read twice or missed.
 
 Pages go through a bounded queue, so at most ``QUEUE_PAGES`` pages wait in memory however
 fast Stripe answers. The consumer (the connector's generator) turns them into records on
