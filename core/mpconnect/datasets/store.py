@@ -55,16 +55,16 @@ CREATE TABLE IF NOT EXISTS events (
     name TEXT NOT NULL,
     distinct_id TEXT NOT NULL,
     time INTEGER,
-    body BLOB NOT NULL,
-    PRIMARY KEY (vkey, insert_id)
-) WITHOUT ROWID;
+    body BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_insert_id ON events (vkey, insert_id);
 CREATE TABLE IF NOT EXISTS people (
     vkey INTEGER NOT NULL,
     distinct_id TEXT NOT NULL,
     digest BLOB NOT NULL,
-    body BLOB NOT NULL,
-    PRIMARY KEY (vkey, distinct_id, digest)
-) WITHOUT ROWID;
+    body BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS people_by_digest ON people (vkey, distinct_id, digest);
 """
 
 
