@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import mpconnect
-
 from mpconnect_demo.connector import DemoConnector
 
 __all__ = ["DemoConnector"]

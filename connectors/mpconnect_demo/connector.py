@@ -6,8 +6,9 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import mpconnect
 from pydantic import Field
+
+import mpconnect
 
 AIRLINES = (
     "adria-airways", "aegean-airlines", "aer-lingus", "air-canada", "air-france",
