@@ -29,47 +29,12 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import free_port, run_measured, wait_for_port
+from _util import free_port, null_server, run_measured, wait_for_port
 
 TOKEN = "benchtoken"
 SECRET = "benchsecret"
 PROJECT_ID = "4242"
 SA_USER = "bench.mp-service-account"
-VERSION = ('{"created_at": "2026-01-01T00:00:00.000000Z", "is_live": %s, "state": {'
-           '"readable": %s, "readable_at": "0001-01-01T00:00:00Z", "ready": %s, '
-           '"ready_at": "0001-01-01T00:00:00Z", "writable": true}, "version_id": "1"}')
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 512; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  client_max_body_size 64m;
-  client_body_buffer_size 16m;
-  default_type application/json;
-  server {{
-    listen 127.0.0.1:{port} ssl;
-    ssl_certificate {cert};
-    ssl_certificate_key {key};
-    keepalive_requests 1000000;
-    location = /import {{ return 200 '{{"code": 200, "status": "OK"}}'; }}
-    location = /engage {{ return 200 '{{"error": null, "status": 1}}'; }}
-    location ~ ^/datasets/[^/]+/versions$ {{
-      if ($request_method = POST) {{ return 200 '{{"data": {created}}}'; }}
-      return 200 '{{"data": [{live}]}}';
-    }}
-    location ~ ^/datasets/[^/]+/versions/ {{ return 200 '{{"data": null}}'; }}
-    location / {{ return 200 '{{"error": null, "status": 1}}'; }}
-  }}
-}}
-"""
 
 
 def encode_ceilings(events: int) -> tuple[float, float]:
@@ -118,29 +83,6 @@ def run_engine(config: Path, home: Path) -> tuple[float, float]:
     if status != 0:
         raise SystemExit(f"mpconnect run failed ({status}):\n{output}")
     return seconds, rss
-
-
-def null_server(directory: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
-    """Start nginx answering both APIs at once; return (process, URL, CA file)."""
-    import trustme
-
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        raise SystemExit("nginx is not installed: apt-get install nginx")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
-    cert.private_key_pem.write_to_path(str(directory / "key.pem"))
-    cert.cert_chain_pems[0].write_to_path(str(directory / "cert.pem"))
-    port = free_port()
-    (directory / "nginx.conf").write_text(NGINX_CONF.format(
-        dir=directory, port=port, cert=directory / "cert.pem", key=directory / "key.pem",
-        created=VERSION % ("false", "false", "false"), live=VERSION % ("true", "true", "true"),
-    ))
-    process = subprocess.Popen([nginx, "-c", str(directory / "nginx.conf"), "-p",
-                                str(directory)])
-    wait_for_port(port)
-    return process, f"https://127.0.0.1:{port}", directory / "ca.pem"
 
 
 def local_server(directory: Path) -> tuple[subprocess.Popen[bytes], str, Path]:

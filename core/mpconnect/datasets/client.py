@@ -29,6 +29,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from mpconnect.errors import ApiError, ConfigError, RetryableApiError
+from mpconnect.responses import error_text, json_body
 from mpconnect.retry import parse_retry_after
 from mpconnect.sinks.base import RecordKind, VersionInfo
 
@@ -262,21 +263,6 @@ def _reason(exc: BaseException) -> str:
     return f"{type(inner).__name__}: {inner}"[:300]
 
 
-def _body(response: requests.Response) -> Any:
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _server_text(response: requests.Response) -> str:
-    body = _body(response)
-    if isinstance(body, dict) and body.get("error"):
-        return str(body["error"])
-    text = response.text.strip()
-    return text[:300] if text else response.reason or "no error text"
-
-
 def _api_error(
     cls: type[ApiError], status: int, what: str, text: str, retry_after: float | None = None
 ) -> ApiError:
@@ -288,7 +274,7 @@ def _api_error(
 
 def _error_for(response: requests.Response, what: str) -> ApiError:
     status = response.status_code
-    text = _server_text(response)
+    text = error_text(response)
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return _api_error(RetryableApiError, status, what, text, retry_after)
@@ -298,7 +284,7 @@ def _error_for(response: requests.Response, what: str) -> ApiError:
 
 
 def _data(response: requests.Response, what: str) -> Any:
-    body = _body(response)
+    body = json_body(response)
     if not isinstance(body, dict) or "data" not in body:
         if isinstance(body, dict) and body.get("error"):
             raise _api_error(ApiError, response.status_code, what, str(body["error"]))
@@ -308,7 +294,7 @@ def _data(response: requests.Response, what: str) -> Any:
 
 
 def _check_import(response: requests.Response, what: str) -> None:
-    body = _body(response)
+    body = json_body(response)
     if body == 1 or (isinstance(body, dict) and body.get("status") == 1):
         return
     if isinstance(body, dict) and body.get("error"):

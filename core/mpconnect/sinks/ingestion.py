@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 import mpconnect
 from mpconnect.errors import ApiError, ConfigError, RetryableApiError
+from mpconnect.responses import error_text, json_body
 from mpconnect.retry import parse_retry_after
 from mpconnect.sinks.base import ImportResult, RecordKind, Sink, VersionInfo
 
@@ -243,7 +244,7 @@ class IngestionSink(Sink):
 
     def _raise_for_status(self, response: requests.Response, what: str) -> NoReturn:
         status = response.status_code
-        text = _error_text(response)
+        text = error_text(response, _ERROR_TEXT_LIMIT)
         if status == 429 or status >= 500:
             raise RetryableApiError(status, f"{what}: {text}",
                                     retry_after=parse_retry_after(
@@ -273,11 +274,11 @@ class IngestionSink(Sink):
             params["project_id"] = self._project_id
         response = self._post("/import", params, body, what)
         if response.status_code == 200:
-            data = _json(response)
+            data = json_body(response)
             imported = data.get("num_records_imported") if isinstance(data, dict) else None
             return ImportResult(imported=imported if isinstance(imported, int) else count)
         if response.status_code == 400:
-            data = _json(response)
+            data = json_body(response)
             failed = data.get("failed_records") if isinstance(data, dict) else None
             if isinstance(failed, list) and failed:
                 return _partial_result(data, failed, payload, count, what)
@@ -288,7 +289,7 @@ class IngestionSink(Sink):
         response = self._post("/engage", {"strict": "1", "verbose": "1", "ip": "0"}, body, what)
         if response.status_code != 200:
             self._raise_for_status(response, what)
-        data = _json(response)
+        data = json_body(response)
         if data == 1 or (isinstance(data, dict) and data.get("status") == 1):
             return ImportResult(imported=count)
         if isinstance(data, dict):
@@ -297,7 +298,7 @@ class IngestionSink(Sink):
                 return _partial_result(data, failed, payload, count, what)
             error = data.get("error") or "no reason given"
         else:
-            error = _error_text(response)
+            error = error_text(response, _ERROR_TEXT_LIMIT)
         raise ApiError(200, f"{what}: Mixpanel refused the batch: {error}")
 
     def create_version(self, dataset_id: str) -> VersionInfo:
@@ -322,20 +323,6 @@ class IngestionSink(Sink):
             session.close()
 
 
-def _json(response: requests.Response) -> Any:
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _error_text(response: requests.Response) -> str:
-    data = _json(response)
-    if isinstance(data, dict) and isinstance(data.get("error"), str):
-        text = data["error"]
-    else:
-        text = response.text.strip() or response.reason or "no answer text"
-    return text if len(text) <= _ERROR_TEXT_LIMIT else text[:_ERROR_TEXT_LIMIT] + "..."
 
 
 def _reason(exc: BaseException) -> str:
