@@ -403,6 +403,9 @@ def test_secrets_are_absent_from_cli_output_logs_and_files(
     vault_config: Path, cli: Any, mpconnect_home: Path
 ) -> None:
     plugins = [VaultPlugin()]
+    # the embedded sink refuses keys it does not read, such as service_account_secret
+    vault_config.write_text(vault_config.read_text().replace(
+        'service_account_secret = "${VAULT_KEY}"', ""))
     config = ["--config", vault_config]
 
     outputs = [
@@ -475,3 +478,15 @@ def test_home_holds_the_store_the_ledger_and_quarantine_files(
     assert (mpconnect_home / "ledger.sqlite3").is_file()
     [quarantine] = (mpconnect_home / "quarantine" / "demo").glob("*.jsonl")
     assert str(quarantine) in result.stdout
+
+
+def test_a_mixpanel_key_the_sink_does_not_read_is_named(write_config: Any, cli: Any) -> None:
+    path = write_config("""
+        [mixpanel]
+        projet_token = "tok"
+    """)
+    result = cli("--config", path, "run", "demo")
+    assert result.exit_code == 1
+    assert (f"{path}: mixpanel.projet_token: unknown key for the 'embedded' sink; check its "
+            "spelling (keys: api_url, ca_bundle, project_token, secret, sink, store, timeout)"
+            in result.stderr)

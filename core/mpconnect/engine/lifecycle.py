@@ -81,6 +81,15 @@ class Engine:
     def make_sink(self) -> Sink:
         """Instantiate the configured sink."""
         entry = self.plugins.sink(self.config.mixpanel.sink)
+        unknown = sorted(set(self.config.mixpanel.model_extra or {}) - entry.cls.extra_settings)
+        if unknown:
+            where = self.config.path or "the configuration"
+            known = ", ".join(sorted({*type(self.config.mixpanel).model_fields,
+                                      *entry.cls.extra_settings}))
+            raise ConfigError(
+                f"{where}: mixpanel.{unknown[0]}: unknown key for the {entry.name!r} sink; "
+                f"check its spelling (keys: {known})"
+            )
         return entry.cls(self.config.mixpanel, self.home)
 
     def token(self, sink: Sink) -> str:

@@ -101,6 +101,10 @@ class Sink(ABC):
     max_batch_records: ClassVar[int] = 1000
     #: The most bytes of uncompressed JSON one import request may hold, if limited.
     max_batch_bytes: ClassVar[int | None] = None
+    #: The ``[mixpanel]`` keys this sink reads besides the common ones (``sink``,
+    #: ``project_token``, ``secret``, ``api_url``, ``ca_bundle``, ``timeout``); any other
+    #: key is reported as a mistake.
+    extra_settings: ClassVar[frozenset[str]] = frozenset()
     #: The token records carry when no ``project_token`` is configured; None means the
     #: sink needs a real one.
     default_token: ClassVar[str | None] = None

@@ -32,6 +32,7 @@ class DatasetsSink(Sink):
 
     name = "datasets"
     max_batch_records = MAX_IMPORT_RECORDS
+    extra_settings = frozenset({"allow_http_loopback"})
 
     def __init__(self, settings: Any, home: Path) -> None:
         super().__init__(settings, home)

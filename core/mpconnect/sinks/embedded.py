@@ -28,6 +28,7 @@ class EmbeddedSink(Sink):
 
     name = "embedded"
     default_token = "mpconnect-embedded"
+    extra_settings = frozenset({"store"})
 
     def __init__(self, settings: Any, home: Path) -> None:
         super().__init__(settings, home)

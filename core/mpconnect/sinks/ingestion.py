@@ -114,6 +114,7 @@ class IngestionSink(Sink):
     versioned = False
     max_batch_records = MAX_RECORDS
     max_batch_bytes = MAX_BYTES
+    extra_settings = frozenset(IngestionSettings.model_fields)
 
     def __init__(self, settings: Any, home: Path) -> None:
         super().__init__(settings, home)
