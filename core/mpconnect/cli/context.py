@@ -55,7 +55,7 @@ class CliState:
             handler.setFormatter(JsonLogFormatter())
         else:
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
-                                                   "%H:%M:%S"))
+                                                   "%Y-%m-%d %H:%M:%S"))
         handler._mpconnect = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.setLevel(logging.DEBUG if self.verbose else logging.INFO)
