@@ -1,8 +1,9 @@
 """The spool: batches of encoded records on local disk, waiting to be imported.
 
 Each batch is one file holding a JSON array (orjson) of at most ``max_records``
-records and, if the sink limits it, ``max_bytes`` bytes. Files are written to a
-temporary name and renamed, so a file that exists is whole.
+records and, if the sink limits it, ``max_bytes`` bytes. A batch exists for the engine
+once the ledger records it, which happens only after its file is written: a file left
+half-written by a crash is never sent, and the next extraction overwrites it.
 """
 
 from __future__ import annotations
@@ -68,8 +69,11 @@ class SpoolWriter:
         seq = self.next_seq
         self.next_seq += 1
         path = self.directory / f"{seq:07d}-{kind}.json"
-        temporary = path.with_suffix(".tmp")
-        with temporary.open("wb") as handle:
-            handle.write(payload)
-        os.replace(temporary, path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         self.on_batch(BatchRef(seq, kind, len(records), path))
