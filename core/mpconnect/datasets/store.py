@@ -111,6 +111,9 @@ class DatasetStore:
         self.max_versions = max_versions
         self._local = threading.local()
         self._version_lock = threading.Lock()
+        # Writers of this process queue here rather than in SQLite's busy handler, which
+        # sleeps in steps of milliseconds while another thread holds the write lock.
+        self._write_lock = threading.RLock()
         self._last_version_id = 0
         self._db().executescript(_SCHEMA)
 
@@ -124,13 +127,14 @@ class DatasetStore:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with self._write_lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def close(self) -> None:
         """Close this thread's connection."""

@@ -120,7 +120,7 @@ class RichProgress(Progress):
 
     def stage(self, text: str) -> None:
         """Print the stage above the bars."""
-        self._bars.console.log(text)
+        self._bars.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {text}")
 
     def stop(self) -> None:
         """Leave the final bars on screen."""
