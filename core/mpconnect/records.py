@@ -237,7 +237,8 @@ class Event:
 
         :raises RecordError: naming the field when a value cannot be sent.
         """
-        if not isinstance(self.name, str) or not self.name.strip():
+        name = self.name
+        if not isinstance(name, str) or not name or name.isspace():
             raise RecordError("field 'event': an event needs a non-empty name", "event")
         insert_id = self.insert_id
         if insert_id is None:
@@ -247,13 +248,34 @@ class Event:
                     "deduplicates when re-sent",
                     "$insert_id",
                 )
-            insert_id = make_insert_id(self.object_id, self.name)
+            insert_id = make_insert_id(self.object_id, name)
         elif not isinstance(insert_id, str) or not _INSERT_ID.fullmatch(insert_id):
             raise RecordError(
                 f"field '$insert_id': {insert_id!r} must be 1 to 36 ASCII letters, digits or '-'",
                 "$insert_id",
             )
         properties = self.properties
+        if (type(properties) is dict and len(properties) <= MAX_PROPERTIES
+                and properties.keys().isdisjoint(RESERVED_EVENT_PROPERTIES)
+                and set(map(type, properties)) <= _STR_TYPE
+                and set(map(type, properties.values())) <= _PLAIN_SET):
+            converted = properties.copy()  # the common case, checked at C speed
+        else:
+            converted = self._checked_properties(properties)
+        distinct_id = self.distinct_id
+        converted["distinct_id"] = distinct_id if (
+            type(distinct_id) is str and len(distinct_id) > 9 and distinct_id[0] != "0"
+            and not distinct_id[0].isspace() and not distinct_id[-1].isspace()
+        ) else _distinct_id(distinct_id)
+        when = self.time
+        converted["time"] = when if (
+            type(when) is int and 0 <= when <= _MAX_EPOCH_SECONDS) else to_epoch_seconds(when)
+        converted["token"] = token
+        converted["$insert_id"] = insert_id
+        return {"event": name, "properties": converted}
+
+    @staticmethod
+    def _checked_properties(properties: Any) -> dict[str, Any]:
         if type(properties) is not dict and not isinstance(properties, Mapping):
             raise RecordError(
                 f"field 'properties': {type(properties).__name__} given; it must be a dict",
@@ -272,12 +294,7 @@ class Event:
                 f"field 'properties.{name}': reserved; set it through the Event's own fields",
                 f"properties.{name}",
             )
-        converted = _convert_mapping(properties, "properties", 0)
-        converted["distinct_id"] = _distinct_id(self.distinct_id)
-        converted["time"] = to_epoch_seconds(self.time)
-        converted["token"] = token
-        converted["$insert_id"] = insert_id
-        return {"event": self.name, "properties": converted}
+        return _convert_mapping(properties, "properties", 0)
 
 
 _PROFILE_OPERATIONS = (
