@@ -217,3 +217,24 @@ def test_stop_request_interrupts_and_the_next_run_starts_a_complete_snapshot(
     summary = engine.run("slow")
     assert summary.status == "succeeded" and summary.imported == 100
     assert store(home).contents("SLOW", summary.version_id).events_total == 100
+
+
+def test_a_damaged_spool_is_not_resumed_but_replaced_by_a_fresh_snapshot(
+    tmp_path: Path, home: Path
+) -> None:
+    FlakySink.calls = []
+    FlakySink.healthy_batches = 1
+    config = make_config(tmp_path, demo_source(3000), mixpanel={"sink": "flaky",
+                         "store": str(home / "embedded.sqlite3")}, engine={"concurrency": 1})
+    engine = make_engine(config, home, FlakySinkPlugin())
+    with pytest.raises(RunFailed):
+        engine.run("demo")
+    damaged = engine.ledger.list_runs("demo")[0]["version_id"]
+    last = sorted((home / "spool").glob("*/*-events.json"))[-1]
+    last.write_bytes(last.read_bytes()[:1000])  # what a power loss can leave behind
+    FlakySink.healthy_batches = 10**6
+    summary = engine.run("demo")
+    assert not summary.resumed and summary.version_id != damaged
+    assert engine.ledger.list_runs("demo")[1]["error"] == (
+        "abandoned: spooled batches are missing or damaged")
+    assert store(home).contents("DEMO", summary.version_id).events_total == 3000

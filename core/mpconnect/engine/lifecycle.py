@@ -22,7 +22,7 @@ from mpconnect.engine.ledger import BatchRef, ResumePoint, RunLedger, SqliteRunL
 from mpconnect.engine.lock import FileSourceLock, SourceLock
 from mpconnect.engine.progress import Progress
 from mpconnect.engine.quarantine import QuarantineFile
-from mpconnect.engine.spool import SpoolWriter, remove_spool
+from mpconnect.engine.spool import SpoolWriter, batch_is_whole, remove_spool
 from mpconnect.engine.summary import RunSummary
 from mpconnect.engine.upload import Uploader
 from mpconnect.errors import ConfigError, MpconnectError, PluginError, RecordError, RunFailed
@@ -216,8 +216,8 @@ class _Run:
             reason = "its spool is not on this machine"
         elif not point.extraction_done:
             reason = "its extraction did not finish (a snapshot never mixes two extractions)"
-        elif any(not b.path.is_file() for b in self.ledger.unacked_batches(point.spool_id)):
-            reason = "spooled batches are missing"
+        elif not all(batch_is_whole(b) for b in self.ledger.unacked_batches(point.spool_id)):
+            reason = "spooled batches are missing or damaged"
         elif self.sink.versioned and self._api(
             lambda: self.sink.get_version(self.source.dataset_id, point.version_id)
         ) is None:

@@ -24,6 +24,16 @@ def read_batch(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def batch_is_whole(batch: BatchRef) -> bool:
+    """True when a spooled batch's file exists and holds its JSON array of ``count`` records
+    (a power loss can leave a file the ledger knows of truncated)."""
+    try:
+        records = orjson.loads(batch.path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return isinstance(records, list) and len(records) == batch.count
+
+
 def remove_spool(directory: Path) -> None:
     """Delete a spool directory and everything in it."""
     shutil.rmtree(directory, ignore_errors=True)
