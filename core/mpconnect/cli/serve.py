@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import signal
-import ssl
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from mpconnect.errors import ConfigError, MpconnectError
 from mpconnect.paths import home_dir
+
+if TYPE_CHECKING:  # the server extra may be missing; serve() says so
+    from mpconnect.datasets.ingestion_api import IngestionProject
+    from mpconnect.datasets.options import ServerOptions
 
 
 def register(cli: click.Group) -> None:
@@ -88,7 +89,12 @@ def serve(host: str, port: int, http_port: int | None, datasets: tuple[str, ...]
     printed, ca_bundle = the CA file printed, project_token and secret.
     """
     try:
-        from mpconnect.datasets import server as ds
+        from mpconnect.datasets.app import make_app, make_https_required_app
+        from mpconnect.datasets.checks import check_dataset_id
+        from mpconnect.datasets.faults import FaultInjector, Faults
+        from mpconnect.datasets.foreground import serve_forever
+        from mpconnect.datasets.options import ServerOptions
+        from mpconnect.datasets.responses import Refused
         from mpconnect.datasets.store import DatasetStore
         from mpconnect.localserver import LocalCA, server_context_from_files
     except ModuleNotFoundError as exc:
@@ -98,8 +104,8 @@ def serve(host: str, port: int, http_port: int | None, datasets: tuple[str, ...]
         raise click.UsageError("give both --tls-cert and --tls-key, or neither")
     for dataset_id in datasets:
         try:
-            ds.check_dataset_id(dataset_id, "--dataset")
-        except ds.Refused as exc:
+            check_dataset_id(dataset_id, "--dataset")
+        except Refused as exc:
             raise ConfigError(exc.message) from None
     home = home_dir()
     store = DatasetStore(store_path or home / "serve.sqlite3", live_delay=live_delay)
@@ -107,12 +113,12 @@ def serve(host: str, port: int, http_port: int | None, datasets: tuple[str, ...]
         datasets = ("DEMO",)
     for dataset_id in datasets:
         store.ensure_dataset(dataset_id)
-    options = ds.ServerOptions(project_token, project_secret or secrets.token_hex(16),
-                               _dataset_secrets(dataset_secret_values))
-    faults = ds.Faults(fail_rate=fail_rate, rate_limit=rate_limit, latency_ms=latency_ms,
-                       drop_rate=drop_rate)
+    options = ServerOptions(project_token, project_secret or secrets.token_hex(16),
+                            _dataset_secrets(dataset_secret_values))
+    faults = Faults(fail_rate=fail_rate, rate_limit=rate_limit, latency_ms=latency_ms,
+                    drop_rate=drop_rate)
     ingestion = _ingestion_project(project_id, service_account, options)
-    app = ds.make_app(store, options, ds.FaultInjector(faults, seed), ingestion=ingestion)
+    app = make_app(store, options, FaultInjector(faults, seed), ingestion=ingestion)
     if tls_cert is not None and tls_key is not None:
         context = server_context_from_files(tls_cert, tls_key)
         trust = f"certificate: {tls_cert}"
@@ -141,15 +147,15 @@ def serve(host: str, port: int, http_port: int | None, datasets: tuple[str, ...]
         sys.stdout.flush()  # a pipe reader (a test, a supervisor) sees the banner at once
 
     try:
-        asyncio.run(_serve_forever(app, ds.make_https_required_app, host, port, http_port,
-                                   context, banner))
+        asyncio.run(serve_forever(app, make_https_required_app, host, port, http_port,
+                                  context, banner))
     finally:
         store.close()
     click.echo("stopped", err=True)
 
 
 def _ingestion_project(project_id: str, service_account: str | None,
-                       options: Any) -> Any:
+                       options: ServerOptions) -> IngestionProject:
     """The project ``/import`` and ``/engage`` stand in for."""
     from mpconnect.datasets.ingestion_api import IngestionProject
 
@@ -164,49 +170,3 @@ def _ingestion_project(project_id: str, service_account: str | None,
     return IngestionProject(project_id, token=options.project_token, service_accounts=accounts,
                             api_secret=options.project_secret)
 
-
-async def _serve_forever(
-    app: Any,
-    http_app_factory: Callable[[str], Any],
-    host: str,
-    port: int,
-    http_port: int | None,
-    context: ssl.SSLContext,
-    banner: Callable[[str, str | None], None],
-) -> None:
-    """Serve until SIGINT or SIGTERM; ``banner(https_url, http_url)`` once bound."""
-    from aiohttp import web
-
-    runners = []
-    try:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, host, port, ssl_context=context, backlog=512)
-        await site.start()
-        shown_host = f"[{host}]" if ":" in host else host
-        url = f"https://{shown_host}:{_bound_port(site) or port}"
-        http_url = None
-        if http_port is not None:
-            http_runner = web.AppRunner(http_app_factory(url), access_log=None,
-                                        handle_signals=False)
-            await http_runner.setup()
-            runners.append(http_runner)
-            http_site = web.TCPSite(http_runner, host, http_port)
-            await http_site.start()
-            http_url = f"http://{shown_host}:{_bound_port(http_site) or http_port}"
-        banner(url, http_url)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-    finally:
-        for each in reversed(runners):
-            await each.cleanup()
-
-
-def _bound_port(site: Any) -> int | None:
-    server = getattr(site, "_server", None)
-    sockets = getattr(server, "sockets", None) or []
-    return sockets[0].getsockname()[1] if sockets else None

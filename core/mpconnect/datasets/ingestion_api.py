@@ -23,298 +23,67 @@ snapshot does not count twice; identical profile updates are kept once.
 :class:`IngestionFaults` scripts failures (429 with Mixpanel's body, 5xx, any 4xx, dropped
 connections, answers lost after the work is done) or makes 429s and 503s happen at random
 rates; :class:`IngestionStats` counts what arrived, for tests and benchmarks.
+
+This module holds the handlers and :func:`add_ingestion_routes`; the checks, body reading,
+answers, faults, project and counters each have their own ``ingestion_*`` module, and their
+public names are importable from here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import random
-import re
 import threading
 import time
-import zlib
-from collections import Counter, deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiohttp import web
-from aiohttp.web_protocol import RequestPayloadError
 
+from mpconnect.datasets.ingestion_answers import IngestionRefused, engage_answer
+from mpconnect.datasets.ingestion_body import parse_engage, parse_records, read_body
+from mpconnect.datasets.ingestion_checks import (
+    DENIED_IDS,
+    FUTURE_LEEWAY,
+    MAX_BODY_BYTES,
+    MAX_PROPERTIES,
+    MAX_RECORD_BYTES,
+    MAX_RECORDS,
+    MILLISECONDS_FROM,
+    MIN_EVENT_TIME,
+    PROFILE_OPERATIONS,
+    PROFILE_OPTIONS,
+    check_event,
+    check_profile_update,
+    normalise_time,
+    record_failure,
+)
+from mpconnect.datasets.ingestion_faults import DROP, LOST_ACK, IngestionFaults, fault_answer
+from mpconnect.datasets.ingestion_project import IngestionProject
+from mpconnect.datasets.ingestion_stats import IngestionStats
+from mpconnect.datasets.responses import drop_connection
 from mpconnect.datasets.store import DatasetStore
 
 __all__ = [
+    "DENIED_IDS",
+    "DROP",
+    "FUTURE_LEEWAY",
+    "INGESTION_ENDPOINTS",
+    "LOST_ACK",
+    "MAX_BODY_BYTES",
+    "MAX_PROPERTIES",
+    "MAX_RECORDS",
+    "MAX_RECORD_BYTES",
+    "MILLISECONDS_FROM",
+    "MIN_EVENT_TIME",
+    "PROFILE_OPERATIONS",
+    "PROFILE_OPTIONS",
     "IngestionEndpoints",
     "IngestionFaults",
     "IngestionProject",
     "IngestionStats",
     "add_ingestion_routes",
+    "check_event",
+    "check_profile_update",
 ]
-
-MAX_RECORDS = 2000
-MAX_BODY_BYTES = 10 * 1024 * 1024
-MAX_RECORD_BYTES = 1024 * 1024
-MAX_PROPERTIES = 255
-#: 1971-01-01T00:00:00Z: Mixpanel rejects events before it.
-MIN_EVENT_TIME = 31_536_000
-FUTURE_LEEWAY = 3600
-#: Above this an event time is read as milliseconds.
-MILLISECONDS_FROM = 100_000_000_000
-#: Placeholder ids Mixpanel refuses as ``distinct_id`` and ``$insert_id`` (its documented list).
-DENIED_IDS = frozenset({
-    "00000000-0000-0000-0000-000000000000", "anon", "anonymous", "nil", "none", "null", "n/a",
-    "na", "undefined", "unknown", "<nil>", "0", "-1", "true", "false", "[]", "{}",
-})
-PROFILE_OPERATIONS = ("$set", "$set_once", "$add", "$union", "$append", "$remove", "$unset",
-                      "$delete")
-PROFILE_OPTIONS = frozenset({"$ip", "$time", "$ignore_time", "$ignore_alias", "$latitude",
-                             "$longitude"})
-_INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
-_READ_CHUNK = 256 * 1024
-_RATE_LIMITED = {
-    "code": 429,
-    "error": "Project exceeded rate limits. Please retry the request with exponential backoff.",
-    "status": "Too Many Requests",
-}
-_SERVER_ERRORS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-                  504: "Gateway Timeout"}
-#: A scripted fault that closes the connection without an answer, doing nothing.
-DROP = -1
-#: A scripted fault that does the work, then closes the connection without an answer
-#: (the acknowledgement is lost: a client re-sends what was already stored).
-LOST_ACK = -2
-
-
-@dataclass
-class IngestionProject:
-    """The Mixpanel project the local endpoints stand in for.
-
-    :param project_id: the project id service accounts name with ``project_id``.
-    :param token: the project token events and profile updates must carry; ``None``
-        accepts any token.
-    :param service_accounts: service account user names and their secrets.
-    :param api_secret: the (legacy) project secret, accepted as Basic user name.
-
-    A project with no token, no service account and no secret accepts any credentials.
-    """
-
-    project_id: str = "1"
-    token: str | None = None
-    service_accounts: Mapping[str, str] = field(default_factory=dict)
-    api_secret: str | None = field(default=None, repr=False)
-
-    def __repr__(self) -> str:
-        accounts = ", ".join(sorted(self.service_accounts))
-        return f"IngestionProject(project_id={self.project_id!r}, service_accounts=[{accounts}])"
-
-    @property
-    def dataset_id(self) -> str:
-        """The store dataset that holds what the endpoints accepted."""
-        return f"PROJECT{self.project_id}"
-
-    @property
-    def is_open(self) -> bool:
-        """True when no credential is configured, so any is accepted."""
-        return not (self.token or self.service_accounts or self.api_secret)
-
-
-@dataclass
-class IngestionFaults:
-    """Failures the endpoints answer instead of doing the work.
-
-    Scripted faults (:meth:`fail_next`) come first, in order; then each request fails with
-    ``rate_limit_rate`` probability as a 429 and ``error_rate`` as a 503.
-
-    :param rate_limit_rate: share of requests answered 429.
-    :param error_rate: share of requests answered 503.
-    :param retry_after: a ``Retry-After`` header (seconds) on 429s; Mixpanel sends none.
-    :param latency: seconds each request waits before it is answered.
-    :param seed: seed of the random choices, for repeatable runs.
-    """
-
-    rate_limit_rate: float = 0.0
-    error_rate: float = 0.0
-    retry_after: float | None = None
-    latency: float = 0.0
-    seed: int | None = None
-    _script: deque[tuple[str | None, int]] = field(default_factory=deque, init=False,
-                                                   repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._random = random.Random(self.seed)
-
-    def fail_next(self, *statuses: int, path: str | None = None) -> None:
-        """Answer the next requests with these statuses (429, 5xx, 4xx), or :data:`DROP`
-        or :data:`LOST_ACK` them.
-
-        :param path: only requests to this path (``"/import"`` or ``"/engage"``).
-        """
-        with self._lock:
-            self._script.extend((path, status) for status in statuses)
-
-    def pick(self, path: str) -> int | None:
-        """Return the fault for a request to ``path``, or None to serve it."""
-        with self._lock:
-            for item in self._script:
-                if item[0] in (None, path):
-                    self._script.remove(item)
-                    return item[1]
-        draw = self._random.random()
-        if draw < self.rate_limit_rate:
-            return 429
-        if draw < self.rate_limit_rate + self.error_rate:
-            return 503
-        return None
-
-
-@dataclass
-class IngestionStats:
-    """What the endpoints received: requests per path and status, records, gzip use."""
-
-    requests: Counter[tuple[str, int]] = field(default_factory=Counter)
-    gzip_requests: Counter[str] = field(default_factory=Counter)
-    batch_sizes: dict[str, list[int]] = field(
-        default_factory=lambda: {"/import": [], "/engage": []})
-    largest_body: dict[str, int] = field(default_factory=lambda: {"/import": 0, "/engage": 0})
-    records_stored: Counter[str] = field(default_factory=Counter)
-    records_failed: Counter[str] = field(default_factory=Counter)
-    #: How ``/import`` requests authenticated: service account, project token or secret.
-    auth: Counter[str] = field(default_factory=Counter)
-    #: The query parameters of the last request to each path.
-    last_params: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def count(self, path: str, status: int | None = None) -> int:
-        """Requests to ``path`` (answered ``status``, if given)."""
-        return sum(n for (p, s), n in self.requests.items()
-                   if p == path and (status is None or s == status))
-
-
-class _Refused(Exception):
-    """A request refused as a whole: answered ``status`` with ``body``."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(body.get("error"))
-        self.status = status
-        self.body = body
-
-
-def _failure(index: int, record: Any, field_name: str, message: str) -> dict[str, Any]:
-    insert_id = None
-    if isinstance(record, dict):
-        props = record.get("properties")
-        if isinstance(props, dict):
-            insert_id = props.get("$insert_id")
-    return {"index": index, "$insert_id": insert_id, "field": field_name, "message": message}
-
-
-def _id_problem(value: Any, name: str) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return f"'{name}' is invalid: must be a string"
-    if str(value).strip().lower() in DENIED_IDS:
-        return f"'{name}' is invalid: {value!r} is a placeholder value Mixpanel does not allow"
-    return None
-
-
-def check_event(record: Any, token: str | None, now: float, *,
-                check_size: bool = True) -> tuple[str, str] | None:
-    """Validate one event as Mixpanel's strict mode does.
-
-    :param token: the project token ``properties.token`` must equal, if any.
-    :param now: the server's clock, epoch seconds.
-    :param check_size: check the 1 MB limit (needless when the whole body is smaller).
-    :returns: ``(field, message)`` for the first problem, or None when the event is valid.
-    """
-    if not isinstance(record, dict):
-        return "", "each event must be a JSON object"
-    name = record.get("event")
-    if not isinstance(name, str) or not name.strip():
-        return "event", "'event' is required and must be a non-empty string"
-    props = record.get("properties")
-    if not isinstance(props, dict):
-        return "properties", "'properties' is required and must be an object"
-    if len(props) > MAX_PROPERTIES:
-        return "properties", f"'properties' has {len(props)} properties; the limit is 255"
-    when = props.get("time")
-    if when is None:
-        return "properties.time", "'properties.time' is required"
-    if isinstance(when, bool) or not isinstance(when, int | float):
-        return ("properties.time",
-                "'properties.time' is invalid: must be specified as seconds since epoch")
-    seconds = when / 1000 if when >= MILLISECONDS_FROM else when
-    if seconds < MIN_EVENT_TIME:
-        return "properties.time", "'properties.time' is invalid: must be after 1971-01-01"
-    if seconds > now + FUTURE_LEEWAY:
-        return ("properties.time",
-                "'properties.time' is invalid: must not be more than 1 hour in the future")
-    if "distinct_id" not in props:
-        return "properties.distinct_id", "'properties.distinct_id' is required"
-    problem = _id_problem(props["distinct_id"], "properties.distinct_id")
-    if problem:
-        return "properties.distinct_id", problem
-    insert_id = props.get("$insert_id")
-    if insert_id is None:
-        return "properties.$insert_id", "'properties.$insert_id' is required"
-    if (not isinstance(insert_id, str) or not _INSERT_ID.fullmatch(insert_id)
-            or insert_id.lower() in DENIED_IDS):
-        return ("properties.$insert_id", "'properties.$insert_id' is invalid: must be at most "
-                "36 bytes of letters, digits and '-'")
-    if token is not None and "token" in props and props["token"] != token:
-        return "properties.token", "'properties.token' is not this project's token"
-    if check_size and len(orjson.dumps(record)) > MAX_RECORD_BYTES:
-        return "", "event is larger than 1 MB of JSON"
-    return None
-
-
-def check_profile_update(record: Any, token: str | None, *,
-                         check_size: bool = True) -> tuple[str, str] | None:
-    """Validate one ``/engage`` profile update.
-
-    :param token: the project token ``$token`` must equal, if any.
-    :param check_size: check the 1 MB limit (needless when the whole body is smaller).
-    :returns: ``(field, message)`` for the first problem, or None when it is valid.
-    """
-    if not isinstance(record, dict):
-        return "", "each profile update must be a JSON object"
-    if "$token" not in record:
-        return "$token", "'$token' is required"
-    if token is not None and record["$token"] != token:
-        return "$token", "'$token' is not this project's token"
-    if "$distinct_id" not in record:
-        return "$distinct_id", "'$distinct_id' is required"
-    problem = _id_problem(record["$distinct_id"], "$distinct_id")
-    if problem:
-        return "$distinct_id", problem
-    operations = [key for key in record if key in PROFILE_OPERATIONS]
-    if not operations:
-        return "", f"a profile update needs one of {', '.join(PROFILE_OPERATIONS)}"
-    for key in record:
-        if key not in PROFILE_OPERATIONS and key not in PROFILE_OPTIONS and key not in (
-                "$token", "$distinct_id"):
-            return key, f"'{key}' is not a profile update key"
-    for key in operations:
-        value = record[key]
-        if key == "$delete":
-            continue
-        if key == "$unset":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                return key, "'$unset' must be a list of property names"
-            continue
-        if not isinstance(value, dict):
-            return key, f"'{key}' must be an object"
-        if len(value) > MAX_PROPERTIES:
-            return key, f"'{key}' has {len(value)} properties; the limit is 255"
-        for name, item in value.items():
-            if key == "$add" and (isinstance(item, bool) or not isinstance(item, int | float)):
-                return f"{key}.{name}", f"'{key}.{name}' must be a number"
-            if key == "$union" and not isinstance(item, list):
-                return f"{key}.{name}", f"'{key}.{name}' must be a list"
-    if check_size and len(orjson.dumps(record)) > MAX_RECORD_BYTES:
-        return "", "profile update is larger than 1 MB of JSON"
-    return None
 
 
 class IngestionEndpoints:
@@ -355,79 +124,13 @@ class IngestionEndpoints:
     # -- request plumbing --------------------------------------------------------------
 
     async def _read_body(self, request: web.Request, path: str) -> bytes:
-        """Read at most 10 MB of uncompressed body (aiohttp usually inflates gzip itself)."""
+        """Read the body (see :func:`read_body`), counting its parameters, gzip and size."""
         self.stats.last_params[path] = dict(request.query)
-        compressed = request.headers.get("Content-Encoding", "").lower() == "gzip"
-        if compressed:
+        if request.headers.get("Content-Encoding", "").lower() == "gzip":
             self.stats.gzip_requests[path] += 1
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            try:
-                chunk = await request.content.read(_READ_CHUNK)
-            except RequestPayloadError:
-                raise _Refused(400, _bad_request("request body is not valid gzip")) from None
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise _too_large()
-            chunks.append(chunk)
-        body = b"".join(chunks)
-        if compressed and body[:2] == b"\x1f\x8b":  # not inflated by the server
-            try:
-                inflater = zlib.decompressobj(wbits=31)
-                body = inflater.decompress(body, MAX_BODY_BYTES + 1)
-            except zlib.error:
-                raise _Refused(400, _bad_request("request body is not valid gzip")) from None
-            if len(body) > MAX_BODY_BYTES:
-                raise _too_large()
+        body = await read_body(request)
         self.stats.largest_body[path] = max(self.stats.largest_body[path], len(body))
         return body
-
-    def _parse(self, body: bytes, content_type: str, *, one_object: bool = False) -> list[Any]:
-        try:
-            if "ndjson" in content_type:
-                records = [orjson.loads(line) for line in body.splitlines() if line.strip()]
-            else:
-                records = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise _Refused(400, _bad_request(f"request body is not valid JSON: {exc}")) from None
-        if one_object and isinstance(records, dict):
-            records = [records]
-        if not isinstance(records, list) or not records:
-            raise _Refused(400, _bad_request("request body must be a non-empty JSON array"))
-        if len(records) > MAX_RECORDS:
-            raise _Refused(400, _bad_request(
-                f"request has {len(records)} records; the limit is {MAX_RECORDS} per request"))
-        return records
-
-    def _authenticate(self, request: web.Request) -> str:
-        """Check Basic credentials as ``/import`` does; return how, or raise 401."""
-        project = self.project
-        header = request.headers.get("Authorization", "")
-        user = password = None
-        if header.lower().startswith("basic "):
-            try:
-                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                user = None
-        if not user:
-            raise _Refused(401, _unauthorized("missing Basic credentials"))
-        if project.is_open:
-            return "any credentials"
-        project_id = request.query.get("project_id")
-        if project_id is not None:
-            if project_id != project.project_id:
-                raise _Refused(401, _unauthorized(f"project {project_id} is not this project"))
-            if project.service_accounts.get(user) != password or password == "":
-                raise _Refused(401, _unauthorized("Invalid credentials"))
-            return "service account"
-        if user == project.token and not password:
-            return "project token"
-        if project.api_secret is not None and user == project.api_secret:
-            return "project secret"
-        raise _Refused(401, _unauthorized("Invalid credentials"))
 
     async def _fault(self, request: web.Request, path: str) -> tuple[web.StreamResponse | None,
                                                                       bool]:
@@ -438,21 +141,8 @@ class IngestionEndpoints:
         if status is None:
             return None, False
         self.stats.requests[path, status] += 1
-        if status == LOST_ACK:
-            return None, True
-        if status == DROP:
-            return _drop(request), False
-        if status == 429:
-            headers = {}
-            if self.faults.retry_after is not None:
-                headers["Retry-After"] = f"{self.faults.retry_after:g}"
-            return web.json_response(_RATE_LIMITED, status=429, headers=headers), False
-        if status < 500:
-            return web.json_response({"code": status, "error": "injected fault",
-                                      "status": "Bad Request"}, status=status), False
-        reason = _SERVER_ERRORS.get(status, "Server Error")
-        return web.json_response({"code": status, "error": reason, "status": reason},
-                                 status=status), False
+        answer = fault_answer(request, status, self.faults)
+        return answer, answer is None
 
     async def _store(self, kind: str, records: list[Any]) -> None:
         if not records:
@@ -478,9 +168,10 @@ class IngestionEndpoints:
             fault, lost_ack = await self._fault(request, path)
             if fault is not None:
                 return fault
-            self.stats.auth[self._authenticate(request)] += 1
-            records = self._parse(body, request.headers.get("Content-Type", ""))
-        except _Refused as refused:
+            self.stats.auth[self.project.authenticate(
+                request.headers.get("Authorization", ""), request.query.get("project_id"))] += 1
+            records = parse_records(body, request.headers.get("Content-Type", ""))
+        except IngestionRefused as refused:
             self.stats.requests[path, refused.status] += 1
             return web.json_response(refused.body, status=refused.status)
         self.stats.batch_sizes[path].append(len(records))
@@ -492,14 +183,14 @@ class IngestionEndpoints:
         for index, record in enumerate(records):
             problem = check_event(record, token, now, check_size=check_size)
             if problem is None:
-                valid.append(_normalise_time(record))
+                valid.append(normalise_time(record))
             else:
-                failed.append(_failure(index, record, *problem))
+                failed.append(record_failure(index, record, *problem))
         await self._store("events", valid)
         self.stats.records_stored[path] += len(valid)
         self.stats.records_failed[path] += len(failed)
         if lost_ack:
-            return _drop(request)
+            return drop_connection(request)
         strict = request.query.get("strict") == "1"
         if failed and strict:
             self.stats.requests[path, 400] += 1
@@ -523,13 +214,13 @@ class IngestionEndpoints:
             fault, lost_ack = await self._fault(request, path)
             if fault is not None:
                 return fault
-            records = self._parse_engage(body, request.headers.get("Content-Type", ""))
-        except _Refused as refused:
+            records = parse_engage(body, request.headers.get("Content-Type", ""))
+        except IngestionRefused as refused:
             if refused.status == 413:
                 self.stats.requests[path, 413] += 1
                 return web.json_response(refused.body, status=413)
             self.stats.requests[path, 200] += 1
-            return _engage_answer(verbose, {"status": 0, "error": refused.body["error"]})
+            return engage_answer(verbose, {"status": 0, "error": refused.body["error"]})
         self.stats.batch_sizes[path].append(len(records))
         valid: list[Any] = []
         failed: list[dict[str, Any]] = []
@@ -545,63 +236,20 @@ class IngestionEndpoints:
         self.stats.records_stored[path] += len(valid)
         self.stats.records_failed[path] += len(failed)
         if lost_ack:
-            return _drop(request)
+            return drop_connection(request)
         self.stats.requests[path, 200] += 1
         if not failed:
-            return _engage_answer(verbose, {"status": 1, "error": None})
+            return engage_answer(verbose, {"status": 1, "error": None})
         answer: dict[str, Any] = {"status": 0,
                                   "error": "some data points in the request failed validation"}
         if request.query.get("strict") == "1":
             answer["num_records_imported"] = len(valid)
             answer["failed_records"] = failed
-        return _engage_answer(verbose, answer)
-
-    def _parse_engage(self, body: bytes, content_type: str) -> list[Any]:
-        if "form-urlencoded" in content_type:
-            from urllib.parse import parse_qs
-
-            data = parse_qs(body.decode("utf-8", "replace")).get("data", [""])[0]
-            body = data.encode()
-        return self._parse(body, content_type, one_object=True)
+        return engage_answer(verbose, answer)
 
 
 #: Where :func:`add_ingestion_routes` leaves its handlers in the application.
 INGESTION_ENDPOINTS = web.AppKey("mpconnect_ingestion", IngestionEndpoints)
-
-
-def _normalise_time(record: dict[str, Any]) -> dict[str, Any]:
-    """Store event times as whole seconds, as Mixpanel reports them."""
-    props = record["properties"]
-    when = props["time"]
-    if when >= MILLISECONDS_FROM:
-        props["time"] = int(when // 1000)
-    return record
-
-
-def _drop(request: web.Request) -> web.Response:
-    """Close the connection; the response returned is never written."""
-    if request.transport is not None:
-        request.transport.close()
-    return web.Response(status=500)
-
-
-def _bad_request(message: str) -> dict[str, Any]:
-    return {"code": 400, "error": message, "status": "Bad Request"}
-
-
-def _unauthorized(message: str) -> dict[str, Any]:
-    return {"code": 401, "error": message, "status": "Unauthorized"}
-
-
-def _too_large() -> _Refused:
-    return _Refused(413, {"code": 413, "error": f"request exceeds max limit of {MAX_BODY_BYTES} "
-                          "bytes", "status": "Request Entity Too Large"})
-
-
-def _engage_answer(verbose: bool, answer: dict[str, Any]) -> web.Response:
-    if verbose:
-        return web.json_response(answer)
-    return web.Response(text="1" if answer["status"] else "0")
 
 
 def add_ingestion_routes(

@@ -1,0 +1,28 @@
+"""What the local Datasets API server accepts: its token, secrets and record cap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: The most records one import may hold, as the Datasets API document says.
+MAX_RECORDS = 1000
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """What the server accepts.
+
+    :param project_token: the project's token (``token`` parameter and in every record).
+    :param project_secret: the project secret, accepted for every dataset.
+    :param dataset_secrets: dataset id → that dataset's own secret.
+    :param max_records: the most records one import may hold.
+    """
+
+    project_token: str
+    project_secret: str
+    dataset_secrets: dict[str, str] = field(default_factory=dict)
+    max_records: int = MAX_RECORDS
+
+    def __repr__(self) -> str:
+        return (f"ServerOptions(project_token={self.project_token!r}, project_secret='**', "
+                f"dataset_secrets={sorted(self.dataset_secrets)})")
