@@ -111,7 +111,8 @@ class Engine:
         """Run one source to a live dataset version and return the summary.
 
         :raises RunLocked: when the source is already running.
-        :raises RunFailed: when the run stopped; the summary is in ``error.summary``.
+        :raises RunFailed: when the run stopped; its ledger row (``mpconnect runs``) has the
+            counts and the reason.
         """
         options = options or RunOptions()
         source = self.config.source(source_name)
@@ -173,9 +174,10 @@ class _Run:
     def execute(self) -> RunSummary:
         summary = self.summary
         self.ledger.record_run(summary)
-        resume = self._resume_point()
-        self.progress.start(self.source.name, resume.read if resume else None)
+        resume: ResumePoint | None = None
         try:
+            resume = self._resume_point()
+            self.progress.start(self.source.name, resume.read if resume else None)
             spool_id, spool_dir = self._open_version(resume)
             self._load(spool_id, spool_dir, resume)
             if self.sink.versioned:
