@@ -238,3 +238,25 @@ def test_a_damaged_spool_is_not_resumed_but_replaced_by_a_fresh_snapshot(
     assert engine.ledger.list_runs("demo")[1]["error"] == (
         "abandoned: spooled batches are missing or damaged")
     assert store(home).contents("DEMO", summary.version_id).events_total == 3000
+
+
+def test_a_resumed_run_counts_and_keeps_the_extractions_quarantine(
+    tmp_path: Path, home: Path
+) -> None:
+    FlakySink.calls = []
+    FlakySink.healthy_batches = 1
+    config = make_config(tmp_path, {"demo": {"connector": "demo", "dataset_id": "DEMO",
+                                             "max_quarantined": 5,
+                                             "settings": {"events": 3000, "bad_records": 4}}},
+                         mixpanel={"sink": "flaky", "store": str(home / "embedded.sqlite3")},
+                         engine={"concurrency": 1})
+    engine = make_engine(config, home, FlakySinkPlugin())
+    with pytest.raises(RunFailed):
+        engine.run("demo")
+    FlakySink.healthy_batches = 10**6
+    with pytest.raises(RunFailed, match="4 records quarantined, over the limit of 3"):
+        engine.run("demo", RunOptions(max_quarantined=3))  # the resume counts them again
+    summary = engine.run("demo")
+    assert summary.resumed and summary.quarantined == 4
+    lines = Path(summary.quarantine_file).read_bytes().splitlines()
+    assert len(lines) == 4

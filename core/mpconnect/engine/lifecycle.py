@@ -151,10 +151,13 @@ class _Run:
         self.summary = RunSummary(run_id=run_id, source=source.name,
                                   dataset_id=source.dataset_id, sink=sink.name,
                                   versioned=sink.versioned)
-        quarantine_path = engine.home / "quarantine" / source.name / f"{run_id}.jsonl"
+        quarantine_path = self._quarantine_path(run_id)
         self.quarantine = QuarantineFile(quarantine_path, source.name)
         self.summary.quarantine_file = str(quarantine_path)
         self._count_lock = threading.Lock()
+
+    def _quarantine_path(self, spool_id: str) -> Path:
+        return self.engine.home / "quarantine" / self.source.name / f"{spool_id}.jsonl"
 
     # -- orchestration -------------------------------------------------------------------
 
@@ -199,7 +202,7 @@ class _Run:
             raise
         finally:
             summary.ended_at = time.time()
-            summary.quarantined = self.quarantine.count + (resume.quarantined if resume else 0)
+            summary.quarantined = self.quarantine.count
             if not summary.quarantined:
                 summary.quarantine_file = None
             self.quarantine.close()
@@ -249,6 +252,10 @@ class _Run:
             summary.version_id = resume.version_id
             summary.resumed = True
             spool_id, spool_dir = resume.spool_id, resume.spool_dir
+            # One quarantine file per snapshot: the extraction's, whose count goes on.
+            self.quarantine.path = self._quarantine_path(spool_id)
+            self.quarantine.count = resume.quarantined
+            summary.quarantine_file = str(self.quarantine.path)
             self.ledger.set_status(resume.run_id, "resumed", f"resumed by run {summary.run_id}")
             log.info("%s: resuming version %s", self.source.name, resume.version_id)
         else:
