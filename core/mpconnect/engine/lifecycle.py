@@ -268,6 +268,8 @@ class _Run:
             spool_dir = self.engine.home / "spool" / spool_id
         self.ledger.record_run(summary, spool_id=spool_id, spool_dir=spool_dir,
                                host=socket.gethostname(), pid=os.getpid())
+        if resume is not None:  # the spool stays complete, for a resume of this resume
+            self.ledger.mark_extraction_done(summary.run_id, resume.read, resume.quarantined)
         notify(self.plugins, "version_created", log, source=summary.source,
                dataset_id=summary.dataset_id, version_id=summary.version_id, sink=self.sink.name)
         return spool_id, spool_dir
