@@ -12,7 +12,7 @@ from engine_support import GatedPlugin, make_config, make_engine, wait_until
 
 import mpconnect
 from mpconnect.datasets.store import DatasetStore
-from mpconnect.engine import RunOptions
+from mpconnect.engine import Engine, RunOptions
 from mpconnect.errors import ApiError, RunFailed, RunLocked
 from mpconnect.sinks.base import ImportResult
 from mpconnect.sinks.embedded import EmbeddedSink
@@ -151,21 +151,28 @@ class FlakySinkPlugin:
         register(FlakySink)
 
 
-def test_a_failed_run_is_resumed_sending_only_unacknowledged_batches(
-    tmp_path: Path, home: Path
-) -> None:
+def failed_flaky_run(tmp_path: Path, home: Path, healthy_batches: int,
+                     sources: dict) -> tuple[Engine, dict]:
+    """Run ``sources['demo']`` into a sink that fails after ``healthy_batches`` batches;
+    return the engine (the sink healthy again) and the failed run's ledger row."""
     FlakySink.calls = []
-    FlakySink.healthy_batches = 2
-    config = make_config(tmp_path, demo_source(5000), mixpanel={"sink": "flaky",
+    FlakySink.healthy_batches = healthy_batches
+    config = make_config(tmp_path, sources, mixpanel={"sink": "flaky",
                          "store": str(home / "embedded.sqlite3")}, engine={"concurrency": 1})
     engine = make_engine(config, home, FlakySinkPlugin())
     with pytest.raises(RunFailed, match="HTTP 403: project suspended"):
         engine.run("demo")
-    failed = engine.ledger.list_runs("demo")[0]
-    assert failed["status"] == "failed" and failed["imported"] == 2000
-
     FlakySink.healthy_batches = 10**6
     FlakySink.calls = []
+    return engine, engine.ledger.list_runs("demo")[0]
+
+
+def test_a_failed_run_is_resumed_sending_only_unacknowledged_batches(
+    tmp_path: Path, home: Path
+) -> None:
+    engine, failed = failed_flaky_run(tmp_path, home, 2, demo_source(5000))
+    assert failed["status"] == "failed" and failed["imported"] == 2000
+
     summary = engine.run("demo")
     assert summary.resumed and summary.version_id == failed["version_id"]
     assert sum(FlakySink.calls) == 5500 - 2000, "only the unacknowledged batches are re-sent"
@@ -177,15 +184,8 @@ def test_a_failed_run_is_resumed_sending_only_unacknowledged_batches(
 
 
 def test_restart_abandons_the_unfinished_version(tmp_path: Path, home: Path) -> None:
-    FlakySink.calls = []
-    FlakySink.healthy_batches = 1
-    config = make_config(tmp_path, demo_source(3000), mixpanel={"sink": "flaky",
-                         "store": str(home / "embedded.sqlite3")}, engine={"concurrency": 1})
-    engine = make_engine(config, home, FlakySinkPlugin())
-    with pytest.raises(RunFailed):
-        engine.run("demo")
-    abandoned = engine.ledger.list_runs("demo")[0]["version_id"]
-    FlakySink.healthy_batches = 10**6
+    engine, failed = failed_flaky_run(tmp_path, home, 1, demo_source(3000))
+    abandoned = failed["version_id"]
     summary = engine.run("demo", RunOptions(restart=True))
     assert not summary.resumed and summary.version_id != abandoned
     assert abandoned not in [v.version_id for v in store(home).list_versions("DEMO")]
@@ -222,17 +222,10 @@ def test_stop_request_interrupts_and_the_next_run_starts_a_complete_snapshot(
 def test_a_damaged_spool_is_not_resumed_but_replaced_by_a_fresh_snapshot(
     tmp_path: Path, home: Path
 ) -> None:
-    FlakySink.calls = []
-    FlakySink.healthy_batches = 1
-    config = make_config(tmp_path, demo_source(3000), mixpanel={"sink": "flaky",
-                         "store": str(home / "embedded.sqlite3")}, engine={"concurrency": 1})
-    engine = make_engine(config, home, FlakySinkPlugin())
-    with pytest.raises(RunFailed):
-        engine.run("demo")
-    damaged = engine.ledger.list_runs("demo")[0]["version_id"]
+    engine, failed = failed_flaky_run(tmp_path, home, 1, demo_source(3000))
+    damaged = failed["version_id"]
     last = sorted((home / "spool").glob("*/*-events.json"))[-1]
     last.write_bytes(last.read_bytes()[:1000])  # what a power loss can leave behind
-    FlakySink.healthy_batches = 10**6
     summary = engine.run("demo")
     assert not summary.resumed and summary.version_id != damaged
     assert engine.ledger.list_runs("demo")[1]["error"] == (
@@ -243,17 +236,9 @@ def test_a_damaged_spool_is_not_resumed_but_replaced_by_a_fresh_snapshot(
 def test_a_resumed_run_counts_and_keeps_the_extractions_quarantine(
     tmp_path: Path, home: Path
 ) -> None:
-    FlakySink.calls = []
-    FlakySink.healthy_batches = 1
-    config = make_config(tmp_path, {"demo": {"connector": "demo", "dataset_id": "DEMO",
-                                             "max_quarantined": 5,
-                                             "settings": {"events": 3000, "bad_records": 4}}},
-                         mixpanel={"sink": "flaky", "store": str(home / "embedded.sqlite3")},
-                         engine={"concurrency": 1})
-    engine = make_engine(config, home, FlakySinkPlugin())
-    with pytest.raises(RunFailed):
-        engine.run("demo")
-    FlakySink.healthy_batches = 10**6
+    engine, _ = failed_flaky_run(tmp_path, home, 1, {"demo": {
+        "connector": "demo", "dataset_id": "DEMO", "max_quarantined": 5,
+        "settings": {"events": 3000, "bad_records": 4}}})
     with pytest.raises(RunFailed, match="4 records quarantined, over the limit of 3"):
         engine.run("demo", RunOptions(max_quarantined=3))  # the resume counts them again
     summary = engine.run("demo")
