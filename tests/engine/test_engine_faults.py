@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from engine_support import make_config, make_engine, wait_until
 
+import mpconnect
 from mpconnect.config import Config
 from mpconnect.datasets.server import LocalDatasetsServer
 from mpconnect.errors import RunFailed
@@ -210,3 +211,29 @@ def test_pruning_over_the_api_keeps_keep_versions(
     remaining = [v.version_id for v in server.store.list_versions("DEMO")]
     assert remaining == [ids[3], ids[2]]
     assert server.store.live_version("DEMO").version_id == ids[3]
+
+
+class _LoseDeleteAnswers:
+    """Once a version is live, lose every answer about single versions (the prune's
+    DELETEs): the server deletes, the client never hears it, retries and gets 404."""
+
+    def __init__(self, server: LocalDatasetsServer) -> None:
+        self.server = server
+
+    @mpconnect.hookimpl
+    def version_live(self, version_id: str) -> None:
+        self.server.set_faults(lost_ack_rate=1.0, paths=("/datasets/DEMO/versions/",))
+
+
+def test_a_lost_answer_to_a_prune_delete_does_not_fail_the_live_run(
+    tmp_path: Path, home: Path, server: LocalDatasetsServer
+) -> None:
+    config = datasets_config(tmp_path, server, events=200)
+    config.sources["demo"].keep_versions = 1
+    first = make_engine(config, home).run("demo").version_id
+    summary = make_engine(config, home, _LoseDeleteAnswers(server)).run("demo")
+    assert summary.status == "succeeded"
+    assert server.faults_injected().get("lost_ack", 0) >= 1
+    assert [v.version_id for v in server.store.list_versions("DEMO")] == [summary.version_id]
+    assert first != summary.version_id
+    assert not list((home / "spool").glob("*")), "the published run left no spool"

@@ -12,7 +12,7 @@ from engine_support import GatedPlugin, make_config, make_engine, wait_until
 
 import mpconnect
 from mpconnect.datasets.store import DatasetStore
-from mpconnect.engine import Engine, RunOptions
+from mpconnect.engine import Engine, RunOptions, RunSummary
 from mpconnect.errors import ApiError, RunFailed, RunLocked
 from mpconnect.sinks.base import ImportResult
 from mpconnect.sinks.embedded import EmbeddedSink
@@ -69,12 +69,16 @@ def test_pruning_keeps_keep_versions_and_never_the_live_or_a_newer_one(
     versions = store(home).list_versions("DEMO")
     assert [v.version_id for v in versions] == ids[::-1][:3]
     assert versions[0].is_live and not any(v.is_live for v in versions[1:])
-    # a newer version that another run is still writing is never pruned
+    # a version another run is writing is never pruned; an orphan (no run) is
     writing = store(home).create_version("DEMO")
+    engine.ledger.record_run(RunSummary(run_id="other", source="other", dataset_id="DEMO",
+                                        sink="embedded", version_id=writing.version_id))
+    orphan = store(home).create_version("DEMO")
     ids.append(engine.run("demo").version_id)
     remaining = [v.version_id for v in store(home).list_versions("DEMO")]
     assert writing.version_id in remaining
-    assert ids[-1] in remaining and ids[-2] in remaining
+    assert orphan.version_id not in remaining
+    assert ids[-1] in remaining and ids[-2] in remaining and ids[-3] in remaining
 
 
 def test_bad_records_are_quarantined_counted_and_the_rest_published(

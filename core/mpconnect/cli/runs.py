@@ -102,6 +102,9 @@ def _run_one(state: CliState, name: str, stop: threading.Event, *, restart: bool
             click.echo(_describe_row(last[0]), err=True)
         click.echo(f"mpconnect: error: {exc}", err=True)
         return 1
+    except MpconnectError as exc:  # refused before it started: the other sources still run
+        click.echo(f"mpconnect: error: {exc}", err=True)
+        return 1
     if not quiet:
         click.echo(summary.describe())
     return 0

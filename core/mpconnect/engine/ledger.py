@@ -130,6 +130,10 @@ class RunLedger(ABC):
     def list_runs(self, source: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Return runs, newest first."""
 
+    @abstractmethod
+    def versions_being_written(self, dataset_id: str) -> set[str]:
+        """Return the versions of ``dataset_id`` whose runs are still running."""
+
 
 class SqliteRunLedger(RunLedger):
     """The ledger in one SQLite file (WAL; one connection per thread)."""
@@ -234,6 +238,14 @@ class SqliteRunLedger(RunLedger):
             extraction_done=bool(row["extraction_done"]), read=row["read"],
             quarantined=row["quarantined"],
         )
+
+    def versions_being_written(self, dataset_id: str) -> set[str]:
+        """Return the versions of ``dataset_id`` whose runs are still running."""
+        rows = self._db().execute(
+            "SELECT version_id FROM runs WHERE dataset_id = ? AND status = 'running' "
+            "AND version_id IS NOT NULL", (dataset_id,),
+        )
+        return {row[0] for row in rows}
 
     def list_runs(self, source: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Return runs, newest first, as dicts."""

@@ -25,7 +25,14 @@ from mpconnect.engine.quarantine import QuarantineFile
 from mpconnect.engine.spool import SpoolWriter, batch_is_whole, remove_spool
 from mpconnect.engine.summary import RunSummary
 from mpconnect.engine.upload import Uploader
-from mpconnect.errors import ConfigError, MpconnectError, PluginError, RecordError, RunFailed
+from mpconnect.errors import (
+    ApiError,
+    ConfigError,
+    MpconnectError,
+    PluginError,
+    RecordError,
+    RunFailed,
+)
 from mpconnect.paths import home_dir
 from mpconnect.plugins import Plugins, notify
 from mpconnect.records import Event, Profile
@@ -185,6 +192,7 @@ class _Run:
             self._load(spool_id, spool_dir, resume)
             if self.sink.versioned:
                 self._publish()
+                remove_spool(spool_dir)  # a published version is never resumed
                 self._wait_live()
                 self._prune()
             summary.status = "succeeded"
@@ -461,15 +469,34 @@ class _Run:
                dataset_id=summary.dataset_id, version_id=summary.version_id)
 
     def _prune(self) -> None:
-        versions = self._api(lambda: self.sink.list_versions(self.source.dataset_id))
+        """Delete versions older than the live one: unreadable ones (left by failed runs or
+        a lost answer to a create; never one the ledger says a run is writing) and readable
+        ones beyond ``keep_versions``.
+
+        The version is live already, so a failure here is a warning, not a failed run.
+        """
+        try:
+            versions = self._api(lambda: self.sink.list_versions(self.source.dataset_id))
+        except MpconnectError as exc:
+            log.warning("%s: not pruning: %s", self.source.name, exc)
+            return
         live_index = next((i for i, v in enumerate(versions) if v.is_live), None)
         if live_index is None:
             return
         older = versions[live_index + 1:]
-        for version in older[self.source.keep_versions - 1:]:
+        readable = [v for v in older if v.readable]
+        writing = self.ledger.versions_being_written(self.source.dataset_id)
+        orphans = [v for v in older if not v.readable and v.version_id not in writing]
+        doomed = orphans + readable[self.source.keep_versions - 1:]
+        for version in doomed:
             self.progress.stage(f"pruning version {version.version_id}")
-            self._api(lambda v=version.version_id: self.sink.delete_version(
-                self.source.dataset_id, v))
+            try:
+                self._api(lambda v=version.version_id: self.sink.delete_version(
+                    self.source.dataset_id, v))
+            except ApiError as exc:
+                if exc.status != 404:  # 404: already gone (a retried delete)
+                    log.warning("%s: could not prune version %s: %s",
+                                self.source.name, version.version_id, exc)
 
 
 def _record_data(record: Event | Profile) -> dict[str, Any]:
