@@ -490,3 +490,24 @@ def test_a_mixpanel_key_the_sink_does_not_read_is_named(write_config: Any, cli: 
     assert (f"{path}: mixpanel.projet_token: unknown key for the 'embedded' sink; check its "
             "spelling (keys: api_url, ca_bundle, project_token, secret, sink, store, timeout)"
             in result.stderr)
+
+
+@pytest.mark.parametrize("name", ["eu/billing", "../escape", ".hidden"])
+def test_a_source_name_that_is_not_a_plain_name_is_refused(
+    write_config: Any, cli: Any, name: str
+) -> None:
+    path = write_config(f"""
+        [sources."{name}"]
+        connector = "demo"
+        dataset_id = "A"
+    """)
+    result = cli("--config", path, "run", name)
+    assert result.exit_code == 1
+    assert f"{path}: sources.{name}: a source's name names its files and lock" in result.stderr
+
+
+def test_a_table_given_as_a_value_is_named(write_config: Any, cli: Any) -> None:
+    path = write_config("mixpanel = 5\n")
+    result = cli("--config", path, "run", "demo")
+    assert result.exit_code == 1
+    assert f"{path}: mixpanel: must be a table" in result.stderr

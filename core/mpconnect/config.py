@@ -32,6 +32,7 @@ CONFIG_ENV = "MPCONNECT_CONFIG"
 DEFAULT_CONFIG = "mpconnect.toml"
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DATASET_ID = re.compile(r"^[A-Za-z0-9]{1,255}$")
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _UNKNOWN_KEY = "unknown key; remove it or check its spelling"
 _HIDDEN = "**********"
 
@@ -245,6 +246,12 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
     for name, table in sources_raw.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: sources.{name}: must be a table ([sources.{name}])")
+        if not _SOURCE_NAME.match(name):
+            raise ConfigError(
+                f"{path}: sources.{name}: a source's name names its files and lock: use "
+                "letters, digits, '_', '-' and '.', starting with a letter or digit "
+                '(such as [sources.billing_eu])'
+            )
         if "name" in table:
             raise ConfigError(
                 f"{path}: sources.{name}.name: {_UNKNOWN_KEY} (a source's name is its table's)"
@@ -259,6 +266,9 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
     if "demo" not in sources:
         sources["demo"] = SourceConfig(name="demo", **DEMO_SOURCE)
         builtin.append("demo")
+    for table in ("mixpanel", "engine", "scheduler"):
+        if table in data and not isinstance(data[table], dict):
+            raise ConfigError(f"{path}: {table}: must be a table ([{table}] with keys under it)")
     if "secret" in data.get("mixpanel", {}) and "mixpanel.secret" not in refs:
         raise ConfigError(
             f"{path}: mixpanel.secret: secrets must not be written in clear; "
