@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import closing, suppress
 from typing import Any, ClassVar
 
 from mpconnect import Connector, Event, Profile, RunContext
@@ -51,6 +52,9 @@ class StripeConnector(Connector):
         self.counts: Counter[str] = Counter()
         self.requests = 0
         self.retries = 0
+        # The running read, so close() can stop it when the generator is left suspended.
+        self._stop: threading.Event | None = None
+        self._pages: Generator[tuple[str, list[Any]], None, None] | None = None
 
     def _reader(self, ctx: RunContext, stop: threading.Event) -> Any:
         from mpconnect_stripe.client import StripeReader
@@ -70,7 +74,7 @@ class StripeConnector(Connector):
         )
         self._book = None
         self.counts.clear()
-        stop = threading.Event()
+        stop = self._stop = threading.Event()
         reader = self._reader(ctx, stop)
         phases: list[list[str]] = [streams]
         if identities.needs_customers_first:
@@ -90,10 +94,12 @@ class StripeConnector(Connector):
             for phase in phases:
                 windows = [window(stream) for stream in phase]
                 pages = pump(windows, fetch, stop, self.workers(), reader.saturated, digest)
-                for stream, page in pages:
-                    for item in page:
-                        self.counts[stream] += 1
-                        yield from self._item_events(ctx, item, identities, book, start)
+                self._pages = pages
+                with closing(pages):
+                    for stream, page in pages:
+                        for item in page:
+                            self.counts[stream] += 1
+                            yield from self._item_events(ctx, item, identities, book, start)
         finally:
             stop.set()
             self.requests, self.retries = reader.requests, reader.retries
@@ -145,6 +151,20 @@ class StripeConnector(Connector):
                 object_id=draft.object_id,
                 properties=draft.properties,
             )
+
+    def close(self) -> None:
+        """Stop the reading threads and wait for them, even if ``events()`` was left open.
+
+        The engine calls this after a failure that left the generator suspended (and
+        perhaps kept alive by a traceback), so its own clean-up has not run.
+        """
+        if self._stop is not None:
+            self._stop.set()
+        pages, self._pages = self._pages, None
+        if pages is not None:
+            # ValueError: it is being read on another thread, where the stop event ends it.
+            with suppress(ValueError):
+                pages.close()  # joins the workers
 
     def people(self, ctx: RunContext) -> Iterator[Profile]:
         """Yield one profile per (not deleted) customer, with figures from the events."""

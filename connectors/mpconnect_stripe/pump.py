@@ -24,7 +24,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -118,7 +118,7 @@ def pump(
     workers: int,
     busy: Callable[[], bool] = lambda: False,
     transform: Callable[[str, dict[str, Any]], Any] | None = None,
-) -> Iterator[tuple[str, list[Any]]]:
+) -> Generator[tuple[str, list[Any]], None, None]:
     """Yield ``(stream, page)`` as ``workers`` threads read ``windows``.
 
     :param fetch: ``fetch(window)`` returns one page and ``has_more``; runs on a worker.

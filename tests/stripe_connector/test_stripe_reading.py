@@ -221,6 +221,50 @@ def test_closing_the_generator_early_stops_the_readers(stripe_api, big_world):
     assert api.stats.requests < 40  # nowhere near the ~40 pages of the whole account
 
 
+def _spool(records) -> None:
+    """Fail on the first record, as the engine's drain loop does when the disk is full."""
+    for _ in records:
+        raise OSError("disk full while spooling")
+
+
+def test_close_stops_the_readers_when_the_consumer_failed_mid_way(stripe_api, big_world):
+    # The engine keeps the exception (its traceback holds _spool's frame, which holds the
+    # suspended generator), then calls close().
+    api = stripe_api(big_world, latency=0.005)
+    connector = StripeConnector(StripeSettings(**settings_for(api)))
+    kept: list[BaseException] = []
+    try:
+        _spool(connector.events(ctx()))
+    except OSError as exc:
+        kept.append(exc)
+    finally:
+        connector.close()
+    readers = [t for t in threading.enumerate() if t.name.startswith("mpconnect-stripe-")]
+    for thread in readers:
+        thread.join(timeout=2)
+    assert [t.name for t in readers if t.is_alive()] == []
+    assert kept[0].__traceback__ is not None  # the generator was never closed by Python
+    requests = api.stats.requests
+    assert requests < 40  # nowhere near the ~40 pages of the whole account
+    assert _requests_after_a_moment(api) == requests
+
+
+def _requests_after_a_moment(api) -> int:
+    """The server's request count once any request still in flight would have arrived."""
+    threading.Event().wait(0.2)
+    return api.stats.requests
+
+
+def test_close_before_and_after_a_whole_run_changes_nothing(stripe_api, small_world):
+    api = stripe_api(small_world.world)
+    connector = StripeConnector(StripeSettings(**settings_for(api)))
+    connector.close()
+    events = list(connector.events(ctx()))
+    connector.close()
+    assert len(events) == len(list(StripeConnector(StripeSettings(**settings_for(api)))
+                                   .events(ctx())))
+
+
 def test_the_api_version_is_pinned(stripe_api, small_world):
     api = stripe_api(small_world.world)
     run_connector(StripeConnector, settings_for(api))
