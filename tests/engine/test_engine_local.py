@@ -249,3 +249,17 @@ def test_a_resumed_run_counts_and_keeps_the_extractions_quarantine(
     assert summary.resumed and summary.quarantined == 4
     lines = Path(summary.quarantine_file).read_bytes().splitlines()
     assert len(lines) == 4
+
+
+def test_a_spool_made_for_another_sink_is_not_resumed(tmp_path: Path, home: Path) -> None:
+    engine, failed = failed_flaky_run(tmp_path, home, 1, demo_source(3000))
+    other_store = home / "other.sqlite3"
+    config = make_config(tmp_path, demo_source(3000),
+                         mixpanel={"sink": "embedded", "store": str(other_store)})
+    summary = make_engine(config, home).run("demo")
+    assert not summary.resumed, "the first spool's acknowledged batches went elsewhere"
+    assert DatasetStore(other_store).contents("DEMO", summary.version_id).events_total == 3000
+    assert engine.ledger.list_runs("demo")[1]["error"] == (
+        "abandoned: the sink, dataset or project token changed since it was made")
+    assert failed["version_id"] in [v.version_id for v in store(home).list_versions("DEMO")], (
+        "the old sink's version is left alone: it is not this sink's to delete")

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS runs (
     extraction_done INTEGER NOT NULL DEFAULT 0,
     published INTEGER NOT NULL DEFAULT 0,
     error TEXT,
-    quarantine_file TEXT
+    quarantine_file TEXT,
+    target TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_source ON runs (source, started_at);
 CREATE TABLE IF NOT EXISTS batches (
@@ -84,6 +85,7 @@ class ResumePoint:
     extraction_done: bool
     read: int
     quarantined: int
+    target: str | None = None
 
 
 class RunLedger(ABC):
@@ -91,8 +93,10 @@ class RunLedger(ABC):
 
     @abstractmethod
     def record_run(self, summary: RunSummary, *, spool_id: str | None = None,
-                   spool_dir: Path | None = None, host: str = "", pid: int = 0) -> None:
-        """Insert or update a run's row from its summary."""
+                   spool_dir: Path | None = None, host: str = "", pid: int = 0,
+                   target: str | None = None, extraction_done: bool = False) -> None:
+        """Insert or update a run's row from its summary; with ``spool_id``, also where its
+        spool is, what it loads into (``target``) and whether the spool is complete."""
 
     @abstractmethod
     def mark_extraction_done(self, run_id: str, read: int, quarantined: int) -> None:
@@ -142,7 +146,11 @@ class SqliteRunLedger(RunLedger):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._db().executescript(_SCHEMA)
+        db = self._db()
+        db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        if "target" not in columns:  # a ledger written by mpconnect before the column existed
+            db.execute("ALTER TABLE runs ADD COLUMN target TEXT")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -153,7 +161,8 @@ class SqliteRunLedger(RunLedger):
         return db
 
     def record_run(self, summary: RunSummary, *, spool_id: str | None = None,
-                   spool_dir: Path | None = None, host: str = "", pid: int = 0) -> None:
+                   spool_dir: Path | None = None, host: str = "", pid: int = 0,
+                   target: str | None = None, extraction_done: bool = False) -> None:
         """Insert the run or update its counts, status and error."""
         db = self._db()
         db.execute(
@@ -172,8 +181,10 @@ class SqliteRunLedger(RunLedger):
         )
         if spool_id is not None:
             db.execute(
-                "UPDATE runs SET spool_id = ?, spool_dir = ?, host = ?, pid = ? WHERE run_id = ?",
-                (spool_id, str(spool_dir) if spool_dir else None, host, pid, summary.run_id),
+                "UPDATE runs SET spool_id = ?, spool_dir = ?, host = ?, pid = ?, target = ?, "
+                "extraction_done = ? WHERE run_id = ?",
+                (spool_id, str(spool_dir) if spool_dir else None, host, pid, target,
+                 int(extraction_done), summary.run_id),
             )
 
     def mark_extraction_done(self, run_id: str, read: int, quarantined: int) -> None:
@@ -236,7 +247,7 @@ class SqliteRunLedger(RunLedger):
             run_id=row["run_id"], spool_id=row["spool_id"], version_id=row["version_id"],
             spool_dir=Path(row["spool_dir"]), host=row["host"] or "",
             extraction_done=bool(row["extraction_done"]), read=row["read"],
-            quarantined=row["quarantined"],
+            quarantined=row["quarantined"], target=row["target"],
         )
 
     def versions_being_written(self, dataset_id: str) -> set[str]:

@@ -5,6 +5,7 @@ next run of the source (same version, same spool, only unacknowledged batches se
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from mpconnect.config import Config, SourceConfig, connector_settings, require_connector
 from mpconnect.connector import Connector, RunContext
@@ -155,6 +158,9 @@ class _Run:
         self.progress = options.progress or Progress()
         self.stop = options.stop or threading.Event()
         self.token = engine.token(sink)
+        #: What this run loads into; a spool made for another target is never resumed.
+        self.target = hashlib.sha256(orjson.dumps(
+            [sink.name, sink.describe(), source.dataset_id, self.token])).hexdigest()[:16]
         self.summary = RunSummary(run_id=run_id, source=source.name,
                                   dataset_id=source.dataset_id, sink=sink.name,
                                   versioned=sink.versioned)
@@ -225,6 +231,8 @@ class _Run:
         reason = None
         if self.options.restart:
             reason = "--restart given"
+        elif point.target is not None and point.target != self.target:
+            reason = "the sink, dataset or project token changed since it was made"
         elif point.host != socket.gethostname() or not point.spool_dir.is_dir():
             reason = "its spool is not on this machine"
         elif not point.extraction_done:
@@ -243,7 +251,7 @@ class _Run:
     def _abandon(self, point: ResumePoint, reason: str) -> None:
         log.warning("%s: abandoning unfinished version %s: %s",
                     self.source.name, point.version_id, reason)
-        if self.sink.versioned:
+        if self.sink.versioned and point.target in (None, self.target):
             try:
                 self._api(lambda: self.sink.delete_version(self.source.dataset_id,
                                                            point.version_id))
@@ -274,10 +282,10 @@ class _Run:
                 summary.version_id = summary.run_id
             spool_id = summary.run_id
             spool_dir = self.engine.home / "spool" / spool_id
+        # A resumed spool stays complete, so a resume of this resume works too.
         self.ledger.record_run(summary, spool_id=spool_id, spool_dir=spool_dir,
-                               host=socket.gethostname(), pid=os.getpid())
-        if resume is not None:  # the spool stays complete, for a resume of this resume
-            self.ledger.mark_extraction_done(summary.run_id, resume.read, resume.quarantined)
+                               host=socket.gethostname(), pid=os.getpid(), target=self.target,
+                               extraction_done=resume is not None)
         notify(self.plugins, "version_created", log, source=summary.source,
                dataset_id=summary.dataset_id, version_id=summary.version_id, sink=self.sink.name)
         return spool_id, spool_dir
