@@ -124,13 +124,20 @@ class CustomerBook:
         self._customers[customer["id"]] = (distinct_id, properties)
 
     def add_charge(self, customer_id: str, charge: dict[str, Any]) -> None:
-        """Count a succeeded charge's captured amount, less refunds, toward lifetime value."""
+        """Count a succeeded charge's captured amount, less refunds, toward lifetime value.
+
+        Stripe reports the part of an authorization that was never captured (released
+        after a partial capture, or when the authorization expired) as refunded, so only
+        what ``amount_refunded`` holds beyond that part was refunded from the capture.
+        """
         if charge.get("status") != "succeeded":
             return
+        amount = charge.get("amount") or 0
         captured = charge.get("amount_captured")
         if captured is None:
-            captured = charge.get("amount") or 0
-        net = captured - (charge.get("amount_refunded") or 0)
+            captured = amount
+        uncaptured = max(0, amount - captured)
+        net = captured - max(0, (charge.get("amount_refunded") or 0) - uncaptured)
         currency = charge.get("currency") or ""
         ltv = self._facts_of(customer_id).ltv
         ltv[currency] = ltv.get(currency, 0) + net

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from stripe_examples import settings_for
-from stripe_world import generate
+from stripe_world import BASE_TIME, DAY, World, generate
 
 from mpconnect.testing import Collected, run_connector
 from mpconnect_stripe import StripeConnector
@@ -113,3 +113,22 @@ def test_lifetime_value_of_a_generated_account(stripe_api):
         divisor = 1 if customer["currency"] == "jpy" else 100
         want = round(expected.get(customer_id, 0) / divisor, 2)
         assert collected.profile(customer_id)["lifetime_value"] == want, customer_id
+
+
+def test_lifetime_value_counts_only_what_was_captured_and_kept(stripe_api):
+    # Stripe reports the released, never captured part of an authorization as refunded.
+    world = World(seed=3)
+    partial = world.add_customer(BASE_TIME + DAY, id="cus_partial", email="a@example.com")
+    expired = world.add_customer(BASE_TIME + DAY, id="cus_expired", email="b@example.com")
+    refunded = world.add_customer(BASE_TIME + DAY, id="cus_refunded", email="c@example.com")
+    world.add_charge(partial, 10000, BASE_TIME + 2 * DAY).update(
+        amount_captured=6000, amount_refunded=4000, captured=True, refunded=False)
+    world.add_charge(expired, 5000, BASE_TIME + 2 * DAY).update(
+        amount_captured=0, amount_refunded=5000, captured=False, refunded=True)
+    # 60.00 of 100.00 captured, then 10.00 of the capture refunded.
+    world.add_charge(refunded, 10000, BASE_TIME + 2 * DAY).update(
+        amount_captured=6000, amount_refunded=5000, captured=True, refunded=False)
+    collected = run_connector(StripeConnector, settings_for(stripe_api(world)))
+    assert collected.profile("cus_partial")["lifetime_value"] == 60.0
+    assert collected.profile("cus_expired")["lifetime_value"] == 0.0
+    assert collected.profile("cus_refunded")["lifetime_value"] == 50.0
