@@ -263,3 +263,38 @@ def test_a_spool_made_for_another_sink_is_not_resumed(tmp_path: Path, home: Path
         "abandoned: the sink, dataset or project token changed since it was made")
     assert failed["version_id"] in [v.version_id for v in store(home).list_versions("DEMO")], (
         "the old sink's version is left alone: it is not this sink's to delete")
+
+
+class HugeNumberConnector(mpconnect.Connector):
+    """Yields 1500 events, one of which holds an integer beyond 64 bits."""
+
+    name = "huge"
+
+    def events(self, ctx: mpconnect.RunContext):
+        for index in range(1500):
+            yield mpconnect.Event("Tick", f"user-{index % 7}", 1_700_000_000 + index,
+                                  object_id=f"tick-{index}",
+                                  properties={"n": 2**64 if index == 42 else index})
+
+    def people(self, ctx: mpconnect.RunContext):
+        yield from ()
+
+
+class HugeNumberPlugin:
+    @mpconnect.hookimpl
+    def register_connectors(self, register: Callable[[type], None]) -> None:
+        register(HugeNumberConnector)
+
+
+def test_a_value_json_cannot_hold_is_quarantined_and_the_batch_goes_on(
+    tmp_path: Path, home: Path
+) -> None:
+    config = make_config(tmp_path, {"huge": {"connector": "huge", "dataset_id": "HUGE"}})
+    summary = make_engine(config, home, HugeNumberPlugin()).run("huge")
+    assert (summary.status, summary.read, summary.imported, summary.quarantined) == (
+        "succeeded", 1500, 1499, 1)
+    (line,) = Path(summary.quarantine_file).read_bytes().splitlines()
+    entry = orjson.loads(line)
+    assert entry["what"].startswith("event 'Tick'")
+    assert "cannot be encoded as JSON" in entry["reason"]
+    assert "18446744073709551616" in entry["record"]["repr"]

@@ -400,7 +400,7 @@ class _Run:
                 else:
                     buffer.extend(converted)
                 if len(buffer) >= batch_size:
-                    writer.write(kind, buffer)
+                    self._spool(writer, kind, buffer)
                     buffer = []
                     if stop.is_set():
                         raise _Interrupted("stopped on request during extraction")
@@ -415,7 +415,26 @@ class _Run:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         if buffer:
-            writer.write(kind, buffer)
+            self._spool(writer, kind, buffer)
+
+    def _spool(self, writer: SpoolWriter, kind: str, records: list[Any]) -> None:
+        """Write a batch; a record orjson cannot encode (an integer beyond 64 bits, say)
+        goes to quarantine and the rest of the batch is written."""
+        try:
+            writer.write(kind, records)
+        except TypeError:
+            good = []
+            for record in records:
+                try:
+                    orjson.dumps(record)
+                except TypeError as exc:
+                    self.quarantine.add(_name_converted(kind, record),
+                                        f"a value cannot be encoded as JSON: {exc}",
+                                        {"repr": repr(record)[:2000]})
+                else:
+                    good.append(record)
+            if good:
+                writer.write(kind, good)
 
     def _transform(self, record: Event | Profile,
                    transformers: list[tuple[str, Callable[..., Any]]]) -> None:
@@ -505,6 +524,14 @@ class _Run:
                 if exc.status != 404:  # 404: already gone (a retried delete)
                     log.warning("%s: could not prune version %s: %s",
                                 self.source.name, version.version_id, exc)
+
+
+def _name_converted(kind: str, record: dict[str, Any]) -> str:
+    if kind == "events":
+        properties = record.get("properties", {})
+        return (f"event {record.get('event')!r} ($insert_id {properties.get('$insert_id')}, "
+                f"distinct_id {properties.get('distinct_id')!r})")
+    return f"profile (distinct_id {record.get('$distinct_id')!r})"
 
 
 def _record_data(record: Event | Profile) -> dict[str, Any]:
