@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mpconnect_stripe.mapping import Payer
+from mpconnect_stripe.mapping import Payer, clean_email
 
 CUSTOMER = "customer"
 
@@ -50,6 +50,7 @@ class Identities:
         """The distinct_id for an object's payer, ``guest:<email>``, or None for nobody."""
         if who.customer_id:
             return self.of_customer(who.customer_id)
-        if who.email and who.email.strip():
-            return f"guest:{who.email.strip().lower()}"
+        email = clean_email(who.email)
+        if email:
+            return f"guest:{email.lower()}"
         return None

@@ -12,7 +12,10 @@ from typing import Any, NamedTuple
 
 from mpconnect_stripe.money import to_major
 
-__all__ = ["Digest", "Draft", "Payer", "digest", "drafts", "item_price", "payer", "plan_name"]
+__all__ = [
+    "Digest", "Draft", "Payer", "clean_email", "digest", "drafts", "item_price", "payer",
+    "plan_name",
+]
 
 
 class Draft(NamedTuple):
@@ -25,7 +28,10 @@ class Draft(NamedTuple):
 
 
 class Payer(NamedTuple):
-    """Whose object it is: the Stripe customer id, else a billing email (or neither)."""
+    """Whose object it is: the Stripe customer id, else a billing email (or neither).
+
+    The email is already stripped (see :func:`clean_email`); blank counts as none.
+    """
 
     customer_id: str | None
     email: str | None
@@ -46,8 +52,16 @@ def _dig(obj: Any, *path: str) -> Any:
     return obj
 
 
+def clean_email(value: Any) -> str | None:
+    """An email address without surrounding spaces; None when absent or blank."""
+    if not isinstance(value, str):
+        return None
+    return value.strip() or None
+
+
 def _charge_email(charge: dict[str, Any]) -> str | None:
-    return _dig(charge, "billing_details", "email") or charge.get("receipt_email")
+    billing = clean_email(_dig(charge, "billing_details", "email"))
+    return billing or clean_email(charge.get("receipt_email"))
 
 
 def first_item(subscription: dict[str, Any]) -> dict[str, Any]:
@@ -215,7 +229,7 @@ def payer(stream: str, obj: dict[str, Any]) -> Payer:
             return Payer(customer, _charge_email(charge))
         return Payer(_id(obj.get("customer")), None)
     if stream == "invoices":
-        return Payer(_id(obj.get("customer")), obj.get("customer_email"))
+        return Payer(_id(obj.get("customer")), clean_email(obj.get("customer_email")))
     return Payer(_id(obj.get("customer")), None)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from stripe_examples import T0, settings_for
-from stripe_world import DAY
+from stripe_world import DAY, World
 
 from mpconnect import make_insert_id
 from mpconnect.testing import Collected, run_connector
@@ -159,6 +159,23 @@ def test_guest_without_email_is_quarantined_with_the_reason(collected):
     assert "'Dispute Created'" in quarantined["stripe dispute dp_anon"].reason
     sent = {e["properties"].get("charge_id") for e in collected.events}
     assert "ch_anon" not in sent
+
+
+def test_blank_billing_email_is_no_email(stripe_api):
+    world = World(seed=3)
+    world.add_charge(None, 1000, T0 + 2 * DAY, id="ch_blank", email="   ")
+    world.add_charge(None, 2000, T0 + 2 * DAY, id="ch_blank_receipt", email=" ",
+                     receipt_email=" Receipt@Example.net ")
+    api = stripe_api(world)
+    collected = run_connector(StripeConnector, settings_for(api, objects=["charges"]))
+    assert [q.what for q in collected.quarantined] == ["stripe charge ch_blank"]
+    entry = collected.quarantined[0]
+    assert "no customer and no billing email" in entry.reason
+    assert entry.data["id"] == "ch_blank"
+    assert entry.data["amount"] == 1000
+    assert one(collected, "Charge Succeeded", "ch_blank_receipt")["distinct_id"] == (
+        "guest:receipt@example.net"
+    )
 
 
 def test_every_expected_event_exactly_once(collected, small_world):
