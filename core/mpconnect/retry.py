@@ -18,6 +18,9 @@ from mpconnect.errors import RetryableApiError
 
 T = TypeVar("T")
 
+#: The longest ``Retry-After`` honoured (longer ones are cut to this, not to ``max_wait``).
+MAX_RETRY_AFTER = 900.0
+
 
 class RateLimiter:
     """A thread-safe token bucket: at most ``rate`` acquisitions per second on average.
@@ -60,8 +63,8 @@ class _WaitBackoffOrRetryAfter(tenacity.wait.wait_base):
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return min(float(retry_after), self.maximum) + random.uniform(0, 0.1)
+        if retry_after is not None:  # the server knows best, within reason
+            return min(float(retry_after), MAX_RETRY_AFTER) + random.uniform(0, 0.1)
         ceiling = min(self.maximum, self.initial * 2 ** (retry_state.attempt_number - 1))
         return random.uniform(ceiling / 2, ceiling)
 

@@ -298,3 +298,20 @@ def test_a_value_json_cannot_hold_is_quarantined_and_the_batch_goes_on(
     assert entry["what"].startswith("event 'Tick'")
     assert "cannot be encoded as JSON" in entry["reason"]
     assert "18446744073709551616" in entry["record"]["repr"]
+
+
+def test_a_retry_after_longer_than_the_backoff_ceiling_is_honoured() -> None:
+    from mpconnect.errors import RetryableApiError
+    from mpconnect.retry import call_with_retries
+
+    waits: list[float] = []
+    attempts = iter([RetryableApiError(429, "slow down", retry_after=120), "done"])
+
+    def call() -> str:
+        outcome = next(attempts)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert call_with_retries(call, max_wait=60, sleep=waits.append) == "done"
+    assert len(waits) == 1 and 120 <= waits[0] < 120.2
