@@ -147,6 +147,10 @@ def _invoice_drafts(invoice: dict[str, Any]) -> list[Draft]:
     return [Draft("Invoice Paid", paid_at, invoice["id"], props)]
 
 
+#: Subscriptions whose first payment has not succeeded (yet, or ever): not started.
+_NEVER_STARTED = frozenset({"incomplete", "incomplete_expired"})
+
+
 def _subscription_drafts(subscription: dict[str, Any]) -> list[Draft]:
     item = first_item(subscription)
     price = item_price(item)
@@ -167,7 +171,7 @@ def _subscription_drafts(subscription: dict[str, Any]) -> list[Draft]:
     }
     sub_id = subscription["id"]
     out = []
-    if subscription.get("start_date"):
+    if subscription.get("start_date") and subscription.get("status") not in _NEVER_STARTED:
         out.append(Draft("Subscription Started", subscription["start_date"], sub_id, base))
     if subscription.get("trial_start"):
         props = {**base, "trial_end": subscription.get("trial_end")}

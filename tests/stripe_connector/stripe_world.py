@@ -260,7 +260,8 @@ class World:
             },
         )
         self.subscriptions[sub_id] = self._register(subscription)
-        self._expect("Subscription Started", sub_id, start, customer["id"])
+        if status not in ("incomplete", "incomplete_expired"):  # first payment never made
+            self._expect("Subscription Started", sub_id, start, customer["id"])
         if trial_start:
             self._expect("Trial Started", sub_id, trial_start, customer["id"])
         if canceled_at:

@@ -161,6 +161,22 @@ def test_guest_without_email_is_quarantined_with_the_reason(collected):
     assert "ch_anon" not in sent
 
 
+def test_a_subscription_whose_first_payment_never_succeeded_has_not_started(stripe_api):
+    world = World(seed=3)
+    customer = world.add_customer(T0 + DAY, id="cus_sca", email="sca@example.com")
+    price = world.price(2500, id="price_pro", nickname="Pro")
+    world.add_subscription(customer, price, T0 + 2 * DAY, id="sub_waiting", status="incomplete")
+    world.add_subscription(customer, price, T0 + 3 * DAY, id="sub_expired",
+                           status="incomplete_expired")
+    world.add_subscription(customer, price, T0 + 4 * DAY, id="sub_paid")
+    api = stripe_api(world)
+    collected = run_connector(StripeConnector, settings_for(api, objects=["subscriptions"]))
+    started = [e["properties"]["subscription_id"]
+               for e in collected.events_named("Subscription Started")]
+    assert started == ["sub_paid"]
+    assert collected.quarantined == []
+
+
 def test_blank_billing_email_is_no_email(stripe_api):
     world = World(seed=3)
     world.add_charge(None, 1000, T0 + 2 * DAY, id="ch_blank", email="   ")
