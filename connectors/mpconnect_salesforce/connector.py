@@ -191,8 +191,15 @@ class SalesforceConnector(Connector):
         for compiled in plan.events:
             yield from mapping_events(run, compiled)
         self._events_done = True
+        self._log_merged(run, ctx)
         if run.skipped:
             ctx.log.warning("Salesforce: %d rows quarantined so far", run.skipped)
+
+    @staticmethod
+    def _log_merged(run: Run, ctx: RunContext) -> None:
+        if run.merged_leads:
+            ctx.log.info("Salesforce: %d unconverted leads share a Contact's email; their "
+                         "profile is the Contact's", run.merged_leads)
 
     def people(self, ctx: RunContext) -> Iterator[Profile]:
         """Yield the Contact and unconverted Lead profiles, then the people mappings."""
@@ -204,6 +211,7 @@ class SalesforceConnector(Connector):
                 if name in ("contacts", "leads"):
                     for _ in STREAMS[name].events(run, reads):
                         pass
+            self._log_merged(run, ctx)
         yield from run.spool.replay()
         for compiled in plan.people:
             yield from mapping_profiles(run, compiled)

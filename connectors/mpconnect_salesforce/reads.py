@@ -80,6 +80,8 @@ class Run:
     quarantine: Callable[[str, str, Any], None]
     log: logging.Logger
     skipped: int = 0
+    #: Unconverted Leads whose profile is a Contact's (same email, ``identity = "email"``).
+    merged_leads: int = 0
     primary_contacts: dict[str, str] = field(default_factory=dict)
 
     def rows(self, read: Read) -> Iterator[dict[str, Any]]:

@@ -72,7 +72,7 @@ _CONTACT_EVENT = {
 def contact_events(run: Run, reads: list[Read]) -> Iterator[Event]:
     """``Contact Created`` per Contact; each Contact's profile goes to the spool."""
     for row in run.rows(reads[0]):
-        distinct_id = run.identity.person(row["Id"], row.get("Email"))
+        distinct_id = run.identity.contact(row["Id"], row.get("Email"))
         profile = _props(row, _CONTACT_PROFILE)
         profile["salesforce_object"] = "Contact"
         run.spool.add(distinct_id, profile, row["Id"])
@@ -111,6 +111,8 @@ def lead_events(run: Run, reads: list[Read]) -> Iterator[Event]:
     """``Lead Created`` per Lead and ``Lead Converted`` per converted Lead.
 
     A converted Lead's events belong to the Contact it became, and it is no second profile.
+    Nor is an unconverted Lead with the email of a Contact (``identity = "email"``): they
+    are one person, whose profile is the Contact's.
     """
     for row in run.rows(reads[0]):
         converted = bool(row.get("IsConverted"))
@@ -119,9 +121,14 @@ def lead_events(run: Run, reads: list[Read]) -> Iterator[Event]:
             owner = contact
         else:
             owner = run.identity.person(row["Id"], row.get("Email"))
-            profile = _props(row, _LEAD_PROFILE)
-            profile["salesforce_object"] = "Lead"
-            run.spool.add(owner, profile, row["Id"])
+            if run.identity.is_contact(owner):
+                run.merged_leads += 1
+                run.log.debug("Salesforce Lead %s: same email as a Contact, whose profile "
+                              "it keeps", row["Id"])
+            else:
+                profile = _props(row, _LEAD_PROFILE)
+                profile["salesforce_object"] = "Lead"
+                run.spool.add(owner, profile, row["Id"])
         why = "the converted lead has no ConvertedContactId"
         created = _event(run, "Lead", row, "Lead Created", owner, "CreatedDate",
                          {**_props(row, _LEAD_CREATED), "converted": converted}, why)
