@@ -459,3 +459,14 @@ def test_rejected_records_go_to_the_quarantine_file_with_their_reason(
     contents = store.contents("MIXED", version.version_id)
     store.close()
     assert (contents.events_total, contents.people_total) == (2, 1)
+
+
+def test_an_aware_datetime_before_1970_is_rejected() -> None:
+    from datetime import UTC, datetime
+
+    import mpconnect
+
+    event = mpconnect.Event("Old", "user-1", datetime(1969, 12, 31, tzinfo=UTC), object_id="o")
+    with pytest.raises(mpconnect.RecordError, match="field 'time': 1969-12-31T00:00:00"
+                                                     r"\+00:00 is before 1970"):
+        event.to_mixpanel("tok")

@@ -92,7 +92,12 @@ def to_epoch_seconds(value: object, field_name: str = "time") -> int:
                 "give an aware datetime (for example with tzinfo=UTC)",
                 field_name,
             )
-        return int(value.timestamp())
+        seconds = int(value.timestamp())
+        if seconds < 0:
+            raise RecordError(
+                f"field '{field_name}': {value.isoformat()} is before 1970", field_name
+            )
+        return seconds
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise RecordError(
             f"field '{field_name}': {type(value).__name__} {value!r} is not a time; "

@@ -108,6 +108,8 @@ def test_too_many_quarantined_fails_before_publishing(tmp_path: Path, home: Path
     assert not version.readable and not version.is_live
     (row,) = engine.ledger.list_runs("demo")
     assert row["status"] == "failed" and "over the limit" in row["error"]
+    assert row["error"].endswith(f"the next run resumes version {version.version_id} "
+                                 "(give --restart to extract the source again)")
 
 
 def test_a_fraction_limit_is_relative_to_records_read(tmp_path: Path, home: Path) -> None:

@@ -168,6 +168,8 @@ class _Run:
         self.quarantine = QuarantineFile(quarantine_path, source.name)
         self.summary.quarantine_file = str(quarantine_path)
         self._count_lock = threading.Lock()
+        #: True while the version has a complete spool and is not published.
+        self._resumable = False
 
     def _quarantine_path(self, spool_id: str) -> Path:
         return self.engine.home / "quarantine" / self.source.name / f"{spool_id}.jsonl"
@@ -198,6 +200,7 @@ class _Run:
             self._load(spool_id, spool_dir, resume)
             if self.sink.versioned:
                 self._publish()
+                self._resumable = False
                 remove_spool(spool_dir)  # a published version is never resumed
                 self._wait_live()
                 self._prune()
@@ -209,6 +212,9 @@ class _Run:
         except BaseException as exc:
             summary.status = "failed"
             summary.error = _describe(exc)
+            if self._resumable:
+                summary.error += (f"; the next run resumes version {summary.version_id} "
+                                  "(give --restart to extract the source again)")
             notify(self.plugins, "run_failed", log, source=summary.source,
                    dataset_id=summary.dataset_id, version_id=summary.version_id, error=exc)
             if isinstance(exc, MpconnectError | KeyboardInterrupt):
@@ -282,6 +288,7 @@ class _Run:
                 summary.version_id = summary.run_id
             spool_id = summary.run_id
             spool_dir = self.engine.home / "spool" / spool_id
+        self._resumable = resume is not None
         # A resumed spool stays complete, so a resume of this resume works too.
         self.ledger.record_run(summary, spool_id=spool_id, spool_dir=spool_dir,
                                host=socket.gethostname(), pid=os.getpid(), target=self.target,
@@ -361,6 +368,7 @@ class _Run:
         finally:
             connector.close()
         self.ledger.mark_extraction_done(summary.run_id, summary.read, self.quarantine.count)
+        self._resumable = True
         self.progress.extracted(summary.read, self.quarantine.count)
 
     def _drain(self, kind: str, records: Any, writer: SpoolWriter, token: str,
