@@ -50,6 +50,24 @@ def _event(
                  properties=properties)
 
 
+def _owned(
+    run: Run, obj: str, row: Row, owner: str | None,
+    wanted: list[tuple[str, str, dict[str, Any]]], missing_who: str,
+) -> Iterator[Event]:
+    """The events ``wanted`` (name, time field, properties) of one row that ``owner`` owns.
+
+    A row with no owner is quarantined once, with a reason naming every event it loses.
+    """
+    if owner is None:
+        names = ", ".join(repr(name) for name, _, _ in wanted)
+        run.skip(obj, row, f"no one to attribute {names} to: {missing_who}")
+        return
+    for name, time_field, properties in wanted:
+        event = _event(run, obj, row, name, owner, time_field, properties)
+        if event is not None:
+            yield event
+
+
 # Contacts ------------------------------------------------------------------------------
 
 CONTACT_FIELDS = _fields(
@@ -129,16 +147,12 @@ def lead_events(run: Run, reads: list[Read]) -> Iterator[Event]:
                 profile = _props(row, _LEAD_PROFILE)
                 profile["salesforce_object"] = "Lead"
                 run.spool.add(owner, profile, row["Id"])
-        why = "the converted lead has no ConvertedContactId"
-        created = _event(run, "Lead", row, "Lead Created", owner, "CreatedDate",
-                         {**_props(row, _LEAD_CREATED), "converted": converted}, why)
-        if created is not None:
-            yield created
+        wanted = [("Lead Created", "CreatedDate",
+                   {**_props(row, _LEAD_CREATED), "converted": converted})]
         if converted:
-            done = _event(run, "Lead", row, "Lead Converted", contact, "ConvertedDate",
-                          _props(row, _LEAD_CONVERTED), why)
-            if done is not None:
-                yield done
+            wanted.append(("Lead Converted", "ConvertedDate", _props(row, _LEAD_CONVERTED)))
+        yield from _owned(run, "Lead", row, owner, wanted,
+                          "the converted lead has no ConvertedContactId")
     run.identity.indexed.add("Lead")
 
 
@@ -191,15 +205,11 @@ def opportunity_events(run: Run, reads: list[Read]) -> Iterator[Event]:
         for row in run.rows(opportunities):
             owner = _opportunity_owner(run, row["Id"], row.get("AccountId"))
             props = _props(row, _OPPORTUNITY)
-            created = _event(run, "Opportunity", row, "Opportunity Created", owner,
-                             "CreatedDate", props, _NO_OWNER)
-            if created is not None:
-                yield created
-            if row.get("IsClosed") and owner is not None:
+            wanted = [("Opportunity Created", "CreatedDate", props)]
+            if row.get("IsClosed"):
                 name = "Opportunity Won" if row.get("IsWon") else "Opportunity Lost"
-                closed = _event(run, "Opportunity", row, name, owner, "CloseDate", props)
-                if closed is not None:
-                    yield closed
+                wanted.append((name, "CloseDate", props))
+            yield from _owned(run, "Opportunity", row, owner, wanted, _NO_OWNER)
         for row in run.rows(history):
             owner = _opportunity_owner(run, row["OpportunityId"], row.get("Opportunity.AccountId"))
             changed = _event(run, "OpportunityHistory", row, "Opportunity Stage Changed",
@@ -229,19 +239,15 @@ def case_events(run: Run, reads: list[Read]) -> Iterator[Event]:
 
     Attributed to the case's contact, else to ``account:<AccountId>``.
     """
-    why = "the case has no contact and no account"
     for row in run.rows(reads[0]):
         owner = run.identity.of(row.get("ContactId"))
         if owner is None and row.get("AccountId"):
             owner = account_id(row["AccountId"])
         props = _props(row, _CASE)
-        opened = _event(run, "Case", row, "Case Opened", owner, "CreatedDate", props, why)
-        if opened is not None:
-            yield opened
-        if row.get("IsClosed") and owner is not None:
-            closed = _event(run, "Case", row, "Case Closed", owner, "ClosedDate", props)
-            if closed is not None:
-                yield closed
+        wanted = [("Case Opened", "CreatedDate", props)]
+        if row.get("IsClosed"):
+            wanted.append(("Case Closed", "ClosedDate", props))
+        yield from _owned(run, "Case", row, owner, wanted, "the case has no contact and no account")
 
 
 # Tasks ---------------------------------------------------------------------------------

@@ -155,6 +155,27 @@ def test_rows_with_no_one_to_attribute_to_are_quarantined_with_the_reason(
     assert set(orphans) | set(lone_cases) | set(lone_tasks) <= quarantined_ids
 
 
+def test_closed_rows_with_no_one_to_attribute_to_name_their_closing_event(
+    collected: Collected, shared_salesforce: LocalSalesforce
+) -> None:
+    org = shared_salesforce.org
+    orphans = [o for o in org["Opportunity"]
+               if o["IsClosed"] and not o["AccountId"] and o["Id"] not in primary_contacts(org)]
+    lone_cases = [c for c in org["Case"]
+                  if c["IsClosed"] and not c["ContactId"] and not c["AccountId"]]
+    assert orphans and lone_cases
+    reasons: dict[str, list[str]] = {}
+    for entry in collected.quarantined:
+        reasons.setdefault(entry.what, []).append(entry.reason)
+    for row in orphans:
+        closing = "'Opportunity Won'" if row["IsWon"] else "'Opportunity Lost'"
+        [reason] = reasons[f"Salesforce Opportunity {row['Id']}"]
+        assert f"no one to attribute 'Opportunity Created', {closing} to" in reason
+    for row in lone_cases:
+        [reason] = reasons[f"Salesforce Case {row['Id']}"]
+        assert "no one to attribute 'Case Opened', 'Case Closed' to" in reason
+
+
 def test_cases_and_tasks_carry_their_documented_properties(collected: Collected) -> None:
     for event in collected.events_named("Case Opened") + collected.events_named("Case Closed"):
         assert {"status", "priority", "origin", "case_id"} <= event["properties"].keys()
