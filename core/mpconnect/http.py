@@ -76,7 +76,8 @@ class SourceHttpError(SourceError):
         self.server_message = server_message
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback(host: str | None) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ``::1``)."""
     if not host:
         return False
     if host == "localhost":
@@ -128,7 +129,7 @@ class JsonHttpClient:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"base_url: {base_url!r} is not an http(s) URL")
-        if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
             raise ConfigError(
                 f"base_url: {base_url} is plain http; use https:// (plain http is allowed "
                 "only to 127.0.0.1, localhost and ::1)"

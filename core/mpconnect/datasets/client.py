@@ -17,7 +17,6 @@ The client is safe to call from several threads: each thread gets its own
 from __future__ import annotations
 
 import base64
-import ipaddress
 import os
 import threading
 from pathlib import Path
@@ -29,6 +28,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from mpconnect.errors import ApiError, ConfigError, RetryableApiError
+from mpconnect.http import is_loopback
 from mpconnect.responses import error_text, json_body
 from mpconnect.retry import parse_retry_after
 from mpconnect.sinks.base import RecordKind, VersionInfo
@@ -53,7 +53,7 @@ def check_api_url(api_url: str, *, allow_http_loopback: bool = False) -> str:
     if parts.scheme == "https":
         return api_url.rstrip("/")
     if parts.scheme == "http":
-        if allow_http_loopback and _is_loopback(parts.hostname):
+        if allow_http_loopback and is_loopback(parts.hostname):
             return api_url.rstrip("/")
         loopback = " (it is not a loopback address)" if allow_http_loopback else (
             "; for a local server on a loopback address, set allow_http_loopback = true "
@@ -64,15 +64,6 @@ def check_api_url(api_url: str, *, allow_http_loopback: bool = False) -> str:
         )
     raise ConfigError(f"mixpanel.api_url: {api_url!r}: unsupported scheme "
                       f"{parts.scheme!r}; use https://")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def encode_import_form(payload: bytes, dataset_id: str, version_id: str) -> bytes:

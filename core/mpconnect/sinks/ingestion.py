@@ -33,7 +33,6 @@ and timeouts) are retried by the engine with backoff; any other 4xx is not.
 from __future__ import annotations
 
 import gzip
-import ipaddress
 import logging
 import threading
 from pathlib import Path
@@ -46,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 import mpconnect
 from mpconnect.errors import ApiError, ConfigError, RetryableApiError
+from mpconnect.http import is_loopback
 from mpconnect.responses import error_text, json_body
 from mpconnect.retry import parse_retry_after
 from mpconnect.sinks.base import ImportResult, RecordKind, Sink, VersionInfo
@@ -88,15 +88,6 @@ class IngestionSettings(BaseModel):
         if value is not None and not value.isdigit():
             raise ValueError("must be the project's numeric id, such as \"12345\"")
         return value
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _format_problems(exc: ValidationError) -> str:
@@ -151,7 +142,7 @@ class IngestionSink(Sink):
         if parts.scheme not in ("https", "http") or not host:
             raise ConfigError(f"mixpanel.api_url: {api_url!r} is not an https:// URL")
         if parts.scheme == "http":
-            if not _is_loopback(host):
+            if not is_loopback(host):
                 raise ConfigError(
                     f"mixpanel.api_url: {api_url!r} is plain http; Mixpanel credentials are "
                     "only sent over https:// (plain http is allowed to a loopback address "
