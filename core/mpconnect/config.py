@@ -31,7 +31,7 @@ from mpconnect.errors import ConfigError
 CONFIG_ENV = "MPCONNECT_CONFIG"
 DEFAULT_CONFIG = "mpconnect.toml"
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_DATASET_ID = re.compile(r"^[A-Za-z0-9]{1,255}$")
+_DATASET_ID = re.compile(r"[A-Za-z0-9]{1,255}")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _UNKNOWN_KEY = "unknown key; remove it or check its spelling"
 _HIDDEN = "**********"
@@ -97,7 +97,7 @@ class SourceConfig(BaseModel):
     @field_validator("dataset_id")
     @classmethod
     def _dataset_id_is_alphanumeric(cls, value: str) -> str:
-        if not _DATASET_ID.match(value):
+        if not _DATASET_ID.fullmatch(value):
             raise ValueError("must be 1 to 255 letters and digits (the Datasets API's rule)")
         return value
 

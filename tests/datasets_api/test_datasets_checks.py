@@ -6,6 +6,8 @@ Version endpoints answer ``{"error": "..."}``; the import endpoints answer
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 import requests
 from datasets_support import DATASET_SECRET, PROJECT_TOKEN, Api, b64, event, person
@@ -347,3 +349,39 @@ def test_the_http_listener_answers_https_required(start_server) -> None:
                              timeout=10)
     assert refused(imported, 403, imports=True).startswith("HTTPS is required")
     assert server.request_counts() == {}
+
+
+# -- malformed input found in review: each a 400 (or 401), never a 500 ----------------------
+
+
+def test_a_secret_with_non_ascii_characters_is_refused_not_a_crash(datasets_server) -> None:
+    api = Api(datasets_server, secret=None)
+    header = "Basic " + base64.b64encode("sécret:".encode()).decode()
+    response = api("GET", VERSIONS, params={"token": PROJECT_TOKEN},
+                   headers={"Authorization": header})
+    assert refused(response, 401).startswith("invalid credentials")
+
+
+@pytest.mark.parametrize("props,problem", [
+    ({"time": {"a": 1}}, "properties.time must be a number of seconds since 1970"),
+    ({"time": [1]}, "properties.time must be a number of seconds since 1970"),
+    ({"time": 2**63}, "properties.time must be a number of seconds since 1970"),
+    ({"$insert_id": {"x": 1}}, "properties.$insert_id must be a string"),
+])
+def test_an_event_field_of_the_wrong_type_is_refused(api, props, problem) -> None:
+    version = api.create()
+    response = api.import_("events", "TESTDATA", version, [event(0, **props)])
+    assert refused(response, 400, imports=True) == f"record 0: {problem}"
+
+
+def test_a_malformed_multipart_body_is_refused(api) -> None:
+    response = api("POST", "/import-events", data=b"--x\r\nbroken",
+                   headers={"Content-Type": "multipart/form-data; boundary=x"},
+                   params={"verbose": "1"})
+    assert response.status_code == 400
+    assert "the multipart body is malformed" in response.text
+
+
+def test_a_dataset_id_with_a_trailing_newline_is_not_alphanumeric(api) -> None:
+    response = api("POST", "/datasets/TESTDATA%0A/versions", data={"token": PROJECT_TOKEN})
+    assert "is not alphanumeric" in refused(response, 400)

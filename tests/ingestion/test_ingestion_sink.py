@@ -284,3 +284,25 @@ def test_a_failed_record_that_cannot_be_identified_fails_the_batch(
         with pytest.raises(ApiError, match="does not identify") as caught:
             send(sink, "events", [event(0), event(1)])
     assert not isinstance(caught.value, RetryableApiError)
+
+
+def test_events_sharing_an_insert_id_but_not_a_user_are_both_kept(
+        ingestion_server: LocalIngestion, make_sink: MakeSink) -> None:
+    sink = make_sink(mixpanel_table(ingestion_server))
+    records = [event(1, distinct_id="u1", insert_id="id-1"),
+               event(2, distinct_id="u2", insert_id="id-1")]
+    assert send(sink, "events", records).imported == 2
+    assert ingestion_server.contents().events_total == 2, (
+        "Mixpanel deduplicates on event, time, distinct_id and $insert_id together")
+    assert send(sink, "events", records[:1]).imported == 1
+    assert ingestion_server.contents().events_total == 2
+
+
+def test_one_event_over_the_request_limit_is_rejected_not_a_failed_run(
+        ingestion_server: LocalIngestion, make_sink: MakeSink) -> None:
+    sink = make_sink(mixpanel_table(ingestion_server))
+    huge = event(1, extra={"blob": "x" * (11 * 1024 * 1024)})
+    result = send(sink, "events", [huge])
+    assert result.imported == 0
+    [(index, reason)] = result.rejected
+    assert index == 0 and reason.startswith("Mixpanel refused it as too large")

@@ -29,15 +29,20 @@ def basic_user(request: web.Request) -> str | None:
     return decoded.partition(":")[0]
 
 
+def _same(given: str, expected: str) -> bool:
+    """Compare secrets in constant time (as bytes: non-ASCII text is allowed)."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 def authenticate(request: web.Request, options: ServerOptions) -> str:
     """Return the secret if it is the project's or some dataset's, else refuse."""
     secret = basic_user(request)
     if not secret:
         raise Refused(401, "missing credentials: use Basic auth with the project secret "
                            "or the dataset secret as the user name")
-    if hmac.compare_digest(secret, options.project_secret):
+    if _same(secret, options.project_secret):
         return secret
-    if any(hmac.compare_digest(secret, s) for s in options.dataset_secrets.values()):
+    if any(_same(secret, s) for s in options.dataset_secrets.values()):
         return secret
     raise Refused(401, "invalid credentials: the user name is neither the project secret "
                        "nor a dataset secret")
@@ -45,10 +50,10 @@ def authenticate(request: web.Request, options: ServerOptions) -> str:
 
 def authorize(secret: str, dataset_id: str, options: ServerOptions) -> None:
     """Refuse a dataset secret used for another dataset."""
-    if hmac.compare_digest(secret, options.project_secret):
+    if _same(secret, options.project_secret):
         return
     own = options.dataset_secrets.get(dataset_id)
-    if own is None or not hmac.compare_digest(secret, own):
+    if own is None or not _same(secret, own):
         raise Refused(403, f"the dataset secret given is not the secret of dataset "
                            f"{dataset_id}; use that dataset's secret or the project secret")
 

@@ -15,7 +15,7 @@ import orjson
 from mpconnect.datasets.options import MAX_RECORDS
 from mpconnect.datasets.responses import Refused
 
-_DATASET_ID = re.compile(r"^[A-Za-z0-9]{1,255}$")
+_DATASET_ID = re.compile(r"[A-Za-z0-9]{1,255}")
 _READ_WRITE = ("readable", "writable")
 _READ_ONLY = ("ready", "ready_at", "readable_at")
 
@@ -29,7 +29,7 @@ def check_dataset_id(dataset_id: str | None, name: str = "dataset_id") -> str:
     """Return ``dataset_id``, or refuse it: missing, or not alphanumeric below 256 chars."""
     if not dataset_id:
         raise Refused(400, f"{name} is required")
-    if not _DATASET_ID.match(dataset_id):
+    if not _DATASET_ID.fullmatch(dataset_id):
         problem = ("is longer than 255 characters" if len(dataset_id) > 255
                    else "is not alphanumeric")
         raise Refused(400, f"{name} {shown(dataset_id)!r} {problem}: it must be an "
@@ -107,6 +107,13 @@ def check_events(records: list[Any], token: str) -> None:
             raise _bad(index, "properties.token is not this project's token")
         if props.get("distinct_id") in (None, ""):
             raise _bad(index, "properties.distinct_id is missing")
+        when = props.get("time")
+        if when is not None and (isinstance(when, bool) or not isinstance(when, int | float)
+                                 or not -(2**63) <= when < 2**63):
+            raise _bad(index, "properties.time must be a number of seconds since 1970")
+        insert_id = props.get("$insert_id")
+        if insert_id is not None and not isinstance(insert_id, str):
+            raise _bad(index, "properties.$insert_id must be a string")
 
 
 def check_people(records: list[Any], token: str) -> None:

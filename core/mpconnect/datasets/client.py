@@ -163,7 +163,8 @@ class DatasetsClient:
             raise RetryableApiError(
                 0, f"{what}: no answer from {self.api_url} within {self.timeout:g} s"
             ) from None
-        except requests.exceptions.ConnectionError as exc:
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:
             raise RetryableApiError(
                 0, f"{what}: connection to {self.api_url} failed or was dropped "
                    f"({_reason(exc)})") from None

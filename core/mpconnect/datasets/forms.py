@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import unquote_plus
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from mpconnect.datasets.responses import Refused
 
@@ -42,7 +43,10 @@ async def request_params(request: web.Request) -> dict[str, str]:
     params = dict(request.query)
     if request.body_exists:
         if request.content_type.startswith("multipart/"):
-            form = await request.post()
+            try:
+                form = await request.post()
+            except (ValueError, HttpProcessingError, web.HTTPException) as exc:
+                raise Refused(400, f"the multipart body is malformed: {exc}") from None
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
         else:
             try:

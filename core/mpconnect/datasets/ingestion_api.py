@@ -152,7 +152,7 @@ class IngestionEndpoints:
         def write() -> None:
             version_id = self.version_id()
             if kind == "events":
-                self.store.import_events(self.dataset_id, version_id, records)
+                self.store.import_events(self.dataset_id, version_id, records, full_key=True)
             else:
                 self.store.import_people(self.dataset_id, version_id, records)
 

@@ -320,8 +320,13 @@ class DatasetStore:
             )
         return vkey
 
-    def import_events(self, dataset_id: str, version_id: str, records: Iterable[dict]) -> int:
-        """Store events (Mixpanel's structure); returns how many were received."""
+    def import_events(self, dataset_id: str, version_id: str, records: Iterable[dict], *,
+                      full_key: bool = False) -> int:
+        """Store events (Mixpanel's structure); returns how many were received.
+
+        An event is kept once per ``$insert_id``; with ``full_key``, once per (event, time,
+        distinct_id, ``$insert_id``), as Mixpanel's ingestion API deduplicates.
+        """
         rows = []
         for index, record in enumerate(records):
             try:
@@ -334,6 +339,9 @@ class DatasetStore:
                     "\"properties\" object with a \"distinct_id\""
                 ) from None
             body = orjson.dumps(record)
+            if full_key and insert_id:
+                insert_id = hashlib.sha1(orjson.dumps(
+                    [name, props.get("time"), distinct_id, insert_id])).hexdigest()
             rows.append((
                 insert_id or hashlib.sha1(body).hexdigest(), name, str(distinct_id),
                 props.get("time"), body,

@@ -228,7 +228,8 @@ class IngestionSink(Sink):
         except requests.exceptions.Timeout:
             raise RetryableApiError(
                 0, f"{what}: no answer from {url} within {self.timeout:g} s") from None
-        except requests.exceptions.ConnectionError as exc:
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:
             raise RetryableApiError(0, f"{what}: connection to {url} failed: {_reason(exc)}"
                                     ) from None
         except requests.exceptions.RequestException as exc:
@@ -255,9 +256,15 @@ class IngestionSink(Sink):
     ) -> ImportResult:
         """Send one batch: events to ``/import``, people records to ``/engage``."""
         body = gzip.compress(payload, compresslevel=self.options.gzip_level, mtime=0)
-        if kind == "events":
-            return self._import_events(body, payload, count)
-        return self._engage(body, payload, count)
+        try:
+            if kind == "events":
+                return self._import_events(body, payload, count)
+            return self._engage(body, payload, count)
+        except ApiError as exc:
+            if exc.status == 413 and count == 1:  # a record too big alone: quarantine it
+                return ImportResult(imported=0, rejected=[
+                    (0, f"Mixpanel refused it as too large: {exc.server_message}")])
+            raise
 
     def _import_events(self, body: bytes, payload: bytes, count: int) -> ImportResult:
         what = f"/import of {count} events"
