@@ -56,15 +56,16 @@ class RateLimiter:
 class _WaitBackoffOrRetryAfter(tenacity.wait.wait_base):
     """Exponential backoff with full jitter, or the server's Retry-After when it gave one."""
 
-    def __init__(self, initial: float, maximum: float) -> None:
+    def __init__(self, initial: float, maximum: float, max_retry_after: float) -> None:
         self.initial = initial
         self.maximum = maximum
+        self.max_retry_after = max_retry_after
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:  # the server knows best, within reason
-            return min(float(retry_after), MAX_RETRY_AFTER) + random.uniform(0, 0.1)
+            return min(float(retry_after), self.max_retry_after) + random.uniform(0, 0.1)
         ceiling = min(self.maximum, self.initial * 2 ** (retry_state.attempt_number - 1))
         return random.uniform(ceiling / 2, ceiling)
 
@@ -78,11 +79,13 @@ def call_with_retries(
     retry_on: tuple[type[BaseException], ...] = (RetryableApiError,),
     on_retry: Callable[[BaseException, int, float], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    max_retry_after: float = MAX_RETRY_AFTER,
 ) -> T:
     """Call ``func``, retrying on ``retry_on`` exceptions with backoff and jitter.
 
     A ``retry_after`` attribute on the exception (seconds, from a ``Retry-After`` header)
-    is honoured. After ``max_retries`` retries the last exception is raised.
+    is honoured up to ``max_retry_after`` (``max_wait`` caps only the backoff). After
+    ``max_retries`` retries the last exception is raised.
 
     :param on_retry: called as ``on_retry(exception, attempt, wait_seconds)`` before each
         wait, for logging and counting.
@@ -94,7 +97,7 @@ def call_with_retries(
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(retry_on),
-        wait=_WaitBackoffOrRetryAfter(initial_wait, max_wait),
+        wait=_WaitBackoffOrRetryAfter(initial_wait, max_wait, max_retry_after),
         stop=tenacity.stop_after_attempt(max_retries + 1),
         before_sleep=before_sleep,
         sleep=sleep,
