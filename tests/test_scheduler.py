@@ -608,6 +608,9 @@ def test_a_second_scheduler_on_the_same_home_is_refused(tmp_path: Path) -> None:
     ("[sources.a\n", "not valid TOML"),
     (source("a", "0 */2 * * * * *"), "sources.a.schedule: '0 */2 * * * * *' is not a cron"),
     (source("a", "*/30 * * * *", connector="nosuch"), "unknown connector 'nosuch'"),
+    ('[mixpanel]\nsink = "embeded"\n' + source("a", "0 * * * *"), "unknown sink 'embeded'"),
+    ('[mixpanel]\nprojet_token = "t"\n' + source("a", "0 * * * *"),
+     "mixpanel.projet_token: unknown key for the 'embedded' sink"),
 ])
 def test_an_invalid_reload_keeps_the_old_configuration(
     setup: Setup, logs: list[str], bad_text: str, problem: str
@@ -677,3 +680,28 @@ def test_a_changed_file_is_picked_up_without_a_signal_and_a_bad_one_reported_onc
     clock.moment = at("09:30:40")
     scheduler.step()
     assert scheduler.next_run("a") == at("09:45")
+
+
+def test_a_daily_time_in_the_hour_clocks_go_back_runs_once() -> None:
+    schedule = CronSchedule("30 2 * * *", load_zone("Europe/Paris"))
+    moment = datetime(2025, 10, 25, 12, tzinfo=UTC)
+    runs = []
+    for _ in range(3):
+        moment = schedule.next_after(moment)
+        runs.append(moment.astimezone(UTC).strftime("%m-%d %H:%M"))
+    assert runs == ["10-26 00:30", "10-27 01:30", "10-28 01:30"]
+
+
+def test_many_failures_in_a_row_keep_the_retry_backoff_finite(
+    setup: Setup, gate: Gate, logs: list[str]
+) -> None:
+    setup.write("[scheduler]\nretry_after = 30\n" + source("a", "0 * * * *"))
+    gate.release("a")
+    clock = ManualClock(at("09:59"))
+    scheduler = setup.scheduler(clock)
+    scheduler.step()
+    slot = scheduler._slots["a"]  # what 40 failures in a row leave behind
+    slot.failures = 40
+    scheduler._plan_retry("a", slot, "the source refused")
+    assert "a: run failed (40 in a row): the source refused; retrying at the next scheduled" in (
+        logs[-1])

@@ -89,31 +89,12 @@ class Engine:
     # -- sinks ---------------------------------------------------------------------------
 
     def make_sink(self) -> Sink:
-        """Instantiate the configured sink."""
-        entry = self.plugins.sink(self.config.mixpanel.sink)
-        unknown = sorted(set(self.config.mixpanel.model_extra or {}) - entry.cls.extra_settings)
-        if unknown:
-            where = self.config.path or "the configuration"
-            known = ", ".join(sorted({*type(self.config.mixpanel).model_fields,
-                                      *entry.cls.extra_settings}))
-            raise ConfigError(
-                f"{where}: mixpanel.{unknown[0]}: unknown key for the {entry.name!r} sink; "
-                f"check its spelling (keys: {known})"
-            )
-        return entry.cls(self.config.mixpanel, self.home)
+        """Instantiate the configured sink (see :func:`open_sink`)."""
+        return open_sink(self.config, self.plugins, self.home)
 
     def token(self, sink: Sink) -> str:
         """The project token records carry."""
-        token = self.config.mixpanel.project_token
-        if token:
-            return token
-        if sink.default_token:
-            return sink.default_token
-        where = self.config.path or "the configuration"
-        raise ConfigError(
-            f"{where}: mixpanel.project_token: the {sink.name!r} sink needs the project token; "
-            'add project_token = "${MIXPANEL_PROJECT_TOKEN}" to [mixpanel]'
-        )
+        return project_token(self.config, sink)
 
     # -- the run -------------------------------------------------------------------------
 
@@ -140,6 +121,44 @@ class Engine:
                 sink.close()
         finally:
             lock.release()
+
+
+def check_sink(config: Config, plugins: Plugins) -> type[Sink]:
+    """Check the ``[mixpanel]`` table as a run would, without opening the sink: the sink
+    exists, no key is one it does not read, and a token is there if it needs one.
+
+    :raises MpconnectError: naming the key and the fix.
+    """
+    entry = plugins.sink(config.mixpanel.sink)
+    where = config.path or "the configuration"
+    unknown = sorted(set(config.mixpanel.model_extra or {}) - entry.cls.extra_settings)
+    if unknown:
+        known = ", ".join(sorted({*type(config.mixpanel).model_fields,
+                                  *entry.cls.extra_settings}))
+        raise ConfigError(
+            f"{where}: mixpanel.{unknown[0]}: unknown key for the {entry.name!r} sink; "
+            f"check its spelling (keys: {known})"
+        )
+    if not config.mixpanel.project_token and not entry.cls.default_token:
+        raise ConfigError(
+            f"{where}: mixpanel.project_token: the {entry.name!r} sink needs the project "
+            'token; add project_token = "${MIXPANEL_PROJECT_TOKEN}" to [mixpanel]'
+        )
+    return entry.cls
+
+
+def open_sink(config: Config, plugins: Plugins, home: Path) -> Sink:
+    """Instantiate the configured sink after :func:`check_sink`; the sink's constructor
+    checks the values of the keys it reads.
+
+    :raises MpconnectError: naming the key and the fix.
+    """
+    return check_sink(config, plugins)(config.mixpanel, home)
+
+
+def project_token(config: Config, sink: Sink) -> str:
+    """The project token records carry: the configured one, else the sink's default."""
+    return config.mixpanel.project_token or sink.default_token or ""
 
 
 class _Run:

@@ -338,7 +338,9 @@ class Scheduler:
     def _plan_retry(self, name: str, slot: _Slot, detail: str) -> None:
         backoff = self._plan.config.scheduler.retry_after
         if backoff is not None:
-            retry_at = self.clock.now() + timedelta(seconds=backoff * 2 ** (slot.failures - 1))
+            # The exponent is capped: past it the wait is longer than any schedule's period.
+            delay = backoff * 2 ** min(slot.failures - 1, 20)
+            retry_at = self.clock.now() + timedelta(seconds=delay)
             if retry_at < slot.next_due:
                 slot.retry_at = retry_at
                 log.warning("%s: run failed (%d in a row): %s; retrying at %s (retry_after)",

@@ -95,8 +95,17 @@ class CronSchedule:
                               second_at_beginning=self.has_seconds)
 
     def next_after(self, moment: datetime) -> datetime:
-        """Return the first scheduled time strictly after ``moment`` (aware, in the zone)."""
-        return self._iter(moment).get_next(datetime)
+        """Return the first scheduled time strictly after ``moment`` (aware, in the zone).
+
+        When clocks go back, a wall time comes twice; a time that repeats the wall time of
+        ``moment`` is skipped, so a daily 02:30 runs once that night, as cron does.
+        """
+        times = self._iter(moment)
+        candidate = times.get_next(datetime)
+        wall = moment.astimezone(self.zone).replace(tzinfo=None)
+        if candidate.astimezone(self.zone).replace(tzinfo=None) == wall:
+            candidate = times.get_next(datetime)
+        return candidate
 
     def latest_at_or_before(self, moment: datetime) -> datetime:
         """Return the last scheduled time at or before ``moment`` (aware, in the zone)."""

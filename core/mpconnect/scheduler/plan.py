@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from mpconnect.config import Config, connector_settings
+from mpconnect.engine.lifecycle import check_sink
 from mpconnect.errors import ConfigError, MpconnectError
 from mpconnect.plugins import Plugins
 from mpconnect.scheduler.cron import CronSchedule, load_zone
@@ -24,7 +25,8 @@ def make_plan(config: Config, plugins: Plugins | None = None) -> Plan:
     """Check ``config`` for scheduling and return its plan.
 
     Checks the time zone, every ``schedule`` and, when ``plugins`` is given, that each
-    scheduled source's connector is installed and its settings are valid.
+    scheduled source's connector is installed and its settings are valid, and that the
+    ``[mixpanel]`` table is one a run accepts.
 
     :raises MpconnectError: naming the file and the key (the first problem found).
     """
@@ -47,4 +49,6 @@ def make_plan(config: Config, plugins: Plugins | None = None) -> Plan:
             except MpconnectError as exc:
                 raise type(exc)(f"{where}: sources.{name}.connector: {exc}") from None
             connector_settings(config, source, entry.cls.Settings)
+    if plugins is not None and crons:
+        check_sink(config, plugins)
     return Plan(config=config, zone=zone, crons=crons)
