@@ -13,9 +13,9 @@ every such connector needs and should not write again::
     for contact in client.paginate("/contacts", {"limit": 100}, next_page=next_cursor):
         ...
 
-- 429, 408 and 5xx answers, timeouts and dropped connections are retried with
-  exponential backoff and jitter, honouring ``Retry-After`` (built on
-  :func:`mpconnect.retry.call_with_retries`); when the retries run out, or for any other
+- 429, 408 and 5xx answers, timeouts and dropped connections (before or in the middle of
+  a response) are retried with exponential backoff and jitter, honouring ``Retry-After``
+  up to ``max_wait`` (built on :func:`mpconnect.retry.call_with_retries`); when the retries run out, or for any other
   error status, :class:`SourceHttpError` (a :class:`mpconnect.SourceError`) is raised
   with the method, the URL, the status and the server's own text.
 - Secrets never reach a message: header values (other than ``Accept``,
@@ -24,6 +24,8 @@ every such connector needs and should not write again::
   ``repr(client)`` shows only the base URL.
 - Plain ``http://`` is refused except to a loopback address (127.0.0.1, localhost, ::1),
   so a credential is never sent in clear by mistake; ``allow_http=True`` overrides.
+  Requests go only to the base URL's scheme, host and port: a ``next`` link elsewhere is
+  a :class:`mpconnect.SourceError`, so the headers never reach another host.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import quote_plus, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, quote_plus, unquote_plus, urlencode, urljoin, urlsplit
 
 import requests
 
@@ -110,6 +112,11 @@ class JsonHttpClient:
     :raises ConfigError: for a base URL that is not http(s), or plain http to a remote host.
     """
 
+    #: Errors of a connection dropped while the response was read: retried like a refused
+    #: connection.
+    _BROKEN_RESPONSE = (requests.exceptions.ChunkedEncodingError,
+                        requests.exceptions.ContentDecodingError)
+
     def __init__(
         self,
         base_url: str,
@@ -135,6 +142,8 @@ class JsonHttpClient:
                 "only to 127.0.0.1, localhost and ::1)"
             )
         self.base_url = base_url.rstrip("/") + "/"
+        self.allow_http = allow_http
+        self._origin = _origin(self.base_url)
         self.name = name
         self.max_retries = max_retries
         self.timeout = timeout
@@ -165,11 +174,17 @@ class JsonHttpClient:
 
     # -- messages without secrets --------------------------------------------------------
 
-    def _redact(self, text: str, params: Mapping[str, Any] | None = None) -> str:
+    def _redact(self, text: str, params: Mapping[str, Any] | None = None,
+                url: str | None = None) -> str:
         secrets = list(self._secrets)
-        for key, value in (params or {}).items():
-            if _SECRET_PARAM.search(str(key)) and str(value):
-                secrets += [str(value), quote_plus(str(value))]
+        pairs = [(str(key), str(value)) for key, value in (params or {}).items()]
+        query = urlsplit(url).query if url else ""
+        for raw in filter(None, query.split("&")):
+            key, _, value = raw.partition("=")
+            pairs += [(unquote_plus(key), value), (unquote_plus(key), unquote_plus(value))]
+        for key, value in pairs:
+            if _SECRET_PARAM.search(key) and value:
+                secrets += [value, quote_plus(value)]
         for secret in sorted(secrets, key=len, reverse=True):
             text = text.replace(secret, "***")
             token = secret.split(" ", 1)[-1]  # "Bearer sk_..." also appears as "sk_..."
@@ -195,16 +210,34 @@ class JsonHttpClient:
     # -- requests ------------------------------------------------------------------------
 
     def url_for(self, path: str) -> str:
-        """Return the absolute URL of ``path`` (a path below the base URL, or a full URL)."""
-        if "://" in path:
-            return path
-        return urljoin(self.base_url, path.lstrip("/"))
+        """Return the absolute URL of ``path`` (a path below the base URL, or a full URL).
+
+        :raises SourceError: for a URL on another scheme, host or port than the base URL
+            (the client's headers, credentials included, go to the base URL's host only),
+            or a plain ``http://`` URL where the base URL's rule refuses it.
+        """
+        url = path if "://" in path else urljoin(self.base_url, path.lstrip("/"))
+        parts = urlsplit(url)
+        if parts.scheme == "http" and not self.allow_http and not is_loopback(parts.hostname):
+            raise SourceError(
+                f"{self.name}: {self._display_url(url, None)} is plain http; it is not "
+                "fetched (plain http is allowed only to 127.0.0.1, localhost and ::1)"
+            )
+        if _origin(url) != self._origin:
+            raise SourceError(
+                f"{self.name}: {self._display_url(url, None)} is not on "
+                f"{self._display_url(self.base_url, None)}; it is not fetched, so the "
+                "client's headers and credentials are never sent to another host"
+            )
+        return url
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET ``path`` and return its JSON body, retrying transient failures.
 
         :raises SourceHttpError: for an error status (after retries for 429/408/5xx), an
             unreachable server once retries are exhausted, or a body that is not JSON.
+        :raises SourceError: for a URL on another host than the base URL's (see
+            :meth:`url_for`).
         """
         return self.request_json("GET", path, params=params)
 
@@ -240,7 +273,7 @@ class JsonHttpClient:
         try:
             return call_with_retries(
                 attempt, max_retries=self.max_retries, initial_wait=self.initial_wait,
-                max_wait=self.max_wait, on_retry=retried,
+                max_wait=self.max_wait, on_retry=retried, max_retry_after=self.max_wait,
             )
         except RetryableApiError as exc:
             attempts = self.max_retries + 1
@@ -259,10 +292,18 @@ class JsonHttpClient:
             raise RetryableApiError(0, f"no response within {self.timeout:g} s") from None
         except requests.ConnectionError as exc:
             raise RetryableApiError(
-                0, f"connection failed: {self._redact(str(exc), params)}") from None
+                0, f"connection failed: {self._redact(str(exc), params, url)}") from None
+        except self._BROKEN_RESPONSE as exc:
+            raise RetryableApiError(
+                0, f"connection broken while reading the response: "
+                f"{self._redact(str(exc), params, url)}") from None
+        except requests.RequestException as exc:
+            message = self._redact(f"{type(exc).__name__}: {exc}", params, url)
+            raise SourceHttpError(f"{self.name}: {method} {shown}: {message}", status=0,
+                                  method=method, url=shown, server_message=message) from None
         status = response.status_code
         if status >= 400:
-            text = self._redact(response.text.strip()[:_SERVER_TEXT_LIMIT], params
+            text = self._redact(response.text.strip()[:_SERVER_TEXT_LIMIT], params, url
                                 ) or response.reason
             if status >= 500 or status in RETRY_STATUSES:
                 raise RetryableApiError(
@@ -275,7 +316,7 @@ class JsonHttpClient:
         try:
             return response.json()
         except ValueError:
-            start = self._redact(response.text[:200], params)
+            start = self._redact(response.text[:200], params, url)
             raise SourceHttpError(
                 f"{self.name}: {method} {shown}: HTTP {status} but the body is not JSON: "
                 f"{start!r}",
@@ -298,7 +339,9 @@ class JsonHttpClient:
             merged into ``params`` (``{"cursor": body["next_cursor"]}``), a URL or path to
             fetch as is (``body["next"]``), or None after the last page.
         :param items: the key of the list in each page's body, or a function returning it.
-        :raises SourceHttpError: as :meth:`get_json`, or when a page holds no list.
+        :raises SourceHttpError: as :meth:`get_json`, when a page holds no list, or when the
+            next page is one already fetched (the pagination would never end).
+        :raises SourceError: for a next link to another host (see :meth:`url_for`).
 
         Example (cursor pagination)::
 
@@ -311,10 +354,12 @@ class JsonHttpClient:
         """
         request_path: str = path
         request_params: dict[str, Any] = dict(params or {})
+        fetched: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
         pages = 0
         while True:
             body = self.get_json(request_path, request_params or None)
             pages += 1
+            fetched[self._page_key(request_path, request_params)] = pages
             where = self._display_url(self.url_for(request_path), request_params or None)
             if callable(items):
                 page = items(body)
@@ -334,13 +379,29 @@ class JsonHttpClient:
                 next_path, next_params = following, {}
             else:
                 next_path, next_params = request_path, {**request_params, **following}
-            if (next_path, next_params) == (request_path, request_params):
+            seen = fetched.get(self._page_key(next_path, next_params))
+            if seen == pages:
                 raise SourceHttpError(
                     f"{self.name}: GET {where}: page {pages} points to itself as the next "
                     "page; the pagination does not advance",
                     status=200, method="GET", url=where, server_message="",
                 )
+            if seen is not None:
+                again = self._display_url(self.url_for(next_path), next_params or None)
+                raise SourceHttpError(
+                    f"{self.name}: GET {where}: page {pages} points back to page {seen} "
+                    f"({again}) as the next page; the pagination goes round in a circle",
+                    status=200, method="GET", url=where, server_message="",
+                )
             request_path, request_params = next_path, next_params
+
+    def _page_key(self, path: str, params: Mapping[str, Any]) -> tuple[
+            str, tuple[tuple[str, str], ...]]:
+        """What identifies a page: its URL without query, and every query pair, sorted."""
+        parts = urlsplit(self.url_for(path))
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        pairs += parse_qsl(urlencode(params, doseq=True), keep_blank_values=True)
+        return parts._replace(query="", fragment="").geturl(), tuple(sorted(pairs))
 
     def close(self) -> None:
         """Close the session (when the client made it)."""
@@ -352,4 +413,11 @@ class JsonHttpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """A URL's scheme, host and port (the default port when none is written)."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 

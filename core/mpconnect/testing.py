@@ -36,7 +36,8 @@ import orjson
 
 from mpconnect import hookimpl
 from mpconnect.connector import Connector, RunContext
-from mpconnect.errors import RecordError
+from mpconnect.errors import PluginError, RecordError
+from mpconnect.records import Event, Profile
 
 if TYPE_CHECKING:
     from click.testing import Result
@@ -139,8 +140,13 @@ def run_connector(
     """Run ``connector`` with ``settings`` and collect its validated records.
 
     Events are read to exhaustion first, then people, as the engine does. A record that
-    fails validation is collected in ``quarantined`` with its reason, as the engine would
-    write it to the quarantine file.
+    fails validation, or holds a value JSON cannot encode (an integer beyond 64 bits), is
+    collected in ``quarantined`` with its reason, as the engine would write it to the
+    quarantine file.
+
+    :raises PluginError: when ``events()`` yields something other than an
+        :class:`mpconnect.Event`, or ``people()`` other than an :class:`mpconnect.Profile`,
+        with the engine's message.
 
     Example::
 
@@ -160,22 +166,61 @@ def run_connector(
         state_dir=state_dir,
         quarantine=quarantine,
     )
+    name = connector.name
     try:
         for event in instance.events(ctx):
+            _check_yielded(name, "events", event, Event)
             try:
-                collected.events.append(event.to_mixpanel(token))
+                converted = [event.to_mixpanel(token)]
             except RecordError as exc:
                 collected.quarantined.append(
                     QuarantinedRecord(event.describe(), str(exc), None, exc.field))
+                continue
+            collected.events += _encodable("events", converted, collected.quarantined)
         for profile in instance.people(ctx):
+            _check_yielded(name, "people", profile, Profile)
             try:
-                collected.people.extend(profile.to_mixpanel(token))
+                converted = profile.to_mixpanel(token)
             except RecordError as exc:
                 collected.quarantined.append(
                     QuarantinedRecord(profile.describe(), str(exc), None, exc.field))
+                continue
+            collected.people += _encodable("people", converted, collected.quarantined)
     finally:
         instance.close()
     return collected
+
+
+def _check_yielded(name: str, kind: str, record: object, expected: type) -> None:
+    """Refuse what the engine refuses: a generator yielding the wrong type."""
+    if not isinstance(record, expected):
+        raise PluginError(f"connector {name!r} yielded {record!r} from {kind}(); "
+                          f"expected mpconnect.{expected.__name__}")
+
+
+def _encodable(kind: str, records: list[dict[str, Any]],
+               quarantined: list[QuarantinedRecord]) -> list[dict[str, Any]]:
+    """The records orjson can write, as the engine's spool; the others are quarantined."""
+    good = []
+    for record in records:
+        try:
+            orjson.dumps(record)
+        except TypeError as exc:
+            quarantined.append(QuarantinedRecord(
+                _describe_converted(kind, record), f"a value cannot be encoded as JSON: {exc}",
+                {"repr": repr(record)[:2000]}))
+        else:
+            good.append(record)
+    return good
+
+
+def _describe_converted(kind: str, record: dict[str, Any]) -> str:
+    """Name a converted record as the engine's quarantine does."""
+    if kind == "events":
+        properties = record.get("properties", {})
+        return (f"event {record.get('event')!r} ($insert_id {properties.get('$insert_id')}, "
+                f"distinct_id {properties.get('distinct_id')!r})")
+    return f"profile (distinct_id {record.get('$distinct_id')!r})"
 
 
 # -- plugins for one test ------------------------------------------------------------------
