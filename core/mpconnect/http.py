@@ -15,9 +15,10 @@ every such connector needs and should not write again::
 
 - 429, 408 and 5xx answers, timeouts and dropped connections (before or in the middle of
   a response) are retried with exponential backoff and jitter, honouring ``Retry-After``
-  up to ``max_wait`` (built on :func:`mpconnect.retry.call_with_retries`); when the retries run out, or for any other
-  error status, :class:`SourceHttpError` (a :class:`mpconnect.SourceError`) is raised
-  with the method, the URL, the status and the server's own text.
+  up to ``max_wait`` (built on :func:`mpconnect.retry.call_with_retries`); when the
+  retries run out, or for any other error status, :class:`SourceHttpError` (a
+  :class:`mpconnect.SourceError`) is raised with the method, the URL, the status and the
+  server's own text.
 - Secrets never reach a message: header values (other than ``Accept``,
   ``Content-Type`` and ``User-Agent``) and query parameters whose names look secret
   (``api_key``, ``token``, ...) are replaced by ``***`` in every error and log line, and
