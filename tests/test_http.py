@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import mpconnect
 from mpconnect.errors import ConfigError, SourceError
 from mpconnect.http import JsonHttpClient, SourceHttpError
 from mpconnect.localserver import BackgroundServer
@@ -333,3 +334,41 @@ def test_http_client_stops_pagination_that_goes_round_in_a_circle(
             seen.extend(by_cursor)
         assert seen == [1, 2, 3]
     assert len(script.seen) == 5
+
+
+def test_a_redirect_to_another_host_is_refused_and_the_key_stays_home() -> None:
+    from aiohttp import web
+
+    from mpconnect.http import JsonHttpClient
+    from mpconnect.localserver import BackgroundServer
+
+    seen: list[str | None] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("X-Api-Key"))
+        return web.json_response({"items": []})
+
+    other_app = web.Application()
+    other_app.router.add_get("/items", elsewhere)
+    with BackgroundServer(other_app, host="127.0.0.1") as other:
+        async def moved(request: web.Request) -> web.Response:
+            raise web.HTTPFound(f"http://localhost:{other.port}/items")
+
+        async def here(request: web.Request) -> web.Response:
+            raise web.HTTPFound("/items")
+
+        async def items(request: web.Request) -> web.Response:
+            return web.json_response({"items": [1]})
+
+        app = web.Application()
+        app.router.add_get("/moved", moved)
+        app.router.add_get("/here", here)
+        app.router.add_get("/items", items)
+        with BackgroundServer(app) as server:
+            client = JsonHttpClient(server.url, headers={"X-Api-Key": "sk_live_SECRET"},
+                                    max_retries=0)
+            assert client.get_json("/here") == {"items": [1]}  # same host: followed
+            with pytest.raises(mpconnect.SourceError, match="is not on") as refused:
+                client.get_json("/moved")
+            assert "sk_live_SECRET" not in str(refused.value)
+    assert seen == [], "the other host never saw the request, nor the key"

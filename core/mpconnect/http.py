@@ -91,6 +91,10 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+#: Redirects followed for one request (each to the base URL's host only).
+MAX_REDIRECTS = 5
+
+
 class JsonHttpClient:
     """Call a JSON HTTP API with retries, an optional rate limit, and clear errors.
 
@@ -288,7 +292,17 @@ class JsonHttpClient:
               body: Any) -> Any:
         try:
             response = self.session.request(method, url, params=params, json=body,
-                                            timeout=self.timeout)
+                                            timeout=self.timeout, allow_redirects=False)
+            for _ in range(MAX_REDIRECTS):
+                if not response.is_redirect:
+                    break
+                # Followed here, not by requests: a redirect to another host would carry
+                # the client's headers (an X-Api-Key, say) there.
+                target = self.url_for(urljoin(response.url, response.headers["Location"]))
+                response = self.session.request(
+                    "GET" if response.status_code == 303 else method, target,
+                    json=None if response.status_code == 303 else body,
+                    timeout=self.timeout, allow_redirects=False)
         except requests.Timeout:
             raise RetryableApiError(0, f"no response within {self.timeout:g} s") from None
         except requests.ConnectionError as exc:
