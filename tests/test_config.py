@@ -511,3 +511,20 @@ def test_a_table_given_as_a_value_is_named(write_config: Any, cli: Any) -> None:
     result = cli("--config", path, "run", "demo")
     assert result.exit_code == 1
     assert f"{path}: mixpanel: must be a table" in result.stderr
+
+
+def test_two_sources_loading_one_dataset_are_refused_naming_both(
+    write_config: Any, cli: Any
+) -> None:
+    path = write_config("""
+        [sources.demo]
+        connector = "demo"
+        dataset_id = "DEMO"
+        [sources.fast]
+        connector = "demo"
+        dataset_id = "DEMO"
+    """)
+    result = cli("--config", path, "run", "fast")
+    assert result.exit_code == 1
+    assert (f"{path}: sources.fast.dataset_id: 'DEMO' is also the dataset of source 'demo'"
+            in result.stderr)

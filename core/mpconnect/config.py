@@ -262,6 +262,15 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
             raise ConfigError(_format_validation_error(path, f"sources.{name}", exc)) from None
         except TypeError as exc:
             raise ConfigError(f"{path}: sources.{name}: {exc}") from None
+    owners: dict[str, str] = {}
+    for name, source in sources.items():
+        other = owners.setdefault(source.dataset_id, name)
+        if other != name:
+            raise ConfigError(
+                f"{path}: sources.{name}.dataset_id: {source.dataset_id!r} is also the dataset "
+                f"of source {other!r}; give each source its own dataset (a version is one "
+                "source's whole snapshot, and each run prunes the others' versions)"
+            )
     builtin = []
     if "demo" not in sources:
         sources["demo"] = SourceConfig(name="demo", **DEMO_SOURCE)

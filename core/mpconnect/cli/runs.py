@@ -76,7 +76,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             raise KeyboardInterrupt
         stop.set()
         click.echo(f"mpconnect: {signal.Signals(signum).name}: stopping at the next checkpoint "
-                   "(again to stop at once); the next run resumes", err=True)
+                   "(again to stop at once)", err=True)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

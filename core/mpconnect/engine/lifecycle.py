@@ -430,7 +430,9 @@ class _Run:
                     self._spool(writer, kind, buffer)
                     buffer = []
                     if stop.is_set():
-                        raise _Interrupted("stopped on request during extraction")
+                        raise _Interrupted("stopped on request during extraction; the next run "
+                                   "starts a new version (a snapshot never mixes two "
+                                   "extractions)")
                 in_connector = True
         except MpconnectError:
             raise
@@ -517,7 +519,8 @@ class _Run:
                     f"{self.engine.config.engine.live_timeout:.0f} s (engine.live_timeout)"
                 )
             if self.stop.wait(wait):
-                raise _Interrupted("stopped on request while waiting until live")
+                raise _Interrupted("stopped on request while waiting until live; the "
+                                   "version is published and goes live by itself")
             wait = min(wait * 2, 10.0)
         notify(self.plugins, "version_live", log, source=summary.source,
                dataset_id=summary.dataset_id, version_id=summary.version_id)
@@ -570,5 +573,5 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, MpconnectError):
         return str(exc)
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted (Ctrl-C)"
+        return "interrupted at once (a second stop request, or Ctrl-C)"
     return f"{type(exc).__name__}: {exc}"

@@ -324,7 +324,7 @@ class Scheduler:
                 log.info("%s: run succeeded: %s; next run %s", name, detail,
                          self._fmt(slot.next_due))
             elif outcome == "interrupted":
-                log.info("%s: run interrupted (%s); the next run resumes it", name, detail)
+                log.info("%s: run interrupted (%s)", name, detail)
             elif outcome == "locked":
                 log.warning("%s: skipped: %s; next run %s", name, detail, self._fmt(slot.next_due))
             else:
