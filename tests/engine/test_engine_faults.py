@@ -7,6 +7,7 @@ the version unreadable and the ledger saying why.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -166,6 +167,11 @@ def test_kill_9_mid_upload_then_the_next_run_resumes_the_same_version(
     assert not server.store.get_version("DEMO", version_id).readable
     acked_before = killed["acked"]
     assert acked_before < 14
+    shown = subprocess.run([sys.executable, "-m", "mpconnect", "--config", str(config), "runs",
+                            "--json"], env=env, capture_output=True, timeout=60)
+    [row] = json.loads(shown.stdout)
+    assert row["status"] == "dead", "no process holds the lock: the run is not running"
+    assert row["imported"] == 1000 * acked_before, "what was acknowledged before the kill"
 
     server.reset_faults()
     server.reset_counts()

@@ -66,6 +66,11 @@ def _yes(value: bool) -> str:
 def inspect(state: CliState, dataset_id: str, version_id: str | None, store_path: str | None,
             samples: int, as_json: bool) -> None:
     """Show what a version of DATASET_ID in the embedded store holds."""
+    sink = state.config.mixpanel.sink
+    if store_path is None and sink != "embedded":
+        click.echo(f"mpconnect: note: the configured sink is {sink!r}; this shows the local "
+                   "embedded store (give --store PATH for the file `mpconnect serve --store` "
+                   "writes; `mpconnect versions list` asks the sink)", err=True)
     path = Path(store_path) if store_path else embedded_store_path(state.config.mixpanel,
                                                                    home_dir())
     if not path.exists():

@@ -124,14 +124,19 @@ def _describe_row(row: dict) -> str:
 def runs(state: CliState, source: str | None, limit: int, as_json: bool) -> None:
     """List past runs, newest first: status, version, counts, duration, error."""
     rows = state.engine.ledger.list_runs(source, limit=limit)
+    for row in rows:
+        lock = state.engine.lock_factory(row["source"], "")
+        if row["status"] == "running" and not lock.is_held():
+            row["status"] = "dead"  # killed or lost power: the next run resumes or restarts
     if as_json:
         echo_json(rows)
         return
     echo_table(
-        ["STARTED", "SOURCE", "STATUS", "VERSION", "READ", "IMPORTED", "QUAR.", "RETRIES",
-         "SECONDS", "ERROR"],
+        ["STARTED", "SOURCE", "SINK", "STATUS", "VERSION", "READ", "IMPORTED", "QUAR.",
+         "RETRIES", "SECONDS", "ERROR"],
         [[time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])), r["source"],
-          r["status"], r["version_id"] or "-", r["read"], r["imported"], r["quarantined"],
+          r["sink"], r["status"], r["version_id"] or "-", r["read"], r["imported"],
+          r["quarantined"],
           r["retries"], r["duration"] if r["duration"] is not None else "-",
           (r["error"] or "")[:80]] for r in rows],
     )

@@ -267,6 +267,9 @@ class SqliteRunLedger(RunLedger):
         result = []
         for row in rows:
             data = dict(row)
+            if data["status"] == "running" and data["spool_id"]:
+                # Counts are written at the end of a run: show what is acknowledged so far.
+                data["batches"], data["imported"] = self.acked_totals(data["spool_id"])
             end = data["ended_at"]
             data["duration"] = round(end - data["started_at"], 3) if end else None
             result.append(data)

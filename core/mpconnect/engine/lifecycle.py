@@ -359,6 +359,11 @@ class _Run:
             raise _Interrupted("stopped on request before publishing; the next run resumes")
         self._check_quarantine_limit()
 
+    def _quarantine_source_object(self, what: str, reason: str, data: Any = None) -> None:
+        """A connector's object that could not become a record: read, and quarantined."""
+        self.summary.read += 1
+        self.quarantine.add(what, reason, data)
+
     def _extract(self, spool_id: str, spool_dir: Path, uploader: Uploader) -> None:
         summary = self.summary
 
@@ -373,7 +378,7 @@ class _Run:
             source=self.source.name, dataset_id=self.source.dataset_id,
             log=logging.getLogger(f"mpconnect.source.{self.source.name}"),
             state_dir=self.engine.home / "state" / self.source.name,
-            quarantine=lambda what, reason, data=None: self.quarantine.add(what, reason, data),
+            quarantine=self._quarantine_source_object,
         )
         connector = self.connector_cls(self.settings)
         token = self.token

@@ -31,6 +31,10 @@ class SourceLock(ABC):
     def release(self) -> None:
         """Give the lock up."""
 
+    @abstractmethod
+    def is_held(self) -> bool:
+        """True when some process holds the lock now (this one included)."""
+
     def __enter__(self) -> SourceLock:
         self.acquire()
         return self
@@ -76,6 +80,22 @@ class FileSourceLock(SourceLock):
             "run_id": self.run_id,
         }))
         self._fd = fd
+
+    def is_held(self) -> bool:
+        """True when some process holds the lock now."""
+        if self._fd is not None:
+            return True
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing also drops the shared lock taken to test
+        return False
 
     def release(self) -> None:
         """Release the lock (the file stays, for the next holder)."""
