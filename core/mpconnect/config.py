@@ -178,6 +178,7 @@ def _interpolate(
 def _format_validation_error(path: Path | str, prefix: str, exc: ValidationError) -> str:
     problems = []
     for err in exc.errors():
+        err["msg"] = err["msg"].removeprefix("Value error, ")  # pydantic's wording, not ours
         loc = ".".join(str(p) for p in err["loc"])
         dotted = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         if err["type"] == "extra_forbidden":

@@ -129,8 +129,11 @@ def check_sink(config: Config, plugins: Plugins) -> type[Sink]:
 
     :raises MpconnectError: naming the key and the fix.
     """
-    entry = plugins.sink(config.mixpanel.sink)
     where = config.path or "the configuration"
+    try:
+        entry = plugins.sink(config.mixpanel.sink)
+    except MpconnectError as exc:
+        raise ConfigError(f"{where}: mixpanel.sink: {exc}") from None
     unknown = sorted(set(config.mixpanel.model_extra or {}) - entry.cls.extra_settings)
     if unknown:
         known = ", ".join(sorted({*type(config.mixpanel).model_fields,
