@@ -173,8 +173,11 @@ def test_a_missing_variable_names_file_key_and_fix(write_config: Any) -> None:
         [sources.v.settings]
         api_key = "${VAULT_KEY_NOT_SET}"
     """)
+    config = load_config(path)  # other sources stay usable; this one fails when used
+    with pytest.raises(ConfigError) as info:
+        connector_settings(config, config.sources["v"], VaultSettings)
 
-    assert error_of(path) == (
+    assert str(info.value) == (
         f"{path}: sources.v.settings.api_key: environment variable VAULT_KEY_NOT_SET is not "
         "set; export VAULT_KEY_NOT_SET=... or define it in the secrets_file"
     )
@@ -528,3 +531,28 @@ def test_two_sources_loading_one_dataset_are_refused_naming_both(
     assert result.exit_code == 1
     assert (f"{path}: sources.fast.dataset_id: 'DEMO' is also the dataset of source 'demo'"
             in result.stderr)
+
+
+def test_a_variable_missing_for_one_source_does_not_stop_the_others(
+    write_config: Any, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOT_SET_KEY", raising=False)
+    path = write_config("""
+        [sources.vault]
+        connector = "demo"
+        dataset_id = "VAULT"
+        [sources.vault.settings]
+        seed = "${NOT_SET_KEY}"
+
+        [sources.small]
+        connector = "demo"
+        dataset_id = "SMALL"
+        [sources.small.settings]
+        events = 20
+    """)
+    assert cli("--config", path, "sources", "list").exit_code == 0
+    assert cli("--config", path, "run", "small").exit_code == 0
+    failed = cli("--config", path, "run", "vault")
+    assert failed.exit_code == 1
+    assert (f"{path}: sources.vault.settings.seed: environment variable NOT_SET_KEY is not set"
+            in failed.stderr)

@@ -93,6 +93,8 @@ class SourceConfig(BaseModel):
     max_quarantined: float = Field(default=0, ge=0)
     # Interpolated settings may hold secrets in clear until the connector's model wraps them.
     settings: dict[str, Any] = Field(default_factory=dict, repr=False)
+    #: Why ``settings`` could not be read (a missing variable), raised when the source is used.
+    _settings_error: ConfigError | None = PrivateAttr(default=None)
 
     @field_validator("dataset_id")
     @classmethod
@@ -239,14 +241,24 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
             secrets_path = path.parent / secrets_path
         secrets = _load_secrets_file(secrets_path, path)
     refs: dict[str, str] = {}
+    sources_raw = raw.pop("sources", {}) or {}
     data = _interpolate(raw, "", path, secrets, refs)
-    sources_raw = data.pop("sources", {}) or {}
     if not isinstance(sources_raw, dict):
         raise ConfigError(f"{path}: sources: must be a table of [sources.NAME] tables")
     sources: dict[str, SourceConfig] = {}
-    for name, table in sources_raw.items():
-        if not isinstance(table, dict):
+    settings_errors: dict[str, ConfigError] = {}
+    for name, raw_table in sources_raw.items():
+        if not isinstance(raw_table, dict):
             raise ConfigError(f"{path}: sources.{name}: must be a table ([sources.{name}])")
+        raw_table = dict(raw_table)
+        raw_settings = raw_table.pop("settings", {})
+        table = _interpolate(raw_table, f"sources.{name}", path, secrets, refs)
+        try:  # a variable missing for one source's settings must not stop the others
+            table["settings"] = _interpolate(raw_settings, f"sources.{name}.settings", path,
+                                             secrets, refs)
+        except ConfigError as exc:
+            settings_errors[name] = exc
+            table["settings"] = {}
         if not _SOURCE_NAME.match(name):
             raise ConfigError(
                 f"{path}: sources.{name}: a source's name names its files and lock: use "
@@ -272,6 +284,8 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
                 f"of source {other!r}; give each source its own dataset (a version is one "
                 "source's whole snapshot, and each run prunes the others' versions)"
             )
+    for name, error in settings_errors.items():
+        sources[name]._settings_error = error
     builtin = []
     if "demo" not in sources:
         sources["demo"] = SourceConfig(name="demo", **DEMO_SOURCE)
@@ -332,6 +346,8 @@ def connector_settings(config: Config, source: SourceConfig, model: type[BaseMod
     :raises ConfigError: naming ``sources.NAME.settings.KEY`` and the fix, including for a
         secret written in clear instead of as a ``${NAME}`` reference.
     """
+    if source._settings_error is not None:
+        raise source._settings_error
     where = config.path or "<built-in>"
     prefix = f"sources.{source.name}.settings"
     for name in _secret_fields(model):
