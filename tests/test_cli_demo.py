@@ -279,3 +279,18 @@ def test_run_several_sources_prints_a_summary_for_each(cli: Any, write_config: A
     assert "records read 33, imported 33" in result.stdout
     shown = json.loads(cli("--config", config, "inspect", "REVIEWS", "--json").stdout)
     assert shown["events_total"] == 30
+
+
+def test_with_json_logs_the_run_summary_is_one_json_object(cli: Any, write_config: Any) -> None:
+    path = write_config("""
+        [sources.demo]
+        connector = "demo"
+        dataset_id = "DEMO"
+        [sources.demo.settings]
+        events = 100
+    """)
+    result = cli("--config", path, "--log-format", "json", "run", "demo")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["status"], summary["read"], summary["imported"]) == ("succeeded", 110, 110)
+    assert summary["version_id"] and summary["duration"] >= 0

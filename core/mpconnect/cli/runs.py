@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import signal
 import threading
@@ -105,7 +106,9 @@ def _run_one(state: CliState, name: str, stop: threading.Event, *, restart: bool
     except MpconnectError as exc:  # refused before it started: the other sources still run
         click.echo(f"mpconnect: error: {exc}", err=True)
         return 1
-    if not quiet:
+    if state.log_format == "json":  # for machines: the summary as one JSON object
+        click.echo(json.dumps(summary.to_dict()))
+    elif not quiet:
         click.echo(summary.describe())
     return 0
 
