@@ -14,7 +14,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -197,13 +196,11 @@ def test_a_second_run_of_a_running_source_exits_at_once_naming_it(
     try:
         wait_until(lambda: (home / "locks" / "demo.lock").exists()
                    and b"pid" in (home / "locks" / "demo.lock").read_bytes(), timeout=60)
-        started = time.monotonic()
         second = _mpconnect("--config", str(config), "run", "demo", env=env)
         output = second.communicate(timeout=60)[0].decode()
         assert second.returncode == 1
         assert f"source 'demo' is already running: pid {first.pid}" in output
         assert first.poll() is None, "the second run returned while the first still ran"
-        del started
     finally:
         server.reset_faults()
         assert first.wait(120) == 0
