@@ -114,18 +114,24 @@ def _charge_drafts(charge: dict[str, Any]) -> list[Draft]:
     return [Draft(name, charge["created"], charge["id"], props)]
 
 
-def _refund_drafts(refund: dict[str, Any]) -> list[Draft]:
-    currency = refund.get("currency")
+def _charge_follow_up(stream: str, obj: dict[str, Any], event: str, id_name: str) -> list[Draft]:
+    """The one event of a refund or a dispute: an amount, a reason and a status about a
+    charge."""
+    currency = obj.get("currency")
     props = {
-        "amount": to_major(refund.get("amount"), currency),
+        "amount": to_major(obj.get("amount"), currency),
         "currency": currency,
-        "reason": refund.get("reason"),
-        "status": refund.get("status"),
-        "refund_id": refund["id"],
-        "charge_id": _id(refund.get("charge")),
-        "stripe_customer_id": payer("refunds", refund).customer_id,
+        "reason": obj.get("reason"),
+        "status": obj.get("status"),
+        id_name: obj["id"],
+        "charge_id": _id(obj.get("charge")),
+        "stripe_customer_id": payer(stream, obj).customer_id,
     }
-    return [Draft("Refund Created", refund["created"], refund["id"], props)]
+    return [Draft(event, obj["created"], obj["id"], props)]
+
+
+def _refund_drafts(refund: dict[str, Any]) -> list[Draft]:
+    return _charge_follow_up("refunds", refund, "Refund Created", "refund_id")
 
 
 def _invoice_drafts(invoice: dict[str, Any]) -> list[Draft]:
@@ -188,17 +194,7 @@ def _subscription_drafts(subscription: dict[str, Any]) -> list[Draft]:
 
 
 def _dispute_drafts(dispute: dict[str, Any]) -> list[Draft]:
-    currency = dispute.get("currency")
-    props = {
-        "amount": to_major(dispute.get("amount"), currency),
-        "currency": currency,
-        "reason": dispute.get("reason"),
-        "status": dispute.get("status"),
-        "dispute_id": dispute["id"],
-        "charge_id": _id(dispute.get("charge")),
-        "stripe_customer_id": payer("disputes", dispute).customer_id,
-    }
-    return [Draft("Dispute Created", dispute["created"], dispute["id"], props)]
+    return _charge_follow_up("disputes", dispute, "Dispute Created", "dispute_id")
 
 
 _DRAFTERS: dict[str, Callable[[dict[str, Any]], list[Draft]]] = {
