@@ -139,20 +139,19 @@ class StripeConnector(Connector):
             book.add_subscription(customer_id, item.facts or {})
         if not item.drafts:
             return
-        distinct_id = identities.resolve(item.payer)
-        if distinct_id is None:
-            if self.settings.unattributed == "skip":
-                self.counts["unattributed skipped"] += 1
-                return
-            distinct_id = ""  # tied to no user: no customer and no email
+        person = identities.resolve(item.payer)
+        if person is None and self.settings.unattributed == "skip":
+            self.counts["unattributed skipped"] += 1
+            return
+        owner = person or ""  # "": tied to no user (no customer and no email)
         for draft in item.drafts:
             yield Event(
                 name=draft.name,
-                distinct_id=distinct_id,
+                distinct_id=owner,
                 time=draft.time,
                 object_id=draft.object_id,
                 properties=draft.properties,
-                unattributed=not distinct_id,
+                unattributed=person is None,
             )
 
     def close(self) -> None:
