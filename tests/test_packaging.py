@@ -143,3 +143,56 @@ def test_the_installed_wheel_works_without_the_source_tree(
     assert ran.returncode == 0, ran.stderr
     report = json.loads(inspected.stdout.split("\n", 1)[1])
     assert report["events_total"] == 10_000
+
+
+def readme_install_lines() -> list[str]:
+    """The commands of the README's "Installing" section, comments removed."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## Installing\n", 1)[1].split("\n## ", 1)[0]
+    blocks = section.split("```bash\n")[1:]
+    return [line.split("  #", 1)[0].strip() for block in blocks
+            for line in block.split("```", 1)[0].splitlines() if line.strip()]
+
+
+def test_the_readme_says_no_release_and_installs_from_a_checkout_or_a_wheel() -> None:
+    section = (REPO / "README.md").read_text().split("\n## Installing\n", 1)[1]
+    installs = [line for line in readme_install_lines() if line.startswith("pip install")]
+
+    assert "No release of mpconnect is published" in section.split("\n## ", 1)[0]
+    assert installs
+    for line in installs:
+        target = line.removeprefix("pip install ").strip('"')
+        assert target.startswith(".") or " @ file://" in target, line
+
+
+def test_the_readme_install_lines_resolve_without_an_index(wheel: Path, tmp_path: Path) -> None:
+    """Each line, with the wheel built here, names mpconnect and the extras it asks for."""
+    for line in readme_install_lines():
+        if not line.startswith("pip install"):
+            continue
+        target = line.removeprefix("pip install ").strip('"')
+        target = target.replace("$PWD/dist/mpconnect-0.1.0-py3-none-any.whl",
+                                str(wheel).lstrip("/")).replace("file://", "file:///")
+        report = tmp_path / "report.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-index",
+             "--no-build-isolation", "--quiet", "--report", str(report), target],
+            cwd=REPO, capture_output=True, text=True, timeout=240, check=False)
+        assert done.returncode == 0, f"{line}\n{done.stderr}"
+        [item] = json.loads(report.read_text())["install"]
+        assert item["metadata"]["name"] == "mpconnect"
+        extras = target.split("[", 1)[1].split("]", 1)[0] if "[" in target else ""
+        assert sorted(item.get("requested_extras") or []) == sorted(filter(None, [extras]))
+
+
+def test_ci_builds_and_installs_the_wheel_in_a_fresh_environment_then_runs_the_tests() -> None:
+    ci = (REPO / ".ci" / "run").read_text()
+    lines = [line.strip() for line in ci.splitlines() if line.strip() and not
+             line.lstrip().startswith("#")]
+
+    assert 'python -m build --outdir "$dist" .' in ci
+    assert 'python -m venv "$dist/fresh"' in ci
+    assert 'fresh/bin/python -m pip install --quiet "mpconnect[stripe] @ file://$wheel"' in ci
+    assert {"fresh/bin/mpconnect connectors list", "fresh/bin/mpconnect run demo --quiet"} <= set(
+        lines)
+    assert lines[-1] == 'pip install -e ".[dev]" && pytest'

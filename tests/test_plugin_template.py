@@ -204,9 +204,10 @@ def test_mpconnect_run_loads_the_expected_counts(generated: Generated) -> None:
                                   "Stripe", "demo", "A" * 31])
 def test_bad_names_are_refused_before_anything_is_generated(tmp_path: Path, name: str) -> None:
     import copier
+    from copier.errors import UserMessageError
 
     destination = tmp_path / "out"
-    with pytest.raises(ValueError, match="refused"):
+    with pytest.raises(UserMessageError, match="refused"):
         copier.run_copy(str(TEMPLATE), str(destination), data={"name": name},
                         defaults=True, quiet=True)
 
@@ -285,3 +286,41 @@ def test_copier_update_brings_a_template_change_into_a_generated_plugin(
     assert (project / "README.md").read_text().endswith("Ask the Acme CRM team.\n")
     assert "Loads our CRM:" in connector.read_text()
     assert "_commit: v0.2.0" in (project / ".copier-answers.yml").read_text()
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("Acme/CRM", "start with a letter and use only letters, digits, spaces, '-' and '_' "
+                 "(for example: Acme CRM)"),
+    ("Stripe", 'the connector name "stripe" is taken by mpconnect itself'),
+])
+def test_a_refused_name_is_one_line_from_copier_not_a_traceback(
+        tmp_path: Path, name: str, reason: str) -> None:
+    result = render(TEMPLATE, tmp_path / "out", f"name={name}")
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f'name "{name}" is refused: {reason}' in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_plugin_requires_the_mpconnect_release_its_template_is_tagged_with(
+        tmp_path: Path) -> None:
+    release = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    repo = tmp_path / "mpconnect"
+    copy_template(repo / "plugin_template")
+    (repo / "copier.yml").write_text((ROOT / "copier.yml").read_text())
+    env = git_env()
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "release"],
+                 ["tag", "-a", "v7.8.9", "-m", "mpconnect 7.8.9"]):
+        run(["git", *args], cwd=repo, env=env)
+    run([PYTHON, "-m", "copier", "copy", "--quiet", "--trust", "--vcs-ref", "v7.8.9",
+         "--data", "name=Acme CRM", str(repo), str(tmp_path / "tagged")], env=env)
+    render(TEMPLATE, tmp_path / "untagged", "name=Acme CRM")
+
+    def requirement(project: str) -> str:
+        pyproject = tomllib.loads((tmp_path / project / "pyproject.toml").read_text())
+        return next(d for d in pyproject["project"]["dependencies"] if d.startswith("mpconnect"))
+
+    assert requirement("tagged") == "mpconnect>=7.8.9"
+    assert "_commit: v7.8.9" in (tmp_path / "tagged" / ".copier-answers.yml").read_text()
+    assert requirement("untagged") == f"mpconnect>={release}"

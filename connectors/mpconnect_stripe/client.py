@@ -24,6 +24,7 @@ from typing import Any
 
 from mpconnect import SourceError
 from mpconnect.retry import RateLimiter, call_with_retries, parse_retry_after
+from mpconnect_stripe.boilerplate import is_stripe_host, without_stripe_support
 from mpconnect_stripe.settings import StripeSettings
 
 __all__ = ["StripeReader", "StripeRequestError", "redact"]
@@ -75,11 +76,15 @@ def _header(headers: Any, name: str) -> str | None:
     return None
 
 
-def _describe_error(exc: Exception) -> str:
+def _describe_error(exc: Exception, *, stripe_host: bool = True) -> str:
+    """One line: the HTTP status, Stripe's message, no key; without Stripe's support
+    boilerplate when the server is not Stripe (``stripe_host`` False)."""
     status = getattr(exc, "http_status", None)
     message = getattr(exc, "user_message", None) or str(exc) or type(exc).__name__
-    text = f"HTTP {status}: {message}" if status else message
-    return redact(" ".join(text.split()))
+    text = " ".join((f"HTTP {status}: {message}" if status else message).split())
+    if not stripe_host:
+        text = without_stripe_support(text)
+    return redact(text)
 
 
 class StripeReader:
@@ -113,6 +118,7 @@ class StripeReader:
             stripe_version=settings.api_version,
             max_network_retries=0,
         )
+        self._stripe_host = is_stripe_host(settings.api_base)
         self.requests = 0
         self.retries = 0
         self._count_lock = threading.Lock()
@@ -131,6 +137,9 @@ class StripeReader:
                 return False
             span = sent[-1] - sent[0]
         return span * self.settings.max_requests_per_second <= (len(sent) - 1) * 1.05
+
+    def _describe(self, exc: Exception) -> str:
+        return _describe_error(exc, stripe_host=self._stripe_host)
 
     def _sleep(self, seconds: float) -> None:
         if self.stop.wait(seconds):
@@ -167,7 +176,7 @@ class StripeReader:
             except stripe.APIConnectionError as exc:
                 if getattr(exc, "should_retry", True) is False:
                     raise
-                raise RetryableStripeError(_describe_error(exc)) from exc
+                raise RetryableStripeError(self._describe(exc)) from exc
             except stripe.StripeError as exc:
                 should_retry = _header(exc.headers, "stripe-should-retry")
                 status = exc.http_status or 0
@@ -175,7 +184,7 @@ class StripeReader:
                     should_retry != "false" and (status == 429 or status == 409 or status >= 500)
                 ):
                     retry_after = parse_retry_after(_header(exc.headers, "retry-after"))
-                    raise RetryableStripeError(_describe_error(exc), retry_after) from exc
+                    raise RetryableStripeError(self._describe(exc), retry_after) from exc
                 raise
 
         try:
@@ -192,19 +201,19 @@ class StripeReader:
             ) from None
         except stripe.AuthenticationError as exc:
             raise StripeRequestError(
-                f"stripe: {what}: the API key was refused ({_describe_error(exc)}); "
+                f"stripe: {what}: the API key was refused ({self._describe(exc)}); "
                 "check the source's api_key setting",
                 401,
             ) from None
         except stripe.PermissionError as exc:
             raise StripeRequestError(
                 f"stripe: {what}: the restricted key may not read this "
-                f"({_describe_error(exc)}); grant read access or remove the stream from objects",
+                f"({self._describe(exc)}); grant read access or remove the stream from objects",
                 403,
             ) from None
         except stripe.StripeError as exc:
             raise StripeRequestError(
-                f"stripe: {what}: {_describe_error(exc)}", exc.http_status or 0
+                f"stripe: {what}: {self._describe(exc)}", exc.http_status or 0
             ) from None
 
     def list_page(

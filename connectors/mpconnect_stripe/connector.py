@@ -109,6 +109,12 @@ class StripeConnector(Connector):
             self.requests,
             self.retries,
         )
+        if self.counts["unattributed skipped"]:
+            ctx.log.info(
+                "stripe: skipped %d objects with no customer and no email "
+                "(unattributed = \"skip\")",
+                self.counts["unattributed skipped"],
+            )
         self._book = book
 
     def _item_events(
@@ -133,23 +139,19 @@ class StripeConnector(Connector):
             book.add_subscription(customer_id, item.facts or {})
         if not item.drafts:
             return
-        distinct_id = identities.resolve(item.payer)
-        if distinct_id is None:
-            names = ", ".join(repr(draft.name) for draft in item.drafts)
-            orphan = item.orphan or {}
-            ctx.quarantine(
-                f"stripe {item.stream[:-1]} {orphan.get('id')}",
-                f"no customer and no billing email: {names} cannot be attributed to anyone",
-                orphan,
-            )
+        person = identities.resolve(item.payer)
+        if person is None and self.settings.unattributed == "skip":
+            self.counts["unattributed skipped"] += 1
             return
+        owner = person or ""  # "": tied to no user (no customer and no email)
         for draft in item.drafts:
             yield Event(
                 name=draft.name,
-                distinct_id=distinct_id,
+                distinct_id=owner,
                 time=draft.time,
                 object_id=draft.object_id,
                 properties=draft.properties,
+                unattributed=person is None,
             )
 
     def close(self) -> None:

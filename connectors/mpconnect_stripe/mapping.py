@@ -2,7 +2,8 @@
 
 Pure functions over the plain dicts the API returns; no requests, no state. A draft is an
 event without its distinct_id: the connector resolves the person (see
-:mod:`mpconnect_stripe.identity`) and quarantines objects that belong to nobody.
+:mod:`mpconnect_stripe.identity`); objects that belong to nobody become events tied to no
+user, or are skipped (the ``unattributed`` setting).
 """
 
 from __future__ import annotations
@@ -238,15 +239,12 @@ class Digest(NamedTuple):
 
     :param facts: the fields the per-customer figures need (customers, charges and
         subscriptions only).
-    :param orphan: the whole object, kept only when its events belong to nobody, for
-        the quarantine file.
     """
 
     stream: str
     payer: Payer
     drafts: list[Draft]
     facts: dict[str, Any] | None
-    orphan: dict[str, Any] | None
 
 
 _CUSTOMER_FACTS = ("id", "created", "email", "name", "phone", "currency", "delinquent",
@@ -271,7 +269,4 @@ def _facts(stream: str, obj: dict[str, Any]) -> dict[str, Any] | None:
 
 def digest(stream: str, obj: dict[str, Any]) -> Digest:
     """Reduce one object of ``stream`` to its events, its payer and the facts needed."""
-    who = payer(stream, obj)
-    found = drafts(stream, obj)
-    orphan = obj if found and not (who.customer_id or who.email) else None
-    return Digest(stream, who, found, _facts(stream, obj), orphan)
+    return Digest(stream, payer(stream, obj), drafts(stream, obj), _facts(stream, obj))

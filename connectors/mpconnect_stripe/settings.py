@@ -31,6 +31,10 @@ class StripeSettings(ConnectorSettings):
     :param objects: the streams to read; people come with ``customers``.
     :param identity: ``customer`` (the Stripe customer id is the distinct_id) or a key
         of the customer's metadata, such as ``user_id``, falling back to the customer id.
+    :param unattributed: what becomes of charges, refunds and disputes with neither a
+        customer nor an email: ``import`` (the default) sends their events tied to no user
+        (``distinct_id`` ``""``: counted in revenue, left out of per-user reports);
+        ``skip`` leaves them out, counted in the log.
     :param start_date: read only objects created on or after it (a date is midnight UTC).
     :param max_requests_per_second: all streams together stay under this rate.
     :param max_retries: retries of one request on 429, 5xx and dropped connections.
@@ -44,6 +48,7 @@ class StripeSettings(ConnectorSettings):
     api_version: str = Field(default=DEFAULT_API_VERSION, pattern=r"^\d{4}-\d{2}-\d{2}(\.\w+)?$")
     objects: list[StreamName] = Field(default_factory=lambda: list(ALL_STREAMS), min_length=1)
     identity: str = Field(default="customer", min_length=1, max_length=40)
+    unattributed: Literal["import", "skip"] = "import"
     start_date: datetime | date | None = None
     max_requests_per_second: float = Field(default=20.0, gt=0, le=10_000)
     max_retries: int = Field(default=8, ge=0, le=100)

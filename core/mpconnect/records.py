@@ -213,6 +213,19 @@ def _distinct_id(value: object, field_name: str = "distinct_id") -> str:
     return text
 
 
+def _event_distinct_id(value: object, unattributed: bool) -> str:
+    """An event's distinct_id: ``""`` exactly when the event says it is tied to no user."""
+    if not unattributed:
+        return _distinct_id(value)
+    if value != "":
+        raise RecordError(
+            f"field 'distinct_id': {value!r} given for an unattributed event; "
+            "an event tied to no user has distinct_id ''",
+            "distinct_id",
+        )
+    return ""
+
+
 @dataclass(slots=True)
 class Event:
     """One Mixpanel event, as a connector yields it.
@@ -223,6 +236,10 @@ class Event:
     :param object_id: the source object's id; with ``name`` it makes the ``$insert_id``.
     :param properties: further properties; values are converted as the module says.
     :param insert_id: an explicit ``$insert_id``; by default made from ``object_id``.
+    :param unattributed: True for an event tied to no user (revenue from a guest with no
+        id, say): ``distinct_id`` must then be ``""``, which Mixpanel's ``/import``
+        documents for such events. An empty ``distinct_id`` without this flag is refused
+        as a placeholder, so a connector cannot send one by mistake.
     """
 
     name: str
@@ -231,6 +248,7 @@ class Event:
     object_id: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
     insert_id: str | None = None
+    unattributed: bool = False
 
     def describe(self) -> str:
         """Name this record for error messages and the quarantine file."""
@@ -271,7 +289,7 @@ class Event:
         converted["distinct_id"] = distinct_id if (
             type(distinct_id) is str and len(distinct_id) > 9 and distinct_id[0] != "0"
             and not distinct_id[0].isspace() and not distinct_id[-1].isspace()
-        ) else _distinct_id(distinct_id)
+        ) else _event_distinct_id(distinct_id, self.unattributed)
         when = self.time
         converted["time"] = when if (
             type(when) is int and 0 <= when <= _MAX_EPOCH_SECONDS) else to_epoch_seconds(when)

@@ -149,16 +149,10 @@ def test_guest_with_only_a_receipt_email(collected):
     )
 
 
-def test_guest_without_email_is_quarantined_with_the_reason(collected):
-    quarantined = {q.what: q for q in collected.quarantined}
-    assert set(quarantined) == {"stripe charge ch_anon", "stripe dispute dp_anon"}
-    charge = quarantined["stripe charge ch_anon"]
-    assert "no customer and no billing email" in charge.reason
-    assert "'Charge Succeeded'" in charge.reason
-    assert charge.data["id"] == "ch_anon"
-    assert "'Dispute Created'" in quarantined["stripe dispute dp_anon"].reason
-    sent = {e["properties"].get("charge_id") for e in collected.events}
-    assert "ch_anon" not in sent
+def test_guest_without_email_is_imported_tied_to_no_user(collected):
+    assert collected.quarantined == []
+    assert one(collected, "Charge Succeeded", "ch_anon")["distinct_id"] == ""
+    assert one(collected, "Dispute Created", "dp_anon")["distinct_id"] == ""
 
 
 def test_a_subscription_whose_first_payment_never_succeeded_has_not_started(stripe_api):
@@ -184,11 +178,8 @@ def test_blank_billing_email_is_no_email(stripe_api):
                      receipt_email=" Receipt@Example.net ")
     api = stripe_api(world)
     collected = run_connector(StripeConnector, settings_for(api, objects=["charges"]))
-    assert [q.what for q in collected.quarantined] == ["stripe charge ch_blank"]
-    entry = collected.quarantined[0]
-    assert "no customer and no billing email" in entry.reason
-    assert entry.data["id"] == "ch_blank"
-    assert entry.data["amount"] == 1000
+    assert collected.quarantined == []
+    assert one(collected, "Charge Succeeded", "ch_blank")["distinct_id"] == ""
     assert one(collected, "Charge Succeeded", "ch_blank_receipt")["distinct_id"] == (
         "guest:receipt@example.net"
     )
@@ -197,8 +188,7 @@ def test_blank_billing_email_is_no_email(stripe_api):
 def test_every_expected_event_exactly_once(collected, small_world):
     expected = Counter()
     for e in small_world.world.expected:
-        if e.customer or e.email:
-            expected[(e.name, make_insert_id(e.object_id, e.name), e.time)] += 1
+        expected[(e.name, make_insert_id(e.object_id, e.name), e.time)] += 1
     got = Counter(
         (e["event"], e["properties"]["$insert_id"], e["properties"]["time"])
         for e in collected.events
@@ -238,7 +228,7 @@ def test_start_date_keeps_only_objects_created_since(stripe_api, small_world):
     world = small_world.world
     expected = {
         (e.name, e.object_id) for e in world.expected
-        if (e.customer or e.email) and world.find(e.object_id)["created"] >= start
+        if world.find(e.object_id)["created"] >= start
     }
     got = set()
     for e in collected.events:

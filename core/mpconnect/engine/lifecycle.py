@@ -27,6 +27,7 @@ from mpconnect.engine.progress import Progress
 from mpconnect.engine.quarantine import QuarantineFile
 from mpconnect.engine.spool import SpoolWriter, batch_is_whole, remove_spool
 from mpconnect.engine.summary import RunSummary
+from mpconnect.engine.unattributed import unattributed_refusal
 from mpconnect.engine.upload import Uploader
 from mpconnect.errors import (
     ApiError,
@@ -410,6 +411,7 @@ class _Run:
         expected = Event if kind == "events" else Profile
         is_events = kind == "events"
         batch_size = writer.max_records
+        refuse_unattributed = not self.sink.accepts_unattributed_events
         stop = self.stop
         buffer: list[Any] = []
         in_connector = True
@@ -425,6 +427,8 @@ class _Run:
                 try:
                     if transformers:
                         self._transform(record, transformers)
+                    if refuse_unattributed and is_events and record.unattributed:
+                        raise unattributed_refusal(self.sink.name)
                     converted = record.to_mixpanel(token)
                 except RecordError as exc:
                     quarantine.add(record.describe(), str(exc), _record_data(record), exc.field)

@@ -108,6 +108,9 @@ class Sink(ABC):
     #: The token records carry when no ``project_token`` is configured; None means the
     #: sink needs a real one.
     default_token: ClassVar[str | None] = None
+    #: True when the destination takes events tied to no user (``distinct_id`` ``""``,
+    #: ``Event(unattributed=True)``); otherwise the engine quarantines them, saying why.
+    accepts_unattributed_events: ClassVar[bool] = False
 
     def __init__(self, settings: Any, home: Path) -> None:
         self.settings = settings

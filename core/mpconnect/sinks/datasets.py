@@ -31,6 +31,8 @@ class DatasetsSink(Sink):
     """Creates, imports, publishes and prunes versions through the Datasets API."""
 
     name = "datasets"
+    #: The Datasets API says every record needs a distinct_id and documents no empty one.
+    accepts_unattributed_events = False
     max_batch_records = MAX_IMPORT_RECORDS
     extra_settings = frozenset({"allow_http_loopback"})
 

@@ -27,6 +27,8 @@ class EmbeddedSink(Sink):
     """Loads versions into the embedded store; a published version is live at once."""
 
     name = "embedded"
+    #: Stores what /import takes, an event tied to no user included.
+    accepts_unattributed_events = True
     default_token = "mpconnect-embedded"
     extra_settings = frozenset({"store"})
 

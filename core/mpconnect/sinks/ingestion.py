@@ -102,6 +102,8 @@ class IngestionSink(Sink):
     """Sends batches to Mixpanel's ingestion API; thread-safe (a session per thread)."""
 
     name = "ingestion"
+    #: Mixpanel's /import documents distinct_id "" for an event tied to no user.
+    accepts_unattributed_events = True
     versioned = False
     max_batch_records = MAX_RECORDS
     max_batch_bytes = MAX_BYTES
