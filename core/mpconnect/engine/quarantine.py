@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import reprlib
 import threading
@@ -47,10 +48,10 @@ class QuarantineFile:
                  "field": field, "record": record}
         try:
             line = orjson.dumps(entry, default=repr)
-        except Exception:  # noqa: BLE001 - any record must reach the file
+        except Exception:
             try:
                 line = orjson.dumps(_jsonable(entry, 0))
-            except Exception:  # noqa: BLE001 - a container whose iteration raises
+            except Exception:
                 entry["record"] = _safe_repr(record)
                 line = orjson.dumps(_jsonable(entry, 0))
         with self._lock:
@@ -69,10 +70,9 @@ class QuarantineFile:
         """Close the file if it was opened."""
         with self._lock:
             if self._handle is not None:
-                try:
+                # What could not be flushed was reported when it was written.
+                with contextlib.suppress(OSError):
                     self._handle.close()
-                except OSError:
-                    pass  # what could not be flushed was reported when written
                 self._handle = None
 
 
@@ -88,7 +88,7 @@ def _text(value: str) -> str:
 def _safe_repr(value: Any) -> str:
     try:
         return _text(_repr.repr(value))
-    except Exception as exc:  # noqa: BLE001 - a record's own __repr__ may raise anything
+    except Exception as exc:
         return f"<{type(value).__name__} whose repr raised {type(exc).__name__}>"
 
 
