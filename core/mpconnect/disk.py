@@ -70,7 +70,8 @@ def file_problem(exc: OSError, path: Path | str, what: str = "") -> FileProblem:
     :param path: the file or directory mpconnect was using.
     :param what: what the path is for, such as ``"the run ledger"``, for the message.
     """
-    path = Path(path)
+    # The failing call names the exact path (a parent in the way, say) when it can.
+    path = Path(exc.filename if isinstance(exc.filename, str) else path)
     role = f" ({what})" if what else ""
     code = exc.errno
     if code in _FULL:
