@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from engine_support import make_config, make_engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,8 @@ from hypothesis import strategies as st
 import mpconnect
 from mpconnect.datasets.store import DatasetStore
 from mpconnect.engine import RunSummary
+from mpconnect.errors import RecordError
+from mpconnect.sinks.ingestion import IngestionSink
 
 NOW = 1_700_000_000
 
@@ -253,3 +256,15 @@ def test_every_record_is_imported_or_quarantined_and_the_counts_add_up(
         assert imported_events + quarantined_events == len(events)
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_future_limit_is_the_sinks_ingestion_only(tmp_path: Path, home: Path) -> None:
+    ahead = int(time.time()) + 2 * 3600
+    event = mpconnect.Event("Renewal Due", "user-0000001", ahead, object_id="sub-1")
+    with pytest.raises(RecordError, match=r"^field 'time': \d+ is more than an hour in the "
+                       r"future, which Mixpanel's /import rejects$"):
+        event.to_mixpanel("token", latest_time=ahead - 1)
+    assert IngestionSink.future_leeway == 3600
+    # A dataset version is a snapshot: the embedded store (as the Datasets API) keeps it.
+    summary, lines = run_odd(tmp_path, home, [event])
+    assert (summary.imported, summary.quarantined, lines) == (1, 0, [])
