@@ -99,9 +99,12 @@ def make_insert_id(object_id: object, event_name: str) -> str:
     >>> make_insert_id("ch_1", "Charge Succeeded") == make_insert_id("ch_1", "Charge Succeeded")
     True
     """
-    # surrogatepass: an id with a lone surrogate still hashes (the id itself is not sent).
-    h = _blake2b(f"{object_id}\x1f{event_name}".encode("utf-8", "surrogatepass"),
-                 digest_size=16).hexdigest()
+    text = f"{object_id}\x1f{event_name}"
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: still hashed (the id itself is not sent)
+        data = text.encode("utf-8", "surrogatepass")
+    h = _blake2b(data, digest_size=16).hexdigest()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
