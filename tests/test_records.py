@@ -125,7 +125,7 @@ def test_profile_converts_values_like_events() -> None:
         (Decimal("1700000000"), 1_700_000_000),
         (datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC), 1_700_000_000),
         (datetime(2023, 11, 15, 0, 13, 20, tzinfo=PLUS_TWO), 1_700_000_000),
-        (0, 0),
+        (31_536_000, 31_536_000),  # 1971-01-01, the earliest time Mixpanel takes
     ],
 )
 def test_time_is_sent_as_epoch_seconds(given: Any, sent: int) -> None:
@@ -203,7 +203,7 @@ VALUE_ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
         ({"amount": Decimal("3"), "at": date(2024, 1, 1)}, {"amount": 3.0, "at": "2024-01-01"}),
         ({"a": {"b": {"c": 1}}}, {"a": {"b": {"c": 1}}}),  # 3 deep: Mixpanel's limit
         ([{"sku": "A", "price": Decimal("30")}], [{"sku": "A", "price": 30.0}]),
-        (["x"] * 255, ["x"] * 255),
+        (["x"] * 254, ["x"] * 254),  # Mixpanel: fewer than 255 elements
     ],
     ids=repr,
 )
@@ -240,10 +240,10 @@ def test_a_converted_event_is_plain_json() -> None:
         ({"meta": {1: "x"}}, "properties.meta.1", "property names must be strings"),
         ({"a": {"b": {"c": {"d": {"e": 1}}}}}, "properties.a.b.c.d",
          "objects nested more than 3 deep cannot be held by Mixpanel"),
-        ({"many": list(range(256))}, "properties.many",
-         "list of 256 elements is over Mixpanel's limit of 255"),
-        ({f"p{i}": i for i in range(256)}, "properties",
-         "256 properties is over Mixpanel's limit of 255"),
+        ({"many": list(range(255))}, "properties.many",
+         "list of 255 elements is over Mixpanel's limit of 254"),
+        ({f"p{i}": i for i in range(251)}, "properties",
+         "251 properties is over Mixpanel's limit of 250"),
         ({"time": 1}, "properties.time", "reserved; set it through the Event's own fields"),
         ({"token": "x"}, "properties.token", "reserved"),
         ({"distinct_id": "x"}, "properties.distinct_id", "reserved"),

@@ -15,8 +15,21 @@ aware ``datetime``           ISO 8601 in UTC, ``"2024-01-31T12:00:00"`` (Mixpane
 ``Decimal``                  float; NaN and infinity are rejected
 ``UUID``                     its canonical string
 ``Enum``                     its value, converted by these rules
-list, tuple, set, frozenset  a list, each element converted (at most 255 elements)
-dict                         an object with string keys, nested at most 3 deep
+list, tuple, set, frozenset  a list, each element converted (at most 254 elements)
+dict                         an object with string keys (at most 254 of them)
+===========================  ==========================================================
+
+Objects and lists are nested at most 3 deep (a value that contains itself is rejected
+there). The checks are those of Mixpanel's ``/import``, so a record it would refuse is
+quarantined here with the reason instead: fewer than 255 properties counting
+``distinct_id``, ``time``, ``token`` and ``$insert_id`` (so at most 250 of the
+connector's own), an event time from 1971-01-01 on (and, where the sink asks for it, at
+most an hour ahead), and no placeholder ``distinct_id`` or ``$insert_id`` such as
+``"anon"``, ``"null"`` or the all-zero UUID (:data:`PLACEHOLDER_DISTINCT_IDS`). Events of
+1 MB of JSON or more are quarantined when spooled.
+
+===========================  ==========================================================
+value                        sent as
 anything else (bytes, ...)   rejected
 ===========================  ==========================================================
 
@@ -41,15 +54,28 @@ from mpconnect.errors import RecordError
 
 __all__ = ["Event", "Profile", "make_insert_id", "to_epoch_seconds"]
 
-MAX_PROPERTIES = 255
-MAX_LIST_LENGTH = 255
+#: Mixpanel takes fewer than 255 properties per event, keys per object, list elements.
+MAX_PROPERTIES = 254
+MAX_OBJECT_KEYS = 254
+MAX_LIST_LENGTH = 254
 MAX_NESTING_DEPTH = 3
+#: Mixpanel refuses events of 1 MB of JSON or more.
+MAX_EVENT_BYTES = 1024 * 1024
+#: 1971-01-01T00:00:00Z: Mixpanel refuses events before it.
+MIN_EVENT_TIME = 31_536_000
+#: /import refuses events more than this many seconds ahead of its clock.
+FUTURE_LEEWAY = 3600
 #: Reserved property names the engine fills in; a connector sets them through Event fields.
 RESERVED_EVENT_PROPERTIES = frozenset({"distinct_id", "time", "token", "$insert_id"})
-#: distinct_id values Mixpanel treats as placeholders and rejects.
+#: Properties a connector may give an event, the reserved ones added making MAX_PROPERTIES.
+MAX_OWN_PROPERTIES = MAX_PROPERTIES - len(RESERVED_EVENT_PROPERTIES)
+#: Values Mixpanel refuses as ``distinct_id`` and ``$insert_id`` (its documented list,
+#: compared trimmed and in lower case), with the empty id and ``lmy47d`` (an Android build
+#: name that devices report as an id), which mpconnect refuses too.
 PLACEHOLDER_DISTINCT_IDS = frozenset(
-    {"", "anon", "anonymous", "null", "none", "nil", "undefined", "0", "-1", "[]", "{}",
-     "00000000-0000-0000-0000-000000000000", "<nil>", "lmy47d"}
+    {"00000000-0000-0000-0000-000000000000", "anon", "anonymous", "nil", "none", "null",
+     "n/a", "na", "undefined", "unknown", "<nil>", "0", "-1", "true", "false", "[]", "{}",
+     "", "lmy47d"}
 )
 _blake2b = hashlib.blake2b
 _PLAIN_TYPES = (str, int, bool, type(None))
@@ -73,7 +99,12 @@ def make_insert_id(object_id: object, event_name: str) -> str:
     >>> make_insert_id("ch_1", "Charge Succeeded") == make_insert_id("ch_1", "Charge Succeeded")
     True
     """
-    h = _blake2b(f"{object_id}\x1f{event_name}".encode(), digest_size=16).hexdigest()
+    text = f"{object_id}\x1f{event_name}"
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: still hashed (the id itself is not sent)
+        data = text.encode("utf-8", "surrogatepass")
+    h = _blake2b(data, digest_size=16).hexdigest()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -132,7 +163,12 @@ def _convert(value: Any, path: str, depth: int) -> Any:
                 "give an aware datetime",
                 path,
             )
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        try:
+            return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        except OverflowError:
+            raise RecordError(
+                f"field '{path}': {value.isoformat()} is out of the range of dates", path
+            ) from None
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -157,8 +193,20 @@ def _convert(value: Any, path: str, depth: int) -> Any:
                 "cannot be held by Mixpanel; flatten it",
                 path,
             )
+        if len(value) > MAX_OBJECT_KEYS:
+            raise RecordError(
+                f"field '{path}': object of {len(value)} keys is over Mixpanel's "
+                f"limit of {MAX_OBJECT_KEYS}",
+                path,
+            )
         return _convert_mapping(value, path, depth + 1)
     if isinstance(value, list | tuple | set | frozenset):
+        if depth >= MAX_NESTING_DEPTH:
+            raise RecordError(
+                f"field '{path}': lists and objects nested more than {MAX_NESTING_DEPTH} "
+                "deep cannot be held by Mixpanel; flatten it",
+                path,
+            )
         if len(value) > MAX_LIST_LENGTH:
             raise RecordError(
                 f"field '{path}': list of {len(value)} elements is over Mixpanel's "
@@ -166,7 +214,8 @@ def _convert(value: Any, path: str, depth: int) -> Any:
                 path,
             )
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
-        return [_convert(item, f"{path}[{i}]", depth) for i, item in enumerate(items)]
+        return [item if type(item) in _PLAIN_SET else _convert(item, f"{path}[{i}]", depth + 1)
+                for i, item in enumerate(items)]
     raise RecordError(
         f"field '{path}': {type(value).__name__} values cannot be sent to Mixpanel; "
         "convert it to a string or number",
@@ -226,6 +275,22 @@ def _event_distinct_id(value: object, unattributed: bool) -> str:
     return ""
 
 
+def _event_time(value: object, latest: int) -> int:
+    """Epoch seconds of an event time Mixpanel takes: from 1971-01-01 to ``latest``."""
+    seconds = to_epoch_seconds(value)
+    if seconds < MIN_EVENT_TIME:
+        raise RecordError(
+            f"field 'time': {value!r} is before 1971-01-01, which Mixpanel rejects", "time"
+        )
+    if seconds > latest:
+        raise RecordError(
+            f"field 'time': {value!r} is more than an hour in the future, which Mixpanel's "
+            "/import rejects",
+            "time",
+        )
+    return seconds
+
+
 @dataclass(slots=True)
 class Event:
     """One Mixpanel event, as a connector yields it.
@@ -255,9 +320,11 @@ class Event:
         ref = f" object {self.object_id}" if self.object_id else ""
         return f"event {self.name!r}{ref} (distinct_id {self.distinct_id!r})"
 
-    def to_mixpanel(self, token: str) -> dict[str, Any]:
+    def to_mixpanel(self, token: str, latest_time: int | None = None) -> dict[str, Any]:
         """Validate and convert to Mixpanel's event structure, with the project token.
 
+        :param latest_time: the latest event time (epoch seconds) the sink takes, if it
+            limits it (``/import``: an hour from now).
         :raises RecordError: naming the field when a value cannot be sent.
         """
         name = self.name
@@ -277,8 +344,14 @@ class Event:
                 f"field '$insert_id': {insert_id!r} must be 1 to 36 ASCII letters, digits or '-'",
                 "$insert_id",
             )
+        elif insert_id.lower() in PLACEHOLDER_DISTINCT_IDS:
+            raise RecordError(
+                f"field '$insert_id': {insert_id!r} is a placeholder id Mixpanel rejects; "
+                "give the event's own id",
+                "$insert_id",
+            )
         properties = self.properties
-        if (type(properties) is dict and len(properties) <= MAX_PROPERTIES
+        if (type(properties) is dict and len(properties) <= MAX_OWN_PROPERTIES
                 and properties.keys().isdisjoint(RESERVED_EVENT_PROPERTIES)
                 and set(map(type, properties)) <= _STR_TYPE
                 and set(map(type, properties.values())) <= _PLAIN_SET):
@@ -288,11 +361,14 @@ class Event:
         distinct_id = self.distinct_id
         converted["distinct_id"] = distinct_id if (
             type(distinct_id) is str and len(distinct_id) > 9 and distinct_id[0] != "0"
+            and not self.unattributed
             and not distinct_id[0].isspace() and not distinct_id[-1].isspace()
         ) else _event_distinct_id(distinct_id, self.unattributed)
         when = self.time
+        latest = _MAX_EPOCH_SECONDS if latest_time is None else latest_time
         converted["time"] = when if (
-            type(when) is int and 0 <= when <= _MAX_EPOCH_SECONDS) else to_epoch_seconds(when)
+            type(when) is int and MIN_EVENT_TIME <= when <= latest
+        ) else _event_time(when, latest)
         converted["token"] = token
         converted["$insert_id"] = insert_id
         return {"event": name, "properties": converted}
@@ -304,10 +380,11 @@ class Event:
                 f"field 'properties': {type(properties).__name__} given; it must be a dict",
                 "properties",
             )
-        if len(properties) > MAX_PROPERTIES:
+        if len(properties) > MAX_OWN_PROPERTIES:
             raise RecordError(
                 f"field 'properties': {len(properties)} properties is over Mixpanel's "
-                f"limit of {MAX_PROPERTIES}",
+                f"limit of {MAX_OWN_PROPERTIES} (fewer than 255 with distinct_id, time, "
+                "token and $insert_id)",
                 "properties",
             )
         reserved = RESERVED_EVENT_PROPERTIES.intersection(properties)
@@ -364,8 +441,11 @@ class Profile:
         ref = f" object {self.object_id}" if self.object_id else ""
         return f"profile{ref} (distinct_id {self.distinct_id!r})"
 
-    def to_mixpanel(self, token: str) -> list[dict[str, Any]]:
+    def to_mixpanel(self, token: str, latest_time: int | None = None) -> list[dict[str, Any]]:
         """Validate and convert to Mixpanel people records, one per operation.
+
+        :param latest_time: accepted for symmetry with :meth:`Event.to_mixpanel`; profiles
+            carry no event time.
 
         :raises RecordError: naming the field when a value cannot be sent, or when the
             profile has no operation at all.
@@ -385,6 +465,12 @@ class Profile:
                     )
                 body: Any = list(values)
             else:
+                if isinstance(values, Mapping) and len(values) > MAX_OBJECT_KEYS:
+                    raise RecordError(
+                        f"field '{key}': {len(values)} properties is over Mixpanel's limit "
+                        f"of {MAX_OBJECT_KEYS}",
+                        key,
+                    )
                 body = _convert_mapping(values, key, 0)
                 if key == "$union":
                     for name, items in body.items():

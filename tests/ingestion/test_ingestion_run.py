@@ -13,6 +13,7 @@ import pytest
 from ingestion_support import PROJECT_ID, PROJECT_SECRET, SA_SECRET, SA_USER, TOKEN
 
 import mpconnect
+from mpconnect.datasets import ingestion_checks
 from mpconnect.datasets.ingestion_api import (
     DROP,
     LOST_ACK,
@@ -158,20 +159,24 @@ def test_batches_are_split_by_bytes_under_10_mb(server: LocalDatasetsServer, con
     assert contents(server).events_total == 2500
 
 
-class SpoilTimes:
-    """Gives three demo reviews a 1970 time: valid to the engine, refused by Mixpanel."""
+class SpoilIds:
+    """Gives three demo reviews a distinct id the server below refuses and mpconnect does
+    not know to (as when Mixpanel's placeholder list grows)."""
 
     spoiled = frozenset({"review-7", "review-2500", "review-4499"})
 
     @mpconnect.hookimpl
     def transform_record(self, record: Any, source: str) -> None:
         if isinstance(record, mpconnect.Event) and record.object_id in self.spoiled:
-            record.time = 3600
+            record.distinct_id = "not-a-user"
 
 
 def test_strict_mode_failures_are_quarantined_with_mixpanels_reason(
-        server: LocalDatasetsServer, config: Path, cli: Any, mpconnect_home: Path) -> None:
-    result = cli("--config", config, "run", "demo", plugins=[SpoilTimes()])
+        server: LocalDatasetsServer, config: Path, cli: Any, mpconnect_home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingestion_checks, "DENIED_IDS",
+                        ingestion_checks.DENIED_IDS | {"not-a-user"})
+    result = cli("--config", config, "run", "demo", plugins=[SpoilIds()])
     assert result.exit_code == 0, result.output
     assert f"imported {DEMO_EVENTS - 3 + DEMO_PROFILES:,}, quarantined 3" in result.stdout
     assert contents(server).events_total == DEMO_EVENTS - 3
@@ -179,9 +184,9 @@ def test_strict_mode_failures_are_quarantined_with_mixpanels_reason(
     lines = [orjson.loads(line) for line in quarantine.read_bytes().splitlines()]
     assert len(lines) == 3
     for line in lines:
-        assert line["reason"].startswith("Mixpanel rejected properties.time: ")
-        assert "1971" in line["reason"]
-        assert line["record"]["properties"]["time"] == 3600
+        assert line["reason"].startswith("Mixpanel rejected properties.distinct_id: ")
+        assert "placeholder" in line["reason"]
+        assert line["record"]["properties"]["distinct_id"] == "not-a-user"
     stored_ids = {e["properties"]["$insert_id"] for e in server.store.iter_events(
         server.ingestion.dataset_id, server.ingestion.version_id())}
     assert not stored_ids & {line["record"]["properties"]["$insert_id"] for line in lines}

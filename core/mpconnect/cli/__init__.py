@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import click
 
 from mpconnect.cli.context import CliState
+from mpconnect.disk import file_problem
 from mpconnect.errors import MpconnectError
 
 
@@ -28,6 +29,12 @@ class _Group(click.Group):
             if state is not None and state.debug:
                 raise
             click.echo(f"mpconnect: error: {exc}", err=True)
+            ctx.exit(1)
+        except OSError as exc:
+            state = ctx.find_object(CliState)
+            if (state is not None and state.debug) or exc.filename is None:
+                raise
+            click.echo(f"mpconnect: error: {file_problem(exc, exc.filename)}", err=True)
             ctx.exit(1)
 
 

@@ -106,7 +106,6 @@ class DatasetStore:
         self, path: Path, *, live_delay: float = 0.0, max_versions: int = MAX_VERSIONS
     ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.live_delay = live_delay
         self.max_versions = max_versions
         self._local = threading.local()
@@ -120,7 +119,7 @@ class DatasetStore:
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = connect(self.path)
+            db = connect(self.path, "embedded store")
             self._local.db = db
         return db
 

@@ -144,7 +144,6 @@ class SqliteRunLedger(RunLedger):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         db = self._db()
         db.executescript(_SCHEMA)
@@ -155,7 +154,7 @@ class SqliteRunLedger(RunLedger):
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = connect(self.path)
+            db = connect(self.path, "run ledger")
             db.row_factory = sqlite3.Row
             self._local.db = db
         return db

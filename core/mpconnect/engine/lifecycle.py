@@ -21,8 +21,11 @@ import orjson
 
 from mpconnect.config import Config, SourceConfig, connector_settings, require_connector
 from mpconnect.connector import Connector, RunContext
+from mpconnect.disk import private_dir
+from mpconnect.engine.cleanup import remove_dead_spools
 from mpconnect.engine.ledger import BatchRef, ResumePoint, RunLedger, SqliteRunLedger
 from mpconnect.engine.lock import FileSourceLock, SourceLock
+from mpconnect.engine.odd_records import safe_describe, unencodable_field
 from mpconnect.engine.progress import Progress
 from mpconnect.engine.quarantine import QuarantineFile
 from mpconnect.engine.spool import SpoolWriter, batch_is_whole, remove_spool
@@ -39,7 +42,7 @@ from mpconnect.errors import (
 )
 from mpconnect.paths import home_dir
 from mpconnect.plugins import Plugins, notify
-from mpconnect.records import Event, Profile
+from mpconnect.records import MAX_EVENT_BYTES, Event, Profile
 from mpconnect.retry import call_with_retries
 from mpconnect.sinks.base import Sink
 
@@ -115,6 +118,7 @@ class Engine:
         lock = self.lock_factory(source.name, run_id)
         lock.acquire()
         try:
+            remove_dead_spools(self.ledger, source.name)
             sink = self.make_sink()
             try:
                 return _Run(self, source, entry.cls, settings, sink, run_id, options).execute()
@@ -216,6 +220,7 @@ class _Run:
         summary = self.summary
         self.ledger.record_run(summary)
         resume: ResumePoint | None = None
+        spool_dir: Path | None = None
         try:
             resume = self._resume_point()
             self.progress.start(self.source.name, resume.read if resume else None)
@@ -250,7 +255,15 @@ class _Run:
                 summary.quarantine_file = None
             self.quarantine.close()
             self.progress.stop()
-            self.ledger.record_run(summary)
+            if spool_dir is not None and not self._resumable:
+                remove_spool(spool_dir)  # an unfinished extraction is never resumed
+            try:
+                self.ledger.record_run(summary)
+            except MpconnectError as exc:
+                if summary.status == "succeeded":
+                    raise
+                log.warning("%s: could not record the run's end in the ledger: %s",
+                            self.source.name, exc)
         return summary
 
     def _resume_point(self) -> ResumePoint | None:
@@ -262,10 +275,12 @@ class _Run:
             reason = "--restart given"
         elif point.target is not None and point.target != self.target:
             reason = "the sink, dataset or project token changed since it was made"
-        elif point.host != socket.gethostname() or not point.spool_dir.is_dir():
-            reason = "its spool is not on this machine"
         elif not point.extraction_done:
             reason = "its extraction did not finish (a snapshot never mixes two extractions)"
+        elif point.host != socket.gethostname():
+            reason = "its spool is not on this machine"
+        elif not point.spool_dir.is_dir():
+            reason = f"its spool {point.spool_dir} is gone"
         elif not all(batch_is_whole(b) for b in self.ledger.unacked_batches(point.spool_id)):
             reason = "spooled batches are missing or damaged"
         elif self.sink.versioned and self._api(
@@ -377,11 +392,12 @@ class _Run:
             self.progress.extracted(summary.read, self.quarantine.count)
 
         writer = SpoolWriter(spool_dir, self.sink.max_batch_records, self.sink.max_batch_bytes,
-                             spooled)
+                             spooled, max_record_bytes=MAX_EVENT_BYTES,
+                             on_oversized=self._quarantine_oversized)
         ctx = RunContext(
             source=self.source.name, dataset_id=self.source.dataset_id,
             log=logging.getLogger(f"mpconnect.source.{self.source.name}"),
-            state_dir=self.engine.home / "state" / self.source.name,
+            state_dir=private_dir(self.engine.home / "state" / self.source.name),
             quarantine=self._quarantine_source_object,
         )
         connector = self.connector_cls(self.settings)
@@ -413,6 +429,8 @@ class _Run:
         batch_size = writer.max_records
         refuse_unattributed = not self.sink.accepts_unattributed_events
         stop = self.stop
+        lead = getattr(self.sink, "future_leeway", None)
+        latest = None if lead is None else int(time.time()) + lead
         buffer: list[Any] = []
         in_connector = True
         try:
@@ -429,9 +447,18 @@ class _Run:
                         self._transform(record, transformers)
                     if refuse_unattributed and is_events and record.unattributed:
                         raise unattributed_refusal(self.sink.name)
-                    converted = record.to_mixpanel(token)
+                    converted = record.to_mixpanel(token, latest)
                 except RecordError as exc:
-                    quarantine.add(record.describe(), str(exc), _record_data(record), exc.field)
+                    quarantine.add(safe_describe(record), str(exc), _record_data(record),
+                                   exc.field)
+                    in_connector = True
+                    continue
+                except MpconnectError:
+                    raise
+                except Exception as exc:  # a value whose own methods fail: still quarantined
+                    quarantine.add(safe_describe(record),
+                                   f"cannot be converted: {type(exc).__name__}: {exc}",
+                                   _record_data(record))
                     in_connector = True
                     continue
                 if is_events:
@@ -441,6 +468,8 @@ class _Run:
                 if len(buffer) >= batch_size:
                     self._spool(writer, kind, buffer)
                     buffer = []
+                    if lead is not None:
+                        latest = int(time.time()) + lead
                     if stop.is_set():
                         raise _Interrupted("stopped on request during extraction; the next run "
                                    "starts a new version (a snapshot never mixes two "
@@ -471,11 +500,18 @@ class _Run:
                 except TypeError as exc:
                     self.quarantine.add(_name_converted(kind, record),
                                         f"a value cannot be encoded as JSON: {exc}",
-                                        {"repr": repr(record)[:2000]})
+                                        {"repr": repr(record)[:2000]},
+                                        unencodable_field(record))
                 else:
                     good.append(record)
             if good:
                 writer.write(kind, good)
+
+    def _quarantine_oversized(self, kind: str, record: dict[str, Any], size: int) -> None:
+        """A converted record of 1 MB of JSON or more: Mixpanel refuses it."""
+        self.quarantine.add(_name_converted(kind, record),
+                            f"{size:,} bytes of JSON: Mixpanel refuses a record of 1 MB "
+                            f"({MAX_EVENT_BYTES:,} bytes) or more", record)
 
     def _transform(self, record: Event | Profile,
                    transformers: list[tuple[str, Callable[..., Any]]]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from mpconnect.disk import file_problem, private_dir
 from mpconnect.errors import RunLocked
 
 
@@ -47,7 +48,10 @@ class FileSourceLock(SourceLock):
     """A ``flock`` on a per-source file that records the holder's pid, host and start."""
 
     def __init__(self, directory: Path, source: str, run_id: str = "") -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            private_dir(directory)
+        except OSError as exc:
+            raise file_problem(exc, directory, "the lock directory") from exc
         self.path = directory / f"{source}.lock"
         self.source = source
         self.run_id = run_id
@@ -62,7 +66,10 @@ class FileSourceLock(SourceLock):
 
     def acquire(self) -> None:
         """Take the lock or raise RunLocked naming the running process."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise file_problem(exc, self.path, f"the lock of source {self.source!r}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -74,12 +81,15 @@ class FileSourceLock(SourceLock):
                 f"source {self.source!r} is already running: pid {info.get('pid', '?')} on "
                 f"{info.get('host', '?')}, started {when} (run {info.get('run_id', '?')})"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, orjson.dumps({
-            "pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-            "run_id": self.run_id,
-        }))
         self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, orjson.dumps({
+                "pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
+                "run_id": self.run_id,
+            }))
+        except OSError:
+            pass  # the holder's details are only for messages; a full disk keeps the lock
 
     def is_held(self) -> bool:
         """True when some process holds the lock now."""

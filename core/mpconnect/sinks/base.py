@@ -101,6 +101,9 @@ class Sink(ABC):
     max_batch_records: ClassVar[int] = 1000
     #: The most bytes of uncompressed JSON one import request may hold, if limited.
     max_batch_bytes: ClassVar[int | None] = None
+    #: Seconds an event's time may be ahead of the clock, if the destination limits it
+    #: (Mixpanel's ``/import``: an hour); later events are quarantined.
+    future_leeway: ClassVar[int | None] = None
     #: The ``[mixpanel]`` keys this sink reads besides the common ones (``sink``,
     #: ``project_token``, ``secret``, ``api_url``, ``ca_bundle``, ``timeout``); any other
     #: key is reported as a mistake.

@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 import mpconnect
 from mpconnect.errors import ApiError, ConfigError, RetryableApiError
 from mpconnect.http import is_loopback
+from mpconnect.records import FUTURE_LEEWAY
 from mpconnect.responses import error_text, json_body
 from mpconnect.retry import parse_retry_after
 from mpconnect.sinks.base import ImportResult, RecordKind, Sink, VersionInfo
@@ -107,6 +108,7 @@ class IngestionSink(Sink):
     versioned = False
     max_batch_records = MAX_RECORDS
     max_batch_bytes = MAX_BYTES
+    future_leeway = FUTURE_LEEWAY
     extra_settings = frozenset(IngestionSettings.model_fields)
 
     def __init__(self, settings: Any, home: Path) -> None:
