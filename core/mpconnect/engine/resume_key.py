@@ -112,7 +112,11 @@ class ResumeKey:
                     "what made it cannot be compared"]
         changes = []
         if old.connector != self.connector:
-            changes.append(f"the connector changed ({old.connector} -> {self.connector})")
+            old_name, _, old_version = old.connector.rpartition(" ")
+            name, _, version = self.connector.rpartition(" ")
+            shown = (f"{name} {old_version} -> {version}" if old_name == name
+                     else f"{old.connector} -> {self.connector}")
+            changes.append(f"the connector changed ({shown})")
         if old.settings != self.settings:
             changes.append("the source's settings changed since it was made")
         if old.dataset != self.dataset:
