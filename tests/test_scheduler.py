@@ -20,7 +20,7 @@ import mpconnect
 import mpconnect_demo
 from mpconnect.config import load_config
 from mpconnect.datasets.store import DatasetStore
-from mpconnect.engine import Engine
+from mpconnect.engine import Engine, RunOptions
 from mpconnect.engine.ledger import SqliteRunLedger
 from mpconnect.engine.lock import FileSourceLock
 from mpconnect.errors import ConfigError, MpconnectError, SinkError, SourceError
@@ -705,3 +705,55 @@ def test_many_failures_in_a_row_keep_the_retry_backoff_finite(
     scheduler._plan_retry("a", slot, "the source refused")
     assert "a: run failed (40 in a row): the source refused; retrying at the next scheduled" in (
         logs[-1])
+
+
+# -- start-up resume: only what the engine would really resume (issue 13) -------------------
+
+
+def test_at_start_a_run_interrupted_after_publishing_is_not_run_again(
+    setup: Setup, gate: Gate, logs: list[str]
+) -> None:
+    setup.write('[scheduler]\ncatch_up = "skip"\n' + source("a", "0 * * * *"))
+    engine = Engine(load_config(setup.config_path), setup.plugins, setup.home)
+    gate.release("a")
+    summary = engine.run("a")
+    # As if stopped while waiting until live: the version is published already.
+    engine.ledger.set_status(summary.run_id, "interrupted")
+    scheduler = setup.scheduler(ManualClock(at("10:00:30")))
+    scheduler.step()
+    assert scheduler.wait_idle(10)
+    assert gate.started == ["a"], "no new extraction outside the schedule"
+    assert (f"a: its last run (interrupted) did not finish; nothing to resume now (its "
+            f"version {summary.version_id} was published and goes live by itself)") in logs
+    assert scheduler.next_run("a") == at("11:00")
+
+
+def test_at_start_an_unfinished_run_for_another_dataset_is_not_resumed(
+    setup: Setup, gate: Gate, logs: list[str]
+) -> None:
+    setup.write('[scheduler]\ncatch_up = "skip"\n' + source("a", "0 * * * *"))
+    engine = Engine(load_config(setup.config_path), setup.plugins, setup.home)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            engine.run("a", RunOptions(stop=stop))
+        except MpconnectError as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    gate.wait_started(1)
+    stop.set()
+    gate.release("a")
+    thread.join(10)
+    assert "stopped on request before publishing" in str(failures[0])  # resumable as it was
+    setup.write('[scheduler]\ncatch_up = "skip"\n'
+                + source("a", "0 * * * *").replace('"A"', '"ELSEWHERE"'))
+    scheduler = setup.scheduler(ManualClock(at("10:00:30")))
+    scheduler.step()
+    assert scheduler.wait_idle(10)
+    assert gate.started == ["a"], "no new extraction outside the schedule"
+    assert ("a: its last run (interrupted) did not finish; nothing to resume now (the "
+            "dataset changed (A -> ELSEWHERE))") in logs

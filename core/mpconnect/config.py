@@ -67,6 +67,8 @@ class EngineConfig(BaseModel):
     retry_initial_wait: float = Field(default=0.5, gt=0, le=60)
     retry_max_wait: float = Field(default=60.0, gt=0, le=600)
     live_timeout: float = Field(default=900.0, gt=0)
+    #: Seconds after which a run stops and fails cleanly; the next run resumes it.
+    max_run_time: float = Field(default=14400.0, gt=0)
 
 
 class SchedulerConfig(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,11 @@ class RunContext:
     :param quarantine: call ``quarantine(what, reason, data)`` for a source object that
         cannot become a record (for example a charge with no customer and no email);
         it is written to the run's quarantine file and counted, never dropped silently.
+    :param stop: set when the run is asked to stop (SIGTERM, Ctrl-C, the scheduler's stop,
+        ``engine.max_run_time``): a connector's own waits should end when it is set.
+        Retry waits of :mod:`mpconnect.retry` and :mod:`mpconnect.http` in the thread
+        that calls ``events``/``people`` end by themselves; pass ``stop`` to them from
+        other threads.
     """
 
     source: str
@@ -49,6 +55,7 @@ class RunContext:
     state_dir: Path | None = None
     quarantine: Callable[[str, str, Any], None] = field(default=lambda what, reason, data: None)
     extra: dict[str, Any] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 class Connector(ABC):
@@ -70,6 +77,9 @@ class Connector(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     #: The command that installs what ``requires`` names.
     install_hint: ClassVar[str | None] = None
+    #: The connector's version (default: its distribution's). An unfinished version
+    #: spooled by another version of the connector is never resumed.
+    version: ClassVar[str | None] = None
 
     def __init__(self, settings: BaseModel) -> None:
         self.settings = settings

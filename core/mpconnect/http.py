@@ -114,6 +114,9 @@ class JsonHttpClient:
     :param session: a ``requests.Session`` to use (default: a new one, closed by
         :meth:`close`).
     :param on_retry: called as ``on_retry(error, attempt, wait_seconds)`` before each wait.
+    :param stop: a retry wait ends at once when it is set (pass the run context's
+        ``stop``; in the engine's extraction thread that is the default), raising
+        :class:`mpconnect.retry.RetryWaitStopped`.
     :raises ConfigError: for a base URL that is not http(s), or plain http to a remote host.
     """
 
@@ -137,6 +140,7 @@ class JsonHttpClient:
         allow_http: bool = False,
         session: requests.Session | None = None,
         on_retry: Callable[[BaseException, int, float], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -156,6 +160,7 @@ class JsonHttpClient:
         self.max_wait = max_wait
         self.limiter = RateLimiter(rate_limit)
         self.on_retry = on_retry
+        self.stop = stop
         self._owns_session = session is None
         self.session = session or requests.Session()
         if verify is not None:
@@ -278,7 +283,7 @@ class JsonHttpClient:
         try:
             return call_with_retries(
                 attempt, max_retries=self.max_retries, initial_wait=self.initial_wait,
-                max_wait=self.max_wait, on_retry=retried, max_retry_after=self.max_wait,
+                max_wait=self.max_wait, on_retry=retried, stop=self.stop,
             )
         except RetryableApiError as exc:
             attempts = self.max_retries + 1

@@ -2,24 +2,57 @@
 
 Used by the engine's upload workers and by connectors (Stripe's client does not retry
 429; simple-salesforce does not retry at all). Built on ``tenacity``.
+
+A retry wait ends at once when the run is asked to stop: pass ``stop``, or run inside
+:func:`stop_waits_on` (the engine does so while a connector extracts), and the wait
+raises :class:`RetryWaitStopped`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import tenacity
 
-from mpconnect.errors import RetryableApiError
+from mpconnect.errors import MpconnectError, RetryableApiError
 
 T = TypeVar("T")
 
-#: The longest ``Retry-After`` honoured (longer ones are cut to this, not to ``max_wait``).
-MAX_RETRY_AFTER = 900.0
+_RUN_STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "mpconnect_run_stop", default=None)
+
+
+class RetryWaitStopped(MpconnectError):
+    """The run was asked to stop while a request waited to be retried."""
+
+
+@contextlib.contextmanager
+def stop_waits_on(stop: threading.Event) -> Iterator[None]:
+    """Make retry waits in this thread (and context) end when ``stop`` is set."""
+    token = _RUN_STOP.set(stop)
+    try:
+        yield
+    finally:
+        _RUN_STOP.reset(token)
+
+
+def wait_unless_stopped(seconds: float, stop: threading.Event | None = None) -> None:
+    """Sleep ``seconds``, or end at once when the run's stop is set (``stop``, else the
+    one :func:`stop_waits_on` gave).
+
+    :raises RetryWaitStopped: when the stop is set before or during the wait.
+    """
+    stop = stop if stop is not None else _RUN_STOP.get()
+    if stop is None:
+        time.sleep(seconds)
+    elif stop.wait(seconds):
+        raise RetryWaitStopped("stopped while waiting to retry")
 
 
 class RateLimiter:
@@ -78,18 +111,26 @@ def call_with_retries(
     max_wait: float = 60.0,
     retry_on: tuple[type[BaseException], ...] = (RetryableApiError,),
     on_retry: Callable[[BaseException, int, float], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    max_retry_after: float = MAX_RETRY_AFTER,
+    sleep: Callable[[float], None] | None = None,
+    max_retry_after: float | None = None,
+    stop: threading.Event | None = None,
 ) -> T:
     """Call ``func``, retrying on ``retry_on`` exceptions with backoff and jitter.
 
     A ``retry_after`` attribute on the exception (seconds, from a ``Retry-After`` header)
-    is honoured up to ``max_retry_after`` (``max_wait`` caps only the backoff). After
-    ``max_retries`` retries the last exception is raised.
+    is honoured up to ``max_retry_after`` (default ``max_wait``: a server asking for an
+    hour does not stall a run for an hour). After ``max_retries`` retries the last
+    exception is raised.
 
     :param on_retry: called as ``on_retry(exception, attempt, wait_seconds)`` before each
         wait, for logging and counting.
+    :param sleep: how to wait (default: :func:`wait_unless_stopped` on ``stop``).
+    :param stop: ends a wait at once when set, raising :class:`RetryWaitStopped` (default:
+        the stop of :func:`stop_waits_on`, if any).
     """
+
+    def wait(seconds: float) -> None:
+        wait_unless_stopped(seconds, stop)
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         if on_retry is not None and state.outcome is not None and state.next_action:
@@ -97,10 +138,11 @@ def call_with_retries(
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(retry_on),
-        wait=_WaitBackoffOrRetryAfter(initial_wait, max_wait, max_retry_after),
+        wait=_WaitBackoffOrRetryAfter(
+            initial_wait, max_wait, max_wait if max_retry_after is None else max_retry_after),
         stop=tenacity.stop_after_attempt(max_retries + 1),
         before_sleep=before_sleep,
-        sleep=sleep,
+        sleep=sleep or wait,
         reraise=True,
     )
     return retrying(func)

@@ -262,7 +262,7 @@ def test_a_spool_made_for_another_sink_is_not_resumed(tmp_path: Path, home: Path
     assert not summary.resumed, "the first spool's acknowledged batches went elsewhere"
     assert DatasetStore(other_store).contents("DEMO", summary.version_id).events_total == 3000
     assert engine.ledger.list_runs("demo")[1]["error"] == (
-        "abandoned: the sink, dataset or project token changed since it was made")
+        "abandoned: the sink changed (flaky -> embedded)")
     assert failed["version_id"] in [v.version_id for v in store(home).list_versions("DEMO")], (
         "the old sink's version is left alone: it is not this sink's to delete")
 
@@ -302,12 +302,13 @@ def test_a_value_json_cannot_hold_is_quarantined_and_the_batch_goes_on(
     assert "18446744073709551616" in entry["record"]["repr"]
 
 
-def test_a_retry_after_longer_than_the_backoff_ceiling_is_honoured() -> None:
+def test_a_retry_after_is_honoured_up_to_retry_max_wait_not_beyond() -> None:
     from mpconnect.errors import RetryableApiError
     from mpconnect.retry import call_with_retries
 
     waits: list[float] = []
-    attempts = iter([RetryableApiError(429, "slow down", retry_after=120), "done"])
+    attempts = iter([RetryableApiError(429, "slow down", retry_after=45),
+                     RetryableApiError(429, "slow down", retry_after=3600), "done"])
 
     def call() -> str:
         outcome = next(attempts)
@@ -315,5 +316,7 @@ def test_a_retry_after_longer_than_the_backoff_ceiling_is_honoured() -> None:
             raise outcome
         return outcome
 
-    assert call_with_retries(call, max_wait=60, sleep=waits.append) == "done"
-    assert len(waits) == 1 and 120 <= waits[0] < 120.2
+    assert call_with_retries(call, initial_wait=0.5, max_wait=60, sleep=waits.append) == "done"
+    assert len(waits) == 2
+    assert 45 <= waits[0] < 45.2, "a Retry-After longer than the backoff is honoured"
+    assert 60 <= waits[1] < 60.2, "an hour's Retry-After is cut to retry_max_wait"

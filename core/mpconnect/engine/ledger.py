@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS runs (
     published INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     quarantine_file TEXT,
-    target TEXT
+    target TEXT,
+    resume_key TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_source ON runs (source, started_at);
 CREATE TABLE IF NOT EXISTS batches (
@@ -86,6 +87,8 @@ class ResumePoint:
     read: int
     quarantined: int
     target: str | None = None
+    #: What shaped the spool (:class:`mpconnect.engine.resume_key.ResumeKey`, as JSON).
+    resume_key: str | None = None
 
 
 class RunLedger(ABC):
@@ -94,9 +97,11 @@ class RunLedger(ABC):
     @abstractmethod
     def record_run(self, summary: RunSummary, *, spool_id: str | None = None,
                    spool_dir: Path | None = None, host: str = "", pid: int = 0,
-                   target: str | None = None, extraction_done: bool = False) -> None:
+                   target: str | None = None, extraction_done: bool = False,
+                   resume_key: str | None = None) -> None:
         """Insert or update a run's row from its summary; with ``spool_id``, also where its
-        spool is, what it loads into (``target``) and whether the spool is complete."""
+        spool is, what it loads into (``target``), what shaped it (``resume_key``) and
+        whether the spool is complete."""
 
     @abstractmethod
     def mark_extraction_done(self, run_id: str, read: int, quarantined: int) -> None:
@@ -148,8 +153,9 @@ class SqliteRunLedger(RunLedger):
         db = self._db()
         db.executescript(_SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-        if "target" not in columns:  # a ledger written by mpconnect before the column existed
-            db.execute("ALTER TABLE runs ADD COLUMN target TEXT")
+        for column in ("target", "resume_key"):  # a ledger older than the column
+            if column not in columns:
+                db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -161,7 +167,8 @@ class SqliteRunLedger(RunLedger):
 
     def record_run(self, summary: RunSummary, *, spool_id: str | None = None,
                    spool_dir: Path | None = None, host: str = "", pid: int = 0,
-                   target: str | None = None, extraction_done: bool = False) -> None:
+                   target: str | None = None, extraction_done: bool = False,
+                   resume_key: str | None = None) -> None:
         """Insert the run or update its counts, status and error."""
         db = self._db()
         db.execute(
@@ -181,9 +188,9 @@ class SqliteRunLedger(RunLedger):
         if spool_id is not None:
             db.execute(
                 "UPDATE runs SET spool_id = ?, spool_dir = ?, host = ?, pid = ?, target = ?, "
-                "extraction_done = ? WHERE run_id = ?",
+                "extraction_done = ?, resume_key = ? WHERE run_id = ?",
                 (spool_id, str(spool_dir) if spool_dir else None, host, pid, target,
-                 int(extraction_done), summary.run_id),
+                 int(extraction_done), resume_key, summary.run_id),
             )
 
     def mark_extraction_done(self, run_id: str, read: int, quarantined: int) -> None:
@@ -247,6 +254,7 @@ class SqliteRunLedger(RunLedger):
             spool_dir=Path(row["spool_dir"]), host=row["host"] or "",
             extraction_done=bool(row["extraction_done"]), read=row["read"],
             quarantined=row["quarantined"], target=row["target"],
+            resume_key=row["resume_key"],
         )
 
     def versions_being_written(self, dataset_id: str) -> set[str]:

@@ -23,11 +23,13 @@ from mpconnect.config import Config, SourceConfig, connector_settings, require_c
 from mpconnect.connector import Connector, RunContext
 from mpconnect.disk import private_dir
 from mpconnect.engine.cleanup import remove_dead_spools
+from mpconnect.engine.deadline import RunStop
 from mpconnect.engine.ledger import BatchRef, ResumePoint, RunLedger, SqliteRunLedger
 from mpconnect.engine.lock import FileSourceLock, SourceLock
 from mpconnect.engine.odd_records import safe_describe, unencodable_field
 from mpconnect.engine.progress import Progress
 from mpconnect.engine.quarantine import QuarantineFile
+from mpconnect.engine.resume_key import ResumeKey, installation_key, make_resume_key
 from mpconnect.engine.spool import SpoolWriter, batch_is_whole, remove_spool
 from mpconnect.engine.summary import RunSummary
 from mpconnect.engine.unattributed import unattributed_refusal
@@ -41,10 +43,10 @@ from mpconnect.errors import (
     RunFailed,
 )
 from mpconnect.paths import home_dir
-from mpconnect.plugins import Plugins, notify
+from mpconnect.plugins import ConnectorEntry, Plugins, notify
 from mpconnect.records import MAX_EVENT_BYTES, Event, Profile
-from mpconnect.retry import call_with_retries
-from mpconnect.sinks.base import Sink
+from mpconnect.retry import RetryWaitStopped, call_with_retries, stop_waits_on
+from mpconnect.sinks.base import Sink, VersionInfo
 
 log = logging.getLogger("mpconnect.engine")
 
@@ -121,11 +123,67 @@ class Engine:
             remove_dead_spools(self.ledger, source.name)
             sink = self.make_sink()
             try:
-                return _Run(self, source, entry.cls, settings, sink, run_id, options).execute()
+                key = self.resume_key(source, entry, settings, sink)
+                return _Run(self, source, entry.cls, settings, sink, run_id, options,
+                            key).execute()
             finally:
                 sink.close()
         finally:
             lock.release()
+
+    def resume_key(self, source: SourceConfig, entry: ConnectorEntry, settings: Any,
+                   sink: Sink) -> ResumeKey:
+        """What shapes a run's snapshot: an unfinished version made under another key is
+        never resumed (see :mod:`mpconnect.engine.resume_key`)."""
+        transforms = [str(self.plugins.pm.get_name(impl.plugin))
+                      for impl in self.plugins.pm.hook.transform_record.get_hookimpls()]
+        return make_resume_key(
+            installation_key(self.home), connector=entry.name,
+            connector_version=entry.cls.version or entry.provider.version, settings=settings,
+            dataset_id=source.dataset_id, sink=sink.name, destination=sink.describe(),
+            token=self.token(sink), transforms=transforms,
+        )
+
+    def resume_refusal(self, source_name: str) -> str | None:
+        """Say why a run of the source started now would not resume an unfinished version
+        (None: it would). Looks at the ledger and the spool, never at the sink.
+        """
+        point = self.ledger.resume_point(source_name)
+        if point is None:
+            return "it left no unfinished, unpublished version"
+        try:
+            source = self.config.source(source_name)
+            require_connector(self.config, source, self.plugins.connectors)
+            entry = self.plugins.connector(source.connector)
+            settings = connector_settings(self.config, source, entry.cls.Settings)
+            sink = self.make_sink()
+            try:
+                key = self.resume_key(source, entry, settings, sink)
+            finally:
+                sink.close()
+        except MpconnectError as exc:
+            return str(exc)
+        return _refusal(self.ledger, point, key)
+
+
+def _refusal(ledger: RunLedger, point: ResumePoint, key: ResumeKey,
+             restart: bool = False) -> str | None:
+    """Why ``point`` may not be resumed by a run under ``key``, from what is on this
+    machine (None: it may, if the sink still has the version)."""
+    if restart:
+        return "--restart given"
+    changes = key.changes_since(ResumeKey.loads(point.resume_key))
+    if changes:
+        return "; ".join(changes)
+    if not point.extraction_done:
+        return "its extraction did not finish (a snapshot never mixes two extractions)"
+    if point.host != socket.gethostname():
+        return "its spool is not on this machine"
+    if not point.spool_dir.is_dir():
+        return f"its spool {point.spool_dir} is gone"
+    if not all(batch_is_whole(b) for b in ledger.unacked_batches(point.spool_id)):
+        return "spooled batches are missing or damaged"
+    return None
 
 
 def check_sink(config: Config, plugins: Plugins) -> type[Sink]:
@@ -173,7 +231,8 @@ class _Run:
     """The state of one run in progress."""
 
     def __init__(self, engine: Engine, source: SourceConfig, connector_cls: type[Connector],
-                 settings: Any, sink: Sink, run_id: str, options: RunOptions) -> None:
+                 settings: Any, sink: Sink, run_id: str, options: RunOptions,
+                 resume_key: ResumeKey) -> None:
         self.engine = engine
         self.ledger = engine.ledger
         self.plugins = engine.plugins
@@ -183,7 +242,9 @@ class _Run:
         self.sink = sink
         self.options = options
         self.progress = options.progress or Progress()
-        self.stop = options.stop or threading.Event()
+        self.run_stop = RunStop(options.stop, engine.config.engine.max_run_time)
+        self.stop = self.run_stop.event
+        self.resume_key = resume_key
         self.token = engine.token(sink)
         #: What this run loads into; a spool made for another target is never resumed.
         self.target = hashlib.sha256(orjson.dumps(
@@ -197,6 +258,7 @@ class _Run:
         self._count_lock = threading.Lock()
         #: True while the version has a complete spool and is not published.
         self._resumable = False
+        self._published = False
 
     def _quarantine_path(self, spool_id: str) -> Path:
         return self.engine.home / "quarantine" / self.source.name / f"{spool_id}.jsonl"
@@ -211,10 +273,32 @@ class _Run:
             self._count_retry()
             log.info("%s: %s; retry %d in %.1f s", self.source.name, exc, attempt, wait)
 
-        return call_with_retries(
-            call, max_retries=settings.max_retries, initial_wait=settings.retry_initial_wait,
-            max_wait=settings.retry_max_wait, on_retry=retrying,
-        )
+        try:
+            return call_with_retries(
+                call, max_retries=settings.max_retries, initial_wait=settings.retry_initial_wait,
+                max_wait=settings.retry_max_wait, on_retry=retrying, stop=self.stop,
+            )
+        except RetryWaitStopped:
+            raise self._halted() from None
+
+    def _halted(self) -> MpconnectError:
+        """The error that ends the run once its stop is set: interrupted on request, or
+        failed when ``engine.max_run_time`` passed (the next run resumes what it can)."""
+        if self._published:
+            where, then = ("while waiting until live",
+                           "the version is published and goes live by itself")
+        elif self._resumable:
+            where, then = "before publishing", "the next run resumes"
+        elif self.summary.version_id is None:
+            where, then = "before its version was created", "nothing was loaded"
+        else:
+            where, then = ("during extraction", "the next run starts a new version (a "
+                           "snapshot never mixes two extractions)")
+        if self.run_stop.timed_out:
+            stopped = (f"stopped after engine.max_run_time "
+                       f"({self.run_stop.max_run_time:g} s) {where}")
+            return RunFailed(stopped if self._resumable else f"{stopped}; {then}")
+        return _Interrupted(f"stopped on request {where}; {then}")
 
     def execute(self) -> RunSummary:
         summary = self.summary
@@ -226,13 +310,18 @@ class _Run:
             self.progress.start(self.source.name, resume.read if resume else None)
             spool_id, spool_dir = self._open_version(resume)
             self._load(spool_id, spool_dir, resume)
+            newer = None
             if self.sink.versioned:
                 self._publish()
                 self._resumable = False
+                self._published = True
                 remove_spool(spool_dir)  # a published version is never resumed
-                self._wait_live()
-                self._prune()
+                newer = self._wait_live()
+                if newer is None:
+                    self._prune()
             summary.status = "succeeded"
+            if newer is not None:
+                summary.status, summary.error = "superseded", f"superseded by version {newer}"
             remove_spool(spool_dir)
         except _Interrupted as exc:
             summary.status, summary.error = "interrupted", str(exc)
@@ -249,6 +338,7 @@ class _Run:
                 raise RunFailed(f"{self.source.name}: {summary.error}") from exc
             raise
         finally:
+            self.run_stop.close()
             summary.ended_at = time.time()
             summary.quarantined = self.quarantine.count
             if not summary.quarantined:
@@ -270,20 +360,8 @@ class _Run:
         point = self.ledger.resume_point(self.source.name)
         if point is None:
             return None
-        reason = None
-        if self.options.restart:
-            reason = "--restart given"
-        elif point.target is not None and point.target != self.target:
-            reason = "the sink, dataset or project token changed since it was made"
-        elif not point.extraction_done:
-            reason = "its extraction did not finish (a snapshot never mixes two extractions)"
-        elif point.host != socket.gethostname():
-            reason = "its spool is not on this machine"
-        elif not point.spool_dir.is_dir():
-            reason = f"its spool {point.spool_dir} is gone"
-        elif not all(batch_is_whole(b) for b in self.ledger.unacked_batches(point.spool_id)):
-            reason = "spooled batches are missing or damaged"
-        elif self.sink.versioned and self._api(
+        reason = _refusal(self.ledger, point, self.resume_key, self.options.restart)
+        if reason is None and self.sink.versioned and self._api(
             lambda: self.sink.get_version(self.source.dataset_id, point.version_id)
         ) is None:
             reason = "the version no longer exists in the sink"
@@ -330,7 +408,8 @@ class _Run:
         # A resumed spool stays complete, so a resume of this resume works too.
         self.ledger.record_run(summary, spool_id=spool_id, spool_dir=spool_dir,
                                host=socket.gethostname(), pid=os.getpid(), target=self.target,
-                               extraction_done=resume is not None)
+                               extraction_done=resume is not None,
+                               resume_key=self.resume_key.dumps())
         notify(self.plugins, "version_created", log, source=summary.source,
                dataset_id=summary.dataset_id, version_id=summary.version_id, sink=self.sink.name)
         return spool_id, spool_dir
@@ -375,7 +454,7 @@ class _Run:
         if uploader.failure is not None:
             raise uploader.failure
         if self.stop.is_set():
-            raise _Interrupted("stopped on request before publishing; the next run resumes")
+            raise self._halted()
         self._check_quarantine_limit()
 
     def _quarantine_source_object(self, what: str, reason: str, data: Any = None) -> None:
@@ -398,7 +477,7 @@ class _Run:
             source=self.source.name, dataset_id=self.source.dataset_id,
             log=logging.getLogger(f"mpconnect.source.{self.source.name}"),
             state_dir=private_dir(self.engine.home / "state" / self.source.name),
-            quarantine=self._quarantine_source_object,
+            quarantine=self._quarantine_source_object, stop=self.stop,
         )
         connector = self.connector_cls(self.settings)
         token = self.token
@@ -407,8 +486,10 @@ class _Run:
             for impl in self.plugins.pm.hook.transform_record.get_hookimpls()
         ]
         try:
-            for kind, records in (("events", connector.events), ("people", connector.people)):
-                self._drain(kind, records(ctx), writer, token, transformers)
+            with stop_waits_on(self.stop):  # a connector's retry waits end on a stop
+                for kind, records in (("events", connector.events),
+                                      ("people", connector.people)):
+                    self._drain(kind, records(ctx), writer, token, transformers)
         finally:
             connector.close()
         self.ledger.mark_extraction_done(summary.run_id, summary.read, self.quarantine.count)
@@ -471,10 +552,10 @@ class _Run:
                     if lead is not None:
                         latest = int(time.time()) + lead
                     if stop.is_set():
-                        raise _Interrupted("stopped on request during extraction; the next run "
-                                   "starts a new version (a snapshot never mixes two "
-                                   "extractions)")
+                        raise self._halted()
                 in_connector = True
+        except RetryWaitStopped:
+            raise self._halted() from None
         except MpconnectError:
             raise
         except Exception as exc:
@@ -551,15 +632,22 @@ class _Run:
         notify(self.plugins, "version_published", log, source=summary.source,
                dataset_id=summary.dataset_id, version_id=summary.version_id, summary=summary)
 
-    def _wait_live(self) -> None:
+    def _wait_live(self) -> str | None:
+        """Wait until the version is live; return the id of a newer live version that
+        superseded it instead (another run loads the same dataset), or None."""
         summary = self.summary
         deadline = time.monotonic() + self.engine.config.engine.live_timeout
         wait = 0.2
         self.progress.stage(f"waiting until version {summary.version_id} is live")
         while True:
-            version = self._api(
-                lambda: self.sink.get_version(self.source.dataset_id, summary.version_id or ""))
-            if version is not None and version.is_live:
+            versions = self._api(lambda: self.sink.list_versions(self.source.dataset_id))
+            newer = _newer_live_version(versions, summary.version_id or "")
+            if newer is not None:
+                log.warning("%s: version %s was superseded by version %s before it went "
+                            "live: another run loads dataset %s; not pruning",
+                            self.source.name, summary.version_id, newer, summary.dataset_id)
+                return newer
+            if any(v.version_id == summary.version_id and v.is_live for v in versions):
                 break
             if time.monotonic() + wait > deadline:
                 raise RunFailed(
@@ -567,11 +655,11 @@ class _Run:
                     f"{self.engine.config.engine.live_timeout:.0f} s (engine.live_timeout)"
                 )
             if self.stop.wait(wait):
-                raise _Interrupted("stopped on request while waiting until live; the "
-                                   "version is published and goes live by itself")
+                raise self._halted()
             wait = min(wait * 2, 10.0)
         notify(self.plugins, "version_live", log, source=summary.source,
                dataset_id=summary.dataset_id, version_id=summary.version_id)
+        return None
 
     def _prune(self) -> None:
         """Delete versions older than the live one: unreadable ones (left by failed runs or
@@ -602,6 +690,17 @@ class _Run:
                 if exc.status != 404:  # 404: already gone (a retried delete)
                     log.warning("%s: could not prune version %s: %s",
                                 self.source.name, version.version_id, exc)
+
+
+def _newer_live_version(versions: list[VersionInfo], ours: str) -> str | None:
+    """The live version listed before ``ours`` (lists are newest first), if any."""
+    newer_live = None
+    for version in versions:
+        if version.version_id == ours:
+            return newer_live
+        if version.is_live:
+            newer_live = version.version_id
+    return None  # ours is not listed: nothing to compare it with
 
 
 def _name_converted(kind: str, record: dict[str, Any]) -> str:

@@ -54,6 +54,6 @@ class RunSummary:
         ]
         if self.quarantined and self.quarantine_file:
             lines.append(f"  quarantine file: {self.quarantine_file}")
-        if self.error:
-            lines.append(f"  error: {self.error}")
+        if self.error:  # a superseded run did not fail: a newer version went live first
+            lines.append(f"  {'note' if self.status == 'superseded' else 'error'}: {self.error}")
         return "\n".join(lines)

@@ -12,7 +12,8 @@ each run gets its own thread and its own engine call. The rules:
   ``retry_after`` seconds, doubling after each further failure;
 - at start, a source whose latest scheduled time passed while the scheduler was down
   runs once (``catch_up = "once"``) or waits for its next time (``"skip"``); a source
-  whose last run was interrupted runs once, so the engine resumes it;
+  whose last run was interrupted runs once when the engine would resume its unfinished
+  version (not when the version was published, nor when what shapes it changed);
 - :meth:`Scheduler.request_reload` (SIGHUP) or a changed file (polled) reloads the
   configuration; runs in progress continue, an invalid file is reported and ignored;
 - :meth:`Scheduler.request_stop` (SIGTERM, SIGINT) starts nothing more and asks running
@@ -225,9 +226,16 @@ class Scheduler:
             last_start = datetime.fromtimestamp(rows[0]["started_at"], UTC) if rows else None
             reason, due = None, None
             if rows and rows[0]["status"] in UNFINISHED_BY_STOP:
-                reason = f"resuming its run of {self._fmt(last_start or now)}, left unfinished"
-                log.info("%s: its last run (%s) did not finish; resuming it now", name,
-                         rows[0]["status"])
+                refusal = (f"its version {rows[0]['version_id']} was published and goes live "
+                           "by itself" if rows[0]["published"]
+                           else self._engine.resume_refusal(name))
+                if refusal is None:
+                    reason = f"resuming its run of {self._fmt(last_start or now)}, left unfinished"
+                    log.info("%s: its last run (%s) did not finish; resuming it now", name,
+                             rows[0]["status"])
+                else:
+                    log.info("%s: its last run (%s) did not finish; nothing to resume now "
+                             "(%s)", name, rows[0]["status"], refusal)
             latest = cron.latest_at_or_before(now)
             handled = max(filter(None, (self.state.last_due(name), last_start)), default=None)
             if handled is not None and latest > handled:
@@ -292,10 +300,11 @@ class Scheduler:
         try:
             options = RunOptions(stop=self._stop_runs, progress=self._progress_factory())
             summary = engine.run(name, options)
-            outcome = "succeeded"
+            outcome = summary.status  # succeeded, or superseded by a newer live version
             detail = (f"read {summary.read:,}, imported {summary.imported:,}, quarantined "
                       f"{summary.quarantined:,}; version {summary.version_id} "
-                      f"in {summary.duration:.1f} s")
+                      f"in {summary.duration:.1f} s"
+                      + (f"; {summary.error}" if summary.error else ""))
         except RunLocked as exc:
             outcome, detail = "locked", str(exc)
         except RunFailed as exc:
@@ -323,6 +332,10 @@ class Scheduler:
                 slot.failures, slot.retry_at = 0, None
                 log.info("%s: run succeeded: %s; next run %s", name, detail,
                          self._fmt(slot.next_due))
+            elif outcome == "superseded":  # its data is loaded; another run's went live
+                slot.failures, slot.retry_at = 0, None
+                log.warning("%s: run superseded: %s; next run %s", name, detail,
+                            self._fmt(slot.next_due))
             elif outcome == "interrupted":
                 log.info("%s: run interrupted (%s)", name, detail)
             elif outcome == "locked":
