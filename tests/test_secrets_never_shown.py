@@ -14,8 +14,9 @@ import pytest
 from pydantic import SecretStr
 
 from mpconnect.connector import Connector, ConnectorSettings, RunContext
+from mpconnect.errors import RunFailed
 from mpconnect.records import Event, Profile
-from mpconnect.testing import connector_plugin
+from mpconnect.testing import connector_plugin, run_source
 
 #: Credentials that are not configured, so only their shapes can give them away.
 STRIPE_KEY = "sk_live_4eC39HqLyjWDarjtT1zdp7dcLeaky"
@@ -144,3 +145,11 @@ def test_no_file_under_the_home_holds_a_credential(
     assert any(path.name.startswith("ledger.sqlite3") for path in files)
     for path in files:
         assert _leaked(path.read_bytes(), api_key) == [], path
+
+
+def test_the_python_api_raises_without_the_credential(api_key: str, tmp_path: Path) -> None:
+    with pytest.raises(RunFailed) as failed:
+        run_source(LeakyConnector, {"api_key": api_key}, home=tmp_path / "home")
+
+    assert "invalid key *** (also tried ***)" in str(failed.value)
+    assert _leaked(str(failed.value), api_key) == []

@@ -39,6 +39,7 @@ from mpconnect.errors import (
 from mpconnect.paths import home_dir
 from mpconnect.plugins import Plugins, notify
 from mpconnect.records import Event, Profile
+from mpconnect.redact import redact
 from mpconnect.retry import call_with_retries
 from mpconnect.sinks.base import Sink
 
@@ -233,7 +234,7 @@ class _Run:
             raise RunFailed(f"{self.source.name}: {exc}") from exc
         except BaseException as exc:
             summary.status = "failed"
-            summary.error = _describe(exc)
+            summary.error = redact(_describe(exc))  # RunFailed's text too
             if self._resumable:
                 summary.error += (f"; the next run resumes version {summary.version_id} "
                                   "(give --restart to extract the source again)")
