@@ -53,7 +53,8 @@ class LeakyConnector(Connector):
     def events(self, ctx: RunContext) -> Iterator[Event]:
         key = self.settings.api_key.get_secret_value()  # type: ignore[attr-defined]
         ctx.log.warning("retrying with api_key=%s and %s", key, STRIPE_KEY)
-        yield Event("Signed Up", "user-1", 1_700_000_000.0, {"plan": "pro"})
+        yield Event("Signed Up", "user-1", 1_700_000_000.0, object_id="evt-1",
+                    properties={"plan": "pro"})
         raise self._failure()
 
     def people(self, ctx: RunContext) -> Iterator[Profile]:
