@@ -242,10 +242,12 @@ def test_a_traceback_only_with_debug(cli: Any, demo_config: Path) -> None:
     assert plain.exit_code == 1
     assert plain.stderr.startswith("mpconnect: error: ")
     assert isinstance(plain.exception, SystemExit)
+    assert "Traceback" not in plain.stderr
     for result in (flag, variable):
         assert result.exit_code == 1
-        assert type(result.exception).__name__ == "ConfigError"
-        assert "no source 'nosuch'" in str(result.exception)
+        assert "Traceback (most recent call last)" in result.stderr
+        assert "mpconnect.errors.ConfigError:" in result.stderr
+        assert "mpconnect: error: " in result.stderr and "no source 'nosuch'" in result.stderr
 
 
 def test_run_without_a_source_is_a_usage_error(cli: Any) -> None:

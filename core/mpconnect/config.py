@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from mpconnect.errors import ConfigError
+from mpconnect.redact import SECRET_NAME, remember_secret, remember_secrets_of
 
 CONFIG_ENV = "MPCONNECT_CONFIG"
 DEFAULT_CONFIG = "mpconnect.toml"
@@ -166,10 +167,11 @@ def _interpolate(
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name in os.environ:
-            return os.environ[name]
-        if name in secrets:
-            return secrets[name]
+        if name in os.environ or name in secrets:
+            found = os.environ[name] if name in os.environ else secrets[name]
+            if SECRET_NAME.search(key.rsplit(".", 1)[-1].split("[")[0]):
+                remember_secret(found)  # never shown again, in any message
+            return found
         raise ConfigError(
             f"{path}: {key}: environment variable {name} is not set; "
             f"export {name}=... or define it in the secrets_file"
@@ -312,6 +314,8 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
         raise ConfigError(_format_validation_error(path, "", exc)) from None
     except TypeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    if config.mixpanel.secret is not None:
+        remember_secret(config.mixpanel.secret.get_secret_value())
     config.mixpanel._references = {
         key.split(".")[1].split("[")[0] for key in refs if key.startswith("mixpanel.")
     }
@@ -361,6 +365,8 @@ def connector_settings(config: Config, source: SourceConfig, model: type[BaseMod
                 f'write {name} = "${{{env}}}" and export {env}'
             )
     try:
-        return model(**source.settings)
+        settings = model(**source.settings)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(where, prefix, exc)) from None
+    remember_secrets_of(settings)
+    return settings

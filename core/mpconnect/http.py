@@ -22,7 +22,8 @@ every such connector needs and should not write again::
 - Secrets never reach a message: header values (other than ``Accept``,
   ``Content-Type`` and ``User-Agent``) and query parameters whose names look secret
   (``api_key``, ``token``, ...) are replaced by ``***`` in every error and log line, and
-  ``repr(client)`` shows only the base URL.
+  ``repr(client)`` shows only the base URL. (The redaction is :func:`mpconnect.redact.redact`,
+  which also removes the configured secrets and the known shapes of credentials.)
 - Plain ``http://`` is refused except to a loopback address (127.0.0.1, localhost, ::1),
   so a credential is never sent in clear by mistake; ``allow_http=True`` overrides.
   Requests go only to the base URL's scheme, host and port: a ``next`` link elsewhere is
@@ -33,15 +34,15 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote_plus, unquote_plus, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urljoin, urlsplit
 
 import requests
 
 from mpconnect.errors import ConfigError, RetryableApiError, SourceError
+from mpconnect.redact import SECRET_NAME, redact
 from mpconnect.retry import RateLimiter, call_with_retries, parse_retry_after
 
 __all__ = ["JsonHttpClient", "NextPage", "SourceHttpError"]
@@ -52,8 +53,7 @@ log = logging.getLogger("mpconnect.http")
 RETRY_STATUSES = frozenset({408, 429})
 #: Headers whose values are not secret and may appear in messages.
 PUBLIC_HEADERS = frozenset({"accept", "content-type", "user-agent"})
-_SECRET_PARAM = re.compile(r"key|token|secret|password|passwd|auth|signature|sig$|session",
-                           re.IGNORECASE)
+_SECRET_PARAM = SECRET_NAME
 _SERVER_TEXT_LIMIT = 500
 
 #: What a ``next_page`` callback returns: query parameters for the next request to the
@@ -192,15 +192,8 @@ class JsonHttpClient:
         for raw in filter(None, query.split("&")):
             key, _, value = raw.partition("=")
             pairs += [(unquote_plus(key), value), (unquote_plus(key), unquote_plus(value))]
-        for key, value in pairs:
-            if _SECRET_PARAM.search(key) and value:
-                secrets += [value, quote_plus(value)]
-        for secret in sorted(secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-            token = secret.split(" ", 1)[-1]  # "Bearer sk_..." also appears as "sk_..."
-            if len(token) >= 6:
-                text = text.replace(token, "***")
-        return text
+        secrets += [value for key, value in pairs if _SECRET_PARAM.search(key) and value]
+        return redact(text, secrets)
 
     def _display_url(self, url: str, params: Mapping[str, Any] | None) -> str:
         shown = url

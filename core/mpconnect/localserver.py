@@ -13,6 +13,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+#: Seconds a connection may take to send a complete request's headers (from its start, or
+#: from the end of the previous response), and may stay idle between requests: after it
+#: the server closes the connection. (aiohttp's ``keepalive_timeout``, which covers a
+#: connection's first request from aiohttp 3.14.4 on.)
+HEADER_TIMEOUT = 10.0
+
 
 class LocalCA:
     """A local certificate authority and a certificate for 127.0.0.1 and localhost.
@@ -51,6 +57,8 @@ class BackgroundServer:
     :param host: the address to bind (127.0.0.1 by default).
     :param port: the port; 0 picks a free one (see :attr:`port` after :meth:`start`).
     :param ssl_context: serve HTTPS with this context, else plain HTTP.
+    :param header_timeout: close a connection whose request headers have not arrived
+        within this many seconds (see :data:`HEADER_TIMEOUT`).
 
     Use as a context manager::
 
@@ -64,8 +72,10 @@ class BackgroundServer:
         host: str = "127.0.0.1",
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
+        header_timeout: float = HEADER_TIMEOUT,
     ) -> None:
         self.app = app
+        self.header_timeout = header_timeout
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
@@ -98,7 +108,8 @@ class BackgroundServer:
         asyncio.set_event_loop(loop)
 
         async def setup() -> None:
-            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                         keepalive_timeout=self.header_timeout)
             await self._runner.setup()
             site = web.TCPSite(
                 self._runner, self.host, self.port, ssl_context=self.ssl_context, backlog=512

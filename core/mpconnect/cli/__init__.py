@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Iterable, Sequence
 
 import click
 
-from mpconnect.cli.context import CliState
+from mpconnect.cli.context import CliState, echo_error
 from mpconnect.disk import file_problem
 from mpconnect.errors import MpconnectError
+from mpconnect.redact import redact
 
 
 class _Group(click.Group):
-    """A group that prints mpconnect errors as one line and exits 1."""
+    """A group that prints mpconnect errors as one line (after the traceback with --debug),
+    secrets redacted, and exits 1."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -27,8 +30,8 @@ class _Group(click.Group):
         except MpconnectError as exc:
             state = ctx.find_object(CliState)
             if state is not None and state.debug:
-                raise
-            click.echo(f"mpconnect: error: {exc}", err=True)
+                click.echo(redact("".join(traceback.format_exception(exc))), err=True, nl=False)
+            echo_error(exc)
             ctx.exit(1)
         except OSError as exc:
             state = ctx.find_object(CliState)

@@ -14,10 +14,11 @@ import click
 from mpconnect.config import Config, load_config
 from mpconnect.paths import home_dir
 from mpconnect.plugins import Plugins, load_plugins
+from mpconnect.redact import redact
 
 
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object per log line: time, level, logger, message."""
+    """One JSON object per log line: time, level, logger, message (secrets redacted)."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Format the record as JSON."""
@@ -25,11 +26,22 @@ class JsonLogFormatter(logging.Formatter):
             "time": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
+            data["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(data)
+
+
+class TextLogFormatter(logging.Formatter):
+    """``time LEVEL message`` per log line, secrets redacted."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format the record as text."""
+        return redact(super().format(record))
 
 
 @dataclass
@@ -54,8 +66,7 @@ class CliState:
         if self.log_format == "json":
             handler.setFormatter(JsonLogFormatter())
         else:
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
-                                                   "%Y-%m-%d %H:%M:%S"))
+            handler.setFormatter(TextLogFormatter())
         handler._mpconnect = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.setLevel(logging.DEBUG if self.verbose else logging.INFO)
@@ -80,6 +91,11 @@ class CliState:
         from mpconnect.engine import Engine
 
         return Engine(self.config, self.plugins, home_dir())
+
+
+def echo_error(error: BaseException | str) -> None:
+    """Print ``mpconnect: error: ...`` on stderr, without secrets."""
+    click.echo(f"mpconnect: error: {redact(str(error))}", err=True)
 
 
 def echo_json(data: Any) -> None:

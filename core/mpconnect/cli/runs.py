@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import click
 
-from mpconnect.cli.context import CliState, echo_json, echo_table
+from mpconnect.cli.context import CliState, echo_error, echo_json, echo_table
 from mpconnect.config import connector_settings, require_connector
 from mpconnect.connector import RunContext
 from mpconnect.engine.lifecycle import RunOptions
@@ -95,16 +95,16 @@ def _run_one(state: CliState, name: str, stop: threading.Event, *, restart: bool
     try:
         summary = state.engine.run(name, options)
     except RunLocked as exc:
-        click.echo(f"mpconnect: error: {exc}", err=True)
+        echo_error(exc)
         return 1
     except RunFailed as exc:
         last = state.engine.ledger.list_runs(name, limit=1)
         if not quiet and last:
             click.echo(_describe_row(last[0]), err=True)
-        click.echo(f"mpconnect: error: {exc}", err=True)
+        echo_error(exc)
         return 1
     except MpconnectError as exc:  # refused before it started: the other sources still run
-        click.echo(f"mpconnect: error: {exc}", err=True)
+        echo_error(exc)
         return 1
     if state.log_format == "json":  # for machines: the summary as one JSON object
         click.echo(json.dumps(summary.to_dict()))

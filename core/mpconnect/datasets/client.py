@@ -8,7 +8,9 @@ records), ``dataset_id``, ``dataset_version`` and ``verbose=1``.
 
 Failures become exceptions carrying the HTTP status and the server's own error text:
 :class:`~mpconnect.errors.RetryableApiError` for 429 (with ``retry_after``), 5xx,
-timeouts and dropped connections, :class:`~mpconnect.errors.ApiError` for the rest.
+timeouts and dropped connections (a TLS handshake cut off included),
+:class:`~mpconnect.errors.ApiError` for the rest. Redirects are refused, not followed
+(see :mod:`mpconnect.transport`).
 
 The client is safe to call from several threads: each thread gets its own
 ``requests.Session``, so connections are reused without being shared.
@@ -32,6 +34,7 @@ from mpconnect.http import is_loopback
 from mpconnect.responses import error_text, json_body
 from mpconnect.retry import parse_retry_after
 from mpconnect.sinks.base import RecordKind, VersionInfo
+from mpconnect.transport import refuse_redirect, tls_error
 
 DEFAULT_API_URL = "https://api-beta.mixpanel.com"
 #: The most records one import request may hold, per the document.
@@ -154,11 +157,10 @@ class DatasetsClient:
                 method, url, params=params, data=form if body is None else body,
                 headers=_FORM if body is not None else None, timeout=self.timeout,
                 verify=self.verify,  # per request: REQUESTS_CA_BUNDLE would override a session's
+                allow_redirects=False,  # see mpconnect.transport
             )
         except requests.exceptions.SSLError as exc:
-            raise ApiError(0, f"{what}: TLS failed for {self.api_url} ({_reason(exc)}); "
-                              "if it is a local server, set mixpanel.ca_bundle to its "
-                              "certificate authority's PEM file") from None
+            raise tls_error(exc, what, self.api_url, _reason(exc)) from None
         except requests.exceptions.Timeout:
             raise RetryableApiError(
                 0, f"{what}: no answer from {self.api_url} within {self.timeout:g} s"
@@ -170,6 +172,8 @@ class DatasetsClient:
                    f"({_reason(exc)})") from None
         if response.status_code >= 400:
             raise _error_for(response, what)
+        if response.status_code >= 300:
+            raise refuse_redirect(response, what)
         return response
 
     def _token(self) -> dict[str, str]:

@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from mpconnect.localserver import HEADER_TIMEOUT
+
 
 async def serve_forever(
     app: web.Application,
@@ -27,7 +29,8 @@ async def serve_forever(
     """
     runners = []
     try:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                               keepalive_timeout=HEADER_TIMEOUT)
         await runner.setup()
         runners.append(runner)
         site = web.TCPSite(runner, host, port, ssl_context=context, backlog=512)
@@ -37,7 +40,7 @@ async def serve_forever(
         http_url = None
         if http_port is not None:
             http_runner = web.AppRunner(http_app_factory(url), access_log=None,
-                                        handle_signals=False)
+                                        handle_signals=False, keepalive_timeout=HEADER_TIMEOUT)
             await http_runner.setup()
             runners.append(http_runner)
             http_site = web.TCPSite(http_runner, host, http_port)

@@ -40,7 +40,7 @@ from mpconnect.datasets.ingestion_api import (
 from mpconnect.datasets.options import MAX_RECORDS, ServerOptions
 from mpconnect.datasets.responses import Refused
 from mpconnect.datasets.store import DatasetStore
-from mpconnect.localserver import BackgroundServer, LocalCA
+from mpconnect.localserver import HEADER_TIMEOUT, BackgroundServer, LocalCA
 
 __all__ = [
     "HTTPS_REQUIRED",
@@ -79,6 +79,8 @@ class LocalDatasetsServer:
     :param seed: seeds fault injection; the other keywords are :class:`Faults` fields.
     :param ingestion: the project ``/import`` and ``/engage`` stand in for (see
         :attr:`ingestion`).
+    :param header_timeout: close a connection whose request headers have not arrived
+        within this many seconds (:data:`mpconnect.localserver.HEADER_TIMEOUT`).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class LocalDatasetsServer:
         seed: int = 0,
         store_path: Path | None = None,
         ingestion: IngestionProject | None = None,
+        header_timeout: float = HEADER_TIMEOUT,
         **faults: Any,
     ) -> None:
         self.directory = Path(directory)
@@ -110,9 +113,11 @@ class LocalDatasetsServer:
         self.ca_path = self._ca.ca_path
         self._server = BackgroundServer(make_app(self.store, self.options, self.injector,
                                                  ingestion=ingestion),
-                                        ssl_context=self._ca.server_context())
+                                        ssl_context=self._ca.server_context(),
+                                        header_timeout=header_timeout)
         self._http_server: BackgroundServer | None = None
         self._want_http = http
+        self._header_timeout = header_timeout
 
     def __repr__(self) -> str:
         return f"<LocalDatasetsServer {self.url}>"
@@ -133,7 +138,8 @@ class LocalDatasetsServer:
         """Start serving; returns once the ports are bound."""
         self._server.start()
         if self._want_http:
-            self._http_server = BackgroundServer(make_https_required_app(self.url)).start()
+            self._http_server = BackgroundServer(make_https_required_app(self.url),
+                                                 header_timeout=self._header_timeout).start()
         return self
 
     def stop(self) -> None:

@@ -2,7 +2,8 @@
 
 :class:`RunLedger` is the interface; :class:`SqliteRunLedger` keeps it in
 ``$MPCONNECT_HOME/ledger.sqlite3`` for one machine. A shared database can implement the
-same interface when several machines run sources. Secrets are never stored.
+same interface when several machines run sources. Secrets are never stored: every error
+is passed through :func:`mpconnect.redact.redact` on its way in (and out).
 
 A *spool* is the set of batches one extraction produced for one version; the run that
 created it gives it its id. A run that resumes a version takes over its spool.
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mpconnect.engine.summary import RunSummary
+from mpconnect.redact import redact
 from mpconnect.sqlite import connect
 
 _SCHEMA = """
@@ -183,7 +185,8 @@ class SqliteRunLedger(RunLedger):
             "quarantine_file = ? WHERE run_id = ?",
             (summary.version_id, summary.status, summary.ended_at, summary.read,
              summary.imported, summary.quarantined, summary.retries, summary.batches,
-             int(summary.resumed), summary.error, summary.quarantine_file, summary.run_id),
+             int(summary.resumed), _redacted(summary.error), summary.quarantine_file,
+             summary.run_id),
         )
         if spool_id is not None:
             db.execute(
@@ -208,7 +211,7 @@ class SqliteRunLedger(RunLedger):
         """Change a run's status and, if given, its error."""
         self._db().execute(
             "UPDATE runs SET status = ?, error = COALESCE(?, error) WHERE run_id = ?",
-            (status, error, run_id),
+            (status, _redacted(error), run_id),
         )
 
     def add_batch(self, spool_id: str, batch: BatchRef) -> None:
@@ -274,6 +277,7 @@ class SqliteRunLedger(RunLedger):
         result = []
         for row in rows:
             data = dict(row)
+            data["error"] = _redacted(data["error"])  # also a row written before the fix
             if data["status"] == "running" and data["spool_id"]:
                 # Counts are written at the end of a run: show what is acknowledged so far.
                 data["batches"], data["imported"] = self.acked_totals(data["spool_id"])
@@ -281,3 +285,8 @@ class SqliteRunLedger(RunLedger):
             data["duration"] = round(end - data["started_at"], 3) if end else None
             result.append(data)
         return result
+
+
+def _redacted(error: str | None) -> str | None:
+    """An error message without secrets, as the ledger stores and returns it."""
+    return redact(error) if error else error

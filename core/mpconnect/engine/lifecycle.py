@@ -45,6 +45,7 @@ from mpconnect.errors import (
 from mpconnect.paths import home_dir
 from mpconnect.plugins import ConnectorEntry, Plugins, notify
 from mpconnect.records import MAX_EVENT_BYTES, Event, Profile
+from mpconnect.redact import redact
 from mpconnect.retry import RetryWaitStopped, call_with_retries, stop_waits_on
 from mpconnect.sinks.base import Sink, VersionInfo
 
@@ -328,7 +329,7 @@ class _Run:
             raise RunFailed(f"{self.source.name}: {exc}") from exc
         except BaseException as exc:
             summary.status = "failed"
-            summary.error = _describe(exc)
+            summary.error = redact(_describe(exc))  # RunFailed's text too
             if self._resumable:
                 summary.error += (f"; the next run resumes version {summary.version_id} "
                                   "(give --restart to extract the source again)")

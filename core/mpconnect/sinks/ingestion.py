@@ -50,6 +50,7 @@ from mpconnect.records import FUTURE_LEEWAY
 from mpconnect.responses import error_text, json_body
 from mpconnect.retry import parse_retry_after
 from mpconnect.sinks.base import ImportResult, RecordKind, Sink, VersionInfo
+from mpconnect.transport import refuse_redirect, tls_error
 
 log = logging.getLogger("mpconnect.sinks.ingestion")
 
@@ -224,11 +225,11 @@ class IngestionSink(Sink):
         url = f"{self.base_url}{path}"
         try:
             # verify per request: a session's own is overridden by $REQUESTS_CA_BUNDLE
-            return self._session().post(url, params=params, data=body, timeout=self.timeout,
-                                        verify=self.verify)
+            response = self._session().post(url, params=params, data=body,
+                                            timeout=self.timeout, verify=self.verify,
+                                            allow_redirects=False)  # see mpconnect.transport
         except requests.exceptions.SSLError as exc:
-            raise ApiError(0, f"{what}: TLS failed with {self.base_url}: {_reason(exc)}; "
-                           "for a private certificate authority set mixpanel.ca_bundle") from None
+            raise tls_error(exc, what, self.base_url, _reason(exc)) from None
         except requests.exceptions.Timeout:
             raise RetryableApiError(
                 0, f"{what}: no answer from {url} within {self.timeout:g} s") from None
@@ -238,6 +239,9 @@ class IngestionSink(Sink):
                                     ) from None
         except requests.exceptions.RequestException as exc:
             raise ApiError(0, f"{what}: request to {url} failed: {_reason(exc)}") from None
+        if 300 <= response.status_code < 400:
+            raise refuse_redirect(response, what)
+        return response
 
     def _raise_for_status(self, response: requests.Response, what: str) -> NoReturn:
         status = response.status_code
