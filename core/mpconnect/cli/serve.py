@@ -150,7 +150,7 @@ def mixpanel(host: str, port: int, http_port: int | None, datasets: tuple[str, .
                    f"mpconnect inspect DATASET --store {store.path}")
         click.echo(_paste_text(url, options.project_token, ca_path,
                                options.project_secret if project_secret is None else None))
-        click.echo("press Ctrl-C to stop", err=True)
+        click.echo("\npress Ctrl-C to stop")  # serve_group.READY_LINE, the banner's last line
         sys.stdout.flush()  # a pipe reader (a test, a supervisor) sees the banner at once
 
     try:

@@ -24,6 +24,8 @@ from mpconnect.plugins import load_plugins
 
 #: The server ``mpconnect serve`` starts when no server is named.
 DEFAULT_SERVER = "mixpanel"
+#: The last line every ``mpconnect serve NAME`` prints once it serves.
+READY_LINE = "press Ctrl-C to stop"
 
 
 class ServeGroup(click.Group):
@@ -119,7 +121,7 @@ def serve_source(cls: type[LocalServer], options: ServeOptions) -> None:
             f"{exc.strerror or exc}; choose another --port (0 picks a free one)") from None
     try:
         click.echo(paste_text(cls, served))
-        click.echo("press Ctrl-C to stop", err=True)
+        click.echo(f"\n{READY_LINE}")
         sys.stdout.flush()  # a pipe reader (a test, a supervisor) sees the settings at once
         wait_for_stop_signal()
     finally:
