@@ -171,6 +171,14 @@ class ApiState:
         return None
 
 
+def _element_text(dom: xml.dom.minidom.Document, tag: str) -> str:
+    """The text of the first ``tag`` element of the partner SOAP namespace."""
+    node = dom.getElementsByTagNameNS(_SOAP, tag)[0].firstChild
+    if not isinstance(node, xml.dom.minidom.Text):
+        raise ValueError(f"no text in {tag}")
+    return node.data
+
+
 def _errors(status: int, code: str, message: str) -> web.Response:
     return web.Response(status=status, body=orjson.dumps([{"message": message, "errorCode": code}]),
                         content_type="application/json")
@@ -300,8 +308,8 @@ class SalesforceApi:
         body = await request.read()
         try:
             dom = xml.dom.minidom.parseString(body)
-            username = dom.getElementsByTagNameNS(_SOAP, "username")[0].firstChild.data
-            password = dom.getElementsByTagNameNS(_SOAP, "password")[0].firstChild.data
+            username = _element_text(dom, "username")
+            password = _element_text(dom, "password")
         except Exception:  # any malformed envelope is a failed login
             return self._soap_fault("INVALID_LOGIN", _BAD_LOGIN)
         if username != USERNAME or password != PASSWORD + SECURITY_TOKEN:
