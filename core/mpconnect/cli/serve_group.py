@@ -8,6 +8,7 @@ before there were several, ``mpconnect serve --dataset DEMO ...`` (options right
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -116,9 +117,10 @@ def serve_source(cls: type[LocalServer], options: ServeOptions) -> None:
     try:
         served = cls().start(options)
     except OSError as exc:
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
         raise MpconnectError(
             f"mpconnect serve {cls.name}: cannot listen on {options.host}:{options.port}: "
-            f"{exc.strerror or exc}; choose another --port (0 picks a free one)") from None
+            f"{reason}; choose another --port (0 picks a free one)") from None
     try:
         click.echo(paste_text(cls, served))
         click.echo(f"\n{READY_LINE}")
