@@ -1,7 +1,7 @@
 """Benchmark: Salesforce extraction over REST and Bulk 2.0 from the local Salesforce API.
 
 Prints records/s for each path and the extracting process's peak RSS at two sizes, to show
-memory stays flat as the object grows. The local API (tests/salesforce_connector) runs in
+memory stays flat as the object grows. The local API (mpconnect_salesforce.localserver) runs in
 its own process, so its memory and CPU are not counted; each measurement runs in a fresh
 child process so its peak RSS is its own.
 
@@ -26,16 +26,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ROOT / "tests"
 
 
 def extract(url: str, ca: str, bulk: bool) -> dict[str, float]:
     """Run the connector once (in this process) and report rows, seconds and peak RSS."""
     from mpconnect import RunContext
     from mpconnect_salesforce import SalesforceConnector
-
-    sys.path.insert(0, str(TESTS))
-    from salesforce_connector.fake_api import PASSWORD, SECURITY_TOKEN, USERNAME
+    from mpconnect_salesforce.localserver.api import PASSWORD, SECURITY_TOKEN, USERNAME
 
     settings = SalesforceConnector.Settings(
         username=USERNAME, password=PASSWORD, security_token=SECURITY_TOKEN, login_url=url,
@@ -64,9 +61,9 @@ def extract(url: str, ca: str, bulk: bool) -> dict[str, float]:
 def serve(contacts: int, ca_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
     """Start the local Salesforce API with ``contacts`` contacts; return it, its URL and CA."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "salesforce_connector.fake_api", "--contacts", str(contacts),
+        [sys.executable, "-m", "mpconnect_salesforce.localserver.api", "--contacts", str(contacts),
          "--ca-dir", str(ca_dir)],
-        cwd=TESTS, stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, text=True,
     )
     assert process.stdout is not None
     port, ca = process.stdout.readline().split()

@@ -27,12 +27,11 @@ import time
 import tracemalloc
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
 from mpconnect import RunContext
 from mpconnect_stripe import StripeConnector, StripeSettings
 
-SERVER = Path(__file__).resolve().parents[1] / "tests" / "stripe_connector" / "stripe_api_server.py"
+SERVER = ["-m", "mpconnect_stripe.localserver.api"]  # the server of `mpconnect serve stripe`
 OBJECTS_PER_CUSTOMER = 9.5  # what the generator makes on average with default options
 
 
@@ -53,7 +52,7 @@ class LocalStripe:
 
     def __init__(self, customers: int, *, rate: float | None = None, latency: float = 0.0,
                  charges: tuple[int, int] = (0, 3), seed: int = 1) -> None:
-        args = [sys.executable, str(SERVER), "--port", "0", "--until-eof", "--seed", str(seed),
+        args = [sys.executable, *SERVER, "--port", "0", "--until-eof", "--seed", str(seed),
                 "--customers", str(customers), "--latency", str(latency),
                 "--charges-per-customer", str(charges[0]), str(charges[1])]
         if rate:

@@ -281,3 +281,120 @@ def test_hook_run_failed(target: EmbeddedTarget) -> None:
     (version,) = target.versions("BILLING")
     assert version.version_id == failed["version_id"]
     assert not version.readable  # a failed run never publishes
+
+
+class SignupsApi:
+    """A tiny JSON API on 127.0.0.1: ``GET /signups`` with a Bearer token."""
+
+    def __init__(self, count: int, token: str, port: int) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        body = json.dumps([{"id": f"s{n}", "user": f"user-{n % 3}", "at": 1_700_000_000 + n}
+                           for n in range(count)]).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                ok = self.headers.get("Authorization") == f"Bearer {token}"
+                self.send_response(200 if ok else 401)
+                self.end_headers()
+                self.wfile.write(body if ok else b"[]")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SignupsSettings(mpconnect.ConnectorSettings):
+    base_url: str
+    token: Any  # a SecretStr in a real plugin; a plain value keeps this test short
+
+
+class SignupsConnector(mpconnect.Connector):
+    """Reads the signups of :class:`SignupsApi`."""
+
+    name = "signups"
+    Settings = SignupsSettings
+
+    def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
+        import requests
+
+        answer = requests.get(f"{self.settings.base_url}/signups", timeout=10,
+                              headers={"Authorization": f"Bearer {self.settings.token}"})
+        answer.raise_for_status()
+        for row in answer.json():
+            yield mpconnect.Event("Signed Up", row["user"], row["at"], object_id=row["id"])
+
+    def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
+        return iter(())
+
+
+def test_hook_register_local_servers(target: EmbeddedTarget, tmp_path: Path) -> None:
+    from mpconnect.cli.serve_group import paste_text
+    from mpconnect.localserver import LocalServer, ServedSource, ServeOptions
+
+    class SignupsLocalServer(LocalServer):
+        name = "signups"
+        connector = "signups"
+        summary = "a local signups API"
+        size_option = "signups"
+        default_size = 7
+
+        def start(self, options: ServeOptions) -> ServedSource:
+            api = SignupsApi(options.size, "tok-123", options.port)
+            return ServedSource(url=api.url, stop=api.stop, contents=f"{options.size} signups",
+                                settings={"base_url": api.url, "token": "${SIGNUPS_TOKEN}"},
+                                environment={"SIGNUPS_TOKEN": "tok-123"})
+
+    class Plugin:
+        @mpconnect.hookimpl
+        def register_local_servers(self, register: Callable[[type[LocalServer]], None]) -> None:
+            register(SignupsLocalServer)
+
+    plugins = [Plugin(), connector_plugin(SignupsConnector)]
+    servers = load_test_plugins(*plugins).local_servers()
+    assert servers["signups"][0] is SignupsLocalServer
+    assert {"mixpanel", "stripe", "salesforce"} <= set(servers)
+    listed = target.cli("serve", "--help", plugins=plugins)
+    assert "  signups     Serve a local signups API." in listed.stdout
+    helped = target.cli("serve", "signups", "--help", plugins=plugins)
+    assert "--signups INTEGER RANGE" in helped.stdout and "[default: 7;" in helped.stdout
+
+    # What `mpconnect serve signups --signups 12` prints, pasted, loads what it serves.
+    options = ServeOptions("127.0.0.1", 0, 12, 1, tmp_path / "signups")
+    served = SignupsLocalServer().start(options)
+    try:
+        printed = paste_text(SignupsLocalServer, served)
+        config = tmp_path / "mpconnect.toml"
+        config.write_text(printed.split("paste into mpconnect.toml:")[1].split("and set")[0])
+        ran = target.cli("--config", str(config), "run", "signups", plugins=plugins,
+                         env={"SIGNUPS_TOKEN": "tok-123"})
+    finally:
+        served.stop()
+    assert printed.startswith(f"serving a local signups API on {served.url}: 12 signups")
+    assert "export SIGNUPS_TOKEN=tok-123" in printed
+    assert ran.exit_code == 0, ran.output
+    shown = target.cli("--config", str(config), "inspect", "SIGNUPS", "--json", plugins=plugins,
+                       env={"SIGNUPS_TOKEN": "tok-123"})
+    assert json.loads(shown.stdout)["events_by_name"] == {"Signed Up": 12}
+
+
+def test_hook_register_local_servers_refuses_nonsense_naming_the_plugin() -> None:
+    class NotAServer:
+        name = "nope"
+
+    class Confused:
+        @mpconnect.hookimpl
+        def register_local_servers(self, register: Callable[[type], None]) -> None:
+            register(NotAServer)
+
+    with pytest.raises(PluginError, match=r"registered .*NotAServer.* in register_local_servers"
+                                          r"; expected a subclass of mpconnect.localserver"):
+        load_test_plugins(Confused()).local_servers()

@@ -79,6 +79,13 @@ def test_every_module_of_every_package_is_in_the_wheel(names: set[str]) -> None:
     assert not missing
 
 
+def test_the_local_servers_data_files_are_in_the_wheel(wheel: Path, names: set[str]) -> None:
+    assert "mpconnect_stripe/localserver/stripe_fixtures.json" in names
+    parser = configparser.ConfigParser()
+    parser.read_string(dist_info_file(wheel, names, "entry_points.txt"))
+    assert parser["mpconnect"]["builtin_servers"] == "mpconnect.cli.serve_builtin"
+
+
 def test_the_wheel_holds_no_tests_or_caches(names: set[str]) -> None:
     assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n
                 or n.endswith(".pyc")]

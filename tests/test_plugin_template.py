@@ -100,9 +100,9 @@ class Generated:
         return run([*command, *args], env=self.env(**env), cwd=self.base)
 
     def fake_api(self) -> ModuleType:
-        """The generated project's own local stand-in API module."""
+        """The generated project's own local stand-in API module (its localserver)."""
         spec = importlib.util.spec_from_file_location(
-            "acme_crm_fake_api", self.project / "tests" / "fake_api.py")
+            "acme_crm_fake_api", self.project / "src" / "mpconnect_acme_crm" / "localserver.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -195,6 +195,28 @@ def test_mpconnect_run_loads_the_expected_counts(generated: Generated) -> None:
     quarantine = list((generated.home / "quarantine" / "acme").glob("*.jsonl"))
     (line,) = quarantine[0].read_text().splitlines()
     assert json.loads(line)["what"] == "activity a_12"
+
+
+def test_mpconnect_serve_starts_the_plugins_local_server(generated: Generated) -> None:
+    from mpconnect.testing import serve_in_background
+
+    fake_api = generated.fake_api()
+    contacts, activities = fake_api.seeded_data(8, 1)
+    config = generated.base / "served.toml"
+    with serve_in_background("acme_crm", "--port", "0", "--contacts", "8",
+                             env=generated.env()) as served:
+        config.write_text(served.toml + "\n")
+        ran = generated.mpconnect("--config", str(config), "run", "acme_crm",
+                                  **served.environment)
+        helped = generated.mpconnect("serve", "--help")
+
+    assert served.lines[0].endswith(f": 8 contacts, {len(activities)} activities")
+    assert served.environment == {"ACME_CRM_API_KEY": fake_api.API_KEY}
+    assert 'api_key = "${ACME_CRM_API_KEY}"' in served.toml
+    assert "acme_crm: succeeded" in ran.stdout
+    attributed = [a for a in activities if a["contact_id"]]
+    assert f"imported {len(attributed) + len(contacts)}, quarantined 1" in ran.stdout
+    assert "acme_crm    Serve a local Acme CRM API." in helped.stdout
 
 
 # -- names and answers ---------------------------------------------------------------------

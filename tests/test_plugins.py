@@ -657,3 +657,30 @@ def test_every_hook_has_a_test_implementing_it(spec: Any) -> None:
     source = Path(__file__).read_text(encoding="utf-8")
 
     assert f"def {spec.__name__}(" in source
+
+
+class _SecondStripeServer:
+    """A plugin whose local server takes the name of the built-in Stripe one."""
+
+    @mpconnect.hookimpl
+    def register_local_servers(self, register: Callable[[type], None]) -> None:
+        from mpconnect.localserver import LocalServer
+
+        class StripeServerAgain(LocalServer):
+            name = "stripe"
+
+        register(StripeServerAgain)
+
+
+def test_a_local_server_name_taken_twice_fails_serve_naming_both(cli: Any) -> None:
+    plugin = _SecondStripeServer()
+
+    with pytest.raises(PluginError, match=r"local server 'stripe' is provided by "
+                                          r".*StripeLocalServer from stripe .*StripeServerAgain"):
+        load_plugins([plugin]).local_servers()
+    result = cli("serve", "stripe", plugins=[plugin])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("mpconnect: error: conflicting plugins: local server 'stripe'")
+    assert "Traceback" not in result.output
+    ran = cli("run", "demo", plugins=[plugin])  # a broken server never stops a run
+    assert ran.exit_code == 0, ran.output

@@ -15,6 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     from mpconnect.connector import Connector
     from mpconnect.engine.summary import RunSummary
+    from mpconnect.localserver import LocalServer
     from mpconnect.records import Event, Profile
     from mpconnect.sinks.base import Sink
 
@@ -46,6 +47,22 @@ def register_sinks(register: Callable[[type[Sink]], None]) -> None:
         @mpconnect.hookimpl
         def register_sinks(register):
             register(WarehouseSink)
+    """
+
+
+@hookspec
+def register_local_servers(register: Callable[[type[LocalServer]], None]) -> None:
+    """Register local stand-ins for source APIs, started by ``mpconnect serve NAME``.
+
+    :param register: call ``register(LocalServerClass)`` once per
+        :class:`mpconnect.localserver.LocalServer` subclass; its ``name`` is the
+        ``mpconnect serve`` subcommand.
+
+    Example::
+
+        @mpconnect.hookimpl
+        def register_local_servers(register):
+            register(AcmeLocalServer)
     """
 
 

@@ -19,6 +19,7 @@ import pluggy
 from mpconnect import hookspecs
 from mpconnect.connector import Connector
 from mpconnect.errors import ConnectorUnavailable, PluginError
+from mpconnect.localserver import LocalServer
 from mpconnect.sinks.base import Sink
 
 ENTRY_POINT_GROUP = "mpconnect"
@@ -107,6 +108,15 @@ class Plugins:
             known = ", ".join(sorted(self.sinks)) or "none"
             raise PluginError(f"unknown sink {name!r}; installed sinks: {known}")
         return entry
+
+    def local_servers(self) -> dict[str, tuple[type[LocalServer], Provider]]:
+        """The local servers plugins register (``mpconnect serve NAME``), with providers.
+
+        Collected when asked, so a plugin's broken server never stops a run.
+
+        :raises PluginError: as for connectors: not a LocalServer, a bad name, two of one name.
+        """
+        return _collect(self, "register_local_servers", LocalServer, "local server")
 
     @property
     def has_transformers(self) -> bool:

@@ -13,15 +13,14 @@ pytest.importorskip("simple_salesforce")
 pytest.importorskip("aiohttp")
 
 from mpconnect.localserver import BackgroundServer, LocalCA
-
-from .fake_api import (
+from mpconnect_salesforce.localserver.api import (
     PASSWORD,
     SECURITY_TOKEN,
     USERNAME,
     ApiState,
     SalesforceApi,
 )
-from .fake_org import Org
+from mpconnect_salesforce.localserver.org import Org
 
 
 @dataclass

@@ -10,8 +10,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from mpconnect import make_insert_id
-
-from .fake_org import Org, Row
+from mpconnect_salesforce.localserver.org import Org, Row
 
 
 def epoch(value: datetime | date) -> int:

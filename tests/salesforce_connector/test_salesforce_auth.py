@@ -12,9 +12,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mpconnect import RunContext, SourceError
 from mpconnect.testing import run_connector
 from mpconnect_salesforce import SalesforceConnector
+from mpconnect_salesforce.localserver.api import (
+    CONSUMER_KEY,
+    CONSUMER_SECRET,
+    PASSWORD,
+    SECURITY_TOKEN,
+    USERNAME,
+)
 
 from .conftest import LocalSalesforce
-from .fake_api import CONSUMER_KEY, CONSUMER_SECRET, PASSWORD, SECURITY_TOKEN, USERNAME
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,11 +14,11 @@ from mpconnect.testing import (
     local_datasets_server,
     run_cli,
 )
+from mpconnect_salesforce.localserver.api import PASSWORD, SECURITY_TOKEN
+from mpconnect_salesforce.localserver.org import Org
 
 from .conftest import LocalSalesforce
 from .expected import all_events, primary_contacts
-from .fake_api import PASSWORD, SECURITY_TOKEN
-from .fake_org import Org
 
 pytestmark = pytest.mark.timeout(120)
 

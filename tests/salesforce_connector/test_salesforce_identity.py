@@ -10,10 +10,10 @@ import pytest
 from mpconnect.localserver import LocalCA
 from mpconnect.testing import run_connector
 from mpconnect_salesforce import SalesforceConnector
+from mpconnect_salesforce.localserver.org import Org
 
 from .conftest import LocalSalesforce, start_salesforce
 from .expected import all_events, contact_profile, lead_profile, person_id
-from .fake_org import Org
 
 pytestmark = pytest.mark.timeout(60)
 

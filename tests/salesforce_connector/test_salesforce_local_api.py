@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import requests
 
+from mpconnect_salesforce.localserver.org import Org, make_id
+
 from .conftest import LocalSalesforce
-from .fake_org import Org, make_id
 
 pytestmark = pytest.mark.timeout(60)
 

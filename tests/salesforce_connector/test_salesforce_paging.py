@@ -11,10 +11,10 @@ from mpconnect import SourceError
 from mpconnect.localserver import LocalCA
 from mpconnect.testing import run_connector
 from mpconnect_salesforce import SalesforceConnector
+from mpconnect_salesforce.localserver.org import Org
 
 from .conftest import LocalSalesforce, start_salesforce
 from .expected import contact_profile
-from .fake_org import Org
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,9 +7,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from stripe_api_server import StripeAPI
 from stripe_examples import build_small_world
-from stripe_world import World
+
+from mpconnect_stripe.localserver.api import StripeAPI
+from mpconnect_stripe.localserver.world import World
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from stripe_api_server import TEST_KEY, StripeAPI
-from stripe_world import BASE_TIME, DAY, World
+from mpconnect_stripe.localserver.api import TEST_KEY, StripeAPI
+from mpconnect_stripe.localserver.world import BASE_TIME, DAY, World
 
 T0 = BASE_TIME
 

@@ -7,8 +7,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from stripe_api_server import TEST_KEY
-from stripe_world import generate
 
 from mpconnect.testing import (
     TEST_PROJECT_SECRET,
@@ -16,6 +14,8 @@ from mpconnect.testing import (
     local_datasets_server,
     run_cli,
 )
+from mpconnect_stripe.localserver.api import TEST_KEY
+from mpconnect_stripe.localserver.world import generate
 
 pytestmark = pytest.mark.timeout(120)
 

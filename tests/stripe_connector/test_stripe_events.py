@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 from stripe_examples import T0, settings_for
-from stripe_world import DAY, World
 
 from mpconnect import make_insert_id
 from mpconnect.testing import Collected, run_connector
 from mpconnect_stripe import StripeConnector
+from mpconnect_stripe.localserver.world import DAY, World
 
 pytestmark = pytest.mark.timeout(60)
 

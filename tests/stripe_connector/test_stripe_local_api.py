@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import requests
 import stripe
-from stripe_api_server import RESTRICTED_KEY, TEST_KEY
-from stripe_world import BASE_TIME, DAY, FIXTURES_PATH, generate
+
+from mpconnect_stripe.localserver.api import RESTRICTED_KEY, TEST_KEY
+from mpconnect_stripe.localserver.world import BASE_TIME, DAY, FIXTURES_PATH, generate
 
 pytestmark = pytest.mark.timeout(60)
 

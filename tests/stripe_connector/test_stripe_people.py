@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from stripe_examples import settings_for
-from stripe_world import BASE_TIME, DAY, World, generate
 
 from mpconnect.testing import Collected, run_connector
 from mpconnect_stripe import StripeConnector
+from mpconnect_stripe.localserver.world import BASE_TIME, DAY, World, generate
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -62,8 +62,8 @@ def test_uses_only_the_public_api():
 
     import mpconnect_stripe
 
-    public = {"mpconnect", "mpconnect.retry"}
-    for path in Path(mpconnect_stripe.__file__).parent.glob("*.py"):
+    public = {"mpconnect", "mpconnect.retry", "mpconnect.localserver"}
+    for path in Path(mpconnect_stripe.__file__).parent.rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(

@@ -7,13 +7,13 @@ import threading
 from collections import Counter
 
 import pytest
-from stripe_api_server import LIVE_KEY, RESTRICTED_KEY, TEST_KEY
 from stripe_examples import settings_for
-from stripe_world import BASE_TIME, DAY, World, generate
 
 from mpconnect import RunContext, SourceError
 from mpconnect.testing import run_connector
 from mpconnect_stripe import StripeConnector, StripeSettings
+from mpconnect_stripe.localserver.api import LIVE_KEY, RESTRICTED_KEY, TEST_KEY
+from mpconnect_stripe.localserver.world import BASE_TIME, DAY, World, generate
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from stripe_api_server import TEST_KEY
 
 from mpconnect import ConfigError
 from mpconnect.config import connector_settings, parse_config
 from mpconnect_stripe import StripeConnector, StripeSettings
+from mpconnect_stripe.localserver.api import TEST_KEY
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,4 +1,5 @@
-"""``mpconnect serve``: the local Datasets API server, in the foreground until Ctrl-C."""
+"""``mpconnect serve mixpanel`` (and ``mpconnect serve``): the local Datasets API server,
+in the foreground until Ctrl-C. The ``serve`` group is :mod:`mpconnect.cli.serve_group`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ if TYPE_CHECKING:  # the server extra may be missing; serve() says so
 
 
 def register(cli: click.Group) -> None:
-    """Add ``serve``."""
+    """Add the ``serve`` group (``mixpanel`` and the servers plugins register)."""
+    from mpconnect.cli.serve_group import serve
+
     cli.add_command(serve)
 
 
@@ -33,7 +36,7 @@ def _dataset_secrets(values: tuple[str, ...]) -> dict[str, str]:
     return parsed
 
 
-@click.command()
+@click.command(name="mixpanel")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535),
               help="HTTPS port (0 picks a free one).")
@@ -77,7 +80,7 @@ def _dataset_secrets(values: tuple[str, ...]) -> dict[str, str]:
               metavar="USER:SECRET",
               help="A service account /import accepts with --project-id "
                    "(also $MPCONNECT_SERVE_SERVICE_ACCOUNT).")
-def serve(host: str, port: int, http_port: int | None, datasets: tuple[str, ...],
+def mixpanel(host: str, port: int, http_port: int | None, datasets: tuple[str, ...],
           project_token: str, project_secret: str | None, dataset_secret_values: tuple[str, ...],
           live_delay: float, store_path: Path | None, tls_cert: Path | None,
           tls_key: Path | None, ca_dir: Path | None, fail_rate: float, rate_limit: int,
@@ -122,10 +125,12 @@ def serve(host: str, port: int, http_port: int | None, datasets: tuple[str, ...]
     if tls_cert is not None and tls_key is not None:
         context = server_context_from_files(tls_cert, tls_key)
         trust = f"certificate: {tls_cert}"
+        ca_path: Path | None = None
     else:
         ca = LocalCA(ca_dir or home / "serve-ca")
         context = ca.server_context()
         trust = f"CA: {ca.ca_path}"
+        ca_path = ca.ca_path.resolve()
 
     def banner(url: str, http_url: str | None) -> None:
         click.echo(f"serving the Datasets API on {url} ({trust})")
@@ -143,7 +148,9 @@ def serve(host: str, port: int, http_port: int | None, datasets: tuple[str, ...]
                    f"(service accounts: {accounts}); stored as dataset {ingestion.dataset_id}")
         click.echo(f"store: {store.path} (live delay {live_delay:g} s); inspect with: "
                    f"mpconnect inspect DATASET --store {store.path}")
-        click.echo("press Ctrl-C to stop", err=True)
+        click.echo(_paste_text(url, options.project_token, ca_path,
+                               options.project_secret if project_secret is None else None))
+        click.echo("\npress Ctrl-C to stop")  # serve_group.READY_LINE, the banner's last line
         sys.stdout.flush()  # a pipe reader (a test, a supervisor) sees the banner at once
 
     try:
@@ -152,6 +159,23 @@ def serve(host: str, port: int, http_port: int | None, datasets: tuple[str, ...]
     finally:
         store.close()
     click.echo("stopped", err=True)
+
+
+def _paste_text(url: str, project_token: str, ca_path: Path | None,
+                generated_secret: str | None) -> str:
+    """The ``[mixpanel]`` table that points the ``datasets`` sink here, and the secret."""
+    from mpconnect.cli.serve_group import toml_value
+
+    table = {"sink": "datasets", "api_url": url, "project_token": project_token,
+             "secret": "${MIXPANEL_SECRET}"}
+    if ca_path is not None:
+        table["ca_bundle"] = str(ca_path)
+    lines = ["", "paste into mpconnect.toml:", "", "[mixpanel]"]
+    lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
+    lines += ["", "and set its secret in your shell:", ""]
+    lines.append(f"export MIXPANEL_SECRET={generated_secret}" if generated_secret else
+                 "export MIXPANEL_SECRET=...   # the project secret this server was given")
+    return "\n".join(lines)
 
 
 def _ingestion_project(project_id: str, service_account: str | None,

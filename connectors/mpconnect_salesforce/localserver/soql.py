@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from .fake_org import FieldDef, Org, Row, Table
+from .org import FieldDef, Org, Row, Table
 
 _TOKEN = re.compile(r"""
     (?P<space>\s+)

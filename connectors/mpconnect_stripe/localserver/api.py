@@ -1,6 +1,7 @@
-"""A local Stripe API on 127.0.0.1 that answers as Stripe does, for tests and benchmarks.
+"""A local Stripe API on 127.0.0.1 that answers as Stripe does: ``mpconnect serve stripe``.
 
-Serves a :class:`~stripe_world.World` on the endpoints the connector uses::
+The same server runs the connector's tests and benchmarks. Serves a
+:class:`~mpconnect_stripe.localserver.world.World` on the endpoints the connector uses::
 
     GET /v1/customers  /v1/charges  /v1/refunds  /v1/invoices  /v1/subscriptions
     GET /v1/disputes   /v1/balance
@@ -18,9 +19,9 @@ Faults on demand: a request rate limit (429 with Stripe's ``rate_limit`` error o
 exceeded), a 429 storm for a while, and the next N requests failing with a status (500
 by default) and an optional ``Stripe-Should-Retry`` header.
 
-Run it by hand::
+Users start it with ``mpconnect serve stripe``; benchmarks run it with its fault knobs::
 
-    python tests/stripe_connector/stripe_api_server.py --customers 500 --rate 25
+    python -m mpconnect_stripe.localserver.api --customers 500 --rate 25
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from stripe_world import World, from_fixture, generate
 
 from mpconnect.localserver import BackgroundServer
+
+from .world import World, from_fixture, generate
 
 TEST_KEY = "sk_test_51MpcLocal0000TestKeyAbcdEfgh"
 LIVE_KEY = "sk_live_51MpcLocal0000LiveKeyAbcdEfgh"
@@ -218,9 +220,9 @@ class StripeAPI:
         assert self.server is not None, "call start() first"
         return self.server.url
 
-    def start(self) -> StripeAPI:
-        """Serve on 127.0.0.1 from a background thread."""
-        self.server = BackgroundServer(self.app()).start()
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> StripeAPI:
+        """Serve from a background thread on ``host:port`` (0: a free port)."""
+        self.server = BackgroundServer(self.app(), host=host, port=port).start()
         return self
 
     def stop(self) -> None:
@@ -503,7 +505,7 @@ def main() -> None:
     api = StripeAPI(world, latency=args.latency)
     if args.rate:
         api.set_rate_limit(args.rate, args.burst)
-    api.server = BackgroundServer(api.app(), port=args.port).start()
+    api.start(port=args.port)
     counts = " ".join(f"{name}={len(objects)}" for name, objects in world.lists().items())
     print(f"{api.url} key={TEST_KEY} {counts}", flush=True)
     if args.until_eof:

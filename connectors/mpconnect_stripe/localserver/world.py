@@ -1,7 +1,7 @@
 """A consistent Stripe account for the local Stripe API: built by hand or from a seed.
 
 Objects start as copies of Stripe's own examples (``stripe_fixtures.json``, taken from
-``shared/reference/stripe-fixtures3.json``), so they carry every key Stripe sends, and
+Stripe's ``stripe-fixtures3.json``), so they carry every key Stripe sends, and
 the builder fills in values that agree with each other: a refund lowers its charge's
 ``amount_refunded``, a paid invoice has its charge, a dispute marks its charge disputed,
 a deleted customer disappears from the list but not from its charges.

@@ -3,7 +3,7 @@
 * login: SOAP ``login`` (``/services/Soap/u/VER``) for username + password + token, and the
   OAuth token endpoint (``/services/oauth2/token``) for the JWT bearer, client credentials
   and password grants;
-* REST: ``query`` with :mod:`soql`'s subset, ``nextRecordsUrl`` paging (page size
+* REST: ``query`` with :mod:`.soql`'s subset, ``nextRecordsUrl`` paging (page size
   ``min(page_size, Sforce-Query-Options batchSize)``), global and object ``describe``,
   ``limits``;
 * Bulk API 2.0 query jobs: create, status (``InProgress`` for ``bulk_polls`` checks), abort,
@@ -18,8 +18,9 @@
 Faults for tests: :meth:`ApiState.fail` (an error answer for the next N matching requests),
 :meth:`ApiState.expire_sessions`, ``cut_bulk_after`` (drop a results stream mid-page).
 
-Run on its own for benchmarks: ``python -m salesforce_connector.fake_api --contacts 1000000``
-(from ``tests/``) prints ``PORT CA_PATH`` once listening.
+Users start it with ``mpconnect serve salesforce``; the connector's tests use it too.
+Benchmarks run it alone: ``python -m mpconnect_salesforce.localserver.api --contacts 1000000
+--ca-dir DIR`` prints ``PORT CA_PATH`` once listening.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .fake_org import Org, Row, make_id
+from .org import Org, Row, make_id
 from .soql import Column, Query, SoqlError, parse
 
 USERNAME = "ada@acme.test"
@@ -168,6 +169,14 @@ class ApiState:
                     fault.times -= 1
                     return fault
         return None
+
+
+def _element_text(dom: xml.dom.minidom.Document, tag: str) -> str:
+    """The text of the first ``tag`` element of the partner SOAP namespace."""
+    node = dom.getElementsByTagNameNS(_SOAP, tag)[0].firstChild
+    if not isinstance(node, xml.dom.minidom.Text):
+        raise ValueError(f"no text in {tag}")
+    return node.data
 
 
 def _errors(status: int, code: str, message: str) -> web.Response:
@@ -299,8 +308,8 @@ class SalesforceApi:
         body = await request.read()
         try:
             dom = xml.dom.minidom.parseString(body)
-            username = dom.getElementsByTagNameNS(_SOAP, "username")[0].firstChild.data
-            password = dom.getElementsByTagNameNS(_SOAP, "password")[0].firstChild.data
+            username = _element_text(dom, "username")
+            password = _element_text(dom, "password")
         except Exception:  # any malformed envelope is a failed login
             return self._soap_fault("INVALID_LOGIN", _BAD_LOGIN)
         if username != USERNAME or password != PASSWORD + SECURITY_TOKEN:
