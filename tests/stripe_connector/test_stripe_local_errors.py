@@ -8,13 +8,13 @@ import socket
 
 import pytest
 import stripe
-from stripe_api_server import TEST_KEY
 
 from mpconnect import SourceError
 from mpconnect.testing import run_connector
 from mpconnect_stripe import StripeConnector
 from mpconnect_stripe.boilerplate import is_stripe_host, without_stripe_support
 from mpconnect_stripe.client import _describe_error
+from mpconnect_stripe.localserver.api import TEST_KEY
 
 pytestmark = pytest.mark.timeout(60)
 
