@@ -311,7 +311,7 @@ def run_source(
     source: str = "test",
     dataset_id: str = "TEST",
     keep_versions: int = 2,
-    max_quarantined: float = 0,
+    max_quarantined: float | str = "unlimited",
     restart: bool = False,
 ) -> LoadedVersion:
     """Run a connector through the whole engine and return what the live version holds.

@@ -37,7 +37,7 @@ from mpconnect.datasets.ingestion_api import (
     IngestionEndpoints,
     IngestionProject,
 )
-from mpconnect.datasets.options import MAX_RECORDS, ServerOptions
+from mpconnect.datasets.options import MAX_BODY_BYTES, MAX_RECORDS, ServerOptions
 from mpconnect.datasets.responses import Refused
 from mpconnect.datasets.store import DatasetStore
 from mpconnect.localserver import BackgroundServer, LocalCA
@@ -79,6 +79,8 @@ class LocalDatasetsServer:
     :param seed: seeds fault injection; the other keywords are :class:`Faults` fields.
     :param ingestion: the project ``/import`` and ``/engage`` stand in for (see
         :attr:`ingestion`).
+    :param max_body_bytes: the largest request body accepted; a larger one is answered
+        413 ``{"error": "request exceeds max limit of N bytes"}``.
     """
 
     def __init__(
@@ -94,12 +96,14 @@ class LocalDatasetsServer:
         seed: int = 0,
         store_path: Path | None = None,
         ingestion: IngestionProject | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
         **faults: Any,
     ) -> None:
         self.directory = Path(directory)
         self.project_token = project_token
         self.project_secret = project_secret
-        self.options = ServerOptions(project_token, project_secret, dict(dataset_secrets or {}))
+        self.options = ServerOptions(project_token, project_secret, dict(dataset_secrets or {}),
+                                     max_body_bytes=max_body_bytes)
         self.store = DatasetStore(store_path or self.directory / "datasets.sqlite3",
                                   live_delay=live_delay)
         for dataset_id in datasets:

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS runs (
     published INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     quarantine_file TEXT,
-    target TEXT
+    target TEXT,
+    duplicates INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_source ON runs (source, started_at);
 CREATE TABLE IF NOT EXISTS batches (
@@ -86,6 +87,7 @@ class ResumePoint:
     read: int
     quarantined: int
     target: str | None = None
+    duplicates: int = 0
 
 
 class RunLedger(ABC):
@@ -117,6 +119,17 @@ class RunLedger(ABC):
     @abstractmethod
     def ack_batch(self, spool_id: str, seq: int, imported: int) -> None:
         """Checkpoint: the sink acknowledged batch ``seq``."""
+
+    def split_batch(self, spool_id: str, seq: int, parts: list[BatchRef]) -> None:
+        """Replace unacknowledged batch ``seq`` by ``parts`` (its records, split because
+        the sink refused the batch as too large); each part is then acknowledged on its own.
+
+        This default records the parts, then acknowledges ``seq`` with nothing imported;
+        a ledger that can do both in one transaction should.
+        """
+        for part in parts:
+            self.add_batch(spool_id, part)
+        self.ack_batch(spool_id, seq, 0)
 
     @abstractmethod
     def unacked_batches(self, spool_id: str) -> list[BatchRef]:
@@ -151,6 +164,8 @@ class SqliteRunLedger(RunLedger):
         columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
         if "target" not in columns:  # a ledger written by mpconnect before the column existed
             db.execute("ALTER TABLE runs ADD COLUMN target TEXT")
+        if "duplicates" not in columns:
+            db.execute("ALTER TABLE runs ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -174,10 +189,11 @@ class SqliteRunLedger(RunLedger):
         db.execute(
             "UPDATE runs SET version_id = ?, status = ?, ended_at = ?, read = ?, imported = ?, "
             "quarantined = ?, retries = ?, batches = ?, resumed = ?, error = ?, "
-            "quarantine_file = ? WHERE run_id = ?",
+            "quarantine_file = ?, duplicates = ? WHERE run_id = ?",
             (summary.version_id, summary.status, summary.ended_at, summary.read,
              summary.imported, summary.quarantined, summary.retries, summary.batches,
-             int(summary.resumed), summary.error, summary.quarantine_file, summary.run_id),
+             int(summary.resumed), summary.error, summary.quarantine_file, summary.duplicates,
+             summary.run_id),
         )
         if spool_id is not None:
             db.execute(
@@ -219,6 +235,23 @@ class SqliteRunLedger(RunLedger):
             (imported, spool_id, seq),
         )
 
+    def split_batch(self, spool_id: str, seq: int, parts: list[BatchRef]) -> None:
+        """Replace batch ``seq`` by ``parts`` in one transaction: either the batch or its
+        parts are there to send, never both and never neither."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT OR REPLACE INTO batches (spool_id, seq, kind, count, path) "
+                "VALUES (?,?,?,?,?)",
+                [(spool_id, p.seq, p.kind, p.count, str(p.path)) for p in parts],
+            )
+            db.execute("DELETE FROM batches WHERE spool_id = ? AND seq = ?", (spool_id, seq))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     def unacked_batches(self, spool_id: str) -> list[BatchRef]:
         """Return the batches still to send, in order."""
         rows = self._db().execute(
@@ -248,6 +281,7 @@ class SqliteRunLedger(RunLedger):
             spool_dir=Path(row["spool_dir"]), host=row["host"] or "",
             extraction_done=bool(row["extraction_done"]), read=row["read"],
             quarantined=row["quarantined"], target=row["target"],
+            duplicates=row["duplicates"],
         )
 
     def versions_being_written(self, dataset_id: str) -> set[str]:

@@ -69,6 +69,10 @@ class SpoolWriter:
         for start in range(0, len(records), self.max_records):
             self._write(kind, records[start:start + self.max_records])
 
+    def write_encoded(self, kind: str, records: list[bytes]) -> None:
+        """Write one batch of records already encoded as JSON, one ``bytes`` each."""
+        self._emit(kind, len(records), b"".join((b"[", b",".join(records), b"]")))
+
     def _write(self, kind: str, records: list[Any]) -> None:
         payload = orjson.dumps(records)
         if self.max_bytes is not None and len(payload) > self.max_bytes and len(records) > 1:
@@ -76,14 +80,27 @@ class SpoolWriter:
             self._write(kind, records[:half])
             self._write(kind, records[half:])
             return
+        self._emit(kind, len(records), payload)
+
+    def _emit(self, kind: str, count: int, payload: bytes) -> None:
         seq = self.next_seq
         self.next_seq += 1
-        path = self.directory / f"{seq:07d}-{kind}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        self.on_batch(BatchRef(seq, kind, len(records), path))
+        path = batch_path(self.directory, seq, kind)
+        write_batch_file(path, payload)
+        self.on_batch(BatchRef(seq, kind, count, path))
+
+
+def batch_path(directory: Path, seq: int, kind: str) -> Path:
+    """The file of batch ``seq`` in a spool directory."""
+    return directory / f"{seq:07d}-{kind}.json"
+
+
+def write_batch_file(path: Path, payload: bytes) -> None:
+    """Write a batch's bytes to ``path`` (created or truncated, mode 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)

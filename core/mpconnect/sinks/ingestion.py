@@ -105,6 +105,7 @@ class IngestionSink(Sink):
     versioned = False
     max_batch_records = MAX_RECORDS
     max_batch_bytes = MAX_BYTES
+    dedup_full_key = True
     extra_settings = frozenset(IngestionSettings.model_fields)
 
     def __init__(self, settings: Any, home: Path) -> None:
