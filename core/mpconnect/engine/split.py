@@ -32,6 +32,15 @@ def half_seqs(seq: int) -> tuple[int, int]:
     return first, first + 1
 
 
+def batch_name(seq: int) -> str:
+    """A batch's name for people: its number, or for a half its root's number and its place
+    (``7.a``: the first half of batch 7; ``7.ab``: the second half of that)."""
+    if seq < SPLIT_BASE:
+        return str(seq)
+    root, node = divmod(seq - SPLIT_BASE, 1 << _NODE_BITS)
+    return f"{root}." + "".join("ab"[int(bit)] for bit in bin(node)[3:])
+
+
 def split_in_halves(batch: BatchRef, payload: bytes) -> list[BatchRef]:
     """Write the two halves of ``batch`` (whose JSON array is ``payload``) beside it."""
     records = orjson.loads(payload)

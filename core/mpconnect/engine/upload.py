@@ -18,7 +18,7 @@ import orjson
 
 from mpconnect.engine.ledger import BatchRef, RunLedger
 from mpconnect.engine.quarantine import QuarantineFile
-from mpconnect.engine.split import split_in_halves
+from mpconnect.engine.split import batch_name, split_in_halves
 from mpconnect.engine.spool import read_batch
 from mpconnect.errors import ApiError, RetryableApiError
 from mpconnect.retry import call_with_retries
@@ -112,8 +112,8 @@ class Uploader:
         def retrying(exc: BaseException, attempt_number: int, wait: float) -> None:
             self.on_retry()
             log.info(
-                "batch %d (%s, %d records): %s; retry %d in %.1f s",
-                batch.seq, batch.kind, batch.count, exc, attempt_number, wait,
+                "batch %s (%s, %d records): %s; retry %d in %.1f s",
+                batch_name(batch.seq), batch.kind, batch.count, exc, attempt_number, wait,
             )
 
         try:
@@ -149,7 +149,8 @@ class Uploader:
             for index, reason in result.rejected:
                 record = records[index] if 0 <= index < len(records) else None
                 self.quarantine.add(f"{batch.kind[:-1] if batch.kind == 'events' else 'people'} "
-                                    f"record {index} of batch {batch.seq}", reason, record)
+                                    f"record {index} of batch {batch_name(batch.seq)}", reason,
+                                    record)
         self.ledger.ack_batch(self.spool_id, batch.seq, result.imported)
         self.on_imported(result.imported)
         if result.collapsed and self.on_collapsed is not None:
@@ -158,8 +159,9 @@ class Uploader:
     def _split(self, batch: BatchRef, payload: bytes, exc: ApiError) -> list[BatchRef]:
         """Replace a batch the sink refused as too large by its two halves, on disk and in
         the ledger at once, and return them."""
-        log.warning("batch %d (%s, %d records, %s bytes of JSON): refused as too large "
-                    "(%s); sending it as two halves", batch.seq, batch.kind, batch.count,
+        log.warning("batch %s (%s, %d records, %s bytes of JSON): refused as too large "
+                    "(%s); sending it as two halves", batch_name(batch.seq), batch.kind,
+                    batch.count,
                     f"{len(payload):,}", exc.server_message)
         parts = split_in_halves(batch, payload)
         self.ledger.split_batch(self.spool_id, batch.seq, parts)
