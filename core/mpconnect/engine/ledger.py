@@ -101,7 +101,8 @@ class RunLedger(ABC):
         spool is, what it loads into (``target``) and whether the spool is complete."""
 
     @abstractmethod
-    def mark_extraction_done(self, run_id: str, read: int, quarantined: int) -> None:
+    def mark_extraction_done(self, run_id: str, read: int, quarantined: int,
+                             duplicates: int = 0) -> None:
         """Record that the run's extraction finished: its spool is complete."""
 
     @abstractmethod
@@ -203,11 +204,13 @@ class SqliteRunLedger(RunLedger):
                  int(extraction_done), summary.run_id),
             )
 
-    def mark_extraction_done(self, run_id: str, read: int, quarantined: int) -> None:
+    def mark_extraction_done(self, run_id: str, read: int, quarantined: int,
+                             duplicates: int = 0) -> None:
         """Record that the spool is complete."""
         self._db().execute(
-            "UPDATE runs SET extraction_done = 1, read = ?, quarantined = ? WHERE run_id = ?",
-            (read, quarantined, run_id),
+            "UPDATE runs SET extraction_done = 1, read = ?, quarantined = ?, duplicates = ? "
+            "WHERE run_id = ?",
+            (read, quarantined, duplicates, run_id),
         )
 
     def mark_published(self, run_id: str) -> None:

@@ -408,7 +408,8 @@ class _Run:
                 self._drain(kind, records(ctx), writer, token, transformers)
         finally:
             connector.close()
-        self.ledger.mark_extraction_done(summary.run_id, summary.read, self.quarantine.count)
+        self.ledger.mark_extraction_done(summary.run_id, summary.read, self.quarantine.count,
+                                         self.duplicates.count)
         self._resumable = True
         self.progress.extracted(summary.read, self.quarantine.count)
 
