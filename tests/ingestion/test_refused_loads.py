@@ -6,11 +6,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
-from ingestion_support import PROJECT_ID, PROJECT_SECRET, SA_SECRET, SA_USER, TOKEN
+from ingestion_support import (
+    PROJECT_ID,
+    PROJECT_SECRET,
+    SA_SECRET,
+    SA_USER,
+    TOKEN,
+    mixpanel_table,
+    profile_update,
+)
 
 from mpconnect.datasets.ingestion_api import IngestionProject
 from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.errors import ApiError
 from mpconnect.sinks.refusals import request_refusal
 
 pytestmark = pytest.mark.timeout(60)
@@ -94,3 +104,17 @@ def test_records_refused_one_by_one_for_their_own_reasons_are_quarantined() -> N
         "(properties.time: time is too old); that is about the request, not the records: "
         "check the [mixpanel] settings and the connector's mapping of properties.time, then "
         "run again (nothing was quarantined)")
+
+
+def test_profile_updates_with_a_wrong_token_fail_naming_the_key(
+        ingestion_server: Any, make_sink: Any) -> None:
+    sink = make_sink(mixpanel_table(ingestion_server))
+    updates = [{**profile_update(i), "$token": "not-the-token"} for i in range(3)]
+
+    with pytest.raises(ApiError) as refused:
+        sink.import_batch("people", "", "", orjson.dumps(updates), len(updates))
+
+    assert "Mixpanel refused all 3 records: '$token' is not this project's token" in str(
+        refused.value)
+    assert "set mixpanel.project_token to the project's token" in str(refused.value)
+    assert ingestion_server.people() == []

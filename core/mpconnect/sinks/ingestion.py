@@ -301,7 +301,9 @@ class IngestionSink(Sink):
             error = data.get("error") or "no reason given"
         else:
             error = error_text(response, _ERROR_TEXT_LIMIT)
-        raise ApiError(200, f"{what}: Mixpanel refused the batch: {error}")
+        hint = ("; check mixpanel.project_token (the records carry it)"
+                if "token" in str(error).lower() else "")
+        raise ApiError(200, f"{what}: Mixpanel refused the batch: {error}{hint}")
 
     def create_version(self, dataset_id: str) -> VersionInfo:
         """Nothing to create: the ingestion API has no versions."""
