@@ -161,6 +161,7 @@ def test_quarantined_demo_records_are_counted_and_the_run_publishes(
         [sources.demo]
         connector = "demo"
         dataset_id = "DEMO"
+        max_quarantined = 0.05
 
         [sources.demo.settings]
         events = 100

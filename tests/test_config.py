@@ -468,6 +468,7 @@ def test_home_holds_the_store_the_ledger_and_quarantine_files(
         [sources.demo]
         connector = "demo"
         dataset_id = "DEMO"
+        max_quarantined = 1
 
         [sources.demo.settings]
         events = 20

@@ -128,7 +128,7 @@ def test_a_full_disk_is_one_line_naming_the_path_and_the_free_space(
 
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    [line] = [line for line in result.stderr.splitlines() if "error" in line]
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("mpconnect: error")]
     spool = small_disk / "home" / "spool"
     assert line.startswith(f"mpconnect: error: bulky: {spool}/")
     assert "(a batch of the run's spool): no space left on the device (" in line

@@ -177,6 +177,7 @@ def test_mpconnect_run_loads_the_expected_counts(generated: Generated) -> None:
     with fake_api.FakeApi() as api:
         config.write_text(
             '[sources.acme]\nconnector = "acme_crm"\ndataset_id = "ACMECRM"\n'
+            'max_quarantined = "unlimited"\n'
             '[sources.acme.settings]\napi_key = "${ACME_CRM_API_KEY}"\n'
             f'base_url = "{api.url}"\npage_size = 3\n'
         )

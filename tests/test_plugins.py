@@ -541,6 +541,7 @@ def test_transform_record_changes_and_quarantines_records(
         [sources.crm]
         connector = "acme"
         dataset_id = "CRM"
+        max_quarantined = "unlimited"
     """)
 
     result = cli("--config", config, "run", "crm",

@@ -426,6 +426,7 @@ def test_rejected_records_go_to_the_quarantine_file_with_their_reason(
         [sources.mixed]
         connector = "mixed"
         dataset_id = "MIXED"
+        max_quarantined = "unlimited"
         """
     )
 

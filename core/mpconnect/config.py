@@ -70,6 +70,9 @@ class EngineConfig(BaseModel):
     live_timeout: float = Field(default=900.0, gt=0)
     #: Seconds after which a run stops and fails cleanly; the next run resumes it.
     max_run_time: float = Field(default=14400.0, gt=0)
+    #: Bytes of JSON per batch; default: the sink's own limit, else 4 MiB (5.6 MiB as the
+    #: Datasets API's base64). A sink's own limit is never exceeded.
+    max_batch_bytes: int | None = Field(default=None, ge=64 * 1024, le=64 * 1024 * 1024)
 
 
 class SchedulerConfig(BaseModel):
@@ -83,6 +86,17 @@ class SchedulerConfig(BaseModel):
     retry_after: float | None = Field(default=None, gt=0)
 
 
+def check_max_quarantined(value: Any) -> float | str:
+    """Return a valid ``max_quarantined`` (a count, a fraction, ``"unlimited"``) or raise
+    ValueError saying what is accepted."""
+    if value == "unlimited":
+        return "unlimited"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError('must be a count such as 10, a fraction of the records read such as '
+                         '0.01 (0 allows none), or "unlimited"')
+    return float(value)
+
+
 class SourceConfig(BaseModel):
     """One ``[sources.NAME]`` table."""
 
@@ -93,11 +107,17 @@ class SourceConfig(BaseModel):
     dataset_id: str
     schedule: str | None = None
     keep_versions: int = Field(default=2, ge=1, le=5)
-    max_quarantined: float = Field(default=0, ge=0)
+    #: A count, a fraction of the records read (under 1), or "unlimited".
+    max_quarantined: float | Literal["unlimited"] = 0.01
     # Interpolated settings may hold secrets in clear until the connector's model wraps them.
     settings: dict[str, Any] = Field(default_factory=dict, repr=False)
     #: Why ``settings`` could not be read (a missing variable), raised when the source is used.
     _settings_error: ConfigError | None = PrivateAttr(default=None)
+
+    @field_validator("max_quarantined", mode="before")
+    @classmethod
+    def _max_quarantined_is_a_limit(cls, value: Any) -> Any:
+        return check_max_quarantined(value)
 
     @field_validator("dataset_id")
     @classmethod

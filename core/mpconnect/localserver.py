@@ -15,7 +15,7 @@ import asyncio
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -179,6 +179,8 @@ class ServedSource:
     :param environment: the value of each ``${NAME}`` the settings refer to.
     :param contents: what it serves, for people, such as ``"200 customers, 512 charges"``.
     :param stop: stops serving.
+    :param source_options: further keys of the ``[sources.SOURCE]`` table, such as
+        ``{"max_quarantined": 0.05}`` for seeded data that holds bad rows on purpose.
     """
 
     url: str
@@ -186,6 +188,7 @@ class ServedSource:
     environment: dict[str, str]
     contents: str
     stop: Callable[[], None]
+    source_options: dict[str, Any] = field(default_factory=dict)
 
 
 class LocalServer:

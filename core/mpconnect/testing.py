@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -312,7 +312,7 @@ def run_source(
     source: str = "test",
     dataset_id: str = "TEST",
     keep_versions: int = 2,
-    max_quarantined: float = 0,
+    max_quarantined: float | Literal["unlimited"] = "unlimited",
     restart: bool = False,
 ) -> LoadedVersion:
     """Run a connector through the whole engine and return what the live version holds.
@@ -327,6 +327,8 @@ def run_source(
     :param mixpanel: the ``[mixpanel]`` table; default: the embedded sink under ``home``.
     :param store: the :class:`~mpconnect.datasets.store.DatasetStore` to read the result
         from when the sink is not ``embedded`` (such as a local datasets server's).
+    :param max_quarantined: the source's limit; default ``"unlimited"`` (a configuration
+        file's default is 1%), so a test sees in the result what was quarantined.
     :raises RunFailed: when the run fails, as ``mpconnect run`` would.
     """
     from mpconnect.config import Config, MixpanelConfig, SourceConfig

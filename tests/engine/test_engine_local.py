@@ -85,6 +85,7 @@ def test_bad_records_are_quarantined_counted_and_the_rest_published(
     tmp_path: Path, home: Path
 ) -> None:
     config = make_config(tmp_path, {"demo": {"connector": "demo", "dataset_id": "DEMO",
+                                             "max_quarantined": "unlimited",
                                              "settings": {"events": 300, "bad_records": 4}}})
     summary = make_engine(config, home).run("demo")
     assert summary.status == "succeeded"
@@ -117,7 +118,7 @@ def test_a_fraction_limit_is_relative_to_records_read(tmp_path: Path, home: Path
                                              "settings": {"events": 300, "bad_records": 4}}})
     engine = make_engine(config, home)
     assert engine.run("demo", RunOptions(max_quarantined=0.05)).status == "succeeded"
-    with pytest.raises(RunFailed, match="over the limit of 1% of records read"):
+    with pytest.raises(RunFailed, match="over the limit of 1% of 334 records read"):
         engine.run("demo", RunOptions(max_quarantined=0.01))
 
 

@@ -79,7 +79,8 @@ def run_odd(tmp_path: Path, home: Path, events: list[Any],
     quarantine file's lines."""
     OddConnector.records = events
     OddConnector.people_records = people or []
-    config = make_config(tmp_path, {"odd": {"connector": "odd", "dataset_id": "ODD"}})
+    config = make_config(tmp_path, {"odd": {"connector": "odd", "dataset_id": "ODD",
+                                            "max_quarantined": "unlimited"}})
     summary = make_engine(config, home, OddPlugin()).run("odd")
     lines: list[dict[str, Any]] = []
     if summary.quarantine_file:

@@ -13,11 +13,12 @@ from collections.abc import Iterator
 import click
 
 from mpconnect.cli.context import CliState, echo_error, echo_json, echo_table
-from mpconnect.config import connector_settings, require_connector
+from mpconnect.config import check_max_quarantined, connector_settings, require_connector
 from mpconnect.connector import RunContext
 from mpconnect.engine.lifecycle import RunOptions
 from mpconnect.engine.progress import default_progress
 from mpconnect.errors import MpconnectError, RunFailed, RunLocked
+from mpconnect.redact import redact
 
 
 def register(cli: click.Group) -> None:
@@ -25,6 +26,22 @@ def register(cli: click.Group) -> None:
     cli.add_command(run)
     cli.add_command(runs)
     cli.add_command(check)
+
+
+class _QuarantineLimit(click.ParamType):
+    """A count, a fraction or ``unlimited``."""
+
+    name = "LIMIT"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> float | str:
+        if isinstance(value, str) and value != "unlimited":
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        try:
+            return check_max_quarantined(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @click.command()
@@ -35,12 +52,13 @@ def register(cli: click.Group) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary; errors only.")
 @click.option("--concurrency", type=click.IntRange(1, 64),
               help="Upload workers (default: [engine] concurrency, 4).")
-@click.option("--max-quarantined", type=click.FloatRange(min=0),
-              help="Fail before publishing when more records are quarantined: a count, or a "
-                   "fraction of records read such as 0.01 (default 0 = no limit).")
+@click.option("--max-quarantined", type=_QuarantineLimit(),
+              help="Fail before publishing when more records are quarantined: a count, a "
+                   'fraction of records read such as 0.01, or "unlimited" (default: the '
+                   "source's max_quarantined, 0.01).")
 @click.pass_obj
 def run(state: CliState, sources: tuple[str, ...], run_all: bool, restart: bool, quiet: bool,
-        concurrency: int | None, max_quarantined: float | None) -> None:
+        concurrency: int | None, max_quarantined: float | str | None) -> None:
     """Run SOURCES: each becomes a new live dataset version, then prints its summary."""
     names = list(sources)
     if run_all:
@@ -88,7 +106,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def _run_one(state: CliState, name: str, stop: threading.Event, *, restart: bool, quiet: bool,
-             concurrency: int | None, max_quarantined: float | None) -> int:
+             concurrency: int | None, max_quarantined: float | str | None) -> int:
     """Run one source and print its summary; return 1 if it failed, else 0."""
     options = RunOptions(restart=restart, concurrency=concurrency, max_quarantined=max_quarantined,
                          progress=default_progress(quiet), stop=stop)
@@ -98,9 +116,15 @@ def _run_one(state: CliState, name: str, stop: threading.Event, *, restart: bool
         echo_error(exc)
         return 1
     except RunFailed as exc:
-        last = state.engine.ledger.list_runs(name, limit=1)
-        if not quiet and last:
-            click.echo(_describe_row(last[0]), err=True)
+        failed = getattr(exc, "summary", None)
+        if state.log_format == "json" and failed is not None:
+            click.echo(redact(json.dumps(failed.to_dict())))
+        elif not quiet and failed is not None:
+            click.echo(redact(failed.describe()), err=True)
+        elif not quiet:
+            last = state.engine.ledger.list_runs(name, limit=1)
+            if last:
+                click.echo(_describe_row(last[0]), err=True)
         echo_error(exc)
         return 1
     except MpconnectError as exc:  # refused before it started: the other sources still run

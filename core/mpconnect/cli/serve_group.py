@@ -134,7 +134,8 @@ def serve_source(cls: type[LocalServer], options: ServeOptions) -> None:
 def paste_text(cls: type[LocalServer], served: ServedSource) -> str:
     """What ``mpconnect serve NAME`` prints: the source table and the ``export`` lines."""
     source = cls.source_name or cls.name
-    table = {"connector": cls.connector, "dataset_id": cls.dataset_id or source.upper()}
+    table = {"connector": cls.connector, "dataset_id": cls.dataset_id or source.upper(),
+             **served.source_options}
     lines = [
         f"serving {cls.summary or cls.name} on {served.url}: {served.contents}",
         "",

@@ -41,7 +41,7 @@ def make_app(
     api = DatasetsApi(store, options)
     injector = injector or FaultInjector()
     app = web.Application(middlewares=[error_middleware, fault_middleware(injector)],
-                          client_max_size=64 * 1024 * 1024)
+                          client_max_size=options.max_body_bytes)
 
     async def startup(_: web.Application) -> None:
         api.executor = ThreadPoolExecutor(workers, thread_name_prefix="mpconnect-datasets")

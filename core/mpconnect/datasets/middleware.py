@@ -52,11 +52,15 @@ def fault_middleware(injector: FaultInjector) -> Middleware:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer :class:`Refused`, :class:`StoreError`, 404 and 405 with the API's JSON error."""
+    """Answer :class:`Refused`, :class:`StoreError`, 404, 405 and 413 with the API's JSON
+    error (413 as Mixpanel words it: ``request exceeds max limit of N bytes``)."""
     try:
         return await handler(request)
     except (Refused, StoreError) as exc:
         return json_error(request, exc.status, exc.message)
+    except web.HTTPRequestEntityTooLarge:
+        return json_error(request, 413, f"request exceeds max limit of "
+                                        f"{request.client_max_size} bytes")
     except web.HTTPException as exc:
         if exc.status == 405:
             return json_error(request, 405, f"method {request.method} is not allowed on "

@@ -37,7 +37,7 @@ from mpconnect.datasets.ingestion_api import (
     IngestionEndpoints,
     IngestionProject,
 )
-from mpconnect.datasets.options import MAX_RECORDS, ServerOptions
+from mpconnect.datasets.options import MAX_BODY_BYTES, MAX_RECORDS, ServerOptions
 from mpconnect.datasets.responses import Refused
 from mpconnect.datasets.store import DatasetStore
 from mpconnect.localserver import HEADER_TIMEOUT, BackgroundServer, LocalCA
@@ -81,6 +81,8 @@ class LocalDatasetsServer:
         :attr:`ingestion`).
     :param header_timeout: close a connection whose request headers have not arrived
         within this many seconds (:data:`mpconnect.localserver.HEADER_TIMEOUT`).
+    :param max_body_bytes: the largest request body accepted; a larger one is answered
+        413 ``{"error": "request exceeds max limit of N bytes"}``.
     """
 
     def __init__(
@@ -97,12 +99,14 @@ class LocalDatasetsServer:
         store_path: Path | None = None,
         ingestion: IngestionProject | None = None,
         header_timeout: float = HEADER_TIMEOUT,
+        max_body_bytes: int = MAX_BODY_BYTES,
         **faults: Any,
     ) -> None:
         self.directory = Path(directory)
         self.project_token = project_token
         self.project_secret = project_secret
-        self.options = ServerOptions(project_token, project_secret, dict(dataset_secrets or {}))
+        self.options = ServerOptions(project_token, project_secret, dict(dataset_secrets or {}),
+                                     max_body_bytes=max_body_bytes)
         self.store = DatasetStore(store_path or self.directory / "datasets.sqlite3",
                                   live_delay=live_delay)
         for dataset_id in datasets:

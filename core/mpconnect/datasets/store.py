@@ -358,6 +358,12 @@ class DatasetStore:
 
     def import_people(self, dataset_id: str, version_id: str, records: Iterable[dict]) -> int:
         """Store people records; an identical record re-sent is kept once."""
+        return self.store_people(dataset_id, version_id, records)[0]
+
+    def store_people(self, dataset_id: str, version_id: str,
+                     records: Iterable[dict]) -> tuple[int, int]:
+        """Store people records; return (received, collapsed): an identical record (the
+        same ``$add``, say) already in the version or earlier in the batch is kept once."""
         rows = []
         for index, record in enumerate(records):
             try:
@@ -370,12 +376,13 @@ class DatasetStore:
             rows.append((str(distinct_id), hashlib.sha1(body).digest(), body))
         with self._tx() as db:
             vkey = self._writable_vkey(db, dataset_id, version_id)
-            db.executemany(f"INSERT OR IGNORE INTO people VALUES ({vkey}, ?, ?, ?)", rows)
+            stored = db.executemany(f"INSERT OR IGNORE INTO people VALUES ({vkey}, ?, ?, ?)",
+                                    rows).rowcount
             db.execute(
                 "UPDATE versions SET people_received = people_received + ? WHERE vkey = ?",
                 (len(rows), vkey),
             )
-        return len(rows)
+        return len(rows), len(rows) - stored
 
     # inspection ---------------------------------------------------------------------
 

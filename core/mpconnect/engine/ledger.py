@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     quarantine_file TEXT,
     target TEXT,
-    resume_key TEXT
+    resume_key TEXT,
+    duplicates INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_source ON runs (source, started_at);
 CREATE TABLE IF NOT EXISTS batches (
@@ -91,6 +92,7 @@ class ResumePoint:
     target: str | None = None
     #: What shaped the spool (:class:`mpconnect.engine.resume_key.ResumeKey`, as JSON).
     resume_key: str | None = None
+    duplicates: int = 0
 
 
 class RunLedger(ABC):
@@ -106,7 +108,8 @@ class RunLedger(ABC):
         whether the spool is complete."""
 
     @abstractmethod
-    def mark_extraction_done(self, run_id: str, read: int, quarantined: int) -> None:
+    def mark_extraction_done(self, run_id: str, read: int, quarantined: int,
+                             duplicates: int = 0) -> None:
         """Record that the run's extraction finished: its spool is complete."""
 
     @abstractmethod
@@ -124,6 +127,17 @@ class RunLedger(ABC):
     @abstractmethod
     def ack_batch(self, spool_id: str, seq: int, imported: int) -> None:
         """Checkpoint: the sink acknowledged batch ``seq``."""
+
+    def split_batch(self, spool_id: str, seq: int, parts: list[BatchRef]) -> None:
+        """Replace unacknowledged batch ``seq`` by ``parts`` (its records, split because
+        the sink refused the batch as too large); each part is then acknowledged on its own.
+
+        This default records the parts, then acknowledges ``seq`` with nothing imported;
+        a ledger that can do both in one transaction should.
+        """
+        for part in parts:
+            self.add_batch(spool_id, part)
+        self.ack_batch(spool_id, seq, 0)
 
     @abstractmethod
     def unacked_batches(self, spool_id: str) -> list[BatchRef]:
@@ -158,6 +172,8 @@ class SqliteRunLedger(RunLedger):
         for column in ("target", "resume_key"):  # a ledger older than the column
             if column not in columns:
                 db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
+        if "duplicates" not in columns:
+            db.execute("ALTER TABLE runs ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -182,10 +198,11 @@ class SqliteRunLedger(RunLedger):
         db.execute(
             "UPDATE runs SET version_id = ?, status = ?, ended_at = ?, read = ?, imported = ?, "
             "quarantined = ?, retries = ?, batches = ?, resumed = ?, error = ?, "
-            "quarantine_file = ? WHERE run_id = ?",
+            "quarantine_file = ?, duplicates = ? WHERE run_id = ?",
             (summary.version_id, summary.status, summary.ended_at, summary.read,
              summary.imported, summary.quarantined, summary.retries, summary.batches,
              int(summary.resumed), _redacted(summary.error), summary.quarantine_file,
+             summary.duplicates,
              summary.run_id),
         )
         if spool_id is not None:
@@ -196,11 +213,13 @@ class SqliteRunLedger(RunLedger):
                  int(extraction_done), resume_key, summary.run_id),
             )
 
-    def mark_extraction_done(self, run_id: str, read: int, quarantined: int) -> None:
+    def mark_extraction_done(self, run_id: str, read: int, quarantined: int,
+                             duplicates: int = 0) -> None:
         """Record that the spool is complete."""
         self._db().execute(
-            "UPDATE runs SET extraction_done = 1, read = ?, quarantined = ? WHERE run_id = ?",
-            (read, quarantined, run_id),
+            "UPDATE runs SET extraction_done = 1, read = ?, quarantined = ?, duplicates = ? "
+            "WHERE run_id = ?",
+            (read, quarantined, duplicates, run_id),
         )
 
     def mark_published(self, run_id: str) -> None:
@@ -227,6 +246,23 @@ class SqliteRunLedger(RunLedger):
             "UPDATE batches SET acked = 1, imported = ? WHERE spool_id = ? AND seq = ?",
             (imported, spool_id, seq),
         )
+
+    def split_batch(self, spool_id: str, seq: int, parts: list[BatchRef]) -> None:
+        """Replace batch ``seq`` by ``parts`` in one transaction: either the batch or its
+        parts are there to send, never both and never neither."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT OR REPLACE INTO batches (spool_id, seq, kind, count, path) "
+                "VALUES (?,?,?,?,?)",
+                [(spool_id, p.seq, p.kind, p.count, str(p.path)) for p in parts],
+            )
+            db.execute("DELETE FROM batches WHERE spool_id = ? AND seq = ?", (spool_id, seq))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def unacked_batches(self, spool_id: str) -> list[BatchRef]:
         """Return the batches still to send, in order."""
@@ -258,6 +294,7 @@ class SqliteRunLedger(RunLedger):
             extraction_done=bool(row["extraction_done"]), read=row["read"],
             quarantined=row["quarantined"], target=row["target"],
             resume_key=row["resume_key"],
+            duplicates=row["duplicates"],
         )
 
     def versions_being_written(self, dataset_id: str) -> set[str]:

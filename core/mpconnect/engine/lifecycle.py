@@ -22,13 +22,16 @@ import orjson
 from mpconnect.config import Config, SourceConfig, connector_settings, require_connector
 from mpconnect.connector import Connector, RunContext
 from mpconnect.disk import private_dir
+from mpconnect.engine.batching import DEFAULT_MAX_BATCH_BYTES, Batcher, batch_byte_limit
 from mpconnect.engine.cleanup import remove_dead_spools
 from mpconnect.engine.deadline import RunStop
+from mpconnect.engine.duplicates import DuplicateCounter
 from mpconnect.engine.ledger import BatchRef, ResumePoint, RunLedger, SqliteRunLedger
 from mpconnect.engine.lock import FileSourceLock, SourceLock
 from mpconnect.engine.odd_records import safe_describe, unencodable_field
 from mpconnect.engine.progress import Progress
 from mpconnect.engine.quarantine import QuarantineFile
+from mpconnect.engine.quarantine_report import over_limit, top_reasons
 from mpconnect.engine.resume_key import ResumeKey, installation_key, make_resume_key
 from mpconnect.engine.spool import SpoolWriter, batch_is_whole, remove_spool
 from mpconnect.engine.summary import RunSummary
@@ -44,7 +47,7 @@ from mpconnect.errors import (
 )
 from mpconnect.paths import home_dir
 from mpconnect.plugins import ConnectorEntry, Plugins, notify
-from mpconnect.records import MAX_EVENT_BYTES, Event, Profile
+from mpconnect.records import Event, Profile
 from mpconnect.redact import redact
 from mpconnect.retry import RetryWaitStopped, call_with_retries, stop_waits_on
 from mpconnect.sinks.base import Sink, VersionInfo
@@ -58,7 +61,7 @@ class RunOptions:
 
     restart: bool = False
     concurrency: int | None = None
-    max_quarantined: float | None = None
+    max_quarantined: float | str | None = None
     progress: Progress | None = None
     stop: threading.Event | None = None
 
@@ -257,6 +260,7 @@ class _Run:
         self.quarantine = QuarantineFile(quarantine_path, source.name)
         self.summary.quarantine_file = str(quarantine_path)
         self._count_lock = threading.Lock()
+        self.duplicates = DuplicateCounter(source.name, full_key=sink.dedup_full_key)
         #: True while the version has a complete spool and is not published.
         self._resumable = False
         self._published = False
@@ -326,7 +330,7 @@ class _Run:
             remove_spool(spool_dir)
         except _Interrupted as exc:
             summary.status, summary.error = "interrupted", str(exc)
-            raise RunFailed(f"{self.source.name}: {exc}") from exc
+            raise _failed(f"{self.source.name}: {exc}", summary) from exc
         except BaseException as exc:
             summary.status = "failed"
             summary.error = redact(_describe(exc))  # RunFailed's text too
@@ -336,15 +340,18 @@ class _Run:
             notify(self.plugins, "run_failed", log, source=summary.source,
                    dataset_id=summary.dataset_id, version_id=summary.version_id, error=exc)
             if isinstance(exc, MpconnectError | KeyboardInterrupt):
-                raise RunFailed(f"{self.source.name}: {summary.error}") from exc
+                raise _failed(f"{self.source.name}: {summary.error}", summary) from exc
             raise
         finally:
             self.run_stop.close()
             summary.ended_at = time.time()
             summary.quarantined = self.quarantine.count
-            if not summary.quarantined:
-                summary.quarantine_file = None
+            summary.duplicates = self.duplicates.count
             self.quarantine.close()
+            if summary.quarantined:
+                summary.quarantine_reasons = top_reasons(self.quarantine.path)
+            else:
+                summary.quarantine_file = None
             self.progress.stop()
             if spool_dir is not None and not self._resumable:
                 remove_spool(spool_dir)  # an unfinished extraction is never resumed
@@ -394,6 +401,7 @@ class _Run:
             # One quarantine file per snapshot: the extraction's, whose count goes on.
             self.quarantine.path = self._quarantine_path(spool_id)
             self.quarantine.count = resume.quarantined
+            self.duplicates.count = resume.duplicates
             summary.quarantine_file = str(self.quarantine.path)
             self.ledger.set_status(resume.run_id, "resumed", f"resumed by run {summary.run_id}")
             log.info("%s: resuming version %s", self.source.name, resume.version_id)
@@ -424,6 +432,10 @@ class _Run:
             total = self.summary.imported
         self.progress.imported(total)
 
+    def _count_collapsed(self, collapsed: int) -> None:
+        with self._count_lock:
+            self.duplicates.count += collapsed
+
     def _count_retry(self) -> None:
         with self._count_lock:
             self.summary.retries += 1
@@ -438,6 +450,7 @@ class _Run:
             max_retries=settings.max_retries, initial_wait=settings.retry_initial_wait,
             max_wait=settings.retry_max_wait, quarantine=self.quarantine, stop=self.stop,
             on_imported=self._count_imported, on_retry=self._count_retry,
+            on_collapsed=self._count_collapsed,
         )
         try:
             if resume is not None:
@@ -471,9 +484,9 @@ class _Run:
             uploader.submit(batch)
             self.progress.extracted(summary.read, self.quarantine.count)
 
-        writer = SpoolWriter(spool_dir, self.sink.max_batch_records, self.sink.max_batch_bytes,
-                             spooled, max_record_bytes=MAX_EVENT_BYTES,
-                             on_oversized=self._quarantine_oversized)
+        writer = SpoolWriter(spool_dir, self.sink.max_batch_records,
+                             batch_byte_limit(self.engine.config.engine.max_batch_bytes,
+                                              self.sink.max_batch_bytes), spooled)
         ctx = RunContext(
             source=self.source.name, dataset_id=self.source.dataset_id,
             log=logging.getLogger(f"mpconnect.source.{self.source.name}"),
@@ -493,7 +506,8 @@ class _Run:
                     self._drain(kind, records(ctx), writer, token, transformers)
         finally:
             connector.close()
-        self.ledger.mark_extraction_done(summary.run_id, summary.read, self.quarantine.count)
+        self.ledger.mark_extraction_done(summary.run_id, summary.read, self.quarantine.count,
+                                         self.duplicates.count)
         self._resumable = True
         self.progress.extracted(summary.read, self.quarantine.count)
 
@@ -508,12 +522,13 @@ class _Run:
         quarantine = self.quarantine
         expected = Event if kind == "events" else Profile
         is_events = kind == "events"
-        batch_size = writer.max_records
+        batcher = Batcher(writer, kind, max_records=writer.max_records,
+                          max_bytes=writer.max_bytes or DEFAULT_MAX_BATCH_BYTES,
+                          duplicates=self.duplicates if is_events else None)
         refuse_unattributed = not self.sink.accepts_unattributed_events
         stop = self.stop
         lead = getattr(self.sink, "future_leeway", None)
         latest = None if lead is None else int(time.time()) + lead
-        buffer: list[Any] = []
         in_connector = True
         try:
             for record in records:
@@ -544,12 +559,11 @@ class _Run:
                     in_connector = True
                     continue
                 if is_events:
-                    buffer.append(converted)
+                    self._batch(batcher, converted)
                 else:
-                    buffer.extend(converted)
-                if len(buffer) >= batch_size:
-                    self._spool(writer, kind, buffer)
-                    buffer = []
+                    for update in converted:
+                        self._batch(batcher, update)
+                if batcher.pending == 0:  # a batch was just spooled
                     if lead is not None:
                         latest = int(time.time()) + lead
                     if stop.is_set():
@@ -566,34 +580,16 @@ class _Run:
                 f"connector {self.connector_cls.name!r} failed while reading {kind}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        if buffer:
-            self._spool(writer, kind, buffer)
+        batcher.flush()
 
-    def _spool(self, writer: SpoolWriter, kind: str, records: list[Any]) -> None:
-        """Write a batch; a record orjson cannot encode (an integer beyond 64 bits, say)
-        goes to quarantine and the rest of the batch is written."""
-        try:
-            writer.write(kind, records)
-        except TypeError:
-            good = []
-            for record in records:
-                try:
-                    orjson.dumps(record)
-                except TypeError as exc:
-                    self.quarantine.add(_name_converted(kind, record),
-                                        f"a value cannot be encoded as JSON: {exc}",
-                                        {"repr": repr(record)[:2000]},
-                                        unencodable_field(record))
-                else:
-                    good.append(record)
-            if good:
-                writer.write(kind, good)
-
-    def _quarantine_oversized(self, kind: str, record: dict[str, Any], size: int) -> None:
-        """A converted record of 1 MB of JSON or more: Mixpanel refuses it."""
-        self.quarantine.add(_name_converted(kind, record),
-                            f"{size:,} bytes of JSON: Mixpanel refuses a record of 1 MB "
-                            f"({MAX_EVENT_BYTES:,} bytes) or more", record)
+    def _batch(self, batcher: Batcher, record: Any) -> None:
+        """Add a converted record to its batch; one that cannot be encoded (an integer
+        beyond 64 bits, say) or is over the per-record size goes to quarantine."""
+        refused = batcher.add(record)
+        if refused is not None:
+            data = record if refused.encodable else {"repr": repr(record)[:2000]}
+            self.quarantine.add(_name_converted(batcher.kind, record), refused.reason, data,
+                                None if refused.encodable else unencodable_field(record))
 
     def _transform(self, record: Event | Profile,
                    transformers: list[tuple[str, Callable[..., Any]]]) -> None:
@@ -610,18 +606,12 @@ class _Run:
 
     def _check_quarantine_limit(self) -> None:
         limit = self.options.max_quarantined
+        key = "--max-quarantined"
         if limit is None:
-            limit = self.source.max_quarantined
-        if not limit:
-            return
-        count = self.quarantine.count
-        allowed = limit if limit >= 1 else limit * max(self.summary.read, 1)
-        if count > allowed:
-            raise RunFailed(
-                f"{count} records quarantined, over the limit of "
-                f"{limit if limit >= 1 else f'{limit:.0%} of records read'}; "
-                f"not publishing (see {self.quarantine.path})"
-            )
+            limit, key = self.source.max_quarantined, f"sources.{self.source.name}.max_quarantined"
+        problem = over_limit(self.quarantine.count, self.summary.read, limit, key)
+        if problem:
+            raise RunFailed(f"{problem}; not publishing (see {self.quarantine.path})")
 
     # -- publish, live, prune ------------------------------------------------------------
 
@@ -702,6 +692,11 @@ def _newer_live_version(versions: list[VersionInfo], ours: str) -> str | None:
         if version.is_live:
             newer_live = version.version_id
     return None  # ours is not listed: nothing to compare it with
+def _failed(message: str, summary: RunSummary) -> RunFailed:
+    """A RunFailed carrying the run's summary (completed as the run ends) for the CLI."""
+    error = RunFailed(message)
+    error.summary = summary  # type: ignore[attr-defined]
+    return error
 
 
 def _name_converted(kind: str, record: dict[str, Any]) -> str:

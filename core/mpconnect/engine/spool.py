@@ -48,8 +48,6 @@ class SpoolWriter:
     :param max_bytes: bytes per batch, or None.
     :param on_batch: called with each written :class:`BatchRef`.
     :param first_seq: the sequence number of the first batch.
-    :param on_oversized: called with ``(kind, record, size)`` for each record whose JSON
-        is ``max_record_bytes`` or more (Mixpanel refuses it); such a record is not spooled.
     :raises FileProblem: when the directory cannot be made or a batch cannot be written
         (a full disk is a :class:`~mpconnect.disk.DiskFullError`).
     """
@@ -61,16 +59,12 @@ class SpoolWriter:
         max_bytes: int | None,
         on_batch: Callable[[BatchRef], None],
         first_seq: int = 1,
-        max_record_bytes: int | None = None,
-        on_oversized: Callable[[str, Any, int], None] | None = None,
     ) -> None:
         self.directory = directory
         try:
             private_dir(directory)
         except OSError as exc:
             raise file_problem(exc, directory, "the run's spool") from exc
-        self.max_record_bytes = max_record_bytes
-        self.on_oversized = on_oversized
         self.max_records = max_records
         self.max_bytes = max_bytes
         self.on_batch = on_batch
@@ -81,43 +75,41 @@ class SpoolWriter:
         for start in range(0, len(records), self.max_records):
             self._write(kind, records[start:start + self.max_records])
 
+    def write_encoded(self, kind: str, records: list[bytes]) -> None:
+        """Write one batch of records already encoded as JSON, one ``bytes`` each."""
+        self._emit(kind, len(records), b"".join((b"[", b",".join(records), b"]")))
+
     def _write(self, kind: str, records: list[Any]) -> None:
         payload = orjson.dumps(records)
-        limit = self.max_record_bytes
-        if limit is not None and len(payload) >= limit and self.on_oversized is not None:
-            kept = self._without_oversized(kind, records, limit)
-            if len(kept) < len(records):
-                if kept:
-                    self._write(kind, kept)
-                return
         if self.max_bytes is not None and len(payload) > self.max_bytes and len(records) > 1:
             half = len(records) // 2
             self._write(kind, records[:half])
             self._write(kind, records[half:])
             return
+        self._emit(kind, len(records), payload)
+
+    def _emit(self, kind: str, count: int, payload: bytes) -> None:
         seq = self.next_seq
         self.next_seq += 1
-        path = self.directory / f"{seq:07d}-{kind}.json"
+        path = batch_path(self.directory, seq, kind)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
+            write_batch_file(path, payload)
         except OSError as exc:
             raise file_problem(exc, path, "a batch of the run's spool") from exc
-        self.on_batch(BatchRef(seq, kind, len(records), path))
+        self.on_batch(BatchRef(seq, kind, count, path))
 
-    def _without_oversized(self, kind: str, records: list[Any], limit: int) -> list[Any]:
-        """The records whose own JSON is under ``limit`` bytes; report the others."""
-        assert self.on_oversized is not None
-        kept = []
-        for record in records:
-            size = len(orjson.dumps(record))
-            if size >= limit:
-                self.on_oversized(kind, record, size)
-            else:
-                kept.append(record)
-        return kept
+
+def batch_path(directory: Path, seq: int, kind: str) -> Path:
+    """The file of batch ``seq`` in a spool directory."""
+    return directory / f"{seq:07d}-{kind}.json"
+
+
+def write_batch_file(path: Path, payload: bytes) -> None:
+    """Write a batch's bytes to ``path`` (created or truncated, mode 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)

@@ -28,6 +28,11 @@ class RunSummary:
     versioned: bool = True
     error: str | None = None
     quarantine_file: str | None = None
+    #: Records the destination keeps once because an earlier record of the run had the
+    #: same key (``$insert_id``; identical people updates in the embedded store).
+    duplicates: int = 0
+    #: The most frequent quarantine reasons, with their counts.
+    quarantine_reasons: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -38,6 +43,8 @@ class RunSummary:
         """Return a JSON-ready dict, with the duration."""
         data = asdict(self)
         data["duration"] = round(self.duration, 3)
+        data["quarantine_reasons"] = [{"reason": reason, "count": count}
+                                      for reason, count in self.quarantine_reasons]
         return data
 
     def describe(self) -> str:
@@ -52,8 +59,16 @@ class RunSummary:
              if self.versioned else f"  via the {self.sink} sink (no versions); ")
             + f"{self.duration:.1f} s ({rate:,.0f} records/s)",
         ]
-        if self.quarantined and self.quarantine_file:
-            lines.append(f"  quarantine file: {self.quarantine_file}")
+        if self.duplicates:
+            lines.append(f"  duplicates collapsed: {self.duplicates:,} (records sharing "
+                         "$insert_id, or identical people updates, kept once)")
         if self.error:  # a superseded run did not fail: a newer version went live first
             lines.append(f"  {'note' if self.status == 'superseded' else 'error'}: {self.error}")
+        if self.quarantined:
+            if self.quarantine_reasons:
+                lines.append("  top quarantine reasons:")
+                lines.extend(f"    {count:>9,}  {reason[:200]}"
+                             for reason, count in self.quarantine_reasons)
+            if self.quarantine_file:
+                lines.append(f"  quarantine file: {self.quarantine_file}")
         return "\n".join(lines)

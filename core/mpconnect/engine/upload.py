@@ -18,10 +18,11 @@ import orjson
 
 from mpconnect.engine.ledger import BatchRef, RunLedger
 from mpconnect.engine.quarantine import QuarantineFile
+from mpconnect.engine.split import batch_name, split_in_halves
 from mpconnect.engine.spool import read_batch
-from mpconnect.errors import RetryableApiError
+from mpconnect.errors import ApiError, RetryableApiError
 from mpconnect.retry import call_with_retries
-from mpconnect.sinks.base import Sink
+from mpconnect.sinks.base import ImportResult, Sink
 
 log = logging.getLogger("mpconnect.engine")
 
@@ -45,6 +46,7 @@ class Uploader:
         on_imported: Callable[[int], None],
         on_retry: Callable[[], None],
         stop: threading.Event | None = None,
+        on_collapsed: Callable[[int], None] | None = None,
     ) -> None:
         self.sink = sink
         self.ledger = ledger
@@ -57,6 +59,7 @@ class Uploader:
         self.quarantine = quarantine
         self.on_imported = on_imported
         self.on_retry = on_retry
+        self.on_collapsed = on_collapsed
         self.failure: BaseException | None = None
         #: Set when a batch failed: the pool sends nothing more.
         self.stopped = threading.Event()
@@ -99,7 +102,7 @@ class Uploader:
     def _send(self, batch: BatchRef) -> None:
         payload = read_batch(batch.path)
 
-        def attempt() -> object:
+        def attempt() -> ImportResult:
             if self._halted():
                 raise _Stopped
             return self.sink.import_batch(
@@ -109,8 +112,8 @@ class Uploader:
         def retrying(exc: BaseException, attempt_number: int, wait: float) -> None:
             self.on_retry()
             log.info(
-                "batch %d (%s, %d records): %s; retry %d in %.1f s",
-                batch.seq, batch.kind, batch.count, exc, attempt_number, wait,
+                "batch %s (%s, %d records): %s; retry %d in %.1f s",
+                batch_name(batch.seq), batch.kind, batch.count, exc, attempt_number, wait,
             )
 
         try:
@@ -121,14 +124,49 @@ class Uploader:
             )
         except _Stopped:
             return
+        except ApiError as exc:
+            if exc.status != 413:
+                raise
+            if batch.count <= 1:
+                reason = (f"the destination refused it as too large ({len(payload):,} bytes "
+                          f"of JSON): {exc.server_message}")
+                self._acknowledge(batch, payload, ImportResult(imported=0,
+                                                               rejected=[(0, reason)]))
+                return
+            parts = self._split(batch, payload, exc)
+            del payload  # the halves are on disk; hold neither the whole nor both at once
+            for part in parts:
+                if self._halted():
+                    return
+                self._send(part)
+            return
+        self._acknowledge(batch, payload, result)
+
+    def _acknowledge(self, batch: BatchRef, payload: bytes, result: ImportResult) -> None:
+        """Quarantine what the sink rejected, checkpoint the batch and count it."""
         if result.rejected:
             records = orjson.loads(payload)
             for index, reason in result.rejected:
                 record = records[index] if 0 <= index < len(records) else None
                 self.quarantine.add(f"{batch.kind[:-1] if batch.kind == 'events' else 'people'} "
-                                    f"record {index} of batch {batch.seq}", reason, record)
+                                    f"record {index} of batch {batch_name(batch.seq)}", reason,
+                                    record)
         self.ledger.ack_batch(self.spool_id, batch.seq, result.imported)
         self.on_imported(result.imported)
+        if result.collapsed and self.on_collapsed is not None:
+            self.on_collapsed(result.collapsed)
+
+    def _split(self, batch: BatchRef, payload: bytes, exc: ApiError) -> list[BatchRef]:
+        """Replace a batch the sink refused as too large by its two halves, on disk and in
+        the ledger at once, and return them."""
+        log.warning("batch %s (%s, %d records, %s bytes of JSON): refused as too large "
+                    "(%s); sending it as two halves", batch_name(batch.seq), batch.kind,
+                    batch.count,
+                    f"{len(payload):,}", exc.server_message)
+        parts = split_in_halves(batch, payload)
+        self.ledger.split_batch(self.spool_id, batch.seq, parts)
+        batch.path.unlink(missing_ok=True)
+        return parts
 
     def _halted(self) -> bool:
         return self.stopped.is_set() or self.stop_requested.is_set()

@@ -74,10 +74,13 @@ class ImportResult:
     :param imported: records accepted.
     :param rejected: ``(index in batch, reason)`` for records the destination refused
         while keeping the rest (Mixpanel's strict mode); the engine quarantines them.
+    :param collapsed: records accepted but kept once because an identical one was there
+        already (the embedded store's people updates); counted as duplicates.
     """
 
     imported: int
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    collapsed: int = 0
 
 
 class SinkSettings(BaseModel):
@@ -104,6 +107,9 @@ class Sink(ABC):
     #: Seconds an event's time may be ahead of the clock, if the destination limits it
     #: (Mixpanel's ``/import``: an hour); later events are quarantined.
     future_leeway: ClassVar[int | None] = None
+    #: True when the destination keeps one event per (event, time, distinct_id,
+    #: ``$insert_id``) as Mixpanel's ``/import`` does; False: one per ``$insert_id``.
+    dedup_full_key: ClassVar[bool] = False
     #: The ``[mixpanel]`` keys this sink reads besides the common ones (``sink``,
     #: ``project_token``, ``secret``, ``api_url``, ``ca_bundle``, ``timeout``); any other
     #: key is reported as a mistake.

@@ -63,13 +63,15 @@ class EmbeddedSink(Sink):
     def import_batch(
         self, kind: RecordKind, dataset_id: str, version_id: str, payload: bytes, count: int
     ) -> ImportResult:
-        """Store one batch."""
+        """Store one batch; identical people updates the store keeps once are reported as
+        collapsed (events sharing an ``$insert_id`` are counted by the engine)."""
         records = orjson.loads(payload)
         if kind == "events":
             imported = self._call(self.store.import_events, dataset_id, version_id, records)
-        else:
-            imported = self._call(self.store.import_people, dataset_id, version_id, records)
-        return ImportResult(imported=imported)
+            return ImportResult(imported=imported)
+        imported, collapsed = self._call(self.store.store_people, dataset_id, version_id,
+                                         records)
+        return ImportResult(imported=imported, collapsed=collapsed)
 
     def publish(self, dataset_id: str, version_id: str) -> None:
         """Make the version readable (and so ready and live)."""

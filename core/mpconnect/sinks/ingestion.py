@@ -50,6 +50,7 @@ from mpconnect.records import FUTURE_LEEWAY
 from mpconnect.responses import error_text, json_body
 from mpconnect.retry import parse_retry_after
 from mpconnect.sinks.base import ImportResult, RecordKind, Sink, VersionInfo
+from mpconnect.sinks.refusals import credentials_hint, request_refusal
 from mpconnect.transport import refuse_redirect, tls_error
 
 log = logging.getLogger("mpconnect.sinks.ingestion")
@@ -110,6 +111,7 @@ class IngestionSink(Sink):
     max_batch_records = MAX_RECORDS
     max_batch_bytes = MAX_BYTES
     future_leeway = FUTURE_LEEWAY
+    dedup_full_key = True
     extra_settings = frozenset(IngestionSettings.model_fields)
 
     def __init__(self, settings: Any, home: Path) -> None:
@@ -252,7 +254,8 @@ class IngestionSink(Sink):
                                         response.headers.get("Retry-After")))
         if status in (401, 403):
             raise ApiError(status, f"{what}: Mixpanel refused the credentials "
-                           f"({self._auth_name}): {text}")
+                           f"({self._auth_name}): {text}; "
+                           f"{credentials_hint(self._auth_name, status)}")
         if status == 413:
             raise ApiError(status, f"{what}: the request is over Mixpanel's size limit: {text}")
         raise ApiError(status, f"{what}: {text}")
@@ -306,7 +309,9 @@ class IngestionSink(Sink):
             error = data.get("error") or "no reason given"
         else:
             error = error_text(response, _ERROR_TEXT_LIMIT)
-        raise ApiError(200, f"{what}: Mixpanel refused the batch: {error}")
+        hint = ("; check mixpanel.project_token (the records carry it)"
+                if "token" in str(error).lower() else "")
+        raise ApiError(200, f"{what}: Mixpanel refused the batch: {error}{hint}")
 
     def create_version(self, dataset_id: str) -> VersionInfo:
         """Nothing to create: the ingestion API has no versions."""
@@ -347,8 +352,13 @@ def _partial_result(data: dict[str, Any], failed: list[Any], payload: bytes, cou
 
     A failed record is found by its ``index``, else by its ``$insert_id`` in the batch.
 
-    :raises ApiError: when a failed record cannot be told apart, so nothing is lost unseen.
+    :raises ApiError: when a failed record cannot be told apart, so nothing is lost unseen,
+        and when every record was refused for the same reason (a wrong project token):
+        that fails the run, naming the key to fix.
     """
+    refusal = request_refusal(failed, count, _imported(data), what)
+    if refusal is not None:
+        raise ApiError(400, refusal)
     reasons: dict[int, list[str]] = {}
     by_insert_id: dict[str, int] | None = None
     for item in failed:
@@ -375,6 +385,12 @@ def _partial_result(data: dict[str, Any], failed: list[Any], payload: bytes, cou
         log.warning("%s: Mixpanel imported %d and refused %d of %d records", what, imported,
                     len(rejected), count)
     return ImportResult(imported=imported, rejected=rejected)
+
+
+def _imported(data: dict[str, Any]) -> int:
+    """``num_records_imported`` of an answer (0 when absent: nothing was reported taken)."""
+    imported = data.get("num_records_imported")
+    return imported if isinstance(imported, int) else 0
 
 
 def _insert_ids(payload: bytes) -> dict[str, int]:

@@ -1,0 +1,100 @@
+"""Filling spool batches record by record, bounded by count and by bytes.
+
+Each converted record is encoded with orjson as it arrives, so its size is known before it
+joins a batch: a batch is written when it holds ``max_records`` records or when the next
+record would take it past ``max_bytes`` of JSON. Memory holds at most one batch of encoded
+records, however large they are. A record that cannot be encoded, or whose JSON is over
+``max_record_bytes`` or more (Mixpanel's 1 MB per record), is refused with the reason, for the
+engine to quarantine, and never sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import orjson
+
+from mpconnect.engine.duplicates import DuplicateCounter
+from mpconnect.engine.spool import SpoolWriter
+from mpconnect.records import MAX_EVENT_BYTES
+
+#: Mixpanel's limit on one record's JSON (its ingestion API refuses an event of 1 MB).
+MAX_RECORD_BYTES = MAX_EVENT_BYTES
+#: The default limit on one batch's JSON: 5.6 MiB once base64-encoded for the Datasets API,
+#: well under the 10 MB request limit Mixpanel documents.
+DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024
+
+
+def batch_byte_limit(configured: int | None, sink_limit: int | None) -> int:
+    """The bytes of JSON per batch: ``engine.max_batch_bytes`` if set, else the sink's own
+    limit, else :data:`DEFAULT_MAX_BATCH_BYTES`; never over the sink's limit."""
+    limit = configured or sink_limit or DEFAULT_MAX_BATCH_BYTES
+    return min(limit, sink_limit) if sink_limit else limit
+
+
+class Refused(NamedTuple):
+    """Why a record was kept out of its batch; ``encodable``: whether it is valid JSON."""
+
+    reason: str
+    encodable: bool
+
+
+class Batcher:
+    """Collects one kind of record into batches and hands each full one to the writer.
+
+    :param writer: the spool writer that writes and reports each batch.
+    :param kind: ``"events"`` or ``"people"``.
+    :param max_records: records per batch.
+    :param max_bytes: bytes of JSON per batch (a single record may be alone over it only if
+        it is under ``max_record_bytes``).
+    :param max_record_bytes: bytes of JSON per record.
+    :param duplicates: counts events sharing a dedup key (events only).
+    """
+
+    def __init__(self, writer: SpoolWriter, kind: str, *, max_records: int, max_bytes: int,
+                 max_record_bytes: int = MAX_RECORD_BYTES,
+                 duplicates: DuplicateCounter | None = None) -> None:
+        self.writer = writer
+        self.kind = kind
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.max_record_bytes = max_record_bytes
+        self.duplicates = duplicates
+        self._parts: list[bytes] = []
+        self._size = 2  # the brackets
+
+    def add(self, record: Any) -> Refused | None:
+        """Add one converted record; return why it was refused, or None.
+
+        Writes the batch before this record when the record would not fit in it, and
+        after it when the batch is full.
+        """
+        try:
+            encoded = orjson.dumps(record)
+        except TypeError as exc:
+            return Refused(f"a value cannot be encoded as JSON: {exc}", False)
+        size = len(encoded)
+        if size >= self.max_record_bytes:
+            return Refused(f"the record is {size:,} bytes of JSON: Mixpanel refuses a record "
+                           f"of 1 MB ({self.max_record_bytes:,} bytes) or more; not sent", True)
+        if self._parts and self._size + size + 1 > self.max_bytes:
+            self.flush()
+        if self.duplicates is not None:
+            self.duplicates.see(record)
+        self._parts.append(encoded)
+        self._size += size + 1
+        if len(self._parts) >= self.max_records:
+            self.flush()
+        return None
+
+    @property
+    def pending(self) -> int:
+        """Records added and not yet written."""
+        return len(self._parts)
+
+    def flush(self) -> None:
+        """Write the records collected so far as one batch (nothing if there are none)."""
+        if not self._parts:
+            return
+        parts, self._parts, self._size = self._parts, [], 2
+        self.writer.write_encoded(self.kind, parts)
