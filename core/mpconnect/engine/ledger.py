@@ -91,6 +91,8 @@ class ResumePoint:
     target: str | None = None
     #: What shaped the spool (:class:`mpconnect.engine.resume_key.ResumeKey`, as JSON).
     resume_key: str | None = None
+    #: The sink it was loading into (None: read from an older ledger).
+    sink: str | None = None
 
 
 class RunLedger(ABC):
@@ -257,7 +259,7 @@ class SqliteRunLedger(RunLedger):
             spool_dir=Path(row["spool_dir"]), host=row["host"] or "",
             extraction_done=bool(row["extraction_done"]), read=row["read"],
             quarantined=row["quarantined"], target=row["target"],
-            resume_key=row["resume_key"],
+            resume_key=row["resume_key"], sink=row["sink"],
         )
 
     def versions_being_written(self, dataset_id: str) -> set[str]:
