@@ -168,3 +168,36 @@ def test_versions_list_with_the_ingestion_sink_points_at_runs(
     assert shown.stdout.strip() == (
         "dataset SMALL has no versions in the ingestion sink (it loads without versions; "
         "its runs and batches: mpconnect runs)")
+
+
+def test_a_history_of_both_kinds_of_sink_heads_its_id_column_version_or_run(
+        server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any) -> None:
+    embedded = write_config("""
+        [sources.small]
+        connector = "demo"
+        dataset_id = "SMALL"
+
+        [sources.small.settings]
+        events = 1500
+        """, name="embedded.toml")
+    assert cli("--config", embedded, "run", "small").exit_code == 0
+    only_versions = cli("--config", embedded, "runs").stdout.splitlines()[0].split()
+    assert only_versions[4] == "VERSION" and "BATCHES" not in only_versions
+
+    config = ingestion_config(server, write_config)
+    assert cli("--config", config, "run", "small").exit_code == 0
+    table = cli("--config", config, "runs").stdout.splitlines()
+    assert table[0].split()[4:6] == ["VERSION/RUN", "BATCHES"]
+    newest, oldest = ledger(cli, config)
+    assert table[1].split()[2:7] == ["small", "ingestion", "succeeded", newest["run_id"], "2"]
+    assert table[2].split()[2:7] == ["small", "embedded", "succeeded", oldest["version_id"],
+                                     "3"]  # 1000-record batches: 1000 + 500 events, 150 people
+
+
+def test_a_source_on_the_demos_dataset_gets_no_pruning_warning_without_versions(
+        server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any) -> None:
+    config = ingestion_config(server, write_config)
+    config.write_text(config.read_text().replace('"SMALL"', '"DEMO"'))
+    ran = cli("--config", config, "run", "small")
+    assert ran.exit_code == 0, ran.output
+    assert "WARNING" not in ran.stderr
