@@ -201,3 +201,15 @@ def test_a_source_on_the_demos_dataset_gets_no_pruning_warning_without_versions(
     ran = cli("--config", config, "run", "small")
     assert ran.exit_code == 0, ran.output
     assert "WARNING" not in ran.stderr
+
+
+def test_restart_abandons_an_unfinished_ingestion_run_by_its_name(
+        server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any) -> None:
+    config = ingestion_config(server, write_config)
+    server.ingestion.faults.fail_next(400, path="/import")
+    assert cli("--config", config, "run", "small", "--concurrency", "1").exit_code == 1
+    run_id = ledger(cli, config)[0]["run_id"]
+    again = cli("--config", config, "run", "small", "--restart")
+    assert again.exit_code == 0, again.output
+    assert f"WARNING small: abandoning unfinished run {run_id}: --restart given" in again.stderr
+    assert "version " not in again.output
