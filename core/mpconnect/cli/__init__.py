@@ -62,7 +62,10 @@ def build_cli(extra_plugins: Iterable[object] = (), *, entry_points: bool = True
     @click.pass_context
     def cli(ctx: click.Context, config_path: str | None, debug: bool, log_format: str,
             verbose: bool) -> None:
-        """Load business data into Mixpanel dataset versions.
+        """Load business data into Mixpanel, one of two ways (the [mixpanel] sink key):
+        as dataset versions through the Datasets API (sink = "datasets"; "embedded" is a
+        local store of the same kind), or in batches through the ingestion API's /import
+        and /engage (sink = "ingestion"; no versions).
 
         Without a configuration file the built-in `demo` source loads synthetic data into
         the embedded store: try `mpconnect run demo` and `mpconnect inspect DEMO`.

@@ -39,7 +39,9 @@ def versions_list(state: CliState, dataset_id: str, as_json: bool) -> None:
         echo_json([v.to_api() for v in found])
         return
     if not found:
-        click.echo(f"dataset {dataset_id} has no versions in the {sink.name} sink")
+        click.echo(f"dataset {dataset_id} has no versions in the {sink.name} sink"
+                   + ("" if sink.versioned else " (it loads without versions; its runs and "
+                      "batches: mpconnect runs)"))
         return
     echo_table(
         ["VERSION", "CREATED", "LIVE", "READABLE", "WRITABLE", "READY", "READY AT"],

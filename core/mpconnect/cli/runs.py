@@ -17,6 +17,7 @@ from mpconnect.config import check_max_quarantined, connector_settings, require_
 from mpconnect.connector import RunContext
 from mpconnect.engine.lifecycle import RunOptions
 from mpconnect.engine.progress import default_progress
+from mpconnect.engine.wording import loaded, sink_is_versioned, snapshot_columns
 from mpconnect.errors import MpconnectError, RunFailed, RunLocked
 from mpconnect.redact import redact
 
@@ -48,7 +49,8 @@ class _QuarantineLimit(click.ParamType):
 @click.argument("sources", nargs=-1)
 @click.option("--all", "run_all", is_flag=True, help="Run every configured source.")
 @click.option("--restart", is_flag=True,
-              help="Abandon (delete) an unfinished version instead of resuming it.")
+              help="Extract the source again instead of resuming its unfinished run (an "
+                   "unfinished dataset version is deleted).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary; errors only.")
 @click.option("--concurrency", type=click.IntRange(1, 64),
               help="Upload workers (default: [engine] concurrency, 4).")
@@ -59,7 +61,13 @@ class _QuarantineLimit(click.ParamType):
 @click.pass_obj
 def run(state: CliState, sources: tuple[str, ...], run_all: bool, restart: bool, quiet: bool,
         concurrency: int | None, max_quarantined: float | str | None) -> None:
-    """Run SOURCES: each becomes a new live dataset version, then prints its summary."""
+    """Run SOURCES, each ending with its summary.
+
+    With the datasets or embedded sink each run becomes a new live dataset version; with
+    the ingestion sink (no versions) each run sends its records in batches to /import and
+    /engage. The next run of a source resumes its failed or stopped run whose extraction
+    had finished, sending only what was not acknowledged.
+    """
     names = list(sources)
     if run_all:
         config = state.config
@@ -124,7 +132,9 @@ def _run_one(state: CliState, name: str, stop: threading.Event, *, restart: bool
         elif not quiet:
             last = state.engine.ledger.list_runs(name, limit=1)
             if last:
-                click.echo(_describe_row(last[0]), err=True)
+                click.echo(_describe_row(last[0], sink_is_versioned(state.plugins,
+                                                                    last[0]["sink"])),
+                           err=True)
         echo_error(exc)
         return 1
     except MpconnectError as exc:  # refused before it started: the other sources still run
@@ -137,10 +147,10 @@ def _run_one(state: CliState, name: str, stop: threading.Event, *, restart: bool
     return 0
 
 
-def _describe_row(row: dict) -> str:
+def _describe_row(row: dict, versioned: bool) -> str:
     return (f"{row['source']}: {row['status']}; read {row['read']:,}, imported "
-            f"{row['imported']:,}, quarantined {row['quarantined']:,}; version "
-            f"{row['version_id'] or '-'}")
+            f"{row['imported']:,}, quarantined {row['quarantined']:,}; "
+            f"{loaded(versioned, row['version_id'], row['batches'])}")
 
 
 @click.command()
@@ -149,7 +159,8 @@ def _describe_row(row: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def runs(state: CliState, source: str | None, limit: int, as_json: bool) -> None:
-    """List past runs, newest first: status, version, counts, duration, error."""
+    """List past runs, newest first: status, version (or run and batches with the
+    ingestion sink), counts, duration, error."""
     rows = state.engine.ledger.list_runs(source, limit=limit)
     for row in rows:
         lock = state.engine.lock_factory(row["source"], "")
@@ -158,12 +169,14 @@ def runs(state: CliState, source: str | None, limit: int, as_json: bool) -> None
     if as_json:
         echo_json(rows)
         return
+    snapshot, batches = snapshot_columns([sink_is_versioned(state.plugins, r["sink"])
+                                          for r in rows])
     echo_table(
-        ["STARTED", "SOURCE", "SINK", "STATUS", "VERSION", "READ", "IMPORTED", "QUAR.",
-         "RETRIES", "SECONDS", "ERROR"],
+        ["STARTED", "SOURCE", "SINK", "STATUS", snapshot, *batches, "READ", "IMPORTED",
+         "QUAR.", "RETRIES", "SECONDS", "ERROR"],
         [[time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])), r["source"],
-          r["sink"], r["status"], r["version_id"] or "-", r["read"], r["imported"],
-          r["quarantined"],
+          r["sink"], r["status"], r["version_id"] or "-", *[r["batches"] for _ in batches],
+          r["read"], r["imported"], r["quarantined"],
           r["retries"], r["duration"] if r["duration"] is not None else "-",
           (r["error"] or "")[:80]] for r in rows],
     )

@@ -93,6 +93,8 @@ class ResumePoint:
     #: What shaped the spool (:class:`mpconnect.engine.resume_key.ResumeKey`, as JSON).
     resume_key: str | None = None
     duplicates: int = 0
+    #: The sink it was loading into (None: read from an older ledger).
+    sink: str | None = None
 
 
 class RunLedger(ABC):
@@ -293,7 +295,7 @@ class SqliteRunLedger(RunLedger):
             spool_dir=Path(row["spool_dir"]), host=row["host"] or "",
             extraction_done=bool(row["extraction_done"]), read=row["read"],
             quarantined=row["quarantined"], target=row["target"],
-            resume_key=row["resume_key"],
+            resume_key=row["resume_key"], sink=row["sink"],
             duplicates=row["duplicates"],
         )
 

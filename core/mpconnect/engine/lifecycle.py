@@ -33,10 +33,18 @@ from mpconnect.engine.progress import Progress
 from mpconnect.engine.quarantine import QuarantineFile
 from mpconnect.engine.quarantine_report import over_limit, top_reasons
 from mpconnect.engine.resume_key import ResumeKey, installation_key, make_resume_key
+from mpconnect.engine.shared_dataset import builtin_dataset_clash
 from mpconnect.engine.spool import SpoolWriter, batch_is_whole, remove_spool
 from mpconnect.engine.summary import RunSummary
 from mpconnect.engine.unattributed import unattributed_refusal
 from mpconnect.engine.upload import Uploader
+from mpconnect.engine.wording import (
+    next_run_resumes,
+    resuming,
+    sink_is_versioned,
+    snapshot_name,
+    stopped_where,
+)
 from mpconnect.errors import (
     ApiError,
     ConfigError,
@@ -127,6 +135,9 @@ class Engine:
             remove_dead_spools(self.ledger, source.name)
             sink = self.make_sink()
             try:
+                clash = builtin_dataset_clash(self.config, source) if sink.versioned else None
+                if clash:
+                    log.warning("%s: %s", source.name, clash)
                 key = self.resume_key(source, entry, settings, sink)
                 return _Run(self, source, entry.cls, settings, sink, run_id, options,
                             key).execute()
@@ -289,16 +300,9 @@ class _Run:
     def _halted(self) -> MpconnectError:
         """The error that ends the run once its stop is set: interrupted on request, or
         failed when ``engine.max_run_time`` passed (the next run resumes what it can)."""
-        if self._published:
-            where, then = ("while waiting until live",
-                           "the version is published and goes live by itself")
-        elif self._resumable:
-            where, then = "before publishing", "the next run resumes"
-        elif self.summary.version_id is None:
-            where, then = "before its version was created", "nothing was loaded"
-        else:
-            where, then = ("during extraction", "the next run starts a new version (a "
-                           "snapshot never mixes two extractions)")
+        where, then = stopped_where(self.sink.versioned, published=self._published,
+                                    resumable=self._resumable,
+                                    started=self.summary.version_id is not None)
         if self.run_stop.timed_out:
             stopped = (f"stopped after engine.max_run_time "
                        f"({self.run_stop.max_run_time:g} s) {where}")
@@ -335,8 +339,8 @@ class _Run:
             summary.status = "failed"
             summary.error = redact(_describe(exc))  # RunFailed's text too
             if self._resumable:
-                summary.error += (f"; the next run resumes version {summary.version_id} "
-                                  "(give --restart to extract the source again)")
+                summary.error += "; " + next_run_resumes(self.sink.versioned,
+                                                         summary.version_id)
             notify(self.plugins, "run_failed", log, source=summary.source,
                    dataset_id=summary.dataset_id, version_id=summary.version_id, error=exc)
             if isinstance(exc, MpconnectError | KeyboardInterrupt):
@@ -379,8 +383,9 @@ class _Run:
         return None
 
     def _abandon(self, point: ResumePoint, reason: str) -> None:
-        log.warning("%s: abandoning unfinished version %s: %s",
-                    self.source.name, point.version_id, reason)
+        versioned = sink_is_versioned(self.plugins, point.sink or self.sink.name)
+        log.warning("%s: abandoning unfinished %s: %s", self.source.name,
+                    snapshot_name(versioned, point.version_id), reason)
         if self.sink.versioned and point.target in (None, self.target):
             try:
                 self._api(lambda: self.sink.delete_version(self.source.dataset_id,
@@ -404,7 +409,8 @@ class _Run:
             self.duplicates.count = resume.duplicates
             summary.quarantine_file = str(self.quarantine.path)
             self.ledger.set_status(resume.run_id, "resumed", f"resumed by run {summary.run_id}")
-            log.info("%s: resuming version %s", self.source.name, resume.version_id)
+            log.info("%s: %s", self.source.name, resuming(self.sink.versioned,
+                                                          resume.version_id))
         else:
             if self.sink.versioned:
                 created = self._api(lambda: self.sink.create_version(self.source.dataset_id))
@@ -456,6 +462,8 @@ class _Run:
             if resume is not None:
                 summary.batches, summary.imported = self.ledger.acked_totals(spool_id)
                 summary.read = resume.read
+                self.progress.extracted(summary.read, self.quarantine.count)
+                self.progress.imported(summary.imported)
                 for batch in self.ledger.unacked_batches(spool_id):
                     uploader.submit(batch)
             else:

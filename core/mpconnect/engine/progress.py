@@ -10,6 +10,9 @@ from typing import Any
 
 log = logging.getLogger("mpconnect.progress")
 
+#: Seconds between two progress log lines off a terminal.
+LOG_INTERVAL = 5.0
+
 
 class Progress:
     """Silent progress (``--quiet``); the base of the others."""
@@ -31,10 +34,11 @@ class Progress:
 
 
 class LogProgress(Progress):
-    """Logs counts and rates every ``interval`` seconds (for logs and non-terminals)."""
+    """Logs counts and rates every ``interval`` seconds (for logs and non-terminals;
+    default :data:`LOG_INTERVAL`)."""
 
-    def __init__(self, interval: float = 5.0) -> None:
-        self.interval = interval
+    def __init__(self, interval: float | None = None) -> None:
+        self.interval = LOG_INTERVAL if interval is None else interval
         self.source = ""
         self.read = self.quarantined = self.done = 0
         self._stop = threading.Event()
@@ -42,8 +46,9 @@ class LogProgress(Progress):
         self._started = time.monotonic()
 
     def start(self, source: str, resumed_read: int | None = None) -> None:
-        """Begin logging periodically."""
+        """Begin logging periodically (a resumed run starts from its extraction's count)."""
         self.source = source
+        self.read = resumed_read or 0
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="mpconnect-progress")
         self._thread.start()

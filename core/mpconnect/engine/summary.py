@@ -6,6 +6,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mpconnect.engine.wording import loaded, snapshot_name
+
 
 @dataclass
 class RunSummary:
@@ -52,11 +54,13 @@ class RunSummary:
         rate = self.imported / self.duration if self.duration > 0 else 0.0
         lines = [
             f"{self.source}: {self.status}"
-            + (f" (resumed version {self.version_id})" if self.resumed else ""),
+            + (f" (resumed {snapshot_name(self.versioned, self.version_id)})"
+               if self.resumed else ""),
             f"  records read {self.read:,}, imported {self.imported:,}, "
             f"quarantined {self.quarantined:,}, retries {self.retries:,}",
             (f"  dataset {self.dataset_id} version {self.version_id or '-'} via {self.sink}; "
-             if self.versioned else f"  via the {self.sink} sink (no versions); ")
+             if self.versioned else f"  {loaded(False, None, self.batches)} via the "
+             f"{self.sink} sink (no versions); ")
             + f"{self.duration:.1f} s ({rate:,.0f} records/s)",
         ]
         if self.duplicates:

@@ -35,6 +35,7 @@ from pathlib import Path
 from mpconnect.config import Config, load_config
 from mpconnect.engine import Engine, RunOptions, RunSummary
 from mpconnect.engine.progress import Progress
+from mpconnect.engine.wording import loaded
 from mpconnect.errors import MpconnectError, RunFailed, RunLocked
 from mpconnect.plugins import Plugins
 from mpconnect.scheduler.clock import Clock, SystemClock
@@ -302,7 +303,8 @@ class Scheduler:
             summary = engine.run(name, options)
             outcome = summary.status  # succeeded, or superseded by a newer live version
             detail = (f"read {summary.read:,}, imported {summary.imported:,}, quarantined "
-                      f"{summary.quarantined:,}; version {summary.version_id} "
+                      f"{summary.quarantined:,}; "
+                      f"{loaded(summary.versioned, summary.version_id, summary.batches)} "
                       f"in {summary.duration:.1f} s"
                       + (f"; {summary.error}" if summary.error else ""))
         except RunLocked as exc:
