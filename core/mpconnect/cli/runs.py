@@ -13,10 +13,6 @@ from collections.abc import Iterator
 import click
 
 from mpconnect.cli.context import CliState, echo_error, echo_json, echo_table
-from mpconnect.config import connector_settings, require_connector
-from mpconnect.connector import RunContext
-from mpconnect.engine.lifecycle import RunOptions
-from mpconnect.engine.progress import default_progress
 from mpconnect.errors import MpconnectError, RunFailed, RunLocked
 
 
@@ -90,6 +86,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 def _run_one(state: CliState, name: str, stop: threading.Event, *, restart: bool, quiet: bool,
              concurrency: int | None, max_quarantined: float | None) -> int:
     """Run one source and print its summary; return 1 if it failed, else 0."""
+    from mpconnect.engine.lifecycle import RunOptions
+    from mpconnect.engine.progress import default_progress
+
+    quiet = quiet or state.quiet
     options = RunOptions(restart=restart, concurrency=concurrency, max_quarantined=max_quarantined,
                          progress=default_progress(quiet), stop=stop)
     try:
@@ -126,10 +126,9 @@ def _describe_row(row: dict) -> str:
 @click.pass_obj
 def runs(state: CliState, source: str | None, limit: int, as_json: bool) -> None:
     """List past runs, newest first: status, version, counts, duration, error."""
-    rows = state.engine.ledger.list_runs(source, limit=limit)
+    rows = state.ledger.list_runs(source, limit=limit)
     for row in rows:
-        lock = state.engine.lock_factory(row["source"], "")
-        if row["status"] == "running" and not lock.is_held():
+        if row["status"] == "running" and not state.source_lock(row["source"]).is_held():
             row["status"] = "dead"  # killed or lost power: the next run resumes or restarts
     if as_json:
         echo_json(rows)
@@ -150,6 +149,9 @@ def runs(state: CliState, source: str | None, limit: int, as_json: bool) -> None
 @click.pass_obj
 def check(state: CliState, source: str) -> None:
     """Check SOURCE's settings and credentials with one cheap call to the source."""
+    from mpconnect.config import connector_settings, require_connector
+    from mpconnect.connector import RunContext
+
     config = state.config
     source_config = config.source(source)
     require_connector(config, source_config, state.plugins.connectors)
