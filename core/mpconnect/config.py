@@ -223,10 +223,9 @@ def unset_variables_error(path: Path | str, missing: dict[str, list[str]]) -> Co
             f"export {name}=... or define it in the secrets_file"
         )
     listed = ", ".join(f"{name} ({key})" for key, name in pairs)
-    names = " ".join(f"{name}=..." for name in dict.fromkeys(name for _, name in pairs))
     return ConfigError(
         f"{path}: {len(pairs)} environment variables are not set: {listed}; "
-        f"export {names} or define them in the secrets_file"
+        "export them or define them in the secrets_file"
     )
 
 
