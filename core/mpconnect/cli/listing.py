@@ -34,7 +34,7 @@ def connectors_list(state: CliState, as_json: bool = False) -> None:
     for name, entry in sorted(state.plugins.connectors.items()):
         rows.append({
             "name": name,
-            "description": entry.cls.description,
+            "description": entry.description,
             "plugin": entry.provider.plugin,
             "distribution": entry.provider.distribution,
             "version": entry.provider.version,
@@ -104,11 +104,10 @@ def sources_list(state: CliState, as_json: bool = False) -> None:
     else:
         echo_table(
             ["NAME", "CONNECTOR", "DATASET", "SCHEDULE", "NEXT RUN", "LAST RUN", "STATUS",
-             "KEEP", "CONFIG"],
+             "KEEP"],
             [[r["name"], r["connector"], r["dataset_id"], r["schedule"] or "-",
               r["_next_text"], _when(r["last_started_at"]), r["last_status"] or "never",
-              r["keep_versions"], f"{len(r['problems'])} problem(s)" if r["problems"] else "ok"]
-             for r in rows],
+              r["keep_versions"]] for r in rows],
         )
         for row in rows:
             for text in row["problems"]:
