@@ -55,7 +55,7 @@ def build_cli(extra_plugins: Iterable[object] = (), *, entry_points: bool = True
     :param entry_points: load plugins from the ``mpconnect`` entry-point group.
     """
     from mpconnect import __version__
-    from mpconnect.cli import datasets, listing, runs
+    from mpconnect.cli import datasets, listing, quarantine, runs
 
     @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
     @click.option("--config", "config_path", type=click.Path(dir_okay=False),
@@ -90,7 +90,7 @@ def build_cli(extra_plugins: Iterable[object] = (), *, entry_points: bool = True
         state.setup_logging()
         ctx.obj = state
 
-    for module in (listing, runs, datasets):
+    for module in (listing, runs, datasets, quarantine):
         module.register(cli)
     _register_optional(cli)
     return cli
