@@ -324,6 +324,8 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
             raise ConfigError(
                 f"{path}: sources.{name}.name: {_UNKNOWN_KEY} (a source's name is its table's)"
             )
+        if any(key.startswith(f"sources.{name}.") for key in missing):
+            continue  # reported below, with every other unset variable
         try:
             sources[name] = SourceConfig(name=name, **table)
         except ValidationError as exc:

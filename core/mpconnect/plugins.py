@@ -76,7 +76,8 @@ class ConnectorEntry:
         """Why the connector cannot run, with the command that fixes it."""
         if not self.missing:
             return None
-        hint = self.registered.install_hint or f'pip install "{self.provider.distribution or self.name}"'
+        package = self.provider.distribution or self.name
+        hint = self.registered.install_hint or f'pip install "{package}"'
         return f"needs {', '.join(self.missing)}: {hint}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -75,7 +76,7 @@ def sources_list(state: CliState, as_json: bool = False) -> None:
     config = state.config
     ledger = state.ledger
     now = datetime.now(UTC)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, source in sorted(config.sources.items()):
         last = ledger.list_runs(name, limit=1)
         next_run, next_text, problem = _next_run(source.schedule, config.scheduler.timezone,
