@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import mpconnect
-from mpconnect.connector_ref import ConnectorRef
 
 if TYPE_CHECKING:
     from mpconnect_demo.connector import DemoConnector
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["DemoConnector"]
 
 #: The connector as ``connectors list`` shows it; the class is imported when a run needs it.
-CONNECTOR = ConnectorRef(
+CONNECTOR = mpconnect.ConnectorRef(
     name="demo",
     target="mpconnect_demo.connector:DemoConnector",
     description="synthetic airline reviews, no account needed",
@@ -27,7 +26,7 @@ CONNECTOR = ConnectorRef(
 
 
 @mpconnect.hookimpl
-def register_connectors(register: Callable[[ConnectorRef], None]) -> None:
+def register_connectors(register: Callable[[mpconnect.ConnectorRef], None]) -> None:
     """Register the ``demo`` connector."""
     register(CONNECTOR)
 

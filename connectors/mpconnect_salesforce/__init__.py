@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import mpconnect
-from mpconnect.connector_ref import ConnectorRef
 
 if TYPE_CHECKING:
     from mpconnect.localserver import LocalServer
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["SalesforceConnector", "register_connectors", "register_local_servers"]
 
 #: The connector as ``connectors list`` shows it; the class is imported when a run needs it.
-CONNECTOR = ConnectorRef(
+CONNECTOR = mpconnect.ConnectorRef(
     name="salesforce",
     target="mpconnect_salesforce.connector:SalesforceConnector",
     description=(
@@ -34,7 +33,7 @@ CONNECTOR = ConnectorRef(
 
 
 @mpconnect.hookimpl
-def register_connectors(register: Callable[[ConnectorRef], None]) -> None:
+def register_connectors(register: Callable[[mpconnect.ConnectorRef], None]) -> None:
     """Register the ``salesforce`` connector."""
     register(CONNECTOR)
 

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import mpconnect
-from mpconnect.connector_ref import ConnectorRef
 
 if TYPE_CHECKING:
     from mpconnect.localserver import LocalServer
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["StripeConnector", "StripeSettings", "register_connectors", "register_local_servers"]
 
 #: The connector as ``connectors list`` shows it; the class is imported when a run needs it.
-CONNECTOR = ConnectorRef(
+CONNECTOR = mpconnect.ConnectorRef(
     name="stripe",
     target="mpconnect_stripe.connector:StripeConnector",
     description="Stripe customers, charges, refunds, invoices, subscriptions and disputes",
@@ -30,7 +29,7 @@ CONNECTOR = ConnectorRef(
 
 
 @mpconnect.hookimpl
-def register_connectors(register: Callable[[ConnectorRef], None]) -> None:
+def register_connectors(register: Callable[[mpconnect.ConnectorRef], None]) -> None:
     """Register the ``stripe`` connector."""
     register(CONNECTOR)
 

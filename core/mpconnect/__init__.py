@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from mpconnect.connector_ref import ConnectorRef
 from mpconnect.errors import (
     ApiError,
     ConfigError,
@@ -47,6 +48,7 @@ __all__ = [
     "ApiError",
     "ConfigError",
     "Connector",
+    "ConnectorRef",
     "ConnectorSettings",
     "ConnectorUnavailable",
     "Event",
