@@ -8,14 +8,33 @@ for a given ``seed`` and ``events`` count, so a test knows exactly what a run lo
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import mpconnect
-from mpconnect_demo.connector import DemoConnector
+
+if TYPE_CHECKING:
+    from mpconnect_demo.connector import DemoConnector
 
 __all__ = ["DemoConnector"]
 
+#: The connector as ``connectors list`` shows it; the class is imported when a run needs it.
+CONNECTOR = mpconnect.ConnectorRef(
+    name="demo",
+    target="mpconnect_demo.connector:DemoConnector",
+    description="synthetic airline reviews, no account needed",
+)
+
 
 @mpconnect.hookimpl
-def register_connectors(register: Callable[[type[mpconnect.Connector]], None]) -> None:
+def register_connectors(register: Callable[[mpconnect.ConnectorRef], None]) -> None:
     """Register the ``demo`` connector."""
-    register(DemoConnector)
+    register(CONNECTOR)
+
+
+def __getattr__(name: str) -> Any:
+    """The connector classes, imported on first use (the CLI starts without them)."""
+    if name == "DemoConnector":
+        from mpconnect_demo.connector import DemoConnector
+
+        return DemoConnector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,18 +9,33 @@ be. Importing this package never imports ``simple_salesforce``: without the
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import mpconnect
-from mpconnect.localserver import LocalServer
-from mpconnect_salesforce.connector import SalesforceConnector
+
+if TYPE_CHECKING:
+    from mpconnect.localserver import LocalServer
+    from mpconnect_salesforce.connector import SalesforceConnector
 
 __all__ = ["SalesforceConnector", "register_connectors", "register_local_servers"]
 
+#: The connector as ``connectors list`` shows it; the class is imported when a run needs it.
+CONNECTOR = mpconnect.ConnectorRef(
+    name="salesforce",
+    target="mpconnect_salesforce.connector:SalesforceConnector",
+    description=(
+        "Salesforce: Contacts and Leads as people; lead, opportunity, case and task events; "
+        "any object by configuration"
+    ),
+    requires=("simple_salesforce",),
+    install_hint='pip install "mpconnect[salesforce]"',
+)
+
 
 @mpconnect.hookimpl
-def register_connectors(register: Callable[[type[mpconnect.Connector]], None]) -> None:
+def register_connectors(register: Callable[[mpconnect.ConnectorRef], None]) -> None:
     """Register the ``salesforce`` connector."""
-    register(SalesforceConnector)
+    register(CONNECTOR)
 
 
 @mpconnect.hookimpl
@@ -29,3 +44,12 @@ def register_local_servers(register: Callable[[type[LocalServer]], None]) -> Non
     from mpconnect_salesforce.localserver import SalesforceLocalServer
 
     register(SalesforceLocalServer)
+
+
+def __getattr__(name: str) -> Any:
+    """The connector classes, imported on first use (the CLI starts without them)."""
+    if name == "SalesforceConnector":
+        from mpconnect_salesforce.connector import SalesforceConnector
+
+        return SalesforceConnector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,10 +14,11 @@ The public API for plugin authors::
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from mpconnect.connector import Connector, ConnectorSettings, RunContext
+from mpconnect.connector_ref import ConnectorRef
 from mpconnect.errors import (
     ApiError,
     ConfigError,
@@ -33,6 +34,9 @@ from mpconnect.errors import (
 )
 from mpconnect.records import Event, Profile, make_insert_id, to_epoch_seconds
 
+if TYPE_CHECKING:
+    from mpconnect.connector import Connector, ConnectorSettings, RunContext
+
 hookimpl = pluggy.HookimplMarker("mpconnect")
 
 try:
@@ -44,6 +48,7 @@ __all__ = [
     "ApiError",
     "ConfigError",
     "Connector",
+    "ConnectorRef",
     "ConnectorSettings",
     "ConnectorUnavailable",
     "Event",
@@ -62,3 +67,13 @@ __all__ = [
     "make_insert_id",
     "to_epoch_seconds",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The connector contract, imported on first use: it needs pydantic, which commands
+    such as ``mpconnect --help`` and ``mpconnect runs`` do without."""
+    if name in ("Connector", "ConnectorSettings", "RunContext"):
+        from mpconnect import connector
+
+        return getattr(connector, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

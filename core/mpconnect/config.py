@@ -51,6 +51,27 @@ class MixpanelConfig(BaseModel):
     timeout: float = Field(default=60.0, gt=0)
     #: Further keys (a sink's own settings) written as ``${NAME}`` references.
     _references: set[str] = PrivateAttr(default_factory=set)
+    #: Keys whose ``${NAME}`` variables are not set: ``{"mixpanel.secret": ["NAME"]}``.
+    _unresolved: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+    _unresolved_error: ConfigError | None = PrivateAttr(default=None)
+
+    def __getattribute__(self, name: str) -> Any:
+        """Reading a key whose variable is unset raises the error naming every unset one."""
+        if not name.startswith(("_", "model_")):
+            private = object.__getattribute__(self, "__pydantic_private__") or {}
+            if f"mixpanel.{name}" in private.get("_unresolved", ()):
+                raise private["_unresolved_error"]
+        elif name == "model_extra":
+            private = object.__getattribute__(self, "__pydantic_private__") or {}
+            extras = set(type(self).model_fields)
+            if any(k.split(".")[1].split("[")[0] not in extras
+                   for k in private.get("_unresolved", ())):
+                raise private["_unresolved_error"]
+        return super().__getattribute__(name)
+
+    def is_unresolved(self, key: str) -> bool:
+        """True when ``key`` (such as ``project_token``) names a variable that is unset."""
+        return f"mixpanel.{key}" in self._unresolved
 
     def __repr_args__(self) -> Any:
         """Show the table, hiding further keys whose values came from ``${NAME}``."""
@@ -174,16 +195,23 @@ def _load_secrets_file(path: Path, config_path: Path) -> dict[str, str]:
 
 
 def _interpolate(
-    value: Any, key: str, path: Path, secrets: dict[str, str], refs: dict[str, str]
+    value: Any, key: str, path: Path, secrets: dict[str, str], refs: dict[str, str],
+    missing: dict[str, list[str]] | None = None,
 ) -> Any:
-    """Replace ``${NAME}`` references in every string, recording which keys had them."""
+    """Replace ``${NAME}`` references in every string, recording which keys had them.
+
+    :param missing: collects ``{dotted key: [unset variable names]}``; such a key's value
+        becomes None. Without it, the first unset variable raises ConfigError.
+    """
     if isinstance(value, dict):
-        return {k: _interpolate(v, f"{key}.{k}" if key else k, path, secrets, refs)
+        return {k: _interpolate(v, f"{key}.{k}" if key else k, path, secrets, refs, missing)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, f"{key}[{i}]", path, secrets, refs) for i, v in enumerate(value)]
+        return [_interpolate(v, f"{key}[{i}]", path, secrets, refs, missing)
+                for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
+    unset: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -192,13 +220,33 @@ def _interpolate(
             if SECRET_NAME.search(key.rsplit(".", 1)[-1].split("[")[0]):
                 remember_secret(found)  # never shown again, in any message
             return found
-        raise ConfigError(
+        unset.append(name)
+        return ""
+
+    refs[key] = value
+    result = _REFERENCE.sub(replace, value)
+    if not unset:
+        return result
+    if missing is None:
+        raise unset_variables_error(path, {key: unset})
+    missing[key] = unset
+    return None
+
+
+def unset_variables_error(path: Path | str, missing: dict[str, list[str]]) -> ConfigError:
+    """One error naming every ``${NAME}`` that is not set, with the key that uses it."""
+    pairs = [(key, name) for key, names in missing.items() for name in names]
+    if len(pairs) == 1:
+        key, name = pairs[0]
+        return ConfigError(
             f"{path}: {key}: environment variable {name} is not set; "
             f"export {name}=... or define it in the secrets_file"
         )
-
-    refs[key] = value
-    return _REFERENCE.sub(replace, value)
+    listed = ", ".join(f"{name} ({key})" for key, name in pairs)
+    return ConfigError(
+        f"{path}: {len(pairs)} environment variables are not set: {listed}; "
+        "export them or define them in the secrets_file"
+    )
 
 
 def _format_validation_error(path: Path | str, prefix: str, exc: ValidationError) -> str:
@@ -266,7 +314,9 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
         secrets = _load_secrets_file(secrets_path, path)
     refs: dict[str, str] = {}
     sources_raw = raw.pop("sources", {}) or {}
-    data = _interpolate(raw, "", path, secrets, refs)
+    missing: dict[str, list[str]] = {}
+    data = _interpolate(raw, "", path, secrets, refs, missing)
+    unresolved_mixpanel = _drop_unresolved_mixpanel(data, missing)
     if not isinstance(sources_raw, dict):
         raise ConfigError(f"{path}: sources: must be a table of [sources.NAME] tables")
     sources: dict[str, SourceConfig] = {}
@@ -276,12 +326,13 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
             raise ConfigError(f"{path}: sources.{name}: must be a table ([sources.{name}])")
         raw_table = dict(raw_table)
         raw_settings = raw_table.pop("settings", {})
-        table = _interpolate(raw_table, f"sources.{name}", path, secrets, refs)
-        try:  # a variable missing for one source's settings must not stop the others
-            table["settings"] = _interpolate(raw_settings, f"sources.{name}.settings", path,
-                                             secrets, refs)
-        except ConfigError as exc:
-            settings_errors[name] = exc
+        table = _interpolate(raw_table, f"sources.{name}", path, secrets, refs, missing)
+        # A variable missing for one source's settings must not stop the others.
+        settings_missing: dict[str, list[str]] = {}
+        table["settings"] = _interpolate(raw_settings, f"sources.{name}.settings", path,
+                                         secrets, refs, settings_missing)
+        if settings_missing:
+            settings_errors[name] = unset_variables_error(path, settings_missing)
             table["settings"] = {}
         if not _SOURCE_NAME.match(name):
             raise ConfigError(
@@ -293,12 +344,16 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
             raise ConfigError(
                 f"{path}: sources.{name}.name: {_UNKNOWN_KEY} (a source's name is its table's)"
             )
+        if any(key.startswith(f"sources.{name}.") for key in missing):
+            continue  # reported below, with every other unset variable
         try:
             sources[name] = SourceConfig(name=name, **table)
         except ValidationError as exc:
             raise ConfigError(_format_validation_error(path, f"sources.{name}", exc)) from None
         except TypeError as exc:
             raise ConfigError(f"{path}: sources.{name}: {exc}") from None
+    if missing:  # used by every command (or by no command at all): all reported now
+        raise unset_variables_error(path, missing)
     owners: dict[str, str] = {}
     for name, source in sources.items():
         other = owners.setdefault(source.dataset_id, name)
@@ -339,7 +394,39 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
     config.mixpanel._references = {
         key.split(".")[1].split("[")[0] for key in refs if key.startswith("mixpanel.")
     }
+    if unresolved_mixpanel:
+        config.mixpanel._unresolved = unresolved_mixpanel
+        config.mixpanel._unresolved_error = unset_variables_error(path, unresolved_mixpanel)
     return config
+
+
+def _drop_unresolved_mixpanel(
+    data: dict[str, Any], missing: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """Take ``[mixpanel]`` keys whose variables are unset out of ``data`` and ``missing``.
+
+    They are reported when a sink reads them (:meth:`MixpanelConfig.__getattribute__`),
+    so a command or a sink that does not use them is not stopped by them.
+    """
+    unresolved: dict[str, list[str]] = {}
+    table = data.get("mixpanel")
+    if not isinstance(table, dict):
+        return unresolved
+    for key in [k for k in missing if k.startswith("mixpanel.")]:
+        unresolved[key] = missing.pop(key)
+        table.pop(key.split(".")[1].split("[")[0], None)
+    return unresolved
+
+
+def configured_token(mixpanel: MixpanelConfig, default: str | None) -> str | None:
+    """The configured project token; a sink with a ``default`` token (the embedded store)
+    does not need ``project_token``, so its unset variable is no error there.
+
+    :raises ConfigError: when the token's variable is unset and there is no default.
+    """
+    if default and mixpanel.is_unresolved("project_token"):
+        return None
+    return mixpanel.project_token
 
 
 def require_connector(config: Config, source: SourceConfig, known: Collection[str]) -> None:

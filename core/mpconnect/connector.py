@@ -9,7 +9,6 @@ profiles (memory bounded by the number of people, never by the number of events)
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -20,6 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from mpconnect.connector_ref import missing_modules
 from mpconnect.records import Event, Profile
 
 __all__ = ["Connector", "ConnectorSettings", "RunContext"]
@@ -90,15 +90,7 @@ class Connector(ABC):
     @classmethod
     def missing_requirements(cls) -> list[str]:
         """Return the import names in ``requires`` that cannot be imported."""
-        missing = []
-        for name in cls.requires:
-            try:
-                spec = importlib.util.find_spec(name)
-            except (ImportError, ValueError):  # "pkg.sub" when pkg itself is missing
-                spec = None
-            if spec is None:
-                missing.append(name)
-        return missing
+        return missing_modules(cls.requires)
 
     def check(self, ctx: RunContext) -> str:
         """Verify the credentials and reachability cheaply; return a one-line description.

@@ -26,7 +26,10 @@ hookspec = pluggy.HookspecMarker("mpconnect")
 def register_connectors(register: Callable[[type[Connector]], None]) -> None:
     """Register source connectors.
 
-    :param register: call ``register(ConnectorClass)`` once per connector class.
+    :param register: call ``register(ConnectorClass)`` once per connector class, or
+        ``register(mpconnect.ConnectorRef("acme", "acme_plugin.connector:AcmeConnector",
+        description=...))`` so that the class (its pydantic settings, its client library)
+        is imported only when a command uses it.
 
     Example::
 

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from mpconnect import hookspecs
-from mpconnect.connector import Connector
+from mpconnect.connector_ref import ConnectorRef
 from mpconnect.errors import ConnectorUnavailable, PluginError
-from mpconnect.localserver import LocalServer
-from mpconnect.sinks.base import Sink
+
+if TYPE_CHECKING:  # imported when used: `connectors list` loads no sink and no pydantic
+    from mpconnect.connector import Connector
+    from mpconnect.localserver import LocalServer
+    from mpconnect.sinks.base import Sink
 
 ENTRY_POINT_GROUP = "mpconnect"
 DISABLE_ENV = "MPCONNECT_DISABLE_PLUGINS"
@@ -42,12 +46,25 @@ class Provider:
 
 @dataclass(frozen=True)
 class ConnectorEntry:
-    """A registered connector class, its provider, and whether it can run here."""
+    """A registered connector (a class or a :class:`ConnectorRef`), its provider, and
+    whether it can run here."""
 
     name: str
-    cls: type[Connector]
+    registered: type[Connector] | ConnectorRef
     provider: Provider
     missing: tuple[str, ...] = ()
+
+    @cached_property
+    def cls(self) -> type[Connector]:
+        """The connector class, imported on first use when registered by reference."""
+        if isinstance(self.registered, ConnectorRef):
+            return self.registered.load()
+        return self.registered
+
+    @property
+    def description(self) -> str:
+        """One line saying what the connector reads (without importing it)."""
+        return self.registered.description
 
     @property
     def available(self) -> bool:
@@ -59,7 +76,8 @@ class ConnectorEntry:
         """Why the connector cannot run, with the command that fixes it."""
         if not self.missing:
             return None
-        hint = self.cls.install_hint or f'pip install "{self.provider.distribution or self.name}"'
+        package = self.provider.distribution or self.name
+        hint = self.registered.install_hint or f'pip install "{package}"'
         return f"needs {', '.join(self.missing)}: {hint}"
 
 
@@ -78,9 +96,20 @@ class Plugins:
 
     pm: pluggy.PluginManager
     connectors: dict[str, ConnectorEntry] = field(default_factory=dict)
-    sinks: dict[str, SinkEntry] = field(default_factory=dict)
     load_errors: list[str] = field(default_factory=list)
     providers: dict[str, Provider] = field(default_factory=dict)
+
+    @cached_property
+    def sinks(self) -> dict[str, SinkEntry]:
+        """The registered sinks, collected (and their modules imported) when first asked.
+
+        :raises PluginError: as for connectors.
+        """
+        from mpconnect.sinks.base import Sink
+
+        return {name: SinkEntry(name, cls, provider)
+                for name, (cls, provider) in _collect(self, "register_sinks", _subclass(Sink),
+                                                      "mpconnect.sinks.base.Sink", "sink").items()}
 
     @property
     def hook(self) -> Any:
@@ -116,7 +145,10 @@ class Plugins:
 
         :raises PluginError: as for connectors: not a LocalServer, a bad name, two of one name.
         """
-        return _collect(self, "register_local_servers", LocalServer, "local server")
+        from mpconnect.localserver import LocalServer
+
+        return _collect(self, "register_local_servers", _subclass(LocalServer),
+                        "mpconnect.localserver.LocalServer", "local server")
 
     @property
     def has_transformers(self) -> bool:
@@ -177,14 +209,27 @@ def _load_entry_points(
             providers[ep.name] = Provider(ep.name, dist.metadata["Name"], dist.version)
 
 
+def _subclass(base: type) -> Callable[[object], bool]:
+    return lambda cls: isinstance(cls, type) and issubclass(cls, base)
+
+
+def _is_connector(cls: object) -> bool:
+    if isinstance(cls, ConnectorRef):
+        return True
+    from mpconnect.connector import Connector
+
+    return isinstance(cls, type) and issubclass(cls, Connector)
+
+
 def _collect(
-    plugins: Plugins, hook_name: str, base: type, kind: str
-) -> dict[str, tuple[type, Provider]]:
-    found: dict[str, list[tuple[type, Provider]]] = {}
+    plugins: Plugins, hook_name: str, accepts: Callable[[object], bool], expected: str,
+    kind: str,
+) -> dict[str, tuple[Any, Provider]]:
+    found: dict[str, list[tuple[Any, Provider]]] = {}
     hook = getattr(plugins.pm.hook, hook_name)
     for impl in hook.get_hookimpls():
         provider = _provider_of(plugins, impl.plugin)
-        collected: list[type] = []
+        collected: list[Any] = []
         try:
             impl.function(collected.append)
         except Exception as exc:
@@ -192,25 +237,31 @@ def _collect(
                 f"plugin {provider} raised in {hook_name}: {type(exc).__name__}: {exc}"
             ) from exc
         for cls in collected:
-            if not (isinstance(cls, type) and issubclass(cls, base)):
+            if not accepts(cls):
                 raise PluginError(
                     f"plugin {provider} registered {cls!r} in {hook_name}; "
-                    f"expected a subclass of {base.__module__}.{base.__qualname__}"
+                    f"expected a subclass of {expected}"
                 )
             name = getattr(cls, "name", None)
             if not isinstance(name, str) or not name.isidentifier():
                 raise PluginError(
-                    f"plugin {provider} registered {kind} {cls.__qualname__} with name {name!r}; "
+                    f"plugin {provider} registered {kind} {_label(cls)} with name {name!r}; "
                     "a name must be a non-empty identifier such as 'acme_crm'"
                 )
             found.setdefault(name, []).append((cls, provider))
-    result: dict[str, tuple[type, Provider]] = {}
+    result: dict[str, tuple[Any, Provider]] = {}
     for name, providers in found.items():
         if len(providers) > 1:
-            who = ", ".join(f"{cls.__qualname__} from {prov}" for cls, prov in providers)
+            who = ", ".join(f"{_label(cls)} from {prov}" for cls, prov in providers)
             raise PluginError(f"conflicting plugins: {kind} {name!r} is provided by {who}")
         result[name] = providers[0]
     return result
+
+
+def _label(registered: Any) -> str:
+    if isinstance(registered, ConnectorRef):
+        return registered.target.rpartition(":")[2]
+    return str(registered.__qualname__)
 
 
 def load_plugins(extra: Iterable[object] = (), *, entry_points: bool = True) -> Plugins:
@@ -235,12 +286,11 @@ def load_plugins(extra: Iterable[object] = (), *, entry_points: bool = True) -> 
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {exc}") from exc
     plugins = Plugins(pm=pm, load_errors=errors, providers=providers)
-    connectors = _collect(plugins, "register_connectors", Connector, "connector")
+    connectors = _collect(plugins, "register_connectors", _is_connector,
+                          "mpconnect.connector.Connector", "connector")
     for name, (cls, provider) in connectors.items():
         missing = tuple(cls.missing_requirements())
         plugins.connectors[name] = ConnectorEntry(name, cls, provider, missing)
-    for name, (cls, provider) in _collect(plugins, "register_sinks", Sink, "sink").items():
-        plugins.sinks[name] = SinkEntry(name, cls, provider)
     return plugins
 
 

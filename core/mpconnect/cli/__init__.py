@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 import click
 
 from mpconnect.cli.context import CliState, echo_error
+from mpconnect.cli.global_options import hoist_global_options
 from mpconnect.disk import file_problem
 from mpconnect.errors import MpconnectError
 from mpconnect.redact import redact
@@ -22,7 +23,13 @@ from mpconnect.redact import redact
 
 class _Group(click.Group):
     """A group that prints mpconnect errors as one line (after the traceback with --debug),
-    secrets redacted, and exits 1."""
+    secrets redacted, and exits 1. Global options may follow the subcommand."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Accept the global options after the subcommand too."""
+        if ctx.parent is None:
+            args = hoist_global_options(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -48,20 +55,25 @@ def build_cli(extra_plugins: Iterable[object] = (), *, entry_points: bool = True
     :param entry_points: load plugins from the ``mpconnect`` entry-point group.
     """
     from mpconnect import __version__
-    from mpconnect.cli import datasets, listing, runs
+    from mpconnect.cli import datasets, listing, quarantine, runs
 
     @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
     @click.option("--config", "config_path", type=click.Path(dir_okay=False),
                   help="Configuration file (default: $MPCONNECT_CONFIG, else ./mpconnect.toml).")
+    @click.option("--home", type=click.Path(file_okay=False),
+                  help="mpconnect's data directory: ledger, store, spools, quarantine "
+                       "(default: $MPCONNECT_HOME, else the user data directory).")
     @click.option("--debug", is_flag=True, default=lambda: os.environ.get("MPCONNECT_DEBUG") == "1",
                   help="Show tracebacks (also MPCONNECT_DEBUG=1).")
     @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
                   show_default=True, help="Log lines for people or for machines.")
+    @click.option("-q", "--quiet", is_flag=True,
+                  help="No progress, summaries or informational log lines; errors only.")
     @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
     @click.version_option(__version__, prog_name="mpconnect")
     @click.pass_context
-    def cli(ctx: click.Context, config_path: str | None, debug: bool, log_format: str,
-            verbose: bool) -> None:
+    def cli(ctx: click.Context, config_path: str | None, home: str | None, debug: bool,
+            log_format: str, quiet: bool, verbose: bool) -> None:
         """Load business data into Mixpanel, one of two ways (the [mixpanel] sink key):
         as dataset versions through the Datasets API (sink = "datasets"; "embedded" is a
         local store of the same kind), or in batches through the ingestion API's /import
@@ -69,14 +81,19 @@ def build_cli(extra_plugins: Iterable[object] = (), *, entry_points: bool = True
 
         Without a configuration file the built-in `demo` source loads synthetic data into
         the embedded store: try `mpconnect run demo` and `mpconnect inspect DEMO`.
+        Global options may also follow the subcommand: `mpconnect run demo --quiet`.
         """
+        if home:
+            from mpconnect.paths import HOME_ENV
+
+            os.environ[HOME_ENV] = home  # also for the processes a run starts
         state = CliState(config_path=config_path, debug=debug, log_format=log_format,
-                         verbose=verbose, extra_plugins=tuple(extra_plugins),
+                         verbose=verbose, quiet=quiet, extra_plugins=tuple(extra_plugins),
                          entry_points=entry_points)
         state.setup_logging()
         ctx.obj = state
 
-    for module in (listing, runs, datasets):
+    for module in (listing, runs, datasets, quarantine):
         module.register(cli)
     _register_optional(cli)
     return cli

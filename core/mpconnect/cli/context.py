@@ -7,14 +7,19 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from mpconnect.config import Config, load_config
+from mpconnect.logprefix import SourcePrefixFilter
 from mpconnect.paths import home_dir
-from mpconnect.plugins import Plugins, load_plugins
 from mpconnect.redact import redact
+
+if TYPE_CHECKING:  # imported when a command uses them: `--help` and `runs` start fast
+    from mpconnect.config import Config
+    from mpconnect.engine.ledger import SqliteRunLedger
+    from mpconnect.engine.lock import FileSourceLock
+    from mpconnect.plugins import Plugins
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -52,6 +57,7 @@ class CliState:
     debug: bool = False
     log_format: str = "text"
     verbose: bool = False
+    quiet: bool = False
     extra_plugins: tuple[object, ...] = ()
     entry_points: bool = True
     _handler: logging.Handler | None = field(default=None, repr=False)
@@ -67,19 +73,25 @@ class CliState:
             handler.setFormatter(JsonLogFormatter())
         else:
             handler.setFormatter(TextLogFormatter())
+        handler.addFilter(SourcePrefixFilter())
         handler._mpconnect = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-        root.setLevel(logging.DEBUG if self.verbose else logging.INFO)
+        level = logging.WARNING if self.quiet else logging.INFO
+        root.setLevel(logging.DEBUG if self.verbose else level)
         root.propagate = False
 
     @cached_property
     def config(self) -> Config:
         """The configuration file, loaded and validated."""
+        from mpconnect.config import load_config
+
         return load_config(self.config_path)
 
     @cached_property
     def plugins(self) -> Plugins:
         """The loaded plugins; load errors are printed as warnings."""
+        from mpconnect.plugins import load_plugins
+
         plugins = load_plugins(self.extra_plugins, entry_points=self.entry_points)
         for error in plugins.load_errors:
             click.echo(f"mpconnect: warning: {error}", err=True)
@@ -90,7 +102,20 @@ class CliState:
         """The lifecycle engine over the configuration and plugins."""
         from mpconnect.engine import Engine
 
-        return Engine(self.config, self.plugins, home_dir())
+        return Engine(self.config, self.plugins, home_dir(), ledger=self.ledger)
+
+    @cached_property
+    def ledger(self) -> SqliteRunLedger:
+        """The run ledger under ``$MPCONNECT_HOME``, without the configuration or plugins."""
+        from mpconnect.engine.ledger import SqliteRunLedger
+
+        return SqliteRunLedger(home_dir() / "ledger.sqlite3")
+
+    def source_lock(self, source: str) -> FileSourceLock:
+        """The lock of ``source``, to ask whether a run of it holds it."""
+        from mpconnect.engine.lock import FileSourceLock
+
+        return FileSourceLock(home_dir() / "locks", source, "")
 
 
 def echo_error(error: BaseException | str) -> None:

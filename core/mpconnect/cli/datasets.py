@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
 
 from mpconnect.cli.context import CliState, echo_json, echo_table
-from mpconnect.datasets.store import DatasetStore, StoreError
 from mpconnect.errors import MpconnectError
 from mpconnect.paths import home_dir
-from mpconnect.sinks.embedded import embedded_store_path
+
+#: The Datasets API's rule for a dataset id (as ``sources.NAME.dataset_id`` is checked).
+_DATASET_ID = re.compile(r"[A-Za-z0-9]{1,255}")
 
 
 def register(cli: click.Group) -> None:
@@ -30,6 +32,7 @@ def versions() -> None:
 @click.pass_obj
 def versions_list(state: CliState, dataset_id: str, as_json: bool) -> None:
     """List DATASET_ID's versions with their state, newest first."""
+    check_dataset_id(dataset_id)
     sink = state.engine.make_sink()
     try:
         found = sink.list_versions(dataset_id)
@@ -50,6 +53,17 @@ def versions_list(state: CliState, dataset_id: str, as_json: bool) -> None:
     )
 
 
+def check_dataset_id(dataset_id: str) -> None:
+    """Refuse a dataset id no dataset can have, rather than report it has no versions.
+
+    :raises click.BadParameter: naming the rule.
+    """
+    if not _DATASET_ID.fullmatch(dataset_id):
+        raise click.BadParameter(
+            f"{dataset_id!r} is not a dataset id: it must be 1 to 255 letters and digits "
+            "(the Datasets API's rule), such as STRIPE", param_hint="DATASET_ID")
+
+
 def _yes(value: bool) -> str:
     return "yes" if value else "no"
 
@@ -68,6 +82,10 @@ def _yes(value: bool) -> str:
 def inspect(state: CliState, dataset_id: str, version_id: str | None, store_path: str | None,
             samples: int, as_json: bool) -> None:
     """Show what a version of DATASET_ID in the embedded store holds."""
+    from mpconnect.datasets.store import DatasetStore, StoreError
+    from mpconnect.sinks.embedded import embedded_store_path
+
+    check_dataset_id(dataset_id)
     sink = state.config.mixpanel.sink
     if store_path is None and sink != "embedded":
         click.echo(f"mpconnect: note: the configured sink is {sink!r}; this shows the local "

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
-from mpconnect.cli.context import CliState, echo_json, echo_table
+from mpconnect.cli.context import CliState, echo_error, echo_json, echo_table
 from mpconnect.errors import ConfigError, MpconnectError
 
 
@@ -17,21 +18,24 @@ def register(cli: click.Group) -> None:
     cli.add_command(sources)
 
 
-@click.group()
-def connectors() -> None:
-    """Installed source connectors."""
+@click.group(invoke_without_command=True)
+@click.pass_context
+def connectors(ctx: click.Context) -> None:
+    """Installed source connectors (bare `mpconnect connectors` lists them)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(connectors_list)
 
 
 @connectors.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def connectors_list(state: CliState, as_json: bool) -> None:
+def connectors_list(state: CliState, as_json: bool = False) -> None:
     """List connectors: name, provider, available or not and why."""
     rows = []
     for name, entry in sorted(state.plugins.connectors.items()):
         rows.append({
             "name": name,
-            "description": entry.cls.description,
+            "description": entry.description,
             "plugin": entry.provider.plugin,
             "distribution": entry.provider.distribution,
             "version": entry.provider.version,
@@ -50,24 +54,36 @@ def connectors_list(state: CliState, as_json: bool) -> None:
     )
 
 
-@click.group()
-def sources() -> None:
-    """Configured sources."""
+@click.group(invoke_without_command=True)
+@click.pass_context
+def sources(ctx: click.Context) -> None:
+    """Configured sources (bare `mpconnect sources` lists them)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(sources_list)
 
 
 @sources.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def sources_list(state: CliState, as_json: bool) -> None:
-    """List configured sources (and the built-in demo): schedule, next run, last run."""
+def sources_list(state: CliState, as_json: bool = False) -> None:
+    """List configured sources (and the built-in demo): schedule, next run, last run.
+
+    Problems `mpconnect check` would refuse (an unknown connector, a secret in clear, an
+    unset variable, a bad schedule) are shown too, and make the exit status 1.
+    """
+    from mpconnect.cli.source_problems import source_problems
+
     config = state.config
-    ledger = state.engine.ledger
+    ledger = state.ledger
     now = datetime.now(UTC)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, source in sorted(config.sources.items()):
         last = ledger.list_runs(name, limit=1)
         next_run, next_text, problem = _next_run(source.schedule, config.scheduler.timezone,
                                                  name, now)
+        problems = source_problems(config, state.plugins, name)
+        if problem is not None:
+            problems.append(problem)
         rows.append({
             "name": name,
             "connector": source.connector,
@@ -81,17 +97,24 @@ def sources_list(state: CliState, as_json: bool) -> None:
             "last_started_at": last[0]["started_at"] if last else None,
             "last_version": last[0]["version_id"] if last else None,
             "last_error": last[0]["error"] if last else None,
+            "problems": problems,
         })
         rows[-1]["_next_text"] = next_text
     if as_json:
         echo_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-        return
-    echo_table(
-        ["NAME", "CONNECTOR", "DATASET", "SCHEDULE", "NEXT RUN", "LAST RUN", "STATUS", "KEEP"],
-        [[r["name"], r["connector"], r["dataset_id"], r["schedule"] or "-", r["_next_text"],
-          _when(r["last_started_at"]), r["last_status"] or "never", r["keep_versions"]]
-         for r in rows],
-    )
+    else:
+        echo_table(
+            ["NAME", "CONNECTOR", "DATASET", "SCHEDULE", "NEXT RUN", "LAST RUN", "STATUS",
+             "KEEP"],
+            [[r["name"], r["connector"], r["dataset_id"], r["schedule"] or "-",
+              r["_next_text"], _when(r["last_started_at"]), r["last_status"] or "never",
+              r["keep_versions"]] for r in rows],
+        )
+        for row in rows:
+            for text in row["problems"]:
+                echo_error(text)
+    if any(row["problems"] for row in rows):
+        raise click.exceptions.Exit(1)
 
 
 def _next_run(schedule: str | None, timezone: str, name: str,

@@ -13,11 +13,7 @@ from collections.abc import Iterator
 import click
 
 from mpconnect.cli.context import CliState, echo_error, echo_json, echo_table
-from mpconnect.config import check_max_quarantined, connector_settings, require_connector
-from mpconnect.connector import RunContext
-from mpconnect.engine.lifecycle import RunOptions
-from mpconnect.engine.progress import default_progress
-from mpconnect.engine.wording import loaded, sink_is_versioned, snapshot_columns
+from mpconnect.engine.wording import loaded, row_is_versioned, sink_is_versioned, snapshot_columns
 from mpconnect.errors import MpconnectError, RunFailed, RunLocked
 from mpconnect.redact import redact
 
@@ -39,6 +35,8 @@ class _QuarantineLimit(click.ParamType):
         if isinstance(value, str) and value != "unlimited":
             with contextlib.suppress(ValueError):
                 value = float(value)
+        from mpconnect.config import check_max_quarantined
+
         try:
             return check_max_quarantined(value)
         except ValueError as exc:
@@ -116,6 +114,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 def _run_one(state: CliState, name: str, stop: threading.Event, *, restart: bool, quiet: bool,
              concurrency: int | None, max_quarantined: float | str | None) -> int:
     """Run one source and print its summary; return 1 if it failed, else 0."""
+    from mpconnect.engine.lifecycle import RunOptions
+    from mpconnect.engine.progress import default_progress
+
+    quiet = quiet or state.quiet
     options = RunOptions(restart=restart, concurrency=concurrency, max_quarantined=max_quarantined,
                          progress=default_progress(quiet), stop=stop)
     try:
@@ -161,16 +163,14 @@ def _describe_row(row: dict, versioned: bool) -> str:
 def runs(state: CliState, source: str | None, limit: int, as_json: bool) -> None:
     """List past runs, newest first: status, version (or run and batches with the
     ingestion sink), counts, duration, error."""
-    rows = state.engine.ledger.list_runs(source, limit=limit)
+    rows = state.ledger.list_runs(source, limit=limit)
     for row in rows:
-        lock = state.engine.lock_factory(row["source"], "")
-        if row["status"] == "running" and not lock.is_held():
+        if row["status"] == "running" and not state.source_lock(row["source"]).is_held():
             row["status"] = "dead"  # killed or lost power: the next run resumes or restarts
     if as_json:
         echo_json(rows)
         return
-    snapshot, batches = snapshot_columns([sink_is_versioned(state.plugins, r["sink"])
-                                          for r in rows])
+    snapshot, batches = snapshot_columns([row_is_versioned(r) for r in rows])
     echo_table(
         ["STARTED", "SOURCE", "SINK", "STATUS", snapshot, *batches, "READ", "IMPORTED",
          "QUAR.", "RETRIES", "SECONDS", "ERROR"],
@@ -187,6 +187,9 @@ def runs(state: CliState, source: str | None, limit: int, as_json: bool) -> None
 @click.pass_obj
 def check(state: CliState, source: str) -> None:
     """Check SOURCE's settings and credentials with one cheap call to the source."""
+    from mpconnect.config import connector_settings, require_connector
+    from mpconnect.connector import RunContext
+
     config = state.config
     source_config = config.source(source)
     require_connector(config, source_config, state.plugins.connectors)

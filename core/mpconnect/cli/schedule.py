@@ -6,15 +6,16 @@ import logging
 import signal
 import threading
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mpconnect.cli.context import CliState
-from mpconnect.engine.progress import LogProgress
 from mpconnect.errors import MpconnectError
 from mpconnect.paths import home_dir
-from mpconnect.scheduler import Scheduler, crontab_lines, make_plan
+
+if TYPE_CHECKING:  # imported when `schedule` runs: other commands start without them
+    from mpconnect.scheduler import Scheduler
 
 log = logging.getLogger("mpconnect.scheduler")
 
@@ -44,6 +45,9 @@ def schedule(state: CliState, config_path: str | None, print_crontab: bool,
     configuration (so does a change to the file); an invalid file is reported and the
     previous configuration kept.
     """
+    from mpconnect.engine.progress import LogProgress
+    from mpconnect.scheduler import Scheduler, crontab_lines, make_plan
+
     if config_path:
         state.config_path = config_path
         for cached in ("config", "engine"):

@@ -19,7 +19,13 @@ from typing import Any
 
 import orjson
 
-from mpconnect.config import Config, SourceConfig, connector_settings, require_connector
+from mpconnect.config import (
+    Config,
+    SourceConfig,
+    configured_token,
+    connector_settings,
+    require_connector,
+)
 from mpconnect.connector import Connector, RunContext
 from mpconnect.disk import private_dir
 from mpconnect.engine.batching import DEFAULT_MAX_BATCH_BYTES, Batcher, batch_byte_limit
@@ -220,7 +226,8 @@ def check_sink(config: Config, plugins: Plugins) -> type[Sink]:
             f"{where}: mixpanel.{unknown[0]}: unknown key for the {entry.name!r} sink; "
             f"check its spelling (keys: {known})"
         )
-    if not config.mixpanel.project_token and not entry.cls.default_token:
+    if not configured_token(config.mixpanel, entry.cls.default_token) and (
+            not entry.cls.default_token):
         raise ConfigError(
             f"{where}: mixpanel.project_token: the {entry.name!r} sink needs the project "
             'token; add project_token = "${MIXPANEL_PROJECT_TOKEN}" to [mixpanel]'
@@ -239,7 +246,7 @@ def open_sink(config: Config, plugins: Plugins, home: Path) -> Sink:
 
 def project_token(config: Config, sink: Sink) -> str:
     """The project token records carry: the configured one, else the sink's default."""
-    return config.mixpanel.project_token or sink.default_token or ""
+    return configured_token(config.mixpanel, sink.default_token) or sink.default_token or ""
 
 
 class _Run:

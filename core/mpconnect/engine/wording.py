@@ -9,7 +9,7 @@ words from here so that the two never mix.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mpconnect.plugins import Plugins
@@ -22,6 +22,13 @@ def sink_is_versioned(plugins: Plugins, sink_name: str) -> bool:
     installed any more: the ledger's rows of old runs are read the usual way)."""
     entry = plugins.sinks.get(sink_name)
     return entry is None or entry.cls.versioned
+
+
+def row_is_versioned(row: dict[str, Any]) -> bool:
+    """Whether a run ledger row loaded a dataset version, read from the row alone (no
+    plugin loaded): a sink without versions loads its extraction's spool, so the row's
+    ``version_id`` is that spool's id; a version of a Datasets sink never is."""
+    return row.get("version_id") is None or row.get("version_id") != row.get("spool_id")
 
 
 def snapshot_name(versioned: bool, version_id: str | None) -> str:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import mpconnect
-from mpconnect.sinks.base import Sink
-from mpconnect.sinks.datasets import DatasetsSink
-from mpconnect.sinks.embedded import EmbeddedSink
-from mpconnect.sinks.ingestion import IngestionSink
+
+if TYPE_CHECKING:
+    from mpconnect.sinks.base import Sink
 
 
 @mpconnect.hookimpl
 def register_sinks(register: Callable[[type[Sink]], None]) -> None:
-    """Register the built-in sinks: embedded, datasets (and ingestion, when present)."""
+    """Register the built-in sinks: embedded, datasets (and ingestion, when present).
+
+    Imported here, when sinks are first asked for, so commands without a sink start fast.
+    """
+    from mpconnect.sinks.datasets import DatasetsSink
+    from mpconnect.sinks.embedded import EmbeddedSink
+    from mpconnect.sinks.ingestion import IngestionSink
+
     register(EmbeddedSink)
     register(DatasetsSink)
     register(IngestionSink)
