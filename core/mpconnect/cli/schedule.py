@@ -82,7 +82,7 @@ def schedule(state: CliState, config_path: str | None, print_crontab: bool,
     require_ui()
     server = start_status_server(state, http_host, http_port,
                                  checked_token(http_host, token, "--http-host"),
-                                 run_now=scheduler.request_run, scheduler=scheduler)
+                                 run_now=None, scheduler=scheduler)
     log.info("status page at http://%s:%d/ (metrics at /metrics, health at /healthz)",
              http_host, server.port)
     try:

@@ -63,20 +63,14 @@ def start_status_server(state: CliState, host: str, port: int, token: str | None
     the running :class:`~mpconnect.localserver.BackgroundServer`."""
     from mpconnect.localserver import BackgroundServer
     from mpconnect.paths import home_dir
-    from mpconnect.ui.app import UiOptions, make_app
-    from mpconnect.ui.status import LocalStatusSource
+    from mpconnect.ui.app import make_app
+    from mpconnect.ui.wiring import beside_scheduler, standalone
 
     if scheduler is not None:
-        status = LocalStatusSource(lambda: scheduler.plan.config, state.plugins, home_dir(),
-                                   next_run=scheduler.next_run)
-        options = UiOptions(
-            token=token, run_now=run_now,
-            healthy=lambda: (scheduler.heartbeat.alive(),
-                             f"loop went round {scheduler.heartbeat.age() or 0:.0f} s ago"),
-            heartbeat_age=scheduler.heartbeat.age)
+        status, options = beside_scheduler(scheduler, state.plugins, home_dir(), token)
     else:
-        status = LocalStatusSource(lambda: state.config, state.plugins, home_dir())
-        options = UiOptions(token=token, run_now=run_now)
+        status, options = standalone(lambda: state.config, state.plugins, home_dir(), token,
+                                     run_now)
     server = BackgroundServer(make_app(status, options), host=host, port=port)
     try:
         server.start()

@@ -79,7 +79,7 @@ def make_app(status: StatusSource, options: UiOptions | None = None) -> Any:
         if "token" in request.query:  # trade the address's token for a cookie
             rest = {k: v for k, v in request.query.items() if k != "token"}
             target = request.path + ("?" + urlencode(rest) if rest else "")
-            response = web.HTTPSeeOther(target)
+            response = web.Response(status=303, headers={"Location": target})
             response.set_cookie(COOKIE, str(given), httponly=True, samesite="Strict",
                                 path="/", secure=request.secure)
             return response
@@ -139,7 +139,10 @@ def make_app(status: StatusSource, options: UiOptions | None = None) -> Any:
 
     twin("/", lambda r: {"sources": status.sources()}, "sources.html",
          lambda r, d: {"now": time.time()})
-    app.router.add_get("/api/sources", lambda r: _json(blocking(status.sources)))
+    async def api_sources(request: web.Request) -> web.Response:
+        return web.json_response(await blocking(status.sources))
+
+    app.router.add_get("/api/sources", api_sources)
     twin("/sources/{name}", lambda r: _history(status, r.match_info["name"]), "source.html",
          source_extra)
     twin("/runs/{run_id}", lambda r: status.run(r.match_info["run_id"]), "run.html")
@@ -198,12 +201,6 @@ def make_app(status: StatusSource, options: UiOptions | None = None) -> Any:
     app.router.add_get("/healthz", healthz)
     app.router.add_static("/static", STATIC)
     return app
-
-
-async def _json(data: Awaitable[Any]) -> Any:
-    from aiohttp import web
-
-    return web.json_response(await data)
 
 
 def _history(status: StatusSource, name: str) -> dict[str, Any] | None:
