@@ -115,14 +115,20 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def screenshot() -> Callable[[Any, str], Path]:
-    """Return ``save(driver, name)``: a PNG in the artefacts folder (``$MPCONNECT_SCREENSHOTS``,
-    else ``build/screenshots``)."""
+    """Return ``save(driver, name)``: a PNG of the whole page in the artefacts folder
+    (``$MPCONNECT_SCREENSHOTS``, else ``build/screenshots``; the README's are in docs/)."""
     folder = Path(os.environ.get(SCREENSHOTS_ENV) or REPO / "build" / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
 
     def save(driver: Any, name: str) -> Path:
         path = folder / f"{name}.png"
-        driver.save_screenshot(str(path))
+        size = driver.get_window_size()
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(size["width"], max(size["height"], min(int(height) + 120, 2400)))
+        try:
+            driver.save_screenshot(str(path))
+        finally:
+            driver.set_window_size(size["width"], size["height"])
         return path
 
     return save

@@ -19,7 +19,7 @@ HEADERS = {
                                 "connect-src 'self'; frame-ancestors 'none'; "
                                 "base-uri 'none'; form-action 'self'"),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
