@@ -9,15 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Served, serve_app
+from conftest import Served
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 from ui_support import XSS_NAME, XSS_REASON, UiHome
-
-pytest.importorskip("selenium")
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 Shot = Callable[[Any, str], Path]
 
