@@ -18,7 +18,7 @@ import pytest
 import requests
 from conftest import Served, serve_app
 from prometheus_client.parser import text_string_to_metric_families
-from ui_support import UiHome
+from ui_support import BILLING_RUNS, UiHome
 
 from mpconnect.config import Config, SourceConfig
 from mpconnect.scheduler import Scheduler, make_plan
@@ -43,12 +43,12 @@ def test_metrics_parse_and_hold_each_sources_counts(served: Served, ui_home: UiH
     def value(name: str, **labels: str) -> float:
         return values[(name, tuple(sorted(labels.items())))]
 
-    assert value("mpconnect_records_read_total", source="billing") == 400
-    assert value("mpconnect_records_imported_total", source="billing") == 400
+    assert value("mpconnect_records_read_total", source="billing") == 400 * BILLING_RUNS
+    assert value("mpconnect_records_imported_total", source="billing") == 400 * BILLING_RUNS
     assert value("mpconnect_records_read_total", source="orders") == 300
     assert value("mpconnect_records_imported_total", source="orders") == 270
     assert value("mpconnect_records_quarantined_total", source="orders") == 30
-    assert value("mpconnect_runs_total", source="billing", status="succeeded") == 1
+    assert value("mpconnect_runs_total", source="billing", status="succeeded") == BILLING_RUNS
     assert value("mpconnect_runs_total", source="crm", status="failed") == 1
     assert value("mpconnect_runs_total", source="live", status="running") == 1
     assert value("mpconnect_retries_total", source="billing") == 0

@@ -15,7 +15,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
-from ui_support import XSS_NAME, XSS_REASON, UiHome
+from ui_support import BILLING_RUNS, XSS_NAME, XSS_REASON, UiHome
 
 Shot = Callable[[Any, str], Path]
 
@@ -50,6 +50,20 @@ def test_sources_page_shows_statuses_and_freshness(browser: Any, served: Served,
     screenshot(browser, "ui-sources")
 
 
+def test_source_page_draws_records_and_duration_of_each_run(browser: Any, served: Served,
+                                                            screenshot: Shot) -> None:
+    browser.get(served.url + "/sources/billing")
+    chart = browser.find_element(By.ID, "history-chart")
+    _wait(browser).until(lambda b: chart.get_attribute("data-drawn") == "true")
+    assert chart.find_elements(By.TAG_NAME, "canvas")
+    legend = chart.find_element(By.CLASS_NAME, "u-legend").text
+    assert "records" in legend and "duration (s)" in legend
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-run]")
+    assert len(rows) == BILLING_RUNS
+    assert all("succeeded" in row.text and "400" in row.text for row in rows)
+    screenshot(browser, "ui-source")
+
+
 def test_times_are_in_the_viewers_zone_with_utc_on_hover(browser: Any, served: Served) -> None:
     browser.get(served.url + "/sources/billing")
     first = browser.find_element(By.CSS_SELECTOR, "tr[data-run] time")
@@ -69,7 +83,6 @@ def test_click_from_a_source_to_a_run_to_its_quarantine(browser: Any, served: Se
     _wait(browser).until(lambda b: chart.get_attribute("data-drawn") == "true")
     assert chart.find_elements(By.TAG_NAME, "canvas")
     assert chart.size["height"] > 100
-    screenshot(browser, "ui-source")
 
     run_id = ui_home.runs["orders"].run_id
     browser.find_element(By.CSS_SELECTOR, f'tr[data-run="{run_id}"] td a').click()

@@ -20,6 +20,11 @@
 
   function width(el) { return Math.max(el.clientWidth || 0, 280); }
 
+  // A lone point gets an hour either side instead of uPlot's default span of years.
+  var timeScale = { time: true, range: function (u, min, max) {
+    return min === max ? [min - 3600, max + 3600] : [min, max];
+  } };
+
   function historyChart(root) {
     var el = root.querySelector("#history-chart");
     var data = readJson(root, "history-data");
@@ -29,7 +34,7 @@
     var durations = data.map(function (d) { return d.duration; });
     var style = getComputedStyle(document.documentElement);
     new uPlot({
-      width: width(el), height: 240,
+      width: width(el), height: 240, scales: { x: timeScale },
       series: [
         {},
         { label: "records", stroke: style.getPropertyValue("--accent").trim() || "#4f44e0",
@@ -49,7 +54,7 @@
     if (!el || !data || typeof uPlot === "undefined") return;
     var style = getComputedStyle(document.documentElement);
     new uPlot({
-      width: width(el), height: 240,
+      width: width(el), height: 240, scales: { x: timeScale },
       series: [{}, { label: "records imported", stroke:
         style.getPropertyValue("--accent").trim() || "#4f44e0", width: 2,
         points: { show: true } }],
