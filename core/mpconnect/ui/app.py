@@ -13,7 +13,14 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from mpconnect.redact import redact
-from mpconnect.ui.guard import COOKIE, HEADERS, OPEN_PATHS, CsrfGuard, token_matches
+from mpconnect.ui.guard import (
+    COOKIE,
+    HEADERS,
+    OPEN_PATHS,
+    CsrfGuard,
+    presented_token,
+    token_matches,
+)
 from mpconnect.ui.metrics import StatusCollector, render_metrics
 from mpconnect.ui.render import environment
 from mpconnect.ui.status import StatusSource
@@ -69,9 +76,7 @@ def make_app(status: StatusSource, options: UiOptions | None = None) -> Any:
         return response
 
     def _authorise(request: web.Request, token: str) -> web.StreamResponse | None:
-        header = request.headers.get("Authorization", "")
-        given = (header[7:].strip() if header[:7].lower() == "bearer "
-                 else request.cookies.get(COOKIE) or request.query.get("token"))
+        given = presented_token(request)
         if not token_matches(given, token):
             return web.Response(status=401, text="401: a token is required: open the page "
                                 "with ?token=TOKEN once, or send Authorization: Bearer TOKEN\n",
