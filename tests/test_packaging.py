@@ -86,6 +86,15 @@ def test_the_local_servers_data_files_are_in_the_wheel(wheel: Path, names: set[s
     assert parser["mpconnect"]["builtin_servers"] == "mpconnect.cli.serve_builtin"
 
 
+def test_the_status_pages_templates_and_assets_are_in_the_wheel(names: set[str]) -> None:
+    ui = REPO / "core" / "mpconnect" / "ui"
+    shipped = {f"mpconnect/ui/{p.relative_to(ui).as_posix()}"
+               for folder in ("templates", "static") for p in (ui / folder).iterdir()}
+    assert "mpconnect/ui/static/uPlot.iife.min.js" in shipped
+    assert "mpconnect/ui/templates/run.html" in shipped
+    assert shipped <= names
+
+
 def test_the_wheel_holds_no_tests_or_caches(names: set[str]) -> None:
     assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n
                 or n.endswith(".pyc")]

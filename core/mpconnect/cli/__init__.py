@@ -103,7 +103,7 @@ def _register_optional(cli: click.Group) -> None:
     """Add command modules that other parts of mpconnect provide, when present."""
     import importlib
 
-    for name in ("mpconnect.cli.serve", "mpconnect.cli.schedule"):
+    for name in ("mpconnect.cli.serve", "mpconnect.cli.schedule", "mpconnect.cli.ui"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

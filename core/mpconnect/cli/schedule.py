@@ -36,9 +36,16 @@ def register(cli: click.Group) -> None:
               show_default=True,
               help="Seconds between checks of the configuration file for changes (0: only "
                    "on SIGHUP).")
+@click.option("--http-port", type=click.IntRange(0, 65535), default=None,
+              help="Also serve the status page, /metrics and /healthz on this port.")
+@click.option("--http-host", default="127.0.0.1", show_default=True,
+              help="Address of the status page; any other than loopback needs --token.")
+@click.option("--token", default=None,
+              help="Require this token on the status page (also $MPCONNECT_UI_TOKEN).")
 @click.pass_obj
 def schedule(state: CliState, config_path: str | None, print_crontab: bool,
-             stop_timeout: float, reload_interval: float) -> None:
+             stop_timeout: float, reload_interval: float, http_port: int | None,
+             http_host: str, token: str | None) -> None:
     """Run each configured source on its `schedule` until SIGTERM or Ctrl-C.
 
     Logs each source's next run at start and after each run. SIGHUP reloads the
@@ -71,7 +78,21 @@ def schedule(state: CliState, config_path: str | None, print_crontab: bool,
         plan, state.plugins, home=home_dir(), progress_factory=lambda: LogProgress(30.0),
         reload_interval=reload_interval or None, stop_timeout=stop_timeout,
     )
-    _serve_with_signals(scheduler)
+    if http_port is None:
+        _serve_with_signals(scheduler)
+        return
+    from mpconnect.cli.ui import checked_token, require_ui, start_status_server
+
+    require_ui()
+    server = start_status_server(state, http_host, http_port,
+                                 checked_token(http_host, token, "--http-host"),
+                                 run_now=None, scheduler=scheduler)
+    log.info("status page at http://%s:%d/ (metrics at /metrics, health at /healthz)",
+             http_host, server.port)
+    try:
+        _serve_with_signals(scheduler)
+    finally:
+        server.stop()
 
 
 def _serve_with_signals(scheduler: Scheduler) -> None:

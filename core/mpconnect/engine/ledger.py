@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,16 @@ CREATE TABLE IF NOT EXISTS batches (
     path TEXT NOT NULL,
     acked INTEGER NOT NULL DEFAULT 0,
     imported INTEGER NOT NULL DEFAULT 0,
+    acked_at REAL,
     PRIMARY KEY (spool_id, seq)
+);
+CREATE TABLE IF NOT EXISTS run_phases (
+    run_id TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    ok INTEGER,
+    PRIMARY KEY (run_id, phase)
 );
 """
 
@@ -141,6 +151,27 @@ class RunLedger(ABC):
             self.add_batch(spool_id, part)
         self.ack_batch(spool_id, seq, 0)
 
+    def record_phase(self, run_id: str, phase: str, started_at: float,
+                     ended_at: float | None = None, ok: bool | None = None) -> None:
+        """Record when a phase of a run (create, extract, import, publish, live, prune)
+        began and, once over, when it ended and whether it succeeded. This default keeps
+        nothing; the status page then shows no timeline."""
+
+    def phases(self, run_id: str) -> list[dict[str, Any]]:
+        """Return the run's phases in the order they began (``phase``, ``started_at``,
+        ``ended_at``, ``ok``)."""
+        return []
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """Return one run as :meth:`list_runs` shows it, or None."""
+        return next((run for run in self.list_runs(limit=100_000) if run["run_id"] == run_id),
+                    None)
+
+    def acks(self, spool_id: str, since: float = 0.0) -> list[tuple[float, int]]:
+        """Return (time, records imported) of each batch of the spool acknowledged at or
+        after ``since``, oldest first: the run's throughput over time."""
+        return []
+
     @abstractmethod
     def unacked_batches(self, spool_id: str) -> list[BatchRef]:
         """Return the spool's batches not yet acknowledged, in order."""
@@ -176,6 +207,8 @@ class SqliteRunLedger(RunLedger):
                 db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
         if "duplicates" not in columns:
             db.execute("ALTER TABLE runs ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0")
+        if "acked_at" not in {row[1] for row in db.execute("PRAGMA table_info(batches)")}:
+            db.execute("ALTER TABLE batches ADD COLUMN acked_at REAL")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -245,9 +278,37 @@ class SqliteRunLedger(RunLedger):
     def ack_batch(self, spool_id: str, seq: int, imported: int) -> None:
         """Checkpoint one acknowledged batch."""
         self._db().execute(
-            "UPDATE batches SET acked = 1, imported = ? WHERE spool_id = ? AND seq = ?",
-            (imported, spool_id, seq),
+            "UPDATE batches SET acked = 1, imported = ?, acked_at = ? "
+            "WHERE spool_id = ? AND seq = ?",
+            (imported, time.time(), spool_id, seq),
         )
+
+    def record_phase(self, run_id: str, phase: str, started_at: float,
+                     ended_at: float | None = None, ok: bool | None = None) -> None:
+        """Insert or update one phase of a run."""
+        self._db().execute(
+            "INSERT INTO run_phases (run_id, phase, started_at, ended_at, ok) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(run_id, phase) DO UPDATE SET "
+            "ended_at = excluded.ended_at, ok = excluded.ok",
+            (run_id, phase, started_at, ended_at, None if ok is None else int(ok)),
+        )
+
+    def phases(self, run_id: str) -> list[dict[str, Any]]:
+        """Return the run's phases in the order they began."""
+        rows = self._db().execute(
+            "SELECT phase, started_at, ended_at, ok FROM run_phases WHERE run_id = ? "
+            "ORDER BY started_at", (run_id,),
+        )
+        return [{"phase": r["phase"], "started_at": r["started_at"], "ended_at": r["ended_at"],
+                 "ok": None if r["ok"] is None else bool(r["ok"])} for r in rows]
+
+    def acks(self, spool_id: str, since: float = 0.0) -> list[tuple[float, int]]:
+        """Return (time, records) of the spool's batches acknowledged since ``since``."""
+        rows = self._db().execute(
+            "SELECT acked_at, imported FROM batches WHERE spool_id = ? AND acked = 1 "
+            "AND acked_at >= ? ORDER BY acked_at", (spool_id, since),
+        )
+        return [(float(r[0]), int(r[1])) for r in rows]
 
     def split_batch(self, spool_id: str, seq: int, parts: list[BatchRef]) -> None:
         """Replace batch ``seq`` by ``parts`` in one transaction: either the batch or its
@@ -307,12 +368,21 @@ class SqliteRunLedger(RunLedger):
         )
         return {row[0] for row in rows}
 
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """Return one run as :meth:`list_runs` shows it, or None."""
+        rows = self._db().execute("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        found = self._shown(rows)
+        return found[0] if found else None
+
     def list_runs(self, source: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Return runs, newest first, as dicts."""
         where, args = ("WHERE source = ?", (source,)) if source else ("", ())
         rows = self._db().execute(
             f"SELECT * FROM runs {where} ORDER BY started_at DESC LIMIT ?", (*args, limit)
         )
+        return self._shown(rows)
+
+    def _shown(self, rows: Any) -> list[dict[str, Any]]:
         result = []
         for row in rows:
             data = dict(row)

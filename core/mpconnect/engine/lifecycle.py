@@ -35,6 +35,7 @@ from mpconnect.engine.duplicates import DuplicateCounter
 from mpconnect.engine.ledger import BatchRef, ResumePoint, RunLedger, SqliteRunLedger
 from mpconnect.engine.lock import FileSourceLock, SourceLock
 from mpconnect.engine.odd_records import safe_describe, unencodable_field
+from mpconnect.engine.phases import phase
 from mpconnect.engine.progress import Progress
 from mpconnect.engine.quarantine import QuarantineFile
 from mpconnect.engine.quarantine_report import over_limit, top_reasons
@@ -332,9 +333,11 @@ class _Run:
                 self._resumable = False
                 self._published = True
                 remove_spool(spool_dir)  # a published version is never resumed
-                newer = self._wait_live()
+                with phase(self.ledger, summary.run_id, "live"):
+                    newer = self._wait_live()
                 if newer is None:
-                    self._prune()
+                    with phase(self.ledger, summary.run_id, "prune"):
+                        self._prune()
             summary.status = "succeeded"
             if newer is not None:
                 summary.status, summary.error = "superseded", f"superseded by version {newer}"
@@ -420,7 +423,9 @@ class _Run:
                                                           resume.version_id))
         else:
             if self.sink.versioned:
-                created = self._api(lambda: self.sink.create_version(self.source.dataset_id))
+                with phase(self.ledger, summary.run_id, "create"):
+                    created = self._api(lambda: self.sink.create_version(
+                        self.source.dataset_id))
                 summary.version_id = created.version_id
             else:
                 summary.version_id = summary.run_id
@@ -465,23 +470,24 @@ class _Run:
             on_imported=self._count_imported, on_retry=self._count_retry,
             on_collapsed=self._count_collapsed,
         )
-        try:
-            if resume is not None:
-                summary.batches, summary.imported = self.ledger.acked_totals(spool_id)
-                summary.read = resume.read
-                self.progress.extracted(summary.read, self.quarantine.count)
-                self.progress.imported(summary.imported)
-                for batch in self.ledger.unacked_batches(spool_id):
-                    uploader.submit(batch)
-            else:
-                self._extract(spool_id, spool_dir, uploader)
-        except BaseException:
-            uploader.stopped.set()
-            raise
-        finally:
-            uploader.finish()
-        if uploader.failure is not None:
-            raise uploader.failure
+        with phase(self.ledger, summary.run_id, "import"):
+            try:
+                if resume is not None:
+                    summary.batches, summary.imported = self.ledger.acked_totals(spool_id)
+                    summary.read = resume.read
+                    self.progress.extracted(summary.read, self.quarantine.count)
+                    self.progress.imported(summary.imported)
+                    for batch in self.ledger.unacked_batches(spool_id):
+                        uploader.submit(batch)
+                else:
+                    self._extract(spool_id, spool_dir, uploader)
+            except BaseException:
+                uploader.stopped.set()
+                raise
+            finally:
+                uploader.finish()
+            if uploader.failure is not None:
+                raise uploader.failure
         if self.stop.is_set():
             raise self._halted()
         self._check_quarantine_limit()
@@ -515,7 +521,8 @@ class _Run:
             for impl in self.plugins.pm.hook.transform_record.get_hookimpls()
         ]
         try:
-            with stop_waits_on(self.stop):  # a connector's retry waits end on a stop
+            # A connector's retry waits end on a stop.
+            with stop_waits_on(self.stop), phase(self.ledger, summary.run_id, "extract"):
                 for kind, records in (("events", connector.events),
                                       ("people", connector.people)):
                     self._drain(kind, records(ctx), writer, token, transformers)
@@ -633,7 +640,9 @@ class _Run:
     def _publish(self) -> None:
         summary = self.summary
         self.progress.stage(f"publishing version {summary.version_id}")
-        self._api(lambda: self.sink.publish(self.source.dataset_id, summary.version_id or ""))
+        with phase(self.ledger, summary.run_id, "publish"):
+            self._api(lambda: self.sink.publish(self.source.dataset_id,
+                                                summary.version_id or ""))
         self.ledger.mark_published(summary.run_id)
         notify(self.plugins, "version_published", log, source=summary.source,
                dataset_id=summary.dataset_id, version_id=summary.version_id, summary=summary)

@@ -40,6 +40,7 @@ from mpconnect.errors import MpconnectError, RunFailed, RunLocked
 from mpconnect.plugins import Plugins
 from mpconnect.scheduler.clock import Clock, SystemClock
 from mpconnect.scheduler.cron import CronSchedule, format_time
+from mpconnect.scheduler.heartbeat import Heartbeat
 from mpconnect.scheduler.plan import Plan, make_plan
 from mpconnect.scheduler.state import SchedulerLock, SchedulerState
 
@@ -111,6 +112,8 @@ class Scheduler:
         self._file_digest = _digest(path)
         self._rejected_digest: str | None = None
         self._next_poll: datetime | None = None
+        #: Beats each time the loop goes round (``/healthz``).
+        self.heartbeat = Heartbeat()
 
     # -- what tests and the command line look at -----------------------------------------
 
@@ -160,6 +163,20 @@ class Scheduler:
             self._force.set()
         self._wake.set()
 
+    def request_run(self, source: str) -> str:
+        """Queue a run of ``source`` now ("run now" on the status page); return what
+        happened, in words."""
+        with self._cond:
+            if self._stopping:
+                return f"{source}: not started: the scheduler is stopping"
+            if source not in self._slots:
+                return f"{source}: not started: it has no schedule here"
+            if source in self._running or source in self._pending:
+                return f"{source}: not started: a run is already going or waiting"
+            self._make_due(source, "asked for on the status page", None)
+        self._wake.set()
+        return f"{source}: run queued"
+
     def request_reload(self) -> None:
         """Reload the configuration at the next step (SIGHUP)."""
         self._reload_requested = True
@@ -177,6 +194,7 @@ class Scheduler:
         lock.acquire()
         try:
             while not self._stopping:
+                self.heartbeat.beat()
                 self._wake.clear()
                 wake_at = self.step()
                 if self._stopping:

@@ -1,0 +1,109 @@
+"""``/metrics``: Prometheus metrics computed from the status source at each scrape."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from mpconnect.ui.status import StatusSource
+
+#: Run statuses that end a run well (its records are loaded).
+SUCCESSES = ("succeeded", "superseded")
+
+
+class StatusCollector:
+    """A prometheus-client collector over a :class:`StatusSource`.
+
+    :param heartbeat_age: seconds since the scheduler loop last went round (None: no
+        scheduler serves these metrics).
+    """
+
+    def __init__(self, status: StatusSource,
+                 heartbeat_age: Callable[[], float | None] = lambda: None) -> None:
+        self.status = status
+        self.heartbeat_age = heartbeat_age
+
+    def describe(self) -> list[Any]:
+        """Nothing up front: the families depend on the sources (no check at registry)."""
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        """Yield every metric family."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        runs = self.status.all_runs()
+        counts = {name: CounterMetricFamily(f"mpconnect_records_{name}",
+                                            f"Records {name} by the runs of each source",
+                                            labels=["source"])
+                  for name in ("read", "imported", "quarantined")}
+        retries = CounterMetricFamily("mpconnect_retries", "Retried calls to the sink "
+                                      "(429, 5xx, timeouts) by the runs of each source",
+                                      labels=["source"])
+        outcomes = CounterMetricFamily("mpconnect_runs", "Runs of each source by status",
+                                       labels=["source", "status"])
+        duration = GaugeMetricFamily("mpconnect_last_run_duration_seconds",
+                                     "Duration of each source's latest finished run",
+                                     labels=["source"])
+        success = GaugeMetricFamily("mpconnect_last_success_timestamp_seconds",
+                                    "When each source's latest successful run ended",
+                                    labels=["source"])
+        sums: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        statuses: collections.Counter[tuple[str, str]] = collections.Counter()
+        last_duration: dict[str, float] = {}
+        last_success: dict[str, float] = {}
+        for run in runs:  # newest first
+            source = run["source"]
+            for name in ("read", "imported", "quarantined", "retries"):
+                sums[source][name] += int(run[name] or 0)
+            statuses[(source, run["status"])] += 1
+            if run["duration"] is not None:
+                last_duration.setdefault(source, float(run["duration"]))
+            if run["status"] in SUCCESSES and run["ended_at"]:
+                last_success.setdefault(source, float(run["ended_at"]))
+        for source, values in sorted(sums.items()):
+            for name, family in counts.items():
+                family.add_metric([source], values[name])
+            retries.add_metric([source], values["retries"])
+        for (source, status), count in sorted(statuses.items()):
+            outcomes.add_metric([source, status], count)
+        for source, seconds in sorted(last_duration.items()):
+            duration.add_metric([source], seconds)
+        for source, moment in sorted(last_success.items()):
+            success.add_metric([source], moment)
+        yield from counts.values()
+        yield from (retries, outcomes, duration, success)
+        yield from self._sources()
+        age = self.heartbeat_age()
+        if age is not None:
+            beat = GaugeMetricFamily("mpconnect_scheduler_heartbeat_age_seconds",
+                                     "Seconds since the scheduler loop last went round")
+            beat.add_metric([], age)
+            yield beat
+
+    def _sources(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        stale = GaugeMetricFamily("mpconnect_source_stale", "1 when a scheduled source has "
+                                  "not succeeded within twice its schedule's period",
+                                  labels=["source"])
+        period = GaugeMetricFamily("mpconnect_source_schedule_period_seconds",
+                                   "Seconds between two scheduled runs of each source",
+                                   labels=["source"])
+        for source in self.status.sources():
+            if source["period"] is None:
+                continue
+            stale.add_metric([source["name"]], 1.0 if source["freshness"] == "stale" else 0.0)
+            period.add_metric([source["name"]], source["period"])
+        yield stale
+        yield period
+
+
+def render_metrics(collector: StatusCollector) -> tuple[bytes, str]:
+    """Return the exposition text and its content type."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)  # type: ignore[arg-type]
+    return generate_latest(registry), CONTENT_TYPE_LATEST
