@@ -18,6 +18,7 @@ from mpconnect.connector import RunContext
 from mpconnect.engine.lifecycle import RunOptions
 from mpconnect.engine.progress import default_progress
 from mpconnect.errors import MpconnectError, RunFailed, RunLocked
+from mpconnect.retry import short_retries
 
 
 def register(cli: click.Group) -> None:
@@ -149,7 +150,8 @@ def runs(state: CliState, source: str | None, limit: int, as_json: bool) -> None
 @click.argument("source")
 @click.pass_obj
 def check(state: CliState, source: str) -> None:
-    """Check SOURCE's settings and credentials with one cheap call to the source."""
+    """Check SOURCE's settings and credentials with one cheap call to the source (retried
+    at most once)."""
     config = state.config
     source_config = config.source(source)
     require_connector(config, source_config, state.plugins.connectors)
@@ -160,7 +162,8 @@ def check(state: CliState, source: str) -> None:
     ctx = RunContext(source=source, dataset_id=source_config.dataset_id,
                      log=logging.getLogger(f"mpconnect.source.{source}"))
     try:
-        message = connector.check(ctx)
+        with short_retries():  # one cheap call: an answer within seconds, not minutes
+            message = connector.check(ctx)
     except MpconnectError:
         raise
     except Exception as exc:
