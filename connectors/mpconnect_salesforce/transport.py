@@ -28,9 +28,10 @@ from mpconnect.retry import (
     mark_unreachable,
     parse_retry_after,
     retry_budget,
+    unreachable_message,
     unreachable_reason,
+    why_unreachable,
 )
-from mpconnect.transport import unreachable_message, why_unreachable
 from mpconnect_salesforce.errors import QuotaExceeded, error_code, error_text
 from mpconnect_salesforce.quota import QuotaGuard
 

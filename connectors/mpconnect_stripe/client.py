@@ -34,9 +34,10 @@ from mpconnect.retry import (
     mark_unreachable,
     parse_retry_after,
     retry_budget,
+    unreachable_message,
     unreachable_reason,
+    why_unreachable,
 )
-from mpconnect.transport import unreachable_message, why_unreachable
 from mpconnect_stripe.boilerplate import is_stripe_host, without_stripe_support
 from mpconnect_stripe.settings import StripeSettings
 

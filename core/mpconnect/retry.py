@@ -31,6 +31,12 @@ from typing import TypeVar
 import tenacity
 
 from mpconnect.errors import MpconnectError, RetryableApiError
+from mpconnect.transport import unreachable_message, why_unreachable
+
+__all__ = ["RateLimiter", "RetryWaitStopped", "SharedUnreachableRetries", "attempts_of",
+           "call_with_retries", "log_retry", "mark_unreachable", "parse_retry_after",
+           "retry_budget", "retry_line", "short_retries", "stop_waits_on", "unreachable_message",
+           "unreachable_reason", "wait_unless_stopped", "why_unreachable"]
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
