@@ -11,14 +11,14 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from mpconnect import SourceError
+from mpconnect import RunContext, SourceError
 from mpconnect_salesforce.auth import login
 from mpconnect_salesforce.bulk import BulkQuery
 from mpconnect_salesforce.errors import from_salesforce_error
 from mpconnect_salesforce.quota import QuotaGuard
 from mpconnect_salesforce.rows import Field, converter, flatten
 from mpconnect_salesforce.settings import SalesforceSettings
-from mpconnect_salesforce.transport import SalesforceTransport
+from mpconnect_salesforce.transport import SalesforceTransport, url_keys
 
 if TYPE_CHECKING:
     from simple_salesforce import Salesforce
@@ -38,9 +38,12 @@ class SalesforceClient:
 
     :param settings: the source's settings.
     :param log: the run's logger.
+    :param ctx: the run's context: retries are counted in its summary, and an unreachable
+        server's error names the source's setting that holds its address.
     """
 
-    def __init__(self, settings: SalesforceSettings, log: logging.Logger) -> None:
+    def __init__(self, settings: SalesforceSettings, log: logging.Logger,
+                 ctx: RunContext | None = None) -> None:
         self.settings = settings
         self.log = log
         self.guard = QuotaGuard(settings.max_api_share)
@@ -51,6 +54,8 @@ class SalesforceClient:
             retry_wait=settings.retry_wait,
             ca_bundle=settings.ca_bundle,
             log=log,
+            url_keys=url_keys(settings, ctx.setting_key) if ctx is not None else None,
+            count_retry=ctx.count_retry if ctx is not None else None,
         )
         self._sf: Salesforce | None = None
 

@@ -73,7 +73,7 @@ class SalesforceConnector(Connector):
 
     def _start(self, ctx: RunContext) -> Run:
         if self._run is None:
-            client = SalesforceClient(self.settings, ctx.log)
+            client = SalesforceClient(self.settings, ctx.log, ctx)
             self._run = Run(
                 settings=self.settings,
                 client=client,

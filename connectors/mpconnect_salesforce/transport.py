@@ -5,7 +5,9 @@ a default timeout, retries with backoff on 5xx, 429, ``UNABLE_TO_LOCK_ROW``, tim
 dropped connections, one re-authentication when the session expired
 (``INVALID_SESSION_ID``), a clear stop on ``REQUEST_LIMIT_EXCEEDED``, and the count of API
 calls the quota guard needs. Because it sits under the library, ``query_all_iter``
-paging, ``describe`` and Bulk 2.0 requests all get the same treatment.
+paging, ``describe`` and Bulk 2.0 requests all get the same treatment. A server that
+cannot be reached (connection refused, a name that does not resolve) is retried only
+twice, quickly, and the error names the setting that holds its address.
 """
 
 from __future__ import annotations
@@ -19,7 +21,17 @@ from urllib.parse import urlsplit
 import requests
 
 from mpconnect import SourceError
-from mpconnect.retry import call_with_retries, parse_retry_after
+from mpconnect.retry import (
+    attempts_of,
+    call_with_retries,
+    log_retry,
+    mark_unreachable,
+    parse_retry_after,
+    retry_budget,
+    unreachable_message,
+    unreachable_reason,
+    why_unreachable,
+)
 from mpconnect_salesforce.errors import QuotaExceeded, error_code, error_text
 from mpconnect_salesforce.quota import QuotaGuard
 
@@ -56,6 +68,9 @@ class SalesforceTransport(requests.Session):
     :param retry_wait: the first backoff wait in seconds; it doubles per retry (with jitter).
     :param ca_bundle: a CA certificate file to verify the server with (a local test server).
     :param log: where retries and re-authentications are logged (never with secrets).
+    :param url_keys: the configuration key of each server address (``scheme://host:port``)
+        the settings give, named when that server cannot be reached.
+    :param count_retry: called for each retry, so the run's summary counts it.
     """
 
     def __init__(
@@ -67,8 +82,12 @@ class SalesforceTransport(requests.Session):
         retry_wait: float,
         ca_bundle: Path | None,
         log: logging.Logger,
+        url_keys: dict[str, str] | None = None,
+        count_retry: Callable[..., None] | None = None,
     ) -> None:
         super().__init__()
+        self.url_keys = dict(url_keys or {})
+        self.count_retry = count_retry
         self.guard = guard
         self.timeout = timeout
         self.max_retries = max_retries
@@ -125,6 +144,11 @@ class SalesforceTransport(requests.Session):
                     "server with a private certificate authority set ca_bundle"
                 ) from None
             except _NETWORK_ERRORS as exc:
+                unreachable = why_unreachable(exc, url)
+                if unreachable is not None:
+                    key = self.url_keys.get(_origin(url))
+                    raise mark_unreachable(_Transient(unreachable_message(
+                        "", url, unreachable, key)), unreachable) from exc
                 raise _Transient(f"{type(exc).__name__}: {exc}") from exc
             if counted:
                 self.guard.after_call(response.headers.get("Sforce-Limit-Info"))
@@ -141,10 +165,10 @@ class SalesforceTransport(requests.Session):
             return response
 
         def on_retry(exc: BaseException, number: int, wait: float) -> None:
-            self.log.warning(
-                "Salesforce %s %s failed (%s); retry %d of %d in %.1fs",
-                method, path, exc, number, self.max_retries, wait,
-            )
+            if self.count_retry is not None:
+                self.count_retry(exc, number, wait)
+            log_retry(self.log, f"Salesforce {method} {path}", exc, number,
+                      retry_budget(exc, self.max_retries), wait)
 
         try:
             return call_with_retries(
@@ -156,10 +180,32 @@ class SalesforceTransport(requests.Session):
                 on_retry=on_retry,
             )
         except _Transient as exc:
+            if unreachable_reason(exc) is not None:
+                attempts = attempts_of(exc) or retry_budget(exc, self.max_retries) + 1
+                raise SourceError(f"Salesforce {method} {path}: {exc} (gave up after "
+                                  f"{attempts} attempts)") from None
             raise SourceError(
                 f"Salesforce {method} {path} kept failing after {self.max_retries} "
                 f"retries: {exc}"
             ) from exc
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``, the port written out."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def url_keys(settings: Any, setting_key: Callable[[str], str]) -> dict[str, str]:
+    """The configuration key of each server address the settings give, by
+    :func:`_origin`: ``instance_url``, and ``login_url`` (else ``domain``) for logins."""
+    keys = {}
+    if getattr(settings, "instance_url", None):
+        keys[_origin(settings.instance_url)] = setting_key("instance_url")
+    login_key = "login_url" if getattr(settings, "login_url", None) else "domain"
+    keys.setdefault(_origin(settings.base_login_url()), setting_key(login_key))
+    return keys
 
 
 def _body(response: requests.Response) -> Any:

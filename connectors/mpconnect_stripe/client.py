@@ -9,7 +9,9 @@ true`` itself but never a plain 429, so mpconnect does all retrying, with backof
   the response says ``Stripe-Should-Retry: false``;
 - any error saying ``Stripe-Should-Retry: true`` is retried;
 - everything else (401 bad key, 403 missing permission, 400/404) fails at once with one
-  line naming the request.
+  line naming the request;
+- a server that cannot be reached (connection refused, a name that does not resolve) is
+  retried only twice, quickly, and the error names the source's ``api_base`` key.
 """
 
 from __future__ import annotations
@@ -23,7 +25,19 @@ from collections.abc import Callable
 from typing import Any
 
 from mpconnect import SourceError
-from mpconnect.retry import RateLimiter, call_with_retries, parse_retry_after
+from mpconnect.retry import (
+    RateLimiter,
+    SharedUnreachableRetries,
+    attempts_of,
+    call_with_retries,
+    log_retry,
+    mark_unreachable,
+    parse_retry_after,
+    retry_budget,
+    unreachable_message,
+    unreachable_reason,
+    why_unreachable,
+)
 from mpconnect_stripe.boilerplate import is_stripe_host, without_stripe_support
 from mpconnect_stripe.settings import StripeSettings
 
@@ -93,6 +107,9 @@ class StripeReader:
     :param settings: the source's validated settings.
     :param log: where retries are reported.
     :param stop: when set, waiting retries give up (the run was abandoned).
+    :param url_key: the configuration key of ``api_base``, named when the server cannot
+        be reached (``sources.NAME.settings.api_base``).
+    :param count_retry: called for each retry, so the run's summary counts it.
     """
 
     def __init__(
@@ -100,10 +117,17 @@ class StripeReader:
         settings: StripeSettings,
         log: logging.Logger,
         stop: threading.Event | None = None,
+        *,
+        url_key: str | None = None,
+        count_retry: Callable[..., None] | None = None,
     ) -> None:
         import stripe
 
         self.settings = settings
+        self.url_key = url_key if settings.api_base else None
+        self.count_retry = count_retry
+        # The streams' workers call one server: when it is unreachable, a few retries in all.
+        self._unreachable_retries = SharedUnreachableRetries()
         self.log = log
         self.stop = stop or threading.Event()
         rate = settings.max_requests_per_second
@@ -149,10 +173,10 @@ class StripeReader:
         def report(exc: BaseException, attempt: int, wait: float) -> None:
             with self._count_lock:
                 self.retries += 1
-            self.log.warning(
-                "stripe: %s: %s; retry %d of %d in %.1fs",
-                what, exc, attempt, self.settings.max_retries, wait,
-            )
+            if self.count_retry is not None:
+                self.count_retry(exc, attempt, wait)
+            log_retry(self.log, f"stripe: {what}", exc, attempt,
+                      retry_budget(exc, self.settings.max_retries), wait)
 
         return report
 
@@ -174,6 +198,11 @@ class StripeReader:
             try:
                 return func()
             except stripe.APIConnectionError as exc:
+                url = self.settings.api_base or "https://api.stripe.com"
+                unreachable = why_unreachable(exc, url)
+                if unreachable is not None:
+                    raise mark_unreachable(RetryableStripeError(unreachable_message(
+                        "", url, unreachable, self.url_key)), unreachable) from exc
                 if getattr(exc, "should_retry", True) is False:
                     raise
                 raise RetryableStripeError(self._describe(exc)) from exc
@@ -194,8 +223,14 @@ class StripeReader:
                 retry_on=(RetryableStripeError,),
                 on_retry=self._on_retry(what),
                 sleep=self._sleep,
+                shared_unreachable=self._unreachable_retries,
             )
         except RetryableStripeError as exc:
+            if unreachable_reason(exc) is not None:
+                attempts = attempts_of(exc) or retry_budget(exc, self.settings.max_retries) + 1
+                raise StripeRequestError(
+                    f"stripe: {what}: {exc} (gave up after {attempts} attempt"
+                    f"{'s' if attempts != 1 else ''})") from None
             raise StripeRequestError(
                 f"stripe: {what} still failing after {self.settings.max_retries} retries: {exc}"
             ) from None

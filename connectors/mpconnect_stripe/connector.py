@@ -59,7 +59,8 @@ class StripeConnector(Connector):
     def _reader(self, ctx: RunContext, stop: threading.Event) -> Any:
         from mpconnect_stripe.client import StripeReader
 
-        return StripeReader(self.settings, ctx.log, stop)
+        return StripeReader(self.settings, ctx.log, stop, url_key=ctx.setting_key("api_base"),
+                            count_retry=ctx.count_retry)
 
     def check(self, ctx: RunContext) -> str:
         """Verify the key with one cheap call; say whether it is live or test mode."""

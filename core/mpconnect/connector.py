@@ -47,6 +47,9 @@ class RunContext:
         Retry waits of :mod:`mpconnect.retry` and :mod:`mpconnect.http` in the thread
         that calls ``events``/``people`` end by themselves; pass ``stop`` to them from
         other threads.
+    :param count_retry: call it once for each request the connector retries, so the run's
+        ``retries`` (``mpconnect runs``) counts the source's retries with the sink's
+        (:class:`mpconnect.http.JsonHttpClient` takes it as ``on_retry``).
     """
 
     source: str
@@ -56,6 +59,12 @@ class RunContext:
     quarantine: Callable[[str, str, Any], None] = field(default=lambda what, reason, data: None)
     extra: dict[str, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
+    count_retry: Callable[..., None] = field(default=lambda *_: None)
+
+    def setting_key(self, name: str) -> str:
+        """The configuration key of one of this source's settings, for messages:
+        ``sources.billing.settings.api_base``."""
+        return f"sources.{self.source}.settings.{name}"
 
 
 class Connector(ABC):

@@ -15,7 +15,10 @@ every such connector needs and should not write again::
 
 - 429, 408 and 5xx answers, timeouts and dropped connections (before or in the middle of
   a response) are retried with exponential backoff and jitter, honouring ``Retry-After``
-  up to ``max_wait`` (built on :func:`mpconnect.retry.call_with_retries`); when the
+  up to ``max_wait`` (built on :func:`mpconnect.retry.call_with_retries`). A server that
+  cannot be reached (connection refused, a host name that does not resolve) is retried
+  only twice, within seconds, and the error names ``url_key``, the setting that holds the
+  address (``url_key=ctx.setting_key("base_url")``). When the
   retries run out, or for any other error status, :class:`SourceHttpError` (a
   :class:`mpconnect.SourceError`) is raised with the method, the URL, the status and the
   server's own text.
@@ -43,7 +46,16 @@ import requests
 
 from mpconnect.errors import ConfigError, RetryableApiError, SourceError
 from mpconnect.redact import SECRET_NAME, redact
-from mpconnect.retry import RateLimiter, call_with_retries, parse_retry_after
+from mpconnect.retry import (
+    RateLimiter,
+    attempts_of,
+    call_with_retries,
+    log_retry,
+    mark_unreachable,
+    parse_retry_after,
+    retry_budget,
+)
+from mpconnect.transport import unreachable_message, why_unreachable
 
 __all__ = ["JsonHttpClient", "NextPage", "SourceHttpError"]
 
@@ -113,7 +125,10 @@ class JsonHttpClient:
     :param allow_http: allow plain ``http://`` to hosts other than loopback.
     :param session: a ``requests.Session`` to use (default: a new one, closed by
         :meth:`close`).
-    :param on_retry: called as ``on_retry(error, attempt, wait_seconds)`` before each wait.
+    :param on_retry: called as ``on_retry(error, attempt, wait_seconds)`` before each wait
+        (pass the run context's ``count_retry`` so ``mpconnect runs`` counts them).
+    :param url_key: the configuration key that sets ``base_url``, named when the server
+        cannot be reached (``ctx.setting_key("base_url")``).
     :param stop: a retry wait ends at once when it is set (pass the run context's
         ``stop``; in the engine's extraction thread that is the default), raising
         :class:`mpconnect.retry.RetryWaitStopped`.
@@ -141,6 +156,7 @@ class JsonHttpClient:
         session: requests.Session | None = None,
         on_retry: Callable[[BaseException, int, float], None] | None = None,
         stop: threading.Event | None = None,
+        url_key: str | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -161,6 +177,7 @@ class JsonHttpClient:
         self.limiter = RateLimiter(rate_limit)
         self.on_retry = on_retry
         self.stop = stop
+        self.url_key = url_key
         self._owns_session = session is None
         self.session = session or requests.Session()
         if verify is not None:
@@ -268,8 +285,8 @@ class JsonHttpClient:
         def retried(error: BaseException, number: int, wait: float) -> None:
             with self._count_lock:
                 self.retries += 1
-            log.warning("%s: %s %s: %s; retry %d of %d in %.1f s", self.name, method, shown,
-                        error, number, self.max_retries, wait)
+            log_retry(log, f"{self.name}: {method} {shown}", error, number,
+                      retry_budget(error, self.max_retries), wait)
             if self.on_retry is not None:
                 self.on_retry(error, number, wait)
 
@@ -279,7 +296,7 @@ class JsonHttpClient:
                 max_wait=self.max_wait, on_retry=retried, stop=self.stop,
             )
         except RetryableApiError as exc:
-            attempts = self.max_retries + 1
+            attempts = attempts_of(exc) or retry_budget(exc, self.max_retries) + 1
             raise SourceHttpError(
                 f"{self.name}: {method} {shown}: {exc} (gave up after {attempts} "
                 f"attempt{'s' if attempts != 1 else ''})",
@@ -304,6 +321,10 @@ class JsonHttpClient:
         except requests.Timeout:
             raise RetryableApiError(0, f"no response within {self.timeout:g} s") from None
         except requests.ConnectionError as exc:
+            unreachable = why_unreachable(exc, url)
+            if unreachable is not None:
+                raise mark_unreachable(RetryableApiError(0, unreachable_message(
+                    "", url, unreachable, self.url_key)), unreachable) from None
             raise RetryableApiError(
                 0, f"connection failed: {self._redact(str(exc), params, url)}") from None
         except self._BROKEN_RESPONSE as exc:

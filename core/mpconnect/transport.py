@@ -1,4 +1,10 @@
-"""What the sinks' HTTPS clients share about the transport: TLS failures and redirects.
+"""What the HTTP clients share about the transport: unreachable servers, TLS failures and
+redirects.
+
+- A server that cannot be reached at all (the connection is refused, the host name does
+  not resolve) is told apart from a slow or failing one by :func:`why_unreachable`;
+  :func:`unreachable_message` words it with the setting to fix, and the error is marked
+  (:func:`mpconnect.retry.mark_unreachable`) so it is retried only a few times, quickly.
 
 - A TLS handshake the server (or a middlebox) drops, with an EOF or a reset, is a dropped
   connection: :func:`tls_error` makes it a :class:`~mpconnect.errors.RetryableApiError`.
@@ -12,6 +18,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from urllib.parse import urljoin, urlsplit
 
@@ -20,7 +27,8 @@ import requests
 from mpconnect.errors import ApiError, RetryableApiError
 from mpconnect.redact import redact
 
-__all__ = ["is_certificate_failure", "refuse_redirect", "tls_error"]
+__all__ = ["is_certificate_failure", "refuse_redirect", "tls_error", "unreachable_message",
+           "why_unreachable"]
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -36,6 +44,34 @@ def _chain(exc: BaseException) -> list[BaseException]:
                                current.__cause__, current.__context__]
         todo += [each for each in inner if isinstance(each, BaseException)]
     return seen
+
+
+def why_unreachable(exc: BaseException, url: str) -> str | None:
+    """Why ``url``'s server cannot be reached, from ``exc`` (an error of ``requests`` or of
+    a client built on it): ``"connection refused"``, ``"the name HOST does not resolve"``,
+    or None for any other failure (a timeout, a dropped connection, TLS)."""
+    chain = _chain(exc)
+    if any(isinstance(each, ConnectionRefusedError) for each in chain):
+        return "connection refused"
+    if any(isinstance(each, socket.gaierror) or type(each).__name__ == "NameResolutionError"
+           for each in chain):
+        return f"the name {urlsplit(url).hostname or url} does not resolve"
+    return None
+
+
+def unreachable_message(what: str, url: str, reason: str, key: str | None) -> str:
+    """One line for a server that cannot be reached: the call, where, why, and the fix.
+
+    :param what: the call, such as ``"POST /import"`` (empty: no prefix).
+    :param url: the server's address (its scheme, host and port are shown).
+    :param reason: from :func:`why_unreachable`.
+    :param key: the configuration key that sets the address, such as ``mixpanel.api_url``.
+    """
+    parts = urlsplit(url)
+    where = f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
+    fix = f" Check that {key} is its address" if key else ""
+    prefix = f"{what}: " if what else ""
+    return f"{prefix}cannot connect to {where} ({reason}); is the server running?{fix}"
 
 
 def is_certificate_failure(exc: BaseException) -> bool:

@@ -119,7 +119,9 @@ def test_a_refusal_carries_the_status_and_the_server_text(datasets_server) -> No
     assert error.status == 401
     assert error.server_message == (
         "invalid credentials: the user name is neither the project secret nor a dataset secret")
-    assert str(error) == f"HTTP 401: POST /datasets/TESTDATA/versions: {error.server_message}"
+    assert str(error) == (f"HTTP 401: POST /datasets/TESTDATA/versions: {error.server_message}"
+                          "; check mixpanel.secret: it must be the project secret or this "
+                          "dataset's secret (Project settings in Mixpanel)")
     assert "wrong-secret" not in str(error) and "wrong-secret" not in repr(client)
 
 

@@ -122,8 +122,8 @@ def test_an_unknown_dataset_says_how_to_create_it(start_server, cli, write_confi
     ran = cli("--config", config, "run", "demo")
 
     assert ran.exit_code == 1
-    assert ("HTTP 404: dataset DEMO does not exist; create dataset DEMO in Mixpanel first"
-            in ran.output)
+    assert "HTTP 404: dataset DEMO does not exist; the local server at" in ran.output
+    assert "start it with --dataset DEMO" in ran.output
 
 
 def test_a_wrong_secret_fails_the_run_with_the_server_text(

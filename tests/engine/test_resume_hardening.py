@@ -295,7 +295,7 @@ def test_a_retry_after_of_an_hour_waits_only_retry_max_wait(
     caplog.set_level(logging.INFO, "mpconnect.engine")
     summary = make_engine(config, home, HourPlugin()).run("demo")
     assert (summary.status, summary.retries, summary.imported) == ("succeeded", 1, 110)
-    assert "slow down; retry 1 in 0." in caplog.text, "the wait is cut to retry_max_wait"
+    assert "slow down; retry 1 of 8 in 0." in caplog.text, "the wait is cut to retry_max_wait"
 
 
 def run_in_thread(engine: Engine, source: str, stop: threading.Event

@@ -133,7 +133,7 @@ def test_an_unreachable_server_is_retryable(make_sink: MakeSink, ingestion_serve
     sink = make_sink(mixpanel_table(ingestion_server, api_url=f"https://127.0.0.1:{port}"))
     with pytest.raises(RetryableApiError) as caught:
         send(sink, "events", [event(0)])
-    assert "connection to https://127.0.0.1" in str(caught.value)
+    assert "cannot connect to https://127.0.0.1" in str(caught.value)
 
 
 def test_a_400_without_failed_records_is_not_retryable(

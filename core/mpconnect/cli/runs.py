@@ -186,9 +186,11 @@ def runs(state: CliState, source: str | None, limit: int, as_json: bool) -> None
 @click.argument("source")
 @click.pass_obj
 def check(state: CliState, source: str) -> None:
-    """Check SOURCE's settings and credentials with one cheap call to the source."""
+    """Check SOURCE's settings and credentials with one cheap call to the source (retried
+    at most once)."""
     from mpconnect.config import connector_settings, require_connector
     from mpconnect.connector import RunContext
+    from mpconnect.retry import short_retries
 
     config = state.config
     source_config = config.source(source)
@@ -200,7 +202,8 @@ def check(state: CliState, source: str) -> None:
     ctx = RunContext(source=source, dataset_id=source_config.dataset_id,
                      log=logging.getLogger(f"mpconnect.source.{source}"))
     try:
-        message = connector.check(ctx)
+        with short_retries():  # one cheap call: an answer within seconds, not minutes
+            message = connector.check(ctx)
     except MpconnectError:
         raise
     except Exception as exc:

@@ -8,8 +8,10 @@ records), ``dataset_id``, ``dataset_version`` and ``verbose=1``.
 
 Failures become exceptions carrying the HTTP status and the server's own error text:
 :class:`~mpconnect.errors.RetryableApiError` for 429 (with ``retry_after``), 5xx,
-timeouts and dropped connections (a TLS handshake cut off included),
-:class:`~mpconnect.errors.ApiError` for the rest. Redirects are refused, not followed
+timeouts and dropped connections (a TLS handshake cut off included; a refused connection
+or a host name that does not resolve is marked unreachable and retried only a few times,
+its message naming ``mixpanel.api_url``), :class:`~mpconnect.errors.ApiError` for the
+rest (a 401 or 403 naming ``mixpanel.secret``). Redirects are refused, not followed
 (see :mod:`mpconnect.transport`).
 
 The client is safe to call from several threads: each thread gets its own
@@ -32,9 +34,9 @@ from requests.adapters import HTTPAdapter
 from mpconnect.errors import ApiError, ConfigError, RetryableApiError
 from mpconnect.http import is_loopback
 from mpconnect.responses import error_text, json_body
-from mpconnect.retry import parse_retry_after
+from mpconnect.retry import mark_unreachable, parse_retry_after
 from mpconnect.sinks.base import RecordKind, VersionInfo
-from mpconnect.transport import refuse_redirect, tls_error
+from mpconnect.transport import refuse_redirect, tls_error, unreachable_message, why_unreachable
 
 DEFAULT_API_URL = "https://api-beta.mixpanel.com"
 #: The most records one import request may hold, per the document.
@@ -167,6 +169,10 @@ class DatasetsClient:
             ) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as exc:
+            unreachable = why_unreachable(exc, self.api_url)
+            if unreachable is not None:
+                raise mark_unreachable(RetryableApiError(0, unreachable_message(
+                    what, self.api_url, unreachable, "mixpanel.api_url")), unreachable) from None
             raise RetryableApiError(
                 0, f"{what}: connection to {self.api_url} failed or was dropped "
                    f"({_reason(exc)})") from None
@@ -276,6 +282,12 @@ def _error_for(response: requests.Response, what: str) -> ApiError:
         return _api_error(RetryableApiError, status, what, text, retry_after)
     if status >= 500:
         return _api_error(RetryableApiError, status, what, text)
+    if status in (401, 403):
+        error = _api_error(ApiError, status, what, f"{text}; check mixpanel.secret: it must be "
+                           "the project secret or this dataset's secret (Project settings in "
+                           "Mixpanel)")
+        error.server_message = text
+        return error
     return _api_error(ApiError, status, what, text)
 
 

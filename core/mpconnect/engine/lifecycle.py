@@ -60,11 +60,18 @@ from mpconnect.errors import (
     RecordError,
     RunFailed,
 )
+from mpconnect.located import in_file
 from mpconnect.paths import home_dir
 from mpconnect.plugins import ConnectorEntry, Plugins, notify
 from mpconnect.records import Event, Profile
 from mpconnect.redact import redact
-from mpconnect.retry import RetryWaitStopped, call_with_retries, stop_waits_on
+from mpconnect.retry import (
+    RetryWaitStopped,
+    call_with_retries,
+    log_retry,
+    retry_budget,
+    stop_waits_on,
+)
 from mpconnect.sinks.base import Sink, VersionInfo
 
 log = logging.getLogger("mpconnect.engine")
@@ -240,9 +247,13 @@ def open_sink(config: Config, plugins: Plugins, home: Path) -> Sink:
     """Instantiate the configured sink after :func:`check_sink`; the sink's constructor
     checks the values of the keys it reads.
 
-    :raises MpconnectError: naming the key and the fix.
+    :raises MpconnectError: naming the file, the key and the fix.
     """
-    return check_sink(config, plugins)(config.mixpanel, home)
+    sink_cls = check_sink(config, plugins)
+    try:
+        return sink_cls(config.mixpanel, home)
+    except ConfigError as exc:
+        raise ConfigError(in_file(str(exc), config.path)) from None
 
 
 def project_token(config: Config, sink: Sink) -> str:
@@ -295,7 +306,8 @@ class _Run:
 
         def retrying(exc: BaseException, attempt: int, wait: float) -> None:
             self._count_retry()
-            log.info("%s: %s; retry %d in %.1f s", self.source.name, exc, attempt, wait)
+            log_retry(log, self.source.name, exc, attempt,
+                      retry_budget(exc, settings.max_retries), wait)
 
         try:
             return call_with_retries(
@@ -513,6 +525,7 @@ class _Run:
             log=logging.getLogger(f"mpconnect.source.{self.source.name}"),
             state_dir=private_dir(self.engine.home / "state" / self.source.name),
             quarantine=self._quarantine_source_object, stop=self.stop,
+            count_retry=lambda *_: self._count_retry(),
         )
         connector = self.connector_cls(self.settings)
         token = self.token

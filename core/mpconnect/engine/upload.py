@@ -21,7 +21,12 @@ from mpconnect.engine.quarantine import QuarantineFile
 from mpconnect.engine.split import batch_name, split_in_halves
 from mpconnect.engine.spool import read_batch
 from mpconnect.errors import ApiError, RetryableApiError
-from mpconnect.retry import call_with_retries
+from mpconnect.retry import (
+    SharedUnreachableRetries,
+    call_with_retries,
+    log_retry,
+    retry_budget,
+)
 from mpconnect.sinks.base import ImportResult, Sink
 
 log = logging.getLogger("mpconnect.engine")
@@ -61,6 +66,8 @@ class Uploader:
         self.on_retry = on_retry
         self.on_collapsed = on_collapsed
         self.failure: BaseException | None = None
+        # The workers send to one server: when it is unreachable, a few retries in all.
+        self._unreachable_retries = SharedUnreachableRetries()
         #: Set when a batch failed: the pool sends nothing more.
         self.stopped = threading.Event()
         #: The run's stop request (SIGTERM, scheduler shutdown): queued batches are left
@@ -111,16 +118,15 @@ class Uploader:
 
         def retrying(exc: BaseException, attempt_number: int, wait: float) -> None:
             self.on_retry()
-            log.info(
-                "batch %s (%s, %d records): %s; retry %d in %.1f s",
-                batch_name(batch.seq), batch.kind, batch.count, exc, attempt_number, wait,
-            )
+            log_retry(log, f"batch {batch_name(batch.seq)} ({batch.kind}, {batch.count} "
+                      "records)", exc, attempt_number, retry_budget(exc, self.max_retries), wait)
 
         try:
             result = call_with_retries(
                 attempt, max_retries=self.max_retries, retry_on=(RetryableApiError,),
                 initial_wait=self.initial_wait, max_wait=self.max_wait,
                 on_retry=retrying, sleep=self._sleep,
+                shared_unreachable=self._unreachable_retries,
             )
         except _Stopped:
             return

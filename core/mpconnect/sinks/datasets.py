@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mpconnect.datasets.client import DEFAULT_API_URL, MAX_IMPORT_RECORDS, DatasetsClient
 from mpconnect.errors import ApiError, ConfigError
+from mpconnect.http import is_loopback
 from mpconnect.sinks.base import ImportResult, RecordKind, Sink, VersionInfo
 
 
@@ -80,10 +82,20 @@ class DatasetsSink(Sink):
             return self.client.create_version(dataset_id)
         except ApiError as exc:
             if exc.status == 404:
-                raise ApiError(404, f"{exc.server_message}; create dataset {dataset_id} in "
-                                    "Mixpanel first (Project settings, Data connector, "
-                                    "Add a dataset)") from exc
+                raise ApiError(404, f"{exc.server_message}; "
+                                    f"{self._unknown_dataset_advice(dataset_id)}"
+                               ) from exc
             raise
+
+    def _unknown_dataset_advice(self, dataset_id: str) -> str:
+        """What to do about a dataset the server does not know, for the server it is."""
+        if is_loopback(urlsplit(self.client.api_url).hostname):
+            return (f"the local server at {self.client.api_url} has no dataset {dataset_id}: "
+                    f"start it with --dataset {dataset_id} (mpconnect serve mixpanel "
+                    f"--dataset {dataset_id}), or set the source's dataset_id to one it has")
+        return (f"check the source's dataset_id: {dataset_id} must be a dataset of this "
+                "Mixpanel project; create it in Mixpanel first (Project settings, Data "
+                "connector, Add a dataset)")
 
     def list_versions(self, dataset_id: str) -> list[VersionInfo]:
         """Return the versions, newest first."""

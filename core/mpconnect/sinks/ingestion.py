@@ -48,10 +48,10 @@ from mpconnect.errors import ApiError, ConfigError, RetryableApiError
 from mpconnect.http import is_loopback
 from mpconnect.records import FUTURE_LEEWAY
 from mpconnect.responses import error_text, json_body
-from mpconnect.retry import parse_retry_after
+from mpconnect.retry import mark_unreachable, parse_retry_after
 from mpconnect.sinks.base import ImportResult, RecordKind, Sink, VersionInfo
-from mpconnect.sinks.refusals import credentials_hint, request_refusal
-from mpconnect.transport import refuse_redirect, tls_error
+from mpconnect.sinks.refusals import request_refusal
+from mpconnect.transport import refuse_redirect, tls_error, unreachable_message, why_unreachable
 
 log = logging.getLogger("mpconnect.sinks.ingestion")
 
@@ -130,6 +130,8 @@ class IngestionSink(Sink):
             raise ConfigError(_format_problems(exc)) from None
         self.options = options
         self.base_url = self._base_url(settings.api_url, options)
+        #: The key that sets the address, named when the server cannot be reached.
+        self.url_key = "mixpanel.api_url" if settings.api_url else "mixpanel.region"
         self.timeout = float(settings.timeout)
         self.verify: bool | str = str(Path(settings.ca_bundle).expanduser()) if (
             settings.ca_bundle) else True
@@ -237,6 +239,10 @@ class IngestionSink(Sink):
                 0, f"{what}: no answer from {url} within {self.timeout:g} s") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as exc:
+            unreachable = why_unreachable(exc, url)
+            if unreachable is not None:
+                raise mark_unreachable(RetryableApiError(0, unreachable_message(
+                    what, url, unreachable, self.url_key)), unreachable) from None
             raise RetryableApiError(0, f"{what}: connection to {url} failed: {_reason(exc)}"
                                     ) from None
         except requests.exceptions.RequestException as exc:
@@ -254,11 +260,23 @@ class IngestionSink(Sink):
                                         response.headers.get("Retry-After")))
         if status in (401, 403):
             raise ApiError(status, f"{what}: Mixpanel refused the credentials "
-                           f"({self._auth_name}): {text}; "
-                           f"{credentials_hint(self._auth_name, status)}")
+                           f"({self._auth_name}): {text}; {self._credentials_fix(status)}")
         if status == 413:
             raise ApiError(status, f"{what}: the request is over Mixpanel's size limit: {text}")
         raise ApiError(status, f"{what}: {text}")
+
+    def _credentials_fix(self, status: int) -> str:
+        """Which keys hold the refused credentials, and what they must be."""
+        if status == 403:
+            return ("check mixpanel.project_token: Mixpanel refused the request with the "
+                    "project token the records carry")
+        if self._project_id:
+            return ("check mixpanel.service_account_user, mixpanel.service_account_secret and "
+                    "mixpanel.project_id: the service account must belong to that project")
+        if self._auth_name == "project secret":
+            return "check mixpanel.secret: it must be the project secret of this project"
+        return ("check mixpanel.project_token, or set mixpanel.secret (the project secret) or "
+                "a service account")
 
     # -- the sink ------------------------------------------------------------------------
 

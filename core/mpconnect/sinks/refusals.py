@@ -45,17 +45,3 @@ def request_refusal(failed: list[Any], count: int, imported: int, what: str) -> 
                 "records: check the [mixpanel] settings and the connector's mapping of "
                 f"{field or 'records'}, then run again (nothing was quarantined)")
     return None
-
-
-def credentials_hint(auth_name: str, status: int) -> str:
-    """The ``[mixpanel]`` keys to check when Mixpanel refuses the credentials."""
-    if status == 403:
-        return ("check mixpanel.project_token: Mixpanel refused the request with the project "
-                "token the records carry")
-    if auth_name.startswith("service account"):
-        return ("check mixpanel.service_account_user, mixpanel.service_account_secret and "
-                "mixpanel.project_id (the service account must be an Owner or Admin of that "
-                "project, and the region or api_url must be the project's)")
-    if auth_name == "project secret":
-        return "check mixpanel.secret (the project's API secret)"
-    return "check mixpanel.project_token (the project's token, used as the credential)"
