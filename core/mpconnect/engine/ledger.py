@@ -49,7 +49,9 @@ CREATE TABLE IF NOT EXISTS runs (
     quarantine_file TEXT,
     target TEXT,
     resume_key TEXT,
-    duplicates INTEGER NOT NULL DEFAULT 0
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    throttled INTEGER NOT NULL DEFAULT 0,
+    uploaded_bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_source ON runs (source, started_at);
 CREATE TABLE IF NOT EXISTS batches (
@@ -205,8 +207,9 @@ class SqliteRunLedger(RunLedger):
         for column in ("target", "resume_key"):  # a ledger older than the column
             if column not in columns:
                 db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
-        if "duplicates" not in columns:
-            db.execute("ALTER TABLE runs ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0")
+        for column in ("duplicates", "throttled", "uploaded_bytes"):  # also older than these
+            if column not in columns:
+                db.execute(f"ALTER TABLE runs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
         if "acked_at" not in {row[1] for row in db.execute("PRAGMA table_info(batches)")}:
             db.execute("ALTER TABLE batches ADD COLUMN acked_at REAL")
 
@@ -233,11 +236,12 @@ class SqliteRunLedger(RunLedger):
         db.execute(
             "UPDATE runs SET version_id = ?, status = ?, ended_at = ?, read = ?, imported = ?, "
             "quarantined = ?, retries = ?, batches = ?, resumed = ?, error = ?, "
-            "quarantine_file = ?, duplicates = ? WHERE run_id = ?",
+            "quarantine_file = ?, duplicates = ?, throttled = ?, uploaded_bytes = ? "
+            "WHERE run_id = ?",
             (summary.version_id, summary.status, summary.ended_at, summary.read,
              summary.imported, summary.quarantined, summary.retries, summary.batches,
              int(summary.resumed), _redacted(summary.error), summary.quarantine_file,
-             summary.duplicates,
+             summary.duplicates, summary.throttled, summary.uploaded_bytes,
              summary.run_id),
         )
         if spool_id is not None:

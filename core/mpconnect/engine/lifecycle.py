@@ -43,6 +43,7 @@ from mpconnect.engine.resume_key import ResumeKey, installation_key, make_resume
 from mpconnect.engine.shared_dataset import builtin_dataset_clash
 from mpconnect.engine.spool import SpoolWriter, batch_is_whole, remove_spool
 from mpconnect.engine.summary import RunSummary
+from mpconnect.engine.throttled import counting_throttled
 from mpconnect.engine.unattributed import unattributed_refusal
 from mpconnect.engine.upload import Uploader
 from mpconnect.engine.wording import (
@@ -311,7 +312,8 @@ class _Run:
 
         try:
             return call_with_retries(
-                call, max_retries=settings.max_retries, initial_wait=settings.retry_initial_wait,
+                counting_throttled(call, self._count_throttled),
+                max_retries=settings.max_retries, initial_wait=settings.retry_initial_wait,
                 max_wait=settings.retry_max_wait, on_retry=retrying, stop=self.stop,
             )
         except RetryWaitStopped:
@@ -470,6 +472,14 @@ class _Run:
         with self._count_lock:
             self.summary.retries += 1
 
+    def _count_throttled(self) -> None:
+        with self._count_lock:
+            self.summary.throttled += 1
+
+    def _count_uploaded(self, size: int) -> None:
+        with self._count_lock:
+            self.summary.uploaded_bytes += size
+
     def _load(self, spool_id: str, spool_dir: Path, resume: ResumePoint | None) -> None:
         summary = self.summary
         settings = self.engine.config.engine
@@ -480,7 +490,8 @@ class _Run:
             max_retries=settings.max_retries, initial_wait=settings.retry_initial_wait,
             max_wait=settings.retry_max_wait, quarantine=self.quarantine, stop=self.stop,
             on_imported=self._count_imported, on_retry=self._count_retry,
-            on_collapsed=self._count_collapsed,
+            on_collapsed=self._count_collapsed, on_throttled=self._count_throttled,
+            on_uploaded=self._count_uploaded,
         )
         with phase(self.ledger, summary.run_id, "import"):
             try:

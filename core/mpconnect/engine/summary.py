@@ -33,6 +33,10 @@ class RunSummary:
     #: Records the destination keeps once because an earlier record of the run had the
     #: same key (``$insert_id``; identical people updates in the embedded store).
     duplicates: int = 0
+    #: Requests the sink answered 429 (rate limited), retried or not.
+    throttled: int = 0
+    #: Bytes of record JSON in the batches the sink accepted during this run.
+    uploaded_bytes: int = 0
     #: The most frequent quarantine reasons, with their counts.
     quarantine_reasons: list[tuple[str, int]] = field(default_factory=list)
 

@@ -20,6 +20,7 @@ from mpconnect.engine.ledger import BatchRef, RunLedger
 from mpconnect.engine.quarantine import QuarantineFile
 from mpconnect.engine.split import batch_name, split_in_halves
 from mpconnect.engine.spool import read_batch
+from mpconnect.engine.throttled import counting_throttled
 from mpconnect.errors import ApiError, RetryableApiError
 from mpconnect.retry import (
     SharedUnreachableRetries,
@@ -52,6 +53,8 @@ class Uploader:
         on_retry: Callable[[], None],
         stop: threading.Event | None = None,
         on_collapsed: Callable[[int], None] | None = None,
+        on_throttled: Callable[[], None] | None = None,
+        on_uploaded: Callable[[int], None] | None = None,
     ) -> None:
         self.sink = sink
         self.ledger = ledger
@@ -65,6 +68,10 @@ class Uploader:
         self.on_imported = on_imported
         self.on_retry = on_retry
         self.on_collapsed = on_collapsed
+        #: Told of each request the sink answered 429, and of the bytes of record JSON of
+        #: each batch it accepted.
+        self.on_throttled = on_throttled or (lambda: None)
+        self.on_uploaded = on_uploaded or (lambda size: None)
         self.failure: BaseException | None = None
         # The workers send to one server: when it is unreachable, a few retries in all.
         self._unreachable_retries = SharedUnreachableRetries()
@@ -123,7 +130,8 @@ class Uploader:
 
         try:
             result = call_with_retries(
-                attempt, max_retries=self.max_retries, retry_on=(RetryableApiError,),
+                counting_throttled(attempt, self.on_throttled), max_retries=self.max_retries,
+                retry_on=(RetryableApiError,),
                 initial_wait=self.initial_wait, max_wait=self.max_wait,
                 on_retry=retrying, sleep=self._sleep,
                 shared_unreachable=self._unreachable_retries,
@@ -147,6 +155,7 @@ class Uploader:
                 self._send(part)
             return
         self._acknowledge(batch, payload, result)
+        self.on_uploaded(len(payload))
 
     def _acknowledge(self, batch: BatchRef, payload: bytes, result: ImportResult) -> None:
         """Quarantine what the sink rejected, checkpoint the batch and count it."""

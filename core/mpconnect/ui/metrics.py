@@ -40,6 +40,12 @@ class StatusCollector:
         retries = CounterMetricFamily("mpconnect_retries", "Retried calls to the sink "
                                       "(429, 5xx, timeouts) by the runs of each source",
                                       labels=["source"])
+        throttled = CounterMetricFamily("mpconnect_throttled_requests", "Requests the sink "
+                                        "answered 429 (rate limited) in the runs of each "
+                                        "source", labels=["source"])
+        uploaded = CounterMetricFamily("mpconnect_upload_bytes", "Bytes of record JSON in the "
+                                       "batches the sink accepted, by the runs of each source",
+                                       labels=["source"])
         outcomes = CounterMetricFamily("mpconnect_runs", "Runs of each source by status",
                                        labels=["source", "status"])
         duration = GaugeMetricFamily("mpconnect_last_run_duration_seconds",
@@ -54,8 +60,9 @@ class StatusCollector:
         last_success: dict[str, float] = {}
         for run in runs:  # newest first
             source = run["source"]
-            for name in ("read", "imported", "quarantined", "retries"):
-                sums[source][name] += int(run[name] or 0)
+            for name in ("read", "imported", "quarantined", "retries", "throttled",
+                         "uploaded_bytes"):
+                sums[source][name] += int(run.get(name) or 0)
             statuses[(source, run["status"])] += 1
             if run["duration"] is not None:
                 last_duration.setdefault(source, float(run["duration"]))
@@ -65,6 +72,8 @@ class StatusCollector:
             for name, family in counts.items():
                 family.add_metric([source], values[name])
             retries.add_metric([source], values["retries"])
+            throttled.add_metric([source], values["throttled"])
+            uploaded.add_metric([source], values["uploaded_bytes"])
         for (source, status), count in sorted(statuses.items()):
             outcomes.add_metric([source, status], count)
         for source, seconds in sorted(last_duration.items()):
@@ -72,7 +81,7 @@ class StatusCollector:
         for source, moment in sorted(last_success.items()):
             success.add_metric([source], moment)
         yield from counts.values()
-        yield from (retries, outcomes, duration, success)
+        yield from (retries, throttled, uploaded, outcomes, duration, success)
         yield from self._sources()
         age = self.heartbeat_age()
         if age is not None:

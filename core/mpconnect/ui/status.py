@@ -30,7 +30,8 @@ from mpconnect.ui.freshness import freshness, schedule_times
 #: The fields of a ledger run the pages and the API show (never paths, keys or pids).
 RUN_FIELDS = ("run_id", "source", "dataset_id", "sink", "version_id", "status", "started_at",
               "ended_at", "duration", "read", "imported", "quarantined", "retries", "batches",
-              "resumed", "duplicates", "published", "error", "host")
+              "resumed", "duplicates", "published", "error", "host", "throttled",
+              "uploaded_bytes")
 #: Runs a source page lists.
 HISTORY = 50
 
