@@ -67,7 +67,7 @@ def main() -> None:
     if args.child:
         child(*args.child, args.events, args.size)
         return
-    from mpconnect.datasets.server import LocalDatasetsServer
+    from mpconnect.emulator.server import LocalDatasetsServer
 
     with tempfile.TemporaryDirectory(prefix="mpconnect-bench-large-") as tmp:
         directory = Path(tmp)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import orjson
 
-from mpconnect.datasets.client import DatasetsClient
-from mpconnect.datasets.store import DatasetStore
+from mpconnect.mixpanel.datasets import DatasetsClient
+from mpconnect.store.datasets import DatasetStore
 
 SECRET = "bench-secret"
 TOKEN = "bench-token"

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mpconnect.datasets.store import DatasetStore
+from mpconnect.store.datasets import DatasetStore
 from mpconnect.testing import run_connector
 from mpconnect_demo import DemoConnector
 

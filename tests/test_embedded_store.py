@@ -12,10 +12,10 @@ import orjson
 import pytest
 
 from mpconnect.config import MixpanelConfig
-from mpconnect.datasets.store import DatasetStore, StoreError
 from mpconnect.errors import SinkError
-from mpconnect.sinks.base import ZERO_TIME
+from mpconnect.sink import ZERO_TIME
 from mpconnect.sinks.embedded import EmbeddedSink, embedded_store_path
+from mpconnect.store.datasets import DatasetStore, StoreError
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 import pytest
 
 import mpconnect
-from mpconnect.datasets.store import DatasetStore
 from mpconnect.errors import PluginError, RecordError, RunFailed, SourceError
-from mpconnect.sinks.base import ImportResult, Sink, VersionInfo
+from mpconnect.sink import ImportResult, Sink, VersionInfo
+from mpconnect.store.datasets import DatasetStore
 from mpconnect.testing import EmbeddedTarget, connector_plugin, load_test_plugins
 
 pytestmark = pytest.mark.timeout(60)
@@ -338,7 +338,7 @@ class SignupsConnector(mpconnect.Connector):
 
 def test_hook_register_local_servers(target: EmbeddedTarget, tmp_path: Path) -> None:
     from mpconnect.cli.serve_group import paste_text
-    from mpconnect.localserver import LocalServer, ServedSource, ServeOptions
+    from mpconnect.emulator.background import LocalServer, ServedSource, ServeOptions
 
     class SignupsLocalServer(LocalServer):
         name = "signups"
@@ -396,5 +396,5 @@ def test_hook_register_local_servers_refuses_nonsense_naming_the_plugin() -> Non
             register(NotAServer)
 
     with pytest.raises(PluginError, match=r"registered .*NotAServer.* in register_local_servers"
-                                          r"; expected a subclass of mpconnect.localserver"):
+                                          r"; expected a subclass of mpconnect.LocalServer"):
         load_test_plugins(Confused()).local_servers()

@@ -1,4 +1,4 @@
-"""``mpconnect.http.JsonHttpClient`` against a local server on 127.0.0.1.
+"""``mpconnect.transport.http.JsonHttpClient`` against a local server on 127.0.0.1.
 
 Retries (statuses, timeouts, dropped connections, ``Retry-After`` within ``max_wait``),
 errors and log lines without secrets, the plain-http and same-host rules, and pagination
@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 import mpconnect
+from mpconnect.emulator.background import BackgroundServer
 from mpconnect.errors import ConfigError, SourceError
-from mpconnect.http import JsonHttpClient, SourceHttpError
-from mpconnect.localserver import BackgroundServer
+from mpconnect.transport.http import JsonHttpClient, SourceHttpError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -263,7 +263,7 @@ def test_http_client_hides_a_secret_in_the_query_of_a_next_link(
     assert script.seen[1]["query"] == {"page": "2", "api_key": "sk_live_NEXT42"}
 
     dead = f"http://127.0.0.1:{closed_port()}"
-    caplog.set_level(logging.WARNING, logger="mpconnect.http")
+    caplog.set_level(logging.WARNING, logger="mpconnect.transport.http")
     with pytest.raises(SourceHttpError, match="cannot connect to") as error, JsonHttpClient(
             dead, max_retries=1, initial_wait=0.01) as client:
         client.get_json("/items?page=2&api_key=sk_live_NEXT42")
@@ -339,8 +339,8 @@ def test_http_client_stops_pagination_that_goes_round_in_a_circle(
 def test_a_redirect_to_another_host_is_refused_and_the_key_stays_home() -> None:
     from aiohttp import web
 
-    from mpconnect.http import JsonHttpClient
-    from mpconnect.localserver import BackgroundServer
+    from mpconnect.emulator.background import BackgroundServer
+    from mpconnect.transport.http import JsonHttpClient
 
     seen: list[str | None] = []
 

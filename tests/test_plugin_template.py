@@ -6,7 +6,7 @@ it, even if this test dies), its own test suite and linter run, and mpconnect's 
 line lists it and loads it into the embedded store with the expected counts. Then:
 refused names, the other answers, and ``copier update`` bringing a template change in.
 
-The kit the template builds on is tested in ``test_http.py`` (``mpconnect.http``) and
+The kit the template builds on is tested in ``test_http.py`` (``mpconnect.transport.http``) and
 ``test_testing_kit.py`` (``mpconnect.testing``).
 """
 

@@ -22,7 +22,7 @@ from mpconnect.connector import Connector, RunContext
 from mpconnect.errors import ConnectorUnavailable, PluginError
 from mpconnect.plugins import load_plugins
 from mpconnect.records import Event, Profile
-from mpconnect.sinks.base import ImportResult, Sink, VersionInfo
+from mpconnect.sink import ImportResult, Sink, VersionInfo
 
 CONNECTORS_DIR = Path(__file__).resolve().parents[1] / "connectors"
 
@@ -665,7 +665,7 @@ class _SecondStripeServer:
 
     @mpconnect.hookimpl
     def register_local_servers(self, register: Callable[[type], None]) -> None:
-        from mpconnect.localserver import LocalServer
+        from mpconnect.emulator.background import LocalServer
 
         class StripeServerAgain(LocalServer):
             name = "stripe"

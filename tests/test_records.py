@@ -17,7 +17,7 @@ import pytest
 
 import mpconnect
 from mpconnect import Event, Profile, RecordError, make_insert_id, to_epoch_seconds
-from mpconnect.datasets.store import DatasetStore
+from mpconnect.store.datasets import DatasetStore
 
 TOKEN = "tok-123"
 PLUS_TWO = timezone(timedelta(hours=2))

@@ -26,8 +26,8 @@ import pytest
 
 import mpconnect
 import mpconnect_demo
+from mpconnect.sink import ImportResult, RecordKind
 from mpconnect.sinks import builtin
-from mpconnect.sinks.base import ImportResult, RecordKind
 from mpconnect.sinks.embedded import EmbeddedSink
 
 pytestmark = pytest.mark.timeout(60)

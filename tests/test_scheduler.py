@@ -19,7 +19,6 @@ import pytest
 import mpconnect
 import mpconnect_demo
 from mpconnect.config import load_config
-from mpconnect.datasets.store import DatasetStore
 from mpconnect.engine import Engine, RunOptions
 from mpconnect.engine.ledger import SqliteRunLedger
 from mpconnect.engine.lock import FileSourceLock
@@ -29,6 +28,7 @@ from mpconnect.scheduler import CronSchedule, Scheduler, load_zone, make_plan
 from mpconnect.scheduler.state import SchedulerLock, SchedulerState
 from mpconnect.sinks import builtin
 from mpconnect.sinks.embedded import EmbeddedSink
+from mpconnect.store.datasets import DatasetStore
 
 pytestmark = pytest.mark.timeout(60)
 

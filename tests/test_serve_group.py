@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pytest
 
 import mpconnect
-from mpconnect.localserver import LocalServer, ServedSource, ServeOptions
+from mpconnect.emulator.background import LocalServer, ServedSource, ServeOptions
 from mpconnect.testing import run_cli, serve_in_background
 
 pytestmark = pytest.mark.timeout(120)

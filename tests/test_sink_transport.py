@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from mpconnect.datasets.ingestion_api import IngestionProject
-from mpconnect.datasets.server import LocalDatasetsServer
-from mpconnect.localserver import BackgroundServer, LocalCA
+from mpconnect.emulator.background import BackgroundServer, LocalCA
+from mpconnect.emulator.ingestion_api import IngestionProject
+from mpconnect.emulator.server import LocalDatasetsServer
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -172,7 +172,7 @@ def test_the_connectors_retries_are_counted_in_runs(
 
 def test_a_5xx_keeps_the_long_budget_while_a_refusal_gets_two_quick_retries() -> None:
     from mpconnect.errors import RetryableApiError
-    from mpconnect.retry import call_with_retries, mark_unreachable
+    from mpconnect.transport.retry import call_with_retries, mark_unreachable
 
     def failing(make: Callable[[], Exception]) -> list[float]:
         waits: list[float] = []

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from mpconnect import SourceError
-from mpconnect.retry import (
+from mpconnect import (
+    SourceError,
     attempts_of,
     call_with_retries,
     log_retry,

@@ -1,6 +1,6 @@
 """Stripe requests: one shared rate limit, retries, pagination, and clear errors.
 
-Every request of every stream goes through one :class:`mpconnect.retry.RateLimiter`,
+Every request of every stream goes through one :class:`mpconnect.transport.retry.RateLimiter`,
 retries included. The official client is built with ``max_network_retries=0`` so that no
 request bypasses the limiter: stripe-python would retry 5xx and ``Stripe-Should-Retry:
 true`` itself but never a plain 429, so mpconnect does all retrying, with backoff:
@@ -24,10 +24,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from mpconnect import SourceError
-from mpconnect.retry import (
+from mpconnect import (
     RateLimiter,
     SharedUnreachableRetries,
+    SourceError,
     attempts_of,
     call_with_retries,
     log_retry,

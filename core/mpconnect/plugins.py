@@ -23,8 +23,8 @@ from mpconnect.errors import ConnectorUnavailable, PluginError
 
 if TYPE_CHECKING:  # imported when used: `connectors list` loads no sink and no pydantic
     from mpconnect.connector import Connector
-    from mpconnect.localserver import LocalServer
-    from mpconnect.sinks.base import Sink
+    from mpconnect.served import LocalServer
+    from mpconnect.sink import Sink
 
 ENTRY_POINT_GROUP = "mpconnect"
 DISABLE_ENV = "MPCONNECT_DISABLE_PLUGINS"
@@ -105,7 +105,7 @@ class Plugins:
 
         :raises PluginError: as for connectors.
         """
-        from mpconnect.sinks.base import Sink
+        from mpconnect.sink import Sink
 
         return {name: SinkEntry(name, cls, provider)
                 for name, (cls, provider) in _collect(self, "register_sinks", _subclass(Sink),
@@ -145,10 +145,10 @@ class Plugins:
 
         :raises PluginError: as for connectors: not a LocalServer, a bad name, two of one name.
         """
-        from mpconnect.localserver import LocalServer
+        from mpconnect.served import LocalServer
 
         return _collect(self, "register_local_servers", _subclass(LocalServer),
-                        "mpconnect.localserver.LocalServer", "local server")
+                        "mpconnect.LocalServer", "local server")
 
     @property
     def has_transformers(self) -> bool:

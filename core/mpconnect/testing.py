@@ -325,16 +325,16 @@ def run_source(
         by default, the embedded store).
     :param plugins: plugin objects or modules registered for this run only.
     :param mixpanel: the ``[mixpanel]`` table; default: the embedded sink under ``home``.
-    :param store: the :class:`~mpconnect.datasets.store.DatasetStore` to read the result
+    :param store: the :class:`~mpconnect.store.datasets.DatasetStore` to read the result
         from when the sink is not ``embedded`` (such as a local datasets server's).
     :param max_quarantined: the source's limit; default ``"unlimited"`` (a configuration
         file's default is 1%), so a test sees in the result what was quarantined.
     :raises RunFailed: when the run fails, as ``mpconnect run`` would.
     """
     from mpconnect.config import Config, MixpanelConfig, SourceConfig
-    from mpconnect.datasets.store import DatasetStore
     from mpconnect.engine import Engine, RunOptions
     from mpconnect.sinks.embedded import embedded_store_path
+    from mpconnect.store.datasets import DatasetStore
 
     extra = list(plugins)
     if isinstance(connector, str):
@@ -442,7 +442,7 @@ class EmbeddedTarget:
 
     def versions(self, dataset_id: str = "TEST") -> list[Any]:
         """The dataset's versions in the store, newest first (none before a run)."""
-        from mpconnect.datasets.store import DatasetStore
+        from mpconnect.store.datasets import DatasetStore
 
         if not self.store_path.exists():
             return []
@@ -468,7 +468,7 @@ def local_datasets_server(
     points the ``datasets`` sink at it. Needs ``mpconnect[server]``.
     """
     try:
-        from mpconnect.datasets.server import LocalDatasetsServer
+        from mpconnect.emulator.server import LocalDatasetsServer
     except ModuleNotFoundError as exc:
         raise ModuleNotFoundError(
             f"the local datasets server needs {exc.name}: pip install \"mpconnect[server]\""

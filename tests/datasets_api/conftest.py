@@ -20,8 +20,8 @@ from datasets_support import (
     Api,
 )
 
-from mpconnect.datasets.client import DatasetsClient
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.server import LocalDatasetsServer
+from mpconnect.mixpanel.datasets import DatasetsClient
 
 StartServer = Callable[..., LocalDatasetsServer]
 

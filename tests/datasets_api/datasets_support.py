@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.server import LocalDatasetsServer
 
 PROJECT_TOKEN = "PROJECT_TOKEN"
 API_SECRET = "API_SECRET"

@@ -12,7 +12,7 @@ import pytest
 import requests
 from datasets_support import DATASET_SECRET, PROJECT_TOKEN, Api, b64, event, person
 
-from mpconnect.datasets.server import HTTPS_REQUIRED
+from mpconnect.emulator.server import HTTPS_REQUIRED
 
 pytestmark = pytest.mark.timeout(60)
 

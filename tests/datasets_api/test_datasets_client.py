@@ -12,10 +12,10 @@ import pytest
 from aiohttp import web
 from datasets_support import API_SECRET, PROJECT_TOKEN, event, person
 
-from mpconnect.datasets.client import DatasetsClient, encode_import_form
-from mpconnect.datasets.server import HTTPS_REQUIRED
+from mpconnect.emulator.background import BackgroundServer, LocalCA
+from mpconnect.emulator.server import HTTPS_REQUIRED
 from mpconnect.errors import ApiError, ConfigError, RetryableApiError
-from mpconnect.localserver import BackgroundServer, LocalCA
+from mpconnect.mixpanel.datasets import DatasetsClient, encode_import_form
 
 pytestmark = pytest.mark.timeout(60)
 

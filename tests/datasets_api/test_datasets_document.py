@@ -17,7 +17,7 @@ import time
 import pytest
 from datasets_support import API_SECRET, DATASET_SECRET, PROJECT_TOKEN, Api, b64
 
-from mpconnect.sinks.base import ZERO_TIME
+from mpconnect.sink import ZERO_TIME
 
 pytestmark = pytest.mark.timeout(60)
 

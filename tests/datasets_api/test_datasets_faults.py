@@ -6,9 +6,9 @@ import orjson
 import pytest
 from datasets_support import API_SECRET, PROJECT_TOKEN, Api, event
 
-from mpconnect.datasets.client import DatasetsClient
-from mpconnect.datasets.server import Faults
+from mpconnect.emulator.server import Faults
 from mpconnect.errors import RetryableApiError
+from mpconnect.mixpanel.datasets import DatasetsClient
 
 pytestmark = pytest.mark.timeout(60)
 

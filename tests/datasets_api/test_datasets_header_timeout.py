@@ -6,7 +6,7 @@ import socket
 import ssl
 from collections.abc import Callable
 
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.server import LocalDatasetsServer
 
 #: How long the test waits for the server to close the connection, at most: far above the
 #: timeout it sets, so only a server that never closes fails the test.

@@ -7,7 +7,7 @@ import time
 import pytest
 from datasets_support import PROJECT_TOKEN, Api
 
-from mpconnect.sinks.base import ZERO_TIME
+from mpconnect.sink import ZERO_TIME
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,9 +12,9 @@ import pytest
 from engine_support import make_config, make_engine
 
 import mpconnect
-from mpconnect.datasets.store import DatasetStore
 from mpconnect.engine.duplicates import HashSet
 from mpconnect.errors import RunFailed
+from mpconnect.store.datasets import DatasetStore
 
 WHEN = 1_700_000_000
 

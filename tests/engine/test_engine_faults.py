@@ -22,7 +22,7 @@ from engine_support import make_config, make_engine, wait_until
 
 import mpconnect
 from mpconnect.config import Config
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.server import LocalDatasetsServer
 from mpconnect.errors import RunFailed
 
 SECRET = "s3cr3t-project-secret"

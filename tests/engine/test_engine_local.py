@@ -11,11 +11,11 @@ import pytest
 from engine_support import GatedPlugin, make_config, make_engine, wait_until
 
 import mpconnect
-from mpconnect.datasets.store import DatasetStore
 from mpconnect.engine import Engine, RunOptions, RunSummary
 from mpconnect.errors import ApiError, RunFailed, RunLocked
-from mpconnect.sinks.base import ImportResult
+from mpconnect.sink import ImportResult
 from mpconnect.sinks.embedded import EmbeddedSink
+from mpconnect.store.datasets import DatasetStore
 
 
 def demo_source(events: int = 1500, **extra: object) -> dict:
@@ -305,7 +305,7 @@ def test_a_value_json_cannot_hold_is_quarantined_and_the_batch_goes_on(
 
 def test_a_retry_after_is_honoured_up_to_retry_max_wait_not_beyond() -> None:
     from mpconnect.errors import RetryableApiError
-    from mpconnect.retry import call_with_retries
+    from mpconnect.transport.retry import call_with_retries
 
     waits: list[float] = []
     attempts = iter([RetryableApiError(429, "slow down", retry_after=45),

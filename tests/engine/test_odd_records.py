@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mpconnect
-from mpconnect.datasets.store import DatasetStore
 from mpconnect.engine import RunSummary
 from mpconnect.errors import RecordError
 from mpconnect.sinks.ingestion import IngestionSink
+from mpconnect.store.datasets import DatasetStore
 
 NOW = 1_700_000_000
 

@@ -17,13 +17,13 @@ from engine_support import GatedPlugin, make_config, make_engine, wait_until
 from pydantic import SecretStr
 
 import mpconnect
-from mpconnect.datasets.store import DatasetStore
 from mpconnect.engine import Engine, RunOptions
 from mpconnect.engine.ledger import SqliteRunLedger
 from mpconnect.errors import ApiError, RetryableApiError, RunFailed
-from mpconnect.retry import call_with_retries
-from mpconnect.sinks.base import ImportResult, VersionInfo
+from mpconnect.sink import ImportResult, VersionInfo
 from mpconnect.sinks.embedded import EmbeddedSink
+from mpconnect.store.datasets import DatasetStore
+from mpconnect.transport.retry import call_with_retries
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -78,7 +78,7 @@ class KeyedConnector(mpconnect.Connector):
 
 class RetryingConnector(mpconnect.Connector):
     """A connector whose request keeps failing: it waits to retry (minutes) through
-    mpconnect.retry, as the shared HTTP client does; ``waiting`` is set at the first wait."""
+    transport.retry, as the shared HTTP client does; ``waiting`` is set at the first wait."""
 
     name = "retrying"
     waiting = threading.Event()

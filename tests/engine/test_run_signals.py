@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine_support import wait_until
 
-from mpconnect.datasets.store import DatasetStore
+from mpconnect.store.datasets import DatasetStore
 
 
 def test_sigterm_stops_at_a_checkpoint_and_the_next_run_loads_exact_counts(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from engine_support import wait_until
 
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.server import LocalDatasetsServer
 
 pytestmark = pytest.mark.timeout(120)
 SECRET = "s3cr3t-project-secret"

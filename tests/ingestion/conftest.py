@@ -1,6 +1,6 @@
 """Fixtures of the ingestion sink's tests: the local ingestion endpoints over HTTPS, sinks.
 
-``ingestion_server`` serves ``/import`` and ``/engage`` (:mod:`mpconnect.datasets.ingestion_api`)
+``ingestion_server`` serves ``/import`` and ``/engage`` (:mod:`mpconnect.emulator.ingestion_api`)
 on 127.0.0.1 with a local certificate authority, for project ``12345`` with a token, a
 service account and a project secret. ``make_sink(table)`` builds an
 :class:`~mpconnect.sinks.ingestion.IngestionSink` from a ``[mixpanel]`` table exactly as a
@@ -25,10 +25,10 @@ from ingestion_support import (
 )
 
 from mpconnect.config import parse_config
-from mpconnect.datasets.ingestion_api import IngestionFaults, IngestionProject, add_ingestion_routes
-from mpconnect.datasets.store import DatasetStore
-from mpconnect.localserver import BackgroundServer, LocalCA
+from mpconnect.emulator.background import BackgroundServer, LocalCA
+from mpconnect.emulator.ingestion_api import IngestionFaults, IngestionProject, add_ingestion_routes
 from mpconnect.sinks.ingestion import IngestionSink
+from mpconnect.store.datasets import DatasetStore
 
 
 @pytest.fixture(scope="session")

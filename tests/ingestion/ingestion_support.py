@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpconnect.datasets.ingestion_api import IngestionEndpoints, IngestionFaults
-from mpconnect.datasets.store import DatasetStore, VersionContents
+from mpconnect.emulator.ingestion_api import IngestionEndpoints, IngestionFaults
 from mpconnect.records import make_insert_id
+from mpconnect.store.datasets import DatasetStore, VersionContents
 
 PROJECT_ID = "12345"
 TOKEN = "local-token-4f2a"

@@ -13,15 +13,15 @@ import pytest
 from ingestion_support import PROJECT_ID, PROJECT_SECRET, SA_SECRET, SA_USER, TOKEN
 
 import mpconnect
-from mpconnect.datasets import ingestion_checks
-from mpconnect.datasets.ingestion_api import (
+from mpconnect.emulator import ingestion_checks
+from mpconnect.emulator.ingestion_api import (
     DROP,
     LOST_ACK,
     MAX_BODY_BYTES,
     IngestionEndpoints,
     IngestionProject,
 )
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.server import LocalDatasetsServer
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -20,7 +20,7 @@ from ingestion_support import (
     profile_update,
 )
 
-from mpconnect.datasets.ingestion_api import DROP, MAX_BODY_BYTES
+from mpconnect.emulator.ingestion_api import DROP, MAX_BODY_BYTES
 
 pytestmark = pytest.mark.timeout(30)
 

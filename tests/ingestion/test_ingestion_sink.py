@@ -20,9 +20,9 @@ from ingestion_support import (
     profile_update,
 )
 
-from mpconnect.datasets.ingestion_api import DROP
+from mpconnect.emulator.background import BackgroundServer, LocalCA
+from mpconnect.emulator.ingestion_api import DROP
 from mpconnect.errors import ApiError, ConfigError, RetryableApiError
-from mpconnect.localserver import BackgroundServer, LocalCA
 from mpconnect.sinks.ingestion import IngestionSink
 
 pytestmark = pytest.mark.timeout(30)

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from ingestion_support import PROJECT_ID, PROJECT_SECRET, SA_SECRET, SA_USER, TOKEN
 
-from mpconnect.datasets.ingestion_api import IngestionProject
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.ingestion_api import IngestionProject
+from mpconnect.emulator.server import LocalDatasetsServer
 from mpconnect.engine import progress
 
 pytestmark = pytest.mark.timeout(60)

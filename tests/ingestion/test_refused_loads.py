@@ -18,10 +18,10 @@ from ingestion_support import (
     profile_update,
 )
 
-from mpconnect.datasets.ingestion_api import IngestionProject
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.ingestion_api import IngestionProject
+from mpconnect.emulator.server import LocalDatasetsServer
 from mpconnect.errors import ApiError
-from mpconnect.sinks.refusals import request_refusal
+from mpconnect.mixpanel.refusals import request_refusal
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from mpconnect import SourceError
-from mpconnect.localserver import LocalCA
+from mpconnect.emulator.background import LocalCA
 from mpconnect.testing import run_connector
 from mpconnect_salesforce import SalesforceConnector
 from mpconnect_salesforce.localserver.org import Org

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from ui_support import UiHome, build_home
 
-from mpconnect.localserver import BackgroundServer
+from mpconnect.emulator.background import BackgroundServer
 from mpconnect.ui.app import UiOptions, make_app
 from mpconnect.ui.wiring import standalone
 

@@ -180,7 +180,7 @@ def test_a_form_on_another_site_cannot_start_a_run(browser: Any, served: Served)
 
     app = web.Application()
     app.router.add_get("/", evil)
-    from mpconnect.localserver import BackgroundServer
+    from mpconnect.emulator.background import BackgroundServer
 
     other = BackgroundServer(app).start()
     served.asked.clear()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from mpconnect.localserver import LocalServer, ServedSource, ServeOptions
+from mpconnect import LocalServer, ServedSource, ServeOptions
 
 __all__ = ["SalesforceLocalServer", "org_sizes"]
 
@@ -46,7 +46,7 @@ class SalesforceLocalServer(LocalServer):
 
     def start(self, options: ServeOptions) -> ServedSource:
         """Make the org from ``options.seed`` and serve it over HTTPS on ``options.port``."""
-        from mpconnect.localserver import BackgroundServer, LocalCA
+        from mpconnect import BackgroundServer, LocalCA
 
         from .api import PASSWORD, SECURITY_TOKEN, USERNAME, ApiState, SalesforceApi
         from .org import Org

@@ -621,7 +621,7 @@ class SalesforceApi:
 
 def main() -> None:
     """Serve an org on 127.0.0.1 over TLS until killed; print ``PORT CA_PATH`` when ready."""
-    from mpconnect.localserver import BackgroundServer, LocalCA
+    from mpconnect import BackgroundServer, LocalCA
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("accounts", "contacts", "leads", "opportunities", "cases", "tasks"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from mpconnect.localserver import LocalServer, ServedSource, ServeOptions
+from mpconnect import LocalServer, ServedSource, ServeOptions
 
 __all__ = ["StripeLocalServer"]
 

@@ -41,7 +41,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mpconnect.localserver import BackgroundServer
+from mpconnect import BackgroundServer
 
 from .world import World, from_fixture, generate
 

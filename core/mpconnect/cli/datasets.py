@@ -82,8 +82,8 @@ def _yes(value: bool) -> str:
 def inspect(state: CliState, dataset_id: str, version_id: str | None, store_path: str | None,
             samples: int, as_json: bool) -> None:
     """Show what a version of DATASET_ID in the embedded store holds."""
-    from mpconnect.datasets.store import DatasetStore, StoreError
     from mpconnect.sinks.embedded import embedded_store_path
+    from mpconnect.store.datasets import DatasetStore, StoreError
 
     check_dataset_id(dataset_id)
     sink = state.config.mixpanel.sink

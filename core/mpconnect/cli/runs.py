@@ -190,7 +190,7 @@ def check(state: CliState, source: str) -> None:
     at most once)."""
     from mpconnect.config import connector_settings, require_connector
     from mpconnect.connector import RunContext
-    from mpconnect.retry import short_retries
+    from mpconnect.transport.retry import short_retries
 
     config = state.config
     source_config = config.source(source)

@@ -15,8 +15,8 @@ from mpconnect.errors import ConfigError, MpconnectError
 from mpconnect.paths import home_dir
 
 if TYPE_CHECKING:  # the server extra may be missing; serve() says so
-    from mpconnect.datasets.ingestion_api import IngestionProject
-    from mpconnect.datasets.options import ServerOptions
+    from mpconnect.emulator.ingestion_api import IngestionProject
+    from mpconnect.emulator.options import ServerOptions
 
 
 def register(cli: click.Group) -> None:
@@ -92,14 +92,14 @@ def mixpanel(host: str, port: int, http_port: int | None, datasets: tuple[str, .
     printed, ca_bundle = the CA file printed, project_token and secret.
     """
     try:
-        from mpconnect.datasets.app import make_app, make_https_required_app
-        from mpconnect.datasets.checks import check_dataset_id
-        from mpconnect.datasets.faults import FaultInjector, Faults
-        from mpconnect.datasets.foreground import serve_forever
-        from mpconnect.datasets.options import ServerOptions
-        from mpconnect.datasets.responses import Refused
-        from mpconnect.datasets.store import DatasetStore
-        from mpconnect.localserver import LocalCA, server_context_from_files
+        from mpconnect.emulator.app import make_app, make_https_required_app
+        from mpconnect.emulator.background import LocalCA, server_context_from_files
+        from mpconnect.emulator.checks import check_dataset_id
+        from mpconnect.emulator.faults import FaultInjector, Faults
+        from mpconnect.emulator.foreground import serve_forever
+        from mpconnect.emulator.options import ServerOptions
+        from mpconnect.emulator.responses import Refused
+        from mpconnect.store.datasets import DatasetStore
     except ModuleNotFoundError as exc:
         raise MpconnectError(f"mpconnect serve needs the server extra ({exc.name} is missing): "
                              'pip install "mpconnect[server]"') from None
@@ -181,7 +181,7 @@ def _paste_text(url: str, project_token: str, ca_path: Path | None,
 def _ingestion_project(project_id: str, service_account: str | None,
                        options: ServerOptions) -> IngestionProject:
     """The project ``/import`` and ``/engage`` stand in for."""
-    from mpconnect.datasets.ingestion_api import IngestionProject
+    from mpconnect.emulator.ingestion_api import IngestionProject
 
     if not project_id.isdigit():
         raise click.BadParameter("must be a numeric project id", param_hint="--project-id")

@@ -18,8 +18,8 @@ from typing import Any
 import click
 
 from mpconnect.cli.context import CliState
+from mpconnect.emulator.background import LocalServer, ServedSource, ServeOptions
 from mpconnect.errors import MpconnectError
-from mpconnect.localserver import LocalServer, ServedSource, ServeOptions
 from mpconnect.paths import home_dir
 from mpconnect.plugins import load_plugins
 

@@ -60,8 +60,8 @@ def start_status_server(state: CliState, host: str, port: int, token: str | None
                         run_now: Callable[[str], str] | None,
                         scheduler: Any = None) -> Any:
     """Start the status application on ``host:port`` in a background thread and return
-    the running :class:`~mpconnect.localserver.BackgroundServer`."""
-    from mpconnect.localserver import BackgroundServer
+    the running :class:`~mpconnect.emulator.background.BackgroundServer`."""
+    from mpconnect.emulator.background import BackgroundServer
     from mpconnect.paths import home_dir
     from mpconnect.ui.app import make_app
     from mpconnect.ui.wiring import beside_scheduler, standalone

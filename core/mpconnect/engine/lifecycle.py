@@ -65,14 +65,14 @@ from mpconnect.paths import home_dir
 from mpconnect.plugins import ConnectorEntry, Plugins, notify
 from mpconnect.records import Event, Profile
 from mpconnect.redact import redact
-from mpconnect.retry import (
+from mpconnect.sink import Sink, VersionInfo
+from mpconnect.transport.retry import (
     RetryWaitStopped,
     call_with_retries,
     log_retry,
     retry_budget,
     stop_waits_on,
 )
-from mpconnect.sinks.base import Sink, VersionInfo
 
 log = logging.getLogger("mpconnect.engine")
 

@@ -2,7 +2,7 @@
 
 Mixpanel's ``/import`` documents ``distinct_id: ""`` for an event tied to no user; the
 Datasets API only says every record needs a ``distinct_id``. A sink whose
-:attr:`~mpconnect.sinks.base.Sink.accepts_unattributed_events` is False gets no such
+:attr:`~mpconnect.sink.Sink.accepts_unattributed_events` is False gets no such
 event: each one is quarantined with :func:`unattributed_refusal`, counted, and kept.
 """
 

@@ -21,13 +21,13 @@ from mpconnect.engine.quarantine import QuarantineFile
 from mpconnect.engine.split import batch_name, split_in_halves
 from mpconnect.engine.spool import read_batch
 from mpconnect.errors import ApiError, RetryableApiError
-from mpconnect.retry import (
+from mpconnect.sink import ImportResult, Sink
+from mpconnect.transport.retry import (
     SharedUnreachableRetries,
     call_with_retries,
     log_retry,
     retry_budget,
 )
-from mpconnect.sinks.base import ImportResult, Sink
 
 log = logging.getLogger("mpconnect.engine")
 

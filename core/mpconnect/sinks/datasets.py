@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mpconnect.datasets.client import DEFAULT_API_URL, MAX_IMPORT_RECORDS, DatasetsClient
 from mpconnect.errors import ApiError, ConfigError
-from mpconnect.http import is_loopback
-from mpconnect.sinks.base import ImportResult, RecordKind, Sink, VersionInfo
+from mpconnect.mixpanel.datasets import DEFAULT_API_URL, MAX_IMPORT_RECORDS, DatasetsClient
+from mpconnect.sink import ImportResult, RecordKind, Sink, VersionInfo
+from mpconnect.transport.http import is_loopback
 
 
 def _setting(settings: Any, name: str) -> Any:

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from mpconnect.datasets.store import DatasetStore, StoreError
 from mpconnect.errors import SinkError
-from mpconnect.sinks.base import ImportResult, RecordKind, Sink, VersionInfo
+from mpconnect.sink import ImportResult, RecordKind, Sink, VersionInfo
+from mpconnect.store.datasets import DatasetStore, StoreError
 
 
 def embedded_store_path(settings: Any, home: Path) -> Path:

@@ -24,7 +24,7 @@ from mpconnect.engine.ledger import RunLedger, SqliteRunLedger
 from mpconnect.errors import MpconnectError
 from mpconnect.plugins import Plugins
 from mpconnect.redact import redact
-from mpconnect.sinks.base import VersionInfo
+from mpconnect.sink import VersionInfo
 from mpconnect.ui.freshness import freshness, schedule_times
 
 #: The fields of a ledger run the pages and the API show (never paths, keys or pids).

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mpconnect.localserver import HEADER_TIMEOUT
+from mpconnect.emulator.background import HEADER_TIMEOUT
 
 
 async def serve_forever(

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from mpconnect.sinks.base import ZERO_TIME, VersionInfo
+from mpconnect.sink_types import ZERO_TIME, VersionInfo
 from mpconnect.sqlite import connect
 
 MAX_VERSIONS = 5

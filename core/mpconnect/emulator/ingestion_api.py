@@ -15,7 +15,7 @@ can be tried and tested offline. They check what Mixpanel checks and answer as i
   validation, with ``{"status": 0, "error": ..., "failed_records": [...]}`` under
   ``strict=1`` (the body says what happened, as Mixpanel's does with ``verbose=1``).
 
-What is accepted goes into a :class:`~mpconnect.datasets.store.DatasetStore`, in the dataset
+What is accepted goes into a :class:`~mpconnect.store.datasets.DatasetStore`, in the dataset
 ``PROJECT<project_id>`` (``mpconnect inspect PROJECT<project_id>``), in one version that stays
 readable and writable for ever. Events are unique by ``$insert_id`` there, so a re-sent
 snapshot does not count twice; identical profile updates are kept once.
@@ -38,9 +38,9 @@ from typing import Any
 
 from aiohttp import web
 
-from mpconnect.datasets.ingestion_answers import IngestionRefused, engage_answer
-from mpconnect.datasets.ingestion_body import parse_engage, parse_records, read_body
-from mpconnect.datasets.ingestion_checks import (
+from mpconnect.emulator.ingestion_answers import IngestionRefused, engage_answer
+from mpconnect.emulator.ingestion_body import parse_engage, parse_records, read_body
+from mpconnect.emulator.ingestion_checks import (
     DENIED_IDS,
     FUTURE_LEEWAY,
     MAX_BODY_BYTES,
@@ -56,11 +56,11 @@ from mpconnect.datasets.ingestion_checks import (
     normalise_time,
     record_failure,
 )
-from mpconnect.datasets.ingestion_faults import DROP, LOST_ACK, IngestionFaults, fault_answer
-from mpconnect.datasets.ingestion_project import IngestionProject
-from mpconnect.datasets.ingestion_stats import IngestionStats
-from mpconnect.datasets.responses import drop_connection
-from mpconnect.datasets.store import DatasetStore
+from mpconnect.emulator.ingestion_faults import DROP, LOST_ACK, IngestionFaults, fault_answer
+from mpconnect.emulator.ingestion_project import IngestionProject
+from mpconnect.emulator.ingestion_stats import IngestionStats
+from mpconnect.emulator.responses import drop_connection
+from mpconnect.store.datasets import DatasetStore
 
 __all__ = [
     "DENIED_IDS",

@@ -14,8 +14,8 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from mpconnect.datasets.ingestion_answers import IngestionRefused, bad_request, too_large
-from mpconnect.datasets.ingestion_checks import MAX_BODY_BYTES, MAX_RECORDS
+from mpconnect.emulator.ingestion_answers import IngestionRefused, bad_request, too_large
+from mpconnect.emulator.ingestion_checks import MAX_BODY_BYTES, MAX_RECORDS
 
 _READ_CHUNK = 256 * 1024
 

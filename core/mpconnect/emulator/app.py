@@ -11,13 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from mpconnect.datasets.faults import FaultInjector
-from mpconnect.datasets.handlers import DatasetsApi
-from mpconnect.datasets.ingestion_api import IngestionProject, add_ingestion_routes
-from mpconnect.datasets.middleware import error_middleware, fault_middleware
-from mpconnect.datasets.options import ServerOptions
-from mpconnect.datasets.responses import json_error
-from mpconnect.datasets.store import DatasetStore
+from mpconnect.emulator.faults import FaultInjector
+from mpconnect.emulator.handlers import DatasetsApi
+from mpconnect.emulator.ingestion_api import IngestionProject, add_ingestion_routes
+from mpconnect.emulator.middleware import error_middleware, fault_middleware
+from mpconnect.emulator.options import ServerOptions
+from mpconnect.emulator.responses import json_error
+from mpconnect.store.datasets import DatasetStore
 
 HTTPS_REQUIRED = ("HTTPS is required: the Datasets API rejects requests made over HTTP, "
                   "since they would send your secret in plain text")

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from mpconnect.datasets.auth import authenticate, authorize, check_token
-from mpconnect.datasets.checks import (
+from mpconnect.emulator.auth import authenticate, authorize, check_token
+from mpconnect.emulator.checks import (
     check_dataset_id,
     check_events,
     check_people,
@@ -22,10 +22,10 @@ from mpconnect.datasets.checks import (
     parse_state,
     shown,
 )
-from mpconnect.datasets.forms import request_params
-from mpconnect.datasets.options import ServerOptions
-from mpconnect.datasets.responses import Refused, json_response
-from mpconnect.datasets.store import DatasetStore, StoreError
+from mpconnect.emulator.forms import request_params
+from mpconnect.emulator.options import ServerOptions
+from mpconnect.emulator.responses import Refused, json_response
+from mpconnect.store.datasets import DatasetStore, StoreError
 
 
 class DatasetsApi:

@@ -2,7 +2,7 @@
 
 :func:`error_middleware` (outermost) turns refusals, store errors and aiohttp's 404 and 405
 into the API's JSON errors; :func:`fault_middleware` (inside it) counts each request and
-injects the fault its :class:`~mpconnect.datasets.faults.FaultInjector` decides. A refused
+injects the fault its :class:`~mpconnect.emulator.faults.FaultInjector` decides. A refused
 request never loses its acknowledgement: the refusal passes through the fault middleware
 as an exception.
 """
@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from mpconnect.datasets.faults import FaultInjector
-from mpconnect.datasets.responses import Refused, drop_connection, json_error
-from mpconnect.datasets.store import StoreError
+from mpconnect.emulator.faults import FaultInjector
+from mpconnect.emulator.responses import Refused, drop_connection, json_error
+from mpconnect.store.datasets import StoreError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]

@@ -4,7 +4,7 @@ redirects.
 - A server that cannot be reached at all (the connection is refused, the host name does
   not resolve) is told apart from a slow or failing one by :func:`why_unreachable`;
   :func:`unreachable_message` words it with the setting to fix, and the error is marked
-  (:func:`mpconnect.retry.mark_unreachable`) so it is retried only a few times, quickly.
+  (:func:`mpconnect.transport.retry.mark_unreachable`) so it is retried only a few times, quickly.
 
 - A TLS handshake the server (or a middlebox) drops, with an EOF or a reset, is a dropped
   connection: :func:`tls_error` makes it a :class:`~mpconnect.errors.RetryableApiError`.

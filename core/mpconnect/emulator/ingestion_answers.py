@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mpconnect.datasets.ingestion_checks import MAX_BODY_BYTES
+from mpconnect.emulator.ingestion_checks import MAX_BODY_BYTES
 
 #: Mixpanel's 429 body.
 RATE_LIMITED = {

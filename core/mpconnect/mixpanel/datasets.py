@@ -12,7 +12,7 @@ timeouts and dropped connections (a TLS handshake cut off included; a refused co
 or a host name that does not resolve is marked unreachable and retried only a few times,
 its message naming ``mixpanel.api_url``), :class:`~mpconnect.errors.ApiError` for the
 rest (a 401 or 403 naming ``mixpanel.secret``). Redirects are refused, not followed
-(see :mod:`mpconnect.transport`).
+(see :mod:`mpconnect.transport.failures`).
 
 The client is safe to call from several threads: each thread gets its own
 ``requests.Session``, so connections are reused without being shared.
@@ -32,11 +32,16 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from mpconnect.errors import ApiError, ConfigError, RetryableApiError
-from mpconnect.http import is_loopback
-from mpconnect.responses import error_text, json_body
-from mpconnect.retry import mark_unreachable, parse_retry_after
-from mpconnect.sinks.base import RecordKind, VersionInfo
-from mpconnect.transport import refuse_redirect, tls_error, unreachable_message, why_unreachable
+from mpconnect.sink_types import RecordKind, VersionInfo
+from mpconnect.transport.failures import (
+    refuse_redirect,
+    tls_error,
+    unreachable_message,
+    why_unreachable,
+)
+from mpconnect.transport.http import is_loopback
+from mpconnect.transport.responses import error_text, json_body
+from mpconnect.transport.retry import mark_unreachable, parse_retry_after
 
 DEFAULT_API_URL = "https://api-beta.mixpanel.com"
 #: The most records one import request may hold, per the document.
@@ -159,7 +164,7 @@ class DatasetsClient:
                 method, url, params=params, data=form if body is None else body,
                 headers=_FORM if body is not None else None, timeout=self.timeout,
                 verify=self.verify,  # per request: REQUESTS_CA_BUNDLE would override a session's
-                allow_redirects=False,  # see mpconnect.transport
+                allow_redirects=False,  # see mpconnect.transport.failures
             )
         except requests.exceptions.SSLError as exc:
             raise tls_error(exc, what, self.api_url, _reason(exc)) from None

@@ -7,7 +7,7 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mpconnect.datasets.ingestion_answers import IngestionRefused, unauthorized
+from mpconnect.emulator.ingestion_answers import IngestionRefused, unauthorized
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 :class:`Faults` holds the settings; :class:`FaultInjector` draws, with a seeded random
 generator so tests are repeatable, which request gets which fault, and counts requests,
-faults and client connections. The aiohttp side is in :mod:`mpconnect.datasets.middleware`.
+faults and client connections. The aiohttp side is in :mod:`mpconnect.emulator.middleware`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Checks of what a Datasets API request carries: dataset ids, version state, records.
 
-Each refuses bad input with :class:`~mpconnect.datasets.responses.Refused` and a message
+Each refuses bad input with :class:`~mpconnect.emulator.responses.Refused` and a message
 naming the parameter, field or record at fault.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from mpconnect.datasets.options import MAX_RECORDS
-from mpconnect.datasets.responses import Refused
+from mpconnect.emulator.options import MAX_RECORDS
+from mpconnect.emulator.responses import Refused
 
 _DATASET_ID = re.compile(r"[A-Za-z0-9]{1,255}")
 _READ_WRITE = ("readable", "writable")

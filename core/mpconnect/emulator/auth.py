@@ -8,9 +8,9 @@ import hmac
 
 from aiohttp import web
 
-from mpconnect.datasets.checks import shown
-from mpconnect.datasets.options import ServerOptions
-from mpconnect.datasets.responses import Refused
+from mpconnect.emulator.checks import shown
+from mpconnect.emulator.options import ServerOptions
+from mpconnect.emulator.responses import Refused
 
 
 def basic_user(request: web.Request) -> str | None:

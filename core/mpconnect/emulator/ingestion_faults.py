@@ -4,7 +4,7 @@
 connections, answers lost after the work is done) or draws 429s and 503s at random rates;
 :func:`fault_answer` writes the answer of one.
 
-These are not the Datasets API's :class:`~mpconnect.datasets.faults.FaultInjector`: faults
+These are not the Datasets API's :class:`~mpconnect.emulator.faults.FaultInjector`: faults
 here are scripted per request and answered with Mixpanel's ingestion bodies.
 """
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from mpconnect.datasets.ingestion_answers import RATE_LIMITED, server_error
-from mpconnect.datasets.responses import drop_connection
+from mpconnect.emulator.ingestion_answers import RATE_LIMITED, server_error
+from mpconnect.emulator.responses import drop_connection
 
 #: A scripted fault that closes the connection without an answer, doing nothing.
 DROP = -1
