@@ -95,6 +95,11 @@ def test_the_status_pages_templates_and_assets_are_in_the_wheel(names: set[str])
     assert shipped <= names
 
 
+def test_the_wheel_marks_the_package_typed(names: set[str]) -> None:
+    """Plugin authors type against mpconnect: the wheel carries the PEP 561 marker."""
+    assert "mpconnect/py.typed" in names
+
+
 def test_the_wheel_holds_no_tests_or_caches(names: set[str]) -> None:
     assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n
                 or n.endswith(".pyc")]

@@ -15,7 +15,7 @@ import http.client
 import io
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import requests
 import urllib3
@@ -82,7 +82,7 @@ class BulkQuery:
                 f"Salesforce Bulk 2.0 refused {what} (HTTP {response.status_code}): "
                 f"{error_text(_decoded(response))}"
             )
-        return response.json()  # type: ignore[no-any-return]
+        return response.json()
 
     def rows(self, soql: str, what: str) -> Iterator[dict[str, str]]:
         """Create the job, wait for it, and yield its rows one at a time.
@@ -132,7 +132,7 @@ class BulkQuery:
 
     def _page(
         self, job_url: str, locator: str | None, what: str, page: int
-    ) -> Iterator[dict[str, str]]:
+    ) -> Generator[dict[str, str], None, str | None]:
         """Yield one results page's rows; return the next page's locator (None at the end)."""
         params: dict[str, str | int] = {"maxRecords": self.page_size}
         if locator:

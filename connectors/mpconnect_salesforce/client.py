@@ -108,11 +108,11 @@ class SalesforceClient:
 
     def describe(self, obj: str) -> dict[str, Any]:
         """The object's ``describe`` (fields with their types)."""
-        return self._call(f"describe of {obj}", getattr(self.sf, obj).describe)  # type: ignore[no-any-return]
+        return self._call(f"describe of {obj}", getattr(self.sf, obj).describe)
 
     def describe_global(self) -> dict[str, Any]:
         """The org's global ``describe`` (every object and whether it is queryable)."""
-        return self._call("the list of objects", self.sf.describe) or {}  # type: ignore[no-any-return]
+        return self._call("the list of objects", self.sf.describe) or {}
 
     def count(self, obj: str, where: str | None = None) -> int:
         """``SELECT COUNT() FROM obj [WHERE ...]`` over REST."""

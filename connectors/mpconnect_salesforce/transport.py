@@ -98,7 +98,7 @@ class SalesforceTransport(requests.Session):
         self.renewals = 0
         self.ca_bundle = str(ca_bundle) if ca_bundle is not None else None
 
-    def request(  # type: ignore[override]
+    def request(
         self, method: str, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         """Send one request as ``requests.Session.request`` does, with the additions above."""

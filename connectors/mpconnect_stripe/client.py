@@ -134,11 +134,10 @@ class StripeReader:
         # A tenth of a second's worth at once, so a worker that comes late does not waste
         # the token it missed; Stripe's own limiter tolerates far larger bursts.
         self.limiter = RateLimiter(rate, burst=max(1.0, min(rate / 10, 10.0)))
-        base = {"api": settings.api_base} if settings.api_base else None
         self._stripe = stripe
         self.client = stripe.StripeClient(
             settings.api_key.get_secret_value(),
-            base_addresses=base,
+            base_addresses={"api": settings.api_base} if settings.api_base else None,
             stripe_version=settings.api_version,
             max_network_retries=0,
         )

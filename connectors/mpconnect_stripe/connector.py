@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing, suppress
 from typing import Any, ClassVar
 
@@ -77,9 +77,9 @@ class StripeConnector(Connector):
         self.counts.clear()
         stop = self._stop = threading.Event()
         reader = self._reader(ctx, stop)
-        phases: list[list[str]] = [streams]
+        phases: list[Sequence[str]] = [streams]
         if identities.needs_customers_first:
-            rest = [name for name in streams if name != "customers"]
+            rest: list[str] = [name for name in streams if name != "customers"]
             phases = [["customers"], rest] if rest else [["customers"]]
         start = self.settings.start_timestamp
 

@@ -178,7 +178,9 @@ class Config(BaseModel):
         return dotted_key in self.secret_references
 
 
-DEMO_SOURCE = {"connector": "demo", "dataset_id": "DEMO", "keep_versions": 2, "settings": {}}
+DEMO_SOURCE: dict[str, Any] = {
+    "connector": "demo", "dataset_id": "DEMO", "keep_versions": 2, "settings": {},
+}
 
 
 def _load_secrets_file(path: Path, config_path: Path) -> dict[str, str]:

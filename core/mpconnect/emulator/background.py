@@ -124,7 +124,8 @@ class BackgroundServer:
                 self._runner, self.host, self.port, ssl_context=self.ssl_context, backlog=512
             )
             await site.start()
-            sockets = site._server.sockets if site._server else []
+            server = site._server
+            sockets = server.sockets if isinstance(server, asyncio.Server) else ()
             if sockets:
                 self.port = sockets[0].getsockname()[1]
 

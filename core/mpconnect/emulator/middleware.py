@@ -10,16 +10,13 @@ as an exception.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from mpconnect.emulator.faults import FaultInjector
 from mpconnect.emulator.responses import Refused, drop_connection, json_error
 from mpconnect.store.datasets import StoreError
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def fault_middleware(injector: FaultInjector) -> Middleware:

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -547,7 +548,7 @@ class _Run:
         self.progress.extracted(summary.read, self.quarantine.count)
 
     def _drain(self, kind: str, records: Any, writer: SpoolWriter, token: str,
-               transformers: list[tuple[str, Callable[..., Any]]]) -> None:
+               transformers: list[tuple[str | None, Callable[..., Any]]]) -> None:
         """Validate, convert and spool every record of one generator (the hot loop).
 
         Extraction goes on when an upload has failed: the complete spool lets the next
@@ -577,7 +578,8 @@ class _Run:
                 try:
                     if transformers:
                         self._transform(record, transformers)
-                    if refuse_unattributed and is_events and record.unattributed:
+                    if (refuse_unattributed and isinstance(record, Event)
+                            and record.unattributed):
                         raise unattributed_refusal(self.sink.name)
                     converted = record.to_mixpanel(token, latest)
                 except RecordError as exc:
@@ -627,7 +629,7 @@ class _Run:
                                 None if refused.encodable else unencodable_field(record))
 
     def _transform(self, record: Event | Profile,
-                   transformers: list[tuple[str, Callable[..., Any]]]) -> None:
+                   transformers: list[tuple[str | None, Callable[..., Any]]]) -> None:
         for plugin_name, transform in transformers:
             try:
                 transform(record=record, source=self.source.name)
@@ -712,8 +714,8 @@ class _Run:
         for version in doomed:
             self.progress.stage(f"pruning version {version.version_id}")
             try:
-                self._api(lambda v=version.version_id: self.sink.delete_version(
-                    self.source.dataset_id, v))
+                self._api(partial(self.sink.delete_version, self.source.dataset_id,
+                                  version.version_id))
             except ApiError as exc:
                 if exc.status != 404:  # 404: already gone (a retried delete)
                     log.warning("%s: could not prune version %s: %s",
@@ -745,7 +747,7 @@ def _name_converted(kind: str, record: dict[str, Any]) -> str:
 
 
 def _record_data(record: Event | Profile) -> dict[str, Any]:
-    fields = record.__slots__  # type: ignore[attr-defined]
+    fields = record.__slots__
     return {name: getattr(record, name) for name in fields}
 
 

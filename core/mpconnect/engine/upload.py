@@ -21,7 +21,7 @@ from mpconnect.engine.quarantine import QuarantineFile
 from mpconnect.engine.split import batch_name, split_in_halves
 from mpconnect.engine.spool import read_batch
 from mpconnect.errors import ApiError, RetryableApiError
-from mpconnect.sink import ImportResult, Sink
+from mpconnect.sink import ImportResult, RecordKind, Sink
 from mpconnect.transport.retry import (
     SharedUnreachableRetries,
     call_with_retries,
@@ -112,8 +112,9 @@ class Uploader:
         def attempt() -> ImportResult:
             if self._halted():
                 raise _Stopped
+            kind: RecordKind = "events" if batch.kind == "events" else "people"
             return self.sink.import_batch(
-                batch.kind, self.dataset_id, self.version_id, payload, batch.count
+                kind, self.dataset_id, self.version_id, payload, batch.count
             )
 
         def retrying(exc: BaseException, attempt_number: int, wait: float) -> None:

@@ -395,6 +395,7 @@ class JsonHttpClient:
             pages += 1
             fetched[self._page_key(request_path, request_params)] = pages
             where = self._display_url(self.url_for(request_path), request_params or None)
+            page: Any
             if callable(items):
                 page = items(body)
             else:

@@ -267,8 +267,11 @@ def call_with_retries(
                               SHORT_MAX_WAIT)
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
-        if on_retry is not None and state.outcome is not None and state.next_action:
-            on_retry(state.outcome.exception(), state.attempt_number, state.next_action.sleep)
+        if on_retry is None or state.outcome is None or not state.next_action:
+            return
+        error = state.outcome.exception()
+        if error is not None:  # tenacity retries on exceptions only
+            on_retry(error, state.attempt_number, state.next_action.sleep)
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(retry_on),

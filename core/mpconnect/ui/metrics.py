@@ -105,5 +105,5 @@ def render_metrics(collector: StatusCollector) -> tuple[bytes, str]:
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)  # type: ignore[arg-type]
+    registry.register(collector)
     return generate_latest(registry), CONTENT_TYPE_LATEST
