@@ -24,8 +24,17 @@ def test_old_path_warns_and_is_the_moved_module(old: str, new: str, name: str) -
     assert getattr(module, name) is getattr(importlib.import_module(new), name)
 
 
-@pytest.mark.parametrize("name", ["JsonHttpClient", "call_with_retries", "LocalServer",
-                                  "ServedSource", "ServeOptions", "BackgroundServer"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "JsonHttpClient",
+        "call_with_retries",
+        "LocalServer",
+        "ServedSource",
+        "ServeOptions",
+        "BackgroundServer",
+    ],
+)
 def test_plugin_kit_is_public_api(name: str) -> None:
     import mpconnect
 

@@ -24,8 +24,18 @@ PACKAGE = Path(mpconnect.__file__).parent
 CONNECTORS = PACKAGE.parent.parent / "connectors"
 
 RANKS: dict[str, int] = {
-    "": 0, "transport": 1, "mixpanel": 2, "store": 2, "sinks": 3, "emulator": 3,
-    "engine": 4, "scheduler": 5, "ui": 6, "cli": 7, "testing": 8, "__main__": 8,
+    "": 0,
+    "transport": 1,
+    "mixpanel": 2,
+    "store": 2,
+    "sinks": 3,
+    "emulator": 3,
+    "engine": 4,
+    "scheduler": 5,
+    "ui": 6,
+    "cli": 7,
+    "testing": 8,
+    "__main__": 8,
 }
 #: Modules kept for one release at their old paths; each is only an alias of a moved one.
 DEPRECATED_ALIASES = {"http", "retry", "localserver", "datasets"}
@@ -57,8 +67,11 @@ def _runtime_imports(path: Path) -> list[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             type_only.update(id(inner) for stmt in node.body for inner in ast.walk(stmt))
-    package = _module_name(path) if path.name == "__init__.py" else (
-        _module_name(path).rpartition(".")[0])
+    package = (
+        _module_name(path)
+        if path.name == "__init__.py"
+        else (_module_name(path).rpartition(".")[0])
+    )
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if id(node) in type_only:
@@ -72,8 +85,7 @@ def _runtime_imports(path: Path) -> list[tuple[int, str]]:
                 base = ".".join(anchor + ([base] if base else []))
             if base == "mpconnect":
                 lazy = mpconnect._LAZY_MODULE
-                found += [(node.lineno, lazy.get(alias.name, "mpconnect")) for alias in
-                          node.names]
+                found += [(node.lineno, lazy.get(alias.name, "mpconnect")) for alias in node.names]
             else:
                 found.append((node.lineno, base))
     return found
@@ -112,11 +124,15 @@ def test_the_engine_imports_no_concrete_sink_and_no_cli() -> None:
     for path in sorted((PACKAGE / "engine").rglob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
-                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else ([a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            )
             for name in names:
-                if (name.startswith("mpconnect.sinks.") and name != "mpconnect.sink"
-                        ) or name.startswith("mpconnect.cli"):
+                if (
+                    name.startswith("mpconnect.sinks.") and name != "mpconnect.sink"
+                ) or name.startswith("mpconnect.cli"):
                     bad.append(f"{path.name}:{node.lineno} imports {name}")
     assert not bad
 
@@ -125,8 +141,7 @@ def _connector_modules() -> list[Path]:
     return sorted(CONNECTORS.rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", _connector_modules(),
-                         ids=lambda p: str(p.relative_to(CONNECTORS)))
+@pytest.mark.parametrize("path", _connector_modules(), ids=lambda p: str(p.relative_to(CONNECTORS)))
 def test_connectors_import_only_the_public_api(path: Path) -> None:
     tree = ast.parse(path.read_text())
     bad = []
@@ -137,15 +152,20 @@ def test_connectors_import_only_the_public_api(path: Path) -> None:
             if node.module.startswith("mpconnect."):
                 bad.append(node.module)
             elif node.module == "mpconnect":
-                bad += [f"mpconnect.{a.name}" for a in node.names
-                        if a.name not in mpconnect.__all__]
+                bad += [
+                    f"mpconnect.{a.name}" for a in node.names if a.name not in mpconnect.__all__
+                ]
     assert not bad, f"{path.name} reaches past mpconnect's public API: {bad}"
 
 
 def test_the_architecture_document_lists_every_room() -> None:
     document = (PACKAGE.parent.parent / "docs" / "architecture.md").read_text()
-    listed = {line.removeprefix("### ").strip("`").rstrip("/")
-              for line in document.splitlines() if line.startswith("### ")}
-    folders = {p.name for p in PACKAGE.iterdir()
-               if p.is_dir() and (p / "__init__.py").exists()} - DEPRECATED_ALIASES
+    listed = {
+        line.removeprefix("### ").strip("`").rstrip("/")
+        for line in document.splitlines()
+        if line.startswith("### ")
+    }
+    folders = {
+        p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()
+    } - DEPRECATED_ALIASES
     assert listed - {"root"} == folders

@@ -25,8 +25,12 @@ from mpconnect_salesforce.errors import error_text
 
 __all__ = ["BulkQuery"]
 
-_STREAM_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError,
-                  requests.RequestException)
+_STREAM_ERRORS = (
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    OSError,
+    requests.RequestException,
+)
 _FINISHED = ("JobComplete", "Failed", "Aborted")
 
 
@@ -90,10 +94,16 @@ class BulkQuery:
         :param what: names the query in messages, such as ``"Contact"``.
         """
         job = self._json(
-            self.http.post(self.jobs_url, json={
-                "operation": "query", "query": soql,
-                "columnDelimiter": "COMMA", "lineEnding": "LF",
-            }, headers=self._headers()),
+            self.http.post(
+                self.jobs_url,
+                json={
+                    "operation": "query",
+                    "query": soql,
+                    "columnDelimiter": "COMMA",
+                    "lineEnding": "LF",
+                },
+                headers=self._headers(),
+            ),
             f"the query job for {what}",
         )
         job_url = f"{self.jobs_url}/{job['id']}"
@@ -110,8 +120,10 @@ class BulkQuery:
         deadline = time.monotonic() + self.timeout
         wait = min(0.05, self.poll_interval)
         while True:
-            info = self._json(self.http.get(job_url, headers=self._headers()),
-                              f"the status of the {what} query job")
+            info = self._json(
+                self.http.get(job_url, headers=self._headers()),
+                f"the status of the {what} query job",
+            )
             state = info.get("state")
             if state == "JobComplete":
                 return
@@ -140,8 +152,9 @@ class BulkQuery:
         done = 0
         cuts = 0
         while True:
-            response = self.http.get(f"{job_url}/results", params=params,
-                                     headers=self._headers("text/csv"), stream=True)
+            response = self.http.get(
+                f"{job_url}/results", params=params, headers=self._headers("text/csv"), stream=True
+            )
             try:
                 if response.status_code >= 300:
                     self._json(response, f"results page {page} of the {what} query job")
@@ -165,7 +178,11 @@ class BulkQuery:
                     ) from exc
                 self.log.warning(
                     "Salesforce Bulk 2.0 results page %d of %s broke off after %d rows (%s); "
-                    "fetching it again", page, what, done, type(exc).__name__,
+                    "fetching it again",
+                    page,
+                    what,
+                    done,
+                    type(exc).__name__,
                 )
             finally:
                 response.close()

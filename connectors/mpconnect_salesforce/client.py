@@ -42,8 +42,9 @@ class SalesforceClient:
         server's error names the source's setting that holds its address.
     """
 
-    def __init__(self, settings: SalesforceSettings, log: logging.Logger,
-                 ctx: RunContext | None = None) -> None:
+    def __init__(
+        self, settings: SalesforceSettings, log: logging.Logger, ctx: RunContext | None = None
+    ) -> None:
         self.settings = settings
         self.log = log
         self.guard = QuotaGuard(settings.max_api_share)

@@ -86,8 +86,9 @@ class SalesforceConnector(Connector):
 
     def _compile(self, run: Run, ctx: RunContext) -> _Plan:
         prefix = f"sources.{ctx.source}.settings"
-        plan = _Plan(streams=[(name, reads_for(name)) for name in STREAMS
-                              if name in self.settings.objects])
+        plan = _Plan(
+            streams=[(name, reads_for(name)) for name in STREAMS if name in self.settings.objects]
+        )
         describes: dict[str, dict[str, object]] = {}
         groups: list[tuple[str, Sequence[EventMapping | PeopleMapping], list[CompiledMapping]]] = [
             ("events", self.settings.events, plan.events),
@@ -157,7 +158,8 @@ class SalesforceConnector(Connector):
         run = self._start(ctx)
         org = run.client.query("SELECT Id, Name FROM Organization", "the organization")
         readable = {
-            o["name"] for o in run.client.describe_global().get("sobjects", [])
+            o["name"]
+            for o in run.client.describe_global().get("sobjects", [])
             if o.get("queryable")
         }
         plan = self._compile(run, ctx)
@@ -201,8 +203,11 @@ class SalesforceConnector(Connector):
     @staticmethod
     def _log_merged(run: Run, ctx: RunContext) -> None:
         if run.merged_leads:
-            ctx.log.info("Salesforce: %d unconverted leads share a Contact's email; their "
-                         "profile is the Contact's", run.merged_leads)
+            ctx.log.info(
+                "Salesforce: %d unconverted leads share a Contact's email; their "
+                "profile is the Contact's",
+                run.merged_leads,
+            )
 
     def people(self, ctx: RunContext) -> Iterator[Profile]:
         """Yield the Contact and unconverted Lead profiles, then the people mappings."""

@@ -174,8 +174,14 @@ class StripeReader:
                 self.retries += 1
             if self.count_retry is not None:
                 self.count_retry(exc, attempt, wait)
-            log_retry(self.log, f"stripe: {what}", exc, attempt,
-                      retry_budget(exc, self.settings.max_retries), wait)
+            log_retry(
+                self.log,
+                f"stripe: {what}",
+                exc,
+                attempt,
+                retry_budget(exc, self.settings.max_retries),
+                wait,
+            )
 
         return report
 
@@ -200,8 +206,12 @@ class StripeReader:
                 url = self.settings.api_base or "https://api.stripe.com"
                 unreachable = why_unreachable(exc, url)
                 if unreachable is not None:
-                    raise mark_unreachable(RetryableStripeError(unreachable_message(
-                        "", url, unreachable, self.url_key)), unreachable) from exc
+                    raise mark_unreachable(
+                        RetryableStripeError(
+                            unreachable_message("", url, unreachable, self.url_key)
+                        ),
+                        unreachable,
+                    ) from exc
                 if getattr(exc, "should_retry", True) is False:
                     raise
                 raise RetryableStripeError(self._describe(exc)) from exc
@@ -229,7 +239,8 @@ class StripeReader:
                 attempts = attempts_of(exc) or retry_budget(exc, self.settings.max_retries) + 1
                 raise StripeRequestError(
                     f"stripe: {what}: {exc} (gave up after {attempts} attempt"
-                    f"{'s' if attempts != 1 else ''})") from None
+                    f"{'s' if attempts != 1 else ''})"
+                ) from None
             raise StripeRequestError(
                 f"stripe: {what} still failing after {self.settings.max_retries} retries: {exc}"
             ) from None
@@ -288,8 +299,11 @@ class StripeReader:
         """
         where = self.settings.api_base or "api.stripe.com"
         mode = self.settings.mode
-        kind = "restricted key" if self.settings.api_key.get_secret_value().startswith(
-            "rk_") else "secret key"
+        kind = (
+            "restricted key"
+            if self.settings.api_key.get_secret_value().startswith("rk_")
+            else "secret key"
+        )
         try:
             balance = self.call("GET /v1/balance", lambda: self.client.v1.balance.retrieve())
         except StripeRequestError as exc:

@@ -59,8 +59,13 @@ class StripeConnector(Connector):
     def _reader(self, ctx: RunContext, stop: threading.Event) -> Any:
         from mpconnect_stripe.client import StripeReader
 
-        return StripeReader(self.settings, ctx.log, stop, url_key=ctx.setting_key("api_base"),
-                            count_retry=ctx.count_retry)
+        return StripeReader(
+            self.settings,
+            ctx.log,
+            stop,
+            url_key=ctx.setting_key("api_base"),
+            count_retry=ctx.count_retry,
+        )
 
     def check(self, ctx: RunContext) -> str:
         """Verify the key with one cheap call; say whether it is live or test mode."""
@@ -112,8 +117,7 @@ class StripeConnector(Connector):
         )
         if self.counts["unattributed skipped"]:
             ctx.log.info(
-                "stripe: skipped %d objects with no customer and no email "
-                "(unattributed = \"skip\")",
+                'stripe: skipped %d objects with no customer and no email (unattributed = "skip")',
                 self.counts["unattributed skipped"],
             )
         self._book = book

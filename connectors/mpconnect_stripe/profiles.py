@@ -29,8 +29,16 @@ from mpconnect_stripe.money import to_major
 _STATUS_RANK = {
     status: rank
     for rank, status in enumerate(
-        ["active", "trialing", "past_due", "unpaid", "paused", "incomplete", "canceled",
-         "incomplete_expired"]
+        [
+            "active",
+            "trialing",
+            "past_due",
+            "unpaid",
+            "paused",
+            "incomplete",
+            "canceled",
+            "incomplete_expired",
+        ]
     )
 }
 _MRR_STATUSES = frozenset({"active", "past_due"})

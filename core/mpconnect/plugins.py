@@ -107,9 +107,12 @@ class Plugins:
         """
         from mpconnect.sink import Sink
 
-        return {name: SinkEntry(name, cls, provider)
-                for name, (cls, provider) in _collect(self, "register_sinks", _subclass(Sink),
-                                                      "mpconnect.sinks.base.Sink", "sink").items()}
+        return {
+            name: SinkEntry(name, cls, provider)
+            for name, (cls, provider) in _collect(
+                self, "register_sinks", _subclass(Sink), "mpconnect.sinks.base.Sink", "sink"
+            ).items()
+        }
 
     @property
     def hook(self) -> Any:
@@ -147,8 +150,13 @@ class Plugins:
         """
         from mpconnect.served import LocalServer
 
-        return _collect(self, "register_local_servers", _subclass(LocalServer),
-                        "mpconnect.LocalServer", "local server")
+        return _collect(
+            self,
+            "register_local_servers",
+            _subclass(LocalServer),
+            "mpconnect.LocalServer",
+            "local server",
+        )
 
     @property
     def has_transformers(self) -> bool:
@@ -222,7 +230,10 @@ def _is_connector(cls: object) -> bool:
 
 
 def _collect(
-    plugins: Plugins, hook_name: str, accepts: Callable[[object], bool], expected: str,
+    plugins: Plugins,
+    hook_name: str,
+    accepts: Callable[[object], bool],
+    expected: str,
     kind: str,
 ) -> dict[str, tuple[Any, Provider]]:
     found: dict[str, list[tuple[Any, Provider]]] = {}
@@ -286,8 +297,9 @@ def load_plugins(extra: Iterable[object] = (), *, entry_points: bool = True) -> 
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {exc}") from exc
     plugins = Plugins(pm=pm, load_errors=errors, providers=providers)
-    connectors = _collect(plugins, "register_connectors", _is_connector,
-                          "mpconnect.connector.Connector", "connector")
+    connectors = _collect(
+        plugins, "register_connectors", _is_connector, "mpconnect.connector.Connector", "connector"
+    )
     for name, (cls, provider) in connectors.items():
         missing = tuple(cls.missing_requirements())
         plugins.connectors[name] = ConnectorEntry(name, cls, provider, missing)
@@ -307,5 +319,8 @@ def notify(plugins: Plugins, hook_name: str, log: Any, **kwargs: Any) -> None:
         except Exception as exc:
             log.warning(
                 "plugin %r raised in %s: %s: %s",
-                plugins.pm.get_name(impl.plugin), hook_name, type(exc).__name__, exc,
+                plugins.pm.get_name(impl.plugin),
+                hook_name,
+                type(exc).__name__,
+                exc,
             )

@@ -20,8 +20,14 @@ from pydantic import BaseModel
 from mpconnect.sink_types import ZERO_TIME, ImportResult, RecordKind, VersionInfo
 
 __all__ = [
-    "ZERO_TIME", "ImportResult", "RecordKind", "Sink", "SinkSettings", "VersionInfo",
+    "ZERO_TIME",
+    "ImportResult",
+    "RecordKind",
+    "Sink",
+    "SinkSettings",
+    "VersionInfo",
 ]
+
 
 class SinkSettings(BaseModel):
     """The ``[mixpanel]`` table as a sink sees it; each sink validates what it needs."""

@@ -43,8 +43,9 @@ def ingestion_server(tmp_path: Path, local_ca: LocalCA) -> Iterator[LocalIngesti
     app = web.Application()
     store_path = tmp_path / "ingestion-server.sqlite3"
     store = DatasetStore(store_path)
-    project = IngestionProject(PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET},
-                               api_secret=PROJECT_SECRET)
+    project = IngestionProject(
+        PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET}, api_secret=PROJECT_SECRET
+    )
     endpoints = add_ingestion_routes(app, store, project, IngestionFaults(seed=7))
     with BackgroundServer(app, ssl_context=local_ca.server_context()) as server:
         yield LocalIngestion(server.url, local_ca.ca_path, store_path, endpoints)

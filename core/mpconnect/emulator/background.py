@@ -18,8 +18,13 @@ from typing import Any
 from mpconnect.served import LocalServer, ServedSource, ServeOptions
 
 __all__ = [
-    "HEADER_TIMEOUT", "BackgroundServer", "LocalCA", "LocalServer", "ServeOptions",
-    "ServedSource", "server_context_from_files",
+    "HEADER_TIMEOUT",
+    "BackgroundServer",
+    "LocalCA",
+    "LocalServer",
+    "ServeOptions",
+    "ServedSource",
+    "server_context_from_files",
 ]
 
 #: Seconds a connection may take to send a complete request's headers (from its start, or
@@ -117,8 +122,12 @@ class BackgroundServer:
         asyncio.set_event_loop(loop)
 
         async def setup() -> None:
-            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                         keepalive_timeout=self.header_timeout)
+            self._runner = web.AppRunner(
+                self.app,
+                access_log=None,
+                handle_signals=False,
+                keepalive_timeout=self.header_timeout,
+            )
             await self._runner.setup()
             site = web.TCPSite(
                 self._runner, self.host, self.port, ssl_context=self.ssl_context, backlog=512

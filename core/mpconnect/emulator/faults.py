@@ -122,9 +122,13 @@ class FaultInjector:
                 decision.fail = True
             elif draws[3] < faults.lost_ack_rate:
                 decision.lost_ack = True
-            for kind, hit in (("latency", decision.latency > 0), ("drop", decision.drop),
-                              ("429", decision.throttle is not None), ("5xx", decision.fail),
-                              ("lost_ack", decision.lost_ack)):
+            for kind, hit in (
+                ("latency", decision.latency > 0),
+                ("drop", decision.drop),
+                ("429", decision.throttle is not None),
+                ("5xx", decision.fail),
+                ("lost_ack", decision.lost_ack),
+            ):
                 if hit:
                     self._injected[kind] += 1
             return decision

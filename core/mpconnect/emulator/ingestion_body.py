@@ -66,8 +66,12 @@ def parse_records(body: bytes, content_type: str, *, one_object: bool = False) -
     if not isinstance(records, list) or not records:
         raise IngestionRefused(400, bad_request("request body must be a non-empty JSON array"))
     if len(records) > MAX_RECORDS:
-        raise IngestionRefused(400, bad_request(
-            f"request has {len(records)} records; the limit is {MAX_RECORDS} per request"))
+        raise IngestionRefused(
+            400,
+            bad_request(
+                f"request has {len(records)} records; the limit is {MAX_RECORDS} per request"
+            ),
+        )
     return records
 
 

@@ -35,8 +35,12 @@ def fault_middleware(injector: FaultInjector) -> Middleware:
         if decision.throttle is not None:
             wait = decision.throttle
             header = str(int(wait)) if wait == int(wait) else f"{wait:g}"
-            return json_error(request, 429, f"rate limit exceeded: retry after {header} s",
-                              headers={"Retry-After": header})
+            return json_error(
+                request,
+                429,
+                f"rate limit exceeded: retry after {header} s",
+                headers={"Retry-After": header},
+            )
         if decision.fail:
             return json_error(request, 500, "internal server error (injected fault)")
         response = await handler(request)
@@ -56,12 +60,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except (Refused, StoreError) as exc:
         return json_error(request, exc.status, exc.message)
     except web.HTTPRequestEntityTooLarge:
-        return json_error(request, 413, f"request exceeds max limit of "
-                                        f"{request.client_max_size} bytes")
+        return json_error(
+            request, 413, f"request exceeds max limit of {request.client_max_size} bytes"
+        )
     except web.HTTPException as exc:
         if exc.status == 405:
-            return json_error(request, 405, f"method {request.method} is not allowed on "
-                                            f"{request.path}")
+            return json_error(
+                request, 405, f"method {request.method} is not allowed on {request.path}"
+            )
         if exc.status == 404:
             return json_error(request, 404, f"no endpoint {request.method} {request.path}")
         raise

@@ -105,20 +105,26 @@ class LocalDatasetsServer:
         self.directory = Path(directory)
         self.project_token = project_token
         self.project_secret = project_secret
-        self.options = ServerOptions(project_token, project_secret, dict(dataset_secrets or {}),
-                                     max_body_bytes=max_body_bytes)
-        self.store = DatasetStore(store_path or self.directory / "datasets.sqlite3",
-                                  live_delay=live_delay)
+        self.options = ServerOptions(
+            project_token,
+            project_secret,
+            dict(dataset_secrets or {}),
+            max_body_bytes=max_body_bytes,
+        )
+        self.store = DatasetStore(
+            store_path or self.directory / "datasets.sqlite3", live_delay=live_delay
+        )
         for dataset_id in datasets:
             check_dataset_id(dataset_id)
             self.store.ensure_dataset(dataset_id)
         self.injector = FaultInjector(Faults(**faults), seed)
         self._ca = LocalCA(self.directory / "ca")
         self.ca_path = self._ca.ca_path
-        self._server = BackgroundServer(make_app(self.store, self.options, self.injector,
-                                                 ingestion=ingestion),
-                                        ssl_context=self._ca.server_context(),
-                                        header_timeout=header_timeout)
+        self._server = BackgroundServer(
+            make_app(self.store, self.options, self.injector, ingestion=ingestion),
+            ssl_context=self._ca.server_context(),
+            header_timeout=header_timeout,
+        )
         self._http_server: BackgroundServer | None = None
         self._want_http = http
         self._header_timeout = header_timeout
@@ -142,8 +148,9 @@ class LocalDatasetsServer:
         """Start serving; returns once the ports are bound."""
         self._server.start()
         if self._want_http:
-            self._http_server = BackgroundServer(make_https_required_app(self.url),
-                                                 header_timeout=self._header_timeout).start()
+            self._http_server = BackgroundServer(
+                make_https_required_app(self.url), header_timeout=self._header_timeout
+            ).start()
         return self
 
     def stop(self) -> None:
@@ -189,9 +196,11 @@ class LocalDatasetsServer:
 
     def requests_to(self, path: str, method: str | None = None) -> int:
         """How many requests ``path`` received (of ``method``, if given)."""
-        return sum(count for key, count in self.request_counts().items()
-                   if key.split(" ", 1)[1] == path
-                   and (method is None or key.split(" ", 1)[0] == method))
+        return sum(
+            count
+            for key, count in self.request_counts().items()
+            if key.split(" ", 1)[1] == path and (method is None or key.split(" ", 1)[0] == method)
+        )
 
     def faults_injected(self) -> dict[str, int]:
         """Faults injected so far, by kind (``drop``, ``429``, ``5xx``, ``lost_ack``...)."""
@@ -204,4 +213,3 @@ class LocalDatasetsServer:
     def reset_counts(self) -> None:
         """Zero the request, fault and connection counters."""
         self.injector.reset_counts()
-

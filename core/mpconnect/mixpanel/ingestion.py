@@ -96,7 +96,7 @@ class IngestionSettings(BaseModel):
     @classmethod
     def _project_id_is_digits(cls, value: str | None) -> str | None:
         if value is not None and not value.isdigit():
-            raise ValueError("must be the project's numeric id, such as \"12345\"")
+            raise ValueError('must be the project\'s numeric id, such as "12345"')
         return value
 
 
@@ -118,7 +118,8 @@ class IngestionClient:
     def __init__(self, settings: Any) -> None:
         extra = settings.model_extra or {}
         if "service_account_secret" in extra and "service_account_secret" not in getattr(
-                settings, "_references", ()):
+            settings, "_references", ()
+        ):
             raise ConfigError(
                 "mixpanel.service_account_secret: secrets must not be written in clear; write "
                 'service_account_secret = "${MIXPANEL_SERVICE_ACCOUNT_SECRET}" and export '
@@ -133,8 +134,9 @@ class IngestionClient:
         #: The key that sets the address, named when the server cannot be reached.
         self.url_key = "mixpanel.api_url" if settings.api_url else "mixpanel.region"
         self.timeout = float(settings.timeout)
-        self.verify: bool | str = str(Path(settings.ca_bundle).expanduser()) if (
-            settings.ca_bundle) else True
+        self.verify: bool | str = (
+            str(Path(settings.ca_bundle).expanduser()) if (settings.ca_bundle) else True
+        )
         self._auth, self._auth_name, self._project_id = self._credentials(settings, options)
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
@@ -188,8 +190,11 @@ class IngestionClient:
                     "mixpanel.project_id: a service account needs the project id; add "
                     'project_id = "12345" (Project Settings in Mixpanel) to [mixpanel]'
                 )
-            return ((user, account_secret.get_secret_value()), f"service account {user}",
-                    options.project_id)
+            return (
+                (user, account_secret.get_secret_value()),
+                f"service account {user}",
+                options.project_id,
+            )
         secret = settings.secret.get_secret_value() if settings.secret else None
         if secret:
             return (secret, ""), "project secret", None
@@ -213,38 +218,51 @@ class IngestionClient:
         if session is None:
             session = requests.Session()
             session.auth = self._auth
-            session.headers.update({
-                "Content-Type": "application/json",
-                "Content-Encoding": "gzip",
-                "Accept": "application/json",
-                "User-Agent": f"mpconnect/{mpconnect.__version__}",
-            })
+            session.headers.update(
+                {
+                    "Content-Type": "application/json",
+                    "Content-Encoding": "gzip",
+                    "Accept": "application/json",
+                    "User-Agent": f"mpconnect/{mpconnect.__version__}",
+                }
+            )
             self._local.session = session
             with self._sessions_lock:
                 self._sessions.append(session)
         return session
 
-    def _post(self, path: str, params: dict[str, str], body: bytes, what: str
-              ) -> requests.Response:
+    def _post(self, path: str, params: dict[str, str], body: bytes, what: str) -> requests.Response:
         url = f"{self.base_url}{path}"
         try:
             # verify per request: a session's own is overridden by $REQUESTS_CA_BUNDLE
-            response = self._session().post(url, params=params, data=body,
-                                            timeout=self.timeout, verify=self.verify,
-                                            allow_redirects=False)  # see transport.failures
+            response = self._session().post(
+                url,
+                params=params,
+                data=body,
+                timeout=self.timeout,
+                verify=self.verify,
+                allow_redirects=False,
+            )  # see transport.failures
         except requests.exceptions.SSLError as exc:
             raise tls_error(exc, what, self.base_url, _reason(exc)) from None
         except requests.exceptions.Timeout:
             raise RetryableApiError(
-                0, f"{what}: no answer from {url} within {self.timeout:g} s") from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as exc:
+                0, f"{what}: no answer from {url} within {self.timeout:g} s"
+            ) from None
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
             unreachable = why_unreachable(exc, url)
             if unreachable is not None:
-                raise mark_unreachable(RetryableApiError(0, unreachable_message(
-                    what, url, unreachable, self.url_key)), unreachable) from None
-            raise RetryableApiError(0, f"{what}: connection to {url} failed: {_reason(exc)}"
-                                    ) from None
+                raise mark_unreachable(
+                    RetryableApiError(0, unreachable_message(what, url, unreachable, self.url_key)),
+                    unreachable,
+                ) from None
+            raise RetryableApiError(
+                0, f"{what}: connection to {url} failed: {_reason(exc)}"
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise ApiError(0, f"{what}: request to {url} failed: {_reason(exc)}") from None
         if 300 <= response.status_code < 400:
@@ -255,12 +273,17 @@ class IngestionClient:
         status = response.status_code
         text = error_text(response, _ERROR_TEXT_LIMIT)
         if status == 429 or status >= 500:
-            raise RetryableApiError(status, f"{what}: {text}",
-                                    retry_after=parse_retry_after(
-                                        response.headers.get("Retry-After")))
+            raise RetryableApiError(
+                status,
+                f"{what}: {text}",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
         if status in (401, 403):
-            raise ApiError(status, f"{what}: Mixpanel refused the credentials "
-                           f"({self._auth_name}): {text}; {self._credentials_fix(status)}")
+            raise ApiError(
+                status,
+                f"{what}: Mixpanel refused the credentials "
+                f"({self._auth_name}): {text}; {self._credentials_fix(status)}",
+            )
         if status == 413:
             raise ApiError(status, f"{what}: the request is over Mixpanel's size limit: {text}")
         raise ApiError(status, f"{what}: {text}")
@@ -268,15 +291,21 @@ class IngestionClient:
     def _credentials_fix(self, status: int) -> str:
         """Which keys hold the refused credentials, and what they must be."""
         if status == 403:
-            return ("check mixpanel.project_token: Mixpanel refused the request with the "
-                    "project token the records carry")
+            return (
+                "check mixpanel.project_token: Mixpanel refused the request with the "
+                "project token the records carry"
+            )
         if self._project_id:
-            return ("check mixpanel.service_account_user, mixpanel.service_account_secret and "
-                    "mixpanel.project_id: the service account must belong to that project")
+            return (
+                "check mixpanel.service_account_user, mixpanel.service_account_secret and "
+                "mixpanel.project_id: the service account must belong to that project"
+            )
         if self._auth_name == "project secret":
             return "check mixpanel.secret: it must be the project secret of this project"
-        return ("check mixpanel.project_token, or set mixpanel.secret (the project secret) or "
-                "a service account")
+        return (
+            "check mixpanel.project_token, or set mixpanel.secret (the project secret) or "
+            "a service account"
+        )
 
     # -- sending -------------------------------------------------------------------------
 
@@ -289,8 +318,10 @@ class IngestionClient:
             return self._engage(body, payload, count)
         except ApiError as exc:
             if exc.status == 413 and count == 1:  # a record too big alone: quarantine it
-                return ImportResult(imported=0, rejected=[
-                    (0, f"Mixpanel refused it as too large: {exc.server_message}")])
+                return ImportResult(
+                    imported=0,
+                    rejected=[(0, f"Mixpanel refused it as too large: {exc.server_message}")],
+                )
             raise
 
     def _import_events(self, body: bytes, payload: bytes, count: int) -> ImportResult:
@@ -325,8 +356,11 @@ class IngestionClient:
             error = data.get("error") or "no reason given"
         else:
             error = error_text(response, _ERROR_TEXT_LIMIT)
-        hint = ("; check mixpanel.project_token (the records carry it)"
-                if "token" in str(error).lower() else "")
+        hint = (
+            "; check mixpanel.project_token (the records carry it)"
+            if "token" in str(error).lower()
+            else ""
+        )
         raise ApiError(200, f"{what}: Mixpanel refused the batch: {error}{hint}")
 
     def close(self) -> None:
@@ -346,8 +380,9 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
-def _partial_result(data: dict[str, Any], failed: list[Any], payload: bytes, count: int,
-                    what: str) -> ImportResult:
+def _partial_result(
+    data: dict[str, Any], failed: list[Any], payload: bytes, count: int, what: str
+) -> ImportResult:
     """Turn Mixpanel's ``failed_records`` into rejected indexes with its reasons.
 
     A failed record is found by its ``index``, else by its ``$insert_id`` in the batch.
@@ -370,20 +405,31 @@ def _partial_result(data: dict[str, Any], failed: list[Any], payload: bytes, cou
                 by_insert_id = _insert_ids(payload)
             index = by_insert_id.get(insert_id) if isinstance(insert_id, str) else None
         if index is None:
-            raise ApiError(400, f"{what}: Mixpanel refused a record it does not identify: "
-                           f"{str(item)[:_ERROR_TEXT_LIMIT]}")
+            raise ApiError(
+                400,
+                f"{what}: Mixpanel refused a record it does not identify: "
+                f"{str(item)[:_ERROR_TEXT_LIMIT]}",
+            )
         message = str(item.get("message") or "failed validation")
         field_name = item.get("field")
-        reason = f"Mixpanel rejected {field_name}: {message}" if field_name else (
-            f"Mixpanel rejected it: {message}")
+        reason = (
+            f"Mixpanel rejected {field_name}: {message}"
+            if field_name
+            else (f"Mixpanel rejected it: {message}")
+        )
         reasons.setdefault(index, []).append(reason)
     rejected = [(index, "; ".join(texts)) for index, texts in sorted(reasons.items())]
     imported = data.get("num_records_imported")
     if not isinstance(imported, int):
         imported = count - len(rejected)
     if imported + len(rejected) != count:
-        log.warning("%s: Mixpanel imported %d and refused %d of %d records", what, imported,
-                    len(rejected), count)
+        log.warning(
+            "%s: Mixpanel imported %d and refused %d of %d records",
+            what,
+            imported,
+            len(rejected),
+            count,
+        )
     return ImportResult(imported=imported, rejected=rejected)
 
 

@@ -69,8 +69,7 @@ class EmbeddedSink(Sink):
         if kind == "events":
             imported = self._call(self.store.import_events, dataset_id, version_id, records)
             return ImportResult(imported=imported)
-        imported, collapsed = self._call(self.store.store_people, dataset_id, version_id,
-                                         records)
+        imported, collapsed = self._call(self.store.store_people, dataset_id, version_id, records)
         return ImportResult(imported=imported, collapsed=collapsed)
 
     def publish(self, dataset_id: str, version_id: str) -> None:

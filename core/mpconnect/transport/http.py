@@ -82,8 +82,9 @@ class SourceHttpError(SourceError):
     :param server_message: the server's own text (truncated), or what went wrong.
     """
 
-    def __init__(self, message: str, *, status: int, method: str, url: str,
-                 server_message: str) -> None:
+    def __init__(
+        self, message: str, *, status: int, method: str, url: str, server_message: str
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.method = method
@@ -137,8 +138,10 @@ class JsonHttpClient:
 
     #: Errors of a connection dropped while the response was read: retried like a refused
     #: connection.
-    _BROKEN_RESPONSE = (requests.exceptions.ChunkedEncodingError,
-                        requests.exceptions.ContentDecodingError)
+    _BROKEN_RESPONSE = (
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+    )
 
     def __init__(
         self,
@@ -184,12 +187,14 @@ class JsonHttpClient:
             self.session.verify = verify
         from mpconnect import __version__
 
-        self.session.headers.update({"Accept": "application/json",
-                                     "User-Agent": f"mpconnect/{__version__}"})
+        self.session.headers.update(
+            {"Accept": "application/json", "User-Agent": f"mpconnect/{__version__}"}
+        )
         self.session.headers.update(dict(headers or {}))
         self._secrets = sorted(
             (v for k, v in (headers or {}).items() if k.lower() not in PUBLIC_HEADERS and v),
-            key=len, reverse=True,
+            key=len,
+            reverse=True,
         )
         self._count_lock = threading.Lock()
         #: Requests made (attempts, retries included) and retries, for logs and tests.
@@ -201,8 +206,9 @@ class JsonHttpClient:
 
     # -- messages without secrets --------------------------------------------------------
 
-    def _redact(self, text: str, params: Mapping[str, Any] | None = None,
-                url: str | None = None) -> str:
+    def _redact(
+        self, text: str, params: Mapping[str, Any] | None = None, url: str | None = None
+    ) -> str:
         secrets = list(self._secrets)
         pairs = [(str(key), str(value)) for key, value in (params or {}).items()]
         query = urlsplit(url).query if url else ""
@@ -285,29 +291,44 @@ class JsonHttpClient:
         def retried(error: BaseException, number: int, wait: float) -> None:
             with self._count_lock:
                 self.retries += 1
-            log_retry(log, f"{self.name}: {method} {shown}", error, number,
-                      retry_budget(error, self.max_retries), wait)
+            log_retry(
+                log,
+                f"{self.name}: {method} {shown}",
+                error,
+                number,
+                retry_budget(error, self.max_retries),
+                wait,
+            )
             if self.on_retry is not None:
                 self.on_retry(error, number, wait)
 
         try:
             return call_with_retries(
-                attempt, max_retries=self.max_retries, initial_wait=self.initial_wait,
-                max_wait=self.max_wait, on_retry=retried, stop=self.stop,
+                attempt,
+                max_retries=self.max_retries,
+                initial_wait=self.initial_wait,
+                max_wait=self.max_wait,
+                on_retry=retried,
+                stop=self.stop,
             )
         except RetryableApiError as exc:
             attempts = attempts_of(exc) or retry_budget(exc, self.max_retries) + 1
             raise SourceHttpError(
                 f"{self.name}: {method} {shown}: {exc} (gave up after {attempts} "
                 f"attempt{'s' if attempts != 1 else ''})",
-                status=exc.status, method=method, url=shown, server_message=exc.server_message,
+                status=exc.status,
+                method=method,
+                url=shown,
+                server_message=exc.server_message,
             ) from None
 
-    def _send(self, method: str, url: str, shown: str, params: Mapping[str, Any] | None,
-              body: Any) -> Any:
+    def _send(
+        self, method: str, url: str, shown: str, params: Mapping[str, Any] | None, body: Any
+    ) -> Any:
         try:
-            response = self.session.request(method, url, params=params, json=body,
-                                            timeout=self.timeout, allow_redirects=False)
+            response = self.session.request(
+                method, url, params=params, json=body, timeout=self.timeout, allow_redirects=False
+            )
             for _ in range(MAX_REDIRECTS):
                 if not response.is_redirect:
                     break
@@ -315,36 +336,56 @@ class JsonHttpClient:
                 # the client's headers (an X-Api-Key, say) there.
                 target = self.url_for(urljoin(response.url, response.headers["Location"]))
                 response = self.session.request(
-                    "GET" if response.status_code == 303 else method, target,
+                    "GET" if response.status_code == 303 else method,
+                    target,
                     json=None if response.status_code == 303 else body,
-                    timeout=self.timeout, allow_redirects=False)
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
         except requests.Timeout:
             raise RetryableApiError(0, f"no response within {self.timeout:g} s") from None
         except requests.ConnectionError as exc:
             unreachable = why_unreachable(exc, url)
             if unreachable is not None:
-                raise mark_unreachable(RetryableApiError(0, unreachable_message(
-                    "", url, unreachable, self.url_key)), unreachable) from None
+                raise mark_unreachable(
+                    RetryableApiError(0, unreachable_message("", url, unreachable, self.url_key)),
+                    unreachable,
+                ) from None
             raise RetryableApiError(
-                0, f"connection failed: {self._redact(str(exc), params, url)}") from None
+                0, f"connection failed: {self._redact(str(exc), params, url)}"
+            ) from None
         except self._BROKEN_RESPONSE as exc:
             raise RetryableApiError(
-                0, f"connection broken while reading the response: "
-                f"{self._redact(str(exc), params, url)}") from None
+                0,
+                f"connection broken while reading the response: "
+                f"{self._redact(str(exc), params, url)}",
+            ) from None
         except requests.RequestException as exc:
             message = self._redact(f"{type(exc).__name__}: {exc}", params, url)
-            raise SourceHttpError(f"{self.name}: {method} {shown}: {message}", status=0,
-                                  method=method, url=shown, server_message=message) from None
+            raise SourceHttpError(
+                f"{self.name}: {method} {shown}: {message}",
+                status=0,
+                method=method,
+                url=shown,
+                server_message=message,
+            ) from None
         status = response.status_code
         if status >= 400:
-            text = self._redact(response.text.strip()[:_SERVER_TEXT_LIMIT], params, url
-                                ) or response.reason
+            text = (
+                self._redact(response.text.strip()[:_SERVER_TEXT_LIMIT], params, url)
+                or response.reason
+            )
             if status >= 500 or status in RETRY_STATUSES:
                 raise RetryableApiError(
                     status, text, retry_after=parse_retry_after(response.headers.get("Retry-After"))
                 )
-            raise SourceHttpError(f"{self.name}: {method} {shown}: HTTP {status}: {text}",
-                                  status=status, method=method, url=shown, server_message=text)
+            raise SourceHttpError(
+                f"{self.name}: {method} {shown}: HTTP {status}: {text}",
+                status=status,
+                method=method,
+                url=shown,
+                server_message=text,
+            )
         if status == 204 or not response.content:
             return None
         try:
@@ -352,9 +393,11 @@ class JsonHttpClient:
         except ValueError:
             start = self._redact(response.text[:200], params, url)
             raise SourceHttpError(
-                f"{self.name}: {method} {shown}: HTTP {status} but the body is not JSON: "
-                f"{start!r}",
-                status=status, method=method, url=shown, server_message=start,
+                f"{self.name}: {method} {shown}: HTTP {status} but the body is not JSON: {start!r}",
+                status=status,
+                method=method,
+                url=shown,
+                server_message=start,
             ) from None
 
     def paginate(
@@ -404,7 +447,10 @@ class JsonHttpClient:
                 what = f"list under {items!r}" if isinstance(items, str) else "list"
                 raise SourceHttpError(
                     f"{self.name}: GET {where}: page {pages} holds no {what}",
-                    status=200, method="GET", url=where, server_message="",
+                    status=200,
+                    method="GET",
+                    url=where,
+                    server_message="",
                 )
             yield from page
             following = next_page(body)
@@ -419,19 +465,26 @@ class JsonHttpClient:
                 raise SourceHttpError(
                     f"{self.name}: GET {where}: page {pages} points to itself as the next "
                     "page; the pagination does not advance",
-                    status=200, method="GET", url=where, server_message="",
+                    status=200,
+                    method="GET",
+                    url=where,
+                    server_message="",
                 )
             if seen is not None:
                 again = self._display_url(self.url_for(next_path), next_params or None)
                 raise SourceHttpError(
                     f"{self.name}: GET {where}: page {pages} points back to page {seen} "
                     f"({again}) as the next page; the pagination goes round in a circle",
-                    status=200, method="GET", url=where, server_message="",
+                    status=200,
+                    method="GET",
+                    url=where,
+                    server_message="",
                 )
             request_path, request_params = next_path, next_params
 
-    def _page_key(self, path: str, params: Mapping[str, Any]) -> tuple[
-            str, tuple[tuple[str, str], ...]]:
+    def _page_key(
+        self, path: str, params: Mapping[str, Any]
+    ) -> tuple[str, tuple[tuple[str, str], ...]]:
         """What identifies a page: its URL without query, and every query pair, sorted."""
         parts = urlsplit(self.url_for(path))
         pairs = parse_qsl(parts.query, keep_blank_values=True)
@@ -455,4 +508,3 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme.lower(), (parts.hostname or "").lower(), port
-

@@ -33,10 +33,24 @@ import tenacity
 from mpconnect.errors import MpconnectError, RetryableApiError
 from mpconnect.transport.failures import unreachable_message, why_unreachable
 
-__all__ = ["RateLimiter", "RetryWaitStopped", "SharedUnreachableRetries", "attempts_of",
-           "call_with_retries", "log_retry", "mark_unreachable", "parse_retry_after",
-           "retry_budget", "retry_line", "short_retries", "stop_waits_on", "unreachable_message",
-           "unreachable_reason", "wait_unless_stopped", "why_unreachable"]
+__all__ = [
+    "RateLimiter",
+    "RetryWaitStopped",
+    "SharedUnreachableRetries",
+    "attempts_of",
+    "call_with_retries",
+    "log_retry",
+    "mark_unreachable",
+    "parse_retry_after",
+    "retry_budget",
+    "retry_line",
+    "short_retries",
+    "stop_waits_on",
+    "unreachable_message",
+    "unreachable_reason",
+    "wait_unless_stopped",
+    "why_unreachable",
+]
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
@@ -49,11 +63,13 @@ UNREACHABLE_WAIT = 0.5
 SHORT_RETRIES = 1
 SHORT_MAX_WAIT = 2.0
 
-_SHORT: contextvars.ContextVar[bool] = contextvars.ContextVar("mpconnect_short_retries",
-                                                              default=False)
+_SHORT: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "mpconnect_short_retries", default=False
+)
 
 _RUN_STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
-    "mpconnect_run_stop", default=None)
+    "mpconnect_run_stop", default=None
+)
 
 
 class RetryWaitStopped(MpconnectError):
@@ -120,14 +136,14 @@ def retry_budget(error: BaseException | None, max_retries: int) -> int:
     return budget
 
 
-def retry_line(what: str, error: BaseException, attempt: int, budget: int,
-               wait: float) -> str:
+def retry_line(what: str, error: BaseException, attempt: int, budget: int, wait: float) -> str:
     """The one line every retry is reported with: ``WHAT: ERROR; retry N of M in X s``."""
     return f"{what}: {error}; retry {attempt} of {budget} in {wait:.1f} s"
 
 
-def log_retry(log: logging.Logger, what: str, error: BaseException, attempt: int,
-              budget: int, wait: float) -> None:
+def log_retry(
+    log: logging.Logger, what: str, error: BaseException, attempt: int, budget: int, wait: float
+) -> None:
     """Log a retry at WARNING, as :func:`retry_line` words it: the same for every
     connector and sink."""
     log.warning("%s", retry_line(what, error, attempt, budget, wait))
@@ -219,8 +235,10 @@ class _StopAfterBudget(tenacity.stop.stop_base):
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         attempts = retry_state.attempt_number
         done = attempts > retry_budget(exc, self.max_retries) or (
-            self.shared is not None and unreachable_reason(exc) is not None
-            and not self.shared.take())
+            self.shared is not None
+            and unreachable_reason(exc) is not None
+            and not self.shared.take()
+        )
         if done and exc is not None:
             exc.attempts = attempts  # type: ignore[attr-defined]
         return done
@@ -263,8 +281,9 @@ def call_with_retries(
 
     if _SHORT.get():
         max_wait = min(max_wait, SHORT_MAX_WAIT)
-        max_retry_after = min(max_retry_after if max_retry_after is not None else max_wait,
-                              SHORT_MAX_WAIT)
+        max_retry_after = min(
+            max_retry_after if max_retry_after is not None else max_wait, SHORT_MAX_WAIT
+        )
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         if on_retry is None or state.outcome is None or not state.next_action:
@@ -276,7 +295,8 @@ def call_with_retries(
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(retry_on),
         wait=_WaitBackoffOrRetryAfter(
-            initial_wait, max_wait, max_wait if max_retry_after is None else max_retry_after),
+            initial_wait, max_wait, max_wait if max_retry_after is None else max_retry_after
+        ),
         stop=_StopAfterBudget(max_retries, shared_unreachable),
         before_sleep=before_sleep,
         sleep=sleep or wait,

@@ -19,8 +19,9 @@ class StatusCollector:
         scheduler serves these metrics).
     """
 
-    def __init__(self, status: StatusSource,
-                 heartbeat_age: Callable[[], float | None] = lambda: None) -> None:
+    def __init__(
+        self, status: StatusSource, heartbeat_age: Callable[[], float | None] = lambda: None
+    ) -> None:
         self.status = status
         self.heartbeat_age = heartbeat_age
 
@@ -33,21 +34,32 @@ class StatusCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         runs = self.status.all_runs()
-        counts = {name: CounterMetricFamily(f"mpconnect_records_{name}",
-                                            f"Records {name} by the runs of each source",
-                                            labels=["source"])
-                  for name in ("read", "imported", "quarantined")}
-        retries = CounterMetricFamily("mpconnect_retries", "Retried calls to the sink "
-                                      "(429, 5xx, timeouts) by the runs of each source",
-                                      labels=["source"])
-        outcomes = CounterMetricFamily("mpconnect_runs", "Runs of each source by status",
-                                       labels=["source", "status"])
-        duration = GaugeMetricFamily("mpconnect_last_run_duration_seconds",
-                                     "Duration of each source's latest finished run",
-                                     labels=["source"])
-        success = GaugeMetricFamily("mpconnect_last_success_timestamp_seconds",
-                                    "When each source's latest successful run ended",
-                                    labels=["source"])
+        counts = {
+            name: CounterMetricFamily(
+                f"mpconnect_records_{name}",
+                f"Records {name} by the runs of each source",
+                labels=["source"],
+            )
+            for name in ("read", "imported", "quarantined")
+        }
+        retries = CounterMetricFamily(
+            "mpconnect_retries",
+            "Retried calls to the sink (429, 5xx, timeouts) by the runs of each source",
+            labels=["source"],
+        )
+        outcomes = CounterMetricFamily(
+            "mpconnect_runs", "Runs of each source by status", labels=["source", "status"]
+        )
+        duration = GaugeMetricFamily(
+            "mpconnect_last_run_duration_seconds",
+            "Duration of each source's latest finished run",
+            labels=["source"],
+        )
+        success = GaugeMetricFamily(
+            "mpconnect_last_success_timestamp_seconds",
+            "When each source's latest successful run ended",
+            labels=["source"],
+        )
         sums: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         statuses: collections.Counter[tuple[str, str]] = collections.Counter()
         last_duration: dict[str, float] = {}
@@ -76,20 +88,26 @@ class StatusCollector:
         yield from self._sources()
         age = self.heartbeat_age()
         if age is not None:
-            beat = GaugeMetricFamily("mpconnect_scheduler_heartbeat_age_seconds",
-                                     "Seconds since the scheduler loop last went round")
+            beat = GaugeMetricFamily(
+                "mpconnect_scheduler_heartbeat_age_seconds",
+                "Seconds since the scheduler loop last went round",
+            )
             beat.add_metric([], age)
             yield beat
 
     def _sources(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        stale = GaugeMetricFamily("mpconnect_source_stale", "1 when a scheduled source has "
-                                  "not succeeded within twice its schedule's period",
-                                  labels=["source"])
-        period = GaugeMetricFamily("mpconnect_source_schedule_period_seconds",
-                                   "Seconds between two scheduled runs of each source",
-                                   labels=["source"])
+        stale = GaugeMetricFamily(
+            "mpconnect_source_stale",
+            "1 when a scheduled source has not succeeded within twice its schedule's period",
+            labels=["source"],
+        )
+        period = GaugeMetricFamily(
+            "mpconnect_source_schedule_period_seconds",
+            "Seconds between two scheduled runs of each source",
+            labels=["source"],
+        )
         for source in self.status.sources():
             if source["period"] is None:
                 continue
