@@ -28,12 +28,14 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
     raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
 
-def run_measured(args: list[str], env: dict[str, str], cwd: Path | None = None
-                 ) -> tuple[float, float, int, str]:
+def run_measured(
+    args: list[str], env: dict[str, str], cwd: Path | None = None
+) -> tuple[float, float, int, str]:
     """Run a command; return (seconds, peak RSS in MB, exit status, output)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     output = proc.stdout.read().decode() if proc.stdout else ""
@@ -41,9 +43,11 @@ def run_measured(args: list[str], env: dict[str, str], cwd: Path | None = None
     return seconds, usage.ru_maxrss / 1024, proc.returncode, output
 
 
-VERSION = ('{"created_at": "2026-01-01T00:00:00.000000Z", "is_live": %s, "state": {'
-           '"readable": %s, "readable_at": "0001-01-01T00:00:00Z", "ready": %s, '
-           '"ready_at": "0001-01-01T00:00:00Z", "writable": true}, "version_id": "1"}')
+VERSION = (
+    '{"created_at": "2026-01-01T00:00:00.000000Z", "is_live": %s, "state": {'
+    '"readable": %s, "readable_at": "0001-01-01T00:00:00Z", "ready": %s, '
+    '"ready_at": "0001-01-01T00:00:00Z", "writable": true}, "version_id": "1"}'
+)
 NGINX_CONF = """
 worker_processes 1;
 daemon off;
@@ -91,11 +95,16 @@ def null_server(directory: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     cert.private_key_pem.write_to_path(str(directory / "key.pem"))
     cert.cert_chain_pems[0].write_to_path(str(directory / "cert.pem"))
     port = free_port()
-    (directory / "nginx.conf").write_text(NGINX_CONF.format(
-        dir=directory, port=port, cert=directory / "cert.pem", key=directory / "key.pem",
-        created=VERSION % ("false", "false", "false"), live=VERSION % ("true", "true", "true"),
-    ))
-    process = subprocess.Popen([nginx, "-c", str(directory / "nginx.conf"), "-p",
-                                str(directory)])
+    (directory / "nginx.conf").write_text(
+        NGINX_CONF.format(
+            dir=directory,
+            port=port,
+            cert=directory / "cert.pem",
+            key=directory / "key.pem",
+            created=VERSION % ("false", "false", "false"),
+            live=VERSION % ("true", "true", "true"),
+        )
+    )
+    process = subprocess.Popen([nginx, "-c", str(directory / "nginx.conf"), "-p", str(directory)])
     wait_for_port(port)
     return process, f"https://127.0.0.1:{port}", directory / "ca.pem"

@@ -47,20 +47,23 @@ def encode_ceilings(events: int) -> tuple[float, float]:
     records = [event.to_mixpanel(TOKEN) for event in connector.events(ctx)]
     started = time.perf_counter()
     for start in range(0, len(records), 2000):
-        gzip.compress(orjson.dumps(records[start:start + 2000]), compresslevel=6, mtime=0)
+        gzip.compress(orjson.dumps(records[start : start + 2000]), compresslevel=6, mtime=0)
     gzipped = len(records) / (time.perf_counter() - started)
     started = time.perf_counter()
     for start in range(0, len(records), 1000):
-        base64.b64encode(orjson.dumps(records[start:start + 1000]))
+        base64.b64encode(orjson.dumps(records[start : start + 1000]))
     return gzipped, len(records) / (time.perf_counter() - started)
 
 
-def write_config(directory: Path, sink: str, url: str, ca: Path, events: int,
-                 concurrency: int) -> Path:
+def write_config(
+    directory: Path, sink: str, url: str, ca: Path, events: int, concurrency: int
+) -> Path:
     """Write an mpconnect.toml loading the demo source through ``sink`` at ``url``."""
     if sink == "ingestion":
-        credentials = (f'project_id = "{PROJECT_ID}"\nservice_account_user = "{SA_USER}"\n'
-                       'service_account_secret = "${BENCH_SECRET}"\n')
+        credentials = (
+            f'project_id = "{PROJECT_ID}"\nservice_account_user = "{SA_USER}"\n'
+            'service_account_secret = "${BENCH_SECRET}"\n'
+        )
     else:
         credentials = 'secret = "${BENCH_SECRET}"\n'
     config = directory / f"{sink}.toml"
@@ -79,7 +82,8 @@ def run_engine(config: Path, home: Path) -> tuple[float, float]:
     env = dict(os.environ, MPCONNECT_HOME=str(home), BENCH_SECRET=SECRET)
     mpconnect = shutil.which("mpconnect") or "mpconnect"
     seconds, rss, status, output = run_measured(
-        [mpconnect, "--config", str(config), "run", "demo"], env)
+        [mpconnect, "--config", str(config), "run", "demo"], env
+    )
     if status != 0:
         raise SystemExit(f"mpconnect run failed ({status}):\n{output}")
     return seconds, rss
@@ -90,13 +94,35 @@ def local_server(directory: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = free_port()
     mpconnect = shutil.which("mpconnect") or "mpconnect"
     log = (directory / "serve.log").open("wb")
-    env = dict(os.environ, MPCONNECT_SERVE_SERVICE_ACCOUNT=f"{SA_USER}:{SECRET}",
-               MPCONNECT_HOME=str(directory / "serve-home"))
+    env = dict(
+        os.environ,
+        MPCONNECT_SERVE_SERVICE_ACCOUNT=f"{SA_USER}:{SECRET}",
+        MPCONNECT_HOME=str(directory / "serve-home"),
+    )
     process = subprocess.Popen(
-        [mpconnect, "serve", "--port", str(port), "--dataset", "DEMO", "--project-token",
-         TOKEN, "--project-secret", SECRET, "--project-id", PROJECT_ID, "--live-delay", "0",
-         "--store", str(directory / "server.sqlite3"), "--tls-dir", str(directory / "tls")],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+        [
+            mpconnect,
+            "serve",
+            "--port",
+            str(port),
+            "--dataset",
+            "DEMO",
+            "--project-token",
+            TOKEN,
+            "--project-secret",
+            SECRET,
+            "--project-id",
+            PROJECT_ID,
+            "--live-delay",
+            "0",
+            "--store",
+            str(directory / "server.sqlite3"),
+            "--tls-dir",
+            str(directory / "tls"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     wait_for_port(port)
     return process, f"https://127.0.0.1:{port}", directory / "tls" / "ca.pem"
@@ -108,8 +134,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--targets", default="null,server", help="comma-separated: null, server")
-    parser.add_argument("--sinks", default="ingestion,datasets",
-                        help="comma-separated: ingestion, datasets")
+    parser.add_argument(
+        "--sinks", default="ingestion,datasets", help="comma-separated: ingestion, datasets"
+    )
     parser.add_argument("--ceilings-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ceilings_only:
@@ -117,15 +144,22 @@ def main() -> None:
         return
     sinks = args.sinks.split(",")
     records = args.events + max(1, args.events // 10)
-    print(f"events: {args.events:,} (+ {records - args.events:,} profiles); upload workers: "
-          f"{args.concurrency}; cores: {os.cpu_count()}")
+    print(
+        f"events: {args.events:,} (+ {records - args.events:,} profiles); upload workers: "
+        f"{args.concurrency}; cores: {os.cpu_count()}"
+    )
     # in its own process, so the runs' peak RSS figures are their own
     ceilings = subprocess.run(
         [sys.executable, __file__, "--ceilings-only", "--events", str(min(args.events, 200_000))],
-        check=True, capture_output=True, text=True).stdout.split()
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     gzipped, base64ed = (float(value) for value in ceilings)
-    print(f"encode ceiling, one process: orjson + gzip (ingestion) {gzipped:,.0f} events/s; "
-          f"orjson + base64 (datasets) {base64ed:,.0f} events/s")
+    print(
+        f"encode ceiling, one process: orjson + gzip (ingestion) {gzipped:,.0f} events/s; "
+        f"orjson + base64 (datasets) {base64ed:,.0f} events/s"
+    )
     for target, start in (("null", null_server), ("server", local_server)):
         if target not in args.targets.split(","):
             continue
@@ -134,12 +168,13 @@ def main() -> None:
             process, url, ca = start(directory)
             try:
                 for sink in sinks:
-                    config = write_config(directory, sink, url, ca, args.events,
-                                          args.concurrency)
+                    config = write_config(directory, sink, url, ca, args.events, args.concurrency)
                     seconds, rss = run_engine(config, directory / f"home-{sink}")
-                    print(f"{sink:9} -> {target:6}: {records:,} records in {seconds:5.1f} s = "
-                          f"{records / seconds:8,.0f} records/s "
-                          f"({args.events / seconds:8,.0f} events/s); peak RSS {rss:.0f} MB")
+                    print(
+                        f"{sink:9} -> {target:6}: {records:,} records in {seconds:5.1f} s = "
+                        f"{records / seconds:8,.0f} records/s "
+                        f"({args.events / seconds:8,.0f} events/s); peak RSS {rss:.0f} MB"
+                    )
             finally:
                 process.terminate()
                 process.wait(30)

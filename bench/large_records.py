@@ -41,15 +41,24 @@ def child(url: str, ca: str, home: str, events: int, size: int) -> None:
         def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
             for i in range(events):
                 filler = (f"{i:08d}" * (size // 8 + 1))[:size]
-                yield mpconnect.Event(name="Blob", distinct_id=f"u{i % 97}",
-                                      time=1_700_000_000 + i, object_id=f"blob-{i}",
-                                      properties={"blob": filler})
+                yield mpconnect.Event(
+                    name="Blob",
+                    distinct_id=f"u{i % 97}",
+                    time=1_700_000_000 + i,
+                    object_id=f"blob-{i}",
+                    properties={"blob": filler},
+                )
 
         def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
             return iter(())
 
-    mixpanel = {"sink": "datasets", "api_url": url, "project_token": TOKEN, "secret": SECRET,
-                "ca_bundle": ca}
+    mixpanel = {
+        "sink": "datasets",
+        "api_url": url,
+        "project_token": TOKEN,
+        "secret": SECRET,
+        "ca_bundle": ca,
+    }
     try:
         loaded = run_source(Large, home=Path(home), mixpanel=mixpanel, dataset_id="DEMO")
         print(json.dumps(loaded.summary.to_dict()))
@@ -67,16 +76,26 @@ def main() -> None:
     if args.child:
         child(*args.child, args.events, args.size)
         return
-    from mpconnect.datasets.server import LocalDatasetsServer
+    from mpconnect.emulator.server import LocalDatasetsServer
 
     with tempfile.TemporaryDirectory(prefix="mpconnect-bench-large-") as tmp:
         directory = Path(tmp)
-        with LocalDatasetsServer(directory / "server", datasets=("DEMO",),
-                                 project_token=TOKEN, project_secret=SECRET) as server:
+        with LocalDatasetsServer(
+            directory / "server", datasets=("DEMO",), project_token=TOKEN, project_secret=SECRET
+        ) as server:
             env = dict(os.environ)
-            command = [sys.executable, __file__, "--events", str(args.events), "--size",
-                       str(args.size), "--child", server.url, str(server.ca_path),
-                       str(directory / "home")]
+            command = [
+                sys.executable,
+                __file__,
+                "--events",
+                str(args.events),
+                "--size",
+                str(args.size),
+                "--child",
+                server.url,
+                str(server.ca_path),
+                str(directory / "home"),
+            ]
             seconds, rss, status, output = run_measured(command, env)
             counts = server.request_counts()
             statuses = server.injector.faults_injected()
@@ -85,11 +104,15 @@ def main() -> None:
             summary = json.loads(last)
         except json.JSONDecodeError:
             summary = {"status": f"child exited {status}", "error": output[-500:]}
-    print(f"{args.events:,} events of {args.size:,} bytes "
-          f"({args.events * args.size / 1e6:,.0f} MB of properties)")
-    print(f"run: {summary.get('status')}; imported {summary.get('imported', 0):,}, "
-          f"quarantined {summary.get('quarantined', 0):,}, batches {summary.get('batches', 0)}"
-          + (f"; error: {summary['error']}" if summary.get("error") else ""))
+    print(
+        f"{args.events:,} events of {args.size:,} bytes "
+        f"({args.events * args.size / 1e6:,.0f} MB of properties)"
+    )
+    print(
+        f"run: {summary.get('status')}; imported {summary.get('imported', 0):,}, "
+        f"quarantined {summary.get('quarantined', 0):,}, batches {summary.get('batches', 0)}"
+        + (f"; error: {summary['error']}" if summary.get("error") else "")
+    )
     print(f"time {seconds:.1f} s; peak RSS of the run {rss:.0f} MB")
     imports = {key: n for key, n in counts.items() if "import" in key}
     print(f"import requests: {imports}; faults: {statuses or 'none'}")

@@ -35,9 +35,16 @@ def extract(url: str, ca: str, bulk: bool) -> dict[str, float]:
     from mpconnect_salesforce.localserver.api import PASSWORD, SECURITY_TOKEN, USERNAME
 
     settings = SalesforceConnector.Settings(
-        username=USERNAME, password=PASSWORD, security_token=SECURITY_TOKEN, login_url=url,
-        ca_bundle=ca, objects=["contacts"], use_bulk=bulk, bulk_poll_interval=0.2,
-        max_api_share=1.0, timeout=600,
+        username=USERNAME,
+        password=PASSWORD,
+        security_token=SECURITY_TOKEN,
+        login_url=url,
+        ca_bundle=ca,
+        objects=["contacts"],
+        use_bulk=bulk,
+        bulk_poll_interval=0.2,
+        max_api_share=1.0,
+        timeout=600,
     )
     connector = SalesforceConnector(settings)
     ctx = RunContext(source="bench", dataset_id="BENCH", log=logging.getLogger("bench"))
@@ -61,9 +68,17 @@ def extract(url: str, ca: str, bulk: bool) -> dict[str, float]:
 def serve(contacts: int, ca_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
     """Start the local Salesforce API with ``contacts`` contacts; return it, its URL and CA."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "mpconnect_salesforce.localserver.api", "--contacts", str(contacts),
-         "--ca-dir", str(ca_dir)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mpconnect_salesforce.localserver.api",
+            "--contacts",
+            str(contacts),
+            "--ca-dir",
+            str(ca_dir),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     port, ca = process.stdout.readline().split()
@@ -74,7 +89,9 @@ def measure(url: str, ca: str, bulk: bool) -> dict[str, float]:
     """Run :func:`extract` in a fresh child process."""
     out = subprocess.run(
         [sys.executable, __file__, "--child", url, ca, "bulk" if bulk else "rest"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -90,8 +107,10 @@ def main() -> None:
         url, ca, mode = args.child
         print(json.dumps(extract(url, ca, mode == "bulk")))
         return
-    print(f"{'path':9} {'rows':>10} {'records':>10} {'seconds':>8} {'rows/s':>9} "
-          f"{'records/s':>10} {'peak RSS MB':>12}")
+    print(
+        f"{'path':9} {'rows':>10} {'records':>10} {'seconds':>8} {'rows/s':>9} "
+        f"{'records/s':>10} {'peak RSS MB':>12}"
+    )
     for size in (args.small, args.large):
         with tempfile.TemporaryDirectory() as ca_dir:
             process, url, ca = serve(size, Path(ca_dir))
@@ -99,11 +118,13 @@ def main() -> None:
                 for bulk in (False, True):
                     r = measure(url, ca, bulk)
                     assert r["rows"] == size, r
-                    print(f"{'Bulk 2.0' if bulk else 'REST':9} {r['rows']:>10,.0f} "
-                          f"{r['records']:>10,.0f} {r['seconds']:>8.1f} "
-                          f"{r['rows'] / r['seconds']:>9,.0f} "
-                          f"{r['records'] / r['seconds']:>10,.0f} {r['peak_rss_mb']:>12.1f}",
-                          flush=True)
+                    print(
+                        f"{'Bulk 2.0' if bulk else 'REST':9} {r['rows']:>10,.0f} "
+                        f"{r['records']:>10,.0f} {r['seconds']:>8.1f} "
+                        f"{r['rows'] / r['seconds']:>9,.0f} "
+                        f"{r['records'] / r['seconds']:>10,.0f} {r['peak_rss_mb']:>12.1f}",
+                        flush=True,
+                    )
             finally:
                 process.terminate()
                 process.wait(30)

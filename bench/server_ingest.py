@@ -23,8 +23,8 @@ from pathlib import Path
 
 import orjson
 
-from mpconnect.datasets.client import DatasetsClient
-from mpconnect.datasets.store import DatasetStore
+from mpconnect.mixpanel.datasets import DatasetsClient
+from mpconnect.store.datasets import DatasetStore
 
 SECRET = "bench-secret"
 TOKEN = "bench-token"
@@ -34,14 +34,25 @@ SERVING = re.compile(r"serving the Datasets API on (https://\S+) \(CA: (.+)\)")
 def make_batch(client_index: int, batch_index: int, size: int) -> bytes:
     """A JSON array of ``size`` Mixpanel events with unique ``$insert_id``s."""
     first = (client_index * 1_000_000 + batch_index) * size
-    return orjson.dumps([
-        {"event": "Airline Review", "properties": {
-            "token": TOKEN, "distinct_id": f"reviewer-{(first + i) % 5000}",
-            "time": 1_700_000_000 + first + i, "$insert_id": f"bench-{first + i}",
-            "airline_name": "adria-airways", "cabin_flown": "Economy", "overall_rating": 7,
-            "recommended": True, "country": "United Kingdom",
-        }} for i in range(size)
-    ])
+    return orjson.dumps(
+        [
+            {
+                "event": "Airline Review",
+                "properties": {
+                    "token": TOKEN,
+                    "distinct_id": f"reviewer-{(first + i) % 5000}",
+                    "time": 1_700_000_000 + first + i,
+                    "$insert_id": f"bench-{first + i}",
+                    "airline_name": "adria-airways",
+                    "cabin_flown": "Economy",
+                    "overall_rating": 7,
+                    "recommended": True,
+                    "country": "United Kingdom",
+                },
+            }
+            for i in range(size)
+        ]
+    )
 
 
 def client_worker(args: tuple[str, str, str, int, int, int, object]) -> list[float]:
@@ -69,11 +80,29 @@ def cpu_seconds(pid: int) -> float:
 def start_server(directory: Path) -> tuple[subprocess.Popen[str], str, str]:
     """Run `mpconnect serve` on a free port; return it with its URL and CA file."""
     server = subprocess.Popen(
-        [sys.executable, "-c", "from mpconnect.cli import main; main()", "serve", "--port", "0",
-         "--dataset", "BENCH", "--project-token", TOKEN, "--project-secret", SECRET,
-         "--live-delay", "0", "--store", str(directory / "server.sqlite3"),
-         "--tls-dir", str(directory / "tls")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from mpconnect.cli import main; main()",
+            "serve",
+            "--port",
+            "0",
+            "--dataset",
+            "BENCH",
+            "--project-token",
+            TOKEN,
+            "--project-secret",
+            SECRET,
+            "--live-delay",
+            "0",
+            "--store",
+            str(directory / "server.sqlite3"),
+            "--tls-dir",
+            str(directory / "tls"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
         env={**os.environ, "MPCONNECT_HOME": str(directory / "home")},
     )
     assert server.stdout is not None
@@ -101,10 +130,13 @@ def main() -> None:
             with context.Manager() as manager:
                 barrier = manager.Barrier(args.clients + 1)
                 with context.Pool(args.clients) as pool:
-                    pending = pool.map_async(client_worker, [
-                        (url, ca, version_id, i, args.batches, args.batch_size, barrier)
-                        for i in range(args.clients)
-                    ])
+                    pending = pool.map_async(
+                        client_worker,
+                        [
+                            (url, ca, version_id, i, args.batches, args.batch_size, barrier)
+                            for i in range(args.clients)
+                        ],
+                    )
                     barrier.wait()
                     cpu_before, started = cpu_seconds(server.pid), time.perf_counter()
                     latencies = sorted(x for per_client in pending.get() for x in per_client)
@@ -117,15 +149,23 @@ def main() -> None:
         stored = store.contents("BENCH", version_id).events_total
         store.close()
     events = args.clients * args.batches * args.batch_size
-    print(f"local datasets server over HTTPS: {args.clients} clients x {args.batches} batches "
-          f"x {args.batch_size} events; cores: {os.cpu_count()}")
-    print(f"ingested {events:,} events in {seconds:.2f} s = {events / seconds:,.0f} events/s "
-          f"({len(latencies) / seconds:,.1f} batches/s)")
-    print(f"server CPU: {cpu:.2f} s = {cpu / events * 1e6:.1f} us per event "
-          f"({events / cpu if cpu else float('inf'):,.0f} events per server CPU-second)")
-    print(f"request latency: p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, "
-          f"p95 {latencies[int(len(latencies) * 0.95)] * 1000:.0f} ms, "
-          f"max {latencies[-1] * 1000:.0f} ms")
+    print(
+        f"local datasets server over HTTPS: {args.clients} clients x {args.batches} batches "
+        f"x {args.batch_size} events; cores: {os.cpu_count()}"
+    )
+    print(
+        f"ingested {events:,} events in {seconds:.2f} s = {events / seconds:,.0f} events/s "
+        f"({len(latencies) / seconds:,.1f} batches/s)"
+    )
+    print(
+        f"server CPU: {cpu:.2f} s = {cpu / events * 1e6:.1f} us per event "
+        f"({events / cpu if cpu else float('inf'):,.0f} events per server CPU-second)"
+    )
+    print(
+        f"request latency: p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, "
+        f"p95 {latencies[int(len(latencies) * 0.95)] * 1000:.0f} ms, "
+        f"max {latencies[-1] * 1000:.0f} ms"
+    )
     print(f"stored: {stored:,} events ({'all' if stored == events else 'MISSING SOME'})")
 
 

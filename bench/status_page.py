@@ -28,19 +28,35 @@ def main(runs: int) -> None:
     db = ledger._db()
     db.execute("BEGIN")
     for index in range(runs):
-        ledger.record_run(RunSummary(
-            run_id=f"run-{index}", source=f"s{index % SOURCES}", dataset_id="D",
-            sink="embedded", status="succeeded", started_at=1e9 + index,
-            ended_at=1e9 + index + 5, read=100, imported=100))
+        ledger.record_run(
+            RunSummary(
+                run_id=f"run-{index}",
+                source=f"s{index % SOURCES}",
+                dataset_id="D",
+                sink="embedded",
+                status="succeeded",
+                started_at=1e9 + index,
+                ended_at=1e9 + index + 5,
+                read=100,
+                imported=100,
+            )
+        )
     db.execute("COMMIT")
-    config = Config(sources={f"s{i}": SourceConfig(name=f"s{i}", connector="demo",
-                                                   dataset_id="D", schedule="0 * * * *")
-                             for i in range(SOURCES)})
+    config = Config(
+        sources={
+            f"s{i}": SourceConfig(
+                name=f"s{i}", connector="demo", dataset_id="D", schedule="0 * * * *"
+            )
+            for i in range(SOURCES)
+        }
+    )
     status = LocalStatusSource(lambda: config, load_test_plugins(), home)
     collector = StatusCollector(status)
-    for name, call in (("/metrics", lambda: render_metrics(collector)),
-                       ("sources page data", status.sources),
-                       ("one source's runs", lambda: status.source_runs("s1"))):
+    for name, call in (
+        ("/metrics", lambda: render_metrics(collector)),
+        ("sources page data", status.sources),
+        ("one source's runs", lambda: status.source_runs("s1")),
+    ):
         started = time.perf_counter()
         call()
         print(f"{name}: {(time.perf_counter() - started) * 1000:.0f} ms over {runs:,} runs")

@@ -50,15 +50,36 @@ class Result:
 class LocalStripe:
     """The local Stripe API in its own process (so it does not share our GIL)."""
 
-    def __init__(self, customers: int, *, rate: float | None = None, latency: float = 0.0,
-                 charges: tuple[int, int] = (0, 3), seed: int = 1) -> None:
-        args = [sys.executable, *SERVER, "--port", "0", "--until-eof", "--seed", str(seed),
-                "--customers", str(customers), "--latency", str(latency),
-                "--charges-per-customer", str(charges[0]), str(charges[1])]
+    def __init__(
+        self,
+        customers: int,
+        *,
+        rate: float | None = None,
+        latency: float = 0.0,
+        charges: tuple[int, int] = (0, 3),
+        seed: int = 1,
+    ) -> None:
+        args = [
+            sys.executable,
+            *SERVER,
+            "--port",
+            "0",
+            "--until-eof",
+            "--seed",
+            str(seed),
+            "--customers",
+            str(customers),
+            "--latency",
+            str(latency),
+            "--charges-per-customer",
+            str(charges[0]),
+            str(charges[1]),
+        ]
         if rate:
             args += ["--rate", str(rate)]
-        self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True)
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().split()
         if not line:
@@ -87,8 +108,7 @@ class LocalStripe:
 
 def extract(server: LocalStripe, rate: float, *, trace_memory: bool = False) -> Result:
     """Read the whole account as a run would: events to the end, then people."""
-    settings = StripeSettings(api_key=server.key, api_base=server.url,
-                              max_requests_per_second=rate)
+    settings = StripeSettings(api_key=server.key, api_base=server.url, max_requests_per_second=rate)
     connector = StripeConnector(settings)
     ctx = RunContext(source="bench", dataset_id="BENCH")
     if trace_memory:
@@ -102,8 +122,14 @@ def extract(server: LocalStripe, rate: float, *, trace_memory: bool = False) -> 
         peak = tracemalloc.get_traced_memory()[1] / 1e6
         tracemalloc.stop()
     stats = server.stats()
-    return Result(events, people, seconds, stats["by_status"].get("200", 0),
-                  stats["by_status"].get("429", 0), peak)
+    return Result(
+        events,
+        people,
+        seconds,
+        stats["by_status"].get("200", 0),
+        stats["by_status"].get("429", 0),
+        peak,
+    )
 
 
 def main() -> None:
@@ -111,14 +137,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[20, 25, 50, 100])
     parser.add_argument("--seconds", type=float, default=8.0, help="reading time per rate")
-    parser.add_argument("--latencies", type=float, nargs="+", default=[0.03, 0.3],
-                        help="server latencies (s); the first applies to every rate, the "
-                             "others to the first two rates")
+    parser.add_argument(
+        "--latencies",
+        type=float,
+        nargs="+",
+        default=[0.03, 0.3],
+        help="server latencies (s); the first applies to every rate, the "
+        "others to the first two rates",
+    )
     args = parser.parse_args()
 
     print("local Stripe API in its own process, answering 429 above N requests/s")
-    print(f"{'N':>5} {'latency':>7} {'objects':>8} {'requests':>8} {'req/s':>6} {'of N':>6} "
-          f"{'429s':>4} {'events':>7} {'events/s':>8} {'seconds':>7}")
+    print(
+        f"{'N':>5} {'latency':>7} {'objects':>8} {'requests':>8} {'req/s':>6} {'of N':>6} "
+        f"{'429s':>4} {'events':>7} {'events/s':>8} {'seconds':>7}"
+    )
     cases = [(rate, args.latencies[0]) for rate in args.rates]
     cases += [(rate, latency) for latency in args.latencies[1:] for rate in args.rates[:2]]
     for rate, latency in cases:
@@ -127,23 +160,29 @@ def main() -> None:
             objects = sum(int(n) for n in server.counts.values())
             result = extract(server, rate)
         achieved = result.served / result.seconds
-        print(f"{rate:>5.0f} {latency * 1000:>5.0f}ms {objects:>8} {result.served:>8} "
-              f"{achieved:>6.1f} {achieved / rate:>6.1%} {result.throttled:>4} "
-              f"{result.events:>7} {result.events / result.seconds:>8.0f} {result.seconds:>7.2f}")
+        print(
+            f"{rate:>5.0f} {latency * 1000:>5.0f}ms {objects:>8} {result.served:>8} "
+            f"{achieved:>6.1f} {achieved / rate:>6.1%} {result.throttled:>4} "
+            f"{result.events:>7} {result.events / result.seconds:>8.0f} {result.seconds:>7.2f}"
+        )
 
     with LocalStripe(3000) as server:
         result = extract(server, 10_000)
-    print(f"\nceiling (no limit, no latency): {result.served / result.seconds:.0f} requests/s, "
-          f"{result.events / result.seconds:.0f} events/s, "
-          f"{(result.events + result.people) / result.seconds:.0f} records/s "
-          f"({result.events} events, {result.people} profiles in {result.seconds:.2f} s)")
+    print(
+        f"\nceiling (no limit, no latency): {result.served / result.seconds:.0f} requests/s, "
+        f"{result.events / result.seconds:.0f} events/s, "
+        f"{(result.events + result.people) / result.seconds:.0f} records/s "
+        f"({result.events} events, {result.people} profiles in {result.seconds:.2f} s)"
+    )
 
     print("\npeak memory of the connector (tracemalloc, no rate limit), 500 customers:")
     for charges in ((0, 3), (30, 60), (60, 120)):
         with LocalStripe(500, charges=charges) as server:
             result = extract(server, 10_000, trace_memory=True)
-            print(f"  {server.counts['charges']:>6} charges, {result.events:>6} events: "
-                  f"peak {result.peak_mb:.1f} MB")
+            print(
+                f"  {server.counts['charges']:>6} charges, {result.events:>6} events: "
+                f"peak {result.peak_mb:.1f} MB"
+            )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def encode_ceiling(events: int) -> float:
     records = [event.to_mixpanel("token") for event in connector.events(ctx)]
     started = time.perf_counter()
     for start in range(0, len(records), 1000):
-        base64.b64encode(orjson.dumps(records[start:start + 1000]))
+        base64.b64encode(orjson.dumps(records[start : start + 1000]))
     return len(records) / (time.perf_counter() - started)
 
 
@@ -85,15 +85,36 @@ def bench_server(directory: Path, events: int, concurrency: int) -> tuple[float,
     mpconnect = shutil.which("mpconnect") or "mpconnect"
     log = (directory / "serve.log").open("wb")
     server = subprocess.Popen(
-        [mpconnect, "serve", "--port", str(port), "--dataset", "DEMO", "--project-token",
-         "benchtoken", "--project-secret", "benchsecret", "--live-delay", "0",
-         "--store", str(directory / "server.sqlite3"), "--tls-dir", str(directory / "tls")],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            mpconnect,
+            "serve",
+            "--port",
+            str(port),
+            "--dataset",
+            "DEMO",
+            "--project-token",
+            "benchtoken",
+            "--project-secret",
+            "benchsecret",
+            "--live-delay",
+            "0",
+            "--store",
+            str(directory / "server.sqlite3"),
+            "--tls-dir",
+            str(directory / "tls"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(port)
-        config = write_config(directory, f"https://127.0.0.1:{port}",
-                              directory / "tls" / "ca.pem", events, concurrency)
+        config = write_config(
+            directory,
+            f"https://127.0.0.1:{port}",
+            directory / "tls" / "ca.pem",
+            events,
+            concurrency,
+        )
         seconds, rss, _ = run_engine(config, directory / "home")
     finally:
         server.terminate()
@@ -106,14 +127,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--targets", default="encode,null,server",
-                        help="comma-separated: encode, null, server")
+    parser.add_argument(
+        "--targets", default="encode,null,server", help="comma-separated: encode, null, server"
+    )
     args = parser.parse_args()
     targets = args.targets.split(",")
     print(f"events: {args.events:,}; upload workers: {args.concurrency}; cores: {os.cpu_count()}")
     if "encode" in targets:  # in a child process, so its memory is not in the others' RSS
-        code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-                f"import throughput; print(throughput.encode_ceiling({args.events}))")
+        code = (
+            f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            f"import throughput; print(throughput.encode_ceiling({args.events}))"
+        )
         rate = float(subprocess.check_output([sys.executable, "-c", code]).decode())
         print(f"encode ceiling (orjson + base64, one process): {rate:,.0f} events/s")
     for name, bench in (("null", bench_null), ("server", bench_server)):
@@ -122,9 +146,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix=f"mpconnect-bench-{name}-") as tmp:
             seconds, rss = bench(Path(tmp), args.events, args.concurrency)
         records = args.events + max(1, args.events // 10)  # events + people profiles
-        print(f"engine -> {name:6} sink: {records:,} records in {seconds:.1f} s = "
-              f"{records / seconds:,.0f} records/s ({args.events / seconds:,.0f} events/s); "
-              f"peak RSS {rss:.0f} MB")
+        print(
+            f"engine -> {name:6} sink: {records:,} records in {seconds:.1f} s = "
+            f"{records / seconds:,.0f} records/s ({args.events / seconds:,.0f} events/s); "
+            f"peak RSS {rss:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

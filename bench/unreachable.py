@@ -31,37 +31,51 @@ def configs(port: int) -> dict[str, tuple[str, str]]:
     url = f"http://127.0.0.1:{port}"
     embedded = '[mixpanel]\nsink = "embedded"\n'
     return {
-        "stripe": (embedded + f"""
+        "stripe": (
+            embedded
+            + f"""
 [sources.billing]
 connector = "stripe"
 dataset_id = "BILLING"
 [sources.billing.settings]
 api_key = "${{STRIPE_KEY}}"
 api_base = "{url}"
-""", "billing"),
-        "salesforce": (embedded + f"""
+""",
+            "billing",
+        ),
+        "salesforce": (
+            embedded
+            + f"""
 [sources.crm]
 connector = "salesforce"
 dataset_id = "CRM"
 [sources.crm.settings]
-instance_url = "{url.replace('http://', 'https://')}"
+instance_url = "{url.replace("http://", "https://")}"
 session_id = "${{SF_SESSION}}"
-""", "crm"),
-        "datasets": (f"""
+""",
+            "crm",
+        ),
+        "datasets": (
+            f"""
 [mixpanel]
 sink = "datasets"
 api_url = "{url}"
 allow_http_loopback = true
 project_token = "tok"
 secret = "${{MIXPANEL_SECRET}}"
-""", "demo"),
-        "ingestion": (f"""
+""",
+            "demo",
+        ),
+        "ingestion": (
+            f"""
 [mixpanel]
 sink = "ingestion"
 api_url = "{url}"
 allow_http_loopback = true
 project_token = "tok"
-""", "demo"),
+""",
+            "demo",
+        ),
     }
 
 
@@ -73,19 +87,31 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as home:
             config = Path(home) / "mpconnect.toml"
             config.write_text(text)
-            env = {**os.environ, "MPCONNECT_HOME": home, "STRIPE_KEY": "sk_test_x",
-                   "SF_SESSION": "00Dx!session", "MIXPANEL_SECRET": "s"}
+            env = {
+                **os.environ,
+                "MPCONNECT_HOME": home,
+                "STRIPE_KEY": "sk_test_x",
+                "SF_SESSION": "00Dx!session",
+                "MIXPANEL_SECRET": "s",
+            }
             commands = [["run", source]] + ([["check", source]] if source != "demo" else [])
             for command in commands:
                 start = time.monotonic()
-                done = subprocess.run([str(exe), "--config", str(config), *command], env=env,
-                                      capture_output=True, text=True, timeout=600)
+                done = subprocess.run(
+                    [str(exe), "--config", str(config), *command],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
                 seconds = time.monotonic() - start
                 lines = (done.stdout + done.stderr).splitlines()
                 retries = sum("retry" in line for line in lines)
                 last = lines[-1] if lines else ""
-                print(f"{case:10} {' '.join(command):12} {seconds:6.1f} s  exit {done.returncode}"
-                      f"  {retries:2d} retry lines  | {last[:240]}")
+                print(
+                    f"{case:10} {' '.join(command):12} {seconds:6.1f} s  exit {done.returncode}"
+                    f"  {retries:2d} retry lines  | {last[:240]}"
+                )
 
 
 if __name__ == "__main__":

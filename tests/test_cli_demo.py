@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mpconnect.datasets.store import DatasetStore
+from mpconnect.store.datasets import DatasetStore
 from mpconnect.testing import run_connector
 from mpconnect_demo import DemoConnector
 
@@ -44,17 +44,19 @@ def test_run_demo_loads_exactly_what_the_connector_generates(
 
     assert result.exit_code == 0, result.output
     summary = summary_of(result.stdout)
-    assert (summary["read"], summary["imported"], summary["quarantined"]) == (
-        "1,650", "1,650", "0")
+    assert (summary["read"], summary["imported"], summary["quarantined"]) == ("1,650", "1,650", "0")
     store = DatasetStore(mpconnect_home / "embedded.sqlite3")
     try:
         [version] = store.list_versions("DEMO")
         assert version.version_id == summary["version"]
         assert version.is_live
-        events = sorted(store.iter_events("DEMO", version.version_id),
-                        key=lambda e: e["properties"]["$insert_id"])
-        people = sorted(store.iter_people("DEMO", version.version_id),
-                        key=lambda p: p["$distinct_id"])
+        events = sorted(
+            store.iter_events("DEMO", version.version_id),
+            key=lambda e: e["properties"]["$insert_id"],
+        )
+        people = sorted(
+            store.iter_people("DEMO", version.version_id), key=lambda p: p["$distinct_id"]
+        )
     finally:
         store.close()
     assert len(expected.events) == 1500 and len(expected.people) == 150
@@ -71,14 +73,32 @@ def test_inspect_shows_the_counts(cli: Any, demo_config: Path) -> None:
     assert text.exit_code == 0, text.output
     lines = text.stdout.splitlines()
     assert re.fullmatch(r"dataset DEMO version \d+ \(live\) in .*embedded\.sqlite3", lines[0])
-    assert lines[1:4] == ["events: 1,500", "  Airline Review: 1,500",
-                          "people records: 150 (150 profiles)"]
+    assert lines[1:4] == [
+        "events: 1,500",
+        "  Airline Review: 1,500",
+        "people records: 150 (150 profiles)",
+    ]
     report = json.loads(as_json.stdout)
-    assert {k: report[k] for k in ("events_total", "events_by_name", "events_received",
-                                   "people_total", "profiles", "people_received", "is_live")} \
-        == {"events_total": 1500, "events_by_name": {"Airline Review": 1500},
-            "events_received": 1500, "people_total": 150, "profiles": 150,
-            "people_received": 150, "is_live": True}
+    assert {
+        k: report[k]
+        for k in (
+            "events_total",
+            "events_by_name",
+            "events_received",
+            "people_total",
+            "profiles",
+            "people_received",
+            "is_live",
+        )
+    } == {
+        "events_total": 1500,
+        "events_by_name": {"Airline Review": 1500},
+        "events_received": 1500,
+        "people_total": 150,
+        "profiles": 150,
+        "people_received": 150,
+        "is_live": True,
+    }
     assert len(report["sample_events"]) == 2
     assert report["sample_events"][0]["properties"]["token"] == "mpconnect-embedded"
     assert report["sample_people"][0]["$token"] == "mpconnect-embedded"
@@ -138,8 +158,16 @@ def test_versions_list_shows_the_state_object(cli: Any, demo_config: Path) -> No
     assert re.fullmatch(timestamp, version["created_at"])
     assert re.fullmatch(timestamp, version["state"]["ready_at"])
     header, row = text.stdout.splitlines()
-    assert header.split() == ["VERSION", "CREATED", "LIVE", "READABLE", "WRITABLE", "READY",
-                              "READY", "AT"]
+    assert header.split() == [
+        "VERSION",
+        "CREATED",
+        "LIVE",
+        "READABLE",
+        "WRITABLE",
+        "READY",
+        "READY",
+        "AT",
+    ]
     assert row.split()[0] == version["version_id"]
     assert row.split()[2:6] == ["yes", "yes", "no", "yes"]
 
@@ -201,8 +229,9 @@ def test_inspect_an_older_version(cli: Any, demo_config: Path) -> None:
     cli("--config", demo_config, "run", "demo")
     older = versions(cli, demo_config)[1]["version_id"]
 
-    report = json.loads(cli("--config", demo_config, "inspect", "DEMO", "--version", older,
-                            "--json").stdout)
+    report = json.loads(
+        cli("--config", demo_config, "inspect", "DEMO", "--version", older, "--json").stdout
+    )
 
     assert report["version_id"] == older
     assert report["is_live"] is False

@@ -21,13 +21,16 @@ from mpconnect.cli.global_options import hoist_global_options
 def test_config_after_the_subcommand_is_the_global_option(
     write_config: Callable[..., Path], cli: Any
 ) -> None:
-    path = write_config("""
+    path = write_config(
+        """
         [sources.tiny]
         connector = "demo"
         dataset_id = "TINY"
         [sources.tiny.settings]
         events = 20
-    """, name="f.toml")
+    """,
+        name="f.toml",
+    )
     result = cli("run", "tiny", "--config", path)
     assert result.exit_code == 0, result.stderr
     assert "tiny: succeeded" in result.stdout
@@ -48,9 +51,18 @@ def test_home_quiet_and_log_format_after_the_subcommand(
 
 def test_a_value_after_double_dash_is_not_a_global_option() -> None:
     assert hoist_global_options(["run", "x", "--", "--config", "f"]) == [
-        "run", "x", "--", "--config", "f"]
+        "run",
+        "x",
+        "--",
+        "--config",
+        "f",
+    ]
     assert hoist_global_options(["run", "x", "--config=f.toml", "-v"]) == [
-        "--config=f.toml", "-v", "run", "x"]
+        "--config=f.toml",
+        "-v",
+        "run",
+        "x",
+    ]
 
 
 # -- configuration checked where it is used --------------------------------------------------
@@ -97,10 +109,11 @@ def test_a_sink_that_needs_them_names_every_unset_variable(
     """)
     result = cli("--config", path, "run", "demo")
     assert result.exit_code == 1
-    assert (f"mpconnect: error: {path}: 2 environment variables are not set: "
-            "MIXPANEL_PROJECT_TOKEN (mixpanel.project_token), MIXPANEL_SECRET "
-            "(mixpanel.secret); export them or define them in the secrets_file"
-            in result.stderr)
+    assert (
+        f"mpconnect: error: {path}: 2 environment variables are not set: "
+        "MIXPANEL_PROJECT_TOKEN (mixpanel.project_token), MIXPANEL_SECRET "
+        "(mixpanel.secret); export them or define them in the secrets_file" in result.stderr
+    )
 
 
 def test_sources_list_shows_what_check_would_refuse(
@@ -126,14 +139,21 @@ def test_sources_list_shows_what_check_would_refuse(
     result = cli("--config", path, "sources", "list")
     assert result.exit_code == 1
     assert "sources.billing.settings.api_key: secrets must not be written in clear" in (
-        result.stderr)
+        result.stderr
+    )
     assert "sk_test_4eC39HqLyjWDarjtT1zdp7dc" not in result.stderr + result.stdout
     assert "sources.crm.connector: no connector 'zendesk' is installed" in result.stderr
     assert "sources.nightly.schedule: '61 * * * *' is not a valid cron expression" in (
-        result.stderr)
+        result.stderr
+    )
     listed = json.loads(cli("--config", path, "sources", "list", "--json").stdout)
     assert {row["name"]: len(row["problems"]) for row in listed} == {
-        "billing": 1, "crm": 1, "nightly": 1, "ok": 0, "demo": 0}
+        "billing": 1,
+        "crm": 1,
+        "nightly": 1,
+        "ok": 0,
+        "demo": 0,
+    }
 
 
 # -- listings that list ------------------------------------------------------------------------
@@ -143,15 +163,21 @@ def test_versions_list_refuses_a_malformed_dataset_id(cli: Any) -> None:
     result = cli("versions", "list", "not-a-dataset!")
     assert result.exit_code == 2
     assert "'not-a-dataset!' is not a dataset id: it must be 1 to 255 letters and digits" in (
-        result.stderr)
+        result.stderr
+    )
     assert "has no versions" not in result.stdout
 
 
 def test_bare_sources_and_connectors_list_them(cli: Any) -> None:
     connectors = cli("connectors")
     assert connectors.exit_code == 0
-    assert connectors.stdout.splitlines()[0].split() == ["NAME", "PROVIDED", "BY", "STATUS",
-                                                         "DESCRIPTION"]
+    assert connectors.stdout.splitlines()[0].split() == [
+        "NAME",
+        "PROVIDED",
+        "BY",
+        "STATUS",
+        "DESCRIPTION",
+    ]
     assert "synthetic airline reviews" in connectors.stdout
     sources = cli("sources")
     assert sources.exit_code == 0
@@ -189,8 +215,9 @@ def test_a_connectors_log_lines_start_with_the_source_name(
         connector = "chatty"
         dataset_id = "SHOP"
     """)
-    result = cli("--config", path, "run", "shop", "--log-format", log_format,
-                 plugins=[_ChattyPlugin()])
+    result = cli(
+        "--config", path, "run", "shop", "--log-format", log_format, plugins=[_ChattyPlugin()]
+    )
     assert result.exit_code == 0, result.stderr
     assert "shop: read 3 widgets" in result.stderr
     assert "shop: chatty: no people here" in result.stderr
@@ -215,11 +242,24 @@ def test_quarantine_shows_reasons_counts_and_redacted_samples(
     run_id = json.loads(cli("runs", "--json").stdout)[0]["run_id"]
     quarantine_file = mpconnect_home / "quarantine" / "reviews" / f"{run_id}.jsonl"
     with quarantine_file.open("a") as handle:  # a record carrying a credential
-        handle.write(json.dumps({
-            "time": 0, "source": "reviews", "what": "event 'Login'", "field": "distinct_id",
-            "reason": "field 'distinct_id': 'N/A' is a placeholder id Mixpanel rejects",
-            "record": {"properties": {"api_key": "hunter2-is-secret",
-                                      "note": "paid with sk_live_51Habcdefghijklmnop"}}}) + "\n")
+        handle.write(
+            json.dumps(
+                {
+                    "time": 0,
+                    "source": "reviews",
+                    "what": "event 'Login'",
+                    "field": "distinct_id",
+                    "reason": "field 'distinct_id': 'N/A' is a placeholder id Mixpanel rejects",
+                    "record": {
+                        "properties": {
+                            "api_key": "hunter2-is-secret",
+                            "note": "paid with sk_live_51Habcdefghijklmnop",
+                        }
+                    },
+                }
+            )
+            + "\n"
+        )
     shown = cli("--config", path, "quarantine", "reviews")
     assert shown.exit_code == 0, shown.stderr
     lines = shown.stdout.splitlines()
@@ -229,7 +269,9 @@ def test_quarantine_shows_reasons_counts_and_redacted_samples(
     assert "sk_live_51Habcdefghijklmnop" not in shown.stdout
     report = json.loads(cli("quarantine", "reviews", "--run", run_id, "--json").stdout)
     assert [(r["count"], r["fields"]) for r in report["reasons"]] == [
-        (3, ["time"]), (1, ["distinct_id"])]
+        (3, ["time"]),
+        (1, ["distinct_id"]),
+    ]
     secret_sample = report["reasons"][1]["samples"][0]["record"]["properties"]
     assert secret_sample["api_key"] == "***"
 
@@ -238,8 +280,10 @@ def test_quarantine_of_an_unknown_run_is_an_error(cli: Any) -> None:
     assert cli("run", "demo", "-q").exit_code == 0
     result = cli("quarantine", "demo", "--run", "nope")
     assert result.exit_code == 1
-    assert ("mpconnect: error: source 'demo' has no run 'nope'; "
-            "`mpconnect runs --source demo` lists its runs") in result.stderr
+    assert (
+        "mpconnect: error: source 'demo' has no run 'nope'; "
+        "`mpconnect runs --source demo` lists its runs"
+    ) in result.stderr
 
 
 # -- start-up: light commands import no heavy module ------------------------------------------
@@ -262,8 +306,13 @@ sys.exit(code)
 
 @pytest.mark.parametrize("args", [["--help"], ["runs"], ["connectors", "list"]])
 def test_light_commands_import_no_heavy_module(args: list[str]) -> None:
-    done = subprocess.run([sys.executable, "-c", _PROBE % (HEAVY,), *args],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE % (HEAVY,), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "IMPORTED=\n" in done.stderr, done.stderr
     if args == ["connectors", "list"]:
@@ -278,12 +327,15 @@ def test_the_public_api_still_offers_every_name() -> None:
     assert StripeConnector.name == "stripe"
 
 
-@pytest.mark.parametrize("package", ["mpconnect_demo", "mpconnect_stripe",
-                                     "mpconnect_salesforce"])
+@pytest.mark.parametrize("package", ["mpconnect_demo", "mpconnect_stripe", "mpconnect_salesforce"])
 def test_a_built_in_reference_agrees_with_its_class(package: str) -> None:
     import importlib
 
     ref = importlib.import_module(package).CONNECTOR
     cls = ref.load()
     assert (cls.name, cls.description, cls.requires, cls.install_hint) == (
-        ref.name, ref.description, ref.requires, ref.install_hint)
+        ref.name,
+        ref.description,
+        ref.requires,
+        ref.install_hint,
+    )

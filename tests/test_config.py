@@ -42,8 +42,9 @@ class VaultConnector(mpconnect.Connector):
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
         """One event, logging its settings."""
         ctx.log.info("reading with %r", self.settings)
-        yield mpconnect.Event(name="Opened", distinct_id="acct-0001", time=1_700_000_000,
-                              object_id="vault-1")
+        yield mpconnect.Event(
+            name="Opened", distinct_id="acct-0001", time=1_700_000_000, object_id="vault-1"
+        )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         """One profile."""
@@ -68,11 +69,14 @@ def error_of(path: Path | str | None = None) -> str:
 
 
 def _named(write_config: Any, source: str, name: str) -> Path:
-    return write_config(f"""
+    return write_config(
+        f"""
         [sources.{source}]
         connector = "demo"
         dataset_id = "{source.upper()}"
-    """, name=name)
+    """,
+        name=name,
+    )
 
 
 def test_config_option_beats_environment_beats_working_directory(
@@ -108,10 +112,12 @@ def test_a_missing_config_file_is_an_error(monkeypatch: pytest.MonkeyPatch, cli:
     monkeypatch.setenv("MPCONNECT_CONFIG", "/nonexistent/mp.toml")
 
     assert result.exit_code == 1
-    assert result.stderr == ("mpconnect: error: nowhere.toml: configuration file does not exist "
-                             "(given with --config)\n")
-    assert error_of() == ("/nonexistent/mp.toml: configuration file does not exist "
-                          "(from $MPCONNECT_CONFIG)")
+    assert result.stderr == (
+        "mpconnect: error: nowhere.toml: configuration file does not exist (given with --config)\n"
+    )
+    assert error_of() == (
+        "/nonexistent/mp.toml: configuration file does not exist (from $MPCONNECT_CONFIG)"
+    )
 
 
 def test_invalid_toml_names_the_file(write_config: Any) -> None:
@@ -200,8 +206,8 @@ def test_a_missing_secrets_file_names_the_key(write_config: Any) -> None:
     [
         ('colour = "blue"\n', "colour"),
         ('path = "/etc"\n', "path"),
-        ('[engine]\nconcurency = 4\n', "engine.concurency"),
-        ('[scheduler]\nmax_paralel = 2\n', "scheduler.max_paralel"),
+        ("[engine]\nconcurency = 4\n", "engine.concurency"),
+        ("[scheduler]\nmax_paralel = 2\n", "scheduler.max_paralel"),
         ('[sources.s]\nconnector = "demo"\ndataset_id = "S"\nkeep = 3\n', "sources.s.keep"),
         ('[sources.s]\nname = "x"\nconnector = "demo"\ndataset_id = "S"\n', "sources.s.name"),
     ],
@@ -236,21 +242,33 @@ def test_an_unknown_connector_setting_names_file_key_and_fix(write_config: Any, 
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
-        ('[sources.s]\nconnector = "demo"\ndataset_id = "S"\nkeep_versions = "two"\n',
-         "sources.s.keep_versions: Input should be a valid integer"),
-        ('[sources.s]\nconnector = "demo"\ndataset_id = "S"\nkeep_versions = 9\n',
-         "sources.s.keep_versions: Input should be less than or equal to 5 (got 9)"),
-        ('[sources.s]\nconnector = "demo"\ndataset_id = "my-data"\n',
-         "sources.s.dataset_id: must be 1 to 255 letters and digits"),
-        ('[sources.s]\nconnector = "demo"\ndataset_id = 7\n',
-         "sources.s.dataset_id: Input should be a valid string (got 7)"),
-        ("[engine]\nconcurrency = 0\n",
-         "engine.concurrency: Input should be greater than or equal to 1 (got 0)"),
-        ('[scheduler]\ncatch_up = "always"\n',
-         "scheduler.catch_up: Input should be 'once' or 'skip'"),
+        (
+            '[sources.s]\nconnector = "demo"\ndataset_id = "S"\nkeep_versions = "two"\n',
+            "sources.s.keep_versions: Input should be a valid integer",
+        ),
+        (
+            '[sources.s]\nconnector = "demo"\ndataset_id = "S"\nkeep_versions = 9\n',
+            "sources.s.keep_versions: Input should be less than or equal to 5 (got 9)",
+        ),
+        (
+            '[sources.s]\nconnector = "demo"\ndataset_id = "my-data"\n',
+            "sources.s.dataset_id: must be 1 to 255 letters and digits",
+        ),
+        (
+            '[sources.s]\nconnector = "demo"\ndataset_id = 7\n',
+            "sources.s.dataset_id: Input should be a valid string (got 7)",
+        ),
+        (
+            "[engine]\nconcurrency = 0\n",
+            "engine.concurrency: Input should be greater than or equal to 1 (got 0)",
+        ),
+        (
+            '[scheduler]\ncatch_up = "always"\n',
+            "scheduler.catch_up: Input should be 'once' or 'skip'",
+        ),
         ('[mixpanel]\ntimeout = "soon"\n', "mixpanel.timeout: Input should be a valid number"),
         ('sources = "demo"\n', "sources: must be a table of [sources.NAME] tables"),
-        ('[sources]\ns = 1\n', "sources.s: must be a table ([sources.s])"),
+        ("[sources]\ns = 1\n", "sources.s: must be a table ([sources.s])"),
     ],
 )
 def test_a_bad_value_names_file_and_key(write_config: Any, toml: str, expected: str) -> None:
@@ -259,8 +277,10 @@ def test_a_bad_value_names_file_and_key(write_config: Any, toml: str, expected: 
     assert error_of(path).startswith(f"{path}: {expected}")
 
 
-@pytest.mark.parametrize(("missing", "present"), [("connector", "dataset_id = 'S'"),
-                                                   ("dataset_id", "connector = 'demo'")])
+@pytest.mark.parametrize(
+    ("missing", "present"),
+    [("connector", "dataset_id = 'S'"), ("dataset_id", "connector = 'demo'")],
+)
 def test_a_missing_required_key_names_it(write_config: Any, missing: str, present: str) -> None:
     path = write_config(f"[sources.s]\n{present}\n")
 
@@ -283,8 +303,7 @@ def test_a_bad_connector_setting_type_names_the_key(write_config: Any) -> None:
         connector_settings(config, config.sources["demo"], entry.cls.Settings)
 
     assert str(info.value) == (
-        f"{path}: sources.demo.settings.events: Input should be greater than or equal to 0 "
-        "(got -5)"
+        f"{path}: sources.demo.settings.events: Input should be greater than or equal to 0 (got -5)"
     )
 
 
@@ -307,8 +326,9 @@ def test_an_unknown_connector_names_file_key_and_fix(write_config: Any) -> None:
         f"{path}: sources.billing.connector: no connector 'stripee' is installed; use one of: "
     )
     assert "demo" in str(info.value)
-    assert str(info.value).endswith("(mpconnect connectors list), or install the plugin that "
-                                    "provides it")
+    assert str(info.value).endswith(
+        "(mpconnect connectors list), or install the plugin that provides it"
+    )
     require_connector(config, config.sources["demo"], plugins.connectors)
 
 
@@ -393,8 +413,17 @@ def test_secrets_are_absent_from_repr(vault_config: Path) -> None:
     config = load_config(vault_config)
     settings = connector_settings(config, config.sources["v"], VaultSettings)
 
-    shown = " ".join([repr(config), str(config), repr(config.mixpanel), repr(config.sources),
-                      repr(settings), str(settings), repr(VaultConnector(settings))])
+    shown = " ".join(
+        [
+            repr(config),
+            str(config),
+            repr(config.mixpanel),
+            repr(config.sources),
+            repr(settings),
+            str(settings),
+            repr(VaultConnector(settings)),
+        ]
+    )
 
     assert SECRET not in shown
     assert "VAULT" in shown  # the configuration itself is shown
@@ -407,8 +436,9 @@ def test_secrets_are_absent_from_cli_output_logs_and_files(
 ) -> None:
     plugins = [VaultPlugin()]
     # the embedded sink refuses keys it does not read, such as service_account_secret
-    vault_config.write_text(vault_config.read_text().replace(
-        'service_account_secret = "${VAULT_KEY}"', ""))
+    vault_config.write_text(
+        vault_config.read_text().replace('service_account_secret = "${VAULT_KEY}"', "")
+    )
     config = ["--config", vault_config]
 
     outputs = [
@@ -435,8 +465,10 @@ def test_secrets_are_absent_from_cli_output_logs_and_files(
 @pytest.mark.parametrize(
     ("setting", "expected"),
     [
-        ('page_size = "${VAULT_KEY}"',
-         "sources.v.settings.page_size: Input should be a valid integer"),
+        (
+            'page_size = "${VAULT_KEY}"',
+            "sources.v.settings.page_size: Input should be a valid integer",
+        ),
         ('region = "${VAULT_KEY}"', "sources.v.settings.region: Input should be 'eu' or 'us'"),
     ],
 )
@@ -491,9 +523,11 @@ def test_a_mixpanel_key_the_sink_does_not_read_is_named(write_config: Any, cli: 
     """)
     result = cli("--config", path, "run", "demo")
     assert result.exit_code == 1
-    assert (f"{path}: mixpanel.projet_token: unknown key for the 'embedded' sink; check its "
-            "spelling (keys: api_url, ca_bundle, project_token, secret, sink, store, timeout)"
-            in result.stderr)
+    assert (
+        f"{path}: mixpanel.projet_token: unknown key for the 'embedded' sink; check its "
+        "spelling (keys: api_url, ca_bundle, project_token, secret, sink, store, timeout)"
+        in result.stderr
+    )
 
 
 @pytest.mark.parametrize("name", ["eu/billing", "../escape", ".hidden"])
@@ -530,8 +564,10 @@ def test_two_sources_loading_one_dataset_are_refused_naming_both(
     """)
     result = cli("--config", path, "run", "fast")
     assert result.exit_code == 1
-    assert (f"{path}: sources.fast.dataset_id: 'DEMO' is also the dataset of source 'demo'"
-            in result.stderr)
+    assert (
+        f"{path}: sources.fast.dataset_id: 'DEMO' is also the dataset of source 'demo'"
+        in result.stderr
+    )
 
 
 def test_a_variable_missing_for_one_source_does_not_stop_the_others(
@@ -557,5 +593,7 @@ def test_a_variable_missing_for_one_source_does_not_stop_the_others(
     assert cli("--config", path, "run", "small").exit_code == 0
     failed = cli("--config", path, "run", "vault")
     assert failed.exit_code == 1
-    assert (f"{path}: sources.vault.settings.seed: environment variable NOT_SET_KEY is not set"
-            in failed.stderr)
+    assert (
+        f"{path}: sources.vault.settings.seed: environment variable NOT_SET_KEY is not set"
+        in failed.stderr
+    )

@@ -54,8 +54,13 @@ def small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     """A directory on a 4 MB file system; $MPCONNECT_HOME is in it."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "tmpfs",
-                              str(disk)], capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "tmpfs", str(disk)],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     if not mounted:
         monkeypatch.setattr(spool_module, "os", _FakeDiskOs(disk))
     monkeypatch.setenv("MPCONNECT_HOME", str(disk / "home"))
@@ -81,8 +86,13 @@ class BulkyConnector(mpconnect.Connector):
         for index in range(self.settings.events):
             if index == self.settings.die_after:
                 os._exit(9)
-            yield mpconnect.Event("Bulk", f"user-{index:05d}", 1_700_000_000 + index,
-                                  object_id=f"bulk-{index}", properties={"blob": PAYLOAD})
+            yield mpconnect.Event(
+                "Bulk",
+                f"user-{index:05d}",
+                1_700_000_000 + index,
+                object_id=f"bulk-{index}",
+                properties={"blob": PAYLOAD},
+            )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         """No profiles."""
@@ -105,7 +115,7 @@ def write_config(tmp_path: Path, **settings: int) -> Path:
     path.write_text(f"""
 [mixpanel]
 sink = "embedded"
-store = "{tmp_path / 'store.sqlite3'}"
+store = "{tmp_path / "store.sqlite3"}"
 
 [engine]
 concurrency = 1
@@ -121,7 +131,8 @@ dataset_id = "BULKY"
 
 
 def test_a_full_disk_is_one_line_naming_the_path_and_the_free_space(
-        tmp_path: Path, small_disk: Path, cli: Any) -> None:
+    tmp_path: Path, small_disk: Path, cli: Any
+) -> None:
     config = write_config(tmp_path, events=3200)  # 8 MB of spool for a 4 MB disk
 
     result = cli("--config", config, "run", "bulky", plugins=[BulkyPlugin()])
@@ -132,8 +143,10 @@ def test_a_full_disk_is_one_line_naming_the_path_and_the_free_space(
     spool = small_disk / "home" / "spool"
     assert line.startswith(f"mpconnect: error: bulky: {spool}/")
     assert "(a batch of the run's spool): no space left on the device (" in line
-    assert line.endswith(" free on its file system); free some space or point "
-                         "MPCONNECT_HOME at a larger disk, then run again")
+    assert line.endswith(
+        " free on its file system); free some space or point "
+        "MPCONNECT_HOME at a larger disk, then run again"
+    )
     [run] = SqliteRunLedger(small_disk / "home" / "ledger.sqlite3").list_runs("bulky")
     assert run["status"] == "failed" and "no space left on the device" in run["error"]
     assert not any(spool.iterdir()), "the unfinished spool was removed at once"
@@ -153,10 +166,12 @@ def parse_config_file(path: Path) -> Any:
 
 
 def test_the_next_run_removes_a_dead_spool_before_it_needs_space(
-        tmp_path: Path, small_disk: Path, cli: Any) -> None:
+    tmp_path: Path, small_disk: Path, cli: Any
+) -> None:
     crashing = write_config(tmp_path, events=3200, die_after=1001)
-    child = multiprocessing.get_context("fork").Process(target=_crash_while_spooling,
-                                                        args=(crashing,))
+    child = multiprocessing.get_context("fork").Process(
+        target=_crash_while_spooling, args=(crashing,)
+    )
     child.start()
     child.join(60)
     assert child.exitcode == 9
@@ -175,8 +190,9 @@ def test_the_next_run_removes_a_dead_spool_before_it_needs_space(
             except OSError as exc:
                 assert exc.errno == errno.ENOSPC
 
-    result = cli("--config", write_config(tmp_path, events=20), "run", "bulky",
-                 plugins=[BulkyPlugin()])
+    result = cli(
+        "--config", write_config(tmp_path, events=20), "run", "bulky", plugins=[BulkyPlugin()]
+    )
 
     assert result.exit_code == 0, result.output
     assert not dead.exists()

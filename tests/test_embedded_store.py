@@ -12,10 +12,10 @@ import orjson
 import pytest
 
 from mpconnect.config import MixpanelConfig
-from mpconnect.datasets.store import DatasetStore, StoreError
 from mpconnect.errors import SinkError
-from mpconnect.sinks.base import ZERO_TIME
+from mpconnect.sink import ZERO_TIME
 from mpconnect.sinks.embedded import EmbeddedSink, embedded_store_path
+from mpconnect.store.datasets import DatasetStore, StoreError
 
 
 @pytest.fixture
@@ -28,8 +28,15 @@ def store(tmp_path: Path) -> Iterator[DatasetStore]:
 
 def an_event(insert_id: str, name: str = "Airline Review", distinct_id: str = "u1") -> dict:
     """An event in Mixpanel's structure."""
-    return {"event": name, "properties": {"distinct_id": distinct_id, "time": 1_700_000_000,
-                                          "token": "t", "$insert_id": insert_id}}
+    return {
+        "event": name,
+        "properties": {
+            "distinct_id": distinct_id,
+            "time": 1_700_000_000,
+            "token": "t",
+            "$insert_id": insert_id,
+        },
+    }
 
 
 def a_person(distinct_id: str, **values: Any) -> dict:
@@ -43,8 +50,13 @@ def test_a_new_version_is_writable_and_not_readable(store: DatasetStore) -> None
     assert version.to_api() == {
         "created_at": version.created_at,
         "is_live": False,
-        "state": {"readable": False, "readable_at": ZERO_TIME, "ready": False,
-                  "ready_at": ZERO_TIME, "writable": True},
+        "state": {
+            "readable": False,
+            "readable_at": ZERO_TIME,
+            "ready": False,
+            "ready_at": ZERO_TIME,
+            "writable": True,
+        },
         "version_id": version.version_id,
     }
     assert version.version_id.isdigit()
@@ -98,8 +110,11 @@ def test_one_live_version_per_dataset_the_newest_published(store: DatasetStore) 
 
     listed = store.list_versions("D")
 
-    assert [v.version_id for v in listed] == [unpublished.version_id, second.version_id,
-                                             first.version_id]
+    assert [v.version_id for v in listed] == [
+        unpublished.version_id,
+        second.version_id,
+        first.version_id,
+    ]
     assert [v.is_live for v in listed] == [False, True, False]
     assert store.live_version("OTHER").version_id == other.version_id  # type: ignore[union-attr]
 
@@ -150,7 +165,10 @@ def test_events_deduplicate_by_insert_id_within_a_version(store: DatasetStore) -
     assert contents.events_by_name == {"Airline Review": 2, "Refund": 1}
     assert store.contents("D", other).events_total == 1
     assert sorted(e["properties"]["$insert_id"] for e in store.iter_events("D", version)) == [
-        "a", "b", "c"]
+        "a",
+        "b",
+        "c",
+    ]
 
 
 def test_people_records_resent_are_kept_once(store: DatasetStore) -> None:
@@ -184,7 +202,9 @@ def test_imports_into_a_missing_version_are_404(store: DatasetStore) -> None:
         store.import_people("D", "123", [a_person("u1")])
 
     assert (info.value.status, info.value.message) == (
-        404, "version 123 of dataset D does not exist")
+        404,
+        "version 123 of dataset D does not exist",
+    )
 
 
 @pytest.mark.parametrize(
@@ -232,8 +252,9 @@ def test_concurrent_imports_from_several_threads_all_land(store: DatasetStore) -
     def load(worker: int) -> None:
         try:
             for batch in range(5):
-                store.import_events("D", version, [
-                    an_event(f"w{worker}-b{batch}-{i}") for i in range(100)])
+                store.import_events(
+                    "D", version, [an_event(f"w{worker}-b{batch}-{i}") for i in range(100)]
+                )
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -269,8 +290,11 @@ def test_the_embedded_sink_runs_the_lifecycle(tmp_path: Path) -> None:
         result = sink.import_batch("events", "NEW", version.version_id, payload, 2)
         sink.publish("NEW", version.version_id)
         published = sink.get_version("NEW", version.version_id)
-        with pytest.raises(SinkError, match=r"^embedded store: version \d+ of dataset NEW is "
-                                            r"not writable$"):
+        with pytest.raises(
+            SinkError,
+            match=r"^embedded store: version \d+ of dataset NEW is "
+            r"not writable$",
+        ):
             sink.import_batch("events", "NEW", version.version_id, payload, 2)
     finally:
         sink.close()

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 import pytest
 
 import mpconnect
-from mpconnect.datasets.store import DatasetStore
 from mpconnect.errors import PluginError, RecordError, RunFailed, SourceError
-from mpconnect.sinks.base import ImportResult, Sink, VersionInfo
+from mpconnect.sink import ImportResult, Sink, VersionInfo
+from mpconnect.store.datasets import DatasetStore
 from mpconnect.testing import EmbeddedTarget, connector_plugin, load_test_plugins
 
 pytestmark = pytest.mark.timeout(60)
@@ -42,8 +42,9 @@ class TinyConnector(mpconnect.Connector):
 
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
         for number in (1, 2):
-            yield mpconnect.Event("Signed Up", "user-1", 1_700_000_000 + number,
-                                  object_id=f"signup-{number}")
+            yield mpconnect.Event(
+                "Signed Up", "user-1", 1_700_000_000 + number, object_id=f"signup-{number}"
+            )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         yield mpconnect.Profile("user-1", set={"$name": "Tiny"})
@@ -78,29 +79,64 @@ class LifecycleObserver:
 
     @mpconnect.hookimpl
     def version_created(self, source: str, dataset_id: str, version_id: str, sink: str) -> None:
-        self.calls.append(("version_created", {"source": source, "dataset_id": dataset_id,
-                                               "version_id": version_id, "sink": sink}))
+        self.calls.append(
+            (
+                "version_created",
+                {
+                    "source": source,
+                    "dataset_id": dataset_id,
+                    "version_id": version_id,
+                    "sink": sink,
+                },
+            )
+        )
 
     @mpconnect.hookimpl
-    def version_published(self, source: str, dataset_id: str, version_id: str,
-                          summary: Any) -> None:
+    def version_published(
+        self, source: str, dataset_id: str, version_id: str, summary: Any
+    ) -> None:
         state = self._state(dataset_id, version_id)
-        self.calls.append(("version_published", {
-            "source": source, "version_id": version_id, "imported": summary.imported,
-            "readable": state.readable if state else None,
-        }))
+        self.calls.append(
+            (
+                "version_published",
+                {
+                    "source": source,
+                    "version_id": version_id,
+                    "imported": summary.imported,
+                    "readable": state.readable if state else None,
+                },
+            )
+        )
 
     @mpconnect.hookimpl
     def version_live(self, source: str, dataset_id: str, version_id: str) -> None:
         state = self._state(dataset_id, version_id)
-        self.calls.append(("version_live", {"source": source, "version_id": version_id,
-                                            "is_live": state.is_live if state else None}))
+        self.calls.append(
+            (
+                "version_live",
+                {
+                    "source": source,
+                    "version_id": version_id,
+                    "is_live": state.is_live if state else None,
+                },
+            )
+        )
 
     @mpconnect.hookimpl
-    def run_failed(self, source: str, dataset_id: str, version_id: str | None,
-                   error: BaseException) -> None:
-        self.calls.append(("run_failed", {"source": source, "dataset_id": dataset_id,
-                                          "version_id": version_id, "error": error}))
+    def run_failed(
+        self, source: str, dataset_id: str, version_id: str | None, error: BaseException
+    ) -> None:
+        self.calls.append(
+            (
+                "run_failed",
+                {
+                    "source": source,
+                    "dataset_id": dataset_id,
+                    "version_id": version_id,
+                    "error": error,
+                },
+            )
+        )
 
     def named(self, hook: str) -> list[dict[str, Any]]:
         return [args for name, args in self.calls if name == hook]
@@ -161,8 +197,9 @@ class MemorySink(Sink):
     def list_versions(self, dataset_id: str) -> list[VersionInfo]:
         return sorted(self.versions.values(), key=lambda v: int(v.version_id), reverse=True)
 
-    def import_batch(self, kind: Any, dataset_id: str, version_id: str, payload: bytes,
-                     count: int) -> ImportResult:
+    def import_batch(
+        self, kind: Any, dataset_id: str, version_id: str, payload: bytes, count: int
+    ) -> ImportResult:
         self.records[version_id][kind].extend(json.loads(payload))
         return ImportResult(imported=count)
 
@@ -182,8 +219,13 @@ def test_hook_register_sinks(target: EmbeddedTarget) -> None:
             register(MemorySink)
 
     MemorySink.instances.clear()
-    loaded = target.run("demo", DEMO, plugins=[Plugin()], dataset_id="DEMO",
-                        mixpanel={"sink": "memory", "project_token": "project-token"})
+    loaded = target.run(
+        "demo",
+        DEMO,
+        plugins=[Plugin()],
+        dataset_id="DEMO",
+        mixpanel={"sink": "memory", "project_token": "project-token"},
+    )
 
     assert loaded.summary.status == "succeeded"
     assert loaded.summary.sink == "memory"
@@ -200,13 +242,15 @@ def test_hook_register_sinks(target: EmbeddedTarget) -> None:
 def test_hook_transform_record(target: EmbeddedTarget) -> None:
     class Plugin:
         @mpconnect.hookimpl
-        def transform_record(self, record: mpconnect.Event | mpconnect.Profile,
-                             source: str) -> None:
+        def transform_record(
+            self, record: mpconnect.Event | mpconnect.Profile, source: str
+        ) -> None:
             if isinstance(record, mpconnect.Event):
                 record.properties["loaded_by"] = source
             elif record.distinct_id == "reviewer-0":
-                raise RecordError("field '$distinct_id': reviewer-0 asked to be forgotten",
-                                  "$distinct_id")
+                raise RecordError(
+                    "field '$distinct_id': reviewer-0 asked to be forgotten", "$distinct_id"
+                )
 
     loaded = target.run("demo", DEMO, plugins=[Plugin()], source="reviews", dataset_id="DEMO")
 
@@ -235,10 +279,14 @@ def test_hook_version_created(target: EmbeddedTarget) -> None:
     loaded = target.run("demo", DEMO, plugins=[observer, FewerArguments()], dataset_id="DEMO")
 
     assert loaded.summary.status == "succeeded"
-    assert observer.named("version_created") == [{
-        "source": "test", "dataset_id": "DEMO", "version_id": loaded.summary.version_id,
-        "sink": "embedded",
-    }]
+    assert observer.named("version_created") == [
+        {
+            "source": "test",
+            "dataset_id": "DEMO",
+            "version_id": loaded.summary.version_id,
+            "sink": "embedded",
+        }
+    ]
     assert FewerArguments.seen == [loaded.summary.version_id]
 
 
@@ -247,10 +295,14 @@ def test_hook_version_published(target: EmbeddedTarget) -> None:
 
     loaded = target.run("demo", DEMO, plugins=[observer], dataset_id="DEMO")
 
-    assert observer.named("version_published") == [{
-        "source": "test", "version_id": loaded.summary.version_id,
-        "imported": 33, "readable": True,
-    }]
+    assert observer.named("version_published") == [
+        {
+            "source": "test",
+            "version_id": loaded.summary.version_id,
+            "imported": 33,
+            "readable": True,
+        }
+    ]
 
 
 def test_hook_version_live(target: EmbeddedTarget) -> None:
@@ -258,11 +310,17 @@ def test_hook_version_live(target: EmbeddedTarget) -> None:
 
     loaded = target.run("demo", DEMO, plugins=[observer], dataset_id="DEMO")
 
-    assert observer.named("version_live") == [{
-        "source": "test", "version_id": loaded.summary.version_id, "is_live": True,
-    }]
+    assert observer.named("version_live") == [
+        {
+            "source": "test",
+            "version_id": loaded.summary.version_id,
+            "is_live": True,
+        }
+    ]
     assert [name for name, _ in observer.calls] == [
-        "version_created", "version_published", "version_live",
+        "version_created",
+        "version_published",
+        "version_live",
     ]
 
 
@@ -290,8 +348,12 @@ class SignupsApi:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        body = json.dumps([{"id": f"s{n}", "user": f"user-{n % 3}", "at": 1_700_000_000 + n}
-                           for n in range(count)]).encode()
+        body = json.dumps(
+            [
+                {"id": f"s{n}", "user": f"user-{n % 3}", "at": 1_700_000_000 + n}
+                for n in range(count)
+            ]
+        ).encode()
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -326,8 +388,11 @@ class SignupsConnector(mpconnect.Connector):
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
         import requests
 
-        answer = requests.get(f"{self.settings.base_url}/signups", timeout=10,
-                              headers={"Authorization": f"Bearer {self.settings.token}"})
+        answer = requests.get(
+            f"{self.settings.base_url}/signups",
+            timeout=10,
+            headers={"Authorization": f"Bearer {self.settings.token}"},
+        )
         answer.raise_for_status()
         for row in answer.json():
             yield mpconnect.Event("Signed Up", row["user"], row["at"], object_id=row["id"])
@@ -338,7 +403,7 @@ class SignupsConnector(mpconnect.Connector):
 
 def test_hook_register_local_servers(target: EmbeddedTarget, tmp_path: Path) -> None:
     from mpconnect.cli.serve_group import paste_text
-    from mpconnect.localserver import LocalServer, ServedSource, ServeOptions
+    from mpconnect.emulator.background import LocalServer, ServedSource, ServeOptions
 
     class SignupsLocalServer(LocalServer):
         name = "signups"
@@ -349,9 +414,13 @@ def test_hook_register_local_servers(target: EmbeddedTarget, tmp_path: Path) -> 
 
         def start(self, options: ServeOptions) -> ServedSource:
             api = SignupsApi(options.size, "tok-123", options.port)
-            return ServedSource(url=api.url, stop=api.stop, contents=f"{options.size} signups",
-                                settings={"base_url": api.url, "token": "${SIGNUPS_TOKEN}"},
-                                environment={"SIGNUPS_TOKEN": "tok-123"})
+            return ServedSource(
+                url=api.url,
+                stop=api.stop,
+                contents=f"{options.size} signups",
+                settings={"base_url": api.url, "token": "${SIGNUPS_TOKEN}"},
+                environment={"SIGNUPS_TOKEN": "tok-123"},
+            )
 
     class Plugin:
         @mpconnect.hookimpl
@@ -374,15 +443,28 @@ def test_hook_register_local_servers(target: EmbeddedTarget, tmp_path: Path) -> 
         printed = paste_text(SignupsLocalServer, served)
         config = tmp_path / "mpconnect.toml"
         config.write_text(printed.split("paste into mpconnect.toml:")[1].split("and set")[0])
-        ran = target.cli("--config", str(config), "run", "signups", plugins=plugins,
-                         env={"SIGNUPS_TOKEN": "tok-123"})
+        ran = target.cli(
+            "--config",
+            str(config),
+            "run",
+            "signups",
+            plugins=plugins,
+            env={"SIGNUPS_TOKEN": "tok-123"},
+        )
     finally:
         served.stop()
     assert printed.startswith(f"serving a local signups API on {served.url}: 12 signups")
     assert "export SIGNUPS_TOKEN=tok-123" in printed
     assert ran.exit_code == 0, ran.output
-    shown = target.cli("--config", str(config), "inspect", "SIGNUPS", "--json", plugins=plugins,
-                       env={"SIGNUPS_TOKEN": "tok-123"})
+    shown = target.cli(
+        "--config",
+        str(config),
+        "inspect",
+        "SIGNUPS",
+        "--json",
+        plugins=plugins,
+        env={"SIGNUPS_TOKEN": "tok-123"},
+    )
     assert json.loads(shown.stdout)["events_by_name"] == {"Signed Up": 12}
 
 
@@ -395,6 +477,9 @@ def test_hook_register_local_servers_refuses_nonsense_naming_the_plugin() -> Non
         def register_local_servers(self, register: Callable[[type], None]) -> None:
             register(NotAServer)
 
-    with pytest.raises(PluginError, match=r"registered .*NotAServer.* in register_local_servers"
-                                          r"; expected a subclass of mpconnect.localserver"):
+    with pytest.raises(
+        PluginError,
+        match=r"registered .*NotAServer.* in register_local_servers"
+        r"; expected a subclass of mpconnect.LocalServer",
+    ):
         load_test_plugins(Confused()).local_servers()

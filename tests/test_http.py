@@ -1,4 +1,4 @@
-"""``mpconnect.http.JsonHttpClient`` against a local server on 127.0.0.1.
+"""``mpconnect.transport.http.JsonHttpClient`` against a local server on 127.0.0.1.
 
 Retries (statuses, timeouts, dropped connections, ``Retry-After`` within ``max_wait``),
 errors and log lines without secrets, the plain-http and same-host rules, and pagination
@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 import mpconnect
+from mpconnect.emulator.background import BackgroundServer
 from mpconnect.errors import ConfigError, SourceError
-from mpconnect.http import JsonHttpClient, SourceHttpError
-from mpconnect.localserver import BackgroundServer
+from mpconnect.transport.http import JsonHttpClient, SourceHttpError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -56,9 +56,14 @@ def api() -> Iterator[tuple[str, Script]]:
     script = Script()
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        script.seen.append({"path": request.path, "query": dict(request.query),
-                            "authorization": request.headers.get("Authorization"),
-                            "host": request.host})
+        script.seen.append(
+            {
+                "path": request.path,
+                "query": dict(request.query),
+                "authorization": request.headers.get("Authorization"),
+                "host": request.host,
+            }
+        )
         status, body, headers = script.answers.pop(0) if script.answers else (200, {}, {})
         if isinstance(body, Truncated):  # promise more than is sent, then hang up
             response = web.StreamResponse(status=status, headers=headers)
@@ -85,7 +90,8 @@ def test_http_client_retries_429_and_5xx_honouring_retry_after(
 ) -> None:
     url, script = api
     script.then(429, {"error": "slow down"}, **{"Retry-After": "0"}).then(
-        503, "busy", **{"Retry-After": "0"}).then(200, {"ok": True})
+        503, "busy", **{"Retry-After": "0"}
+    ).then(200, {"ok": True})
 
     with JsonHttpClient(url, max_retries=3, name="acme") as client:
         assert client.get_json("/things", {"limit": 5}) == {"ok": True}
@@ -102,8 +108,10 @@ def test_http_client_gives_up_with_the_status_and_the_servers_text(
     for _ in range(3):
         script.then(500, {"error": "database on fire"}, **{"Retry-After": "0"})
 
-    with pytest.raises(SourceHttpError) as error, JsonHttpClient(
-            url, max_retries=2, name="acme") as client:
+    with (
+        pytest.raises(SourceHttpError) as error,
+        JsonHttpClient(url, max_retries=2, name="acme") as client,
+    ):
         client.get_json("/things")
 
     assert error.value.status == 500
@@ -119,8 +127,9 @@ def test_http_client_does_not_retry_other_errors_and_hides_secrets(
     url, script = api
     script.then(401, "invalid key Bearer sk_live_abcdef123456 for this account")
 
-    client = JsonHttpClient(url, headers={"Authorization": "Bearer sk_live_abcdef123456"},
-                            name="acme")
+    client = JsonHttpClient(
+        url, headers={"Authorization": "Bearer sk_live_abcdef123456"}, name="acme"
+    )
     with pytest.raises(SourceHttpError) as error:
         client.get_json("/things", {"api_key": "qk_999999999", "page": 2})
 
@@ -137,14 +146,15 @@ def test_http_client_reports_a_body_that_is_not_json(api: tuple[str, Script]) ->
     url, script = api
     script.then(200, "<html>maintenance</html>")
 
-    with pytest.raises(SourceHttpError, match="body is not JSON: '<html>maintenance"), \
-            JsonHttpClient(url) as client:
+    with (
+        pytest.raises(SourceHttpError, match="body is not JSON: '<html>maintenance"),
+        JsonHttpClient(url) as client,
+    ):
         client.get_json("/things")
 
 
 def test_http_client_retries_connection_failures_then_says_so() -> None:
-    client = JsonHttpClient(f"http://127.0.0.1:{closed_port()}", max_retries=1,
-                            initial_wait=0.01)
+    client = JsonHttpClient(f"http://127.0.0.1:{closed_port()}", max_retries=1, initial_wait=0.01)
 
     with pytest.raises(SourceHttpError, match="cannot connect to") as error:
         client.get_json("/things", {"token": "tk_secret_42"})
@@ -164,8 +174,10 @@ def test_http_client_retries_a_server_that_does_not_answer_in_time() -> None:
 
     app = web.Application()
     app.router.add_get("/v1/slow", slow)
-    with BackgroundServer(app) as server, JsonHttpClient(
-            server.url + "/v1", timeout=0.2, max_retries=1, initial_wait=0.01) as client:
+    with (
+        BackgroundServer(app) as server,
+        JsonHttpClient(server.url + "/v1", timeout=0.2, max_retries=1, initial_wait=0.01) as client,
+    ):
         with pytest.raises(SourceHttpError, match=r"no response within 0\.2 s") as error:
             client.get_json("/slow")
         assert client.requests == 2
@@ -189,25 +201,29 @@ def test_http_client_paginates_lazily_by_cursor_and_by_next_link(
 
     with JsonHttpClient(url) as client:
         by_cursor = client.paginate(
-            "/numbers", {"limit": 2},
-            next_page=lambda body: {"cursor": body["next_cursor"]} if body.get("next_cursor")
-            else None)
+            "/numbers",
+            {"limit": 2},
+            next_page=lambda body: (
+                {"cursor": body["next_cursor"]} if body.get("next_cursor") else None
+            ),
+        )
         assert next(by_cursor) == 1
         assert len(script.seen) == 1  # the second page is not fetched yet
         assert [*by_cursor] == [2, 3]
-        by_link = client.paginate("/letters", next_page=lambda body: body.get("next"),
-                                  items="items")
+        by_link = client.paginate(
+            "/letters", next_page=lambda body: body.get("next"), items="items"
+        )
         assert list(by_link) == ["a", "b"]
 
-    assert [s["query"] for s in script.seen[:2]] == [{"limit": "2"},
-                                                     {"limit": "2", "cursor": "c2"}]
+    assert [s["query"] for s in script.seen[:2]] == [{"limit": "2"}, {"limit": "2", "cursor": "c2"}]
     assert (script.seen[3]["path"], script.seen[3]["query"]) == ("/v1/page2", {"x": "1"})
 
 
 def test_http_client_stops_pagination_that_does_not_advance(api: tuple[str, Script]) -> None:
     url, script = api
     script.then(200, {"data": [1], "next_cursor": "same"}).then(
-        200, {"data": [2], "next_cursor": "same"})
+        200, {"data": [2], "next_cursor": "same"}
+    )
     script.then(200, {"results": []})
 
     with JsonHttpClient(url) as client:
@@ -223,7 +239,8 @@ def test_http_client_retries_a_connection_dropped_in_the_middle_of_a_response(
 ) -> None:
     url, script = api
     script.then(200, Truncated(b'{"data": [1, 2')).then(
-        200, b"not gzip at all", **{"Content-Encoding": "gzip"}).then(200, {"data": [1, 2, 3]})
+        200, b"not gzip at all", **{"Content-Encoding": "gzip"}
+    ).then(200, {"data": [1, 2, 3]})
 
     with JsonHttpClient(url, max_retries=2, initial_wait=0.01) as client:
         assert client.get_json("/things") == {"data": [1, 2, 3]}
@@ -236,8 +253,10 @@ def test_http_client_gives_up_on_dropped_responses_with_a_source_error(
     url, script = api
     script.then(200, Truncated(b'{"data"')).then(200, Truncated(b'{"data"'))
 
-    with pytest.raises(SourceHttpError) as error, JsonHttpClient(
-            url, max_retries=1, initial_wait=0.01, name="acme") as client:
+    with (
+        pytest.raises(SourceHttpError) as error,
+        JsonHttpClient(url, max_retries=1, initial_wait=0.01, name="acme") as client,
+    ):
         client.get_json("/things")
 
     assert error.value.status == 0
@@ -247,7 +266,8 @@ def test_http_client_gives_up_on_dropped_responses_with_a_source_error(
 
 
 def test_http_client_hides_a_secret_in_the_query_of_a_next_link(
-    api: tuple[str, Script], caplog: pytest.LogCaptureFixture,
+    api: tuple[str, Script],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     url, script = api
     script.then(200, {"data": [1], "next": url + "/items?page=2&api_key=sk_live_NEXT42"})
@@ -263,9 +283,11 @@ def test_http_client_hides_a_secret_in_the_query_of_a_next_link(
     assert script.seen[1]["query"] == {"page": "2", "api_key": "sk_live_NEXT42"}
 
     dead = f"http://127.0.0.1:{closed_port()}"
-    caplog.set_level(logging.WARNING, logger="mpconnect.http")
-    with pytest.raises(SourceHttpError, match="cannot connect to") as error, JsonHttpClient(
-            dead, max_retries=1, initial_wait=0.01) as client:
+    caplog.set_level(logging.WARNING, logger="mpconnect.transport.http")
+    with (
+        pytest.raises(SourceHttpError, match="cannot connect to") as error,
+        JsonHttpClient(dead, max_retries=1, initial_wait=0.01) as client,
+    ):
         client.get_json("/items?page=2&api_key=sk_live_NEXT42")
     assert "sk_live_NEXT42" not in str(error.value)
     assert "retry 1 of 1" in caplog.text and "sk_live_NEXT42" not in caplog.text
@@ -289,8 +311,11 @@ def test_http_client_never_sends_its_headers_to_another_host_or_over_plain_http(
 
         script.answers.clear()
         script.then(200, {"data": [2], "next": in_clear})
-        with pytest.raises(SourceError, match=r"0\.0\.0\.0:\d+/v1/items\?page=2&token=\*\*\* "
-                           r"is plain http; it is not fetched") as error:
+        with pytest.raises(
+            SourceError,
+            match=r"0\.0\.0\.0:\d+/v1/items\?page=2&token=\*\*\* "
+            r"is plain http; it is not fetched",
+        ) as error:
             list(client.paginate("/items", next_page=lambda body: body.get("next")))
         assert "tk_secret_9" not in str(error.value)
 
@@ -316,21 +341,27 @@ def test_http_client_stops_pagination_that_goes_round_in_a_circle(
     api: tuple[str, Script],
 ) -> None:
     url, script = api
-    script.then(200, {"data": [1], "next": "/a?page=b"}).then(
-        200, {"data": [2], "next": "/a"})
+    script.then(200, {"data": [1], "next": "/a?page=b"}).then(200, {"data": [2], "next": "/a"})
     script.then(200, {"data": [1], "cursor": "c1"}).then(200, {"data": [2], "cursor": "c2"})
     script.then(200, {"data": [3], "cursor": "c1"})
 
     with JsonHttpClient(url) as client:
         by_link = client.paginate("/a", next_page=lambda body: body["next"])
-        with pytest.raises(SourceHttpError, match=r"/v1/a\?page=b: page 2 points back to "
-                           rf"page 1 \({url}/a\) as the next page; the pagination goes round"):
+        with pytest.raises(
+            SourceHttpError,
+            match=r"/v1/a\?page=b: page 2 points back to "
+            rf"page 1 \({url}/a\) as the next page; the pagination goes round",
+        ):
             list(by_link)
         by_cursor = client.paginate(
-            "/b", {"limit": 1}, next_page=lambda body: {"cursor": body["cursor"]})
+            "/b", {"limit": 1}, next_page=lambda body: {"cursor": body["cursor"]}
+        )
         seen: list[int] = []
-        with pytest.raises(SourceHttpError, match=r"page 3 points back to page 2 "
-                           r"\(.*/v1/b\?limit=1&cursor=c1\)"):
+        with pytest.raises(
+            SourceHttpError,
+            match=r"page 3 points back to page 2 "
+            r"\(.*/v1/b\?limit=1&cursor=c1\)",
+        ):
             seen.extend(by_cursor)
         assert seen == [1, 2, 3]
     assert len(script.seen) == 5
@@ -339,8 +370,8 @@ def test_http_client_stops_pagination_that_goes_round_in_a_circle(
 def test_a_redirect_to_another_host_is_refused_and_the_key_stays_home() -> None:
     from aiohttp import web
 
-    from mpconnect.http import JsonHttpClient
-    from mpconnect.localserver import BackgroundServer
+    from mpconnect.emulator.background import BackgroundServer
+    from mpconnect.transport.http import JsonHttpClient
 
     seen: list[str | None] = []
 
@@ -351,6 +382,7 @@ def test_a_redirect_to_another_host_is_refused_and_the_key_stays_home() -> None:
     other_app = web.Application()
     other_app.router.add_get("/items", elsewhere)
     with BackgroundServer(other_app, host="127.0.0.1") as other:
+
         async def moved(request: web.Request) -> web.Response:
             raise web.HTTPFound(f"http://localhost:{other.port}/items")
 
@@ -365,8 +397,9 @@ def test_a_redirect_to_another_host_is_refused_and_the_key_stays_home() -> None:
         app.router.add_get("/here", here)
         app.router.add_get("/items", items)
         with BackgroundServer(app) as server:
-            client = JsonHttpClient(server.url, headers={"X-Api-Key": "sk_live_SECRET"},
-                                    max_retries=0)
+            client = JsonHttpClient(
+                server.url, headers={"X-Api-Key": "sk_live_SECRET"}, max_retries=0
+            )
             assert client.get_json("/here") == {"items": [1]}  # same host: followed
             with pytest.raises(mpconnect.SourceError, match="is not on") as refused:
                 client.get_json("/moved")

@@ -88,16 +88,25 @@ def test_the_local_servers_data_files_are_in_the_wheel(wheel: Path, names: set[s
 
 def test_the_status_pages_templates_and_assets_are_in_the_wheel(names: set[str]) -> None:
     ui = REPO / "core" / "mpconnect" / "ui"
-    shipped = {f"mpconnect/ui/{p.relative_to(ui).as_posix()}"
-               for folder in ("templates", "static") for p in (ui / folder).iterdir()}
+    shipped = {
+        f"mpconnect/ui/{p.relative_to(ui).as_posix()}"
+        for folder in ("templates", "static")
+        for p in (ui / folder).iterdir()
+    }
     assert "mpconnect/ui/static/uPlot.iife.min.js" in shipped
     assert "mpconnect/ui/templates/run.html" in shipped
     assert shipped <= names
 
 
+def test_the_wheel_marks_the_package_typed(names: set[str]) -> None:
+    """Plugin authors type against mpconnect: the wheel carries the PEP 561 marker."""
+    assert "mpconnect/py.typed" in names
+
+
 def test_the_wheel_holds_no_tests_or_caches(names: set[str]) -> None:
-    assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n
-                or n.endswith(".pyc")]
+    assert not [
+        n for n in names if n.startswith("tests/") or "__pycache__" in n or n.endswith(".pyc")
+    ]
 
 
 def test_the_wheel_declares_the_builtin_plugins(wheel: Path, names: set[str]) -> None:
@@ -109,8 +118,10 @@ def test_the_wheel_declares_the_builtin_plugins(wheel: Path, names: set[str]) ->
     assert plugins["demo"] == "mpconnect_demo"
     assert connector_packages() <= set(plugins.values())
     for module in plugins.values():
-        assert f"{module.replace('.', '/')}/__init__.py" in names or \
-            f"{module.replace('.', '/')}.py" in names
+        assert (
+            f"{module.replace('.', '/')}/__init__.py" in names
+            or f"{module.replace('.', '/')}.py" in names
+        )
     assert dict(parser["console_scripts"]) == {"mpconnect": "mpconnect.cli:main"}
 
 
@@ -120,10 +131,13 @@ def test_the_wheel_declares_the_extras(wheel: Path, names: set[str]) -> None:
     assert metadata["Name"] == "mpconnect"
     assert {"stripe", "salesforce", "all", "dev"} <= set(metadata.get_all("Provides-Extra"))
     requires = metadata.get_all("Requires-Dist")
-    assert any(r.startswith("stripe") and "extra == 'stripe'" in r.replace('"', "'")
-               for r in requires)
-    assert any(r.startswith("simple-salesforce") and "extra == 'salesforce'"
-               in r.replace('"', "'") for r in requires)
+    assert any(
+        r.startswith("stripe") and "extra == 'stripe'" in r.replace('"', "'") for r in requires
+    )
+    assert any(
+        r.startswith("simple-salesforce") and "extra == 'salesforce'" in r.replace('"', "'")
+        for r in requires
+    )
 
 
 def test_the_installed_wheel_works_without_the_source_tree(
@@ -140,12 +154,22 @@ def test_the_installed_wheel_works_without_the_source_tree(
         "main(sys.argv[1:])\n"
     )
     # -S: no site module, so the editable install's .pth does not put the tree on sys.path.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), dependencies]),
-           "MPCONNECT_HOME": str(mpconnect_home)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), dependencies]),
+        "MPCONNECT_HOME": str(mpconnect_home),
+    }
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-S", "-c", script, *args], capture_output=True,
-                              text=True, env=env, cwd=tmp_path, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-S", "-c", script, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+        )
 
     listed = run("connectors", "list", "--json")
     ran = run("run", "demo", "--quiet")
@@ -166,8 +190,12 @@ def readme_install_lines() -> list[str]:
     text = (REPO / "README.md").read_text()
     section = text.split("\n## Installing\n", 1)[1].split("\n## ", 1)[0]
     blocks = section.split("```bash\n")[1:]
-    return [line.split("  #", 1)[0].strip() for block in blocks
-            for line in block.split("```", 1)[0].splitlines() if line.strip()]
+    return [
+        line.split("  #", 1)[0].strip()
+        for block in blocks
+        for line in block.split("```", 1)[0].splitlines()
+        if line.strip()
+    ]
 
 
 def test_the_readme_says_no_release_and_installs_from_a_checkout_or_a_wheel() -> None:
@@ -187,13 +215,31 @@ def test_the_readme_install_lines_resolve_without_an_index(wheel: Path, tmp_path
         if not line.startswith("pip install"):
             continue
         target = line.removeprefix("pip install ").strip('"')
-        target = target.replace("$PWD/dist/mpconnect-0.1.0-py3-none-any.whl",
-                                str(wheel).lstrip("/")).replace("file://", "file:///")
+        target = target.replace(
+            "$PWD/dist/mpconnect-0.1.0-py3-none-any.whl", str(wheel).lstrip("/")
+        ).replace("file://", "file:///")
         report = tmp_path / "report.json"
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-index",
-             "--no-build-isolation", "--quiet", "--report", str(report), target],
-            cwd=REPO, capture_output=True, text=True, timeout=240, check=False)
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--dry-run",
+                "--no-deps",
+                "--no-index",
+                "--no-build-isolation",
+                "--quiet",
+                "--report",
+                str(report),
+                target,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
         assert done.returncode == 0, f"{line}\n{done.stderr}"
         [item] = json.loads(report.read_text())["install"]
         assert item["metadata"]["name"] == "mpconnect"
@@ -203,12 +249,16 @@ def test_the_readme_install_lines_resolve_without_an_index(wheel: Path, tmp_path
 
 def test_ci_builds_and_installs_the_wheel_in_a_fresh_environment_then_runs_the_tests() -> None:
     ci = (REPO / ".ci" / "run").read_text()
-    lines = [line.strip() for line in ci.splitlines() if line.strip() and not
-             line.lstrip().startswith("#")]
+    lines = [
+        line.strip()
+        for line in ci.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
     assert 'python -m build --outdir "$dist" .' in ci
     assert 'python -m venv "$dist/fresh"' in ci
     assert 'fresh/bin/python -m pip install --quiet "mpconnect[stripe] @ file://$wheel"' in ci
     assert {"fresh/bin/mpconnect connectors list", "fresh/bin/mpconnect run demo --quiet"} <= set(
-        lines)
+        lines
+    )
     assert lines[-1] == 'pip install -e ".[dev]" && pytest'

@@ -28,8 +28,11 @@ pytestmark = pytest.mark.timeout(30)
 
 def hook_names() -> list[str]:
     """The hooks the spec module declares (functions marked by the hookspec marker)."""
-    return [name for name, value in vars(hookspecs).items()
-            if callable(value) and hasattr(value, "mpconnect_spec")]
+    return [
+        name
+        for name, value in vars(hookspecs).items()
+        if callable(value) and hasattr(value, "mpconnect_spec")
+    ]
 
 
 def signature_text(name: str) -> str:
@@ -90,8 +93,13 @@ def test_the_guide_covers_the_testing_kit() -> None:
     guide = GUIDE.read_text(encoding="utf-8")
 
     for name in mpconnect.testing.__all__:
-        if name in {"QuarantinedRecord", "Collected", "LoadedVersion", "EmbeddedTarget",
-                    "local_datasets_server"}:
+        if name in {
+            "QuarantinedRecord",
+            "Collected",
+            "LoadedVersion",
+            "EmbeddedTarget",
+            "local_datasets_server",
+        }:
             continue  # types and the context manager behind documented fixtures
         assert f"`{name}" in guide, f"docs/plugins.md does not mention mpconnect.testing.{name}"
     for fixture in ("embedded", "mpconnect_home", "datasets_server"):
@@ -101,9 +109,14 @@ def test_the_guide_covers_the_testing_kit() -> None:
 def test_the_guide_covers_what_the_issue_asks_for() -> None:
     guide = GUIDE.read_text(encoding="utf-8")
 
-    for heading in ("## The connector contract", "## Hooks", "## Records and their rules",
-                    "## Identity and `$insert_id`", "## Testing: `mpconnect.testing`",
-                    "## Publishing"):
+    for heading in (
+        "## The connector contract",
+        "## Hooks",
+        "## Records and their rules",
+        "## Identity and `$insert_id`",
+        "## Testing: `mpconnect.testing`",
+        "## Publishing",
+    ):
         assert f"\n{heading}\n" in guide, f"docs/plugins.md has no section {heading!r}"
 
 

@@ -22,7 +22,7 @@ from mpconnect.connector import Connector, RunContext
 from mpconnect.errors import ConnectorUnavailable, PluginError
 from mpconnect.plugins import load_plugins
 from mpconnect.records import Event, Profile
-from mpconnect.sinks.base import ImportResult, Sink, VersionInfo
+from mpconnect.sink import ImportResult, Sink, VersionInfo
 
 CONNECTORS_DIR = Path(__file__).resolve().parents[1] / "connectors"
 
@@ -38,8 +38,9 @@ class AcmeConnector(Connector):
 
     def events(self, ctx: RunContext) -> Iterator[Event]:
         """One signup."""
-        yield Event(name="Signed Up", distinct_id="acct-0001", time=1_700_000_000,
-                    object_id="acct-0001")
+        yield Event(
+            name="Signed Up", distinct_id="acct-0001", time=1_700_000_000, object_id="acct-0001"
+        )
 
     def people(self, ctx: RunContext) -> Iterator[Profile]:
         """One account."""
@@ -178,8 +179,7 @@ def test_a_plugin_registered_in_a_test_appears(cli: Any) -> None:
     assert "demo" in plugins.connectors
     assert result.exit_code == 0, result.output
     [acme_line] = [line for line in result.stdout.splitlines() if line.startswith("acme ")]
-    assert acme_line.split() == ["acme", "ConnectorPlugin", "available", "Acme", "CRM",
-                                 "accounts"]
+    assert acme_line.split() == ["acme", "ConnectorPlugin", "available", "Acme", "CRM", "accounts"]
 
 
 def test_a_module_plugin_is_named_after_its_module() -> None:
@@ -204,14 +204,19 @@ def test_a_broken_entry_point_is_reported_and_the_rest_load(
     plugins = load_plugins()
     result = cli("connectors", "list")
 
-    assert plugins.load_errors.count(
-        "plugin 'broken' (fake-plugins) failed to load: RuntimeError: boom at import"
-    ) == 1
+    assert (
+        plugins.load_errors.count(
+            "plugin 'broken' (fake-plugins) failed to load: RuntimeError: boom at import"
+        )
+        == 1
+    )
     assert {"demo", "widget"} <= set(plugins.connectors)
     assert plugins.connectors["widget"].provider.distribution == "fake-plugins"
     assert result.exit_code == 0
-    assert ("mpconnect: warning: plugin 'broken' (fake-plugins) failed to load: "
-            "RuntimeError: boom at import") in result.stderr
+    assert (
+        "mpconnect: warning: plugin 'broken' (fake-plugins) failed to load: "
+        "RuntimeError: boom at import"
+    ) in result.stderr
     assert "Traceback" not in result.output
     names = [line.split()[0] for line in result.stdout.splitlines()[1:]]
     assert {"demo", "widget"} <= set(names)
@@ -223,8 +228,10 @@ def test_an_entry_point_that_does_not_exist_is_reported(fake_dist: FakeDistribut
 
     plugins = load_plugins()
 
-    assert any(e.startswith("plugin 'ghost' (fake-plugins) failed to load: "
-                            "ModuleNotFoundError") for e in plugins.load_errors)
+    assert any(
+        e.startswith("plugin 'ghost' (fake-plugins) failed to load: ModuleNotFoundError")
+        for e in plugins.load_errors
+    )
     assert "demo" in plugins.connectors
 
 
@@ -244,13 +251,17 @@ def test_a_misspelt_hook_fails_naming_the_plugin() -> None:
 def test_a_misspelt_hook_in_an_entry_point_fails_the_cli_in_one_line(
     fake_dist: FakeDistribution, cli: Any
 ) -> None:
-    fake_dist.add_module("typo", "fake_typo_plugin", """
+    fake_dist.add_module(
+        "typo",
+        "fake_typo_plugin",
+        """
         import mpconnect
 
         @mpconnect.hookimpl
         def version_publised(source):
             pass
-    """)
+    """,
+    )
     fake_dist.install()
 
     result = cli("connectors", "list")
@@ -281,8 +292,9 @@ def test_duplicate_names_within_test_plugins_name_both(cli: Any) -> None:
     class AcmeAgain(AcmeConnector):
         pass
 
-    result = cli("connectors", "list", plugins=[ConnectorPlugin(AcmeConnector),
-                                                ConnectorPlugin(AcmeAgain)])
+    result = cli(
+        "connectors", "list", plugins=[ConnectorPlugin(AcmeConnector), ConnectorPlugin(AcmeAgain)]
+    )
 
     assert result.exit_code == 1
     assert "conflicting plugins: connector 'acme' is provided by" in result.stderr
@@ -343,14 +355,17 @@ class Raising:
 @pytest.mark.parametrize(
     ("plugin", "message"),
     [
-        (ConnectorPlugin(NotAConnector),
-         "plugin ConnectorPlugin registered <class 'test_plugins.NotAConnector'> in "
-         "register_connectors; expected a subclass of mpconnect.connector.Connector"),
-        (ConnectorPlugin(BadName),
-         "plugin ConnectorPlugin registered connector BadName with name 'acme crm'; a name "
-         "must be a non-empty identifier such as 'acme_crm'"),
-        (Raising(),
-         "plugin Raising raised in register_connectors: KeyError: 'settings_model'"),
+        (
+            ConnectorPlugin(NotAConnector),
+            "plugin ConnectorPlugin registered <class 'test_plugins.NotAConnector'> in "
+            "register_connectors; expected a subclass of mpconnect.connector.Connector",
+        ),
+        (
+            ConnectorPlugin(BadName),
+            "plugin ConnectorPlugin registered connector BadName with name 'acme crm'; a name "
+            "must be a non-empty identifier such as 'acme_crm'",
+        ),
+        (Raising(), "plugin Raising raised in register_connectors: KeyError: 'settings_model'"),
     ],
     ids=["not-a-connector", "bad-name", "raises"],
 )
@@ -383,12 +398,11 @@ def test_a_connector_without_its_extra_is_listed_as_unavailable(cli: Any) -> Non
     assert entry.missing == ("mpconnect_test_no_such_package",)
     [row] = [r for r in json.loads(as_json.stdout) if r["name"] == "acme_crm"]
     assert row["available"] is False
-    assert row["reason"] == (
-        'needs mpconnect_test_no_such_package: pip install "mpconnect[acme]"'
-    )
+    assert row["reason"] == ('needs mpconnect_test_no_such_package: pip install "mpconnect[acme]"')
     [line] = [line for line in as_text.stdout.splitlines() if line.startswith("acme_crm")]
-    assert 'unavailable: needs mpconnect_test_no_such_package: pip install "mpconnect[acme]"' \
-        in line
+    assert (
+        'unavailable: needs mpconnect_test_no_such_package: pip install "mpconnect[acme]"' in line
+    )
 
 
 def test_running_an_unavailable_connector_fails_with_the_install_command(
@@ -435,27 +449,51 @@ class Recorder:
     @mpconnect.hookimpl
     def version_created(self, source: str, dataset_id: str, version_id: str, sink: str) -> None:
         """Record it."""
-        self.calls.append(("version_created", {"source": source, "dataset_id": dataset_id,
-                                               "version_id": version_id, "sink": sink}))
+        self.calls.append(
+            (
+                "version_created",
+                {
+                    "source": source,
+                    "dataset_id": dataset_id,
+                    "version_id": version_id,
+                    "sink": sink,
+                },
+            )
+        )
 
     @mpconnect.hookimpl
     def version_published(self, source: str, version_id: str, summary: Any) -> None:
         """Record it (an implementation may take fewer arguments than the spec)."""
-        self.calls.append(("version_published", {"source": source, "version_id": version_id,
-                                                 "imported": summary.imported}))
+        self.calls.append(
+            (
+                "version_published",
+                {"source": source, "version_id": version_id, "imported": summary.imported},
+            )
+        )
 
     @mpconnect.hookimpl
     def version_live(self, source: str, dataset_id: str, version_id: str) -> None:
         """Record it."""
-        self.calls.append(("version_live", {"source": source, "dataset_id": dataset_id,
-                                            "version_id": version_id}))
+        self.calls.append(
+            ("version_live", {"source": source, "dataset_id": dataset_id, "version_id": version_id})
+        )
 
     @mpconnect.hookimpl
-    def run_failed(self, source: str, dataset_id: str, version_id: str | None,
-                   error: BaseException) -> None:
+    def run_failed(
+        self, source: str, dataset_id: str, version_id: str | None, error: BaseException
+    ) -> None:
         """Record it."""
-        self.calls.append(("run_failed", {"source": source, "dataset_id": dataset_id,
-                                          "version_id": version_id, "error": str(error)}))
+        self.calls.append(
+            (
+                "run_failed",
+                {
+                    "source": source,
+                    "dataset_id": dataset_id,
+                    "version_id": version_id,
+                    "error": str(error),
+                },
+            )
+        )
 
 
 def test_lifecycle_observers_see_a_run(cli: Any, demo_config: Path) -> None:
@@ -464,12 +502,13 @@ def test_lifecycle_observers_see_a_run(cli: Any, demo_config: Path) -> None:
     result = cli("--config", demo_config, "run", "demo", plugins=[recorder])
 
     assert result.exit_code == 0, result.output
-    versions = json.loads(cli("--config", demo_config, "versions", "list", "DEMO",
-                              "--json").stdout)
+    versions = json.loads(cli("--config", demo_config, "versions", "list", "DEMO", "--json").stdout)
     version_id = versions[0]["version_id"]
     assert recorder.calls == [
-        ("version_created", {"source": "demo", "dataset_id": "DEMO", "version_id": version_id,
-                             "sink": "embedded"}),
+        (
+            "version_created",
+            {"source": "demo", "dataset_id": "DEMO", "version_id": version_id, "sink": "embedded"},
+        ),
         ("version_published", {"source": "demo", "version_id": version_id, "imported": 1650}),
         ("version_live", {"source": "demo", "dataset_id": "DEMO", "version_id": version_id}),
     ]
@@ -492,12 +531,10 @@ def test_run_failed_observers_see_the_error(cli: Any, write_config: Any) -> None
     """)
     recorder = Recorder()
 
-    result = cli("--config", config, "run", "boom",
-                 plugins=[recorder, ConnectorPlugin(Exploding)])
+    result = cli("--config", config, "run", "boom", plugins=[recorder, ConnectorPlugin(Exploding)])
 
     assert result.exit_code == 1
-    message = ("connector 'exploding' failed while reading events: "
-               "ConnectionError: upstream down")
+    message = "connector 'exploding' failed while reading events: ConnectionError: upstream down"
     assert f"mpconnect: error: boom: {message}" in result.stderr
     [(hook, call)] = [c for c in recorder.calls if c[0] != "version_created"]
     assert hook == "run_failed"
@@ -519,8 +556,10 @@ def test_an_observer_that_raises_does_not_break_the_run(cli: Any, demo_config: P
 
     assert result.exit_code == 0, result.output
     assert "demo: succeeded" in result.stdout
-    assert ("plugin 'BrokenObserver' raised in version_live: RuntimeError: pager offline"
-            in result.stderr)
+    assert (
+        "plugin 'BrokenObserver' raised in version_live: RuntimeError: pager offline"
+        in result.stderr
+    )
     assert [c[0] for c in recorder.calls][-1] == "version_live"
 
 
@@ -544,8 +583,9 @@ def test_transform_record_changes_and_quarantines_records(
         max_quarantined = "unlimited"
     """)
 
-    result = cli("--config", config, "run", "crm",
-                 plugins=[Tagger(), ConnectorPlugin(AcmeConnector)])
+    result = cli(
+        "--config", config, "run", "crm", plugins=[Tagger(), ConnectorPlugin(AcmeConnector)]
+    )
     shown = json.loads(cli("--config", config, "inspect", "CRM", "--json").stdout)
 
     assert result.exit_code == 0, result.output
@@ -575,8 +615,9 @@ class MemorySink(Sink):
         """Newest first."""
         return sorted(self.versions.values(), key=lambda v: -int(v.version_id))
 
-    def import_batch(self, kind: str, dataset_id: str, version_id: str, payload: bytes,
-                     count: int) -> ImportResult:
+    def import_batch(
+        self, kind: str, dataset_id: str, version_id: str, payload: bytes, count: int
+    ) -> ImportResult:
         """Keep the records."""
         self.records[version_id].extend(orjson.loads(payload))
         return ImportResult(imported=count)
@@ -614,31 +655,40 @@ def test_a_sink_registered_by_a_plugin_receives_the_run(
         dataset_id = "CRM"
     """)
 
-    result = cli("--config", config, "run", "crm",
-                 plugins=[SinkPlugin(), ConnectorPlugin(AcmeConnector)])
+    result = cli(
+        "--config", config, "run", "crm", plugins=[SinkPlugin(), ConnectorPlugin(AcmeConnector)]
+    )
 
     assert result.exit_code == 0, result.output
     assert "via memory" in result.stdout
     [records] = MemorySink.records.values()
     assert [r.get("event") for r in records] == ["Signed Up", None]
     assert records[0]["properties"]["token"] == "abc123"
-    assert records[1] == {"$token": "abc123", "$distinct_id": "acct-0001",
-                          "$set": {"plan": "pro"}}
+    assert records[1] == {"$token": "abc123", "$distinct_id": "acct-0001", "$set": {"plan": "pro"}}
 
 
 # -- the hooks' own documentation -------------------------------------------------------
 
 
 def _hookspecs() -> list[Any]:
-    return [f for _, f in inspect.getmembers(hookspecs, inspect.isfunction)
-            if hasattr(f, "mpconnect_spec")]
+    return [
+        f
+        for _, f in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(f, "mpconnect_spec")
+    ]
 
 
 def test_the_lifecycle_and_registration_hooks_exist() -> None:
     names = {f.__name__ for f in _hookspecs()}
 
-    assert {"register_connectors", "register_sinks", "version_created", "version_published",
-            "version_live", "run_failed"} <= names
+    assert {
+        "register_connectors",
+        "register_sinks",
+        "version_created",
+        "version_published",
+        "version_live",
+        "run_failed",
+    } <= names
 
 
 @pytest.mark.parametrize("spec", _hookspecs(), ids=lambda f: f.__name__)
@@ -665,7 +715,7 @@ class _SecondStripeServer:
 
     @mpconnect.hookimpl
     def register_local_servers(self, register: Callable[[type], None]) -> None:
-        from mpconnect.localserver import LocalServer
+        from mpconnect.emulator.background import LocalServer
 
         class StripeServerAgain(LocalServer):
             name = "stripe"
@@ -676,8 +726,11 @@ class _SecondStripeServer:
 def test_a_local_server_name_taken_twice_fails_serve_naming_both(cli: Any) -> None:
     plugin = _SecondStripeServer()
 
-    with pytest.raises(PluginError, match=r"local server 'stripe' is provided by "
-                                          r".*StripeLocalServer from stripe .*StripeServerAgain"):
+    with pytest.raises(
+        PluginError,
+        match=r"local server 'stripe' is provided by "
+        r".*StripeLocalServer from stripe .*StripeServerAgain",
+    ):
         load_plugins([plugin]).local_servers()
     result = cli("serve", "stripe", plugins=[plugin])
     assert result.exit_code == 1

@@ -12,8 +12,9 @@ def _quickstart_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     quickstart = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", quickstart, re.S)
-    return [line for block in blocks for line in block.splitlines()
-            if line and not line.startswith("#")]
+    return [
+        line for block in blocks for line in block.splitlines() if line and not line.startswith("#")
+    ]
 
 
 def test_the_quickstart_is_two_commands() -> None:

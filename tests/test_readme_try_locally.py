@@ -85,30 +85,41 @@ def test_the_readme_commands_load_stripe_and_salesforce_into_local_mixpanel(
     for port in PORTS:
         text = text.replace(port, str(free_port()))
     servers_block, *other_blocks = shell_blocks(text)
-    server_lines = [line for line in servers_block.splitlines()
-                    if line and not line.startswith("#")]
+    server_lines = [
+        line for line in servers_block.splitlines() if line and not line.startswith("#")
+    ]
     assert len(server_lines) == 3 and all(line.endswith(" &") for line in server_lines)
     work = tmp_path / "try"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MPCONNECT_", "SF_"))}
-    env.update(MPCONNECT_HOME=str(tmp_path / "home"),
-               PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
+    env.update(
+        MPCONNECT_HOME=str(tmp_path / "home"),
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+    )
     started: list[subprocess.Popen[bytes]] = []
     try:
         printed = {}
         for line in server_lines:
             command = line.removesuffix("&").strip()
             output = work / command.rsplit("> ", 1)[1].strip()
-            process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=work, env=env,
-                                       stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                ["bash", "-c", f"exec {command}"], cwd=work, env=env, stdin=subprocess.DEVNULL
+            )
             started.append(process)
             printed[output.stem] = (output, process)
-        printed_text = {name: wait_until_ready(path, process)
-                        for name, (path, process) in printed.items()}
+        printed_text = {
+            name: wait_until_ready(path, process) for name, (path, process) in printed.items()
+        }
 
-        ran = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(other_blocks)],
-                             cwd=work, env=env, capture_output=True, text=True, timeout=180,
-                             stdin=subprocess.DEVNULL)
+        ran = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", "\n".join(other_blocks)],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            stdin=subprocess.DEVNULL,
+        )
     finally:
         for process in started:
             process.terminate()
@@ -131,16 +142,20 @@ def test_the_readme_commands_load_stripe_and_salesforce_into_local_mixpanel(
     # What the README pastes is what the servers printed (CA paths relative to the directory).
     config = tomllib.loads((work / "mpconnect.toml").read_text())
     assert config["mixpanel"] | {"ca_bundle": None} == (
-        pasted_toml(printed_text["mixpanel"])["mixpanel"] | {"ca_bundle": None})
+        pasted_toml(printed_text["mixpanel"])["mixpanel"] | {"ca_bundle": None}
+    )
     for name, source in (("stripe", "billing"), ("salesforce", "crm")):
         expected = pasted_toml(printed_text[name])["sources"][source]
         pasted = config["sources"][source]
         if "ca_bundle" in pasted["settings"]:
-            pasted["settings"]["ca_bundle"] = str((work / pasted["settings"]["ca_bundle"])
-                                                  .resolve())
+            pasted["settings"]["ca_bundle"] = str(
+                (work / pasted["settings"]["ca_bundle"]).resolve()
+            )
         assert pasted == expected
-    assert (Path(pasted_toml(printed_text["mixpanel"])["mixpanel"]["ca_bundle"])
-            == (work / config["mixpanel"]["ca_bundle"]).resolve())
+    assert (
+        Path(pasted_toml(printed_text["mixpanel"])["mixpanel"]["ca_bundle"])
+        == (work / config["mixpanel"]["ca_bundle"]).resolve()
+    )
     exports = "\n".join(other_blocks)
     for name in ("stripe", "salesforce"):
         for line in printed_text[name].splitlines():

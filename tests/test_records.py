@@ -17,7 +17,7 @@ import pytest
 
 import mpconnect
 from mpconnect import Event, Profile, RecordError, make_insert_id, to_epoch_seconds
-from mpconnect.datasets.store import DatasetStore
+from mpconnect.store.datasets import DatasetStore
 
 TOKEN = "tok-123"
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -76,8 +76,11 @@ def test_profile_set_has_mixpanels_people_structure() -> None:
     sent = Profile(distinct_id="cus_1", set={"$email": "a@example.com", "plan": "pro"})
 
     assert sent.to_mixpanel(TOKEN) == [
-        {"$token": TOKEN, "$distinct_id": "cus_1", "$set": {"$email": "a@example.com",
-                                                            "plan": "pro"}},
+        {
+            "$token": TOKEN,
+            "$distinct_id": "cus_1",
+            "$set": {"$email": "a@example.com", "plan": "pro"},
+        },
     ]
 
 
@@ -96,7 +99,13 @@ def test_profile_makes_one_record_per_operation_in_mixpanels_order() -> None:
     records = profile.to_mixpanel(TOKEN)
 
     assert [next(k for k in r if k not in ("$token", "$distinct_id")) for r in records] == [
-        "$set_once", "$set", "$add", "$union", "$append", "$remove", "$unset",
+        "$set_once",
+        "$set",
+        "$add",
+        "$union",
+        "$append",
+        "$remove",
+        "$unset",
     ]
     assert all(r["$token"] == TOKEN and r["$distinct_id"] == "cus_1" for r in records)
     assert records[-1]["$unset"] == ["old_plan"]
@@ -216,8 +225,11 @@ def test_property_values_are_converted(given: Any, sent: Any) -> None:
 
 def test_a_converted_event_is_plain_json() -> None:
     properties = {
-        "at": datetime(2024, 1, 1, tzinfo=UTC), "price": Decimal("1.10"), "id": VALUE_ID,
-        "tags": {"b", "a"}, "nested": {"plan": Plan.PRO, "since": date(2023, 5, 1)},
+        "at": datetime(2024, 1, 1, tzinfo=UTC),
+        "price": Decimal("1.10"),
+        "id": VALUE_ID,
+        "tags": {"b", "a"},
+        "nested": {"plan": Plan.PRO, "since": date(2023, 5, 1)},
     }
 
     sent = event(properties=properties).to_mixpanel(TOKEN)
@@ -238,12 +250,21 @@ def test_a_converted_event_is_plain_json() -> None:
         ({"items": [1, b"x"]}, "properties.items[1]", "bytes values cannot be sent"),
         ({"meta": {"when": datetime(2024, 1, 1)}}, "properties.meta.when", "naive datetime"),
         ({"meta": {1: "x"}}, "properties.meta.1", "property names must be strings"),
-        ({"a": {"b": {"c": {"d": {"e": 1}}}}}, "properties.a.b.c.d",
-         "objects nested more than 3 deep cannot be held by Mixpanel"),
-        ({"many": list(range(255))}, "properties.many",
-         "list of 255 elements is over Mixpanel's limit of 254"),
-        ({f"p{i}": i for i in range(251)}, "properties",
-         "251 properties is over Mixpanel's limit of 250"),
+        (
+            {"a": {"b": {"c": {"d": {"e": 1}}}}},
+            "properties.a.b.c.d",
+            "objects nested more than 3 deep cannot be held by Mixpanel",
+        ),
+        (
+            {"many": list(range(255))},
+            "properties.many",
+            "list of 255 elements is over Mixpanel's limit of 254",
+        ),
+        (
+            {f"p{i}": i for i in range(251)},
+            "properties",
+            "251 properties is over Mixpanel's limit of 250",
+        ),
         ({"time": 1}, "properties.time", "reserved; set it through the Event's own fields"),
         ({"token": "x"}, "properties.token", "reserved"),
         ({"distinct_id": "x"}, "properties.distinct_id", "reserved"),
@@ -300,8 +321,16 @@ def test_bad_explicit_insert_ids_are_rejected(insert_id: Any) -> None:
 
 @pytest.mark.parametrize(
     "distinct_id",
-    ["", "anonymous", "  anon ", "NULL", "undefined", "0", "-1",
-     "00000000-0000-0000-0000-000000000000"],
+    [
+        "",
+        "anonymous",
+        "  anon ",
+        "NULL",
+        "undefined",
+        "0",
+        "-1",
+        "00000000-0000-0000-0000-000000000000",
+    ],
 )
 def test_placeholder_distinct_ids_are_rejected(distinct_id: str) -> None:
     error = rejection(event(distinct_id=distinct_id))
@@ -354,10 +383,12 @@ def test_insert_id_is_valid_for_any_object_id(object_id: object) -> None:
         (Profile(distinct_id="cus_1"), "$set", "a profile needs at least one operation"),
         (Profile(distinct_id="anonymous", set={"a": 1}), "$distinct_id", "placeholder id"),
         (Profile(distinct_id="cus_1", set={"a": float("nan")}), "$set.a", "not a finite number"),
-        (Profile(distinct_id="cus_1", set_once={"at": datetime(2024, 1, 1)}), "$set_once.at",
-         "naive datetime"),
-        (Profile(distinct_id="cus_1", union={"tags": "vip"}), "$union.tags",
-         "$union takes a list"),
+        (
+            Profile(distinct_id="cus_1", set_once={"at": datetime(2024, 1, 1)}),
+            "$set_once.at",
+            "naive datetime",
+        ),
+        (Profile(distinct_id="cus_1", union={"tags": "vip"}), "$union.tags", "$union takes a list"),
         (Profile(distinct_id="cus_1", add={"n": "2"}), "$add.n", "$add takes a number"),
         (Profile(distinct_id="cus_1", add={"n": True}), "$add.n", "$add takes a number"),
         (Profile(distinct_id="cus_1", unset=["ok", 3]), "$unset", "list of property names"),
@@ -446,7 +477,8 @@ def test_rejected_records_go_to_the_quarantine_file_with_their_reason(
         "profile object cus_ghost (distinct_id 'undefined')",
     }
     bad_time = by_what[
-        "event 'Charge Succeeded' object ch_bad_time (distinct_id 'cus_NffrFeUfNV2Hib')"]
+        "event 'Charge Succeeded' object ch_bad_time (distinct_id 'cus_NffrFeUfNV2Hib')"
+    ]
     assert bad_time["field"] == "time"
     assert bad_time["reason"].startswith("field 'time': naive datetime 2024-01-01T00:00:00")
     assert bad_time["record"]["object_id"] == "ch_bad_time"
@@ -469,6 +501,9 @@ def test_an_aware_datetime_before_1970_is_rejected() -> None:
     import mpconnect
 
     event = mpconnect.Event("Old", "user-1", datetime(1969, 12, 31, tzinfo=UTC), object_id="o")
-    with pytest.raises(mpconnect.RecordError, match="field 'time': 1969-12-31T00:00:00"
-                                                     r"\+00:00 is before 1970"):
+    with pytest.raises(
+        mpconnect.RecordError,
+        match="field 'time': 1969-12-31T00:00:00"
+        r"\+00:00 is before 1970",
+    ):
         event.to_mixpanel("tok")

@@ -66,12 +66,17 @@ def test_print_crontab_writes_one_line_per_source_that_cron_can_run(
     assert f"MPCONNECT_HOME={mpconnect_home.resolve()}" in lines
     assert f"0 0 1 1 * {command} run --quiet new_year" in lines
     assert f"30 2 * * * {command} run --quiet nightly" in lines
-    assert ("# often: '*/10 * * * * *' has a seconds field, which cron cannot express; run it "
-            "with `mpconnect schedule` instead") in lines
-    assert result.stderr == ("mpconnect: warning: sources.often.schedule has a seconds field; "
-                             "cron cannot run it (left as a comment)\n")
-    assert all(line.startswith(("#", "CRON_TZ=", "MPCONNECT_HOME=", "0 0", "30 2"))
-               for line in lines)
+    assert (
+        "# often: '*/10 * * * * *' has a seconds field, which cron cannot express; run it "
+        "with `mpconnect schedule` instead"
+    ) in lines
+    assert result.stderr == (
+        "mpconnect: warning: sources.often.schedule has a seconds field; "
+        "cron cannot run it (left as a comment)\n"
+    )
+    assert all(
+        line.startswith(("#", "CRON_TZ=", "MPCONNECT_HOME=", "0 0", "30 2")) for line in lines
+    )
 
 
 def test_schedule_without_any_scheduled_source_says_how_to_add_one(
@@ -86,13 +91,21 @@ def test_schedule_without_any_scheduled_source_says_how_to_add_one(
     )
 
 
-@pytest.mark.parametrize(("text", "error"), [
-    ('[sources.a]\nconnector = "demo"\ndataset_id = "A"\nschedule = "every day"\n',
-     "sources.a.schedule: 'every day' is not a cron expression: write 5 fields"),
-    ('[scheduler]\ntimezone = "Paris"\n[sources.a]\nconnector = "demo"\ndataset_id = "A"\n'
-     'schedule = "0 2 * * *"\n', "scheduler.timezone: unknown time zone 'Paris'"),
-    ('[scheduler]\ncatch_up = "all"\n', "scheduler.catch_up: Input should be 'once' or 'skip'"),
-])
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            '[sources.a]\nconnector = "demo"\ndataset_id = "A"\nschedule = "every day"\n',
+            "sources.a.schedule: 'every day' is not a cron expression: write 5 fields",
+        ),
+        (
+            '[scheduler]\ntimezone = "Paris"\n[sources.a]\nconnector = "demo"\ndataset_id = "A"\n'
+            'schedule = "0 2 * * *"\n',
+            "scheduler.timezone: unknown time zone 'Paris'",
+        ),
+        ('[scheduler]\ncatch_up = "all"\n', "scheduler.catch_up: Input should be 'once' or 'skip'"),
+    ],
+)
 def test_schedule_refuses_to_start_on_a_bad_configuration(
     cli: Any, write_config: Callable[..., Path], text: str, error: str
 ) -> None:
@@ -114,18 +127,22 @@ def test_a_second_scheduler_on_the_same_home_exits_with_a_clear_error(
     assert result.exit_code == 1
     assert result.stderr.startswith(
         "mpconnect: error: another mpconnect schedule is already running with this data "
-        f"directory (pid {os.getpid()} on "), result.stderr
-    assert result.stderr.endswith("stop it first, or set MPCONNECT_HOME to another "
-                                  "directory\n")
+        f"directory (pid {os.getpid()} on "
+    ), result.stderr
+    assert result.stderr.endswith("stop it first, or set MPCONNECT_HOME to another directory\n")
 
 
 def test_sources_list_shows_schedule_next_run_and_last_run(cli: Any, config: Path) -> None:
-    before = {row["name"]: row for row in
-              json.loads(run(cli, "--config", config, "sources", "list", "--json").stdout)}
+    before = {
+        row["name"]: row
+        for row in json.loads(run(cli, "--config", config, "sources", "list", "--json").stdout)
+    }
     assert run(cli, "--config", config, "run", "--quiet", "nightly").exit_code == 0
     result = run(cli, "--config", config, "sources", "list")
-    after = {row["name"]: row for row in
-             json.loads(run(cli, "--config", config, "sources", "list", "--json").stdout)}
+    after = {
+        row["name"]: row
+        for row in json.loads(run(cli, "--config", config, "sources", "list", "--json").stdout)
+    }
 
     paris = load_zone("Europe/Paris")
     year = datetime.now(paris).year + 1
@@ -140,8 +157,18 @@ def test_sources_list_shows_schedule_next_run_and_last_run(cli: Any, config: Pat
 
     assert result.exit_code == 0, result.output
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["NAME", "CONNECTOR", "DATASET", "SCHEDULE", "NEXT", "RUN",
-                              "LAST", "RUN", "STATUS", "KEEP"]
+    assert header.split() == [
+        "NAME",
+        "CONNECTOR",
+        "DATASET",
+        "SCHEDULE",
+        "NEXT",
+        "RUN",
+        "LAST",
+        "RUN",
+        "STATUS",
+        "KEEP",
+    ]
     table = {row.split()[0]: row for row in rows}
     assert f"{year}-01-01 00:00:00 CET" in table["new_year"]
     assert table["new_year"].split()[-2:] == ["never", "2"]
@@ -152,10 +179,14 @@ def test_sources_list_shows_schedule_next_run_and_last_run(cli: Any, config: Pat
 def test_sources_list_marks_an_invalid_schedule(
     cli: Any, write_config: Callable[..., Path]
 ) -> None:
-    path = write_config('[sources.a]\nconnector = "demo"\ndataset_id = "A"\n'
-                        'schedule = "0 25 * * *"\n')
-    [row] = [r for r in json.loads(run(cli, "--config", path, "sources", "list",
-                                       "--json").stdout) if r["name"] == "a"]
+    path = write_config(
+        '[sources.a]\nconnector = "demo"\ndataset_id = "A"\nschedule = "0 25 * * *"\n'
+    )
+    [row] = [
+        r
+        for r in json.loads(run(cli, "--config", path, "sources", "list", "--json").stdout)
+        if r["name"] == "a"
+    ]
     assert row["next_run"] is None
     assert row["next_run_error"].startswith("sources.a.schedule: '0 25 * * *' is not a valid")
     table = run(cli, "--config", path, "sources", "list").stdout
@@ -170,7 +201,9 @@ def test_without_croniter_scheduling_says_which_extra_to_install(
         CronSchedule("0 2 * * *", load_zone("UTC"))
     result = run(cli, "--config", config, "schedule")
     assert result.exit_code == 1
-    assert result.stderr == ("mpconnect: error: scheduling needs the croniter package: "
-                             'pip install "mpconnect[schedule]"\n')
+    assert result.stderr == (
+        "mpconnect: error: scheduling needs the croniter package: "
+        'pip install "mpconnect[schedule]"\n'
+    )
     table = run(cli, "--config", config, "sources", "list").stdout
     assert "needs mpconnect[schedule]" in table

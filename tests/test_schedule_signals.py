@@ -26,8 +26,8 @@ import pytest
 
 import mpconnect
 import mpconnect_demo
+from mpconnect.sink import ImportResult, RecordKind
 from mpconnect.sinks import builtin
-from mpconnect.sinks.base import ImportResult, RecordKind
 from mpconnect.sinks.embedded import EmbeddedSink
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,8 +51,12 @@ class SlowConnector(mpconnect.Connector):
         for index in range(self.settings.events):
             if pause:
                 time.sleep(pause)
-            yield mpconnect.Event(name="Tick", distinct_id=f"user-{index % 7}",
-                                  time=1_700_000_000 + index, object_id=f"tick-{index}")
+            yield mpconnect.Event(
+                name="Tick",
+                distinct_id=f"user-{index % 7}",
+                time=1_700_000_000 + index,
+                object_id=f"tick-{index}",
+            )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         return iter(())
@@ -64,8 +68,9 @@ class SlowSink(EmbeddedSink):
     name = "slowsink"
     max_batch_records = 10
 
-    def import_batch(self, kind: RecordKind, dataset_id: str, version_id: str,
-                     payload: bytes, count: int) -> ImportResult:
+    def import_batch(
+        self, kind: RecordKind, dataset_id: str, version_id: str, payload: bytes, count: int
+    ) -> ImportResult:
         time.sleep(0.2)
         return super().import_batch(kind, dataset_id, version_id, payload, count)
 
@@ -98,7 +103,9 @@ class Child:
         tests = str(Path(__file__).parent)
         self.process = subprocess.Popen(
             [sys.executable, "-c", "import test_schedule_signals as t; t.main()", *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
             env={**os.environ, "PYTHONPATH": tests, "MPCONNECT_HOME": str(home), **env},
         )
         self.lines: list[str] = []
@@ -118,11 +125,13 @@ class Child:
             try:
                 line = self._queue.get(timeout=max(deadline - time.monotonic(), 0.01))
             except queue.Empty:
-                raise AssertionError(f"no line matching {pattern!r} in:\n"
-                                     + "\n".join(self.lines)) from None
+                raise AssertionError(
+                    f"no line matching {pattern!r} in:\n" + "\n".join(self.lines)
+                ) from None
             if line is None:
-                raise AssertionError(f"the process ended before {pattern!r}:\n"
-                                     + "\n".join(self.lines))
+                raise AssertionError(
+                    f"the process ended before {pattern!r}:\n" + "\n".join(self.lines)
+                )
             self.lines.append(line)
             if re.search(pattern, line):
                 return line
@@ -156,8 +165,9 @@ def ledger_rows(home: Path, source: str) -> list[dict[str, Any]]:
     db = sqlite3.connect(home / "ledger.sqlite3", timeout=30)
     db.row_factory = sqlite3.Row
     try:
-        rows = db.execute("SELECT * FROM runs WHERE source = ? ORDER BY started_at",
-                          (source,)).fetchall()
+        rows = db.execute(
+            "SELECT * FROM runs WHERE source = ? ORDER BY started_at", (source,)
+        ).fetchall()
         return [dict(row) for row in rows]
     finally:
         db.close()
@@ -166,8 +176,9 @@ def ledger_rows(home: Path, source: str) -> list[dict[str, Any]]:
 def events_loaded(cli: Any, config: Path, dataset: str) -> int:
     import json
 
-    result = cli("--config", config, "inspect", dataset, "--json", plugins=PLUGINS,
-                 entry_points=False)
+    result = cli(
+        "--config", config, "inspect", dataset, "--json", plugins=PLUGINS, entry_points=False
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["is_live"]
@@ -187,8 +198,11 @@ def test_sighup_with_a_broken_file_keeps_the_old_one_and_sigterm_stops_mid_run(
     cli: Any, write_config: Callable[..., Path], mpconnect_home: Path, children: list[Child]
 ) -> None:
     config = write_config(SLOW_SOURCE)
-    child = Child(["--config", str(config), "schedule", "--reload-interval", "0",
-                   "--stop-timeout", "30"], mpconnect_home, {PAUSE_ENV: "0.002"})
+    child = Child(
+        ["--config", str(config), "schedule", "--reload-interval", "0", "--stop-timeout", "30"],
+        mpconnect_home,
+        {PAUSE_ENV: "0.002"},
+    )
     children.append(child)
     child.wait_for(r"ticks: schedule '\* \* \* \* \* \*' \(UTC\); next run ")
 
@@ -236,8 +250,7 @@ def test_sigterm_after_extraction_leaves_a_version_the_next_run_resumes(
         schedule = "* * * * * *"
         settings = { events = 60 }
         """)
-    child = Child(["--config", str(config), "schedule", "--stop-timeout", "30"],
-                  mpconnect_home, {})
+    child = Child(["--config", str(config), "schedule", "--stop-timeout", "30"], mpconnect_home, {})
     children.append(child)
     child.wait_for(r"ticks: starting run")
     deadline = time.monotonic() + 15

@@ -19,7 +19,6 @@ import pytest
 import mpconnect
 import mpconnect_demo
 from mpconnect.config import load_config
-from mpconnect.datasets.store import DatasetStore
 from mpconnect.engine import Engine, RunOptions
 from mpconnect.engine.ledger import SqliteRunLedger
 from mpconnect.engine.lock import FileSourceLock
@@ -29,6 +28,7 @@ from mpconnect.scheduler import CronSchedule, Scheduler, load_zone, make_plan
 from mpconnect.scheduler.state import SchedulerLock, SchedulerState
 from mpconnect.sinks import builtin
 from mpconnect.sinks.embedded import EmbeddedSink
+from mpconnect.store.datasets import DatasetStore
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -118,8 +118,12 @@ def gate_plugin(gate: Gate) -> object:
                 if failing:
                     raise SourceError("the source refused (as the test asked)")
                 for index in range(self.settings.events):
-                    yield mpconnect.Event(name="Tick", distinct_id=f"user-{index}",
-                                          time=1_700_000_000 + index, object_id=str(index))
+                    yield mpconnect.Event(
+                        name="Tick",
+                        distinct_id=f"user-{index}",
+                        time=1_700_000_000 + index,
+                        object_id=str(index),
+                    )
             finally:
                 gate.leave()
 
@@ -215,8 +219,10 @@ def setup(tmp_path: Path, plugins: Plugins, gate: Gate) -> Iterator[Setup]:
 
 
 def source(name: str, schedule: str, connector: str = "gate", events: int = 5) -> str:
-    return (f'[sources.{name}]\nconnector = "{connector}"\ndataset_id = "{name.upper()}"\n'
-            f'schedule = "{schedule}"\nsettings = {{ events = {events} }}\n')
+    return (
+        f'[sources.{name}]\nconnector = "{connector}"\ndataset_id = "{name.upper()}"\n'
+        f'schedule = "{schedule}"\nsettings = {{ events = {events} }}\n'
+    )
 
 
 def start_serving(scheduler: Scheduler) -> tuple[threading.Thread, dict[str, bool]]:
@@ -264,13 +270,16 @@ def test_schedules_follow_the_configured_time_zone_across_daylight_saving() -> N
     assert summer.astimezone(UTC).hour == 0  # 02:00 CEST
 
 
-@pytest.mark.parametrize(("expression", "problem"), [
-    ("0 2 * *", "write 5 fields"),
-    ("1 2 3 4 5 6 7", "write 5 fields"),
-    ("61 * * * *", "not a valid cron expression"),
-    ("@reboot", "write 5 fields"),
-    ("0 2 * * mon-funday", "not a valid cron expression"),
-])
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("0 2 * *", "write 5 fields"),
+        ("1 2 3 4 5 6 7", "write 5 fields"),
+        ("61 * * * *", "not a valid cron expression"),
+        ("@reboot", "write 5 fields"),
+        ("0 2 * * mon-funday", "not a valid cron expression"),
+    ],
+)
 def test_a_bad_expression_is_an_error_naming_the_key(expression: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem) as caught:
         CronSchedule(expression, UTC_ZONE, "sources.billing.schedule")
@@ -289,8 +298,10 @@ def test_the_plan_checks_schedules_connectors_and_settings(setup: Setup) -> None
     setup.write(source("a", "0 * * * *", connector="nosuch"))
     with pytest.raises(MpconnectError, match=r"sources.a.connector: unknown connector 'nosuch'"):
         make_plan(load_config(setup.config_path), setup.plugins)
-    setup.write('[sources.a]\nconnector = "gate"\ndataset_id = "A"\nschedule = "0 * * * *"\n'
-                'settings = { event = 3 }\n')
+    setup.write(
+        '[sources.a]\nconnector = "gate"\ndataset_id = "A"\nschedule = "0 * * * *"\n'
+        "settings = { event = 3 }\n"
+    )
     with pytest.raises(ConfigError, match=r"sources.a.settings.event: unknown key"):
         make_plan(load_config(setup.config_path), setup.plugins)
     setup.write('[scheduler]\ntimezone = "Mars/Base"\n' + source("a", "0 * * * *"))
@@ -304,8 +315,9 @@ def test_the_plan_checks_schedules_connectors_and_settings(setup: Setup) -> None
 def test_two_sources_on_different_schedules_run_at_their_times(
     setup: Setup, logs: list[str]
 ) -> None:
-    setup.write(source("fast", "*/5 * * * *", "demo", 20)
-                + source("slow", "*/15 * * * *", "demo", 30))
+    setup.write(
+        source("fast", "*/5 * * * *", "demo", 20) + source("slow", "*/15 * * * *", "demo", 30)
+    )
     clock = ManualClock(at("09:58"))
     scheduler = setup.scheduler(clock)
     assert step_and_settle(scheduler, clock, at("09:58")) == at("10:00")
@@ -326,8 +338,11 @@ def test_two_sources_on_different_schedules_run_at_their_times(
     assert {r["imported"] for r in slow} == {30 + 3}
     assert scheduler.next_run("fast") == at("10:20")
     assert scheduler.next_run("slow") == at("10:30")
-    assert any(line.startswith("slow: run succeeded: read 33, imported 33") and
-               line.endswith("next run 2100-01-01 10:30:00 UTC") for line in logs)
+    assert any(
+        line.startswith("slow: run succeeded: read 33, imported 33")
+        and line.endswith("next run 2100-01-01 10:30:00 UTC")
+        for line in logs
+    )
 
 
 def test_a_source_never_overlaps_itself(setup: Setup, gate: Gate, logs: list[str]) -> None:
@@ -369,14 +384,19 @@ def test_a_source_running_in_another_process_is_skipped(setup: Setup, logs: list
     with FileSourceLock(setup.home / "locks", "a", "someone-else"):
         step_and_settle(scheduler, clock, at("10:00"))
     assert setup.runs("a") == []
-    assert any(line.startswith("a: skipped: source 'a' is already running: pid") and
-               line.endswith("next run 2100-01-01 11:00:00 UTC") for line in logs)
+    assert any(
+        line.startswith("a: skipped: source 'a' is already running: pid")
+        and line.endswith("next run 2100-01-01 11:00:00 UTC")
+        for line in logs
+    )
     assert scheduler.next_run("a") == at("11:00")  # no retry: it was not a failure
 
 
 def test_max_parallel_is_honoured(setup: Setup, gate: Gate, logs: list[str]) -> None:
-    setup.write("[scheduler]\nmax_parallel = 2\n"
-                + "".join(source(name, "0 * * * *") for name in ("a", "b", "c")))
+    setup.write(
+        "[scheduler]\nmax_parallel = 2\n"
+        + "".join(source(name, "0 * * * *") for name in ("a", "b", "c"))
+    )
     clock = ManualClock(at("09:59"))
     scheduler = setup.scheduler(clock)
     scheduler.step()
@@ -399,8 +419,9 @@ def test_max_parallel_is_honoured(setup: Setup, gate: Gate, logs: list[str]) -> 
 
 
 def test_a_pending_source_is_not_queued_twice(setup: Setup, gate: Gate, logs: list[str]) -> None:
-    setup.write("[scheduler]\nmax_parallel = 1\n" + source("a", "* * * * *")
-                + source("b", "* * * * *"))
+    setup.write(
+        "[scheduler]\nmax_parallel = 1\n" + source("a", "* * * * *") + source("b", "* * * * *")
+    )
     clock = ManualClock(at("09:59:30"))
     scheduler = setup.scheduler(clock)
     scheduler.step()
@@ -411,9 +432,13 @@ def test_a_pending_source_is_not_queued_twice(setup: Setup, gate: Gate, logs: li
     clock.moment = at("10:01")
     scheduler.step()
     assert scheduler.pending == ["b"]
-    assert any(line.startswith("b: skipped the run scheduled for 2100-01-01 10:01:00 UTC: the "
-                               "previous one is still waiting for a free slot (max_parallel = 1)")
-               for line in logs)
+    assert any(
+        line.startswith(
+            "b: skipped the run scheduled for 2100-01-01 10:01:00 UTC: the "
+            "previous one is still waiting for a free slot (max_parallel = 1)"
+        )
+        for line in logs
+    )
     gate.release("a", "b")
     assert scheduler.wait_idle(10)
     assert len(setup.runs("a")) == len(setup.runs("b")) == 1
@@ -432,8 +457,10 @@ def test_catch_up_once_runs_each_overdue_source_once_at_start(
     assert step_and_settle(scheduler, clock, at("10:30")) == at("11:00")
     assert [r["status"] for r in setup.runs("late")] == ["succeeded"]  # once, not twice
     assert setup.runs("new") == []  # no history: it waits for its first time
-    assert ('late: its run at 2100-01-01 10:00:00 UTC was missed while the scheduler was '
-            'down; running it once now (catch_up = "once")') in logs
+    assert (
+        "late: its run at 2100-01-01 10:00:00 UTC was missed while the scheduler was "
+        'down; running it once now (catch_up = "once")'
+    ) in logs
     assert "late: starting run (catching up the run missed at 2100-01-01 10:00:00 UTC)" in logs
 
     restarted = setup.scheduler(clock)  # nothing missed since: nothing to catch up
@@ -448,8 +475,10 @@ def test_catch_up_skip_waits_for_the_next_time(setup: Setup, logs: list[str]) ->
     scheduler = setup.scheduler(clock)
     assert step_and_settle(scheduler, clock, at("10:30")) == at("11:00")
     assert setup.runs("late") == []
-    assert ('late: its run at 2100-01-01 10:00:00 UTC was missed while the scheduler was '
-            'down; skipped (catch_up = "skip")') in logs
+    assert (
+        "late: its run at 2100-01-01 10:00:00 UTC was missed while the scheduler was "
+        'down; skipped (catch_up = "skip")'
+    ) in logs
     step_and_settle(scheduler, clock, at("11:00"))
     assert [r["status"] for r in setup.runs("late")] == ["succeeded"]
 
@@ -482,8 +511,10 @@ def test_a_failed_run_is_retried_with_backoff_and_every_attempt_is_in_the_ledger
     scheduler = setup.scheduler(clock)
     scheduler.step()
     assert step_and_settle(scheduler, clock, at("10:00")) == at("10:00:30")
-    assert ("a: run failed (1 in a row): a: the source refused (as the test asked); retrying "
-            "at 2100-01-01 10:00:30 UTC (retry_after)") in logs
+    assert (
+        "a: run failed (1 in a row): a: the source refused (as the test asked); retrying "
+        "at 2100-01-01 10:00:30 UTC (retry_after)"
+    ) in logs
     assert step_and_settle(scheduler, clock, at("10:00:30")) == at("10:01:30")  # doubled
     assert step_and_settle(scheduler, clock, at("10:01:30")) == at("11:00")
     # every attempt is in the ledger; each retry abandoned the failed attempt's version
@@ -501,10 +532,13 @@ def test_without_retry_after_a_failed_run_waits_for_its_next_time(
     scheduler = setup.scheduler(clock)
     scheduler.step()
     assert step_and_settle(scheduler, clock, at("10:00")) == at("11:00")
-    assert any(line.endswith("retrying at the next scheduled time 2100-01-01 11:00:00 UTC")
-               for line in logs)
+    assert any(
+        line.endswith("retrying at the next scheduled time 2100-01-01 11:00:00 UTC")
+        for line in logs
+    )
     assert [(r["status"], r["error"]) for r in setup.runs("a")] == [
-        ("failed", "the source refused (as the test asked)")]
+        ("failed", "the source refused (as the test asked)")
+    ]
     step_and_settle(scheduler, clock, at("11:00"))
     assert [r["status"] for r in setup.runs("a")] == ["abandoned", "succeeded"]
 
@@ -512,8 +546,9 @@ def test_without_retry_after_a_failed_run_waits_for_its_next_time(
 def test_a_run_that_fails_before_the_engine_records_it_is_still_in_the_ledger(
     setup: Setup, logs: list[str]
 ) -> None:
-    setup.write('[mixpanel]\nsink = "broken"\nproject_token = "t"\n'
-                + source("a", "0 * * * *", "demo"))
+    setup.write(
+        '[mixpanel]\nsink = "broken"\nproject_token = "t"\n' + source("a", "0 * * * *", "demo")
+    )
     clock = ManualClock(at("09:59"))
     scheduler = setup.scheduler(clock)
     scheduler.step()
@@ -527,10 +562,13 @@ def test_a_run_that_fails_before_the_engine_records_it_is_still_in_the_ledger(
 # -- stopping ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("events", "where", "then"), [
-    (2500, "during extraction", "abandoned"),  # the engine checks stop once per batch
-    (50, "before publishing", "resumed"),  # extraction had finished: its spool is reused
-])
+@pytest.mark.parametrize(
+    ("events", "where", "then"),
+    [
+        (2500, "during extraction", "abandoned"),  # the engine checks stop once per batch
+        (50, "before publishing", "resumed"),  # extraction had finished: its spool is reused
+    ],
+)
 def test_stop_mid_run_then_the_next_run_resumes_or_starts_anew_with_exact_counts(
     setup: Setup, gate: Gate, logs: list[str], events: int, where: str, then: str
 ) -> None:
@@ -559,8 +597,9 @@ def test_stop_mid_run_then_the_next_run_resumes_or_starts_anew_with_exact_counts
 def test_stop_starts_nothing_pending_and_the_next_start_catches_it_up(
     setup: Setup, gate: Gate, logs: list[str]
 ) -> None:
-    setup.write("[scheduler]\nmax_parallel = 1\n" + source("a", "0 * * * *")
-                + source("b", "0 * * * *"))
+    setup.write(
+        "[scheduler]\nmax_parallel = 1\n" + source("a", "0 * * * *") + source("b", "0 * * * *")
+    )
     state = SchedulerState(setup.home / "scheduler.json")
     state.set_last_due("a", at("09:00"))
     state.set_last_due("b", at("09:00"))
@@ -574,8 +613,9 @@ def test_stop_starts_nothing_pending_and_the_next_start_catches_it_up(
     loop.join(10)
     assert not loop.is_alive()
     assert gate.started == ["a"] and setup.runs("b") == []
-    assert "b: not started (scheduled for 2100-01-01 10:00:00 UTC): the scheduler is " \
-           "stopping" in logs
+    assert (
+        "b: not started (scheduled for 2100-01-01 10:00:00 UTC): the scheduler is stopping" in logs
+    )
 
     restarted = setup.scheduler(ManualClock(at("10:00:30")))
     restarted.clock.moment = at("10:00:30")
@@ -585,7 +625,9 @@ def test_stop_starts_nothing_pending_and_the_next_start_catches_it_up(
     assert [r["status"] for r in setup.runs("b")] == ["succeeded"]
     # a's interrupted run is resumed at the start (its extraction had finished)
     assert [(r["status"], r["resumed"]) for r in setup.runs("a")] == [
-        ("resumed", 0), ("succeeded", 1)]
+        ("resumed", 0),
+        ("succeeded", 1),
+    ]
     assert "a: its last run (interrupted) did not finish; resuming it now" in logs
 
 
@@ -593,8 +635,11 @@ def test_a_second_scheduler_on_the_same_home_is_refused(tmp_path: Path) -> None:
     first = SchedulerLock(tmp_path / "scheduler.lock")
     first.acquire()
     try:
-        with pytest.raises(MpconnectError, match="another mpconnect schedule is already "
-                                                 r"running with this data directory \(pid"):
+        with pytest.raises(
+            MpconnectError,
+            match="another mpconnect schedule is already "
+            r"running with this data directory \(pid",
+        ):
             SchedulerLock(tmp_path / "scheduler.lock").acquire()
     finally:
         first.release()
@@ -604,14 +649,19 @@ def test_a_second_scheduler_on_the_same_home_is_refused(tmp_path: Path) -> None:
 # -- reloading -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("bad_text", "problem"), [
-    ("[sources.a\n", "not valid TOML"),
-    (source("a", "0 */2 * * * * *"), "sources.a.schedule: '0 */2 * * * * *' is not a cron"),
-    (source("a", "*/30 * * * *", connector="nosuch"), "unknown connector 'nosuch'"),
-    ('[mixpanel]\nsink = "embeded"\n' + source("a", "0 * * * *"), "unknown sink 'embeded'"),
-    ('[mixpanel]\nprojet_token = "t"\n' + source("a", "0 * * * *"),
-     "mixpanel.projet_token: unknown key for the 'embedded' sink"),
-])
+@pytest.mark.parametrize(
+    ("bad_text", "problem"),
+    [
+        ("[sources.a\n", "not valid TOML"),
+        (source("a", "0 */2 * * * * *"), "sources.a.schedule: '0 */2 * * * * *' is not a cron"),
+        (source("a", "*/30 * * * *", connector="nosuch"), "unknown connector 'nosuch'"),
+        ('[mixpanel]\nsink = "embeded"\n' + source("a", "0 * * * *"), "unknown sink 'embeded'"),
+        (
+            '[mixpanel]\nprojet_token = "t"\n' + source("a", "0 * * * *"),
+            "mixpanel.projet_token: unknown key for the 'embedded' sink",
+        ),
+    ],
+)
 def test_an_invalid_reload_keeps_the_old_configuration(
     setup: Setup, logs: list[str], bad_text: str, problem: str
 ) -> None:
@@ -645,8 +695,7 @@ def test_a_valid_reload_applies_without_dropping_a_running_run(
     clock.moment = at("10:05")
     scheduler.request_reload()
     scheduler.step()
-    assert "configuration reloaded from " + str(setup.config_path) + ": 2 scheduled sources" \
-        in logs
+    assert "configuration reloaded from " + str(setup.config_path) + ": 2 scheduled sources" in logs
     assert "g: schedule now '*/20 * * * *' (UTC); next run 2100-01-01 10:20:00 UTC" in logs
     assert "new: scheduled '10 * * * *' (UTC); next run 2100-01-01 10:10:00 UTC" in logs
     assert "old: no longer scheduled (its run in progress continues)" in logs
@@ -703,8 +752,10 @@ def test_many_failures_in_a_row_keep_the_retry_backoff_finite(
     slot = scheduler._slots["a"]  # what 40 failures in a row leave behind
     slot.failures = 40
     scheduler._plan_retry("a", slot, "the source refused")
-    assert "a: run failed (40 in a row): the source refused; retrying at the next scheduled" in (
-        logs[-1])
+    assert (
+        "a: run failed (40 in a row): the source refused; retrying at the next scheduled"
+        in (logs[-1])
+    )
 
 
 # -- start-up resume: only what the engine would really resume (issue 13) -------------------
@@ -723,8 +774,10 @@ def test_at_start_a_run_interrupted_after_publishing_is_not_run_again(
     scheduler.step()
     assert scheduler.wait_idle(10)
     assert gate.started == ["a"], "no new extraction outside the schedule"
-    assert (f"a: its last run (interrupted) did not finish; nothing to resume now (its "
-            f"version {summary.version_id} was published and goes live by itself)") in logs
+    assert (
+        f"a: its last run (interrupted) did not finish; nothing to resume now (its "
+        f"version {summary.version_id} was published and goes live by itself)"
+    ) in logs
     assert scheduler.next_run("a") == at("11:00")
 
 
@@ -749,11 +802,14 @@ def test_at_start_an_unfinished_run_for_another_dataset_is_not_resumed(
     gate.release("a")
     thread.join(10)
     assert "stopped on request before publishing" in str(failures[0])  # resumable as it was
-    setup.write('[scheduler]\ncatch_up = "skip"\n'
-                + source("a", "0 * * * *").replace('"A"', '"ELSEWHERE"'))
+    setup.write(
+        '[scheduler]\ncatch_up = "skip"\n' + source("a", "0 * * * *").replace('"A"', '"ELSEWHERE"')
+    )
     scheduler = setup.scheduler(ManualClock(at("10:00:30")))
     scheduler.step()
     assert scheduler.wait_idle(10)
     assert gate.started == ["a"], "no new extraction outside the schedule"
-    assert ("a: its last run (interrupted) did not finish; nothing to resume now (the "
-            "dataset changed (A -> ELSEWHERE))") in logs
+    assert (
+        "a: its last run (interrupted) did not finish; nothing to resume now (the "
+        "dataset changed (A -> ELSEWHERE))"
+    ) in logs

@@ -53,8 +53,9 @@ class LeakyConnector(Connector):
     def events(self, ctx: RunContext) -> Iterator[Event]:
         key = self.settings.api_key.get_secret_value()  # type: ignore[attr-defined]
         ctx.log.warning("retrying with api_key=%s and %s", key, STRIPE_KEY)
-        yield Event("Signed Up", "user-1", 1_700_000_000.0, object_id="evt-1",
-                    properties={"plan": "pro"})
+        yield Event(
+            "Signed Up", "user-1", 1_700_000_000.0, object_id="evt-1", properties={"plan": "pro"}
+        )
         raise self._failure()
 
     def people(self, ctx: RunContext) -> Iterator[Profile]:
@@ -68,8 +69,9 @@ def api_key() -> str:
 
 
 @pytest.fixture
-def leaky(cli: Callable[..., Any], write_config: Callable[..., Path],
-          api_key: str) -> Callable[..., Any]:
+def leaky(
+    cli: Callable[..., Any], write_config: Callable[..., Path], api_key: str
+) -> Callable[..., Any]:
     """Run ``mpconnect`` with the leaky source configured and its key in the environment."""
     config = write_config("""
         [sources.leaky]
@@ -82,8 +84,7 @@ def leaky(cli: Callable[..., Any], write_config: Callable[..., Path],
     plugin = connector_plugin(LeakyConnector)
 
     def invoke(*args: str) -> Any:
-        return cli("--config", config, *args, plugins=[plugin],
-                   env={"LEAKY_API_KEY": api_key})
+        return cli("--config", config, *args, plugins=[plugin], env={"LEAKY_API_KEY": api_key})
 
     return invoke
 
@@ -99,9 +100,13 @@ def _leaked(text: str | bytes, api_key: str) -> list[str]:
 
 
 def test_a_failing_run_shows_no_credential_anywhere(
-        leaky: Callable[..., Any], api_key: str, mpconnect_home: Path) -> None:
-    runs = [leaky("run", "leaky"), leaky("-v", "run", "leaky"),
-            leaky("--log-format", "json", "-v", "run", "leaky")]
+    leaky: Callable[..., Any], api_key: str, mpconnect_home: Path
+) -> None:
+    runs = [
+        leaky("run", "leaky"),
+        leaky("-v", "run", "leaky"),
+        leaky("--log-format", "json", "-v", "run", "leaky"),
+    ]
     debug = leaky("--debug", "check", "leaky")
 
     for result in (*runs, debug):
@@ -111,14 +116,14 @@ def test_a_failing_run_shows_no_credential_anywhere(
         assert "postgres://svc:***@db.leaky.example/app?token=***" in result.stderr
         assert _leaked(result.stdout + result.stderr, api_key) == []
     assert "api_key=***" in runs[1].stderr  # the connector's own log line, redacted
-    json_lines = [json.loads(line) for line in runs[2].stderr.splitlines()
-                  if line.startswith("{")]
+    json_lines = [json.loads(line) for line in runs[2].stderr.splitlines() if line.startswith("{")]
     assert any("api_key=***" in line["message"] for line in json_lines)
     assert "Traceback" in debug.stderr and "RuntimeError" in debug.stderr
 
 
 def test_listings_and_check_show_no_credential(
-        leaky: Callable[..., Any], api_key: str, mpconnect_home: Path) -> None:
+    leaky: Callable[..., Any], api_key: str, mpconnect_home: Path
+) -> None:
     leaky("run", "leaky")
 
     listed = [leaky("runs", "--json"), leaky("runs"), leaky("sources", "list", "--json")]
@@ -137,7 +142,8 @@ def test_listings_and_check_show_no_credential(
 
 
 def test_no_file_under_the_home_holds_a_credential(
-        leaky: Callable[..., Any], api_key: str, mpconnect_home: Path) -> None:
+    leaky: Callable[..., Any], api_key: str, mpconnect_home: Path
+) -> None:
     leaky("run", "leaky")
     leaky("check", "leaky")
     leaky("run", "leaky")

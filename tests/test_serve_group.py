@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pytest
 
 import mpconnect
-from mpconnect.localserver import LocalServer, ServedSource, ServeOptions
+from mpconnect.emulator.background import LocalServer, ServedSource, ServeOptions
 from mpconnect.testing import run_cli, serve_in_background
 
 pytestmark = pytest.mark.timeout(120)
@@ -30,18 +30,34 @@ def served_env(tmp_path: Path) -> dict[str, str]:
 def test_both_spellings_start_the_mixpanel_server_and_its_settings_work(
     tmp_path: Path, spelling: list[str]
 ) -> None:
-    args = ["--port", "0", "--dataset", "DEMO", "--live-delay", "0",
-            "--store", str(tmp_path / "served.sqlite3")]
+    args = [
+        "--port",
+        "0",
+        "--dataset",
+        "DEMO",
+        "--live-delay",
+        "0",
+        "--store",
+        str(tmp_path / "served.sqlite3"),
+    ]
     # serve_in_background runs `mpconnect serve NAME ARGS`; the old spelling has no NAME.
     name, *rest = [*spelling, *args]
     with serve_in_background(name, *rest, env=served_env(tmp_path)) as served:
         table = tomllib.loads(served.toml)["mixpanel"]
         config = tmp_path / "mpconnect.toml"
         config.write_text(served.toml + "\n")
-        ran = run_cli("--config", config, "run", "demo", home=tmp_path / "home",
-                      env=served.environment)
-        listed = run_cli("--config", config, "versions", "list", "DEMO",
-                         home=tmp_path / "home", env=served.environment)
+        ran = run_cli(
+            "--config", config, "run", "demo", home=tmp_path / "home", env=served.environment
+        )
+        listed = run_cli(
+            "--config",
+            config,
+            "versions",
+            "list",
+            "DEMO",
+            home=tmp_path / "home",
+            env=served.environment,
+        )
 
     assert served.lines[0].startswith("serving the Datasets API on https://127.0.0.1:")
     assert table["sink"] == "datasets" and table["secret"] == "${MIXPANEL_SECRET}"
@@ -88,7 +104,8 @@ def test_a_port_in_use_is_one_clear_line(cli: Any) -> None:
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         f"mpconnect: error: mpconnect serve stripe: cannot listen on 127.0.0.1:{port}: "
-        "address already in use; choose another --port (0 picks a free one)")
+        "address already in use; choose another --port (0 picks a free one)"
+    )
     assert "Traceback" not in result.output
 
 
@@ -112,6 +129,8 @@ def test_a_server_whose_requirements_are_missing_says_how_to_install_them() -> N
     result = run_cli("serve", "needy", "--port", "0", plugins=[_NeedyPlugin()])
 
     assert result.exit_code == 1
-    assert result.stderr.strip() == ('mpconnect: error: mpconnect serve needy needs '
-                                      'mpconnect_test_no_such_module: '
-                                      'pip install "mpconnect-needy[server]"')
+    assert result.stderr.strip() == (
+        "mpconnect: error: mpconnect serve needy needs "
+        "mpconnect_test_no_such_module: "
+        'pip install "mpconnect-needy[server]"'
+    )

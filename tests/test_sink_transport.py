@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from mpconnect.datasets.ingestion_api import IngestionProject
-from mpconnect.datasets.server import LocalDatasetsServer
-from mpconnect.localserver import BackgroundServer, LocalCA
+from mpconnect.emulator.background import BackgroundServer, LocalCA
+from mpconnect.emulator.ingestion_api import IngestionProject
+from mpconnect.emulator.server import LocalDatasetsServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -115,17 +115,26 @@ def _shut(sock: socket.socket) -> None:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LocalDatasetsServer]:
     """The local Datasets API and ingestion endpoints, over HTTPS."""
-    project = IngestionProject(PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET},
-                               api_secret=SECRET)
-    with LocalDatasetsServer(tmp_path / "server", datasets=["DEMO"], project_token=TOKEN,
-                             project_secret=SECRET, ingestion=project) as running:
+    project = IngestionProject(
+        PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET}, api_secret=SECRET
+    )
+    with LocalDatasetsServer(
+        tmp_path / "server",
+        datasets=["DEMO"],
+        project_token=TOKEN,
+        project_secret=SECRET,
+        ingestion=project,
+    ) as running:
         yield running
 
 
 def _config(write_config: Callable[..., Path], sink: str, url: str, ca_path: Path) -> Path:
-    credentials = ('secret = "${MIXPANEL_SECRET}"' if sink == "datasets" else
-                   f'project_id = "{PROJECT_ID}"\nservice_account_user = "{SA_USER}"\n'
-                   'service_account_secret = "${MP_SA_SECRET}"')
+    credentials = (
+        'secret = "${MIXPANEL_SECRET}"'
+        if sink == "datasets"
+        else f'project_id = "{PROJECT_ID}"\nservice_account_user = "{SA_USER}"\n'
+        'service_account_secret = "${MP_SA_SECRET}"'
+    )
     return write_config(f"""
 [mixpanel]
 sink = "{sink}"
@@ -158,8 +167,11 @@ def _last_run(cli: Callable[..., Any], config: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("sink", SINKS)
 def test_a_tls_handshake_cut_off_is_retried(
-        sink: str, server: LocalDatasetsServer, cli: Callable[..., Any],
-        write_config: Callable[..., Path]) -> None:
+    sink: str,
+    server: LocalDatasetsServer,
+    cli: Callable[..., Any],
+    write_config: Callable[..., Path],
+) -> None:
     drops = ["eof", "eof-after-hello", "reset-after-hello"]
     with DroppingRelay(server._server.port, drops) as relay:
         config = _config(write_config, sink, relay.url, server.ca_path)
@@ -179,8 +191,12 @@ def test_a_tls_handshake_cut_off_is_retried(
 
 @pytest.mark.parametrize("sink", SINKS)
 def test_an_untrusted_certificate_fails_at_once_and_names_ca_bundle(
-        sink: str, server: LocalDatasetsServer, cli: Callable[..., Any],
-        write_config: Callable[..., Path], tmp_path: Path) -> None:
+    sink: str,
+    server: LocalDatasetsServer,
+    cli: Callable[..., Any],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
     other = LocalCA(tmp_path / "other-ca")
     config = _config(write_config, sink, server.url, other.ca_path)
 
@@ -227,8 +243,12 @@ def redirecting(tmp_path: Path, catcher: list[str]) -> Iterator[tuple[str, Path]
 
 @pytest.mark.parametrize("sink", SINKS)
 def test_a_redirect_to_plain_http_on_another_host_is_not_followed(
-        sink: str, redirecting: tuple[str, Path], catcher: list[str],
-        cli: Callable[..., Any], write_config: Callable[..., Path]) -> None:
+    sink: str,
+    redirecting: tuple[str, Path],
+    catcher: list[str],
+    cli: Callable[..., Any],
+    write_config: Callable[..., Path],
+) -> None:
     url, ca_path = redirecting
     config = _config(write_config, sink, url, ca_path)
 
@@ -238,8 +258,10 @@ def test_a_redirect_to_plain_http_on_another_host_is_not_followed(
     path = "/datasets/DEMO/versions" if sink == "datasets" else "/import"
     assert "mpconnect: error: demo: HTTP 307: " in result.stderr
     assert f"redirected to {catcher[0]}{path}" in result.stderr
-    assert ("not followed (it would re-send the request and its credentials over plain "
-            "http:// and to another host (127.0.0.2:") in result.stderr
+    assert (
+        "not followed (it would re-send the request and its credentials over plain "
+        "http:// and to another host (127.0.0.2:"
+    ) in result.stderr
     assert "set mixpanel.api_url to the API's own address" in result.stderr
     assert catcher[1:] == []  # nothing reached the other host
     assert "redirected to http://127.0.0.2:" in _last_run(cli, config)["error"]

@@ -30,10 +30,12 @@ class Huge(mpconnect.Connector):
     Settings = mpconnect.ConnectorSettings
 
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
-        yield mpconnect.Event(name="Order", distinct_id="u1", time=WHEN, object_id="o1",
-                              properties={"amount": 2**70})
-        yield mpconnect.Event(name="Order", distinct_id="u2", time=WHEN, object_id="o2",
-                              properties={"amount": 1})
+        yield mpconnect.Event(
+            name="Order", distinct_id="u1", time=WHEN, object_id="o1", properties={"amount": 2**70}
+        )
+        yield mpconnect.Event(
+            name="Order", distinct_id="u2", time=WHEN, object_id="o2", properties={"amount": 1}
+        )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         yield mpconnect.Profile(distinct_id="u1", set={"lifetime": 2**70}, object_id="u1")
@@ -66,7 +68,8 @@ def test_run_connector_quarantines_values_json_cannot_encode_as_the_engine_does(
     assert collected.profile("u2") == {"lifetime": 1} and collected.profiles == {"u2"}
     reasons = [(q.what, q.reason) for q in collected.quarantined]
     assert [reason for _, reason in reasons] == [
-        "a value cannot be encoded as JSON: Integer exceeds 64-bit range"] * 2
+        "a value cannot be encoded as JSON: Integer exceeds 64-bit range"
+    ] * 2
     assert reasons[0][0].startswith("event 'Order' ($insert_id ")
     assert reasons[0][0].endswith(", distinct_id 'u1')")
     assert reasons[1][0] == "profile (distinct_id 'u1')"
@@ -82,20 +85,27 @@ def test_run_connector_refuses_what_is_not_an_event_or_a_profile() -> None:
 
     with pytest.raises(mpconnect.PluginError) as error:
         run_connector(wrong_yield([event, {"event": "Order"}], []))
-    assert str(error.value) == ("connector 'wrong' yielded {'event': 'Order'} from events(); "
-                                "expected mpconnect.Event")
+    assert str(error.value) == (
+        "connector 'wrong' yielded {'event': 'Order'} from events(); expected mpconnect.Event"
+    )
 
     with pytest.raises(mpconnect.PluginError) as error:
         run_connector(wrong_yield([event], [event]))
-    assert str(error.value) == (f"connector 'wrong' yielded {event!r} from people(); "
-                                "expected mpconnect.Profile")
+    assert str(error.value) == (
+        f"connector 'wrong' yielded {event!r} from people(); expected mpconnect.Profile"
+    )
 
 
 def test_run_source_loads_through_the_local_datasets_server(tmp_path: Path) -> None:
     with local_datasets_server(tmp_path / "server", datasets=["REVIEWS"]) as server:
-        loaded = run_source("demo", {"events": 40, "bad_records": 1}, home=tmp_path / "home",
-                            mixpanel=datasets_sink_settings(server), store=server.store,
-                            dataset_id="REVIEWS")
+        loaded = run_source(
+            "demo",
+            {"events": 40, "bad_records": 1},
+            home=tmp_path / "home",
+            mixpanel=datasets_sink_settings(server),
+            store=server.store,
+            dataset_id="REVIEWS",
+        )
 
         assert loaded.summary.status == "succeeded"
         assert loaded.summary.sink == "datasets"

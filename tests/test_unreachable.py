@@ -82,9 +82,13 @@ ENV = {"STRIPE_KEY": "sk_test_abc", "SF_SESSION": "00Dx!session", "MIXPANEL_SECR
 
 
 @pytest.fixture
-def run_cli(cli: Any, write_config: Callable[..., Path], mpconnect_home: Path,
-            monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-            ) -> Callable[..., Any]:
+def run_cli(
+    cli: Any,
+    write_config: Callable[..., Path],
+    mpconnect_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> Callable[..., Any]:
     """``run_cli(config_text, *args)``: the command's result, retry lines in ``caplog``."""
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
@@ -99,7 +103,8 @@ def run_cli(cli: Any, write_config: Callable[..., Path], mpconnect_home: Path,
 
 @pytest.mark.parametrize("command", ["run", "check"])
 def test_stripe_at_a_closed_port_fails_after_few_retries_naming_api_base(
-        run_cli: Any, closed_port: int, caplog: pytest.LogCaptureFixture, command: str) -> None:
+    run_cli: Any, closed_port: int, caplog: pytest.LogCaptureFixture, command: str
+) -> None:
     result = run_cli(stripe_config(f"http://127.0.0.1:{closed_port}"), command, "billing")
 
     assert result.exit_code == 1
@@ -114,7 +119,8 @@ def test_stripe_at_a_closed_port_fails_after_few_retries_naming_api_base(
 
 @pytest.mark.parametrize("command", ["run", "check"])
 def test_salesforce_at_a_closed_port_fails_after_few_retries_naming_instance_url(
-        run_cli: Any, closed_port: int, caplog: pytest.LogCaptureFixture, command: str) -> None:
+    run_cli: Any, closed_port: int, caplog: pytest.LogCaptureFixture, command: str
+) -> None:
     result = run_cli(salesforce_config(f"https://127.0.0.1:{closed_port}"), command, "crm")
 
     assert result.exit_code == 1
@@ -125,7 +131,8 @@ def test_salesforce_at_a_closed_port_fails_after_few_retries_naming_instance_url
 
 
 def test_stripe_host_that_does_not_resolve_names_the_host_and_the_key(
-        run_cli: Any, caplog: pytest.LogCaptureFixture) -> None:
+    run_cli: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     result = run_cli(stripe_config(f"http://{INVALID_HOST}"), "check", "billing")
 
     assert result.exit_code == 1
@@ -136,7 +143,8 @@ def test_stripe_host_that_does_not_resolve_names_the_host_and_the_key(
 
 @pytest.mark.parametrize("sink", ["datasets", "ingestion"])
 def test_a_sink_at_a_closed_port_fails_after_few_retries_naming_api_url(
-        run_cli: Any, closed_port: int, caplog: pytest.LogCaptureFixture, sink: str) -> None:
+    run_cli: Any, closed_port: int, caplog: pytest.LogCaptureFixture, sink: str
+) -> None:
     result = run_cli(sink_config(sink, f"http://127.0.0.1:{closed_port}"), "run", "demo")
 
     assert result.exit_code == 1
@@ -148,7 +156,8 @@ def test_a_sink_at_a_closed_port_fails_after_few_retries_naming_api_url(
 
 
 def test_a_sink_host_that_does_not_resolve_names_it(
-        run_cli: Any, caplog: pytest.LogCaptureFixture) -> None:
+    run_cli: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     result = run_cli(sink_config("datasets", f"https://{INVALID_HOST}:8443"), "run", "demo")
 
     assert result.exit_code == 1
@@ -158,7 +167,8 @@ def test_a_sink_host_that_does_not_resolve_names_it(
 
 
 def test_the_connectors_retries_are_counted_in_runs(
-        run_cli: Any, closed_port: int, cli: Any, write_config: Callable[..., Path]) -> None:
+    run_cli: Any, closed_port: int, cli: Any, write_config: Callable[..., Path]
+) -> None:
     text = stripe_config(f"http://127.0.0.1:{closed_port}")
     run_cli(text, "run", "billing")
 
@@ -172,7 +182,7 @@ def test_the_connectors_retries_are_counted_in_runs(
 
 def test_a_5xx_keeps_the_long_budget_while_a_refusal_gets_two_quick_retries() -> None:
     from mpconnect.errors import RetryableApiError
-    from mpconnect.retry import call_with_retries, mark_unreachable
+    from mpconnect.transport.retry import call_with_retries, mark_unreachable
 
     def failing(make: Callable[[], Exception]) -> list[float]:
         waits: list[float] = []
@@ -185,17 +195,21 @@ def test_a_5xx_keeps_the_long_budget_while_a_refusal_gets_two_quick_retries() ->
         return waits
 
     assert len(failing(lambda: RetryableApiError(503, "busy"))) == 8
-    refused = failing(lambda: mark_unreachable(RetryableApiError(0, "refused"),
-                                               "connection refused"))
+    refused = failing(
+        lambda: mark_unreachable(RetryableApiError(0, "refused"), "connection refused")
+    )
     assert len(refused) == 2 and max(refused) <= 1.0
 
 
 def test_the_plain_http_refusal_names_the_file_and_the_key(
-        run_cli: Any, write_config: Callable[..., Path]) -> None:
+    run_cli: Any, write_config: Callable[..., Path]
+) -> None:
     text = sink_config("datasets", "http://192.0.2.1:8080").replace(
-        "allow_http_loopback = true\n", "")
+        "allow_http_loopback = true\n", ""
+    )
     result = run_cli(text, "run", "demo")
 
     assert result.exit_code == 1
     assert f"{write_config(text)}: mixpanel.api_url: refusing http://192.0.2.1:8080" in (
-        result.stderr)
+        result.stderr
+    )

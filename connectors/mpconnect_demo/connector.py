@@ -11,20 +11,83 @@ from pydantic import Field
 import mpconnect
 
 AIRLINES = (
-    "adria-airways", "aegean-airlines", "aer-lingus", "air-canada", "air-france",
-    "air-new-zealand", "alaska-airlines", "british-airways", "cathay-pacific", "delta-air-lines",
-    "emirates", "etihad-airways", "eva-air", "finnair", "iberia", "japan-airlines", "klm",
-    "lufthansa", "qantas", "qatar-airways", "singapore-airlines", "swiss", "tap-portugal",
-    "turkish-airlines", "united-airlines", "virgin-atlantic",
+    "adria-airways",
+    "aegean-airlines",
+    "aer-lingus",
+    "air-canada",
+    "air-france",
+    "air-new-zealand",
+    "alaska-airlines",
+    "british-airways",
+    "cathay-pacific",
+    "delta-air-lines",
+    "emirates",
+    "etihad-airways",
+    "eva-air",
+    "finnair",
+    "iberia",
+    "japan-airlines",
+    "klm",
+    "lufthansa",
+    "qantas",
+    "qatar-airways",
+    "singapore-airlines",
+    "swiss",
+    "tap-portugal",
+    "turkish-airlines",
+    "united-airlines",
+    "virgin-atlantic",
 )
 CABINS = ("Economy", "Premium Economy", "Business Class", "First Class")
 CABIN_WEIGHTS = (70, 15, 12, 3)
-COUNTRIES = ("United Kingdom", "United States", "Australia", "Canada", "Germany", "India",
-             "Singapore", "France", "Netherlands", "Brazil")
-FIRST_NAMES = ("Ada", "Ben", "Chloe", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun",
-               "Kai", "Lea", "Max", "Nia", "Oli", "Pia", "Raj", "Sam", "Tia", "Uma")
-LAST_NAMES = ("Smith", "Khan", "Garcia", "Müller", "Rossi", "Tanaka", "Silva", "Dubois",
-              "Novak", "Okafor", "Larsen", "Kowalski")
+COUNTRIES = (
+    "United Kingdom",
+    "United States",
+    "Australia",
+    "Canada",
+    "Germany",
+    "India",
+    "Singapore",
+    "France",
+    "Netherlands",
+    "Brazil",
+)
+FIRST_NAMES = (
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Eli",
+    "Fay",
+    "Gus",
+    "Hana",
+    "Ivo",
+    "Jun",
+    "Kai",
+    "Lea",
+    "Max",
+    "Nia",
+    "Oli",
+    "Pia",
+    "Raj",
+    "Sam",
+    "Tia",
+    "Uma",
+)
+LAST_NAMES = (
+    "Smith",
+    "Khan",
+    "Garcia",
+    "Müller",
+    "Rossi",
+    "Tanaka",
+    "Silva",
+    "Dubois",
+    "Novak",
+    "Okafor",
+    "Larsen",
+    "Kowalski",
+)
 EPOCH_START = int(datetime(2023, 1, 1, tzinfo=UTC).timestamp())
 SPAN_SECONDS = 2 * 365 * 86400
 
@@ -69,11 +132,16 @@ class DemoConnector(mpconnect.Connector):
         reviewers = self.reviewer_count
         rand = rng.random  # random() is many times cheaper than randrange()
         airlines, n_airlines = AIRLINES, len(AIRLINES)
-        cabins = [cabin for cabin, weight in zip(CABINS, CABIN_WEIGHTS, strict=True)
-                  for _ in range(weight)]
+        cabins = [
+            cabin
+            for cabin, weight in zip(CABINS, CABIN_WEIGHTS, strict=True)
+            for _ in range(weight)
+        ]
         n_cabins = len(cabins)
-        days = [datetime.fromtimestamp(EPOCH_START + day * 86400, UTC).date().isoformat()
-                for day in range(SPAN_SECONDS // 86400 + 1)]
+        days = [
+            datetime.fromtimestamp(EPOCH_START + day * 86400, UTC).date().isoformat()
+            for day in range(SPAN_SECONDS // 86400 + 1)
+        ]
         Event = mpconnect.Event
         for index in range(self.settings.events):
             offset = int(rand() * SPAN_SECONDS)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import mpconnect
 
 if TYPE_CHECKING:
-    from mpconnect.localserver import LocalServer
+    from mpconnect import LocalServer
     from mpconnect_salesforce.connector import SalesforceConnector
 
 __all__ = ["SalesforceConnector", "register_connectors", "register_local_servers"]

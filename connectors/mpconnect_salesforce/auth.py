@@ -88,13 +88,21 @@ def login(settings: SalesforceSettings, http: requests.Session) -> tuple[str, st
                 "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
                 "assertion": _jwt_assertion(settings),
             }
-            return token_login(token_url, data, settings.domain, str(settings.consumer_key),
-                               None, None, http)
+            return token_login(
+                token_url, data, settings.domain, str(settings.consumer_key), None, None, http
+            )
 
         pair = f"{settings.consumer_key}:{_secret(settings.consumer_secret)}".encode()
         headers = {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-        return token_login(token_url, {"grant_type": "client_credentials"}, settings.domain,
-                           str(settings.consumer_key), headers, None, http)
+        return token_login(
+            token_url,
+            {"grant_type": "client_credentials"},
+            settings.domain,
+            str(settings.consumer_key),
+            headers,
+            None,
+            http,
+        )
     except SalesforceAuthenticationFailed as exc:
         raise SourceError(
             f"Salesforce login ({mode}) at {base} failed: {exc.code}: {exc.auth_message}"

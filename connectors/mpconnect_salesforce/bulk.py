@@ -15,7 +15,7 @@ import http.client
 import io
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import requests
 import urllib3
@@ -25,8 +25,12 @@ from mpconnect_salesforce.errors import error_text
 
 __all__ = ["BulkQuery"]
 
-_STREAM_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError,
-                  requests.RequestException)
+_STREAM_ERRORS = (
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    OSError,
+    requests.RequestException,
+)
 _FINISHED = ("JobComplete", "Failed", "Aborted")
 
 
@@ -82,7 +86,7 @@ class BulkQuery:
                 f"Salesforce Bulk 2.0 refused {what} (HTTP {response.status_code}): "
                 f"{error_text(_decoded(response))}"
             )
-        return response.json()  # type: ignore[no-any-return]
+        return response.json()
 
     def rows(self, soql: str, what: str) -> Iterator[dict[str, str]]:
         """Create the job, wait for it, and yield its rows one at a time.
@@ -90,10 +94,16 @@ class BulkQuery:
         :param what: names the query in messages, such as ``"Contact"``.
         """
         job = self._json(
-            self.http.post(self.jobs_url, json={
-                "operation": "query", "query": soql,
-                "columnDelimiter": "COMMA", "lineEnding": "LF",
-            }, headers=self._headers()),
+            self.http.post(
+                self.jobs_url,
+                json={
+                    "operation": "query",
+                    "query": soql,
+                    "columnDelimiter": "COMMA",
+                    "lineEnding": "LF",
+                },
+                headers=self._headers(),
+            ),
             f"the query job for {what}",
         )
         job_url = f"{self.jobs_url}/{job['id']}"
@@ -110,8 +120,10 @@ class BulkQuery:
         deadline = time.monotonic() + self.timeout
         wait = min(0.05, self.poll_interval)
         while True:
-            info = self._json(self.http.get(job_url, headers=self._headers()),
-                              f"the status of the {what} query job")
+            info = self._json(
+                self.http.get(job_url, headers=self._headers()),
+                f"the status of the {what} query job",
+            )
             state = info.get("state")
             if state == "JobComplete":
                 return
@@ -132,7 +144,7 @@ class BulkQuery:
 
     def _page(
         self, job_url: str, locator: str | None, what: str, page: int
-    ) -> Iterator[dict[str, str]]:
+    ) -> Generator[dict[str, str], None, str | None]:
         """Yield one results page's rows; return the next page's locator (None at the end)."""
         params: dict[str, str | int] = {"maxRecords": self.page_size}
         if locator:
@@ -140,8 +152,9 @@ class BulkQuery:
         done = 0
         cuts = 0
         while True:
-            response = self.http.get(f"{job_url}/results", params=params,
-                                     headers=self._headers("text/csv"), stream=True)
+            response = self.http.get(
+                f"{job_url}/results", params=params, headers=self._headers("text/csv"), stream=True
+            )
             try:
                 if response.status_code >= 300:
                     self._json(response, f"results page {page} of the {what} query job")
@@ -165,7 +178,11 @@ class BulkQuery:
                     ) from exc
                 self.log.warning(
                     "Salesforce Bulk 2.0 results page %d of %s broke off after %d rows (%s); "
-                    "fetching it again", page, what, done, type(exc).__name__,
+                    "fetching it again",
+                    page,
+                    what,
+                    done,
+                    type(exc).__name__,
                 )
             finally:
                 response.close()

@@ -42,8 +42,9 @@ class SalesforceClient:
         server's error names the source's setting that holds its address.
     """
 
-    def __init__(self, settings: SalesforceSettings, log: logging.Logger,
-                 ctx: RunContext | None = None) -> None:
+    def __init__(
+        self, settings: SalesforceSettings, log: logging.Logger, ctx: RunContext | None = None
+    ) -> None:
         self.settings = settings
         self.log = log
         self.guard = QuotaGuard(settings.max_api_share)
@@ -108,11 +109,11 @@ class SalesforceClient:
 
     def describe(self, obj: str) -> dict[str, Any]:
         """The object's ``describe`` (fields with their types)."""
-        return self._call(f"describe of {obj}", getattr(self.sf, obj).describe)  # type: ignore[no-any-return]
+        return self._call(f"describe of {obj}", getattr(self.sf, obj).describe)
 
     def describe_global(self) -> dict[str, Any]:
         """The org's global ``describe`` (every object and whether it is queryable)."""
-        return self._call("the list of objects", self.sf.describe) or {}  # type: ignore[no-any-return]
+        return self._call("the list of objects", self.sf.describe) or {}
 
     def count(self, obj: str, where: str | None = None) -> int:
         """``SELECT COUNT() FROM obj [WHERE ...]`` over REST."""

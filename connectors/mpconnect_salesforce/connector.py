@@ -9,7 +9,7 @@ custom people mappings.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -24,7 +24,7 @@ from mpconnect_salesforce.mappings import (
 )
 from mpconnect_salesforce.reads import Read, Run
 from mpconnect_salesforce.rows import Field
-from mpconnect_salesforce.settings import SalesforceSettings
+from mpconnect_salesforce.settings import EventMapping, PeopleMapping, SalesforceSettings
 from mpconnect_salesforce.spool import ProfileSpool
 from mpconnect_salesforce.streams import STREAMS, reads_for
 
@@ -62,7 +62,7 @@ class SalesforceConnector(Connector):
 
     settings: SalesforceSettings
 
-    def __init__(self, settings: SalesforceSettings) -> None:  # type: ignore[override]
+    def __init__(self, settings: SalesforceSettings) -> None:
         super().__init__(settings)
         self._run: Run | None = None
         self._plan: _Plan | None = None
@@ -86,11 +86,15 @@ class SalesforceConnector(Connector):
 
     def _compile(self, run: Run, ctx: RunContext) -> _Plan:
         prefix = f"sources.{ctx.source}.settings"
-        plan = _Plan(streams=[(name, reads_for(name)) for name in STREAMS
-                              if name in self.settings.objects])
+        plan = _Plan(
+            streams=[(name, reads_for(name)) for name in STREAMS if name in self.settings.objects]
+        )
         describes: dict[str, dict[str, object]] = {}
-        for kind, mappings, target in (("events", self.settings.events, plan.events),
-                                       ("people", self.settings.people, plan.people)):
+        groups: list[tuple[str, Sequence[EventMapping | PeopleMapping], list[CompiledMapping]]] = [
+            ("events", self.settings.events, plan.events),
+            ("people", self.settings.people, plan.people),
+        ]
+        for kind, mappings, target in groups:
             for i, mapping in enumerate(mappings):
                 key = f"{prefix}.{kind}[{i}]"
                 if mapping.object not in describes:
@@ -154,7 +158,8 @@ class SalesforceConnector(Connector):
         run = self._start(ctx)
         org = run.client.query("SELECT Id, Name FROM Organization", "the organization")
         readable = {
-            o["name"] for o in run.client.describe_global().get("sobjects", [])
+            o["name"]
+            for o in run.client.describe_global().get("sobjects", [])
             if o.get("queryable")
         }
         plan = self._compile(run, ctx)
@@ -198,8 +203,11 @@ class SalesforceConnector(Connector):
     @staticmethod
     def _log_merged(run: Run, ctx: RunContext) -> None:
         if run.merged_leads:
-            ctx.log.info("Salesforce: %d unconverted leads share a Contact's email; their "
-                         "profile is the Contact's", run.merged_leads)
+            ctx.log.info(
+                "Salesforce: %d unconverted leads share a Contact's email; their "
+                "profile is the Contact's",
+                run.merged_leads,
+            )
 
     def people(self, ctx: RunContext) -> Iterator[Profile]:
         """Yield the Contact and unconverted Lead profiles, then the people mappings."""

@@ -120,18 +120,30 @@ def mapping_events(run: Run, compiled: CompiledMapping) -> Iterator[Event]:
     for row in run.rows(compiled.read):
         distinct_id = _distinct_id(run, compiled, row)
         if distinct_id is None:
-            run.skip(obj, row, f"{compiled.key}: {mapping.distinct_id_field} is empty, so "
-                               f"{mapping.event!r} has no one to be attributed to")
+            run.skip(
+                obj,
+                row,
+                f"{compiled.key}: {mapping.distinct_id_field} is empty, so "
+                f"{mapping.event!r} has no one to be attributed to",
+            )
             continue
         time = when(row.get(mapping.time_field))
         if time is None:
-            run.skip(obj, row, f"{compiled.key}: {mapping.time_field} is empty, so "
-                               f"{mapping.event!r} has no time")
+            run.skip(
+                obj,
+                row,
+                f"{compiled.key}: {mapping.time_field} is empty, so {mapping.event!r} has no time",
+            )
             continue
         properties = _values(compiled, row)
         properties.setdefault("salesforce_id", row["Id"])
-        yield Event(name=mapping.event, distinct_id=distinct_id, time=time,
-                    object_id=row["Id"], properties=properties)
+        yield Event(
+            name=mapping.event,
+            distinct_id=distinct_id,
+            time=time,
+            object_id=row["Id"],
+            properties=properties,
+        )
 
 
 def mapping_profiles(run: Run, compiled: CompiledMapping) -> Iterator[Profile]:
@@ -141,8 +153,12 @@ def mapping_profiles(run: Run, compiled: CompiledMapping) -> Iterator[Profile]:
     for row in run.rows(compiled.read):
         distinct_id = _distinct_id(run, compiled, row)
         if distinct_id is None:
-            run.skip(obj, row, f"{compiled.key}: {mapping.distinct_id_field} is empty, so "
-                               "the profile has no distinct_id")
+            run.skip(
+                obj,
+                row,
+                f"{compiled.key}: {mapping.distinct_id_field} is empty, so "
+                "the profile has no distinct_id",
+            )
             continue
         values = _values(compiled, row)
         if not values:

@@ -18,7 +18,6 @@ __all__ = ["Field", "converter", "flatten", "jsonable", "parse_datetime", "when"
 Row = dict[str, Any]
 
 
-
 @dataclass(frozen=True)
 class Field:
     """A field to select: its path (``Name`` or ``Account.Name``) and Salesforce type."""
@@ -63,8 +62,14 @@ def _integer(value: Any) -> int:
 
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "datetime": _datetime, "date": _date, "boolean": _boolean,
-    "double": float, "currency": float, "percent": float, "int": _integer, "long": _integer,
+    "datetime": _datetime,
+    "date": _date,
+    "boolean": _boolean,
+    "double": float,
+    "currency": float,
+    "percent": float,
+    "int": _integer,
+    "long": _integer,
 }
 
 
@@ -87,6 +92,5 @@ def when(value: Any) -> datetime | None:
 def jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a row that JSON can hold (dates as ISO strings), for the quarantine file."""
     return {
-        key: value.isoformat() if isinstance(value, date) else value
-        for key, value in row.items()
+        key: value.isoformat() if isinstance(value, date) else value for key, value in row.items()
     }

@@ -35,7 +35,11 @@ __all__ = [
 
 StandardObject = Literal["contacts", "leads", "opportunities", "cases", "tasks"]
 STANDARD_OBJECTS: tuple[StandardObject, ...] = (
-    "contacts", "leads", "opportunities", "cases", "tasks",
+    "contacts",
+    "leads",
+    "opportunities",
+    "cases",
+    "tasks",
 )
 AuthMode = Literal["session", "jwt", "password", "client_credentials"]
 
@@ -80,7 +84,7 @@ class _Mapping(BaseModel):
     @model_validator(mode="after")
     def _properties_or_all(self) -> _Mapping:
         if self.fields == "all" and self.properties:
-            raise ValueError("give either properties = [...] or fields = \"all\", not both")
+            raise ValueError('give either properties = [...] or fields = "all", not both')
         return self
 
     def property_names(self) -> dict[str, str]:
@@ -176,7 +180,9 @@ class SalesforceSettings(ConnectorSettings):
     @classmethod
     def _https_base_url(cls, value: str | None) -> str | None:
         if value is not None and not _URL.match(value):
-            raise ValueError("must be an https:// URL with no path, such as https://acme.my.salesforce.com")
+            raise ValueError(
+                "must be an https:// URL with no path, such as https://acme.my.salesforce.com"
+            )
         return value.rstrip("/") if value else value
 
     @field_validator("api_version")

@@ -36,8 +36,14 @@ def _props(row: Row, names: dict[str, str]) -> dict[str, Any]:
 
 
 def _event(
-    run: Run, obj: str, row: Row, name: str, distinct_id: str | None, time_field: str,
-    properties: dict[str, Any], missing_who: str = "",
+    run: Run,
+    obj: str,
+    row: Row,
+    name: str,
+    distinct_id: str | None,
+    time_field: str,
+    properties: dict[str, Any],
+    missing_who: str = "",
 ) -> Event | None:
     time = when(row.get(time_field))
     if distinct_id is None:
@@ -46,13 +52,18 @@ def _event(
     if time is None:
         run.skip(obj, row, f"{obj} has no {time_field}, the time of {name!r}")
         return None
-    return Event(name=name, distinct_id=distinct_id, time=time, object_id=row["Id"],
-                 properties=properties)
+    return Event(
+        name=name, distinct_id=distinct_id, time=time, object_id=row["Id"], properties=properties
+    )
 
 
 def _owned(
-    run: Run, obj: str, row: Row, owner: str | None,
-    wanted: list[tuple[str, str, dict[str, Any]]], missing_who: str,
+    run: Run,
+    obj: str,
+    row: Row,
+    owner: str | None,
+    wanted: list[tuple[str, str, dict[str, Any]]],
+    missing_who: str,
 ) -> Iterator[Event]:
     """The events ``wanted`` (name, time field, properties) of one row that ``owner`` owns.
 
@@ -71,19 +82,40 @@ def _owned(
 # Contacts ------------------------------------------------------------------------------
 
 CONTACT_FIELDS = _fields(
-    "Id:id", "Email:email", "FirstName", "LastName", "Name", "Phone:phone", "Title",
-    "LeadSource:picklist", "AccountId:reference", "Account.Name", "OwnerId:reference",
-    "MailingCountry", "CreatedDate:datetime",
+    "Id:id",
+    "Email:email",
+    "FirstName",
+    "LastName",
+    "Name",
+    "Phone:phone",
+    "Title",
+    "LeadSource:picklist",
+    "AccountId:reference",
+    "Account.Name",
+    "OwnerId:reference",
+    "MailingCountry",
+    "CreatedDate:datetime",
 )
 _CONTACT_PROFILE = {
-    "Email": "$email", "FirstName": "$first_name", "LastName": "$last_name", "Name": "$name",
-    "Phone": "$phone", "Title": "title", "LeadSource": "lead_source", "AccountId": "account_id",
-    "Account.Name": "account_name", "OwnerId": "owner_id", "MailingCountry": "mailing_country",
+    "Email": "$email",
+    "FirstName": "$first_name",
+    "LastName": "$last_name",
+    "Name": "$name",
+    "Phone": "$phone",
+    "Title": "title",
+    "LeadSource": "lead_source",
+    "AccountId": "account_id",
+    "Account.Name": "account_name",
+    "OwnerId": "owner_id",
+    "MailingCountry": "mailing_country",
     "Id": "salesforce_id",
 }
 _CONTACT_EVENT = {
-    "Id": "salesforce_id", "AccountId": "account_id", "Account.Name": "account_name",
-    "LeadSource": "lead_source", "OwnerId": "owner_id",
+    "Id": "salesforce_id",
+    "AccountId": "account_id",
+    "Account.Name": "account_name",
+    "LeadSource": "lead_source",
+    "OwnerId": "owner_id",
 }
 
 
@@ -94,8 +126,15 @@ def contact_events(run: Run, reads: list[Read]) -> Iterator[Event]:
         profile = _props(row, _CONTACT_PROFILE)
         profile["salesforce_object"] = "Contact"
         run.spool.add(distinct_id, profile, row["Id"])
-        event = _event(run, "Contact", row, "Contact Created", distinct_id, "CreatedDate",
-                       _props(row, _CONTACT_EVENT))
+        event = _event(
+            run,
+            "Contact",
+            row,
+            "Contact Created",
+            distinct_id,
+            "CreatedDate",
+            _props(row, _CONTACT_EVENT),
+        )
         if event is not None:
             yield event
     run.identity.indexed.add("Contact")
@@ -104,24 +143,52 @@ def contact_events(run: Run, reads: list[Read]) -> Iterator[Event]:
 # Leads ---------------------------------------------------------------------------------
 
 LEAD_FIELDS = _fields(
-    "Id:id", "Email:email", "FirstName", "LastName", "Name", "Phone:phone", "Title",
-    "LeadSource:picklist", "Company", "Country", "OwnerId:reference", "Status:picklist",
-    "IsConverted:boolean", "ConvertedDate:date", "ConvertedContactId:reference",
-    "ConvertedAccountId:reference", "ConvertedOpportunityId:reference", "CreatedDate:datetime",
+    "Id:id",
+    "Email:email",
+    "FirstName",
+    "LastName",
+    "Name",
+    "Phone:phone",
+    "Title",
+    "LeadSource:picklist",
+    "Company",
+    "Country",
+    "OwnerId:reference",
+    "Status:picklist",
+    "IsConverted:boolean",
+    "ConvertedDate:date",
+    "ConvertedContactId:reference",
+    "ConvertedAccountId:reference",
+    "ConvertedOpportunityId:reference",
+    "CreatedDate:datetime",
 )
 _LEAD_PROFILE = {
-    "Email": "$email", "FirstName": "$first_name", "LastName": "$last_name", "Name": "$name",
-    "Phone": "$phone", "Title": "title", "LeadSource": "lead_source", "Company": "account_name",
-    "OwnerId": "owner_id", "Country": "mailing_country", "Id": "salesforce_id",
+    "Email": "$email",
+    "FirstName": "$first_name",
+    "LastName": "$last_name",
+    "Name": "$name",
+    "Phone": "$phone",
+    "Title": "title",
+    "LeadSource": "lead_source",
+    "Company": "account_name",
+    "OwnerId": "owner_id",
+    "Country": "mailing_country",
+    "Id": "salesforce_id",
 }
 _LEAD_CREATED = {
-    "Id": "salesforce_id", "LeadSource": "lead_source", "Status": "status",
-    "Company": "company", "OwnerId": "owner_id",
+    "Id": "salesforce_id",
+    "LeadSource": "lead_source",
+    "Status": "status",
+    "Company": "company",
+    "OwnerId": "owner_id",
 }
 _LEAD_CONVERTED = {
-    "Id": "salesforce_id", "ConvertedContactId": "contact_id",
-    "ConvertedAccountId": "account_id", "ConvertedOpportunityId": "opportunity_id",
-    "LeadSource": "lead_source", "Company": "company",
+    "Id": "salesforce_id",
+    "ConvertedContactId": "contact_id",
+    "ConvertedAccountId": "account_id",
+    "ConvertedOpportunityId": "opportunity_id",
+    "LeadSource": "lead_source",
+    "Company": "company",
 }
 
 
@@ -141,18 +208,21 @@ def lead_events(run: Run, reads: list[Read]) -> Iterator[Event]:
             owner = run.identity.person(row["Id"], row.get("Email"))
             if run.identity.is_contact(owner):
                 run.merged_leads += 1
-                run.log.debug("Salesforce Lead %s: same email as a Contact, whose profile "
-                              "it keeps", row["Id"])
+                run.log.debug(
+                    "Salesforce Lead %s: same email as a Contact, whose profile it keeps", row["Id"]
+                )
             else:
                 profile = _props(row, _LEAD_PROFILE)
                 profile["salesforce_object"] = "Lead"
                 run.spool.add(owner, profile, row["Id"])
-        wanted = [("Lead Created", "CreatedDate",
-                   {**_props(row, _LEAD_CREATED), "converted": converted})]
+        wanted = [
+            ("Lead Created", "CreatedDate", {**_props(row, _LEAD_CREATED), "converted": converted})
+        ]
         if converted:
             wanted.append(("Lead Converted", "ConvertedDate", _props(row, _LEAD_CONVERTED)))
-        yield from _owned(run, "Lead", row, owner, wanted,
-                          "the converted lead has no ConvertedContactId")
+        yield from _owned(
+            run, "Lead", row, owner, wanted, "the converted lead has no ConvertedContactId"
+        )
     run.identity.indexed.add("Lead")
 
 
@@ -160,24 +230,49 @@ def lead_events(run: Run, reads: list[Read]) -> Iterator[Event]:
 
 ROLE_FIELDS = _fields("OpportunityId:reference", "ContactId:reference")
 OPPORTUNITY_FIELDS = _fields(
-    "Id:id", "Name", "AccountId:reference", "Amount:currency", "StageName:picklist",
-    "Type:picklist", "Probability:percent", "IsClosed:boolean", "IsWon:boolean",
-    "CloseDate:date", "CreatedDate:datetime", "OwnerId:reference",
+    "Id:id",
+    "Name",
+    "AccountId:reference",
+    "Amount:currency",
+    "StageName:picklist",
+    "Type:picklist",
+    "Probability:percent",
+    "IsClosed:boolean",
+    "IsWon:boolean",
+    "CloseDate:date",
+    "CreatedDate:datetime",
+    "OwnerId:reference",
 )
 HISTORY_FIELDS = _fields(
-    "Id:id", "OpportunityId:reference", "StageName:picklist", "Amount:currency",
-    "Probability:percent", "CloseDate:date", "CreatedDate:datetime",
-    "Opportunity.AccountId:reference", "Opportunity.Type:picklist",
+    "Id:id",
+    "OpportunityId:reference",
+    "StageName:picklist",
+    "Amount:currency",
+    "Probability:percent",
+    "CloseDate:date",
+    "CreatedDate:datetime",
+    "Opportunity.AccountId:reference",
+    "Opportunity.Type:picklist",
 )
 _OPPORTUNITY = {
-    "Id": "opportunity_id", "Name": "opportunity_name", "Amount": "amount",
-    "StageName": "stage", "Type": "type", "Probability": "probability",
-    "AccountId": "account_id", "CloseDate": "close_date", "OwnerId": "owner_id",
+    "Id": "opportunity_id",
+    "Name": "opportunity_name",
+    "Amount": "amount",
+    "StageName": "stage",
+    "Type": "type",
+    "Probability": "probability",
+    "AccountId": "account_id",
+    "CloseDate": "close_date",
+    "OwnerId": "owner_id",
 }
 _HISTORY = {
-    "OpportunityId": "opportunity_id", "StageName": "stage", "Amount": "amount",
-    "Probability": "probability", "Opportunity.Type": "type",
-    "Opportunity.AccountId": "account_id", "CloseDate": "close_date",
+    "OpportunityId": "opportunity_id",
+    "StageName": "stage",
+    "Amount": "amount",
+    "Probability": "probability",
+    "Opportunity.Type": "type",
+    "Opportunity.AccountId": "account_id",
+    "CloseDate": "close_date",
 }
 _NO_OWNER = "the opportunity has no primary contact role and no account"
 
@@ -199,7 +294,8 @@ def opportunity_events(run: Run, reads: list[Read]) -> Iterator[Event]:
     roles, opportunities, history = reads
     run.primary_contacts = {
         row["OpportunityId"]: row["ContactId"]
-        for row in run.rows(roles) if row.get("OpportunityId") and row.get("ContactId")
+        for row in run.rows(roles)
+        if row.get("OpportunityId") and row.get("ContactId")
     }
     try:
         for row in run.rows(opportunities):
@@ -212,8 +308,16 @@ def opportunity_events(run: Run, reads: list[Read]) -> Iterator[Event]:
             yield from _owned(run, "Opportunity", row, owner, wanted, _NO_OWNER)
         for row in run.rows(history):
             owner = _opportunity_owner(run, row["OpportunityId"], row.get("Opportunity.AccountId"))
-            changed = _event(run, "OpportunityHistory", row, "Opportunity Stage Changed",
-                             owner, "CreatedDate", _props(row, _HISTORY), _NO_OWNER)
+            changed = _event(
+                run,
+                "OpportunityHistory",
+                row,
+                "Opportunity Stage Changed",
+                owner,
+                "CreatedDate",
+                _props(row, _HISTORY),
+                _NO_OWNER,
+            )
             if changed is not None:
                 yield changed
     finally:
@@ -223,13 +327,28 @@ def opportunity_events(run: Run, reads: list[Read]) -> Iterator[Event]:
 # Cases ---------------------------------------------------------------------------------
 
 CASE_FIELDS = _fields(
-    "Id:id", "CaseNumber", "ContactId:reference", "AccountId:reference", "Status:picklist",
-    "Priority:picklist", "Origin:picklist", "Type:picklist", "Reason:picklist",
-    "IsClosed:boolean", "ClosedDate:datetime", "CreatedDate:datetime",
+    "Id:id",
+    "CaseNumber",
+    "ContactId:reference",
+    "AccountId:reference",
+    "Status:picklist",
+    "Priority:picklist",
+    "Origin:picklist",
+    "Type:picklist",
+    "Reason:picklist",
+    "IsClosed:boolean",
+    "ClosedDate:datetime",
+    "CreatedDate:datetime",
 )
 _CASE = {
-    "Id": "case_id", "CaseNumber": "case_number", "Status": "status", "Priority": "priority",
-    "Origin": "origin", "Type": "type", "Reason": "reason", "AccountId": "account_id",
+    "Id": "case_id",
+    "CaseNumber": "case_number",
+    "Status": "status",
+    "Priority": "priority",
+    "Origin": "origin",
+    "Type": "type",
+    "Reason": "reason",
+    "AccountId": "account_id",
     "ContactId": "contact_id",
 }
 
@@ -253,14 +372,29 @@ def case_events(run: Run, reads: list[Read]) -> Iterator[Event]:
 # Tasks ---------------------------------------------------------------------------------
 
 TASK_FIELDS = _fields(
-    "Id:id", "WhoId:reference", "WhatId:reference", "AccountId:reference", "OwnerId:reference",
-    "Subject", "Status:picklist", "Priority:picklist", "Type:picklist",
-    "TaskSubtype:picklist", "CompletedDateTime:datetime", "LastModifiedDate:datetime",
+    "Id:id",
+    "WhoId:reference",
+    "WhatId:reference",
+    "AccountId:reference",
+    "OwnerId:reference",
+    "Subject",
+    "Status:picklist",
+    "Priority:picklist",
+    "Type:picklist",
+    "TaskSubtype:picklist",
+    "CompletedDateTime:datetime",
+    "LastModifiedDate:datetime",
 )
 _TASK = {
-    "Id": "task_id", "Subject": "subject", "Status": "status", "Priority": "priority",
-    "Type": "type", "TaskSubtype": "task_subtype", "WhatId": "what_id",
-    "AccountId": "account_id", "OwnerId": "owner_id",
+    "Id": "task_id",
+    "Subject": "subject",
+    "Status": "status",
+    "Priority": "priority",
+    "Type": "type",
+    "TaskSubtype": "task_subtype",
+    "WhatId": "what_id",
+    "AccountId": "account_id",
+    "OwnerId": "owner_id",
 }
 
 
@@ -271,9 +405,16 @@ def task_events(run: Run, reads: list[Read]) -> Iterator[Event]:
     """
     for row in run.rows(reads[0]):
         time_field = "CompletedDateTime" if row.get("CompletedDateTime") else "LastModifiedDate"
-        event = _event(run, "Task", row, "Task Completed", run.identity.of(row.get("WhoId")),
-                       time_field, _props(row, _TASK),
-                       "the task has no WhoId (it is not related to a contact or lead)")
+        event = _event(
+            run,
+            "Task",
+            row,
+            "Task Completed",
+            run.identity.of(row.get("WhoId")),
+            time_field,
+            _props(row, _TASK),
+            "the task has no WhoId (it is not related to a contact or lead)",
+        )
         if event is not None:
             yield event
 
@@ -300,14 +441,19 @@ class StreamSpec:
 STREAMS: dict[str, StreamSpec] = {
     "contacts": StreamSpec(contact_events, (("Contact", CONTACT_FIELDS, None),)),
     "leads": StreamSpec(lead_events, (("Lead", LEAD_FIELDS, None),), ("Contact",)),
-    "opportunities": StreamSpec(opportunity_events, (
-        ("OpportunityContactRole", ROLE_FIELDS, "IsPrimary = true"),
-        ("Opportunity", OPPORTUNITY_FIELDS, None),
-        ("OpportunityHistory", HISTORY_FIELDS, None),
-    ), ("Contact",)),
+    "opportunities": StreamSpec(
+        opportunity_events,
+        (
+            ("OpportunityContactRole", ROLE_FIELDS, "IsPrimary = true"),
+            ("Opportunity", OPPORTUNITY_FIELDS, None),
+            ("OpportunityHistory", HISTORY_FIELDS, None),
+        ),
+        ("Contact",),
+    ),
     "cases": StreamSpec(case_events, (("Case", CASE_FIELDS, None),), ("Contact",)),
-    "tasks": StreamSpec(task_events, (("Task", TASK_FIELDS, "IsClosed = true"),),
-                        ("Contact", "Lead")),
+    "tasks": StreamSpec(
+        task_events, (("Task", TASK_FIELDS, "IsClosed = true"),), ("Contact", "Lead")
+    ),
 }
 
 

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from mpconnect import SourceError
-from mpconnect.retry import (
+from mpconnect import (
+    SourceError,
     attempts_of,
     call_with_retries,
     log_retry,
@@ -98,7 +98,7 @@ class SalesforceTransport(requests.Session):
         self.renewals = 0
         self.ca_bundle = str(ca_bundle) if ca_bundle is not None else None
 
-    def request(  # type: ignore[override]
+    def request(
         self, method: str, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         """Send one request as ``requests.Session.request`` does, with the additions above."""
@@ -108,8 +108,10 @@ class SalesforceTransport(requests.Session):
         if self.ca_bundle is not None and kwargs.get("verify") is None:
             kwargs["verify"] = self.ca_bundle  # per request, so REQUESTS_CA_BUNDLE cannot override
         response = self._send(method, url, args, kwargs)
-        if self.renew is not None and response.status_code == 401 and (
-            error_code(response) == "INVALID_SESSION_ID"
+        if (
+            self.renew is not None
+            and response.status_code == 401
+            and (error_code(response) == "INVALID_SESSION_ID")
         ):
             self.log.warning("Salesforce session expired; logging in again")
             token = self.renew()
@@ -147,8 +149,9 @@ class SalesforceTransport(requests.Session):
                 unreachable = why_unreachable(exc, url)
                 if unreachable is not None:
                     key = self.url_keys.get(_origin(url))
-                    raise mark_unreachable(_Transient(unreachable_message(
-                        "", url, unreachable, key)), unreachable) from exc
+                    raise mark_unreachable(
+                        _Transient(unreachable_message("", url, unreachable, key)), unreachable
+                    ) from exc
                 raise _Transient(f"{type(exc).__name__}: {exc}") from exc
             if counted:
                 self.guard.after_call(response.headers.get("Sforce-Limit-Info"))
@@ -167,8 +170,14 @@ class SalesforceTransport(requests.Session):
         def on_retry(exc: BaseException, number: int, wait: float) -> None:
             if self.count_retry is not None:
                 self.count_retry(exc, number, wait)
-            log_retry(self.log, f"Salesforce {method} {path}", exc, number,
-                      retry_budget(exc, self.max_retries), wait)
+            log_retry(
+                self.log,
+                f"Salesforce {method} {path}",
+                exc,
+                number,
+                retry_budget(exc, self.max_retries),
+                wait,
+            )
 
         try:
             return call_with_retries(
@@ -182,11 +191,11 @@ class SalesforceTransport(requests.Session):
         except _Transient as exc:
             if unreachable_reason(exc) is not None:
                 attempts = attempts_of(exc) or retry_budget(exc, self.max_retries) + 1
-                raise SourceError(f"Salesforce {method} {path}: {exc} (gave up after "
-                                  f"{attempts} attempts)") from None
+                raise SourceError(
+                    f"Salesforce {method} {path}: {exc} (gave up after {attempts} attempts)"
+                ) from None
             raise SourceError(
-                f"Salesforce {method} {path} kept failing after {self.max_retries} "
-                f"retries: {exc}"
+                f"Salesforce {method} {path} kept failing after {self.max_retries} retries: {exc}"
             ) from exc
 
 

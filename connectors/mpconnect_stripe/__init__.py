@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import mpconnect
 
 if TYPE_CHECKING:
-    from mpconnect.localserver import LocalServer
+    from mpconnect import LocalServer
     from mpconnect_stripe.connector import StripeConnector
     from mpconnect_stripe.settings import StripeSettings
 

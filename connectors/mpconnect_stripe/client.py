@@ -1,6 +1,6 @@
 """Stripe requests: one shared rate limit, retries, pagination, and clear errors.
 
-Every request of every stream goes through one :class:`mpconnect.retry.RateLimiter`,
+Every request of every stream goes through one :class:`mpconnect.transport.retry.RateLimiter`,
 retries included. The official client is built with ``max_network_retries=0`` so that no
 request bypasses the limiter: stripe-python would retry 5xx and ``Stripe-Should-Retry:
 true`` itself but never a plain 429, so mpconnect does all retrying, with backoff:
@@ -24,10 +24,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from mpconnect import SourceError
-from mpconnect.retry import (
+from mpconnect import (
     RateLimiter,
     SharedUnreachableRetries,
+    SourceError,
     attempts_of,
     call_with_retries,
     log_retry,
@@ -134,11 +134,10 @@ class StripeReader:
         # A tenth of a second's worth at once, so a worker that comes late does not waste
         # the token it missed; Stripe's own limiter tolerates far larger bursts.
         self.limiter = RateLimiter(rate, burst=max(1.0, min(rate / 10, 10.0)))
-        base = {"api": settings.api_base} if settings.api_base else None
         self._stripe = stripe
         self.client = stripe.StripeClient(
             settings.api_key.get_secret_value(),
-            base_addresses=base,
+            base_addresses={"api": settings.api_base} if settings.api_base else None,
             stripe_version=settings.api_version,
             max_network_retries=0,
         )
@@ -175,8 +174,14 @@ class StripeReader:
                 self.retries += 1
             if self.count_retry is not None:
                 self.count_retry(exc, attempt, wait)
-            log_retry(self.log, f"stripe: {what}", exc, attempt,
-                      retry_budget(exc, self.settings.max_retries), wait)
+            log_retry(
+                self.log,
+                f"stripe: {what}",
+                exc,
+                attempt,
+                retry_budget(exc, self.settings.max_retries),
+                wait,
+            )
 
         return report
 
@@ -201,8 +206,12 @@ class StripeReader:
                 url = self.settings.api_base or "https://api.stripe.com"
                 unreachable = why_unreachable(exc, url)
                 if unreachable is not None:
-                    raise mark_unreachable(RetryableStripeError(unreachable_message(
-                        "", url, unreachable, self.url_key)), unreachable) from exc
+                    raise mark_unreachable(
+                        RetryableStripeError(
+                            unreachable_message("", url, unreachable, self.url_key)
+                        ),
+                        unreachable,
+                    ) from exc
                 if getattr(exc, "should_retry", True) is False:
                     raise
                 raise RetryableStripeError(self._describe(exc)) from exc
@@ -230,7 +239,8 @@ class StripeReader:
                 attempts = attempts_of(exc) or retry_budget(exc, self.settings.max_retries) + 1
                 raise StripeRequestError(
                     f"stripe: {what}: {exc} (gave up after {attempts} attempt"
-                    f"{'s' if attempts != 1 else ''})") from None
+                    f"{'s' if attempts != 1 else ''})"
+                ) from None
             raise StripeRequestError(
                 f"stripe: {what} still failing after {self.settings.max_retries} retries: {exc}"
             ) from None
@@ -289,8 +299,11 @@ class StripeReader:
         """
         where = self.settings.api_base or "api.stripe.com"
         mode = self.settings.mode
-        kind = "restricted key" if self.settings.api_key.get_secret_value().startswith(
-            "rk_") else "secret key"
+        kind = (
+            "restricted key"
+            if self.settings.api_key.get_secret_value().startswith("rk_")
+            else "secret key"
+        )
         try:
             balance = self.call("GET /v1/balance", lambda: self.client.v1.balance.retrieve())
         except StripeRequestError as exc:

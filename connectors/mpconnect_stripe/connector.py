@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing, suppress
 from typing import Any, ClassVar
 
@@ -59,8 +59,13 @@ class StripeConnector(Connector):
     def _reader(self, ctx: RunContext, stop: threading.Event) -> Any:
         from mpconnect_stripe.client import StripeReader
 
-        return StripeReader(self.settings, ctx.log, stop, url_key=ctx.setting_key("api_base"),
-                            count_retry=ctx.count_retry)
+        return StripeReader(
+            self.settings,
+            ctx.log,
+            stop,
+            url_key=ctx.setting_key("api_base"),
+            count_retry=ctx.count_retry,
+        )
 
     def check(self, ctx: RunContext) -> str:
         """Verify the key with one cheap call; say whether it is live or test mode."""
@@ -77,9 +82,9 @@ class StripeConnector(Connector):
         self.counts.clear()
         stop = self._stop = threading.Event()
         reader = self._reader(ctx, stop)
-        phases: list[list[str]] = [streams]
+        phases: list[Sequence[str]] = [streams]
         if identities.needs_customers_first:
-            rest = [name for name in streams if name != "customers"]
+            rest: list[str] = [name for name in streams if name != "customers"]
             phases = [["customers"], rest] if rest else [["customers"]]
         start = self.settings.start_timestamp
 
@@ -112,8 +117,7 @@ class StripeConnector(Connector):
         )
         if self.counts["unattributed skipped"]:
             ctx.log.info(
-                "stripe: skipped %d objects with no customer and no email "
-                "(unattributed = \"skip\")",
+                'stripe: skipped %d objects with no customer and no email (unattributed = "skip")',
                 self.counts["unattributed skipped"],
             )
         self._book = book

@@ -14,7 +14,14 @@ from typing import Any, NamedTuple
 from mpconnect_stripe.money import to_major
 
 __all__ = [
-    "Digest", "Draft", "Payer", "clean_email", "digest", "drafts", "item_price", "payer",
+    "Digest",
+    "Draft",
+    "Payer",
+    "clean_email",
+    "digest",
+    "drafts",
+    "item_price",
+    "payer",
     "plan_name",
 ]
 
@@ -247,8 +254,17 @@ class Digest(NamedTuple):
     facts: dict[str, Any] | None
 
 
-_CUSTOMER_FACTS = ("id", "created", "email", "name", "phone", "currency", "delinquent",
-                   "balance", "metadata")
+_CUSTOMER_FACTS = (
+    "id",
+    "created",
+    "email",
+    "name",
+    "phone",
+    "currency",
+    "delinquent",
+    "balance",
+    "metadata",
+)
 _CHARGE_FACTS = ("status", "amount", "amount_captured", "amount_refunded", "currency")
 
 
@@ -262,8 +278,12 @@ def _facts(stream: str, obj: dict[str, Any]) -> dict[str, Any] | None:
             {"price": item.get("price"), "plan": item.get("plan"), "quantity": item.get("quantity")}
             for item in _dig(obj, "items", "data") or []
         ]
-        return {"status": obj.get("status"), "start_date": obj.get("start_date"),
-                "created": obj.get("created"), "items": {"data": items}}
+        return {
+            "status": obj.get("status"),
+            "start_date": obj.get("start_date"),
+            "created": obj.get("created"),
+            "items": {"data": items},
+        }
     return None
 
 

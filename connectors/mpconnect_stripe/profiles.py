@@ -17,7 +17,7 @@ customers, never with the number of charges or invoices.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,8 +29,16 @@ from mpconnect_stripe.money import to_major
 _STATUS_RANK = {
     status: rank
     for rank, status in enumerate(
-        ["active", "trialing", "past_due", "unpaid", "paused", "incomplete", "canceled",
-         "incomplete_expired"]
+        [
+            "active",
+            "trialing",
+            "past_due",
+            "unpaid",
+            "paused",
+            "incomplete",
+            "canceled",
+            "incomplete_expired",
+        ]
     )
 }
 _MRR_STATUSES = frozenset({"active", "past_due"})
@@ -67,8 +75,8 @@ def _monthly(item: dict[str, Any]) -> tuple[str, float] | None:
 
 
 def _in_currency(
-    amounts: dict[str, float], currency: str | None
-) -> tuple[float | None, dict[str, float] | None]:
+    amounts: Mapping[str, float], currency: str | None
+) -> tuple[float | None, dict[str, float | None] | None]:
     """Return the amount in ``currency`` (major units), and all currencies if several."""
     if not amounts:
         return 0.0, None

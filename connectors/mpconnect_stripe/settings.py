@@ -12,7 +12,12 @@ from mpconnect import ConnectorSettings
 StreamName = Literal["customers", "charges", "refunds", "invoices", "subscriptions", "disputes"]
 #: Every stream, in the order they are started.
 ALL_STREAMS: tuple[StreamName, ...] = (
-    "customers", "charges", "refunds", "invoices", "subscriptions", "disputes"
+    "customers",
+    "charges",
+    "refunds",
+    "invoices",
+    "subscriptions",
+    "disputes",
 )
 KEY_PREFIXES = ("sk_", "rk_")
 #: The Stripe API version requested unless ``api_version`` says otherwise: the last one

@@ -36,8 +36,46 @@ from mpconnect.records import Event, Profile, make_insert_id, to_epoch_seconds
 
 if TYPE_CHECKING:
     from mpconnect.connector import Connector, ConnectorSettings, RunContext
+    from mpconnect.emulator.background import HEADER_TIMEOUT, BackgroundServer, LocalCA
+    from mpconnect.served import LocalServer, ServedSource, ServeOptions
+    from mpconnect.transport.http import JsonHttpClient, SourceHttpError
+    from mpconnect.transport.retry import (
+        RateLimiter,
+        SharedUnreachableRetries,
+        attempts_of,
+        call_with_retries,
+        log_retry,
+        mark_unreachable,
+        parse_retry_after,
+        retry_budget,
+        unreachable_message,
+        unreachable_reason,
+        why_unreachable,
+    )
 
 hookimpl = pluggy.HookimplMarker("mpconnect")
+
+#: Public names imported on first use (``mpconnect --help`` loads none of them), by module.
+_LAZY = {
+    "mpconnect.connector": ("Connector", "ConnectorSettings", "RunContext"),
+    "mpconnect.transport.http": ("JsonHttpClient", "SourceHttpError"),
+    "mpconnect.transport.retry": (
+        "RateLimiter",
+        "SharedUnreachableRetries",
+        "attempts_of",
+        "call_with_retries",
+        "log_retry",
+        "mark_unreachable",
+        "parse_retry_after",
+        "retry_budget",
+        "unreachable_message",
+        "unreachable_reason",
+        "why_unreachable",
+    ),
+    "mpconnect.emulator.background": ("HEADER_TIMEOUT", "BackgroundServer", "LocalCA"),
+    "mpconnect.served": ("LocalServer", "ServedSource", "ServeOptions"),
+}
+_LAZY_MODULE = {name: module for module, names in _LAZY.items() for name in names}
 
 try:
     __version__ = version("mpconnect")
@@ -45,35 +83,56 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "HEADER_TIMEOUT",
     "ApiError",
+    "BackgroundServer",
     "ConfigError",
     "Connector",
     "ConnectorRef",
     "ConnectorSettings",
     "ConnectorUnavailable",
     "Event",
+    "JsonHttpClient",
+    "LocalCA",
+    "LocalServer",
     "MpconnectError",
     "PluginError",
     "Profile",
+    "RateLimiter",
     "RecordError",
     "RetryableApiError",
     "RunContext",
     "RunFailed",
     "RunLocked",
+    "ServeOptions",
+    "ServedSource",
+    "SharedUnreachableRetries",
     "SinkError",
     "SourceError",
+    "SourceHttpError",
     "__version__",
+    "attempts_of",
+    "call_with_retries",
     "hookimpl",
+    "log_retry",
     "make_insert_id",
+    "mark_unreachable",
+    "parse_retry_after",
+    "retry_budget",
     "to_epoch_seconds",
+    "unreachable_message",
+    "unreachable_reason",
+    "why_unreachable",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """The connector contract, imported on first use: it needs pydantic, which commands
-    such as ``mpconnect --help`` and ``mpconnect runs`` do without."""
-    if name in ("Connector", "ConnectorSettings", "RunContext"):
-        from mpconnect import connector
+    """The connector contract, the HTTP helpers and the local-server kit, imported on first
+    use: they need pydantic, requests or aiohttp, which commands such as
+    ``mpconnect --help`` and ``mpconnect runs`` do without."""
+    module = _LAZY_MODULE.get(name)
+    if module is not None:
+        from importlib import import_module
 
-        return getattr(connector, name)
+        return getattr(import_module(module), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

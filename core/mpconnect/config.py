@@ -64,8 +64,9 @@ class MixpanelConfig(BaseModel):
         elif name == "model_extra":
             private = object.__getattribute__(self, "__pydantic_private__") or {}
             extras = set(type(self).model_fields)
-            if any(k.split(".")[1].split("[")[0] not in extras
-                   for k in private.get("_unresolved", ())):
+            if any(
+                k.split(".")[1].split("[")[0] not in extras for k in private.get("_unresolved", ())
+            ):
                 raise private["_unresolved_error"]
         return super().__getattribute__(name)
 
@@ -113,8 +114,10 @@ def check_max_quarantined(value: Any) -> float | str:
     if value == "unlimited":
         return "unlimited"
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValueError('must be a count such as 10, a fraction of the records read such as '
-                         '0.01 (0 allows none), or "unlimited"')
+        raise ValueError(
+            "must be a count such as 10, a fraction of the records read such as "
+            '0.01 (0 allows none), or "unlimited"'
+        )
     return float(value)
 
 
@@ -178,7 +181,12 @@ class Config(BaseModel):
         return dotted_key in self.secret_references
 
 
-DEMO_SOURCE = {"connector": "demo", "dataset_id": "DEMO", "keep_versions": 2, "settings": {}}
+DEMO_SOURCE: dict[str, Any] = {
+    "connector": "demo",
+    "dataset_id": "DEMO",
+    "keep_versions": 2,
+    "settings": {},
+}
 
 
 def _load_secrets_file(path: Path, config_path: Path) -> dict[str, str]:
@@ -195,7 +203,11 @@ def _load_secrets_file(path: Path, config_path: Path) -> dict[str, str]:
 
 
 def _interpolate(
-    value: Any, key: str, path: Path, secrets: dict[str, str], refs: dict[str, str],
+    value: Any,
+    key: str,
+    path: Path,
+    secrets: dict[str, str],
+    refs: dict[str, str],
     missing: dict[str, list[str]] | None = None,
 ) -> Any:
     """Replace ``${NAME}`` references in every string, recording which keys had them.
@@ -204,11 +216,15 @@ def _interpolate(
         becomes None. Without it, the first unset variable raises ConfigError.
     """
     if isinstance(value, dict):
-        return {k: _interpolate(v, f"{key}.{k}" if key else k, path, secrets, refs, missing)
-                for k, v in value.items()}
+        return {
+            k: _interpolate(v, f"{key}.{k}" if key else k, path, secrets, refs, missing)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_interpolate(v, f"{key}[{i}]", path, secrets, refs, missing)
-                for i, v in enumerate(value)]
+        return [
+            _interpolate(v, f"{key}[{i}]", path, secrets, refs, missing)
+            for i, v in enumerate(value)
+        ]
     if not isinstance(value, str) or "${" not in value:
         return value
     unset: list[str] = []
@@ -329,8 +345,9 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
         table = _interpolate(raw_table, f"sources.{name}", path, secrets, refs, missing)
         # A variable missing for one source's settings must not stop the others.
         settings_missing: dict[str, list[str]] = {}
-        table["settings"] = _interpolate(raw_settings, f"sources.{name}.settings", path,
-                                         secrets, refs, settings_missing)
+        table["settings"] = _interpolate(
+            raw_settings, f"sources.{name}.settings", path, secrets, refs, settings_missing
+        )
         if settings_missing:
             settings_errors[name] = unset_variables_error(path, settings_missing)
             table["settings"] = {}
@@ -338,7 +355,7 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
             raise ConfigError(
                 f"{path}: sources.{name}: a source's name names its files and lock: use "
                 "letters, digits, '_', '-' and '.', starting with a letter or digit "
-                '(such as [sources.billing_eu])'
+                "(such as [sources.billing_eu])"
             )
         if "name" in table:
             raise ConfigError(
@@ -382,8 +399,11 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
             raise ConfigError(f"{path}: {key}: {_UNKNOWN_KEY}")
     try:
         config = Config(
-            path=path if is_file else None, sources=sources, secret_references=refs,
-            builtin_sources=builtin, **data
+            path=path if is_file else None,
+            sources=sources,
+            secret_references=refs,
+            builtin_sources=builtin,
+            **data,
         )
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(path, "", exc)) from None
@@ -448,7 +468,8 @@ def require_connector(config: Config, source: SourceConfig, known: Collection[st
 
 def _secret_fields(model: type[BaseModel]) -> list[str]:
     return [
-        name for name, info in model.model_fields.items()
+        name
+        for name, info in model.model_fields.items()
         if SecretStr in (info.annotation, *getattr(info.annotation, "__args__", ()))
     ]
 

@@ -44,12 +44,12 @@ class RunContext:
         it is written to the run's quarantine file and counted, never dropped silently.
     :param stop: set when the run is asked to stop (SIGTERM, Ctrl-C, the scheduler's stop,
         ``engine.max_run_time``): a connector's own waits should end when it is set.
-        Retry waits of :mod:`mpconnect.retry` and :mod:`mpconnect.http` in the thread
+        Retry waits of :mod:`mpconnect.transport` in the thread
         that calls ``events``/``people`` end by themselves; pass ``stop`` to them from
         other threads.
     :param count_retry: call it once for each request the connector retries, so the run's
         ``retries`` (``mpconnect runs``) counts the source's retries with the sink's
-        (:class:`mpconnect.http.JsonHttpClient` takes it as ``on_retry``).
+        (:class:`mpconnect.transport.http.JsonHttpClient` takes it as ``on_retry``).
     """
 
     source: str

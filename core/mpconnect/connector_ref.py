@@ -65,9 +65,12 @@ class ConnectorRef:
         try:
             cls = getattr(importlib.import_module(module_name), attribute)
         except (ImportError, AttributeError) as exc:
-            raise PluginError(f"connector {self.name!r}: cannot import {self.target}: "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise PluginError(
+                f"connector {self.name!r}: cannot import {self.target}: {type(exc).__name__}: {exc}"
+            ) from exc
         if not (isinstance(cls, type) and issubclass(cls, Connector)) or cls.name != self.name:
-            raise PluginError(f"connector {self.name!r}: {self.target} is not a "
-                              f"mpconnect.Connector named {self.name!r}")
+            raise PluginError(
+                f"connector {self.name!r}: {self.target} is not a "
+                f"mpconnect.Connector named {self.name!r}"
+            )
         return cls

@@ -20,8 +20,16 @@ from pathlib import Path
 
 from mpconnect.errors import MpconnectError
 
-__all__ = ["DiskFullError", "FileProblem", "file_problem", "free_space", "is_disk_full",
-           "private_dir", "private_file", "translate_os_errors"]
+__all__ = [
+    "DiskFullError",
+    "FileProblem",
+    "file_problem",
+    "free_space",
+    "is_disk_full",
+    "private_dir",
+    "private_file",
+    "translate_os_errors",
+]
 
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -78,15 +86,18 @@ def file_problem(exc: OSError, path: Path | str, what: str = "") -> FileProblem:
         return DiskFullError(
             f"{path}{role}: no space left on the device ({free_space(path)} free on its file "
             "system); free some space or point MPCONNECT_HOME at a larger disk, then run "
-            "again", path)
+            "again",
+            path,
+        )
     if code == errno.EISDIR:
         fix = f"it is a directory where mpconnect needs a file; remove it (rmdir {path})"
     elif code in (errno.ENOTDIR, errno.EEXIST):
-        fix = ("a file is in the way where mpconnect needs a directory; move that file "
-               "aside")
+        fix = "a file is in the way where mpconnect needs a directory; move that file aside"
     elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        fix = ("mpconnect may not write here; give the user running mpconnect write access "
-               "or point MPCONNECT_HOME elsewhere")
+        fix = (
+            "mpconnect may not write here; give the user running mpconnect write access "
+            "or point MPCONNECT_HOME elsewhere"
+        )
     elif code == errno.ENOENT:
         fix = "it does not exist (was it deleted while mpconnect was using it?)"
     else:

@@ -15,9 +15,9 @@ import pluggy
 if TYPE_CHECKING:
     from mpconnect.connector import Connector
     from mpconnect.engine.summary import RunSummary
-    from mpconnect.localserver import LocalServer
     from mpconnect.records import Event, Profile
-    from mpconnect.sinks.base import Sink
+    from mpconnect.served import LocalServer
+    from mpconnect.sink import Sink
 
 hookspec = pluggy.HookspecMarker("mpconnect")
 
@@ -58,7 +58,7 @@ def register_local_servers(register: Callable[[type[LocalServer]], None]) -> Non
     """Register local stand-ins for source APIs, started by ``mpconnect serve NAME``.
 
     :param register: call ``register(LocalServerClass)`` once per
-        :class:`mpconnect.localserver.LocalServer` subclass; its ``name`` is the
+        :class:`mpconnect.emulator.background.LocalServer` subclass; its ``name`` is the
         ``mpconnect serve`` subcommand.
 
     Example::

@@ -22,7 +22,7 @@ def source_of(logger_name: str) -> str | None:
     prefix = SOURCE_LOGGER + "."
     if not logger_name.startswith(prefix):
         return None
-    return logger_name[len(prefix):] or None
+    return logger_name[len(prefix) :] or None
 
 
 class SourcePrefixFilter(logging.Filter):

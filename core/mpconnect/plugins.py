@@ -23,8 +23,8 @@ from mpconnect.errors import ConnectorUnavailable, PluginError
 
 if TYPE_CHECKING:  # imported when used: `connectors list` loads no sink and no pydantic
     from mpconnect.connector import Connector
-    from mpconnect.localserver import LocalServer
-    from mpconnect.sinks.base import Sink
+    from mpconnect.served import LocalServer
+    from mpconnect.sink import Sink
 
 ENTRY_POINT_GROUP = "mpconnect"
 DISABLE_ENV = "MPCONNECT_DISABLE_PLUGINS"
@@ -105,11 +105,14 @@ class Plugins:
 
         :raises PluginError: as for connectors.
         """
-        from mpconnect.sinks.base import Sink
+        from mpconnect.sink import Sink
 
-        return {name: SinkEntry(name, cls, provider)
-                for name, (cls, provider) in _collect(self, "register_sinks", _subclass(Sink),
-                                                      "mpconnect.sinks.base.Sink", "sink").items()}
+        return {
+            name: SinkEntry(name, cls, provider)
+            for name, (cls, provider) in _collect(
+                self, "register_sinks", _subclass(Sink), "mpconnect.sinks.base.Sink", "sink"
+            ).items()
+        }
 
     @property
     def hook(self) -> Any:
@@ -145,10 +148,15 @@ class Plugins:
 
         :raises PluginError: as for connectors: not a LocalServer, a bad name, two of one name.
         """
-        from mpconnect.localserver import LocalServer
+        from mpconnect.served import LocalServer
 
-        return _collect(self, "register_local_servers", _subclass(LocalServer),
-                        "mpconnect.localserver.LocalServer", "local server")
+        return _collect(
+            self,
+            "register_local_servers",
+            _subclass(LocalServer),
+            "mpconnect.LocalServer",
+            "local server",
+        )
 
     @property
     def has_transformers(self) -> bool:
@@ -222,7 +230,10 @@ def _is_connector(cls: object) -> bool:
 
 
 def _collect(
-    plugins: Plugins, hook_name: str, accepts: Callable[[object], bool], expected: str,
+    plugins: Plugins,
+    hook_name: str,
+    accepts: Callable[[object], bool],
+    expected: str,
     kind: str,
 ) -> dict[str, tuple[Any, Provider]]:
     found: dict[str, list[tuple[Any, Provider]]] = {}
@@ -286,8 +297,9 @@ def load_plugins(extra: Iterable[object] = (), *, entry_points: bool = True) -> 
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {exc}") from exc
     plugins = Plugins(pm=pm, load_errors=errors, providers=providers)
-    connectors = _collect(plugins, "register_connectors", _is_connector,
-                          "mpconnect.connector.Connector", "connector")
+    connectors = _collect(
+        plugins, "register_connectors", _is_connector, "mpconnect.connector.Connector", "connector"
+    )
     for name, (cls, provider) in connectors.items():
         missing = tuple(cls.missing_requirements())
         plugins.connectors[name] = ConnectorEntry(name, cls, provider, missing)
@@ -307,5 +319,8 @@ def notify(plugins: Plugins, hook_name: str, log: Any, **kwargs: Any) -> None:
         except Exception as exc:
             log.warning(
                 "plugin %r raised in %s: %s: %s",
-                plugins.pm.get_name(impl.plugin), hook_name, type(exc).__name__, exc,
+                plugins.pm.get_name(impl.plugin),
+                hook_name,
+                type(exc).__name__,
+                exc,
             )

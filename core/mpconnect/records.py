@@ -73,9 +73,27 @@ MAX_OWN_PROPERTIES = MAX_PROPERTIES - len(RESERVED_EVENT_PROPERTIES)
 #: compared trimmed and in lower case), with the empty id and ``lmy47d`` (an Android build
 #: name that devices report as an id), which mpconnect refuses too.
 PLACEHOLDER_DISTINCT_IDS = frozenset(
-    {"00000000-0000-0000-0000-000000000000", "anon", "anonymous", "nil", "none", "null",
-     "n/a", "na", "undefined", "unknown", "<nil>", "0", "-1", "true", "false", "[]", "{}",
-     "", "lmy47d"}
+    {
+        "00000000-0000-0000-0000-000000000000",
+        "anon",
+        "anonymous",
+        "nil",
+        "none",
+        "null",
+        "n/a",
+        "na",
+        "undefined",
+        "unknown",
+        "<nil>",
+        "0",
+        "-1",
+        "true",
+        "false",
+        "[]",
+        "{}",
+        "",
+        "lmy47d",
+    }
 )
 _blake2b = hashlib.blake2b
 _PLAIN_TYPES = (str, int, bool, type(None))
@@ -214,8 +232,10 @@ def _convert(value: Any, path: str, depth: int) -> Any:
                 path,
             )
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
-        return [item if type(item) in _PLAIN_SET else _convert(item, f"{path}[{i}]", depth + 1)
-                for i, item in enumerate(items)]
+        return [
+            item if type(item) in _PLAIN_SET else _convert(item, f"{path}[{i}]", depth + 1)
+            for i, item in enumerate(items)
+        ]
     raise RecordError(
         f"field '{path}': {type(value).__name__} values cannot be sent to Mixpanel; "
         "convert it to a string or number",
@@ -243,13 +263,17 @@ def _convert_mapping(values: Mapping[Any, Any], prefix: str, depth: int) -> dict
 
 
 def _distinct_id(value: object, field_name: str = "distinct_id") -> str:
-    if (type(value) is str and len(value) > 9 and value[0] != "0"
-            and not value[0].isspace() and not value[-1].isspace()):
+    if (
+        type(value) is str
+        and len(value) > 9
+        and value[0] != "0"
+        and not value[0].isspace()
+        and not value[-1].isspace()
+    ):
         return value  # longer than every placeholder but the all-zero UUID
     if isinstance(value, bool) or not isinstance(value, str | int | uuid.UUID):
         raise RecordError(
-            f"field '{field_name}': {type(value).__name__} {value!r} is not an id; "
-            "give a string",
+            f"field '{field_name}': {type(value).__name__} {value!r} is not an id; give a string",
             field_name,
         )
     text = str(value)
@@ -351,24 +375,36 @@ class Event:
                 "$insert_id",
             )
         properties = self.properties
-        if (type(properties) is dict and len(properties) <= MAX_OWN_PROPERTIES
-                and properties.keys().isdisjoint(RESERVED_EVENT_PROPERTIES)
-                and set(map(type, properties)) <= _STR_TYPE
-                and set(map(type, properties.values())) <= _PLAIN_SET):
+        if (
+            type(properties) is dict
+            and len(properties) <= MAX_OWN_PROPERTIES
+            and properties.keys().isdisjoint(RESERVED_EVENT_PROPERTIES)
+            and set(map(type, properties)) <= _STR_TYPE
+            and set(map(type, properties.values())) <= _PLAIN_SET
+        ):
             converted = properties.copy()  # the common case, checked at C speed
         else:
             converted = self._checked_properties(properties)
         distinct_id = self.distinct_id
-        converted["distinct_id"] = distinct_id if (
-            type(distinct_id) is str and len(distinct_id) > 9 and distinct_id[0] != "0"
-            and not self.unattributed
-            and not distinct_id[0].isspace() and not distinct_id[-1].isspace()
-        ) else _event_distinct_id(distinct_id, self.unattributed)
+        converted["distinct_id"] = (
+            distinct_id
+            if (
+                type(distinct_id) is str
+                and len(distinct_id) > 9
+                and distinct_id[0] != "0"
+                and not self.unattributed
+                and not distinct_id[0].isspace()
+                and not distinct_id[-1].isspace()
+            )
+            else _event_distinct_id(distinct_id, self.unattributed)
+        )
         when = self.time
         latest = _MAX_EPOCH_SECONDS if latest_time is None else latest_time
-        converted["time"] = when if (
-            type(when) is int and MIN_EVENT_TIME <= when <= latest
-        ) else _event_time(when, latest)
+        converted["time"] = (
+            when
+            if (type(when) is int and MIN_EVENT_TIME <= when <= latest)
+            else _event_time(when, latest)
+        )
         converted["token"] = token
         converted["$insert_id"] = insert_id
         return {"event": name, "properties": converted}

@@ -27,8 +27,14 @@ import threading
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "SECRET_NAME", "forget_secrets", "redact", "remember_secret",
-           "remember_secrets_of"]
+__all__ = [
+    "MASK",
+    "SECRET_NAME",
+    "forget_secrets",
+    "redact",
+    "remember_secret",
+    "remember_secrets_of",
+]
 
 MASK = "***"
 #: Names of parameters, settings and headers whose values are secret.
@@ -56,8 +62,10 @@ _HEADER_PAIR = re.compile(
     r"(?i)(?<![\w-])(?P<name>(?:proxy-)?authorization|x-api-key|api-key|x-auth-token)"
     r"(?P<sep>:[ \t]*)(?P<value>(?:[A-Za-z]+[ \t]+)?[^\s'\",;)}\]]+)"
 )
-_HEADER_LINE = re.compile(r"(?im)^(?P<name>(?:proxy-)?authorization|cookie)(?P<sep>:[ \t]*)"
-                          r"(?P<value>[^\r\n]+)")
+_HEADER_LINE = re.compile(
+    r"(?im)^(?P<name>(?:proxy-)?authorization|cookie)(?P<sep>:[ \t]*)"
+    r"(?P<value>[^\r\n]+)"
+)
 
 _lock = threading.Lock()
 _secrets: set[str] = set()

@@ -35,17 +35,23 @@ def sqlite_problem(exc: sqlite3.Error, path: Path, what: str) -> FileProblem | N
         return DiskFullError(
             f"{path} ({what}): no space left on the device ({free_space(path)} free on its "
             "file system); free some space or point MPCONNECT_HOME at a larger disk, then "
-            "run again", path)
+            "run again",
+            path,
+        )
     if name.startswith(_DAMAGED):
         return FileProblem(
             f"{path} ({what}): {exc}; the file is damaged or is not mpconnect's. Move it "
             f"aside (mv {path} {path}.damaged) and run again: mpconnect starts a new, empty "
-            "one", path)
+            "one",
+            path,
+        )
     if name.startswith(_CANNOT_OPEN):
         kind = "a directory" if path.is_dir() else "unusable"
         return FileProblem(
             f"{path} ({what}): {exc}; the path is {kind}: move it aside, or give the user "
-            "running mpconnect write access to it and its directory", path)
+            "running mpconnect write access to it and its directory",
+            path,
+        )
     return None
 
 
@@ -97,8 +103,9 @@ def connect(path: Path, what: str = "SQLite database") -> sqlite3.Connection:
     except OSError as exc:
         raise file_problem(exc, path, what) from exc
     try:
-        db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=True,
-                             factory=_Connection)
+        db = sqlite3.connect(
+            path, timeout=60, isolation_level=None, check_same_thread=True, factory=_Connection
+        )
     except sqlite3.Error as exc:
         raise sqlite_problem(exc, path, what) or exc from exc
     assert isinstance(db, _Connection)

@@ -175,7 +175,8 @@ def run_connector(
                 converted = [event.to_mixpanel(token)]
             except RecordError as exc:
                 collected.quarantined.append(
-                    QuarantinedRecord(event.describe(), str(exc), None, exc.field))
+                    QuarantinedRecord(event.describe(), str(exc), None, exc.field)
+                )
                 continue
             collected.events += _encodable("events", converted, collected.quarantined)
         for profile in instance.people(ctx):
@@ -184,7 +185,8 @@ def run_connector(
                 converted = profile.to_mixpanel(token)
             except RecordError as exc:
                 collected.quarantined.append(
-                    QuarantinedRecord(profile.describe(), str(exc), None, exc.field))
+                    QuarantinedRecord(profile.describe(), str(exc), None, exc.field)
+                )
                 continue
             collected.people += _encodable("people", converted, collected.quarantined)
     finally:
@@ -195,21 +197,28 @@ def run_connector(
 def _check_yielded(name: str, kind: str, record: object, expected: type) -> None:
     """Refuse what the engine refuses: a generator yielding the wrong type."""
     if not isinstance(record, expected):
-        raise PluginError(f"connector {name!r} yielded {record!r} from {kind}(); "
-                          f"expected mpconnect.{expected.__name__}")
+        raise PluginError(
+            f"connector {name!r} yielded {record!r} from {kind}(); "
+            f"expected mpconnect.{expected.__name__}"
+        )
 
 
-def _encodable(kind: str, records: list[dict[str, Any]],
-               quarantined: list[QuarantinedRecord]) -> list[dict[str, Any]]:
+def _encodable(
+    kind: str, records: list[dict[str, Any]], quarantined: list[QuarantinedRecord]
+) -> list[dict[str, Any]]:
     """The records orjson can write, as the engine's spool; the others are quarantined."""
     good = []
     for record in records:
         try:
             orjson.dumps(record)
         except TypeError as exc:
-            quarantined.append(QuarantinedRecord(
-                _describe_converted(kind, record), f"a value cannot be encoded as JSON: {exc}",
-                {"repr": repr(record)[:2000]}))
+            quarantined.append(
+                QuarantinedRecord(
+                    _describe_converted(kind, record),
+                    f"a value cannot be encoded as JSON: {exc}",
+                    {"repr": repr(record)[:2000]},
+                )
+            )
         else:
             good.append(record)
     return good
@@ -219,8 +228,10 @@ def _describe_converted(kind: str, record: dict[str, Any]) -> str:
     """Name a converted record as the engine's quarantine does."""
     if kind == "events":
         properties = record.get("properties", {})
-        return (f"event {record.get('event')!r} ($insert_id {properties.get('$insert_id')}, "
-                f"distinct_id {properties.get('distinct_id')!r})")
+        return (
+            f"event {record.get('event')!r} ($insert_id {properties.get('$insert_id')}, "
+            f"distinct_id {properties.get('distinct_id')!r})"
+        )
     return f"profile (distinct_id {record.get('$distinct_id')!r})"
 
 
@@ -297,8 +308,10 @@ def _read_quarantine(path: str | None) -> list[QuarantinedRecord]:
         return []
     with open(path, "rb") as handle:
         lines = [orjson.loads(line) for line in handle if line.strip()]
-    return [QuarantinedRecord(line["what"], line["reason"], line.get("record"), line.get("field"))
-            for line in lines]
+    return [
+        QuarantinedRecord(line["what"], line["reason"], line.get("record"), line.get("field"))
+        for line in lines
+    ]
 
 
 def run_source(
@@ -325,37 +338,43 @@ def run_source(
         by default, the embedded store).
     :param plugins: plugin objects or modules registered for this run only.
     :param mixpanel: the ``[mixpanel]`` table; default: the embedded sink under ``home``.
-    :param store: the :class:`~mpconnect.datasets.store.DatasetStore` to read the result
+    :param store: the :class:`~mpconnect.store.datasets.DatasetStore` to read the result
         from when the sink is not ``embedded`` (such as a local datasets server's).
     :param max_quarantined: the source's limit; default ``"unlimited"`` (a configuration
         file's default is 1%), so a test sees in the result what was quarantined.
     :raises RunFailed: when the run fails, as ``mpconnect run`` would.
     """
     from mpconnect.config import Config, MixpanelConfig, SourceConfig
-    from mpconnect.datasets.store import DatasetStore
     from mpconnect.engine import Engine, RunOptions
     from mpconnect.sinks.embedded import embedded_store_path
+    from mpconnect.store.datasets import DatasetStore
 
     extra = list(plugins)
     if isinstance(connector, str):
         name, loaded = connector, load_test_plugins(*extra)
     else:
-        name, loaded = connector.name, load_test_plugins(
-            connector_plugin(connector), *extra, entry_points=False
+        name, loaded = (
+            connector.name,
+            load_test_plugins(connector_plugin(connector), *extra, entry_points=False),
         )
     mixpanel_config = MixpanelConfig(**dict(mixpanel or {}))
     config = Config(
         mixpanel=mixpanel_config,
-        sources={source: SourceConfig(
-            name=source, connector=name, dataset_id=dataset_id, keep_versions=keep_versions,
-            max_quarantined=max_quarantined, settings=dict(settings or {}),
-        )},
+        sources={
+            source: SourceConfig(
+                name=source,
+                connector=name,
+                dataset_id=dataset_id,
+                keep_versions=keep_versions,
+                max_quarantined=max_quarantined,
+                settings=dict(settings or {}),
+            )
+        },
     )
     home = Path(home)
     engine = Engine(config, loaded, home)
     summary = engine.run(source, RunOptions(restart=restart))
-    result = LoadedVersion(summary=summary,
-                           quarantined=_read_quarantine(summary.quarantine_file))
+    result = LoadedVersion(summary=summary, quarantined=_read_quarantine(summary.quarantine_file))
     own_store = store is None
     if own_store:
         if mixpanel_config.sink != "embedded":
@@ -395,8 +414,9 @@ def run_cli(
         environment["MPCONNECT_HOME"] = str(home)
     cli = build_cli(list(plugins), entry_points=entry_points)
     with _logging_restored():
-        return CliRunner(env=environment).invoke(cli, [os.fspath(a) for a in args],
-                                                 catch_exceptions=False)
+        return CliRunner(env=environment).invoke(
+            cli, [os.fspath(a) for a in args], catch_exceptions=False
+        )
 
 
 @contextmanager
@@ -430,19 +450,27 @@ class EmbeddedTarget:
         """The embedded store's SQLite file."""
         return self.home / "embedded.sqlite3"
 
-    def run(self, connector: str | type[Connector], settings: Mapping[str, Any] | None = None,
-            **options: Any) -> LoadedVersion:
+    def run(
+        self,
+        connector: str | type[Connector],
+        settings: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> LoadedVersion:
         """Run ``connector`` into this store; see :func:`run_source` for the options."""
         return run_source(connector, settings, home=self.home, **options)
 
-    def cli(self, *args: str | os.PathLike[str], plugins: Iterable[object] = (),
-            env: Mapping[str, str] | None = None) -> Result:
+    def cli(
+        self,
+        *args: str | os.PathLike[str],
+        plugins: Iterable[object] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> Result:
         """Run an ``mpconnect`` command with this directory as ``$MPCONNECT_HOME``."""
         return run_cli(*args, plugins=plugins, home=self.home, env=env)
 
     def versions(self, dataset_id: str = "TEST") -> list[Any]:
         """The dataset's versions in the store, newest first (none before a run)."""
-        from mpconnect.datasets.store import DatasetStore
+        from mpconnect.store.datasets import DatasetStore
 
         if not self.store_path.exists():
             return []
@@ -468,13 +496,18 @@ def local_datasets_server(
     points the ``datasets`` sink at it. Needs ``mpconnect[server]``.
     """
     try:
-        from mpconnect.datasets.server import LocalDatasetsServer
+        from mpconnect.emulator.server import LocalDatasetsServer
     except ModuleNotFoundError as exc:
         raise ModuleNotFoundError(
-            f"the local datasets server needs {exc.name}: pip install \"mpconnect[server]\""
+            f'the local datasets server needs {exc.name}: pip install "mpconnect[server]"'
         ) from exc
-    with LocalDatasetsServer(directory, datasets=list(datasets), project_token=project_token,
-                             project_secret=project_secret, **options) as server:
+    with LocalDatasetsServer(
+        directory,
+        datasets=list(datasets),
+        project_token=project_token,
+        project_secret=project_secret,
+        **options,
+    ) as server:
         yield server
 
 
@@ -483,8 +516,13 @@ def datasets_sink_settings(server: Any) -> dict[str, Any]:
 
     Pass it with the server's store: ``run_source(..., mixpanel=table, store=server.store)``.
     """
-    return {"sink": "datasets", "api_url": server.url, "project_token": server.project_token,
-            "secret": server.project_secret, "ca_bundle": server.ca_path}
+    return {
+        "sink": "datasets",
+        "api_url": server.url,
+        "project_token": server.project_token,
+        "secret": server.project_secret,
+        "ca_bundle": server.ca_path,
+    }
 
 
 @dataclass
@@ -502,8 +540,14 @@ class ServedInBackground:
     def toml(self) -> str:
         """The TOML it printed to paste into ``mpconnect.toml``."""
         start = self.lines.index("paste into mpconnect.toml:") + 1
-        end = next((i for i in range(start, len(self.lines))
-                    if self.lines[i].startswith("and set its secret")), len(self.lines))
+        end = next(
+            (
+                i
+                for i in range(start, len(self.lines))
+                if self.lines[i].startswith("and set its secret")
+            ),
+            len(self.lines),
+        )
         return "\n".join(self.lines[start:end]).strip().removesuffix("press Ctrl-C to stop")
 
     @property
@@ -514,7 +558,7 @@ class ServedInBackground:
         found = {}
         for line in self.lines:
             if line.startswith("export ") and "=" in line:
-                name, _, value = line[len("export "):].partition("=")
+                name, _, value = line[len("export ") :].partition("=")
                 words = shlex.split(value, comments=True)
                 found[name] = words[0] if words else ""
         return found
@@ -531,8 +575,9 @@ class ServedInBackground:
 
 
 @contextmanager
-def serve_in_background(name: str, *args: str, env: Mapping[str, str] | None = None,
-                        timeout: float = 60.0) -> Iterator[ServedInBackground]:
+def serve_in_background(
+    name: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
+) -> Iterator[ServedInBackground]:
     """Run ``mpconnect serve NAME ARGS`` in a subprocess until it has printed its settings.
 
     Yields a :class:`ServedInBackground` (``.toml``, ``.environment``, ``.lines``), and
@@ -547,11 +592,15 @@ def serve_in_background(name: str, *args: str, env: Mapping[str, str] | None = N
     import sys
     import threading
 
-    command = [sys.executable, "-c", "from mpconnect.cli import main; main()", "serve", name,
-               *args]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True,
-                               env=dict(env) if env is not None else None)
+    command = [sys.executable, "-c", "from mpconnect.cli import main; main()", "serve", name, *args]
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(env) if env is not None else None,
+    )
     lines: queue.Queue[str | None] = queue.Queue()
 
     def read() -> None:
@@ -571,8 +620,10 @@ def serve_in_background(name: str, *args: str, env: Mapping[str, str] | None = N
             if line is None:
                 served.stop()
                 error = process.stderr.read() if process.stderr else ""
-                raise RuntimeError(f"mpconnect serve {name} did not start; it printed "
-                                   f"{served.lines} and on stderr: {error[-2000:]}")
+                raise RuntimeError(
+                    f"mpconnect serve {name} did not start; it printed "
+                    f"{served.lines} and on stderr: {error[-2000:]}"
+                )
             served.lines.append(line)
         yield served
     finally:

@@ -20,8 +20,8 @@ from datasets_support import (
     Api,
 )
 
-from mpconnect.datasets.client import DatasetsClient
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.server import LocalDatasetsServer
+from mpconnect.mixpanel.datasets import DatasetsClient
 
 StartServer = Callable[..., LocalDatasetsServer]
 
@@ -37,8 +37,11 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
 
     def start(**options: Any) -> LocalDatasetsServer:
         settings: dict[str, Any] = {
-            "datasets": DATASETS, "project_token": PROJECT_TOKEN, "project_secret": API_SECRET,
-            "dataset_secrets": {"SKYTRAX": DATASET_SECRET}, "live_delay": LIVE_DELAY,
+            "datasets": DATASETS,
+            "project_token": PROJECT_TOKEN,
+            "project_secret": API_SECRET,
+            "dataset_secrets": {"SKYTRAX": DATASET_SECRET},
+            "live_delay": LIVE_DELAY,
         }
         settings.update(options)
         server = LocalDatasetsServer(tmp_path / f"server{len(servers)}", **settings).start()
@@ -67,7 +70,12 @@ def api(datasets_server: LocalDatasetsServer) -> Iterator[Api]:
 @pytest.fixture
 def client(datasets_server: LocalDatasetsServer) -> Iterator[DatasetsClient]:
     """mpconnect's client, pointed at :func:`datasets_server` through its CA."""
-    made = DatasetsClient(datasets_server.url, secret=API_SECRET, project_token=PROJECT_TOKEN,
-                          ca_bundle=datasets_server.ca_path, timeout=10)
+    made = DatasetsClient(
+        datasets_server.url,
+        secret=API_SECRET,
+        project_token=PROJECT_TOKEN,
+        ca_bundle=datasets_server.ca_path,
+        timeout=10,
+    )
     yield made
     made.close()

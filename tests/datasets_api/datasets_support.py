@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.server import LocalDatasetsServer
 
 PROJECT_TOKEN = "PROJECT_TOKEN"
 API_SECRET = "API_SECRET"
@@ -35,22 +35,26 @@ class Api:
 
     def create(self, dataset_id: str = "TESTDATA") -> str:
         """Create a version and return its id."""
-        response = self("POST", f"/datasets/{dataset_id}/versions",
-                        data={"token": PROJECT_TOKEN})
+        response = self("POST", f"/datasets/{dataset_id}/versions", data={"token": PROJECT_TOKEN})
         assert response.status_code == 200, response.text
         return response.json()["data"]["version_id"]
 
-    def import_(self, kind: str, dataset_id: str, version_id: str, records: Any,
-                **fields: str) -> requests.Response:
+    def import_(
+        self, kind: str, dataset_id: str, version_id: str, records: Any, **fields: str
+    ) -> requests.Response:
         """POST ``records`` (JSON, base64) to ``/import-<kind>`` with ``verbose=1``."""
-        data = {"data": b64(records), "verbose": "1", "dataset_id": dataset_id,
-                "dataset_version": version_id, **fields}
+        data = {
+            "data": b64(records),
+            "verbose": "1",
+            "dataset_id": dataset_id,
+            "dataset_version": version_id,
+            **fields,
+        }
         return self("POST", f"/import-{kind}", data=data)
 
     def close(self) -> None:
         """Close the session."""
         self.session.close()
-
 
 
 def b64(records: Any) -> str:
@@ -60,8 +64,13 @@ def b64(records: Any) -> str:
 
 def event(i: int = 0, token: str = PROJECT_TOKEN, **props: Any) -> dict[str, Any]:
     """A valid event for the document's Skytrax example."""
-    properties = {"distinct_id": f"user-{i % 7}", "time": 1395619200 + i, "token": token,
-                  "$insert_id": f"review-{i}", "airline_name": "adria-airways"}
+    properties = {
+        "distinct_id": f"user-{i % 7}",
+        "time": 1395619200 + i,
+        "token": token,
+        "$insert_id": f"review-{i}",
+        "airline_name": "adria-airways",
+    }
     properties.update(props)
     return {"event": "Airline Review", "properties": properties}
 

@@ -12,10 +12,10 @@ import pytest
 from aiohttp import web
 from datasets_support import API_SECRET, PROJECT_TOKEN, event, person
 
-from mpconnect.datasets.client import DatasetsClient, encode_import_form
-from mpconnect.datasets.server import HTTPS_REQUIRED
+from mpconnect.emulator.background import BackgroundServer, LocalCA
+from mpconnect.emulator.server import HTTPS_REQUIRED
 from mpconnect.errors import ApiError, ConfigError, RetryableApiError
-from mpconnect.localserver import BackgroundServer, LocalCA
+from mpconnect.mixpanel.datasets import DatasetsClient, encode_import_form
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,7 +60,8 @@ def test_http_is_refused_before_any_request(url: str) -> None:
     assert str(refused.value) == (
         f"mixpanel.api_url: refusing {url}: plain http:// would send the secret in clear text "
         "and the Datasets API rejects HTTP; use https://; for a local server on a loopback "
-        "address, set allow_http_loopback = true in [mixpanel]")
+        "address, set allow_http_loopback = true in [mixpanel]"
+    )
 
 
 def test_http_to_another_host_is_refused_even_when_loopback_is_allowed() -> None:
@@ -70,8 +71,9 @@ def test_http_to_another_host_is_refused_even_when_loopback_is_allowed() -> None
 
 def test_http_to_loopback_when_allowed_reaches_the_https_required_answer(start_server) -> None:
     server = start_server(http=True)
-    client = DatasetsClient(server.http_url, secret=API_SECRET, project_token=PROJECT_TOKEN,
-                            allow_http_loopback=True)
+    client = DatasetsClient(
+        server.http_url, secret=API_SECRET, project_token=PROJECT_TOKEN, allow_http_loopback=True
+    )
 
     with pytest.raises(ApiError) as refused:
         client.list_versions("TESTDATA")
@@ -95,8 +97,13 @@ def test_a_missing_ca_bundle_file_is_a_config_error(tmp_path: Path) -> None:
 
 def test_an_untrusted_certificate_is_not_retried_and_says_what_to_set(datasets_server) -> None:
     other = LocalCA(datasets_server.directory / "other-ca")  # not the server's CA
-    client = DatasetsClient(datasets_server.url, secret=API_SECRET, project_token=PROJECT_TOKEN,
-                            ca_bundle=other.ca_path, timeout=10)
+    client = DatasetsClient(
+        datasets_server.url,
+        secret=API_SECRET,
+        project_token=PROJECT_TOKEN,
+        ca_bundle=other.ca_path,
+        timeout=10,
+    )
 
     with pytest.raises(ApiError) as failed:
         client.list_versions("TESTDATA")
@@ -108,8 +115,12 @@ def test_an_untrusted_certificate_is_not_retried_and_says_what_to_set(datasets_s
 
 
 def test_a_refusal_carries_the_status_and_the_server_text(datasets_server) -> None:
-    client = DatasetsClient(datasets_server.url, secret="wrong-secret",
-                            project_token=PROJECT_TOKEN, ca_bundle=datasets_server.ca_path)
+    client = DatasetsClient(
+        datasets_server.url,
+        secret="wrong-secret",
+        project_token=PROJECT_TOKEN,
+        ca_bundle=datasets_server.ca_path,
+    )
 
     with pytest.raises(ApiError) as refused:
         client.create_version("TESTDATA")
@@ -118,10 +129,13 @@ def test_a_refusal_carries_the_status_and_the_server_text(datasets_server) -> No
     assert not isinstance(error, RetryableApiError)
     assert error.status == 401
     assert error.server_message == (
-        "invalid credentials: the user name is neither the project secret nor a dataset secret")
-    assert str(error) == (f"HTTP 401: POST /datasets/TESTDATA/versions: {error.server_message}"
-                          "; check mixpanel.secret: it must be the project secret or this "
-                          "dataset's secret (Project settings in Mixpanel)")
+        "invalid credentials: the user name is neither the project secret nor a dataset secret"
+    )
+    assert str(error) == (
+        f"HTTP 401: POST /datasets/TESTDATA/versions: {error.server_message}"
+        "; check mixpanel.secret: it must be the project secret or this "
+        "dataset's secret (Project settings in Mixpanel)"
+    )
     assert "wrong-secret" not in str(error) and "wrong-secret" not in repr(client)
 
 
@@ -129,8 +143,9 @@ def test_an_import_refusal_carries_the_server_text(client: DatasetsClient) -> No
     version = client.create_version("TESTDATA")
 
     with pytest.raises(ApiError) as refused:
-        client.import_events("TESTDATA", version.version_id,
-                             payload([event(0), event(1, token="another")]))
+        client.import_events(
+            "TESTDATA", version.version_id, payload([event(0), event(1, token="another")])
+        )
 
     assert refused.value.status == 400
     assert refused.value.server_message == "record 1: properties.token is not this project's token"
@@ -138,8 +153,9 @@ def test_an_import_refusal_carries_the_server_text(client: DatasetsClient) -> No
 
 def test_429_is_retryable_with_retry_after(start_server) -> None:
     server = start_server(throttle_rate=1.0, retry_after=2)
-    client = DatasetsClient(server.url, secret=API_SECRET, project_token=PROJECT_TOKEN,
-                            ca_bundle=server.ca_path)
+    client = DatasetsClient(
+        server.url, secret=API_SECRET, project_token=PROJECT_TOKEN, ca_bundle=server.ca_path
+    )
 
     with pytest.raises(RetryableApiError) as throttled:
         client.list_versions("TESTDATA")
@@ -151,8 +167,9 @@ def test_429_is_retryable_with_retry_after(start_server) -> None:
 
 def test_5xx_is_retryable(start_server) -> None:
     server = start_server(fail_rate=1.0)
-    client = DatasetsClient(server.url, secret=API_SECRET, project_token=PROJECT_TOKEN,
-                            ca_bundle=server.ca_path)
+    client = DatasetsClient(
+        server.url, secret=API_SECRET, project_token=PROJECT_TOKEN, ca_bundle=server.ca_path
+    )
 
     with pytest.raises(RetryableApiError) as failed:
         client.import_events("TESTDATA", "1", payload([event()]))
@@ -163,8 +180,9 @@ def test_5xx_is_retryable(start_server) -> None:
 
 def test_a_dropped_connection_is_retryable(start_server) -> None:
     server = start_server(drop_rate=1.0)
-    client = DatasetsClient(server.url, secret=API_SECRET, project_token=PROJECT_TOKEN,
-                            ca_bundle=server.ca_path)
+    client = DatasetsClient(
+        server.url, secret=API_SECRET, project_token=PROJECT_TOKEN, ca_bundle=server.ca_path
+    )
 
     with pytest.raises(RetryableApiError) as dropped:
         client.create_version("TESTDATA")
@@ -176,8 +194,13 @@ def test_a_dropped_connection_is_retryable(start_server) -> None:
 
 def test_a_timeout_is_retryable(start_server) -> None:
     server = start_server(latency_ms=2000)
-    client = DatasetsClient(server.url, secret=API_SECRET, project_token=PROJECT_TOKEN,
-                            ca_bundle=server.ca_path, timeout=0.2)
+    client = DatasetsClient(
+        server.url,
+        secret=API_SECRET,
+        project_token=PROJECT_TOKEN,
+        ca_bundle=server.ca_path,
+        timeout=0.2,
+    )
 
     with pytest.raises(RetryableApiError) as timed_out:
         client.list_versions("TESTDATA")
@@ -186,8 +209,7 @@ def test_a_timeout_is_retryable(start_server) -> None:
     assert "no answer from" in str(timed_out.value) and "within 0.2 s" in str(timed_out.value)
 
 
-def test_the_client_is_safe_from_several_threads(datasets_server,
-                                                 client: DatasetsClient) -> None:
+def test_the_client_is_safe_from_several_threads(datasets_server, client: DatasetsClient) -> None:
     version = client.create_version("TESTDATA")
     errors: list[BaseException] = []
 
@@ -195,8 +217,9 @@ def test_the_client_is_safe_from_several_threads(datasets_server,
         try:
             for batch in range(10):
                 first = (worker * 10 + batch) * 100
-                client.import_events("TESTDATA", version.version_id,
-                                     payload([event(first + i) for i in range(100)]))
+                client.import_events(
+                    "TESTDATA", version.version_id, payload([event(first + i) for i in range(100)])
+                )
         except BaseException as exc:
             errors.append(exc)
 
@@ -226,8 +249,12 @@ def test_the_import_body_is_the_documented_form() -> None:
     body = encode_import_form(b'[{"a":"\xc3\xa9?>>"}]', "TESTDATA", "5764640680181760")
 
     fields = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-    assert fields == {"data": "W3siYSI6IsOpPz4+In1d", "dataset_id": "TESTDATA",
-                      "dataset_version": "5764640680181760", "verbose": "1"}
+    assert fields == {
+        "data": "W3siYSI6IsOpPz4+In1d",
+        "dataset_id": "TESTDATA",
+        "dataset_version": "5764640680181760",
+        "verbose": "1",
+    }
 
 
 # -- response shapes from a server that answers otherwise ----------------------------------

@@ -17,7 +17,7 @@ import time
 import pytest
 from datasets_support import API_SECRET, DATASET_SECRET, PROJECT_TOKEN, Api, b64
 
-from mpconnect.sinks.base import ZERO_TIME
+from mpconnect.sink import ZERO_TIME
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -41,8 +41,13 @@ def assert_new_version(data: dict) -> None:
     assert set(data) == {"created_at", "is_live", "state", "version_id"}
     assert API_TIME.match(data["created_at"])
     assert data["is_live"] is False
-    assert data["state"] == {"readable": False, "readable_at": ZERO_TIME, "ready": False,
-                             "ready_at": ZERO_TIME, "writable": True}
+    assert data["state"] == {
+        "readable": False,
+        "readable_at": ZERO_TIME,
+        "ready": False,
+        "ready_at": ZERO_TIME,
+        "writable": True,
+    }
     assert isinstance(data["version_id"], str) and data["version_id"].isdigit()
 
 
@@ -71,8 +76,11 @@ def test_listing_all_dataset_versions(api: Api) -> None:
 def test_updating_a_dataset_version(api: Api) -> None:
     version_id = api.create()
 
-    response = api("PATCH", f"/datasets/TESTDATA/versions/{version_id}",
-                   data={"token": PROJECT_TOKEN, "state": '{"readable":true,"writable":true}'})
+    response = api(
+        "PATCH",
+        f"/datasets/TESTDATA/versions/{version_id}",
+        data={"token": PROJECT_TOKEN, "state": '{"readable":true,"writable":true}'},
+    )
 
     assert response.status_code == 200
     assert response.json() == {"data": None}
@@ -84,8 +92,9 @@ def test_deleting_a_dataset_version(api: Api) -> None:
     version_id = api.create()
 
     # curl -XDELETE --get ... -d 'token=PROJECT_TOKEN': the token is in the query string.
-    response = api("DELETE", f"/datasets/TESTDATA/versions/{version_id}",
-                   params={"token": PROJECT_TOKEN})
+    response = api(
+        "DELETE", f"/datasets/TESTDATA/versions/{version_id}", params={"token": PROJECT_TOKEN}
+    )
 
     assert response.status_code == 200
     assert response.json() == {"data": None}
@@ -98,9 +107,16 @@ def test_importing_an_event_into_a_dataset(start_server) -> None:
     response = api("POST", "/datasets/TESTDATA/versions", data={"token": "cassie"})
     version_id = response.json()["data"]["version_id"]
 
-    response = api("POST", "/import-events?", data={
-        "data": CASSIE_EVENT, "verbose": "1", "dataset_id": "TESTDATA",
-        "dataset_version": version_id})
+    response = api(
+        "POST",
+        "/import-events?",
+        data={
+            "data": CASSIE_EVENT,
+            "verbose": "1",
+            "dataset_id": "TESTDATA",
+            "dataset_version": version_id,
+        },
+    )
 
     assert response.status_code == 200
     assert response.json() == {"error": None, "status": 1}
@@ -121,14 +137,27 @@ def test_import_without_verbose_answers_1_or_0(api: Api) -> None:
 
 
 def test_the_python_lines_of_step_3_make_an_importable_event(api: Api) -> None:
-    data = {"event": "Airline Review", "properties": {
-        "airline_name": "adria-airways", "distinct_id": "unique identifier",
-        "time": 1395619200, "token": "PROJECT_TOKEN"}}
+    data = {
+        "event": "Airline Review",
+        "properties": {
+            "airline_name": "adria-airways",
+            "distinct_id": "unique identifier",
+            "time": 1395619200,
+            "token": "PROJECT_TOKEN",
+        },
+    }
     version_id = api.create("SKYTRAX")
 
-    response = api("POST", "/import-events", data={
-        "data": b64(data), "verbose": "1", "dataset_id": "SKYTRAX",
-        "dataset_version": version_id})
+    response = api(
+        "POST",
+        "/import-events",
+        data={
+            "data": b64(data),
+            "verbose": "1",
+            "dataset_id": "SKYTRAX",
+            "dataset_version": version_id,
+        },
+    )
 
     assert response.json() == {"error": None, "status": 1}
 
@@ -141,17 +170,28 @@ def test_the_example_workflow_with_requests(datasets_server) -> None:
     assert_new_version(created["data"])
     version_id = created["data"]["version_id"]
     # Step 3: import the base64-encoded event.
-    imported = api("POST", "/import-events", data={
-        "data": SKYTRAX_EVENT, "verbose": "1", "dataset_id": "SKYTRAX",
-        "dataset_version": version_id})
+    imported = api(
+        "POST",
+        "/import-events",
+        data={
+            "data": SKYTRAX_EVENT,
+            "verbose": "1",
+            "dataset_id": "SKYTRAX",
+            "dataset_version": version_id,
+        },
+    )
     assert imported.json() == {"error": None, "status": 1}
     # Step 4: update the state to readable (both fields).
-    updated = api("PATCH", f"/datasets/SKYTRAX/versions/{version_id}",
-                  data={"token": PROJECT_TOKEN, "state": '{"readable":true,"writable":true}'})
+    updated = api(
+        "PATCH",
+        f"/datasets/SKYTRAX/versions/{version_id}",
+        data={"token": PROJECT_TOKEN, "state": '{"readable":true,"writable":true}'},
+    )
     assert updated.json() == {"data": None}
     # Step 5: list until is_live.
-    live = wait_live(lambda: api("GET", "/datasets/SKYTRAX/versions",
-                                 params={"token": PROJECT_TOKEN}).json())
+    live = wait_live(
+        lambda: api("GET", "/datasets/SKYTRAX/versions", params={"token": PROJECT_TOKEN}).json()
+    )
     assert live["version_id"] == version_id
     assert live["state"]["readable"] is True
     assert live["state"]["ready"] is True
@@ -180,50 +220,114 @@ def test_the_example_workflow_with_curl(datasets_server) -> None:
     ca = str(datasets_server.ca_path)
 
     def curl(*args: str) -> dict:
-        done = subprocess.run(["curl", "--silent", "--show-error", "--cacert", ca, *args],
-                              capture_output=True, text=True, timeout=30, check=True)
+        done = subprocess.run(
+            ["curl", "--silent", "--show-error", "--cacert", ca, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
         return json.loads(done.stdout)
 
     # The document's lines, with its host replaced by the local server's.
-    created = curl("-XPOST", f"{base}/datasets/SKYTRAX/versions",
-                   "-u", f"{API_SECRET}:", "-d", "token=PROJECT_TOKEN")
+    created = curl(
+        "-XPOST",
+        f"{base}/datasets/SKYTRAX/versions",
+        "-u",
+        f"{API_SECRET}:",
+        "-d",
+        "token=PROJECT_TOKEN",
+    )
     assert_new_version(created["data"])
     version_id = created["data"]["version_id"]
-    imported = curl(f"{base}/import-events", "-u", f"{DATASET_SECRET}:",
-                    "-d", f"data={SKYTRAX_EVENT}", "-d", "verbose=1", "-d", "dataset_id=SKYTRAX",
-                    "-d", f"dataset_version={version_id}")
+    imported = curl(
+        f"{base}/import-events",
+        "-u",
+        f"{DATASET_SECRET}:",
+        "-d",
+        f"data={SKYTRAX_EVENT}",
+        "-d",
+        "verbose=1",
+        "-d",
+        "dataset_id=SKYTRAX",
+        "-d",
+        f"dataset_version={version_id}",
+    )
     assert imported == {"error": None, "status": 1}
-    updated = curl("-XPATCH", f"{base}/datasets/SKYTRAX/versions/{version_id}",
-                   "-u", f"{API_SECRET}:", "-d", "token=PROJECT_TOKEN",
-                   "-d", 'state={"readable":true,"writable":true}')
+    updated = curl(
+        "-XPATCH",
+        f"{base}/datasets/SKYTRAX/versions/{version_id}",
+        "-u",
+        f"{API_SECRET}:",
+        "-d",
+        "token=PROJECT_TOKEN",
+        "-d",
+        'state={"readable":true,"writable":true}',
+    )
     assert updated == {"data": None}
-    live = wait_live(lambda: curl("--get", f"{base}/datasets/SKYTRAX/versions",
-                                  "-u", f"{API_SECRET}:", "-d", "token=PROJECT_TOKEN"))
+    live = wait_live(
+        lambda: curl(
+            "--get",
+            f"{base}/datasets/SKYTRAX/versions",
+            "-u",
+            f"{API_SECRET}:",
+            "-d",
+            "token=PROJECT_TOKEN",
+        )
+    )
     assert live["version_id"] == version_id
     assert live["state"]["ready"] is True
-    deleted = curl("-XDELETE", "--get", f"{base}/datasets/SKYTRAX/versions/{version_id}",
-                   "-u", f"{API_SECRET}:", "-d", "token=PROJECT_TOKEN")
+    deleted = curl(
+        "-XDELETE",
+        "--get",
+        f"{base}/datasets/SKYTRAX/versions/{version_id}",
+        "-u",
+        f"{API_SECRET}:",
+        "-d",
+        "token=PROJECT_TOKEN",
+    )
     assert deleted == {"data": None}
-    listed = curl("--get", f"{base}/datasets/SKYTRAX/versions", "-u", f"{API_SECRET}:",
-                  "-d", "token=PROJECT_TOKEN")
+    listed = curl(
+        "--get",
+        f"{base}/datasets/SKYTRAX/versions",
+        "-u",
+        f"{API_SECRET}:",
+        "-d",
+        "token=PROJECT_TOKEN",
+    )
     assert listed == {"data": []}
 
 
-@pytest.mark.parametrize("escape", [
-    lambda d: d,  # as curl -d sends it: "+" unescaped
-    lambda d: d.replace("+", "%2B"),  # as mpconnect's client sends it
-    lambda d: d.replace("+", "%2b").replace("/", "%2f").replace("=", "%3d"),
-])
+@pytest.mark.parametrize(
+    "escape",
+    [
+        lambda d: d,  # as curl -d sends it: "+" unescaped
+        lambda d: d.replace("+", "%2B"),  # as mpconnect's client sends it
+        lambda d: d.replace("+", "%2b").replace("/", "%2f").replace("=", "%3d"),
+    ],
+)
 def test_base64_data_decodes_however_it_is_escaped(api: Api, escape) -> None:
-    records = [{"event": "Airline Review", "properties": {
-        "token": PROJECT_TOKEN, "distinct_id": "rev>>?", "time": 1395619200, "note": "~~~>>>???"}}]
+    records = [
+        {
+            "event": "Airline Review",
+            "properties": {
+                "token": PROJECT_TOKEN,
+                "distinct_id": "rev>>?",
+                "time": 1395619200,
+                "note": "~~~>>>???",
+            },
+        }
+    ]
     data = b64(records)
     assert "+" in data and "/" in data
     version_id = api.create()
 
-    response = api("POST", "/import-events", headers={
-        "Content-Type": "application/x-www-form-urlencoded"},
-        data=f"data={escape(data)}&verbose=1&dataset_id=TESTDATA&dataset_version={version_id}")
+    response = api(
+        "POST",
+        "/import-events",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        data=f"data={escape(data)}&verbose=1&dataset_id=TESTDATA&dataset_version={version_id}",
+    )
 
     assert response.json() == {"error": None, "status": 1}
     [stored] = api.server.store.iter_events("TESTDATA", version_id)

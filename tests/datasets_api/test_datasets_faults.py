@@ -6,9 +6,9 @@ import orjson
 import pytest
 from datasets_support import API_SECRET, PROJECT_TOKEN, Api, event
 
-from mpconnect.datasets.client import DatasetsClient
-from mpconnect.datasets.server import Faults
+from mpconnect.emulator.server import Faults
 from mpconnect.errors import RetryableApiError
+from mpconnect.mixpanel.datasets import DatasetsClient
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -17,8 +17,7 @@ VERSIONS = "/datasets/TESTDATA/versions"
 
 def statuses(api: Api, count: int) -> list[int]:
     """Statuses of ``count`` sequential GET versions requests."""
-    return [api("GET", VERSIONS, params={"token": PROJECT_TOKEN}).status_code
-            for _ in range(count)]
+    return [api("GET", VERSIONS, params={"token": PROJECT_TOKEN}).status_code for _ in range(count)]
 
 
 def test_faults_are_repeatable_for_a_seed(start_server) -> None:
@@ -100,8 +99,9 @@ def test_a_lost_acknowledgement_stores_the_batch_and_a_resend_does_not_count_twi
     start_server,
 ) -> None:
     server = start_server(lost_ack_rate=1.0, paths=("/import-events",))
-    client = DatasetsClient(server.url, secret=API_SECRET, project_token=PROJECT_TOKEN,
-                            ca_bundle=server.ca_path)
+    client = DatasetsClient(
+        server.url, secret=API_SECRET, project_token=PROJECT_TOKEN, ca_bundle=server.ca_path
+    )
     version = client.create_version("TESTDATA")
     batch = orjson.dumps([event(i) for i in range(10)])
 
@@ -139,12 +139,15 @@ def test_requests_are_counted_per_path(datasets_server, api: Api) -> None:
     assert datasets_server.request_counts() == {}
 
 
-@pytest.mark.parametrize("settings,message", [
-    ({"fail_rate": 1.5}, "fail_rate must be between 0 and 1, got 1.5"),
-    ({"drop_rate": -0.1}, "drop_rate must be between 0 and 1, got -0.1"),
-    ({"rate_limit": -1}, "rate_limit must not be negative"),
-    ({"retry_after": -1}, "retry_after must not be negative"),
-])
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"fail_rate": 1.5}, "fail_rate must be between 0 and 1, got 1.5"),
+        ({"drop_rate": -0.1}, "drop_rate must be between 0 and 1, got -0.1"),
+        ({"rate_limit": -1}, "rate_limit must not be negative"),
+        ({"retry_after": -1}, "retry_after must not be negative"),
+    ],
+)
 def test_impossible_fault_settings_are_refused(settings: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Faults(**settings)

@@ -76,9 +76,19 @@ def serve(tmp_path: Path) -> Iterator:
     def start(*args: str) -> Served:
         env = {**os.environ, "MPCONNECT_HOME": str(tmp_path / "home")}
         process = subprocess.Popen(
-            [sys.executable, "-c", "from mpconnect.cli import main; main()", "serve",
-             "--port", "0", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            [
+                sys.executable,
+                "-c",
+                "from mpconnect.cli import main; main()",
+                "serve",
+                "--port",
+                "0",
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         served = Served(process)
         started.append(served)
@@ -93,9 +103,20 @@ def serve(tmp_path: Path) -> Iterator:
 
 def test_serve_prints_its_url_and_ca_and_answers_the_api(serve, tmp_path: Path) -> None:
     store = tmp_path / "served.sqlite3"
-    served = serve("--dataset", "SKYTRAX", "--project-token", "PROJECT_TOKEN",
-                   "--project-secret", "API_SECRET", "--live-delay", "0",
-                   "--store", str(store), "--tls-dir", str(tmp_path / "tls"))
+    served = serve(
+        "--dataset",
+        "SKYTRAX",
+        "--project-token",
+        "PROJECT_TOKEN",
+        "--project-secret",
+        "API_SECRET",
+        "--live-delay",
+        "0",
+        "--store",
+        str(store),
+        "--tls-dir",
+        str(tmp_path / "tls"),
+    )
 
     match = SERVING.match(served.read_line())
     assert match, served.lines
@@ -105,11 +126,20 @@ def test_serve_prints_its_url_and_ca_and_answers_the_api(serve, tmp_path: Path) 
     assert all("API_SECRET" not in line for line in served.lines)
     session = requests.Session()
     session.auth = ("API_SECRET", "")
-    created = session.post(f"{url}/datasets/SKYTRAX/versions", data={"token": "PROJECT_TOKEN"},
-                           verify=ca, timeout=10).json()["data"]
-    imported = session.post(f"{url}/import-events", verify=ca, timeout=10, data={
-        "data": b64([event(i) for i in range(3)]), "verbose": "1", "dataset_id": "SKYTRAX",
-        "dataset_version": created["version_id"]})
+    created = session.post(
+        f"{url}/datasets/SKYTRAX/versions", data={"token": "PROJECT_TOKEN"}, verify=ca, timeout=10
+    ).json()["data"]
+    imported = session.post(
+        f"{url}/import-events",
+        verify=ca,
+        timeout=10,
+        data={
+            "data": b64([event(i) for i in range(3)]),
+            "verbose": "1",
+            "dataset_id": "SKYTRAX",
+            "dataset_version": created["version_id"],
+        },
+    )
     assert imported.json() == {"error": None, "status": 1}
 
     code, err = served.stop()
@@ -117,10 +147,21 @@ def test_serve_prints_its_url_and_ca_and_answers_the_api(serve, tmp_path: Path) 
     assert code == 0
     assert "stopped" in err
     shown = subprocess.run(
-        [sys.executable, "-c", "from mpconnect.cli import main; main()", "inspect", "SKYTRAX",
-         "--store", str(store), "--version", created["version_id"]],
-        capture_output=True, text=True, timeout=30, env={**os.environ,
-                                                         "MPCONNECT_HOME": str(tmp_path / "h")},
+        [
+            sys.executable,
+            "-c",
+            "from mpconnect.cli import main; main()",
+            "inspect",
+            "SKYTRAX",
+            "--store",
+            str(store),
+            "--version",
+            created["version_id"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "MPCONNECT_HOME": str(tmp_path / "h")},
     )
     assert "events: 3" in shown.stdout, shown.stdout + shown.stderr
 
@@ -144,8 +185,13 @@ def test_serve_generates_and_prints_a_secret_when_none_is_given(serve) -> None:
     url, ca = SERVING.match(served.read_line()).groups()
     secret_line = served.read_until("project secret")
     secret = secret_line.rsplit(": ", 1)[1]
-    response = requests.get(f"{url}/datasets/DEMO/versions", auth=(secret, ""),
-                            params={"token": "local-project-token"}, verify=ca, timeout=10)
+    response = requests.get(
+        f"{url}/datasets/DEMO/versions",
+        auth=(secret, ""),
+        params={"token": "local-project-token"},
+        verify=ca,
+        timeout=10,
+    )
 
     assert response.json() == {"data": []}
 
@@ -154,8 +200,13 @@ def test_serve_injects_faults_from_its_options(serve) -> None:
     served = serve("--fail-rate", "1", "--project-secret", "s3")
 
     url, ca = SERVING.match(served.read_line()).groups()
-    response = requests.get(f"{url}/datasets/DEMO/versions", auth=("s3", ""),
-                            params={"token": "local-project-token"}, verify=ca, timeout=10)
+    response = requests.get(
+        f"{url}/datasets/DEMO/versions",
+        auth=("s3", ""),
+        params={"token": "local-project-token"},
+        verify=ca,
+        timeout=10,
+    )
 
     assert response.status_code == 500
 
@@ -166,8 +217,10 @@ def test_serve_refuses_a_bad_dataset_id(serve) -> None:
     code, err = served.exited()
 
     assert code == 1
-    assert ("--dataset 'NOT-OK' is not alphanumeric: it must be an alphanumeric string less "
-            "than 256 characters") in err
+    assert (
+        "--dataset 'NOT-OK' is not alphanumeric: it must be an alphanumeric string less "
+        "than 256 characters"
+    ) in err
 
 
 def test_serve_wants_both_tls_files(serve, tmp_path: Path) -> None:
@@ -191,10 +244,17 @@ def test_serve_with_a_given_certificate(serve, tmp_path: Path) -> None:
     served = serve("--tls-cert", str(cert), "--tls-key", str(key), "--project-secret", "s3")
 
     line = served.read_line()
-    url = re.match(r"^serving the Datasets API on (https://127\.0\.0\.1:\d+) "
-                   rf"\(certificate: {re.escape(str(cert))}\)$", line).group(1)
-    response = requests.get(f"{url}/datasets/DEMO/versions", auth=("s3", ""),
-                            params={"token": "local-project-token"}, verify=str(ca_file),
-                            timeout=10)
+    url = re.match(
+        r"^serving the Datasets API on (https://127\.0\.0\.1:\d+) "
+        rf"\(certificate: {re.escape(str(cert))}\)$",
+        line,
+    ).group(1)
+    response = requests.get(
+        f"{url}/datasets/DEMO/versions",
+        auth=("s3", ""),
+        params={"token": "local-project-token"},
+        verify=str(ca_file),
+        timeout=10,
+    )
 
     assert response.json() == {"data": []}

@@ -18,8 +18,14 @@ from mpconnect_demo import DemoConnector
 pytestmark = pytest.mark.timeout(120)
 
 
-def config_text(server, *, events: int = 2000, keep_versions: int = 2,
-                api_url: str | None = None, extra: str = "") -> str:
+def config_text(
+    server,
+    *,
+    events: int = 2000,
+    keep_versions: int = 2,
+    api_url: str | None = None,
+    extra: str = "",
+) -> str:
     """A configuration whose demo source loads into ``server`` with the datasets sink."""
     return f"""
         [mixpanel]
@@ -96,8 +102,9 @@ def test_inspect_reads_the_servers_store(datasets_server, cli, write_config) -> 
     config = write_config(config_text(datasets_server, events=30))
     cli("--config", config, "run", "demo", "--quiet")
 
-    shown = cli("--config", config, "inspect", "DEMO", "--store", datasets_server.store.path,
-                "--json")
+    shown = cli(
+        "--config", config, "inspect", "DEMO", "--store", datasets_server.store.path, "--json"
+    )
 
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["events_total"] == 30
@@ -110,8 +117,10 @@ def test_an_http_api_url_is_refused_before_any_request(start_server, cli, write_
     ran = cli("--config", config, "run", "demo")
 
     assert ran.exit_code == 1
-    assert (f"mixpanel.api_url: refusing {server.http_url}: plain http:// would send the "
-            "secret in clear text") in ran.output
+    assert (
+        f"mixpanel.api_url: refusing {server.http_url}: plain http:// would send the "
+        "secret in clear text"
+    ) in ran.output
     assert server.request_counts() == {}
 
 
@@ -139,13 +148,18 @@ def test_a_wrong_secret_fails_the_run_with_the_server_text(
     assert "not-the-secret" not in ran.output
 
 
-@pytest.mark.parametrize("missing,message", [
-    ("project_token", "mixpanel.project_token: the datasets sink needs the project token"),
-    ("secret", "mixpanel.secret: the datasets sink needs the project secret or the dataset "
-               'secret; add secret = "${MIXPANEL_SECRET}" to [mixpanel]'),
-])
-def test_missing_credentials_are_a_config_error(tmp_path: Path, missing: str,
-                                                message: str) -> None:
+@pytest.mark.parametrize(
+    "missing,message",
+    [
+        ("project_token", "mixpanel.project_token: the datasets sink needs the project token"),
+        (
+            "secret",
+            "mixpanel.secret: the datasets sink needs the project secret or the dataset "
+            'secret; add secret = "${MIXPANEL_SECRET}" to [mixpanel]',
+        ),
+    ],
+)
+def test_missing_credentials_are_a_config_error(tmp_path: Path, missing: str, message: str) -> None:
     table = {"sink": "datasets", "project_token": PROJECT_TOKEN, "secret": "${MIXPANEL_SECRET}"}
     del table[missing]
     config = parse_config({"mixpanel": table}, tmp_path / "mpconnect.toml")
@@ -157,8 +171,13 @@ def test_missing_credentials_are_a_config_error(tmp_path: Path, missing: str,
 
 
 def test_the_sink_never_shows_its_secret(datasets_server, tmp_path: Path) -> None:
-    table = {"sink": "datasets", "api_url": datasets_server.url, "project_token": PROJECT_TOKEN,
-             "secret": "${MIXPANEL_SECRET}", "ca_bundle": str(datasets_server.ca_path)}
+    table = {
+        "sink": "datasets",
+        "api_url": datasets_server.url,
+        "project_token": PROJECT_TOKEN,
+        "secret": "${MIXPANEL_SECRET}",
+        "ca_bundle": str(datasets_server.ca_path),
+    }
     sink = DatasetsSink(parse_config({"mixpanel": table}, tmp_path / "m.toml").mixpanel, tmp_path)
 
     shown = " ".join([repr(sink), sink.describe(), repr(sink.client)])
@@ -168,11 +187,13 @@ def test_the_sink_never_shows_its_secret(datasets_server, tmp_path: Path) -> Non
     sink.close()
 
 
-def test_allow_http_loopback_reaches_a_loopback_http_server(start_server, cli,
-                                                          write_config) -> None:
+def test_allow_http_loopback_reaches_a_loopback_http_server(
+    start_server, cli, write_config
+) -> None:
     server = start_server(http=True)
-    config = write_config(config_text(server, api_url=server.http_url,
-                                      extra="allow_http_loopback = true"))
+    config = write_config(
+        config_text(server, api_url=server.http_url, extra="allow_http_loopback = true")
+    )
 
     ran = cli("--config", config, "versions", "list", "DEMO")
 

@@ -7,7 +7,7 @@ import time
 import pytest
 from datasets_support import PROJECT_TOKEN, Api
 
-from mpconnect.sinks.base import ZERO_TIME
+from mpconnect.sink import ZERO_TIME
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,8 +29,9 @@ def by_id(api: Api) -> dict[str, dict]:
 def set_state(api: Api, version_id: str, readable: bool, writable: bool) -> None:
     """PATCH both state fields."""
     state = f'{{"readable":{str(readable).lower()},"writable":{str(writable).lower()}}}'
-    response = api("PATCH", f"{VERSIONS}/{version_id}",
-                   data={"token": PROJECT_TOKEN, "state": state})
+    response = api(
+        "PATCH", f"{VERSIONS}/{version_id}", data={"token": PROJECT_TOKEN, "state": state}
+    )
     assert response.json() == {"data": None}
 
 
@@ -88,8 +89,13 @@ def test_making_a_version_unreadable_again_clears_ready(api: Api) -> None:
     set_state(api, version_id, readable=False, writable=True)
 
     state = by_id(api)[version_id]["state"]
-    assert state == {"readable": False, "readable_at": ZERO_TIME, "ready": False,
-                     "ready_at": ZERO_TIME, "writable": True}
+    assert state == {
+        "readable": False,
+        "readable_at": ZERO_TIME,
+        "ready": False,
+        "ready_at": ZERO_TIME,
+        "writable": True,
+    }
 
 
 def test_creating_a_sixth_version_deletes_the_oldest(api: Api) -> None:

@@ -34,11 +34,14 @@ class BlobConnector(mpconnect.Connector):
 
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
         for index in range(self.settings.events):
-            size = self.settings.big_size if index == self.settings.big_one else \
-                self.settings.size
-            yield mpconnect.Event("Blob", f"user-{index % 7}", 1_700_000_000 + index,
-                                  object_id=f"blob-{index}",
-                                  properties={"blob": (f"{index:06d}" * (size // 6 + 1))[:size]})
+            size = self.settings.big_size if index == self.settings.big_one else self.settings.size
+            yield mpconnect.Event(
+                "Blob",
+                f"user-{index % 7}",
+                1_700_000_000 + index,
+                object_id=f"blob-{index}",
+                properties={"blob": (f"{index:06d}" * (size // 6 + 1))[:size]},
+            )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         yield from ()
@@ -52,16 +55,28 @@ class BlobPlugin:
         register(BlobConnector)
 
 
-def make_engine(server: Any, home: Path, settings: dict[str, Any],
-                engine: dict[str, Any] | None = None) -> Engine:
+def make_engine(
+    server: Any, home: Path, settings: dict[str, Any], engine: dict[str, Any] | None = None
+) -> Engine:
     """An engine loading the blob source into ``server``'s dataset DEMO."""
     config = Config(
-        mixpanel=MixpanelConfig(sink="datasets", api_url=server.url,
-                                project_token=PROJECT_TOKEN, secret=API_SECRET,
-                                ca_bundle=server.ca_path),
+        mixpanel=MixpanelConfig(
+            sink="datasets",
+            api_url=server.url,
+            project_token=PROJECT_TOKEN,
+            secret=API_SECRET,
+            ca_bundle=server.ca_path,
+        ),
         engine=EngineConfig(concurrency=1, max_retries=0, **(engine or {})),
-        sources={"blobs": SourceConfig(name="blobs", connector="blobs", dataset_id="DEMO",
-                                       max_quarantined="unlimited", settings=settings)},
+        sources={
+            "blobs": SourceConfig(
+                name="blobs",
+                connector="blobs",
+                dataset_id="DEMO",
+                max_quarantined="unlimited",
+                settings=settings,
+            )
+        },
     )
     return Engine(config, load_plugins([BlobPlugin()]), home)
 
@@ -72,8 +87,9 @@ def live_contents(server: Any) -> Any:
     return server.store.contents("DEMO", live.version_id)
 
 
-def test_large_records_go_in_batches_under_the_request_limit(start_server: Any,
-                                                             tmp_path: Path) -> None:
+def test_large_records_go_in_batches_under_the_request_limit(
+    start_server: Any, tmp_path: Path
+) -> None:
     # 600 events of 20 KB: 12 MB of JSON, 16 MB as base64: one 1000-record batch would be
     # refused (413) by a server taking 10 MB, every run, for good.
     server = start_server()
@@ -87,12 +103,14 @@ def test_large_records_go_in_batches_under_the_request_limit(start_server: Any,
 
 
 def test_a_413_splits_the_batch_and_a_record_too_large_alone_is_quarantined(
-        start_server: Any, tmp_path: Path) -> None:
+    start_server: Any, tmp_path: Path
+) -> None:
     # A server taking 200 KB bodies; 30 KB events in 4 MiB batches; one event of 400 KB,
     # under the 1 MB per record, that the server refuses even alone.
     server = start_server(max_body_bytes=200_000)
-    summary = make_engine(server, tmp_path, {"events": 200, "size": 30_000, "big_one": 77,
-                                             "big_size": 400_000}).run("blobs")
+    summary = make_engine(
+        server, tmp_path, {"events": 200, "size": 30_000, "big_one": 77, "big_size": 400_000}
+    ).run("blobs")
 
     assert summary.status == "succeeded"
     assert (summary.read, summary.imported, summary.quarantined) == (200, 199, 1)
@@ -111,25 +129,31 @@ def test_a_413_splits_the_batch_and_a_record_too_large_alone_is_quarantined(
 
 
 def test_a_resumed_run_sends_only_the_halves_not_yet_acknowledged(
-        start_server: Any, tmp_path: Path) -> None:
-    server = start_server(max_body_bytes=200_000, fail_rate=0.25, paths=["/import-events"],
-                          seed=2)
+    start_server: Any, tmp_path: Path
+) -> None:
+    server = start_server(max_body_bytes=200_000, fail_rate=0.25, paths=["/import-events"], seed=2)
     settings = {"events": 120, "size": 30_000}
     engine = make_engine(server, tmp_path, settings, {"max_batch_bytes": 400_000})
     with pytest.raises(RunFailed, match="HTTP 500"):
         engine.run("blobs")
     (failed,) = engine.ledger.list_runs("blobs")
     spool = failed["spool_id"]
-    acked_halves = engine.ledger._db().execute(
-        "SELECT COUNT(*) FROM batches WHERE spool_id = ? AND acked = 1 AND seq >= ?",
-        (spool, SPLIT_BASE)).fetchone()[0]
+    acked_halves = (
+        engine.ledger._db()
+        .execute(
+            "SELECT COUNT(*) FROM batches WHERE spool_id = ? AND acked = 1 AND seq >= ?",
+            (spool, SPLIT_BASE),
+        )
+        .fetchone()[0]
+    )
     assert acked_halves >= 1  # the case this test is about: some halves are checkpointed
     pending = engine.ledger.unacked_batches(spool)
     sent_before = server.requests_to("/import-events")
 
     server.reset_faults()
     summary = make_engine(server, tmp_path, settings, {"max_batch_bytes": 400_000}).run(
-        "blobs", RunOptions())
+        "blobs", RunOptions()
+    )
 
     assert summary.status == "succeeded" and summary.resumed
     assert (summary.imported, summary.quarantined) == (120, 0)
@@ -141,10 +165,16 @@ def test_a_resumed_run_sends_only_the_halves_not_yet_acknowledged(
 
 
 def test_the_local_server_answers_an_oversized_body_413_as_mixpanel_words_it(
-        start_server: Any) -> None:
+    start_server: Any,
+) -> None:
     server = start_server(max_body_bytes=50_000)
-    answer = requests.post(f"{server.url}/import-events", data={"data": "A" * 60_000},
-                           auth=(API_SECRET, ""), verify=str(server.ca_path), timeout=10)
+    answer = requests.post(
+        f"{server.url}/import-events",
+        data={"data": "A" * 60_000},
+        auth=(API_SECRET, ""),
+        verify=str(server.ca_path),
+        timeout=10,
+    )
 
     assert answer.status_code == 413
     assert answer.json() == {"error": "request exceeds max limit of 50000 bytes", "status": 0}

@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import mpconnect
 from mpconnect.config import Config, EngineConfig, MixpanelConfig, SourceConfig
+from mpconnect.emulator.background import BackgroundServer
 from mpconnect.engine import Engine
 from mpconnect.engine.ledger import SqliteRunLedger
-from mpconnect.localserver import BackgroundServer
 from mpconnect.plugins import load_plugins
 from mpconnect.ui.app import make_app
 from mpconnect.ui.wiring import standalone
@@ -38,8 +38,13 @@ class Clicks(mpconnect.Connector):
 
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
         for index in range(EVENTS):
-            yield mpconnect.Event("Click", f"user-{index % 11}", 1_700_000_000 + index,
-                                  object_id=f"click-{index}", properties={"n": index})
+            yield mpconnect.Event(
+                "Click",
+                f"user-{index % 11}",
+                1_700_000_000 + index,
+                object_id=f"click-{index}",
+                properties={"n": index},
+            )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         yield from ()
@@ -59,8 +64,9 @@ class ClicksPlugin:
 
     @mpconnect.hookimpl
     def version_published(self, source: str) -> None:
-        self.spooled_bytes.append(sum(path.stat().st_size
-                                      for path in (self.home / "spool").glob("*/*.json")))
+        self.spooled_bytes.append(
+            sum(path.stat().st_size for path in (self.home / "spool").glob("*/*.json"))
+        )
 
 
 def _metrics(config: Config, plugins: Any, home: Path) -> dict[tuple[str, str], float]:
@@ -70,21 +76,29 @@ def _metrics(config: Config, plugins: Any, home: Path) -> dict[tuple[str, str], 
         text = requests.get(server.url + "/metrics", timeout=30).text
     finally:
         server.stop()
-    return {(sample.name, sample.labels.get("source", "")): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, sample.labels.get("source", "")): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def test_the_sinks_429s_and_the_bytes_uploaded_are_counted_and_exported(
-        start_server: Any, mpconnect_home: Path, cli: Any) -> None:
+    start_server: Any, mpconnect_home: Path, cli: Any
+) -> None:
     server = start_server(throttle_rate=0.4, retry_after=0.01, seed=3)
     config = Config(
-        mixpanel=MixpanelConfig(sink="datasets", api_url=server.url,
-                                project_token=PROJECT_TOKEN, secret=API_SECRET,
-                                ca_bundle=server.ca_path),
-        engine=EngineConfig(concurrency=2, max_retries=30, retry_initial_wait=0.01,
-                            retry_max_wait=0.05),
-        sources={"clicks": SourceConfig(name="clicks", connector="clicks",
-                                        dataset_id="DEMO")},
+        mixpanel=MixpanelConfig(
+            sink="datasets",
+            api_url=server.url,
+            project_token=PROJECT_TOKEN,
+            secret=API_SECRET,
+            ca_bundle=server.ca_path,
+        ),
+        engine=EngineConfig(
+            concurrency=2, max_retries=30, retry_initial_wait=0.01, retry_max_wait=0.05
+        ),
+        sources={"clicks": SourceConfig(name="clicks", connector="clicks", dataset_id="DEMO")},
     )
     plugin = ClicksPlugin(mpconnect_home)
     plugins = load_plugins([plugin])
@@ -116,25 +130,28 @@ def test_the_sinks_429s_and_the_bytes_uploaded_are_counted_and_exported(
     assert again.throttled == 0 and again.uploaded_bytes == plugin.spooled_bytes[1]
     metrics = _metrics(config, plugins, mpconnect_home)
     assert metrics[("mpconnect_throttled_requests_total", "clicks")] == sent_429
-    assert metrics[("mpconnect_upload_bytes_total", "clicks")] == \
-        spooled + plugin.spooled_bytes[1]
+    assert metrics[("mpconnect_upload_bytes_total", "clicks")] == spooled + plugin.spooled_bytes[1]
 
 
 def test_a_ledger_older_than_the_columns_shows_zero(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, source TEXT NOT NULL, "
-                   "dataset_id TEXT NOT NULL, sink TEXT NOT NULL, version_id TEXT, "
-                   "spool_id TEXT, spool_dir TEXT, host TEXT, pid INTEGER, "
-                   "status TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL, "
-                   "read INTEGER NOT NULL DEFAULT 0, imported INTEGER NOT NULL DEFAULT 0, "
-                   "quarantined INTEGER NOT NULL DEFAULT 0, retries INTEGER NOT NULL DEFAULT 0, "
-                   "batches INTEGER NOT NULL DEFAULT 0, resumed INTEGER NOT NULL DEFAULT 0, "
-                   "extraction_done INTEGER NOT NULL DEFAULT 0, "
-                   "published INTEGER NOT NULL DEFAULT 0, error TEXT, quarantine_file TEXT)")
-        db.execute("INSERT INTO runs (run_id, source, dataset_id, sink, status, started_at, "
-                   "ended_at, read, imported) VALUES ('r1', 'old', 'DS', 'datasets', "
-                   "'succeeded', 1.0, 2.0, 5, 5)")
+        db.execute(
+            "CREATE TABLE runs (run_id TEXT PRIMARY KEY, source TEXT NOT NULL, "
+            "dataset_id TEXT NOT NULL, sink TEXT NOT NULL, version_id TEXT, "
+            "spool_id TEXT, spool_dir TEXT, host TEXT, pid INTEGER, "
+            "status TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL, "
+            "read INTEGER NOT NULL DEFAULT 0, imported INTEGER NOT NULL DEFAULT 0, "
+            "quarantined INTEGER NOT NULL DEFAULT 0, retries INTEGER NOT NULL DEFAULT 0, "
+            "batches INTEGER NOT NULL DEFAULT 0, resumed INTEGER NOT NULL DEFAULT 0, "
+            "extraction_done INTEGER NOT NULL DEFAULT 0, "
+            "published INTEGER NOT NULL DEFAULT 0, error TEXT, quarantine_file TEXT)"
+        )
+        db.execute(
+            "INSERT INTO runs (run_id, source, dataset_id, sink, status, started_at, "
+            "ended_at, read, imported) VALUES ('r1', 'old', 'DS', 'datasets', "
+            "'succeeded', 1.0, 2.0, 5, 5)"
+        )
     db.close()
 
     [row] = SqliteRunLedger(path).list_runs()

@@ -35,8 +35,9 @@ class GatedConnector(mpconnect.Connector):
                 type(self).gate.wait(30)
             if self.settings.fail_after is not None and index == self.settings.fail_after:
                 raise ValueError("the source went away")
-            yield mpconnect.Event("Tick", f"user-{index % 7}", 1_700_000_000 + index,
-                                  object_id=f"tick-{index}")
+            yield mpconnect.Event(
+                "Tick", f"user-{index % 7}", 1_700_000_000 + index, object_id=f"tick-{index}"
+            )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         yield from ()
@@ -67,8 +68,12 @@ def gated() -> Iterator[type[GatedConnector]]:
     GatedConnector.gate.set()
 
 
-def make_config(tmp_path: Path, sources: dict[str, Any], mixpanel: dict[str, Any] | None = None,
-                engine: dict[str, Any] | None = None) -> Config:
+def make_config(
+    tmp_path: Path,
+    sources: dict[str, Any],
+    mixpanel: dict[str, Any] | None = None,
+    engine: dict[str, Any] | None = None,
+) -> Config:
     """Build a configuration as if read from ``tmp_path/mpconnect.toml``."""
     raw: dict[str, Any] = {"sources": sources}
     if mixpanel:

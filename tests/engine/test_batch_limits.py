@@ -12,9 +12,9 @@ import pytest
 from engine_support import make_config, make_engine
 
 import mpconnect
-from mpconnect.datasets.store import DatasetStore
 from mpconnect.engine.duplicates import HashSet
 from mpconnect.errors import RunFailed
+from mpconnect.store.datasets import DatasetStore
 
 WHEN = 1_700_000_000
 
@@ -28,8 +28,9 @@ class OddConnector(mpconnect.Connector):
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
         for index in range(10):
             yield mpconnect.Event("Tick", f"user-{index}", WHEN + index, object_id=f"t{index}")
-        yield mpconnect.Event("Upload", "user-big", WHEN, object_id="huge-1",
-                              properties={"body": "x" * 1_200_000})
+        yield mpconnect.Event(
+            "Upload", "user-big", WHEN, object_id="huge-1", properties={"body": "x" * 1_200_000}
+        )
         yield mpconnect.Event("Order", "user-1", WHEN, object_id="order-9")
         yield mpconnect.Event("Order", "user-1", WHEN + 60, object_id="order-9")
 
@@ -47,12 +48,15 @@ class OddPlugin:
 
 
 def odd_config(tmp_path: Path, max_quarantined: Any = "unlimited") -> Any:
-    return make_config(tmp_path, {"odd": {"connector": "odd", "dataset_id": "ODD",
-                                          "max_quarantined": max_quarantined}})
+    return make_config(
+        tmp_path,
+        {"odd": {"connector": "odd", "dataset_id": "ODD", "max_quarantined": max_quarantined}},
+    )
 
 
 def test_a_record_over_1_mb_is_quarantined_with_its_size_and_never_sent(
-        tmp_path: Path, home: Path) -> None:
+    tmp_path: Path, home: Path
+) -> None:
     summary = make_engine(odd_config(tmp_path), home, OddPlugin()).run("odd")
 
     assert summary.status == "succeeded"
@@ -60,8 +64,10 @@ def test_a_record_over_1_mb_is_quarantined_with_its_size_and_never_sent(
     (line,) = [json.loads(x) for x in Path(summary.quarantine_file or "").read_text().splitlines()]
     assert line["what"].startswith("event 'Upload'")
     assert line["reason"].startswith("the record is 1,200,")
-    assert ("bytes of JSON: Mixpanel refuses a record of 1 MB (1,048,576 bytes) or more"
-            in line["reason"])
+    assert (
+        "bytes of JSON: Mixpanel refuses a record of 1 MB (1,048,576 bytes) or more"
+        in line["reason"]
+    )
     assert line["record"]["properties"]["body"] == "x" * 1_200_000  # nothing lost
     store = DatasetStore(home / "embedded.sqlite3")
     names = store.contents("ODD", summary.version_id or "").events_by_name
@@ -70,7 +76,8 @@ def test_a_record_over_1_mb_is_quarantined_with_its_size_and_never_sent(
 
 
 def test_duplicates_are_counted_reported_and_warned_about_once(
-        tmp_path: Path, home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, logger="mpconnect"):
         summary = make_engine(odd_config(tmp_path), home, OddPlugin()).run("odd")
 
@@ -86,22 +93,33 @@ def test_duplicates_are_counted_reported_and_warned_about_once(
 
 
 def test_the_default_limit_fails_a_run_quarantining_over_1_percent(
-        tmp_path: Path, home: Path) -> None:
-    config = make_config(tmp_path, {"demo": {"connector": "demo", "dataset_id": "DEMO",
-                                             "settings": {"events": 300, "bad_records": 4}}})
+    tmp_path: Path, home: Path
+) -> None:
+    config = make_config(
+        tmp_path,
+        {
+            "demo": {
+                "connector": "demo",
+                "dataset_id": "DEMO",
+                "settings": {"events": 300, "bad_records": 4},
+            }
+        },
+    )
 
     with pytest.raises(RunFailed) as failed:
         make_engine(config, home).run("demo")
 
-    assert ("4 records quarantined, over the limit of 1% of 334 records read "
-            "(sources.demo.max_quarantined; raise it, or set it to \"unlimited\"") in str(
-        failed.value)
+    assert (
+        "4 records quarantined, over the limit of 1% of 334 records read "
+        '(sources.demo.max_quarantined; raise it, or set it to "unlimited"'
+    ) in str(failed.value)
     (version,) = DatasetStore(home / "embedded.sqlite3").list_versions("DEMO")
     assert not version.readable
 
 
 def test_the_summary_ends_with_the_top_reasons_and_the_quarantine_file(
-        cli: Any, write_config: Any, mpconnect_home: Path) -> None:
+    cli: Any, write_config: Any, mpconnect_home: Path
+) -> None:
     config = write_config("""
         [sources.demo]
         connector = "demo"
@@ -113,10 +131,18 @@ def test_the_summary_ends_with_the_top_reasons_and_the_quarantine_file(
     """)
 
     refused = cli("--config", config, "run", "demo")
-    allowed = cli("--config", config, "run", "demo", "--restart",
-                  "--max-quarantined", "unlimited")
-    as_json = cli("--config", config, "--log-format", "json", "run", "demo", "--restart",
-                  "--max-quarantined", "unlimited")
+    allowed = cli("--config", config, "run", "demo", "--restart", "--max-quarantined", "unlimited")
+    as_json = cli(
+        "--config",
+        config,
+        "--log-format",
+        "json",
+        "run",
+        "demo",
+        "--restart",
+        "--max-quarantined",
+        "unlimited",
+    )
     wrong = cli("--config", config, "run", "demo", "--max-quarantined", "lots")
 
     assert refused.exit_code == 1
@@ -131,8 +157,7 @@ def test_the_summary_ends_with_the_top_reasons_and_the_quarantine_file(
     assert summary["quarantine_reasons"][0]["count"] == 3
     assert summary["quarantine_reasons"][0]["reason"].startswith("field 'time': naive")
     assert wrong.exit_code == 2
-    assert 'must be a count such as 10, a fraction of the records read such as 0.01' in \
-        wrong.output
+    assert "must be a count such as 10, a fraction of the records read such as 0.01" in wrong.output
 
 
 def test_the_seen_keys_are_a_compact_set() -> None:

@@ -22,7 +22,7 @@ from engine_support import make_config, make_engine, wait_until
 
 import mpconnect
 from mpconnect.config import Config
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.server import LocalDatasetsServer
 from mpconnect.errors import RunFailed
 
 SECRET = "s3cr3t-project-secret"
@@ -34,20 +34,31 @@ EVENTS = 4000  # 4 event batches + 1 people batch (400 profiles)
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalDatasetsServer]:
     """The local Datasets API with dataset DEMO, live 0.1 s after publishing."""
     monkeypatch.setenv("MIXPANEL_SECRET", SECRET)
-    with LocalDatasetsServer(tmp_path / "server", datasets=["DEMO"], project_token=TOKEN,
-                             project_secret=SECRET, live_delay=0.1, seed=7) as running:
+    with LocalDatasetsServer(
+        tmp_path / "server",
+        datasets=["DEMO"],
+        project_token=TOKEN,
+        project_secret=SECRET,
+        live_delay=0.1,
+        seed=7,
+    ) as running:
         yield running
 
 
-def datasets_config(tmp_path: Path, server: LocalDatasetsServer, events: int = EVENTS,
-                    **engine: object) -> Config:
+def datasets_config(
+    tmp_path: Path, server: LocalDatasetsServer, events: int = EVENTS, **engine: object
+) -> Config:
     return make_config(
         tmp_path,
         {"demo": {"connector": "demo", "dataset_id": "DEMO", "settings": {"events": events}}},
-        mixpanel={"sink": "datasets", "api_url": server.url, "project_token": TOKEN,
-                  "secret": "${MIXPANEL_SECRET}", "ca_bundle": str(server.ca_path)},
-        engine={"retry_initial_wait": 0.02, "retry_max_wait": 0.5, "max_retries": 30,
-                **engine},
+        mixpanel={
+            "sink": "datasets",
+            "api_url": server.url,
+            "project_token": TOKEN,
+            "secret": "${MIXPANEL_SECRET}",
+            "ca_bundle": str(server.ca_path),
+        },
+        engine={"retry_initial_wait": 0.02, "retry_max_wait": 0.5, "max_retries": 30, **engine},
     )
 
 
@@ -60,12 +71,15 @@ def assert_exact(server: LocalDatasetsServer, version_id: str, events: int = EVE
     assert version is not None and version.is_live
 
 
-@pytest.mark.parametrize("faults", [
-    pytest.param({"rate_limit": 4, "retry_after": 0.1}, id="429-storm-with-retry-after"),
-    pytest.param({"fail_rate": 0.3}, id="5xx-at-30-percent"),
-    pytest.param({"drop_rate": 0.25}, id="dropped-connections"),
-    pytest.param({"latency_ms": 40}, id="latency"),
-])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        pytest.param({"rate_limit": 4, "retry_after": 0.1}, id="429-storm-with-retry-after"),
+        pytest.param({"fail_rate": 0.3}, id="5xx-at-30-percent"),
+        pytest.param({"drop_rate": 0.25}, id="dropped-connections"),
+        pytest.param({"latency_ms": 40}, id="latency"),
+    ],
+)
 def test_faults_are_survived_with_exact_counts(
     tmp_path: Path, home: Path, server: LocalDatasetsServer, faults: dict
 ) -> None:
@@ -110,7 +124,8 @@ def test_a_fault_that_never_clears_fails_the_run_and_publishes_nothing(
 
 def _write_config_file(tmp_path: Path, server: LocalDatasetsServer, events: int) -> Path:
     path = tmp_path / "mpconnect.toml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         [mixpanel]
         sink = "datasets"
         api_url = "{server.url}"
@@ -125,13 +140,18 @@ def _write_config_file(tmp_path: Path, server: LocalDatasetsServer, events: int)
         dataset_id = "DEMO"
         [sources.demo.settings]
         events = {events}
-    """))
+    """)
+    )
     return path
 
 
 def _mpconnect(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "mpconnect", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mpconnect", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _ledger_row(home: Path) -> dict:
@@ -154,9 +174,14 @@ def test_kill_9_mid_upload_then_the_next_run_resumes_the_same_version(
     server.set_faults(latency_ms=150, paths=("/import-",))
     first = _mpconnect("--config", str(config), "run", "demo", env=env)
     try:
-        wait_until(lambda: (home / "ledger.sqlite3").exists()
-                   and _ledger_row(home).get("extraction_done") == 1
-                   and _ledger_row(home)["acked"] >= 3, timeout=60)
+        wait_until(
+            lambda: (
+                (home / "ledger.sqlite3").exists()
+                and _ledger_row(home).get("extraction_done") == 1
+                and _ledger_row(home)["acked"] >= 3
+            ),
+            timeout=60,
+        )
         first.send_signal(signal.SIGKILL)
     finally:
         first.wait(30)
@@ -166,8 +191,12 @@ def test_kill_9_mid_upload_then_the_next_run_resumes_the_same_version(
     assert not server.store.get_version("DEMO", version_id).readable
     acked_before = killed["acked"]
     assert acked_before < 14
-    shown = subprocess.run([sys.executable, "-m", "mpconnect", "--config", str(config), "runs",
-                            "--json"], env=env, capture_output=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "mpconnect", "--config", str(config), "runs", "--json"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     [row] = json.loads(shown.stdout)
     assert row["status"] == "dead", "no process holds the lock: the run is not running"
     assert row["imported"] == 1000 * acked_before, "what was acknowledged before the kill"
@@ -194,8 +223,13 @@ def test_a_second_run_of_a_running_source_exits_at_once_naming_it(
     server.set_faults(latency_ms=200, paths=("/import-",))
     first = _mpconnect("--config", str(config), "run", "demo", env=env)
     try:
-        wait_until(lambda: (home / "locks" / "demo.lock").exists()
-                   and b"pid" in (home / "locks" / "demo.lock").read_bytes(), timeout=60)
+        wait_until(
+            lambda: (
+                (home / "locks" / "demo.lock").exists()
+                and b"pid" in (home / "locks" / "demo.lock").read_bytes()
+            ),
+            timeout=60,
+        )
         second = _mpconnect("--config", str(config), "run", "demo", env=env)
         output = second.communicate(timeout=60)[0].decode()
         assert second.returncode == 1

@@ -11,16 +11,17 @@ import pytest
 from engine_support import GatedPlugin, make_config, make_engine, wait_until
 
 import mpconnect
-from mpconnect.datasets.store import DatasetStore
 from mpconnect.engine import Engine, RunOptions, RunSummary
 from mpconnect.errors import ApiError, RunFailed, RunLocked
-from mpconnect.sinks.base import ImportResult
+from mpconnect.sink import ImportResult
 from mpconnect.sinks.embedded import EmbeddedSink
+from mpconnect.store.datasets import DatasetStore
 
 
 def demo_source(events: int = 1500, **extra: object) -> dict:
-    return {"demo": {"connector": "demo", "dataset_id": "DEMO", "settings": {"events": events},
-                     **extra}}
+    return {
+        "demo": {"connector": "demo", "dataset_id": "DEMO", "settings": {"events": events}, **extra}
+    }
 
 
 def store(home: Path) -> DatasetStore:
@@ -31,7 +32,11 @@ def test_a_run_loads_exactly_what_the_source_yields(tmp_path: Path, home: Path) 
     engine = make_engine(make_config(tmp_path, demo_source(2500)), home)
     summary = engine.run("demo")
     assert (summary.status, summary.read, summary.imported, summary.quarantined) == (
-        "succeeded", 2750, 2750, 0)
+        "succeeded",
+        2750,
+        2750,
+        0,
+    )
     contents = store(home).contents("DEMO", summary.version_id)
     assert contents.events_total == contents.events_received == 2500
     assert contents.profiles == 250
@@ -71,8 +76,15 @@ def test_pruning_keeps_keep_versions_and_never_the_live_or_a_newer_one(
     assert versions[0].is_live and not any(v.is_live for v in versions[1:])
     # a version another run is writing is never pruned; an orphan (no run) is
     writing = store(home).create_version("DEMO")
-    engine.ledger.record_run(RunSummary(run_id="other", source="other", dataset_id="DEMO",
-                                        sink="embedded", version_id=writing.version_id))
+    engine.ledger.record_run(
+        RunSummary(
+            run_id="other",
+            source="other",
+            dataset_id="DEMO",
+            sink="embedded",
+            version_id=writing.version_id,
+        )
+    )
     orphan = store(home).create_version("DEMO")
     ids.append(engine.run("demo").version_id)
     remaining = [v.version_id for v in store(home).list_versions("DEMO")]
@@ -84,9 +96,17 @@ def test_pruning_keeps_keep_versions_and_never_the_live_or_a_newer_one(
 def test_bad_records_are_quarantined_counted_and_the_rest_published(
     tmp_path: Path, home: Path
 ) -> None:
-    config = make_config(tmp_path, {"demo": {"connector": "demo", "dataset_id": "DEMO",
-                                             "max_quarantined": "unlimited",
-                                             "settings": {"events": 300, "bad_records": 4}}})
+    config = make_config(
+        tmp_path,
+        {
+            "demo": {
+                "connector": "demo",
+                "dataset_id": "DEMO",
+                "max_quarantined": "unlimited",
+                "settings": {"events": 300, "bad_records": 4},
+            }
+        },
+    )
     summary = make_engine(config, home).run("demo")
     assert summary.status == "succeeded"
     assert (summary.read, summary.imported, summary.quarantined) == (334, 330, 4)
@@ -99,9 +119,17 @@ def test_bad_records_are_quarantined_counted_and_the_rest_published(
 
 
 def test_too_many_quarantined_fails_before_publishing(tmp_path: Path, home: Path) -> None:
-    config = make_config(tmp_path, {"demo": {"connector": "demo", "dataset_id": "DEMO",
-                                             "max_quarantined": 3,
-                                             "settings": {"events": 300, "bad_records": 4}}})
+    config = make_config(
+        tmp_path,
+        {
+            "demo": {
+                "connector": "demo",
+                "dataset_id": "DEMO",
+                "max_quarantined": 3,
+                "settings": {"events": 300, "bad_records": 4},
+            }
+        },
+    )
     engine = make_engine(config, home)
     with pytest.raises(RunFailed, match="4 records quarantined, over the limit of 3"):
         engine.run("demo")
@@ -109,13 +137,23 @@ def test_too_many_quarantined_fails_before_publishing(tmp_path: Path, home: Path
     assert not version.readable and not version.is_live
     (row,) = engine.ledger.list_runs("demo")
     assert row["status"] == "failed" and "over the limit" in row["error"]
-    assert row["error"].endswith(f"the next run resumes version {version.version_id} "
-                                 "(give --restart to extract the source again)")
+    assert row["error"].endswith(
+        f"the next run resumes version {version.version_id} "
+        "(give --restart to extract the source again)"
+    )
 
 
 def test_a_fraction_limit_is_relative_to_records_read(tmp_path: Path, home: Path) -> None:
-    config = make_config(tmp_path, {"demo": {"connector": "demo", "dataset_id": "DEMO",
-                                             "settings": {"events": 300, "bad_records": 4}}})
+    config = make_config(
+        tmp_path,
+        {
+            "demo": {
+                "connector": "demo",
+                "dataset_id": "DEMO",
+                "settings": {"events": 300, "bad_records": 4},
+            }
+        },
+    )
     engine = make_engine(config, home)
     assert engine.run("demo", RunOptions(max_quarantined=0.05)).status == "succeeded"
     with pytest.raises(RunFailed, match="over the limit of 1% of 334 records read"):
@@ -126,11 +164,15 @@ def test_a_connector_that_raises_is_named_and_nothing_is_published(
     tmp_path: Path, home: Path, gated: type
 ) -> None:
     gated.gate.set()
-    config = make_config(tmp_path, {"slow": {"connector": "gated", "dataset_id": "SLOW",
-                                             "settings": {"fail_after": 50}}})
+    config = make_config(
+        tmp_path,
+        {"slow": {"connector": "gated", "dataset_id": "SLOW", "settings": {"fail_after": 50}}},
+    )
     engine = make_engine(config, home, GatedPlugin())
-    with pytest.raises(RunFailed, match="connector 'gated' failed while reading events: "
-                                        "ValueError: the source went away"):
+    with pytest.raises(
+        RunFailed,
+        match="connector 'gated' failed while reading events: ValueError: the source went away",
+    ):
         engine.run("slow")
     (version,) = store(home).list_versions("SLOW")
     assert not version.readable
@@ -158,14 +200,19 @@ class FlakySinkPlugin:
         register(FlakySink)
 
 
-def failed_flaky_run(tmp_path: Path, home: Path, healthy_batches: int,
-                     sources: dict) -> tuple[Engine, dict]:
+def failed_flaky_run(
+    tmp_path: Path, home: Path, healthy_batches: int, sources: dict
+) -> tuple[Engine, dict]:
     """Run ``sources['demo']`` into a sink that fails after ``healthy_batches`` batches;
     return the engine (the sink healthy again) and the failed run's ledger row."""
     FlakySink.calls = []
     FlakySink.healthy_batches = healthy_batches
-    config = make_config(tmp_path, sources, mixpanel={"sink": "flaky",
-                         "store": str(home / "embedded.sqlite3")}, engine={"concurrency": 1})
+    config = make_config(
+        tmp_path,
+        sources,
+        mixpanel={"sink": "flaky", "store": str(home / "embedded.sqlite3")},
+        engine={"concurrency": 1},
+    )
     engine = make_engine(config, home, FlakySinkPlugin())
     with pytest.raises(RunFailed, match="HTTP 403: project suspended"):
         engine.run("demo")
@@ -236,16 +283,27 @@ def test_a_damaged_spool_is_not_resumed_but_replaced_by_a_fresh_snapshot(
     summary = engine.run("demo")
     assert not summary.resumed and summary.version_id != damaged
     assert engine.ledger.list_runs("demo")[1]["error"] == (
-        "abandoned: spooled batches are missing or damaged")
+        "abandoned: spooled batches are missing or damaged"
+    )
     assert store(home).contents("DEMO", summary.version_id).events_total == 3000
 
 
 def test_a_resumed_run_counts_and_keeps_the_extractions_quarantine(
     tmp_path: Path, home: Path
 ) -> None:
-    engine, _ = failed_flaky_run(tmp_path, home, 1, {"demo": {
-        "connector": "demo", "dataset_id": "DEMO", "max_quarantined": 5,
-        "settings": {"events": 3000, "bad_records": 4}}})
+    engine, _ = failed_flaky_run(
+        tmp_path,
+        home,
+        1,
+        {
+            "demo": {
+                "connector": "demo",
+                "dataset_id": "DEMO",
+                "max_quarantined": 5,
+                "settings": {"events": 3000, "bad_records": 4},
+            }
+        },
+    )
     with pytest.raises(RunFailed, match="4 records quarantined, over the limit of 3"):
         engine.run("demo", RunOptions(max_quarantined=3))  # the resume counts them again
     summary = engine.run("demo")
@@ -257,15 +315,18 @@ def test_a_resumed_run_counts_and_keeps_the_extractions_quarantine(
 def test_a_spool_made_for_another_sink_is_not_resumed(tmp_path: Path, home: Path) -> None:
     engine, failed = failed_flaky_run(tmp_path, home, 1, demo_source(3000))
     other_store = home / "other.sqlite3"
-    config = make_config(tmp_path, demo_source(3000),
-                         mixpanel={"sink": "embedded", "store": str(other_store)})
+    config = make_config(
+        tmp_path, demo_source(3000), mixpanel={"sink": "embedded", "store": str(other_store)}
+    )
     summary = make_engine(config, home).run("demo")
     assert not summary.resumed, "the first spool's acknowledged batches went elsewhere"
     assert DatasetStore(other_store).contents("DEMO", summary.version_id).events_total == 3000
     assert engine.ledger.list_runs("demo")[1]["error"] == (
-        "abandoned: the sink changed (flaky -> embedded)")
+        "abandoned: the sink changed (flaky -> embedded)"
+    )
     assert failed["version_id"] in [v.version_id for v in store(home).list_versions("DEMO")], (
-        "the old sink's version is left alone: it is not this sink's to delete")
+        "the old sink's version is left alone: it is not this sink's to delete"
+    )
 
 
 class HugeNumberConnector(mpconnect.Connector):
@@ -275,9 +336,13 @@ class HugeNumberConnector(mpconnect.Connector):
 
     def events(self, ctx: mpconnect.RunContext):
         for index in range(1500):
-            yield mpconnect.Event("Tick", f"user-{index % 7}", 1_700_000_000 + index,
-                                  object_id=f"tick-{index}",
-                                  properties={"n": 2**64 if index == 42 else index})
+            yield mpconnect.Event(
+                "Tick",
+                f"user-{index % 7}",
+                1_700_000_000 + index,
+                object_id=f"tick-{index}",
+                properties={"n": 2**64 if index == 42 else index},
+            )
 
     def people(self, ctx: mpconnect.RunContext):
         yield from ()
@@ -295,7 +360,11 @@ def test_a_value_json_cannot_hold_is_quarantined_and_the_batch_goes_on(
     config = make_config(tmp_path, {"huge": {"connector": "huge", "dataset_id": "HUGE"}})
     summary = make_engine(config, home, HugeNumberPlugin()).run("huge")
     assert (summary.status, summary.read, summary.imported, summary.quarantined) == (
-        "succeeded", 1500, 1499, 1)
+        "succeeded",
+        1500,
+        1499,
+        1,
+    )
     (line,) = Path(summary.quarantine_file).read_bytes().splitlines()
     entry = orjson.loads(line)
     assert entry["what"].startswith("event 'Tick'")
@@ -305,11 +374,16 @@ def test_a_value_json_cannot_hold_is_quarantined_and_the_batch_goes_on(
 
 def test_a_retry_after_is_honoured_up_to_retry_max_wait_not_beyond() -> None:
     from mpconnect.errors import RetryableApiError
-    from mpconnect.retry import call_with_retries
+    from mpconnect.transport.retry import call_with_retries
 
     waits: list[float] = []
-    attempts = iter([RetryableApiError(429, "slow down", retry_after=45),
-                     RetryableApiError(429, "slow down", retry_after=3600), "done"])
+    attempts = iter(
+        [
+            RetryableApiError(429, "slow down", retry_after=45),
+            RetryableApiError(429, "slow down", retry_after=3600),
+            "done",
+        ]
+    )
 
     def call() -> str:
         outcome = next(attempts)

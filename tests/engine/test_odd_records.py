@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mpconnect
-from mpconnect.datasets.store import DatasetStore
 from mpconnect.engine import RunSummary
 from mpconnect.errors import RecordError
 from mpconnect.sinks.ingestion import IngestionSink
+from mpconnect.store.datasets import DatasetStore
 
 NOW = 1_700_000_000
 
@@ -73,14 +73,16 @@ class OddPlugin:
         register(OddConnector)
 
 
-def run_odd(tmp_path: Path, home: Path, events: list[Any],
-            people: list[Any] | None = None) -> tuple[RunSummary, list[dict[str, Any]]]:
+def run_odd(
+    tmp_path: Path, home: Path, events: list[Any], people: list[Any] | None = None
+) -> tuple[RunSummary, list[dict[str, Any]]]:
     """Run the odd connector into the embedded store; return the summary and the
     quarantine file's lines."""
     OddConnector.records = events
     OddConnector.people_records = people or []
-    config = make_config(tmp_path, {"odd": {"connector": "odd", "dataset_id": "ODD",
-                                            "max_quarantined": "unlimited"}})
+    config = make_config(
+        tmp_path, {"odd": {"connector": "odd", "dataset_id": "ODD", "max_quarantined": "unlimited"}}
+    )
     summary = make_engine(config, home, OddPlugin()).run("odd")
     lines: list[dict[str, Any]] = []
     if summary.quarantine_file:
@@ -99,8 +101,12 @@ def test_self_containing_values_and_lone_surrogates_are_quarantined_naming_the_f
     tmp_path: Path, home: Path
 ) -> None:
     def event(object_id: str, **changes: Any) -> mpconnect.Event:
-        fields: dict[str, Any] = {"name": "Tick", "distinct_id": "user-0000001",
-                                  "time": NOW, "object_id": object_id}
+        fields: dict[str, Any] = {
+            "name": "Tick",
+            "distinct_id": "user-0000001",
+            "time": NOW,
+            "object_id": object_id,
+        }
         return mpconnect.Event(**{**fields, **changes})
 
     events = [
@@ -116,8 +122,10 @@ def test_self_containing_values_and_lone_surrogates_are_quarantined_naming_the_f
         event("object-\ud800"),  # the object id only feeds $insert_id: imported
         event("good-2"),
     ]
-    profiles = [mpconnect.Profile("user-0000001", set={"plan": "\ud800"}),
-                mpconnect.Profile("user-0000002", set={"loop": self_containing_dict()})]
+    profiles = [
+        mpconnect.Profile("user-0000001", set={"plan": "\ud800"}),
+        mpconnect.Profile("user-0000002", set={"loop": self_containing_dict()}),
+    ]
 
     summary, lines = run_odd(tmp_path, home, events, profiles)
 
@@ -127,84 +135,122 @@ def test_self_containing_values_and_lone_surrogates_are_quarantined_naming_the_f
     by_field = {line["field"]: line for line in lines}
     assert by_field["properties.loop.self.self.self"]["reason"] == (
         "field 'properties.loop.self.self.self': objects nested more than 3 deep cannot be "
-        "held by Mixpanel; flatten it")
+        "held by Mixpanel; flatten it"
+    )
     assert by_field["properties.loop[1][1][1]"]["reason"] == (
         "field 'properties.loop[1][1][1]': lists and objects nested more than 3 deep cannot "
-        "be held by Mixpanel; flatten it")
-    assert {"event", "properties.distinct_id", "properties.k\\ud800",
-            "properties.nested.deeper[1]", "$set.plan"} <= set(by_field)
+        "be held by Mixpanel; flatten it"
+    )
+    assert {
+        "event",
+        "properties.distinct_id",
+        "properties.k\\ud800",
+        "properties.nested.deeper[1]",
+        "$set.plan",
+    } <= set(by_field)
     assert "surrogates not allowed" in by_field["event"]["reason"]
     assert by_field["event"]["what"].startswith("event 'Tick \\ud800'")
     raising = by_field["properties.odd"]
     assert raising["what"] == "event 'Tick' object raising (distinct_id 'user-0000001')"
-    assert raising["reason"] == ("field 'properties.odd': RaisingRepr values cannot be sent "
-                                 "to Mixpanel; convert it to a string or number")
+    assert raising["reason"] == (
+        "field 'properties.odd': RaisingRepr values cannot be sent "
+        "to Mixpanel; convert it to a string or number"
+    )
     assert raising["record"]["properties"]["odd"].startswith("<RaisingRepr ")
     [raising_id] = [line for line in lines if line["what"].startswith("Event (")]
     assert raising_id["what"] == "Event (not describable: RuntimeError)"
     assert raising_id["reason"] == "cannot be converted: RuntimeError: no repr for you"
     ids = sorted(e["properties"]["$insert_id"] for e in stored_events(home, summary))
-    assert ids == sorted(mpconnect.make_insert_id(o, "Tick")
-                         for o in ("good-1", "object-\ud800", "good-2"))
+    assert ids == sorted(
+        mpconnect.make_insert_id(o, "Tick") for o in ("good-1", "object-\ud800", "good-2")
+    )
 
 
 def test_an_event_of_1_mb_or_more_is_quarantined_and_the_rest_imported(
     tmp_path: Path, home: Path
 ) -> None:
     big = "x" * 250
-    events = [mpconnect.Event("Big", "user-0000001", NOW, object_id=f"o{i}",
-                              properties={f"p{j}": big for j in range(200 if i == 2 else 2)})
-              for i in range(4)]
-    events[3].properties = {"blob": ["y" * 250] * 254, **{f"q{j}": "z" * 250 for j in range(
-        4000 // 250)}}
+    events = [
+        mpconnect.Event(
+            "Big",
+            "user-0000001",
+            NOW,
+            object_id=f"o{i}",
+            properties={f"p{j}": big for j in range(200 if i == 2 else 2)},
+        )
+        for i in range(4)
+    ]
+    events[3].properties = {
+        "blob": ["y" * 250] * 254,
+        **{f"q{j}": "z" * 250 for j in range(4000 // 250)},
+    }
     huge = {f"p{j}": {f"k{k}": "w" * 250 for k in range(200)} for j in range(21)}
-    events.append(mpconnect.Event("Huge", "user-0000001", NOW, object_id="huge",
-                                  properties=huge))
+    events.append(mpconnect.Event("Huge", "user-0000001", NOW, object_id="huge", properties=huge))
 
     summary, lines = run_odd(tmp_path, home, events)
 
     assert (summary.read, summary.imported, summary.quarantined) == (5, 4, 1)
     [line] = lines
     assert line["what"].startswith("event 'Huge'")
-    assert "bytes of JSON: Mixpanel refuses a record of 1 MB (1,048,576 bytes) or more" in (
-        line["reason"])
+    assert (
+        "bytes of JSON: Mixpanel refuses a record of 1 MB (1,048,576 bytes) or more"
+        in (line["reason"])
+    )
     assert line["record"]["properties"]["$insert_id"] == mpconnect.make_insert_id("huge", "Huge")
 
 
 def test_times_before_1971_are_quarantined(tmp_path: Path, home: Path) -> None:
-    events = [mpconnect.Event("Tick", "user-0000001", when, object_id=f"o{i}")
-              for i, when in enumerate([0, 31_535_999, 31_536_000,
-                                        datetime(1970, 6, 1, tzinfo=UTC)])]
+    events = [
+        mpconnect.Event("Tick", "user-0000001", when, object_id=f"o{i}")
+        for i, when in enumerate([0, 31_535_999, 31_536_000, datetime(1970, 6, 1, tzinfo=UTC)])
+    ]
     summary, lines = run_odd(tmp_path, home, events)
     assert (summary.imported, summary.quarantined) == (1, 3)
     assert {line["reason"] for line in lines} >= {
-        "field 'time': 0 is before 1971-01-01, which Mixpanel rejects"}
+        "field 'time': 0 is before 1971-01-01, which Mixpanel rejects"
+    }
 
 
 # -- any value a connector may put in a record ---------------------------------------------
 
 _leaves = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
     st.text(alphabet=st.characters(), max_size=8),  # lone surrogates included
-    st.binary(max_size=4), st.decimals(allow_nan=True), st.uuids(),
-    st.datetimes(timezones=st.one_of(st.none(), st.just(UTC),
-                                     st.just(timezone(timedelta(hours=14))))),
-    st.dates(), st.builds(self_containing_dict),
+    st.binary(max_size=4),
+    st.decimals(allow_nan=True),
+    st.uuids(),
+    st.datetimes(
+        timezones=st.one_of(st.none(), st.just(UTC), st.just(timezone(timedelta(hours=14))))
+    ),
+    st.dates(),
+    st.builds(self_containing_dict),
     st.builds(self_containing_list),
 )
 _values = st.recursive(
     _leaves,
     lambda children: st.one_of(
-        st.lists(children, max_size=4), st.tuples(children, children),
+        st.lists(children, max_size=4),
+        st.tuples(children, children),
         st.frozensets(st.integers(), max_size=3),
         st.dictionaries(st.one_of(st.text(max_size=6), st.integers()), children, max_size=4),
     ),
     max_leaves=12,
 )
-_ids = st.one_of(st.text(max_size=12), st.sampled_from(["anon", "N/A", "null", "0", "true"]),
-                 st.integers(), st.none())
-_times = st.one_of(st.integers(min_value=-10, max_value=2 * 10**11),
-                   st.datetimes(timezones=st.just(UTC)), st.floats(), st.text(max_size=3))
+_ids = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["anon", "N/A", "null", "0", "true"]),
+    st.integers(),
+    st.none(),
+)
+_times = st.one_of(
+    st.integers(min_value=-10, max_value=2 * 10**11),
+    st.datetimes(timezones=st.just(UTC)),
+    st.floats(),
+    st.text(max_size=3),
+)
 _counter = itertools.count()
 
 
@@ -213,10 +259,12 @@ def odd_events(draw: st.DrawFn) -> mpconnect.Event:
     """An event with arbitrary fields; its object id is unique so none is a duplicate."""
     return mpconnect.Event(
         name=draw(st.one_of(st.text(max_size=10), st.none(), st.integers())),
-        distinct_id=draw(_ids), time=draw(_times),
+        distinct_id=draw(_ids),
+        time=draw(_times),
         object_id=f"obj-{next(_counter)}-{draw(st.text(max_size=4))}",
-        properties=draw(st.one_of(
-            st.dictionaries(st.text(max_size=8), _values, max_size=5), _values)),
+        properties=draw(
+            st.one_of(st.dictionaries(st.text(max_size=8), _values, max_size=5), _values)
+        ),
     )
 
 
@@ -224,15 +272,18 @@ def odd_events(draw: st.DrawFn) -> mpconnect.Event:
 def odd_profiles(draw: st.DrawFn) -> mpconnect.Profile:
     """A profile with arbitrary ids and operations."""
     return mpconnect.Profile(
-        distinct_id=draw(_ids), set=draw(st.dictionaries(st.text(max_size=6), _values,
-                                                          max_size=3)),
+        distinct_id=draw(_ids),
+        set=draw(st.dictionaries(st.text(max_size=6), _values, max_size=3)),
         add=draw(st.dictionaries(st.text(max_size=4), _values, max_size=2)),
         unset=draw(st.lists(st.one_of(st.text(max_size=4), st.integers()), max_size=2)),
     )
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(events=st.lists(odd_events(), max_size=6), people=st.lists(odd_profiles(), max_size=3))
 def test_every_record_is_imported_or_quarantined_and_the_counts_add_up(
     tmp_path: Path, events: list[mpconnect.Event], people: list[mpconnect.Profile]
@@ -245,15 +296,21 @@ def test_every_record_is_imported_or_quarantined_and_the_counts_add_up(
         assert len(lines) == summary.quarantined
         assert all(line["reason"] for line in lines)
         # a profile becomes one people record per operation; an event is one event
-        records = [r for r in (
-            stored_events(home, summary)
-            + list(DatasetStore(home / "embedded.sqlite3").iter_people(
-                "ODD", summary.version_id or "")))]
+        records = [
+            r
+            for r in (
+                stored_events(home, summary)
+                + list(
+                    DatasetStore(home / "embedded.sqlite3").iter_people(
+                        "ODD", summary.version_id or ""
+                    )
+                )
+            )
+        ]
         imported_events = len(stored_events(home, summary))
         assert imported_events + summary.quarantined <= summary.read
         assert summary.imported == len(records)
-        quarantined_events = sum(1 for line in lines if line["what"].startswith(
-            ("event", "Event")))
+        quarantined_events = sum(1 for line in lines if line["what"].startswith(("event", "Event")))
         assert imported_events + quarantined_events == len(events)
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -262,8 +319,11 @@ def test_every_record_is_imported_or_quarantined_and_the_counts_add_up(
 def test_the_future_limit_is_the_sinks_ingestion_only(tmp_path: Path, home: Path) -> None:
     ahead = int(time.time()) + 2 * 3600
     event = mpconnect.Event("Renewal Due", "user-0000001", ahead, object_id="sub-1")
-    with pytest.raises(RecordError, match=r"^field 'time': \d+ is more than an hour in the "
-                       r"future, which Mixpanel's /import rejects$"):
+    with pytest.raises(
+        RecordError,
+        match=r"^field 'time': \d+ is more than an hour in the "
+        r"future, which Mixpanel's /import rejects$",
+    ):
         event.to_mixpanel("token", latest_time=ahead - 1)
     assert IngestionSink.future_leeway == 3600
     # A dataset version is a snapshot: the embedded store (as the Datasets API) keeps it.

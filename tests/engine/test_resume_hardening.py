@@ -17,13 +17,13 @@ from engine_support import GatedPlugin, make_config, make_engine, wait_until
 from pydantic import SecretStr
 
 import mpconnect
-from mpconnect.datasets.store import DatasetStore
 from mpconnect.engine import Engine, RunOptions
 from mpconnect.engine.ledger import SqliteRunLedger
 from mpconnect.errors import ApiError, RetryableApiError, RunFailed
-from mpconnect.retry import call_with_retries
-from mpconnect.sinks.base import ImportResult, VersionInfo
+from mpconnect.sink import ImportResult, VersionInfo
 from mpconnect.sinks.embedded import EmbeddedSink
+from mpconnect.store.datasets import DatasetStore
+from mpconnect.transport.retry import call_with_retries
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -69,8 +69,9 @@ class KeyedConnector(mpconnect.Connector):
 
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
         for index in range(self.settings.events):
-            yield mpconnect.Event("Tick", f"user-{index % 7}", 1_700_000_000 + index,
-                                  object_id=f"tick-{index}")
+            yield mpconnect.Event(
+                "Tick", f"user-{index % 7}", 1_700_000_000 + index, object_id=f"tick-{index}"
+            )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         yield from ()
@@ -78,7 +79,7 @@ class KeyedConnector(mpconnect.Connector):
 
 class RetryingConnector(mpconnect.Connector):
     """A connector whose request keeps failing: it waits to retry (minutes) through
-    mpconnect.retry, as the shared HTTP client does; ``waiting`` is set at the first wait."""
+    transport.retry, as the shared HTTP client does; ``waiting`` is set at the first wait."""
 
     name = "retrying"
     waiting = threading.Event()
@@ -87,8 +88,13 @@ class RetryingConnector(mpconnect.Connector):
         def request() -> None:
             raise RetryableApiError(503, "the source is down")
 
-        call_with_retries(request, max_retries=5, initial_wait=120, max_wait=240,
-                          on_retry=lambda *_: type(self).waiting.set())
+        call_with_retries(
+            request,
+            max_retries=5,
+            initial_wait=120,
+            max_wait=240,
+            on_retry=lambda *_: type(self).waiting.set(),
+        )
         yield from ()
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
@@ -115,17 +121,24 @@ def fresh_sink() -> Iterator[None]:
     KeyedConnector.version = "1.0"
 
 
-def engine_for(tmp_path: Path, home: Path, sources: dict[str, Any],
-               **engine: Any) -> Engine:
-    config = make_config(tmp_path, sources, mixpanel={
-        "sink": "flaky", "store": str(home / "embedded.sqlite3")},
-        engine={"concurrency": 1, **engine})
+def engine_for(tmp_path: Path, home: Path, sources: dict[str, Any], **engine: Any) -> Engine:
+    config = make_config(
+        tmp_path,
+        sources,
+        mixpanel={"sink": "flaky", "store": str(home / "embedded.sqlite3")},
+        engine={"concurrency": 1, **engine},
+    )
     return make_engine(config, home, Plugin())
 
 
 def keyed_source(events: int = 3000) -> dict[str, Any]:
-    return {"keyed": {"connector": "keyed", "dataset_id": "KEYED",
-                      "settings": {"api_key": "${KEYED_API_KEY}", "events": events}}}
+    return {
+        "keyed": {
+            "connector": "keyed",
+            "dataset_id": "KEYED",
+            "settings": {"api_key": "${KEYED_API_KEY}", "events": events},
+        }
+    }
 
 
 def fail_after_one_batch(engine: Engine, source: str) -> dict[str, Any]:
@@ -148,7 +161,9 @@ def store(home: Path) -> DatasetStore:
 
 
 def test_changed_settings_abandon_the_unfinished_version_and_load_the_new_snapshot(
-    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("KEYED_API_KEY", "sk_test_first")
@@ -159,14 +174,19 @@ def test_changed_settings_abandon_the_unfinished_version_and_load_the_new_snapsh
     assert not summary.resumed and summary.version_id != failed["version_id"]
     assert store(home).contents("KEYED", summary.version_id).events_total == 2000
     assert engine.ledger.list_runs("keyed")[1]["error"] == (
-        "abandoned: the source's settings changed since it was made")
-    assert (f"abandoning unfinished version {failed['version_id']}: the source's settings "
-            "changed since it was made") in caplog.text
+        "abandoned: the source's settings changed since it was made"
+    )
+    assert (
+        f"abandoning unfinished version {failed['version_id']}: the source's settings "
+        "changed since it was made"
+    ) in caplog.text
     assert failed["version_id"] not in [v.version_id for v in store(home).list_versions("KEYED")]
 
 
 def test_a_changed_secret_is_noticed_yet_the_ledger_holds_no_secret_nor_its_plain_hash(
-    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     first, second = "sk_live_first_51HxYzSecret", "sk_live_second_51HxYzSecret"
@@ -197,7 +217,8 @@ def test_an_upgraded_connector_does_not_resume_the_old_versions_spool(
     summary = engine.run("keyed")
     assert not summary.resumed and summary.version_id != failed["version_id"]
     assert engine.ledger.list_runs("keyed")[1]["error"] == (
-        "abandoned: the connector changed (keyed 1.0 -> 1.1)")
+        "abandoned: the connector changed (keyed 1.0 -> 1.1)"
+    )
 
 
 def test_an_unchanged_source_still_resumes_with_the_same_key(
@@ -216,30 +237,38 @@ def test_a_row_from_an_older_ledger_is_migrated_and_its_spool_not_trusted(
     old = tmp_path / "old" / "ledger.sqlite3"
     old.parent.mkdir()
     with sqlite3.connect(old) as db:  # the runs table before target and resume_key existed
-        db.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, source TEXT NOT NULL, "
-                   "dataset_id TEXT NOT NULL, sink TEXT NOT NULL, version_id TEXT, spool_id "
-                   "TEXT, spool_dir TEXT, host TEXT, pid INTEGER, status TEXT NOT NULL, "
-                   "started_at REAL NOT NULL, ended_at REAL, read INTEGER NOT NULL DEFAULT 0,"
-                   " imported INTEGER NOT NULL DEFAULT 0, quarantined INTEGER NOT NULL "
-                   "DEFAULT 0, retries INTEGER NOT NULL DEFAULT 0, batches INTEGER NOT NULL "
-                   "DEFAULT 0, resumed INTEGER NOT NULL DEFAULT 0, extraction_done INTEGER "
-                   "NOT NULL DEFAULT 0, published INTEGER NOT NULL DEFAULT 0, error TEXT, "
-                   "quarantine_file TEXT)")
-        db.execute("INSERT INTO runs (run_id, source, dataset_id, sink, version_id, spool_id, "
-                   "spool_dir, host, status, started_at, extraction_done) VALUES ('r1', 'demo',"
-                   " 'DEMO', 'embedded', 'v1', 'r1', '/nowhere', 'h', 'failed', 1.0, 1)")
+        db.execute(
+            "CREATE TABLE runs (run_id TEXT PRIMARY KEY, source TEXT NOT NULL, "
+            "dataset_id TEXT NOT NULL, sink TEXT NOT NULL, version_id TEXT, spool_id "
+            "TEXT, spool_dir TEXT, host TEXT, pid INTEGER, status TEXT NOT NULL, "
+            "started_at REAL NOT NULL, ended_at REAL, read INTEGER NOT NULL DEFAULT 0,"
+            " imported INTEGER NOT NULL DEFAULT 0, quarantined INTEGER NOT NULL "
+            "DEFAULT 0, retries INTEGER NOT NULL DEFAULT 0, batches INTEGER NOT NULL "
+            "DEFAULT 0, resumed INTEGER NOT NULL DEFAULT 0, extraction_done INTEGER "
+            "NOT NULL DEFAULT 0, published INTEGER NOT NULL DEFAULT 0, error TEXT, "
+            "quarantine_file TEXT)"
+        )
+        db.execute(
+            "INSERT INTO runs (run_id, source, dataset_id, sink, version_id, spool_id, "
+            "spool_dir, host, status, started_at, extraction_done) VALUES ('r1', 'demo',"
+            " 'DEMO', 'embedded', 'v1', 'r1', '/nowhere', 'h', 'failed', 1.0, 1)"
+        )
     point = SqliteRunLedger(old).resume_point("demo")
     assert point is not None and point.version_id == "v1" and point.resume_key is None
 
-    engine = engine_for(tmp_path, home, {"demo": {"connector": "demo", "dataset_id": "DEMO",
-                                                  "settings": {"events": 3000}}})
+    engine = engine_for(
+        tmp_path,
+        home,
+        {"demo": {"connector": "demo", "dataset_id": "DEMO", "settings": {"events": 3000}}},
+    )
     failed = fail_after_one_batch(engine, "demo")
     engine.ledger._db().execute("UPDATE runs SET resume_key = NULL")  # as an older row
     summary = engine.run("demo")
     assert not summary.resumed and summary.version_id != failed["version_id"]
     assert engine.ledger.list_runs("demo")[1]["error"] == (
         "abandoned: it was made by an earlier mpconnect that did not record the source's "
-        "settings and connector")
+        "settings and connector"
+    )
 
 
 # -- Retry-After, the run's deadline, stops during retry waits -----------------------------
@@ -248,18 +277,25 @@ def test_a_row_from_an_older_ledger_is_migrated_and_its_spool_not_trusted(
 def test_a_run_past_max_run_time_fails_cleanly_and_the_next_run_resumes_it(
     tmp_path: Path, home: Path
 ) -> None:
-    sources = {"demo": {"connector": "demo", "dataset_id": "DEMO",
-                        "settings": {"events": 1500}}}
+    sources = {"demo": {"connector": "demo", "dataset_id": "DEMO", "settings": {"events": 1500}}}
     # Every import answers 503 and each retry waits minutes: only the deadline ends the run.
-    engine = engine_for(tmp_path, home, sources, max_run_time=2, max_retries=100,
-                        retry_initial_wait=60, retry_max_wait=600)
+    engine = engine_for(
+        tmp_path,
+        home,
+        sources,
+        max_run_time=2,
+        max_retries=100,
+        retry_initial_wait=60,
+        retry_max_wait=600,
+    )
     FlakySink.unavailable = True
     with pytest.raises(RunFailed) as failure:
         engine.run("demo")
     row = engine.ledger.list_runs("demo")[0]
     assert str(failure.value) == (
         f"demo: stopped after engine.max_run_time (2 s) before publishing; the next run "
-        f"resumes version {row['version_id']} (give --restart to extract the source again)")
+        f"resumes version {row['version_id']} (give --restart to extract the source again)"
+    )
     assert row["status"] == "failed" and row["error"] in str(failure.value)
 
     FlakySink.unavailable = False
@@ -288,18 +324,21 @@ def test_a_retry_after_of_an_hour_waits_only_retry_max_wait(
         def register_sinks(self, register: Callable[[type], None]) -> None:
             register(HourSink)
 
-    config = make_config(tmp_path, {"demo": {"connector": "demo", "dataset_id": "DEMO",
-                                             "settings": {"events": 100}}},
-                         mixpanel={"sink": "flaky", "store": str(home / "embedded.sqlite3")},
-                         engine={"retry_max_wait": 0.2})
+    config = make_config(
+        tmp_path,
+        {"demo": {"connector": "demo", "dataset_id": "DEMO", "settings": {"events": 100}}},
+        mixpanel={"sink": "flaky", "store": str(home / "embedded.sqlite3")},
+        engine={"retry_max_wait": 0.2},
+    )
     caplog.set_level(logging.INFO, "mpconnect.engine")
     summary = make_engine(config, home, HourPlugin()).run("demo")
     assert (summary.status, summary.retries, summary.imported) == ("succeeded", 1, 110)
     assert "slow down; retry 1 of 8 in 0." in caplog.text, "the wait is cut to retry_max_wait"
 
 
-def run_in_thread(engine: Engine, source: str, stop: threading.Event
-                  ) -> tuple[threading.Thread, list[BaseException]]:
+def run_in_thread(
+    engine: Engine, source: str, stop: threading.Event
+) -> tuple[threading.Thread, list[BaseException]]:
     errors: list[BaseException] = []
 
     def target() -> None:
@@ -313,11 +352,15 @@ def run_in_thread(engine: Engine, source: str, stop: threading.Event
     return thread, errors
 
 
-def test_a_stop_ends_the_engines_retry_wait_on_the_sink_at_once(
-    tmp_path: Path, home: Path
-) -> None:
-    engine = engine_for(tmp_path, home, {"demo": {"connector": "demo", "dataset_id": "DEMO"}},
-                        max_retries=100, retry_initial_wait=60, retry_max_wait=600)
+def test_a_stop_ends_the_engines_retry_wait_on_the_sink_at_once(tmp_path: Path, home: Path) -> None:
+    engine = engine_for(
+        tmp_path,
+        home,
+        {"demo": {"connector": "demo", "dataset_id": "DEMO"}},
+        max_retries=100,
+        retry_initial_wait=60,
+        retry_max_wait=600,
+    )
     FlakySink.create_unavailable = True
     stop = threading.Event()
     thread, errors = run_in_thread(engine, "demo", stop)
@@ -326,7 +369,8 @@ def test_a_stop_ends_the_engines_retry_wait_on_the_sink_at_once(
     thread.join(30)
     assert not thread.is_alive(), "the run still waits to retry after the stop"
     assert str(errors[0]) == (
-        "demo: stopped on request before its version was created; nothing was loaded")
+        "demo: stopped on request before its version was created; nothing was loaded"
+    )
     assert engine.ledger.list_runs("demo")[0]["status"] == "interrupted"
 
 
@@ -334,8 +378,9 @@ def test_a_stop_ends_an_upload_workers_retry_wait_and_the_next_run_resumes(
     tmp_path: Path, home: Path
 ) -> None:
     sources = {"demo": {"connector": "demo", "dataset_id": "DEMO", "settings": {"events": 800}}}
-    engine = engine_for(tmp_path, home, sources, max_retries=100, retry_initial_wait=60,
-                        retry_max_wait=600)
+    engine = engine_for(
+        tmp_path, home, sources, max_retries=100, retry_initial_wait=60, retry_max_wait=600
+    )
     FlakySink.unavailable = True
     stop = threading.Event()
     thread, errors = run_in_thread(engine, "demo", stop)
@@ -358,8 +403,9 @@ def test_a_stop_ends_a_connectors_own_retry_wait(tmp_path: Path, home: Path) -> 
     stop.set()
     thread.join(30)
     assert not thread.is_alive(), "the connector still waits to retry after the stop"
-    assert str(errors[0]).startswith("down: stopped on request during extraction; the next "
-                                     "run starts a new version")
+    assert str(errors[0]).startswith(
+        "down: stopped on request during extraction; the next run starts a new version"
+    )
     assert engine.ledger.list_runs("down")[0]["status"] == "interrupted"
 
 
@@ -369,8 +415,9 @@ def test_a_stop_ends_a_connectors_own_retry_wait(tmp_path: Path, home: Path) -> 
 def test_a_version_superseded_by_a_newer_live_one_ends_the_wait_naming_it(
     tmp_path: Path, home: Path, gated: type, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = make_config(tmp_path, {"slow": {"connector": "gated", "dataset_id": "SLOW"}},
-                         engine={"live_timeout": 5})
+    config = make_config(
+        tmp_path, {"slow": {"connector": "gated", "dataset_id": "SLOW"}}, engine={"live_timeout": 5}
+    )
     engine = make_engine(config, home, GatedPlugin())
     result: list[Any] = []
     thread = threading.Thread(target=lambda: result.append(engine.run("slow")), daemon=True)
@@ -391,5 +438,6 @@ def test_a_version_superseded_by_a_newer_live_one_ends_the_wait_naming_it(
     versions = {v.version_id: v for v in other.list_versions("SLOW")}
     assert versions[newer.version_id].is_live
     assert summary.version_id in versions and versions[summary.version_id].readable, (
-        "its own version is published, and left for the newer run's owner to prune")
+        "its own version is published, and left for the newer run's owner to prune"
+    )
     assert "was superseded by version" in caplog.text

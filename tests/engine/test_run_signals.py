@@ -11,26 +11,33 @@ from pathlib import Path
 
 from engine_support import wait_until
 
-from mpconnect.datasets.store import DatasetStore
+from mpconnect.store.datasets import DatasetStore
 
 
 def test_sigterm_stops_at_a_checkpoint_and_the_next_run_loads_exact_counts(
     tmp_path: Path, home: Path
 ) -> None:
     config = tmp_path / "mpconnect.toml"
-    config.write_text(textwrap.dedent("""
+    config.write_text(
+        textwrap.dedent("""
         [sources.demo]
         connector = "demo"
         dataset_id = "DEMO"
         [sources.demo.settings]
         events = 3000000
-    """))
+    """)
+    )
     env = dict(os.environ, MPCONNECT_HOME=str(home))
-    first = subprocess.Popen([sys.executable, "-m", "mpconnect", "--config", str(config),
-                              "run", "demo"], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
-    wait_until(lambda: any((home / "spool").glob("*/*.json")) if (home / "spool").exists()
-               else False, timeout=60)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "mpconnect", "--config", str(config), "run", "demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    wait_until(
+        lambda: any((home / "spool").glob("*/*.json")) if (home / "spool").exists() else False,
+        timeout=60,
+    )
     first.send_signal(signal.SIGTERM)
     output = first.communicate(timeout=60)[0].decode()
     assert first.returncode == 1, output
@@ -38,8 +45,12 @@ def test_sigterm_stops_at_a_checkpoint_and_the_next_run_loads_exact_counts(
     assert "stopped on request" in output
 
     config.write_text(config.read_text().replace("3000000", "2000"))
-    second = subprocess.run([sys.executable, "-m", "mpconnect", "--config", str(config),
-                             "run", "demo"], env=env, capture_output=True, timeout=120)
+    second = subprocess.run(
+        [sys.executable, "-m", "mpconnect", "--config", str(config), "run", "demo"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     assert second.returncode == 0, second.stderr.decode()
     store = DatasetStore(home / "embedded.sqlite3")
     live = store.live_version("DEMO")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from engine_support import wait_until
 
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.server import LocalDatasetsServer
 
 pytestmark = pytest.mark.timeout(120)
 SECRET = "s3cr3t-project-secret"
@@ -23,8 +23,9 @@ SECRET = "s3cr3t-project-secret"
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LocalDatasetsServer]:
     """The local Datasets API answering every request with 500 (a fault that never clears)."""
-    with LocalDatasetsServer(tmp_path / "server", datasets=["DEMO"], project_token="tok",
-                             project_secret=SECRET, seed=3) as running:
+    with LocalDatasetsServer(
+        tmp_path / "server", datasets=["DEMO"], project_token="tok", project_secret=SECRET, seed=3
+    ) as running:
         running.set_faults(fail_rate=1.0)
         yield running
 
@@ -34,7 +35,8 @@ def test_a_signal_ends_a_retry_wait_at_once(
     tmp_path: Path, home: Path, server: LocalDatasetsServer, signum: signal.Signals
 ) -> None:
     config = tmp_path / "mpconnect.toml"
-    config.write_text(textwrap.dedent(f"""
+    config.write_text(
+        textwrap.dedent(f"""
         [mixpanel]
         sink = "datasets"
         api_url = "{server.url}"
@@ -48,11 +50,15 @@ def test_a_signal_ends_a_retry_wait_at_once(
         [sources.demo]
         connector = "demo"
         dataset_id = "DEMO"
-    """))
+    """)
+    )
     env = dict(os.environ, MPCONNECT_HOME=str(home), MIXPANEL_SECRET=SECRET)
-    process = subprocess.Popen([sys.executable, "-m", "mpconnect", "--config", str(config),
-                                "run", "demo"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mpconnect", "--config", str(config), "run", "demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_until(lambda: sum(server.request_counts().values()) >= 1, timeout=60)
         process.send_signal(signum)
@@ -63,6 +69,5 @@ def test_a_signal_ends_a_retry_wait_at_once(
             process.communicate()
     assert process.returncode == 1, output
     assert f"{signum.name}: stopping at the next checkpoint" in output
-    assert "demo: stopped on request before its version was created; nothing was loaded" \
-        in output
+    assert "demo: stopped on request before its version was created; nothing was loaded" in output
     assert "Traceback" not in output

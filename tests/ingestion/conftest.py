@@ -1,6 +1,6 @@
 """Fixtures of the ingestion sink's tests: the local ingestion endpoints over HTTPS, sinks.
 
-``ingestion_server`` serves ``/import`` and ``/engage`` (:mod:`mpconnect.datasets.ingestion_api`)
+``ingestion_server`` serves ``/import`` and ``/engage`` (:mod:`mpconnect.emulator.ingestion_api`)
 on 127.0.0.1 with a local certificate authority, for project ``12345`` with a token, a
 service account and a project secret. ``make_sink(table)`` builds an
 :class:`~mpconnect.sinks.ingestion.IngestionSink` from a ``[mixpanel]`` table exactly as a
@@ -25,10 +25,10 @@ from ingestion_support import (
 )
 
 from mpconnect.config import parse_config
-from mpconnect.datasets.ingestion_api import IngestionFaults, IngestionProject, add_ingestion_routes
-from mpconnect.datasets.store import DatasetStore
-from mpconnect.localserver import BackgroundServer, LocalCA
+from mpconnect.emulator.background import BackgroundServer, LocalCA
+from mpconnect.emulator.ingestion_api import IngestionFaults, IngestionProject, add_ingestion_routes
 from mpconnect.sinks.ingestion import IngestionSink
+from mpconnect.store.datasets import DatasetStore
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +43,9 @@ def ingestion_server(tmp_path: Path, local_ca: LocalCA) -> Iterator[LocalIngesti
     app = web.Application()
     store_path = tmp_path / "ingestion-server.sqlite3"
     store = DatasetStore(store_path)
-    project = IngestionProject(PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET},
-                               api_secret=PROJECT_SECRET)
+    project = IngestionProject(
+        PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET}, api_secret=PROJECT_SECRET
+    )
     endpoints = add_ingestion_routes(app, store, project, IngestionFaults(seed=7))
     with BackgroundServer(app, ssl_context=local_ca.server_context()) as server:
         yield LocalIngestion(server.url, local_ca.ca_path, store_path, endpoints)

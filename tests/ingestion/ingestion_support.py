@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpconnect.datasets.ingestion_api import IngestionEndpoints, IngestionFaults
-from mpconnect.datasets.store import DatasetStore, VersionContents
+from mpconnect.emulator.ingestion_api import IngestionEndpoints, IngestionFaults
 from mpconnect.records import make_insert_id
+from mpconnect.store.datasets import DatasetStore, VersionContents
 
 PROJECT_ID = "12345"
 TOKEN = "local-token-4f2a"
@@ -19,24 +19,36 @@ PROJECT_SECRET = "project-secret-77e3"
 SECRETS = (SA_SECRET, PROJECT_SECRET)
 
 
-def event(index: int, *, time: float | str = 1_700_000_000, distinct_id: str | None = None,
-          insert_id: str | None = None, token: str = TOKEN,
-          extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def event(
+    index: int,
+    *,
+    time: float | str = 1_700_000_000,
+    distinct_id: str | None = None,
+    insert_id: str | None = None,
+    token: str = TOKEN,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A Mixpanel event as the engine sends it (``Review`` number ``index``)."""
-    return {"event": "Review", "properties": {
-        "distinct_id": distinct_id if distinct_id is not None else f"user-{index % 5}",
-        "time": time,
-        "token": token,
-        "$insert_id": insert_id if insert_id is not None else make_insert_id(index, "Review"),
-        "rating": index % 10,
-        **(extra or {}),
-    }}
+    return {
+        "event": "Review",
+        "properties": {
+            "distinct_id": distinct_id if distinct_id is not None else f"user-{index % 5}",
+            "time": time,
+            "token": token,
+            "$insert_id": insert_id if insert_id is not None else make_insert_id(index, "Review"),
+            "rating": index % 10,
+            **(extra or {}),
+        },
+    }
 
 
 def profile_update(index: int, *, distinct_id: str | None = None) -> dict[str, Any]:
     """A ``$set`` profile update for user ``index``."""
-    return {"$token": TOKEN, "$distinct_id": distinct_id or f"user-{index}",
-            "$set": {"$name": f"User {index}", "plan": "gold"}}
+    return {
+        "$token": TOKEN,
+        "$distinct_id": distinct_id or f"user-{index}",
+        "$set": {"$name": f"User {index}", "plan": "gold"},
+    }
 
 
 @dataclass
@@ -76,9 +88,9 @@ class LocalIngestion:
         return list(self.store.iter_people(self.dataset_id, self.endpoints.version_id()))
 
 
-
-def mixpanel_table(server: LocalIngestion, auth: str = "service account",
-                   **overrides: Any) -> dict[str, Any]:
+def mixpanel_table(
+    server: LocalIngestion, auth: str = "service account", **overrides: Any
+) -> dict[str, Any]:
     """A ``[mixpanel]`` table for the ingestion sink into ``server``.
 
     :param auth: ``"service account"``, ``"project secret"`` or ``"project token"``.
@@ -91,8 +103,11 @@ def mixpanel_table(server: LocalIngestion, auth: str = "service account",
         "timeout": 10,
     }
     if auth == "service account":
-        table.update(project_id=PROJECT_ID, service_account_user=SA_USER,
-                     service_account_secret="${MP_SA_SECRET}")
+        table.update(
+            project_id=PROJECT_ID,
+            service_account_user=SA_USER,
+            service_account_secret="${MP_SA_SECRET}",
+        )
     elif auth == "project secret":
         table["secret"] = "${MP_PROJECT_SECRET}"
     table.update(overrides)

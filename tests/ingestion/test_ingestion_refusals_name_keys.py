@@ -13,8 +13,10 @@ from mpconnect.sinks.ingestion import IngestionSink
 
 
 def test_a_refused_service_account_names_its_keys(
-        ingestion_server: LocalIngestion, make_sink: Callable[..., IngestionSink],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    ingestion_server: LocalIngestion,
+    make_sink: Callable[..., IngestionSink],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("MP_SA_SECRET", "not-the-secret")
     sink = make_sink(mixpanel_table(ingestion_server))
 
@@ -23,5 +25,6 @@ def test_a_refused_service_account_names_its_keys(
 
     assert caught.value.status == 401
     assert "check mixpanel.service_account_user, mixpanel.service_account_secret" in str(
-        caught.value)
+        caught.value
+    )
     assert "not-the-secret" not in str(caught.value)

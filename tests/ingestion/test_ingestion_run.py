@@ -13,15 +13,15 @@ import pytest
 from ingestion_support import PROJECT_ID, PROJECT_SECRET, SA_SECRET, SA_USER, TOKEN
 
 import mpconnect
-from mpconnect.datasets import ingestion_checks
-from mpconnect.datasets.ingestion_api import (
+from mpconnect.emulator import ingestion_checks
+from mpconnect.emulator.ingestion_api import (
     DROP,
     LOST_ACK,
     MAX_BODY_BYTES,
     IngestionEndpoints,
     IngestionProject,
 )
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.server import LocalDatasetsServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -33,10 +33,12 @@ DEMO_PROFILES = 450
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalDatasetsServer]:
     """The local server (Datasets API and ingestion endpoints) for project 12345."""
     monkeypatch.setenv("MP_SA_SECRET", SA_SECRET)
-    project = IngestionProject(PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET},
-                               api_secret=PROJECT_SECRET)
-    with LocalDatasetsServer(tmp_path / "server", project_token=TOKEN,
-                             project_secret=PROJECT_SECRET, ingestion=project) as running:
+    project = IngestionProject(
+        PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET}, api_secret=PROJECT_SECRET
+    )
+    with LocalDatasetsServer(
+        tmp_path / "server", project_token=TOKEN, project_secret=PROJECT_SECRET, ingestion=project
+    ) as running:
         running.ingestion.faults.retry_after = 0.01
         yield running
 
@@ -97,7 +99,8 @@ def import_sizes(endpoints: IngestionEndpoints) -> list[int]:
 
 
 def test_run_demo_loads_exact_counts_and_a_rerun_adds_no_duplicates(
-        server: LocalDatasetsServer, config: Path, cli: Any) -> None:
+    server: LocalDatasetsServer, config: Path, cli: Any
+) -> None:
     first = cli("--config", config, "run", "demo")
     assert first.exit_code == 0, first.output
     assert "demo: succeeded" in first.stdout
@@ -119,7 +122,8 @@ def test_run_demo_loads_exact_counts_and_a_rerun_adds_no_duplicates(
     assert (held.people_total, held.profiles) == (DEMO_PROFILES, DEMO_PROFILES)
     ledger = runs(cli, config)
     assert [(r["status"], r["imported"], r["sink"]) for r in ledger] == [
-        ("succeeded", DEMO_EVENTS + DEMO_PROFILES, "ingestion")] * 2
+        ("succeeded", DEMO_EVENTS + DEMO_PROFILES, "ingestion")
+    ] * 2
     assert all(r["version_id"] == r["run_id"] for r in ledger)
 
     shown = cli("inspect", f"PROJECT{PROJECT_ID}", "--store", server.store.path, "--json")
@@ -134,9 +138,13 @@ class BulkyConnector(mpconnect.Connector):
 
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
         for index in range(2500):
-            yield mpconnect.Event("Note", f"user-{index % 9}", 1_700_000_000 + index,
-                                  object_id=f"note-{index}",
-                                  properties={"text": f"{index:06d}" * 1000})
+            yield mpconnect.Event(
+                "Note",
+                f"user-{index % 9}",
+                1_700_000_000 + index,
+                object_id=f"note-{index}",
+                properties={"text": f"{index:06d}" * 1000},
+            )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         yield from ()
@@ -150,8 +158,9 @@ class BulkyPlugin:
         register(BulkyConnector)
 
 
-def test_batches_are_split_by_bytes_under_10_mb(server: LocalDatasetsServer, config: Path,
-                                                 cli: Any) -> None:
+def test_batches_are_split_by_bytes_under_10_mb(
+    server: LocalDatasetsServer, config: Path, cli: Any
+) -> None:
     result = cli("--config", config, "run", "bulky", plugins=[BulkyPlugin()])
     assert result.exit_code == 0, result.output
     # filled record by record up to 10 MB of JSON: 1701 records of ~6 KB, then the rest
@@ -173,10 +182,15 @@ class SpoilIds:
 
 
 def test_strict_mode_failures_are_quarantined_with_mixpanels_reason(
-        server: LocalDatasetsServer, config: Path, cli: Any, mpconnect_home: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingestion_checks, "DENIED_IDS",
-                        ingestion_checks.DENIED_IDS | {"not-a-user"})
+    server: LocalDatasetsServer,
+    config: Path,
+    cli: Any,
+    mpconnect_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        ingestion_checks, "DENIED_IDS", ingestion_checks.DENIED_IDS | {"not-a-user"}
+    )
     result = cli("--config", config, "run", "demo", plugins=[SpoilIds()])
     assert result.exit_code == 0, result.output
     assert f"imported {DEMO_EVENTS - 3 + DEMO_PROFILES:,}, quarantined 3" in result.stdout
@@ -188,14 +202,19 @@ def test_strict_mode_failures_are_quarantined_with_mixpanels_reason(
         assert line["reason"].startswith("Mixpanel rejected properties.distinct_id: ")
         assert "placeholder" in line["reason"]
         assert line["record"]["properties"]["distinct_id"] == "not-a-user"
-    stored_ids = {e["properties"]["$insert_id"] for e in server.store.iter_events(
-        server.ingestion.dataset_id, server.ingestion.version_id())}
+    stored_ids = {
+        e["properties"]["$insert_id"]
+        for e in server.store.iter_events(
+            server.ingestion.dataset_id, server.ingestion.version_id()
+        )
+    }
     assert not stored_ids & {line["record"]["properties"]["$insert_id"] for line in lines}
     assert server.ingestion.stats.count("/import", 400) == 3
 
 
 def test_429_5xx_and_lost_answers_are_retried_without_duplicates(
-        server: LocalDatasetsServer, config: Path, cli: Any) -> None:
+    server: LocalDatasetsServer, config: Path, cli: Any
+) -> None:
     server.ingestion.faults.fail_next(429, 503, LOST_ACK, path="/import")
     server.ingestion.faults.fail_next(429, DROP, path="/engage")
     result = cli("--config", config, "run", "demo")
@@ -209,7 +228,8 @@ def test_429_5xx_and_lost_answers_are_retried_without_duplicates(
 
 
 def test_a_400_is_not_retried_and_the_next_run_resumes(
-        server: LocalDatasetsServer, config: Path, cli: Any) -> None:
+    server: LocalDatasetsServer, config: Path, cli: Any
+) -> None:
     # 1500 events and 150 profiles: two batches, both spooled when extraction has ended
     server.ingestion.faults.fail_next(400, path="/import")
     failed = cli("--config", config, "run", "small", "--concurrency", "1")
@@ -241,8 +261,9 @@ class PacedConnector(mpconnect.Connector):
                 while stats.count("/import") == 0 and time.monotonic() < deadline:
                     time.sleep(0.01)
                 time.sleep(0.3)  # the answer reaches the upload worker, which stops the pool
-            yield mpconnect.Event("Tick", f"user-{index % 10}", 1_700_000_000 + index,
-                                  object_id=f"tick-{index}")
+            yield mpconnect.Event(
+                "Tick", f"user-{index % 10}", 1_700_000_000 + index, object_id=f"tick-{index}"
+            )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         for index in range(10):
@@ -258,11 +279,11 @@ class PacedPlugin:
 
 
 def test_a_run_that_failed_mid_extraction_is_not_resumed_as_complete(
-        server: LocalDatasetsServer, config: Path, cli: Any) -> None:
+    server: LocalDatasetsServer, config: Path, cli: Any
+) -> None:
     PacedConnector.server = server
     server.ingestion.faults.fail_next(400, path="/import")
-    failed = cli("--config", config, "run", "paced", "--concurrency", "1",
-                 plugins=[PacedPlugin()])
+    failed = cli("--config", config, "run", "paced", "--concurrency", "1", plugins=[PacedPlugin()])
     assert failed.exit_code == 1
     again = cli("--config", config, "run", "paced", plugins=[PacedPlugin()])
     assert again.exit_code == 0, again.output

@@ -20,9 +20,9 @@ from ingestion_support import (
     profile_update,
 )
 
-from mpconnect.datasets.ingestion_api import DROP
+from mpconnect.emulator.background import BackgroundServer, LocalCA
+from mpconnect.emulator.ingestion_api import DROP
 from mpconnect.errors import ApiError, ConfigError, RetryableApiError
-from mpconnect.localserver import BackgroundServer, LocalCA
 from mpconnect.sinks.ingestion import IngestionSink
 
 pytestmark = pytest.mark.timeout(30)
@@ -41,7 +41,8 @@ def assert_no_secret(text: str) -> None:
 
 
 def test_events_go_to_import_gzipped_strict_with_project_id(
-        ingestion_server: LocalIngestion, make_sink: MakeSink) -> None:
+    ingestion_server: LocalIngestion, make_sink: MakeSink
+) -> None:
     sink = make_sink(mixpanel_table(ingestion_server))
     records = [event(i) for i in range(25)]
     result = send(sink, "events", records)
@@ -50,6 +51,7 @@ def test_events_go_to_import_gzipped_strict_with_project_id(
     assert stats.gzip_requests["/import"] == 1
     assert stats.last_params["/import"] == {"strict": "1", "project_id": PROJECT_ID}
     assert stats.auth == {"service account": 1}
+
     def key(record: dict[str, Any]) -> str:
         return record["properties"]["$insert_id"]
 
@@ -67,7 +69,8 @@ def test_people_go_to_engage(ingestion_server: LocalIngestion, make_sink: MakeSi
 
 
 def test_strict_mode_partial_failure_rejects_only_the_failed_records(
-        ingestion_server: LocalIngestion, make_sink: MakeSink) -> None:
+    ingestion_server: LocalIngestion, make_sink: MakeSink
+) -> None:
     sink = make_sink(mixpanel_table(ingestion_server))
     records = [event(0), event(1, time=60), event(2), event(3, distinct_id="undefined")]
     result = send(sink, "events", records)
@@ -81,7 +84,8 @@ def test_strict_mode_partial_failure_rejects_only_the_failed_records(
 
 
 def test_engage_failures_in_a_200_are_rejected_records(
-        ingestion_server: LocalIngestion, make_sink: MakeSink) -> None:
+    ingestion_server: LocalIngestion, make_sink: MakeSink
+) -> None:
     sink = make_sink(mixpanel_table(ingestion_server))
     updates = [profile_update(0), profile_update(1, distinct_id="anon"), profile_update(2)]
     result = send(sink, "people", updates)
@@ -90,12 +94,19 @@ def test_engage_failures_in_a_200_are_rejected_records(
     assert "$distinct_id" in result.rejected[0][1]
 
 
-@pytest.mark.parametrize(("status", "path", "kind"), [
-    (429, "/import", "events"), (500, "/import", "events"), (502, "/import", "events"),
-    (503, "/engage", "people"), (429, "/engage", "people"),
-])
-def test_429_and_5xx_are_retryable(ingestion_server: LocalIngestion, make_sink: MakeSink,
-                                   status: int, path: str, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "path", "kind"),
+    [
+        (429, "/import", "events"),
+        (500, "/import", "events"),
+        (502, "/import", "events"),
+        (503, "/engage", "people"),
+        (429, "/engage", "people"),
+    ],
+)
+def test_429_and_5xx_are_retryable(
+    ingestion_server: LocalIngestion, make_sink: MakeSink, status: int, path: str, kind: str
+) -> None:
     sink = make_sink(mixpanel_table(ingestion_server))
     ingestion_server.faults.fail_next(status, path=path)
     records = [event(0)] if kind == "events" else [profile_update(0)]
@@ -105,8 +116,7 @@ def test_429_and_5xx_are_retryable(ingestion_server: LocalIngestion, make_sink: 
     assert send(sink, kind, records).imported == 1
 
 
-def test_retry_after_is_passed_on(ingestion_server: LocalIngestion,
-                                  make_sink: MakeSink) -> None:
+def test_retry_after_is_passed_on(ingestion_server: LocalIngestion, make_sink: MakeSink) -> None:
     sink = make_sink(mixpanel_table(ingestion_server))
     ingestion_server.faults.retry_after = 2.5
     ingestion_server.faults.fail_next(429)
@@ -116,8 +126,9 @@ def test_retry_after_is_passed_on(ingestion_server: LocalIngestion,
     assert "exceeded rate limits" in str(caught.value)
 
 
-def test_a_dropped_connection_is_retryable(ingestion_server: LocalIngestion,
-                                           make_sink: MakeSink) -> None:
+def test_a_dropped_connection_is_retryable(
+    ingestion_server: LocalIngestion, make_sink: MakeSink
+) -> None:
     sink = make_sink(mixpanel_table(ingestion_server))
     ingestion_server.faults.fail_next(DROP)
     with pytest.raises(RetryableApiError) as caught:
@@ -125,8 +136,9 @@ def test_a_dropped_connection_is_retryable(ingestion_server: LocalIngestion,
     assert caught.value.status == 0
 
 
-def test_an_unreachable_server_is_retryable(make_sink: MakeSink, ingestion_server: LocalIngestion
-                                            ) -> None:
+def test_an_unreachable_server_is_retryable(
+    make_sink: MakeSink, ingestion_server: LocalIngestion
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -137,7 +149,8 @@ def test_an_unreachable_server_is_retryable(make_sink: MakeSink, ingestion_serve
 
 
 def test_a_400_without_failed_records_is_not_retryable(
-        ingestion_server: LocalIngestion, make_sink: MakeSink) -> None:
+    ingestion_server: LocalIngestion, make_sink: MakeSink
+) -> None:
     sink = make_sink(mixpanel_table(ingestion_server))
     with pytest.raises(ApiError) as caught:
         sink.import_batch("events", "DEMO", "run-1", b"[{", 1)
@@ -148,7 +161,8 @@ def test_a_400_without_failed_records_is_not_retryable(
 
 
 def test_an_engage_refusal_without_failed_records_is_an_error(
-        ingestion_server: LocalIngestion, make_sink: MakeSink) -> None:
+    ingestion_server: LocalIngestion, make_sink: MakeSink
+) -> None:
     sink = make_sink(mixpanel_table(ingestion_server))
     with pytest.raises(ApiError) as caught:
         sink.import_batch("people", "DEMO", "run-1", b"[]", 0)
@@ -157,8 +171,8 @@ def test_an_engage_refusal_without_failed_records_is_an_error(
 
 
 def test_wrong_credentials_name_the_method_but_never_the_secret(
-        ingestion_server: LocalIngestion, make_sink: MakeSink,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    ingestion_server: LocalIngestion, make_sink: MakeSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MP_SA_SECRET", "not-the-secret")
     sink = make_sink(mixpanel_table(ingestion_server))
     with pytest.raises(ApiError) as caught:
@@ -169,10 +183,12 @@ def test_wrong_credentials_name_the_method_but_never_the_secret(
     assert "not-the-secret" not in str(caught.value)
 
 
-@pytest.mark.parametrize(("auth", "how"), [("project secret", "project secret"),
-                                           ("project token", "project token")])
+@pytest.mark.parametrize(
+    ("auth", "how"), [("project secret", "project secret"), ("project token", "project token")]
+)
 def test_project_secret_and_token_authentication(
-        ingestion_server: LocalIngestion, make_sink: MakeSink, auth: str, how: str) -> None:
+    ingestion_server: LocalIngestion, make_sink: MakeSink, auth: str, how: str
+) -> None:
     sink = make_sink(mixpanel_table(ingestion_server, auth=auth))
     assert send(sink, "events", [event(0)]).imported == 1
     assert ingestion_server.endpoints.stats.auth == {how: 1}
@@ -180,8 +196,9 @@ def test_project_secret_and_token_authentication(
     assert how in sink.describe()
 
 
-def test_secrets_stay_out_of_repr_and_describe(ingestion_server: LocalIngestion,
-                                               make_sink: MakeSink) -> None:
+def test_secrets_stay_out_of_repr_and_describe(
+    ingestion_server: LocalIngestion, make_sink: MakeSink
+) -> None:
     for auth in ("service account", "project secret"):
         sink = make_sink(mixpanel_table(ingestion_server, auth=auth))
         assert_no_secret(repr(sink))
@@ -190,35 +207,57 @@ def test_secrets_stay_out_of_repr_and_describe(ingestion_server: LocalIngestion,
         assert_no_secret(repr(sink.options))
 
 
-@pytest.mark.parametrize(("region", "url"), [
-    ("us", "https://api.mixpanel.com"), ("eu", "https://api-eu.mixpanel.com"),
-    ("in", "https://api-in.mixpanel.com"),
-])
-def test_regions_choose_the_data_residency_host(make_sink: MakeSink, region: str,
-                                                url: str) -> None:
+@pytest.mark.parametrize(
+    ("region", "url"),
+    [
+        ("us", "https://api.mixpanel.com"),
+        ("eu", "https://api-eu.mixpanel.com"),
+        ("in", "https://api-in.mixpanel.com"),
+    ],
+)
+def test_regions_choose_the_data_residency_host(make_sink: MakeSink, region: str, url: str) -> None:
     sink = make_sink({"sink": "ingestion", "project_token": TOKEN, "region": region})
     assert sink.base_url == url
     assert sink.describe() == f"Mixpanel ingestion API {url} (project token)"
 
 
-@pytest.mark.parametrize(("table", "key", "words"), [
-    ({"region": "us-east"}, "mixpanel.region", "'us', 'eu' or 'in'"),
-    ({"project_id": "my-project"}, "mixpanel.project_id", "numeric"),
-    ({"api_url": "http://api.example.com"}, "mixpanel.api_url", "https://"),
-    ({"api_url": "http://127.0.0.1:9"}, "mixpanel.api_url", "allow_http_loopback = true"),
-    ({"api_url": "ftp://127.0.0.1"}, "mixpanel.api_url", "https://"),
-    ({"service_account_user": SA_USER, "service_account_secret": "${MP_SA_SECRET}"},
-     "mixpanel.project_id", "project id"),
-    ({"service_account_user": SA_USER, "project_id": "1"}, "mixpanel.service_account_secret",
-     "needs its secret"),
-    ({"service_account_secret": "${MP_SA_SECRET}"}, "mixpanel.service_account_user",
-     "user name"),
-    ({"service_account_user": SA_USER, "project_id": "1",
-      "service_account_secret": "written-in-clear"}, "mixpanel.service_account_secret",
-     "must not be written in clear"),
-])
-def test_bad_settings_name_the_key(make_sink: MakeSink, table: dict[str, Any], key: str,
-                                   words: str) -> None:
+@pytest.mark.parametrize(
+    ("table", "key", "words"),
+    [
+        ({"region": "us-east"}, "mixpanel.region", "'us', 'eu' or 'in'"),
+        ({"project_id": "my-project"}, "mixpanel.project_id", "numeric"),
+        ({"api_url": "http://api.example.com"}, "mixpanel.api_url", "https://"),
+        ({"api_url": "http://127.0.0.1:9"}, "mixpanel.api_url", "allow_http_loopback = true"),
+        ({"api_url": "ftp://127.0.0.1"}, "mixpanel.api_url", "https://"),
+        (
+            {"service_account_user": SA_USER, "service_account_secret": "${MP_SA_SECRET}"},
+            "mixpanel.project_id",
+            "project id",
+        ),
+        (
+            {"service_account_user": SA_USER, "project_id": "1"},
+            "mixpanel.service_account_secret",
+            "needs its secret",
+        ),
+        (
+            {"service_account_secret": "${MP_SA_SECRET}"},
+            "mixpanel.service_account_user",
+            "user name",
+        ),
+        (
+            {
+                "service_account_user": SA_USER,
+                "project_id": "1",
+                "service_account_secret": "written-in-clear",
+            },
+            "mixpanel.service_account_secret",
+            "must not be written in clear",
+        ),
+    ],
+)
+def test_bad_settings_name_the_key(
+    make_sink: MakeSink, table: dict[str, Any], key: str, words: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         make_sink({"sink": "ingestion", "project_token": TOKEN, **table})
     message = str(caught.value)
@@ -228,8 +267,14 @@ def test_bad_settings_name_the_key(make_sink: MakeSink, table: dict[str, Any], k
 
 
 def test_plain_http_to_loopback_when_allowed(make_sink: MakeSink) -> None:
-    sink = make_sink({"sink": "ingestion", "project_token": TOKEN,
-                      "api_url": "http://127.0.0.1:8765/", "allow_http_loopback": True})
+    sink = make_sink(
+        {
+            "sink": "ingestion",
+            "project_token": TOKEN,
+            "api_url": "http://127.0.0.1:8765/",
+            "allow_http_loopback": True,
+        }
+    )
     assert sink.base_url == "http://127.0.0.1:8765"
 
 
@@ -260,46 +305,73 @@ def canned_import(local_ca: LocalCA, body: dict[str, Any]) -> BackgroundServer:
 
 
 def test_failed_records_without_an_index_are_found_by_insert_id(
-        local_ca: LocalCA, make_sink: MakeSink) -> None:
+    local_ca: LocalCA, make_sink: MakeSink
+) -> None:
     records = [event(i) for i in range(3)]
-    failed = {"insert_id": records[2]["properties"]["$insert_id"], "field": "properties.time",
-              "message": "'properties.time' is invalid"}
-    with canned_import(local_ca, {"code": 400, "num_records_imported": 2,
-                                  "failed_records": [failed]}) as server:
-        sink = make_sink({"sink": "ingestion", "project_token": TOKEN, "api_url": server.url,
-                          "ca_bundle": str(local_ca.ca_path)})
+    failed = {
+        "insert_id": records[2]["properties"]["$insert_id"],
+        "field": "properties.time",
+        "message": "'properties.time' is invalid",
+    }
+    with canned_import(
+        local_ca, {"code": 400, "num_records_imported": 2, "failed_records": [failed]}
+    ) as server:
+        sink = make_sink(
+            {
+                "sink": "ingestion",
+                "project_token": TOKEN,
+                "api_url": server.url,
+                "ca_bundle": str(local_ca.ca_path),
+            }
+        )
         result = send(sink, "events", records)
     assert result.imported == 2
-    assert result.rejected == [(2, "Mixpanel rejected properties.time: 'properties.time' is "
-                                   "invalid")]
+    assert result.rejected == [
+        (2, "Mixpanel rejected properties.time: 'properties.time' is invalid")
+    ]
 
 
 def test_a_failed_record_that_cannot_be_identified_fails_the_batch(
-        local_ca: LocalCA, make_sink: MakeSink) -> None:
-    body = {"code": 400, "num_records_imported": 1,
-            "failed_records": [{"insert_id": "not-in-the-batch", "message": "invalid"}]}
+    local_ca: LocalCA, make_sink: MakeSink
+) -> None:
+    body = {
+        "code": 400,
+        "num_records_imported": 1,
+        "failed_records": [{"insert_id": "not-in-the-batch", "message": "invalid"}],
+    }
     with canned_import(local_ca, body) as server:
-        sink = make_sink({"sink": "ingestion", "project_token": TOKEN, "api_url": server.url,
-                          "ca_bundle": str(local_ca.ca_path)})
+        sink = make_sink(
+            {
+                "sink": "ingestion",
+                "project_token": TOKEN,
+                "api_url": server.url,
+                "ca_bundle": str(local_ca.ca_path),
+            }
+        )
         with pytest.raises(ApiError, match="does not identify") as caught:
             send(sink, "events", [event(0), event(1)])
     assert not isinstance(caught.value, RetryableApiError)
 
 
 def test_events_sharing_an_insert_id_but_not_a_user_are_both_kept(
-        ingestion_server: LocalIngestion, make_sink: MakeSink) -> None:
+    ingestion_server: LocalIngestion, make_sink: MakeSink
+) -> None:
     sink = make_sink(mixpanel_table(ingestion_server))
-    records = [event(1, distinct_id="u1", insert_id="id-1"),
-               event(2, distinct_id="u2", insert_id="id-1")]
+    records = [
+        event(1, distinct_id="u1", insert_id="id-1"),
+        event(2, distinct_id="u2", insert_id="id-1"),
+    ]
     assert send(sink, "events", records).imported == 2
     assert ingestion_server.contents().events_total == 2, (
-        "Mixpanel deduplicates on event, time, distinct_id and $insert_id together")
+        "Mixpanel deduplicates on event, time, distinct_id and $insert_id together"
+    )
     assert send(sink, "events", records[:1]).imported == 1
     assert ingestion_server.contents().events_total == 2
 
 
 def test_one_event_over_the_request_limit_is_rejected_not_a_failed_run(
-        ingestion_server: LocalIngestion, make_sink: MakeSink) -> None:
+    ingestion_server: LocalIngestion, make_sink: MakeSink
+) -> None:
     sink = make_sink(mixpanel_table(ingestion_server))
     huge = event(1, extra={"blob": "x" * (11 * 1024 * 1024)})
     result = send(sink, "events", [huge])

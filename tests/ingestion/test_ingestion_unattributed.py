@@ -23,17 +23,27 @@ class GuestSale(Connector):
     Settings = ConnectorSettings
 
     def events(self, ctx: RunContext) -> Iterator[Event]:
-        yield Event(name="Sale", distinct_id="", time=1_700_000_000, object_id="s_1",
-                    properties={"amount": 25.0}, unattributed=True)
+        yield Event(
+            name="Sale",
+            distinct_id="",
+            time=1_700_000_000,
+            object_id="s_1",
+            properties={"amount": 25.0},
+            unattributed=True,
+        )
 
     def people(self, ctx: RunContext) -> Iterator[Any]:
         return iter(())
 
 
 def test_an_unattributed_event_reaches_import_with_an_empty_distinct_id(
-        ingestion_server: LocalIngestion, tmp_path: Path) -> None:
-    loaded = run_source(GuestSale, home=tmp_path / "home",
-                        mixpanel=mixpanel_table(ingestion_server, auth="project token"))
+    ingestion_server: LocalIngestion, tmp_path: Path
+) -> None:
+    loaded = run_source(
+        GuestSale,
+        home=tmp_path / "home",
+        mixpanel=mixpanel_table(ingestion_server, auth="project token"),
+    )
     assert loaded.summary.status == "succeeded", loaded.summary.error
     assert loaded.quarantined == []
     endpoints = ingestion_server.endpoints

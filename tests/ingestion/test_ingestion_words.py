@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from ingestion_support import PROJECT_ID, PROJECT_SECRET, SA_SECRET, SA_USER, TOKEN
 
-from mpconnect.datasets.ingestion_api import IngestionProject
-from mpconnect.datasets.server import LocalDatasetsServer
+from mpconnect.emulator.ingestion_api import IngestionProject
+from mpconnect.emulator.server import LocalDatasetsServer
 from mpconnect.engine import progress
 
 pytestmark = pytest.mark.timeout(60)
@@ -26,15 +26,18 @@ SMALL_RECORDS = 1650
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalDatasetsServer]:
     """The local server's ingestion endpoints for project 12345."""
     monkeypatch.setenv("MP_SA_SECRET", SA_SECRET)
-    project = IngestionProject(PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET},
-                               api_secret=PROJECT_SECRET)
-    with LocalDatasetsServer(tmp_path / "server", project_token=TOKEN,
-                             project_secret=PROJECT_SECRET, ingestion=project) as running:
+    project = IngestionProject(
+        PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET}, api_secret=PROJECT_SECRET
+    )
+    with LocalDatasetsServer(
+        tmp_path / "server", project_token=TOKEN, project_secret=PROJECT_SECRET, ingestion=project
+    ) as running:
         yield running
 
 
-def ingestion_config(server: LocalDatasetsServer, write_config: Callable[..., Path],
-                     engine: str = "") -> Path:
+def ingestion_config(
+    server: LocalDatasetsServer, write_config: Callable[..., Path], engine: str = ""
+) -> Path:
     """The ``small`` demo source through the ingestion sink, with an optional [engine]."""
     return write_config(f"""
         [mixpanel]
@@ -66,7 +69,8 @@ def ledger(cli: Any, config: Path) -> list[dict[str, Any]]:
 
 
 def test_a_failed_and_resumed_ingestion_run_speaks_of_runs_and_batches(
-        server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any) -> None:
+    server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
+) -> None:
     config = ingestion_config(server, write_config)
     server.ingestion.faults.fail_next(400, path="/import")
     failed = cli("--config", config, "run", "small", "--concurrency", "1")
@@ -76,11 +80,14 @@ def test_a_failed_and_resumed_ingestion_run_speaks_of_runs_and_batches(
     assert lines[-1] == (
         "mpconnect: error: small: HTTP 400: /import of 1500 events: injected fault; the next "
         f"run resumes run {run_id}, sending only its batches not yet acknowledged (give "
-        "--restart to extract the source again)")
+        "--restart to extract the source again)"
+    )
     assert "small: failed" in lines
     assert f"  records read {SMALL_RECORDS:,}, imported 0, quarantined 0, retries 0" in lines
-    assert any(line.startswith("  0 batches acknowledged via the ingestion sink (no versions)")
-               for line in lines)
+    assert any(
+        line.startswith("  0 batches acknowledged via the ingestion sink (no versions)")
+        for line in lines
+    )
     assert "version" not in failed.stderr.replace("(no versions)", "")
 
     table = cli("--config", config, "runs")
@@ -91,8 +98,10 @@ def test_a_failed_and_resumed_ingestion_run_speaks_of_runs_and_batches(
 
     resumed = cli("--config", config, "run", "small")
     assert resumed.exit_code == 0, resumed.output
-    assert f"small: resuming run {run_id}: sending only its batches not yet acknowledged" \
+    assert (
+        f"small: resuming run {run_id}: sending only its batches not yet acknowledged"
         in resumed.stderr
+    )
     assert resumed.stdout.splitlines()[0] == f"small: succeeded (resumed run {run_id})"
     assert "  2 batches acknowledged via the ingestion sink (no versions); " in resumed.stdout
     assert "version " not in resumed.output
@@ -103,8 +112,11 @@ def test_a_failed_and_resumed_ingestion_run_speaks_of_runs_and_batches(
 
 
 def test_a_resumed_runs_progress_lines_and_summary_agree_on_records_read(
-        server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    server: LocalDatasetsServer,
+    write_config: Callable[..., Path],
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     config = ingestion_config(server, write_config)
     server.ingestion.faults.fail_next(400, path="/import")
     assert cli("--config", config, "run", "small", "--concurrency", "1").exit_code == 1
@@ -127,8 +139,11 @@ def test_a_resumed_runs_progress_lines_and_summary_agree_on_records_read(
 
 
 def test_a_resumed_runs_progress_starts_from_what_was_acknowledged(
-        server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    server: LocalDatasetsServer,
+    write_config: Callable[..., Path],
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     config = ingestion_config(server, write_config)
     server.ingestion.faults.fail_next(400, path="/engage")  # /import's 1500 get through
     failed = cli("--config", config, "run", "small", "--concurrency", "1")
@@ -143,15 +158,22 @@ def test_a_resumed_runs_progress_starts_from_what_was_acknowledged(
     lines = re.findall(r"small: read (\d+), imported (\d+) \(", resumed.stderr)
     assert lines, resumed.stderr
     assert {(int(read), int(imported)) for read, imported in lines} <= {
-        (SMALL_RECORDS, 1500), (SMALL_RECORDS, SMALL_RECORDS)}
+        (SMALL_RECORDS, 1500),
+        (SMALL_RECORDS, SMALL_RECORDS),
+    }
 
 
 def test_an_ingestion_run_stopped_by_its_deadline_names_the_run_it_leaves(
-        server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any) -> None:
+    server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
+) -> None:
     # Every request answers 503 and each retry waits a minute: only the deadline ends it.
-    config = ingestion_config(server, write_config, engine=(
-        "max_run_time = 2\nmax_retries = 100\nretry_initial_wait = 60\n"
-        "retry_max_wait = 600"))
+    config = ingestion_config(
+        server,
+        write_config,
+        engine=(
+            "max_run_time = 2\nmax_retries = 100\nretry_initial_wait = 60\nretry_max_wait = 600"
+        ),
+    )
     server.ingestion.faults.error_rate = 1.0
     failed = cli("--config", config, "run", "small")
     assert failed.exit_code == 1
@@ -159,29 +181,35 @@ def test_an_ingestion_run_stopped_by_its_deadline_names_the_run_it_leaves(
     assert failed.stderr.splitlines()[-1] == (
         "mpconnect: error: small: stopped after engine.max_run_time (2 s) with batches still "
         f"to send; the next run resumes run {run_id}, sending only its batches not yet "
-        "acknowledged (give --restart to extract the source again)")
+        "acknowledged (give --restart to extract the source again)"
+    )
 
 
 def test_versions_list_with_the_ingestion_sink_points_at_runs(
-        server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any) -> None:
-    shown = cli("--config", ingestion_config(server, write_config), "versions", "list",
-                "SMALL")
+    server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
+) -> None:
+    shown = cli("--config", ingestion_config(server, write_config), "versions", "list", "SMALL")
     assert shown.exit_code == 0, shown.output
     assert shown.stdout.strip() == (
         "dataset SMALL has no versions in the ingestion sink (it loads without versions; "
-        "its runs and batches: mpconnect runs)")
+        "its runs and batches: mpconnect runs)"
+    )
 
 
 def test_a_history_of_both_kinds_of_sink_heads_its_id_column_version_or_run(
-        server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any) -> None:
-    embedded = write_config("""
+    server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
+) -> None:
+    embedded = write_config(
+        """
         [sources.small]
         connector = "demo"
         dataset_id = "SMALL"
 
         [sources.small.settings]
         events = 1500
-        """, name="embedded.toml")
+        """,
+        name="embedded.toml",
+    )
     assert cli("--config", embedded, "run", "small").exit_code == 0
     only_versions = cli("--config", embedded, "runs").stdout.splitlines()[0].split()
     assert only_versions[4] == "VERSION" and "BATCHES" not in only_versions
@@ -192,12 +220,18 @@ def test_a_history_of_both_kinds_of_sink_heads_its_id_column_version_or_run(
     assert table[0].split()[4:6] == ["VERSION/RUN", "BATCHES"]
     newest, oldest = ledger(cli, config)
     assert table[1].split()[2:7] == ["small", "ingestion", "succeeded", newest["run_id"], "2"]
-    assert table[2].split()[2:7] == ["small", "embedded", "succeeded", oldest["version_id"],
-                                     "3"]  # 1000-record batches: 1000 + 500 events, 150 people
+    assert table[2].split()[2:7] == [
+        "small",
+        "embedded",
+        "succeeded",
+        oldest["version_id"],
+        "3",
+    ]  # 1000-record batches: 1000 + 500 events, 150 people
 
 
 def test_a_source_on_the_demos_dataset_gets_no_pruning_warning_without_versions(
-        server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any) -> None:
+    server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
+) -> None:
     config = ingestion_config(server, write_config)
     config.write_text(config.read_text().replace('"SMALL"', '"DEMO"'))
     ran = cli("--config", config, "run", "small")
@@ -206,7 +240,8 @@ def test_a_source_on_the_demos_dataset_gets_no_pruning_warning_without_versions(
 
 
 def test_restart_abandons_an_unfinished_ingestion_run_by_its_name(
-        server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any) -> None:
+    server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
+) -> None:
     config = ingestion_config(server, write_config)
     server.ingestion.faults.fail_next(400, path="/import")
     assert cli("--config", config, "run", "small", "--concurrency", "1").exit_code == 1

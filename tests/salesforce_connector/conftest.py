@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("simple_salesforce")
 pytest.importorskip("aiohttp")
 
-from mpconnect.localserver import BackgroundServer, LocalCA
+from mpconnect.emulator.background import BackgroundServer, LocalCA
 from mpconnect_salesforce.localserver.api import (
     PASSWORD,
     SECURITY_TOKEN,

@@ -28,11 +28,16 @@ pytestmark = pytest.mark.timeout(60)
 def _key_pair(directory: Path, name: str) -> tuple[Path, bytes]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = directory / f"{name}.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return path, public
 
 
@@ -76,8 +81,10 @@ def test_a_jwt_signed_with_the_wrong_key_is_refused(
     salesforce.state.jwt_public_key = public
     refused = r"login \(jwt\) .* failed: invalid_grant: invalid assertion"
     with pytest.raises(SourceError, match=refused):
-        run_connector(SalesforceConnector,
-                      _oauth(salesforce, consumer_key=CONSUMER_KEY, private_key_file=str(other)))
+        run_connector(
+            SalesforceConnector,
+            _oauth(salesforce, consumer_key=CONSUMER_KEY, private_key_file=str(other)),
+        )
 
 
 def test_the_client_credentials_flow(salesforce: LocalSalesforce) -> None:
@@ -103,8 +110,10 @@ def test_an_expired_session_during_bulk_results_logs_in_again(
     salesforce: LocalSalesforce,
 ) -> None:
     salesforce.state.expire_at = 12
-    collected = run_connector(SalesforceConnector, salesforce.settings(
-        objects=["contacts"], use_bulk=True, bulk_page_size=5))
+    collected = run_connector(
+        SalesforceConnector,
+        salesforce.settings(objects=["contacts"], use_bulk=True, bulk_page_size=5),
+    )
     assert salesforce.state.logins == {"soap": 2}
     assert len(collected.events) == 60
 
@@ -113,10 +122,16 @@ def test_a_session_refused_again_after_logging_in_stops_the_run(
     salesforce: LocalSalesforce,
 ) -> None:
     salesforce.state.page_size = 7
-    salesforce.state.fail("/query/01g", status=401, code="INVALID_SESSION_ID",
-                          message="Session expired or invalid", times=2)
-    with pytest.raises(SourceError, match="session expired while reading Contact and logging in "
-                                          "again did not help"):
+    salesforce.state.fail(
+        "/query/01g",
+        status=401,
+        code="INVALID_SESSION_ID",
+        message="Session expired or invalid",
+        times=2,
+    )
+    with pytest.raises(
+        SourceError, match="session expired while reading Contact and logging in again did not help"
+    ):
         run_connector(SalesforceConnector, salesforce.settings(objects=["contacts"]))
     assert salesforce.state.logins == {"soap": 2}
 
@@ -125,8 +140,12 @@ def test_a_given_session_works_and_says_plainly_when_it_expires(
     salesforce: LocalSalesforce,
 ) -> None:
     token = salesforce.state.issue("given")
-    settings = {"instance_url": salesforce.url, "session_id": token,
-                "ca_bundle": str(salesforce.ca_path), "objects": ["contacts"]}
+    settings = {
+        "instance_url": salesforce.url,
+        "session_id": token,
+        "ca_bundle": str(salesforce.ca_path),
+        "objects": ["contacts"],
+    }
     assert len(run_connector(SalesforceConnector, settings).events) == 60
     salesforce.state.expire_sessions()
     with pytest.raises(SourceError, match="a session_id cannot be renewed"):

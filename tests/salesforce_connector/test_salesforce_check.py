@@ -22,9 +22,17 @@ def _check(salesforce: LocalSalesforce, **settings: object) -> str:
 
 def test_check_reports_org_usage_and_readable_objects(salesforce: LocalSalesforce) -> None:
     salesforce.state.api_limit = 15000
-    report = _check(salesforce, events=[{
-        "object": "Demo_Request__c", "event": "Demo Requested", "distinct_id_field": "Contact__c",
-        "properties": ["Product__c"]}])
+    report = _check(
+        salesforce,
+        events=[
+            {
+                "object": "Demo_Request__c",
+                "event": "Demo Requested",
+                "distinct_id_field": "Contact__c",
+                "properties": ["Product__c"],
+            }
+        ],
+    )
     assert report.startswith(f"Salesforce org {salesforce.org.org_id} (Acme Test Org); ")
     assert f"API usage {salesforce.state.api_used}/15000 today" in report
     assert "Contact (60), Lead (40), OpportunityContactRole (20), Opportunity (30)" in report
@@ -34,8 +42,11 @@ def test_check_reports_org_usage_and_readable_objects(salesforce: LocalSalesforc
 
 def test_check_says_which_object_this_user_cannot_read(salesforce: LocalSalesforce) -> None:
     salesforce.state.hidden_objects.add("Task")
-    with pytest.raises(SourceError, match=r"settings\.objects: 'tasks' reads Task, which this "
-                                          "Salesforce user cannot query"):
+    with pytest.raises(
+        SourceError,
+        match=r"settings\.objects: 'tasks' reads Task, which this "
+        "Salesforce user cannot query",
+    ):
         _check(salesforce)
 
 

@@ -56,8 +56,11 @@ def expected(org: Org) -> tuple[dict[str, int], int, int]:
     demos = [r for r in org["Demo_Request__c"] if r["Status__c"] != "Spam"]
     events["Demo Requested"] = sum(1 for r in demos if r["Contact__c"])
     people = org.sizes["Contact"] + sum(1 for lead in org["Lead"] if not lead["IsConverted"])
-    orphans = {o["Id"] for o in org["Opportunity"]
-               if not o["AccountId"] and o["Id"] not in primary_contacts(org)}
+    orphans = {
+        o["Id"]
+        for o in org["Opportunity"]
+        if not o["AccountId"] and o["Id"] not in primary_contacts(org)
+    }
     quarantined = (
         len(orphans)
         + sum(1 for h in org["OpportunityHistory"] if h["OpportunityId"] in orphans)
@@ -74,13 +77,15 @@ def _config(tmp_path: Path, salesforce: LocalSalesforce, head: str = "") -> Path
     return path
 
 
-def _run_and_inspect(config: Path, home: Path, *inspect_args: str,
-                     env: dict[str, str] | None = None) -> tuple[str, dict]:
+def _run_and_inspect(
+    config: Path, home: Path, *inspect_args: str, env: dict[str, str] | None = None
+) -> tuple[str, dict]:
     env = {**ENV, **(env or {})}
     ran = run_cli("--config", config, "run", "crm", home=home, env=env)
     assert ran.exit_code == 0, ran.output
-    shown = run_cli("--config", config, "inspect", "CRM", "--json", *inspect_args,
-                    home=home, env=env)
+    shown = run_cli(
+        "--config", config, "inspect", "CRM", "--json", *inspect_args, home=home, env=env
+    )
     assert shown.exit_code == 0, shown.output
     return ran.output, json.loads(shown.stdout)
 
@@ -109,8 +114,11 @@ project_token = "{TEST_PROJECT_TOKEN}"
 secret = "${{MIXPANEL_SECRET}}"
 """
         output, loaded = _run_and_inspect(
-            _config(tmp_path, salesforce, head), tmp_path / "home",
-            "--store", str(server.store.path), env={"MIXPANEL_SECRET": TEST_PROJECT_SECRET},
+            _config(tmp_path, salesforce, head),
+            tmp_path / "home",
+            "--store",
+            str(server.store.path),
+            env={"MIXPANEL_SECRET": TEST_PROJECT_SECRET},
         )
     assert "crm: succeeded" in output
     assert loaded["events_by_name"] == events
@@ -119,8 +127,9 @@ secret = "${{MIXPANEL_SECRET}}"
 
 
 def test_check_reports_the_org(salesforce: LocalSalesforce, tmp_path: Path) -> None:
-    checked = run_cli("--config", _config(tmp_path, salesforce), "check", "crm",
-                      home=tmp_path / "home", env=ENV)
+    checked = run_cli(
+        "--config", _config(tmp_path, salesforce), "check", "crm", home=tmp_path / "home", env=ENV
+    )
     assert checked.exit_code == 0, checked.output
     assert f"Salesforce org {salesforce.org.org_id} (Acme Test Org)" in checked.output
     assert "Demo_Request__c (" in checked.output
@@ -133,5 +142,7 @@ def test_a_bad_field_in_a_mapping_fails_the_run_naming_it(
     config.write_text(config.read_text().replace('"Region__c"]', '"Regoin__c"]'))
     ran = run_cli("--config", config, "run", "crm", home=tmp_path / "home", env=ENV)
     assert ran.exit_code != 0
-    assert ("sources.crm.settings.events[0].properties: Demo_Request__c has no field "
-            "'Regoin__c'; did you mean Region__c?") in ran.output
+    assert (
+        "sources.crm.settings.events[0].properties: Demo_Request__c has no field "
+        "'Regoin__c'; did you mean Region__c?"
+    ) in ran.output

@@ -39,9 +39,16 @@ def test_every_event_matches_the_org_exactly(
 
 def test_every_event_name_is_one_of_the_documented_names(collected: Collected) -> None:
     assert set(Counter(e["event"] for e in collected.events)) == {
-        "Contact Created", "Lead Created", "Lead Converted", "Opportunity Created",
-        "Opportunity Stage Changed", "Opportunity Won", "Opportunity Lost", "Case Opened",
-        "Case Closed", "Task Completed",
+        "Contact Created",
+        "Lead Created",
+        "Lead Converted",
+        "Opportunity Created",
+        "Opportunity Stage Changed",
+        "Opportunity Won",
+        "Opportunity Lost",
+        "Case Opened",
+        "Case Closed",
+        "Task Completed",
     }
 
 
@@ -68,22 +75,42 @@ def test_a_converted_lead_is_no_second_profile_and_its_events_follow_the_contact
     profile_ids = {p["$distinct_id"] for p in collected.people}
     for lead in converted:
         assert lead["Id"] not in profile_ids
-        created = [e for e in collected.events_named("Lead Created")
-                   if e["properties"]["salesforce_id"] == lead["Id"]]
-        done = [e for e in collected.events_named("Lead Converted")
-                if e["properties"]["salesforce_id"] == lead["Id"]]
+        created = [
+            e
+            for e in collected.events_named("Lead Created")
+            if e["properties"]["salesforce_id"] == lead["Id"]
+        ]
+        done = [
+            e
+            for e in collected.events_named("Lead Converted")
+            if e["properties"]["salesforce_id"] == lead["Id"]
+        ]
         assert [e["properties"]["distinct_id"] for e in created + done] == [
-            lead["ConvertedContactId"]] * 2
+            lead["ConvertedContactId"]
+        ] * 2
         assert done[0]["properties"]["time"] == epoch(lead["ConvertedDate"])
         assert lead["ConvertedContactId"] in profile_ids
 
 
 def test_contact_profile_has_every_documented_field(collected: Collected) -> None:
-    keys = set().union(*(p["$set"] for p in collected.people
-                         if p["$set"]["salesforce_object"] == "Contact"))
-    assert keys == {"$email", "$first_name", "$last_name", "$name", "$phone", "title",
-                    "lead_source", "account_id", "account_name", "owner_id", "mailing_country",
-                    "salesforce_id", "salesforce_object"}
+    keys = set().union(
+        *(p["$set"] for p in collected.people if p["$set"]["salesforce_object"] == "Contact")
+    )
+    assert keys == {
+        "$email",
+        "$first_name",
+        "$last_name",
+        "$name",
+        "$phone",
+        "title",
+        "lead_source",
+        "account_id",
+        "account_name",
+        "owner_id",
+        "mailing_country",
+        "salesforce_id",
+        "salesforce_object",
+    }
 
 
 def test_opportunities_go_to_the_primary_contact_else_to_the_account(
@@ -124,22 +151,31 @@ def test_one_stage_changed_per_history_row(
     collected: Collected, shared_salesforce: LocalSalesforce
 ) -> None:
     org = shared_salesforce.org
-    attributable = {o["Id"] for o in org["Opportunity"]
-                    if o["AccountId"] or o["Id"] in primary_contacts(org)}
+    attributable = {
+        o["Id"] for o in org["Opportunity"] if o["AccountId"] or o["Id"] in primary_contacts(org)
+    }
     rows = [h for h in org["OpportunityHistory"] if h["OpportunityId"] in attributable]
     events = collected.events_named("Opportunity Stage Changed")
     assert len(events) == len(rows) > len(attributable)
-    assert {(e["properties"]["opportunity_id"], e["properties"]["stage"],
-             e["properties"]["probability"]) for e in events} == {
-        (h["OpportunityId"], h["StageName"], h["Probability"]) for h in rows}
+    assert {
+        (
+            e["properties"]["opportunity_id"],
+            e["properties"]["stage"],
+            e["properties"]["probability"],
+        )
+        for e in events
+    } == {(h["OpportunityId"], h["StageName"], h["Probability"]) for h in rows}
 
 
 def test_rows_with_no_one_to_attribute_to_are_quarantined_with_the_reason(
     collected: Collected, shared_salesforce: LocalSalesforce
 ) -> None:
     org = shared_salesforce.org
-    orphans = [o["Id"] for o in org["Opportunity"]
-               if not o["AccountId"] and o["Id"] not in primary_contacts(org)]
+    orphans = [
+        o["Id"]
+        for o in org["Opportunity"]
+        if not o["AccountId"] and o["Id"] not in primary_contacts(org)
+    ]
     lone_cases = [c["Id"] for c in org["Case"] if not c["ContactId"] and not c["AccountId"]]
     lone_tasks = [t["Id"] for t in org["Task"] if t["IsClosed"] and not t["WhoId"]]
     assert orphans and lone_cases and lone_tasks
@@ -159,10 +195,14 @@ def test_closed_rows_with_no_one_to_attribute_to_name_their_closing_event(
     collected: Collected, shared_salesforce: LocalSalesforce
 ) -> None:
     org = shared_salesforce.org
-    orphans = [o for o in org["Opportunity"]
-               if o["IsClosed"] and not o["AccountId"] and o["Id"] not in primary_contacts(org)]
-    lone_cases = [c for c in org["Case"]
-                  if c["IsClosed"] and not c["ContactId"] and not c["AccountId"]]
+    orphans = [
+        o
+        for o in org["Opportunity"]
+        if o["IsClosed"] and not o["AccountId"] and o["Id"] not in primary_contacts(org)
+    ]
+    lone_cases = [
+        c for c in org["Case"] if c["IsClosed"] and not c["ContactId"] and not c["AccountId"]
+    ]
     assert orphans and lone_cases
     reasons: dict[str, list[str]] = {}
     for entry in collected.quarantined:
@@ -202,8 +242,9 @@ def test_objects_limits_the_streams(shared_salesforce: LocalSalesforce) -> None:
 def test_people_alone_still_reads_the_contacts_and_leads(
     shared_salesforce: LocalSalesforce,
 ) -> None:
-    settings = SalesforceConnector.Settings(**shared_salesforce.settings(
-        objects=["contacts", "leads"]))
+    settings = SalesforceConnector.Settings(
+        **shared_salesforce.settings(objects=["contacts", "leads"])
+    )
     connector = SalesforceConnector(settings)
     try:
         profiles = list(connector.people(RunContext(source="crm", dataset_id="CRM")))

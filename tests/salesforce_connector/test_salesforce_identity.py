@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mpconnect.localserver import LocalCA
+from mpconnect.emulator.background import LocalCA
 from mpconnect.testing import run_connector
 from mpconnect_salesforce import SalesforceConnector
 from mpconnect_salesforce.localserver.org import Org
@@ -45,8 +45,11 @@ def test_every_event_follows_the_email_identity(shared_salesforce: LocalSalesfor
     expected = all_events(org, "email")
     got = {e["properties"]["$insert_id"]: e for e in collected.events}
     assert got == expected
-    emails = {e["properties"]["distinct_id"] for e in collected.events
-              if "@" in e["properties"]["distinct_id"]}
+    emails = {
+        e["properties"]["distinct_id"]
+        for e in collected.events
+        if "@" in e["properties"]["distinct_id"]
+    }
     assert emails and all(email == email.lower() for email in emails)
 
 
@@ -55,7 +58,8 @@ def test_email_identity_without_the_people_streams_still_resolves_references(
 ) -> None:
     org = shared_salesforce.org
     collected = run_connector(
-        SalesforceConnector, shared_salesforce.settings(identity="email", objects=["tasks"]))
+        SalesforceConnector, shared_salesforce.settings(identity="email", objects=["tasks"])
+    )
     expected = {k: e for k, e in all_events(org, "email").items() if e["event"] == "Task Completed"}
     assert {e["properties"]["$insert_id"]: e for e in collected.events} == expected
     assert collected.people == []
@@ -63,7 +67,8 @@ def test_email_identity_without_the_people_streams_still_resolves_references(
 
 def test_id_identity_keeps_record_ids(shared_salesforce: LocalSalesforce) -> None:
     collected = run_connector(
-        SalesforceConnector, shared_salesforce.settings(objects=["contacts", "leads"]))
+        SalesforceConnector, shared_salesforce.settings(objects=["contacts", "leads"])
+    )
     ids = {p["$distinct_id"] for p in collected.people}
     assert ids and all(len(i) == 18 and i[:3] in ("003", "00Q") for i in ids)
 
@@ -78,9 +83,14 @@ def lead_like_a_contact(local_ca: LocalCA) -> Iterator[LocalSalesforce]:
 
     def lead(index: int) -> dict:
         row = make_lead(index)
-        row.update(IsConverted=False, ConvertedContactId=None, ConvertedDate=None,
-                   ConvertedAccountId=None, ConvertedOpportunityId=None,
-                   Status="Open - Not Contacted")
+        row.update(
+            IsConverted=False,
+            ConvertedContactId=None,
+            ConvertedDate=None,
+            ConvertedAccountId=None,
+            ConvertedOpportunityId=None,
+            Status="Open - Not Contacted",
+        )
         row["Email"] = f" {contact['Email'].upper()}" if index == 0 else f"lead{index}@example.org"
         return row
 
@@ -93,19 +103,25 @@ def lead_like_a_contact(local_ca: LocalCA) -> Iterator[LocalSalesforce]:
 
 
 def test_a_lead_with_a_contacts_email_keeps_the_contacts_profile(
-    lead_like_a_contact: LocalSalesforce, caplog: pytest.LogCaptureFixture,
+    lead_like_a_contact: LocalSalesforce,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     org = lead_like_a_contact.org
     contact, duplicate, other = org["Contact"].row(0), org["Lead"].row(0), org["Lead"].row(1)
     email = contact["Email"].lower()
     caplog.set_level(logging.INFO)
-    collected = run_connector(SalesforceConnector, lead_like_a_contact.settings(
-        identity="email", objects=["contacts", "leads"]))
+    collected = run_connector(
+        SalesforceConnector,
+        lead_like_a_contact.settings(identity="email", objects=["contacts", "leads"]),
+    )
     assert collected.profile(email) == contact_profile(org, contact)
     loaded = {p["$set"]["salesforce_id"] for p in collected.people}
     assert duplicate["Id"] not in loaded and other["Id"] in loaded
-    [created] = [e for e in collected.events_named("Lead Created")
-                 if e["properties"]["salesforce_id"] == duplicate["Id"]]
+    [created] = [
+        e
+        for e in collected.events_named("Lead Created")
+        if e["properties"]["salesforce_id"] == duplicate["Id"]
+    ]
     assert created["properties"]["distinct_id"] == email
     assert collected.quarantined == []
     assert "1 unconverted leads share a Contact's email" in caplog.text
@@ -115,7 +131,8 @@ def test_a_lead_with_a_contacts_email_is_its_own_profile_under_the_id_identity(
     lead_like_a_contact: LocalSalesforce,
 ) -> None:
     org = lead_like_a_contact.org
-    collected = run_connector(SalesforceConnector, lead_like_a_contact.settings(
-        objects=["contacts", "leads"]))
+    collected = run_connector(
+        SalesforceConnector, lead_like_a_contact.settings(objects=["contacts", "leads"])
+    )
     duplicate = org["Lead"].row(0)
     assert collected.profile(duplicate["Id"])["salesforce_object"] == "Lead"

@@ -12,12 +12,17 @@ from .conftest import LocalSalesforce
 pytestmark = pytest.mark.timeout(60)
 
 
-def _get(salesforce: LocalSalesforce, path: str, token: str | None = None,
-         **params: str) -> requests.Response:
+def _get(
+    salesforce: LocalSalesforce, path: str, token: str | None = None, **params: str
+) -> requests.Response:
     token = token or salesforce.state.issue("test")
-    return requests.get(f"{salesforce.url}/services/data/v59.0/{path}", params=params,
-                        headers={"Authorization": f"Bearer {token}"},
-                        verify=str(salesforce.ca_path), timeout=10)
+    return requests.get(
+        f"{salesforce.url}/services/data/v59.0/{path}",
+        params=params,
+        headers={"Authorization": f"Bearer {token}"},
+        verify=str(salesforce.ca_path),
+        timeout=10,
+    )
 
 
 def test_ids_carry_salesforce_checksums() -> None:
@@ -25,14 +30,21 @@ def test_ids_carry_salesforce_checksums() -> None:
     assert len({make_id("003", i) for i in range(1000)}) == 1000
 
 
-@pytest.mark.parametrize(("soql", "code", "words"), [
-    ("SELECT Id FROM Contact WHERE", "MALFORMED_QUERY", "unexpected token"),
-    ("SELECT Id FORM Contact", "MALFORMED_QUERY", "unexpected token: 'FORM'"),
-    ("SELECT Id FROM Contacts", "INVALID_TYPE", "sObject type 'Contacts' is not supported"),
-    ("SELECT Emial FROM Contact", "INVALID_FIELD", "No such column 'Emial' on entity 'Contact'"),
-    ("SELECT Acount.Name FROM Contact", "INVALID_FIELD", "relationship 'Acount'"),
-    ("SELECT Id FROM Task WHERE IsClosed = 'true'", "INVALID_FIELD", "must be of type boolean"),
-])
+@pytest.mark.parametrize(
+    ("soql", "code", "words"),
+    [
+        ("SELECT Id FROM Contact WHERE", "MALFORMED_QUERY", "unexpected token"),
+        ("SELECT Id FORM Contact", "MALFORMED_QUERY", "unexpected token: 'FORM'"),
+        ("SELECT Id FROM Contacts", "INVALID_TYPE", "sObject type 'Contacts' is not supported"),
+        (
+            "SELECT Emial FROM Contact",
+            "INVALID_FIELD",
+            "No such column 'Emial' on entity 'Contact'",
+        ),
+        ("SELECT Acount.Name FROM Contact", "INVALID_FIELD", "relationship 'Acount'"),
+        ("SELECT Id FROM Task WHERE IsClosed = 'true'", "INVALID_FIELD", "must be of type boolean"),
+    ],
+)
 def test_refused_queries_answer_salesforce_error_shapes(
     salesforce: LocalSalesforce, soql: str, code: str, words: str
 ) -> None:
@@ -47,7 +59,9 @@ def test_a_bad_session_and_the_limit_answer_as_salesforce_does(
 ) -> None:
     answer = _get(salesforce, "query/", token="00D!nope", q="SELECT COUNT() FROM Contact")
     assert (answer.status_code, answer.json()) == (
-        401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+        401,
+        [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}],
+    )
     salesforce.state.api_limit = 1
     ok = _get(salesforce, "query/", q="SELECT COUNT() FROM Contact")
     assert ok.headers["Sforce-Limit-Info"] == "api-usage=1/1"
@@ -68,12 +82,20 @@ def test_query_answers_nest_parents_and_page_with_next_records_url(
     assert set(record["Account"]) == {"attributes", "Name"}
     path = first["nextRecordsUrl"]
     assert path.startswith("/services/data/v59.0/query/01g") and path.endswith("-25")
-    second = requests.get(salesforce.url + path, headers={"Authorization": f"Bearer {token}"},
-                          verify=str(salesforce.ca_path), timeout=10).json()
+    second = requests.get(
+        salesforce.url + path,
+        headers={"Authorization": f"Bearer {token}"},
+        verify=str(salesforce.ca_path),
+        timeout=10,
+    ).json()
     assert len(second["records"]) == 25 and not second["done"]
     orphan = next(r for r in salesforce.org["Contact"] if not r["AccountId"])
-    answer = _get(salesforce, "query/", token,
-                  q=f"SELECT Account.Name FROM Contact WHERE Id = '{orphan['Id']}'").json()
+    answer = _get(
+        salesforce,
+        "query/",
+        token,
+        q=f"SELECT Account.Name FROM Contact WHERE Id = '{orphan['Id']}'",
+    ).json()
     assert answer["records"][0]["Account"] is None
 
 

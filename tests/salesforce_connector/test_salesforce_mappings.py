@@ -46,8 +46,15 @@ def test_the_issue_example_yields_one_event_per_non_spam_row(
         assert props["time"] == epoch(row["CreatedDate"])
         assert props.get("Product__c") == row["Product__c"]
         assert props.get("Region__c") == row["Region__c"]
-        assert set(props) <= {"Product__c", "Region__c", "salesforce_id", "distinct_id", "time",
-                              "token", "$insert_id"}
+        assert set(props) <= {
+            "Product__c",
+            "Region__c",
+            "salesforce_id",
+            "distinct_id",
+            "time",
+            "token",
+            "$insert_id",
+        }
     quarantined = {q.data["Id"]: q.reason for q in collected.quarantined}
     assert quarantined.keys() == {r["Id"] for r in rows if not r["Contact__c"]}
     assert all("Contact__c is empty" in reason for reason in quarantined.values())
@@ -65,8 +72,12 @@ def test_a_lookup_to_contact_follows_the_email_identity(shared_salesforce: Local
 def test_fields_all_takes_every_field_typed_alike_over_rest_and_bulk(
     shared_salesforce: LocalSalesforce,
 ) -> None:
-    mapping = {"object": "Demo_Request__c", "event": "Demo Requested",
-               "distinct_id_field": "Contact__c", "fields": "all"}
+    mapping = {
+        "object": "Demo_Request__c",
+        "event": "Demo Requested",
+        "distinct_id_field": "Contact__c",
+        "fields": "all",
+    }
     rest = _run(shared_salesforce, events=[mapping])
     bulk = _run(shared_salesforce, events=[mapping], use_bulk=True)
     assert rest.events == bulk.events
@@ -92,42 +103,58 @@ def test_a_people_mapping_sets_properties_on_the_contacts(
     shared_salesforce: LocalSalesforce,
 ) -> None:
     org = shared_salesforce.org
-    mapping = {"object": "Member__c", "distinct_id_field": "Contact__c",
-               "properties": {"Tier__c": "tier", "Points__c": "points", "Joined__c": "joined"}}
+    mapping = {
+        "object": "Member__c",
+        "distinct_id_field": "Contact__c",
+        "properties": {"Tier__c": "tier", "Points__c": "points", "Joined__c": "joined"},
+    }
     collected = _run(shared_salesforce, people=[mapping])
     members = org.rows("Member__c")
     with_contact = [m for m in members if m["Contact__c"]]
     assert len(collected.people) == len(with_contact) < len(members)
     for member in with_contact:
         assert collected.profile(member["Contact__c"]) == {
-            "tier": member["Tier__c"], "points": member["Points__c"],
-            "joined": member["Joined__c"].isoformat()}
+            "tier": member["Tier__c"],
+            "points": member["Points__c"],
+            "joined": member["Joined__c"].isoformat(),
+        }
     assert {q.data["Id"] for q in collected.quarantined} == {
-        m["Id"] for m in members if not m["Contact__c"]}
+        m["Id"] for m in members if not m["Contact__c"]
+    }
 
 
 def test_people_mappings_merge_with_the_standard_profiles(
     shared_salesforce: LocalSalesforce,
 ) -> None:
-    mapping = {"object": "Member__c", "distinct_id_field": "Contact__c",
-               "properties": {"Tier__c": "tier"}}
-    collected = run_connector(SalesforceConnector, shared_salesforce.settings(
-        objects=["contacts"], people=[mapping]))
+    mapping = {
+        "object": "Member__c",
+        "distinct_id_field": "Contact__c",
+        "properties": {"Tier__c": "tier"},
+    }
+    collected = run_connector(
+        SalesforceConnector, shared_salesforce.settings(objects=["contacts"], people=[mapping])
+    )
     member = next(m for m in shared_salesforce.org["Member__c"] if m["Contact__c"])
     profile = collected.profile(member["Contact__c"])
     assert profile["tier"] == member["Tier__c"]
     assert profile["salesforce_object"] == "Contact"
 
 
-@pytest.mark.parametrize(("change", "key", "words"), [
-    ({"object": "Demo_Requests__c"}, "events[0].object", "no object 'Demo_Requests__c'"),
-    ({"properties": ["Prodcut__c"]}, "events[0].properties",
-     "Demo_Request__c has no field 'Prodcut__c'; did you mean Product__c"),
-    ({"distinct_id_field": "Contact"}, "events[0].distinct_id_field", "no field 'Contact'"),
-    ({"time_field": "Region__c"}, "events[0].time_field", "not a date or datetime"),
-    ({"where": "Statuz__c != 'Spam'"}, "events[0].where", "INVALID_FIELD"),
-    ({"where": "Status__c !! 'Spam'"}, "events[0].where", "MALFORMED_QUERY"),
-])
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        ({"object": "Demo_Requests__c"}, "events[0].object", "no object 'Demo_Requests__c'"),
+        (
+            {"properties": ["Prodcut__c"]},
+            "events[0].properties",
+            "Demo_Request__c has no field 'Prodcut__c'; did you mean Product__c",
+        ),
+        ({"distinct_id_field": "Contact"}, "events[0].distinct_id_field", "no field 'Contact'"),
+        ({"time_field": "Region__c"}, "events[0].time_field", "not a date or datetime"),
+        ({"where": "Statuz__c != 'Spam'"}, "events[0].where", "INVALID_FIELD"),
+        ({"where": "Status__c !! 'Spam'"}, "events[0].where", "MALFORMED_QUERY"),
+    ],
+)
 def test_check_and_run_name_the_bad_key(
     shared_salesforce: LocalSalesforce, change: dict, key: str, words: str
 ) -> None:
@@ -151,6 +178,7 @@ def test_a_compound_field_is_refused_with_the_fix(shared_salesforce: LocalSalesf
 
 
 def test_a_mapping_takes_properties_or_all_fields_not_both() -> None:
-    with pytest.raises(ValidationError, match='either properties'):
-        SalesforceConnector.Settings(session_id="x", instance_url="https://a.example",
-                                     events=[{**DEMO, "fields": "all"}])
+    with pytest.raises(ValidationError, match="either properties"):
+        SalesforceConnector.Settings(
+            session_id="x", instance_url="https://a.example", events=[{**DEMO, "fields": "all"}]
+        )

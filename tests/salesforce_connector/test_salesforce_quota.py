@@ -34,7 +34,8 @@ def test_the_guard_stops_mid_run_before_passing_the_share(salesforce: LocalSales
         run_connector(SalesforceConnector, salesforce.settings())
     assert "stopping before Salesforce API call 51" in str(raised.value)
     assert "max_api_share = 0.5 of the org's daily API quota of 100 requests (50 calls)" in str(
-        raised.value)
+        raised.value
+    )
     assert salesforce.state.api_used == 50
 
 
@@ -52,8 +53,9 @@ def test_a_run_that_does_not_fit_in_what_the_org_has_left_does_not_start(
     salesforce.state.api_limit = 1000
     salesforce.state.api_used = 900
     with pytest.raises(QuotaExceeded, match="the org has only 93 of its 1000 daily requests left"):
-        run_connector(SalesforceConnector, salesforce.settings(max_api_share=1.0,
-                                                               rest_batch_size=1))
+        run_connector(
+            SalesforceConnector, salesforce.settings(max_api_share=1.0, rest_batch_size=1)
+        )
 
 
 def test_request_limit_exceeded_stops_at_once_with_a_clear_message(

@@ -27,15 +27,25 @@ pytestmark = pytest.mark.timeout(120)
 
 def test_the_printed_settings_load_the_served_org(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    with serve_in_background("salesforce", "--port", "0", "--contacts", "24", "--seed", "5",
-                             "--dir", str(tmp_path / "sf"),
-                             env={**os.environ, "MPCONNECT_HOME": str(home)}) as served:
+    with serve_in_background(
+        "salesforce",
+        "--port",
+        "0",
+        "--contacts",
+        "24",
+        "--seed",
+        "5",
+        "--dir",
+        str(tmp_path / "sf"),
+        env={**os.environ, "MPCONNECT_HOME": str(home)},
+    ) as served:
         settings = tomllib.loads(served.toml)["sources"]["crm"]["settings"]
         config = tmp_path / "mpconnect.toml"
         config.write_text(served.toml + "\n")
         ran = run_cli("--config", config, "run", "crm", home=home, env=served.environment)
-        shown = run_cli("--config", config, "inspect", "SALESFORCE", "--json", home=home,
-                        env=served.environment)
+        shown = run_cli(
+            "--config", config, "inspect", "SALESFORCE", "--json", home=home, env=served.environment
+        )
 
     assert settings["login_url"].startswith("https://127.0.0.1:")
     assert settings["ca_bundle"] == str((tmp_path / "sf" / "ca.pem").resolve())
@@ -47,11 +57,20 @@ def test_the_printed_settings_load_the_served_org(tmp_path: Path) -> None:
     org = Org(5, **org_sizes(24))
     expected = Counter(e["event"] for e in all_events(org).values())
     assert json.loads(shown.stdout)["events_by_name"] == dict(expected)
-    assert served.lines[0].endswith(": 4 accounts, 24 contacts, 16 leads, 12 opportunities, "
-                                    "10 cases, 20 tasks")
+    assert served.lines[0].endswith(
+        ": 4 accounts, 24 contacts, 16 leads, 12 opportunities, 10 cases, 20 tasks"
+    )
 
 
 def test_sixty_contacts_is_the_default_org() -> None:
-    assert org_sizes(60) == {"accounts": 12, "contacts": 60, "leads": 40, "opportunities": 30,
-                             "cases": 25, "tasks": 50, "demo_requests": 20, "members": 15}
+    assert org_sizes(60) == {
+        "accounts": 12,
+        "contacts": 60,
+        "leads": 40,
+        "opportunities": 30,
+        "cases": 25,
+        "tasks": 50,
+        "demo_requests": 20,
+        "members": 15,
+    }
     assert Org(7, **org_sizes(60)).sizes == Org(7).sizes

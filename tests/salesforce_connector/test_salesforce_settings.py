@@ -27,26 +27,35 @@ def test_defaults_read_every_standard_object_by_id() -> None:
     assert settings.auth_mode() == "session"
     assert settings.base_login_url() == "https://login.salesforce.com"
     assert SalesforceSettings(**SESSION, domain="test").base_login_url() == (
-        "https://test.salesforce.com")
+        "https://test.salesforce.com"
+    )
 
 
-@pytest.mark.parametrize(("values", "words"), [
-    ({}, "no complete credentials"),
-    ({"session_id": "x"}, "instance_url and session_id go together"),
-    ({"username": "a@b.c"}, "no complete credentials"),
-    ({"consumer_key": "k", "consumer_secret": "s"}, "needs your My Domain"),
-    ({**SESSION, "domain": "https://acme.my.salesforce.com"}, "give a full URL as login_url"),
-    ({**SESSION, "login_url": "http://127.0.0.1:8443"}, "must be an https:// URL"),
-    ({**SESSION, "api_version": "v59.0"}, "no leading 'v'"),
-    ({**SESSION, "objects": ["contacts", "contacts"]}, "lists an object twice"),
-    ({**SESSION, "objects": ["accounts"]}, "contacts"),
-    ({**SESSION, "max_api_share": 1.5}, "less than or equal to 1"),
-    ({**SESSION, "use_bulk": "sometimes"}, "use_bulk"),
-    ({**SESSION, "events": [{"object": "Demo Request", "event": "x", "distinct_id_field": "Id"}]},
-     "not a Salesforce API name"),
-    ({**SESSION, "private_key_file": "/nonexistent/key.pem"}, "does not exist"),
-    ({**SESSION, "pasword": "x"}, "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        ({}, "no complete credentials"),
+        ({"session_id": "x"}, "instance_url and session_id go together"),
+        ({"username": "a@b.c"}, "no complete credentials"),
+        ({"consumer_key": "k", "consumer_secret": "s"}, "needs your My Domain"),
+        ({**SESSION, "domain": "https://acme.my.salesforce.com"}, "give a full URL as login_url"),
+        ({**SESSION, "login_url": "http://127.0.0.1:8443"}, "must be an https:// URL"),
+        ({**SESSION, "api_version": "v59.0"}, "no leading 'v'"),
+        ({**SESSION, "objects": ["contacts", "contacts"]}, "lists an object twice"),
+        ({**SESSION, "objects": ["accounts"]}, "contacts"),
+        ({**SESSION, "max_api_share": 1.5}, "less than or equal to 1"),
+        ({**SESSION, "use_bulk": "sometimes"}, "use_bulk"),
+        (
+            {
+                **SESSION,
+                "events": [{"object": "Demo Request", "event": "x", "distinct_id_field": "Id"}],
+            },
+            "not a Salesforce API name",
+        ),
+        ({**SESSION, "private_key_file": "/nonexistent/key.pem"}, "does not exist"),
+        ({**SESSION, "pasword": "x"}, "Extra inputs are not permitted"),
+    ],
+)
 def test_bad_settings_are_refused_with_the_reason(values: dict, words: str) -> None:
     with pytest.raises(ValidationError, match=words):
         SalesforceSettings(**values)
@@ -56,21 +65,39 @@ def test_the_auth_flow_follows_the_keys_given(tmp_path: Path) -> None:
     key = tmp_path / "key.pem"
     key.write_text("-----BEGIN PRIVATE KEY-----\n")
     assert SalesforceSettings(username="u", password="p").auth_mode() == "password"
-    assert SalesforceSettings(username="u", consumer_key="k",
-                              private_key_file=str(key)).auth_mode() == "jwt"
-    assert SalesforceSettings(consumer_key="k", consumer_secret="s",
-                              domain="acme.my").auth_mode() == "client_credentials"
+    assert (
+        SalesforceSettings(username="u", consumer_key="k", private_key_file=str(key)).auth_mode()
+        == "jwt"
+    )
+    assert (
+        SalesforceSettings(consumer_key="k", consumer_secret="s", domain="acme.my").auth_mode()
+        == "client_credentials"
+    )
 
 
 def test_a_secret_written_in_clear_in_the_configuration_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SF_TOKEN", "from-env")
-    raw = {"sources": {"crm": {"connector": "salesforce", "dataset_id": "CRM", "settings": {
-        "username": "ada@acme.test", "password": "in-clear", "security_token": "${SF_TOKEN}"}}}}
+    raw = {
+        "sources": {
+            "crm": {
+                "connector": "salesforce",
+                "dataset_id": "CRM",
+                "settings": {
+                    "username": "ada@acme.test",
+                    "password": "in-clear",
+                    "security_token": "${SF_TOKEN}",
+                },
+            }
+        }
+    }
     config = parse_config(raw, tmp_path / "mpconnect.toml")
-    with pytest.raises(ConfigError, match=r"sources\.crm\.settings\.password: secrets must not "
-                                          r"be written in clear") as raised:
+    with pytest.raises(
+        ConfigError,
+        match=r"sources\.crm\.settings\.password: secrets must not "
+        r"be written in clear",
+    ) as raised:
         connector_settings(config, config.sources["crm"], SalesforceSettings)
     assert "in-clear" not in str(raised.value)
 
@@ -124,7 +151,9 @@ def test_without_simple_salesforce_the_connector_is_listed_as_unavailable() -> N
         "assert 'simple_salesforce' not in [m for m in sys.modules if sys.modules[m]]\n"
         "print(entry.available, entry.unavailable_reason)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert result.stdout.strip() == (
-        'False needs simple_salesforce: pip install "mpconnect[salesforce]"')
+        'False needs simple_salesforce: pip install "mpconnect[salesforce]"'
+    )

@@ -43,20 +43,22 @@ def expected(world, *, unattributed: bool = True) -> tuple[Counter, int]:
     :param unattributed: whether the sink takes events tied to no user (the datasets
         sink does not: they are quarantined).
     """
-    events = Counter(e.name for e in world.expected
-                     if unattributed or e.customer or e.email)
-    quarantined = {e.object_id for e in world.expected
-                   if not (unattributed or e.customer or e.email)}
+    events = Counter(e.name for e in world.expected if unattributed or e.customer or e.email)
+    quarantined = {
+        e.object_id for e in world.expected if not (unattributed or e.customer or e.email)
+    }
     return events, len(quarantined)
 
 
-def run_and_inspect(config: Path, home: Path, *inspect_args: str,
-                    env: dict[str, str] | None = None) -> tuple[str, dict]:
+def run_and_inspect(
+    config: Path, home: Path, *inspect_args: str, env: dict[str, str] | None = None
+) -> tuple[str, dict]:
     env = {"STRIPE_API_KEY": TEST_KEY, **(env or {})}
     ran = run_cli("--config", config, "run", "billing", home=home, env=env)
     assert ran.exit_code == 0, ran.output
-    shown = run_cli("--config", config, "inspect", "STRIPE", "--json", *inspect_args,
-                    home=home, env=env)
+    shown = run_cli(
+        "--config", config, "inspect", "STRIPE", "--json", *inspect_args, home=home, env=env
+    )
     assert shown.exit_code == 0, shown.output
     return ran.stdout, json.loads(shown.stdout)
 
@@ -90,10 +92,14 @@ api_url = "{server.url}"
 ca_bundle = "{server.ca_path}"
 project_token = "{TEST_PROJECT_TOKEN}"
 secret = "${{MIXPANEL_SECRET}}"
-""" + SOURCE.format(api_base=api.url)
+"""
+            + SOURCE.format(api_base=api.url)
         )
         output, loaded = run_and_inspect(
-            config, tmp_path / "home", "--store", str(server.store.path),
+            config,
+            tmp_path / "home",
+            "--store",
+            str(server.store.path),
             env={"MIXPANEL_SECRET": TEST_PROJECT_SECRET},
         )
     assert "billing: succeeded" in output
@@ -104,8 +110,9 @@ secret = "${{MIXPANEL_SECRET}}"
 
 def test_a_key_written_in_clear_is_refused(tmp_path):
     config = tmp_path / "mpconnect.toml"
-    config.write_text(SOURCE.replace("${{STRIPE_API_KEY}}", TEST_KEY).format(
-        api_base="http://127.0.0.1:9"))
+    config.write_text(
+        SOURCE.replace("${{STRIPE_API_KEY}}", TEST_KEY).format(api_base="http://127.0.0.1:9")
+    )
     ran = run_cli("--config", config, "run", "billing", home=tmp_path / "home")
     assert ran.exit_code != 0
     assert "sources.billing.settings.api_key: secrets must not be written in clear" in ran.output

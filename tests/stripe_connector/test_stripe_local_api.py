@@ -52,14 +52,20 @@ def walk(api, path: str, limit: int, **params) -> list[str]:
 
 @pytest.mark.parametrize(
     ("path", "kind"),
-    [("/v1/customers", "customer"), ("/v1/charges", "charge"), ("/v1/refunds", "refund"),
-     ("/v1/invoices", "invoice"), ("/v1/subscriptions", "subscription"),
-     ("/v1/disputes", "dispute")],
+    [
+        ("/v1/customers", "customer"),
+        ("/v1/charges", "charge"),
+        ("/v1/refunds", "refund"),
+        ("/v1/invoices", "invoice"),
+        ("/v1/subscriptions", "subscription"),
+        ("/v1/disputes", "dispute"),
+    ],
 )
 def test_every_object_has_at_least_the_keys_of_stripes_example(api, path, kind):
     fixtures = reference_fixtures()
-    objects = get(api, path, {"limit": 100, "status": "all"} if kind == "subscription"
-                  else {"limit": 100}).json()["data"]
+    objects = get(
+        api, path, {"limit": 100, "status": "all"} if kind == "subscription" else {"limit": 100}
+    ).json()["data"]
     assert objects
     for obj in objects:
         assert obj["object"] == kind
@@ -123,8 +129,9 @@ def test_subscriptions_hide_canceled_unless_status_all(api, world):
 
 def test_expand_charge_on_refunds(api):
     page = get(api, "/v1/refunds", {"limit": 3, "expand[]": "data.charge"}).json()
-    assert all(isinstance(r["charge"], dict) and r["charge"]["object"] == "charge"
-               for r in page["data"])
+    assert all(
+        isinstance(r["charge"], dict) and r["charge"]["object"] == "charge" for r in page["data"]
+    )
     bad = get(api, "/v1/refunds", {"expand[]": "data.nothing"})
     assert bad.status_code == 400
     assert bad.json()["error"]["message"] == "This property cannot be expanded (data.nothing)."
@@ -150,8 +157,12 @@ def test_missing_and_bad_keys_get_stripes_401(api):
     assert missing.json()["error"]["message"].startswith("You did not provide an API key.")
     bad = get(api, "/v1/charges", headers={"Authorization": "Bearer sk_test_wrongwrongwrong1234"})
     assert bad.status_code == 401
-    assert bad.json() == {"error": {"type": "invalid_request_error",
-                                    "message": f"Invalid API Key provided: sk_test_{'*' * 15}1234"}}
+    assert bad.json() == {
+        "error": {
+            "type": "invalid_request_error",
+            "message": f"Invalid API Key provided: sk_test_{'*' * 15}1234",
+        }
+    }
     assert bad.headers["Request-Id"].startswith("req_")
 
 
@@ -164,8 +175,11 @@ def test_restricted_key_without_permission_gets_403(api):
 def test_bad_parameters_get_400_naming_the_parameter(api):
     assert get(api, "/v1/charges", {"limit": 101}).json()["error"]["param"] == "limit"
     unknown = get(api, "/v1/charges", {"colour": "red"}).json()["error"]
-    assert unknown == {"type": "invalid_request_error", "param": "colour",
-                       "message": "Received unknown parameter: colour"}
+    assert unknown == {
+        "type": "invalid_request_error",
+        "param": "colour",
+        "message": "Received unknown parameter: colour",
+    }
     missing = get(api, "/v1/charges", {"starting_after": "ch_nope"})
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "resource_missing"

@@ -33,15 +33,24 @@ def closed_loopback_port() -> int:
 
 def test_a_local_server_that_is_down_is_reported_without_stripe_support(caplog):
     base = f"http://127.0.0.1:{closed_loopback_port()}"
-    settings = {"api_key": TEST_KEY, "api_base": base, "objects": ["charges"],
-                "max_retries": 1, "max_requests_per_second": 500}
-    with caplog.at_level(logging.WARNING, logger="mpconnect.source"), \
-            pytest.raises(SourceError) as failed:
+    settings = {
+        "api_key": TEST_KEY,
+        "api_base": base,
+        "objects": ["charges"],
+        "max_retries": 1,
+        "max_requests_per_second": 500,
+    }
+    with (
+        caplog.at_level(logging.WARNING, logger="mpconnect.source"),
+        pytest.raises(SourceError) as failed,
+    ):
         run_connector(StripeConnector, settings)
 
     message = str(failed.value)
-    assert message.startswith(f"stripe: GET /v1/charges: cannot connect to {base} "
-                              "(connection refused); is the server running?")
+    assert message.startswith(
+        f"stripe: GET /v1/charges: cannot connect to {base} "
+        "(connection refused); is the server running?"
+    )
     assert "support@stripe.com" not in message
     assert caplog.messages and "support@stripe.com" not in " ".join(caplog.messages)
 
@@ -54,21 +63,26 @@ def test_stripe_itself_keeps_its_advice():
     )
 
 
-@pytest.mark.parametrize(("api_base", "stripe_host"), [
-    (None, True),
-    ("https://api.stripe.com", True),
-    ("https://files.stripe.com:443", True),
-    ("http://127.0.0.1:12111", False),
-    ("http://localhost:12111", False),
-    ("https://stripe.com.proxy.example", False),
-    ("https://stripe-mock.internal", False),
-])
+@pytest.mark.parametrize(
+    ("api_base", "stripe_host"),
+    [
+        (None, True),
+        ("https://api.stripe.com", True),
+        ("https://files.stripe.com:443", True),
+        ("http://127.0.0.1:12111", False),
+        ("http://localhost:12111", False),
+        ("https://stripe.com.proxy.example", False),
+        ("https://stripe-mock.internal", False),
+    ],
+)
 def test_which_servers_are_stripe(api_base, stripe_host):
     assert is_stripe_host(api_base) is stripe_host
 
 
 def test_every_support_sentence_goes_and_the_rest_stays():
-    text = ("Invalid API Key provided. See https://stripe.com/api for details, or email "
-            "support@stripe.com if you have any questions. Request req_1.")
+    text = (
+        "Invalid API Key provided. See https://stripe.com/api for details, or email "
+        "support@stripe.com if you have any questions. Request req_1."
+    )
     assert without_stripe_support(text) == "Invalid API Key provided. Request req_1."
     assert without_stripe_support("No such charge: 'ch_1'") == "No such charge: 'ch_1'"

@@ -56,7 +56,9 @@ def test_current_subscription_wins_and_tiered_price_has_no_mrr(collected):
 def test_trialing_subscription_has_no_mrr_yet(collected):
     erin = collected.profile("cus_erin")
     assert (erin["subscription_status"], erin["plan"], erin["mrr"]) == (
-        "trialing", "price_starter", 0.0
+        "trialing",
+        "price_starter",
+        0.0,
     )
     assert erin["lifetime_value"] == 0.0
 
@@ -122,12 +124,15 @@ def test_lifetime_value_counts_only_what_was_captured_and_kept(stripe_api):
     expired = world.add_customer(BASE_TIME + DAY, id="cus_expired", email="b@example.com")
     refunded = world.add_customer(BASE_TIME + DAY, id="cus_refunded", email="c@example.com")
     world.add_charge(partial, 10000, BASE_TIME + 2 * DAY).update(
-        amount_captured=6000, amount_refunded=4000, captured=True, refunded=False)
+        amount_captured=6000, amount_refunded=4000, captured=True, refunded=False
+    )
     world.add_charge(expired, 5000, BASE_TIME + 2 * DAY).update(
-        amount_captured=0, amount_refunded=5000, captured=False, refunded=True)
+        amount_captured=0, amount_refunded=5000, captured=False, refunded=True
+    )
     # 60.00 of 100.00 captured, then 10.00 of the capture refunded.
     world.add_charge(refunded, 10000, BASE_TIME + 2 * DAY).update(
-        amount_captured=6000, amount_refunded=5000, captured=True, refunded=False)
+        amount_captured=6000, amount_refunded=5000, captured=True, refunded=False
+    )
     collected = run_connector(StripeConnector, settings_for(stripe_api(world)))
     assert collected.profile("cus_partial")["lifetime_value"] == 60.0
     assert collected.profile("cus_expired")["lifetime_value"] == 0.0

@@ -44,8 +44,9 @@ def test_pagination_across_many_pages(stripe_api, big_world):
     api = stripe_api(big_world)
     collected = run_connector(OneWorker, settings_for(api, objects=["charges"]))
     charge_ids = [e["properties"]["charge_id"] for e in collected.events]
-    expected = [c["id"] for c in big_world.charges.values()
-                if c["status"] in ("succeeded", "failed")]
+    expected = [
+        c["id"] for c in big_world.charges.values() if c["status"] in ("succeeded", "failed")
+    ]
     assert sorted(charge_ids) == sorted(expected)
     pages = len(big_world.charges) // 100 + 1
     assert pages >= 15
@@ -59,8 +60,9 @@ def test_workers_share_each_list_by_created_windows(stripe_api, big_world):
     api = stripe_api(big_world)
     collected = run_connector(StripeConnector, settings_for(api))
     assert Counter(e["event"] for e in collected.events) == expected_counts(big_world)
-    charge_ids = [e["properties"]["charge_id"] for e in collected.events
-                  if e["event"].startswith("Charge ")]
+    charge_ids = [
+        e["properties"]["charge_id"] for e in collected.events if e["event"].startswith("Charge ")
+    ]
     assert len(charge_ids) == len(set(charge_ids))
     assert len(collected.people) == len(big_world.customers)
     queries = [q for path, q in api.stats.queries if path == "/v1/charges"]
@@ -164,8 +166,12 @@ def test_unreachable_api_is_one_line_naming_the_request():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # nothing listens there once closed
-    settings = {"api_key": TEST_KEY, "api_base": f"http://127.0.0.1:{port}", "max_retries": 0,
-                "objects": ["charges"]}
+    settings = {
+        "api_key": TEST_KEY,
+        "api_base": f"http://127.0.0.1:{port}",
+        "max_retries": 0,
+        "objects": ["charges"],
+    }
     with pytest.raises(SourceError) as info:
         run_connector(StripeConnector, settings)
     message = str(info.value)
@@ -262,8 +268,9 @@ def test_close_before_and_after_a_whole_run_changes_nothing(stripe_api, small_wo
     connector.close()
     events = list(connector.events(ctx()))
     connector.close()
-    assert len(events) == len(list(StripeConnector(StripeSettings(**settings_for(api)))
-                                   .events(ctx())))
+    assert len(events) == len(
+        list(StripeConnector(StripeSettings(**settings_for(api))).events(ctx()))
+    )
 
 
 def test_the_api_version_is_pinned(stripe_api, small_world):

@@ -23,14 +23,23 @@ pytestmark = pytest.mark.timeout(120)
 
 def test_the_printed_settings_load_the_served_account(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    with serve_in_background("stripe", "--port", "0", "--customers", "40", "--seed", "3",
-                             env={**os.environ, "MPCONNECT_HOME": str(home)}) as served:
+    with serve_in_background(
+        "stripe",
+        "--port",
+        "0",
+        "--customers",
+        "40",
+        "--seed",
+        "3",
+        env={**os.environ, "MPCONNECT_HOME": str(home)},
+    ) as served:
         settings = tomllib.loads(served.toml)
         config = tmp_path / "mpconnect.toml"
         config.write_text(served.toml + "\n")
         ran = run_cli("--config", config, "run", "billing", home=home, env=served.environment)
-        shown = run_cli("--config", config, "inspect", "STRIPE", "--json", home=home,
-                        env=served.environment)
+        shown = run_cli(
+            "--config", config, "inspect", "STRIPE", "--json", home=home, env=served.environment
+        )
 
     source = settings["sources"]["billing"]
     assert source["connector"] == "stripe" and source["dataset_id"] == "STRIPE"
@@ -40,7 +49,8 @@ def test_the_printed_settings_load_the_served_account(tmp_path: Path) -> None:
     world = generate(3, 40)
     assert served.lines[0] == (
         f"serving a local Stripe API on {source['settings']['api_base']}: "
-        + ", ".join(f"{len(objects)} {name}" for name, objects in world.lists().items()))
+        + ", ".join(f"{len(objects)} {name}" for name, objects in world.lists().items())
+    )
     assert ran.exit_code == 0, ran.output
     assert "billing: succeeded" in ran.stdout
     loaded = json.loads(shown.stdout)

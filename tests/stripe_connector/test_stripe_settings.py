@@ -19,7 +19,12 @@ pytestmark = pytest.mark.timeout(30)
 def test_defaults():
     settings = StripeSettings(api_key=TEST_KEY)
     assert settings.objects == [
-        "customers", "charges", "refunds", "invoices", "subscriptions", "disputes"
+        "customers",
+        "charges",
+        "refunds",
+        "invoices",
+        "subscriptions",
+        "disputes",
     ]
     assert settings.identity == "customer"
     assert settings.api_base is None
@@ -118,10 +123,15 @@ def test_live_and_restricted_keys_tell_their_mode():
 def test_configuration_file_errors_name_the_key(monkeypatch):
     monkeypatch.setenv("STRIPE_API_KEY", TEST_KEY)
     path = Path("mpconnect.toml")
-    raw = {"sources": {"billing": {
-        "connector": "stripe", "dataset_id": "STRIPE",
-        "settings": {"api_key": "${STRIPE_API_KEY}", "object": ["charges"]},
-    }}}
+    raw = {
+        "sources": {
+            "billing": {
+                "connector": "stripe",
+                "dataset_id": "STRIPE",
+                "settings": {"api_key": "${STRIPE_API_KEY}", "object": ["charges"]},
+            }
+        }
+    }
     config = parse_config(raw, path)
     with pytest.raises(ConfigError) as info:
         connector_settings(config, config.source("billing"), StripeSettings)

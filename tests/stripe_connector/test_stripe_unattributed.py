@@ -19,8 +19,11 @@ pytestmark = pytest.mark.timeout(60)
 def sent(collected, name: str, object_id: str) -> list[dict]:
     """The properties of every event ``name`` about ``object_id``."""
     insert_id = make_insert_id(object_id, name)
-    return [e["properties"] for e in collected.events_named(name)
-            if e["properties"]["$insert_id"] == insert_id]
+    return [
+        e["properties"]
+        for e in collected.events_named(name)
+        if e["properties"]["$insert_id"] == insert_id
+    ]
 
 
 def test_by_default_a_charge_of_nobody_is_revenue_tied_to_no_user(stripe_api, small_world):
@@ -55,8 +58,10 @@ def test_skip_leaves_them_out_and_counts_them_in_the_log(stripe_api, small_world
     assert sent(collected, "Charge Succeeded", "ch_guest")[0]["distinct_id"] == (
         "guest:guest@example.com"
     )
-    assert ('stripe: skipped 2 objects with no customer and no email (unattributed = "skip")'
-            in caplog.messages)
+    assert (
+        'stripe: skipped 2 objects with no customer and no email (unattributed = "skip")'
+        in caplog.messages
+    )
 
 
 def test_an_unknown_choice_is_refused_naming_the_choices(stripe_api, small_world):

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from ui_support import UiHome, build_home
 
-from mpconnect.localserver import BackgroundServer
+from mpconnect.emulator.background import BackgroundServer
 from mpconnect.ui.app import UiOptions, make_app
 from mpconnect.ui.wiring import standalone
 
@@ -41,8 +41,9 @@ class Served:
 
     def __init__(self, made: UiHome, token: str | None = None) -> None:
         self.asked: list[str] = []
-        status, options = standalone(lambda: made.config, made.plugins, made.home, token,
-                                     self._run_now)
+        status, options = standalone(
+            lambda: made.config, made.plugins, made.home, token, self._run_now
+        )
         self.status = status
         self.server = BackgroundServer(make_app(status, options)).start()
         self.url = self.server.url
@@ -73,8 +74,10 @@ def serve_app(status: Any, options: UiOptions) -> BackgroundServer:
 
 def _browser_missing() -> str | None:
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        return (f"no {CHROMIUM} and {CHROMEDRIVER} (Debian: apt-get install -y chromium "
-                "chromium-driver)")
+        return (
+            f"no {CHROMIUM} and {CHROMEDRIVER} (Debian: apt-get install -y chromium "
+            "chromium-driver)"
+        )
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -97,11 +100,19 @@ def browser() -> Iterator[Any]:
     profile = tempfile.mkdtemp(prefix="mpconnect-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-                 "--window-size=1280,900"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,900",
+    ):
         options.add_argument(flag)
     service = Service(str(CHROMEDRIVER), env={**os.environ, "TZ": "Asia/Tokyo"})
     driver = webdriver.Chrome(service=service, options=options)

@@ -53,10 +53,12 @@ def test_metrics_parse_and_hold_each_sources_counts(served: Served, ui_home: UiH
     assert value("mpconnect_runs_total", source="live", status="running") == 1
     assert value("mpconnect_retries_total", source="billing") == 0
     billing = ui_home.runs["billing"]
-    assert value("mpconnect_last_success_timestamp_seconds", source="billing") == \
-        pytest.approx(billing.ended_at)
-    assert value("mpconnect_last_run_duration_seconds", source="billing") == \
-        pytest.approx(billing.duration, abs=0.01)
+    assert value("mpconnect_last_success_timestamp_seconds", source="billing") == pytest.approx(
+        billing.ended_at
+    )
+    assert value("mpconnect_last_run_duration_seconds", source="billing") == pytest.approx(
+        billing.duration, abs=0.01
+    )
     assert ("mpconnect_last_success_timestamp_seconds", (("source", "crm"),)) not in values
     assert value("mpconnect_source_stale", source="crm") == 1
     assert value("mpconnect_source_stale", source="billing") == 0
@@ -103,11 +105,22 @@ def _wait_for(predicate: Callable[[], bool]) -> None:
 
 def test_healthz_turns_503_when_the_scheduler_loop_is_blocked(tmp_path: Path) -> None:
     plugins = load_test_plugins()
-    config = Config(sources={"demo": SourceConfig(name="demo", connector="demo",
-                                                  dataset_id="DEMO", schedule="0 0 1 1 *")})
+    config = Config(
+        sources={
+            "demo": SourceConfig(
+                name="demo", connector="demo", dataset_id="DEMO", schedule="0 0 1 1 *"
+            )
+        }
+    )
     clock = _GateClock()
-    scheduler = Scheduler(make_plan(config, plugins), plugins, home=tmp_path, clock=clock,
-                          reload_interval=None, stop_timeout=5)
+    scheduler = Scheduler(
+        make_plan(config, plugins),
+        plugins,
+        home=tmp_path,
+        clock=clock,
+        reload_interval=None,
+        stop_timeout=5,
+    )
     monotonic = _Monotonic()
     scheduler.heartbeat = Heartbeat(stuck_after=90, monotonic=monotonic)
     server = serve_app(*beside_scheduler(scheduler, plugins, tmp_path, None))
@@ -145,18 +158,25 @@ def test_healthz_turns_503_when_the_scheduler_loop_is_blocked(tmp_path: Path) ->
 
 def test_run_now_beside_the_scheduler_queues_a_run(tmp_path: Path) -> None:
     plugins = load_test_plugins()
-    config = Config(sources={"demo": SourceConfig(name="demo", connector="demo",
-                                                  dataset_id="DEMO", schedule="0 0 1 1 *")})
-    scheduler = Scheduler(make_plan(config, plugins), plugins, home=tmp_path,
-                          reload_interval=None, stop_timeout=30)
+    config = Config(
+        sources={
+            "demo": SourceConfig(
+                name="demo", connector="demo", dataset_id="DEMO", schedule="0 0 1 1 *"
+            )
+        }
+    )
+    scheduler = Scheduler(
+        make_plan(config, plugins), plugins, home=tmp_path, reload_interval=None, stop_timeout=30
+    )
     loop = threading.Thread(target=scheduler.serve, daemon=True)
     loop.start()
     try:
         _wait_for(lambda: scheduler.heartbeat.age() is not None)
         assert scheduler.request_run("nope") == "nope: not started: it has no schedule here"
         assert scheduler.request_run("demo") == "demo: run queued"
-        _wait_for(lambda: bool(scheduler.running) or bool(
-            scheduler._engine.ledger.list_runs("demo")))
+        _wait_for(
+            lambda: bool(scheduler.running) or bool(scheduler._engine.ledger.list_runs("demo"))
+        )
         assert scheduler.wait_idle(60)
         assert scheduler._engine.ledger.list_runs("demo")[0]["status"] == "succeeded"
     finally:
@@ -167,14 +187,15 @@ def test_run_now_beside_the_scheduler_queues_a_run(tmp_path: Path) -> None:
 def test_ui_refuses_a_public_address_without_a_token(cli: Any) -> None:
     result = cli("ui", "--host", "0.0.0.0")
     assert result.exit_code == 1
-    assert ("mpconnect: error: --host 0.0.0.0: serving the status page beyond this machine "
-            "needs a token; give --token TOKEN or set MPCONNECT_UI_TOKEN") in result.output
+    assert (
+        "mpconnect: error: --host 0.0.0.0: serving the status page beyond this machine "
+        "needs a token; give --token TOKEN or set MPCONNECT_UI_TOKEN"
+    ) in result.output
     short = cli("ui", "--host", "0.0.0.0", "--token", "short")
     assert short.exit_code == 1 and "too short" in short.output
 
 
-def test_schedule_serves_the_status_page_on_http_port(tmp_path: Path,
-                                                      write_config: Any) -> None:
+def test_schedule_serves_the_status_page_on_http_port(tmp_path: Path, write_config: Any) -> None:
     config = write_config("""
         [sources.demo]
         connector = "demo"
@@ -183,8 +204,20 @@ def test_schedule_serves_the_status_page_on_http_port(tmp_path: Path,
         """)
     env = {**os.environ, "MPCONNECT_HOME": str(tmp_path / "home")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "mpconnect", "--config", str(config), "schedule",
-         "--http-port", "0"], env=env, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "mpconnect",
+            "--config",
+            str(config),
+            "schedule",
+            "--http-port",
+            "0",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = None
         assert process.stderr is not None
@@ -197,8 +230,10 @@ def test_schedule_serves_the_status_page_on_http_port(tmp_path: Path,
         _wait_for(lambda: requests.get(url + "/healthz", timeout=30).status_code == 200)
         page = requests.get(url + "/", timeout=30)
         assert 'href="/sources/demo"' in page.text
-        assert "mpconnect_source_schedule_period_seconds" in requests.get(
-            url + "/metrics", timeout=30).text
+        assert (
+            "mpconnect_source_schedule_period_seconds"
+            in requests.get(url + "/metrics", timeout=30).text
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=60)

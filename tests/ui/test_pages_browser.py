@@ -33,8 +33,9 @@ def _row(browser: Any, source: str) -> Any:
     return browser.find_element(By.CSS_SELECTOR, f'tr[data-source="{source}"]')
 
 
-def test_sources_page_shows_statuses_and_freshness(browser: Any, served: Served,
-                                                   screenshot: Shot) -> None:
+def test_sources_page_shows_statuses_and_freshness(
+    browser: Any, served: Served, screenshot: Shot
+) -> None:
     browser.set_window_size(1280, 900)
     browser.get(served.url + "/")
     assert browser.title == "Sources · mpconnect"
@@ -50,8 +51,9 @@ def test_sources_page_shows_statuses_and_freshness(browser: Any, served: Served,
     screenshot(browser, "ui-sources")
 
 
-def test_source_page_draws_records_and_duration_of_each_run(browser: Any, served: Served,
-                                                            screenshot: Shot) -> None:
+def test_source_page_draws_records_and_duration_of_each_run(
+    browser: Any, served: Served, screenshot: Shot
+) -> None:
     browser.get(served.url + "/sources/billing")
     chart = browser.find_element(By.ID, "history-chart")
     _wait(browser).until(lambda b: chart.get_attribute("data-drawn") == "true")
@@ -72,9 +74,9 @@ def test_times_are_in_the_viewers_zone_with_utc_on_hover(browser: Any, served: S
     assert first.text != first.get_attribute("title")
 
 
-def test_click_from_a_source_to_a_run_to_its_quarantine(browser: Any, served: Served,
-                                                        ui_home: UiHome,
-                                                        screenshot: Shot) -> None:
+def test_click_from_a_source_to_a_run_to_its_quarantine(
+    browser: Any, served: Served, ui_home: UiHome, screenshot: Shot
+) -> None:
     browser.set_window_size(1280, 900)
     browser.get(served.url + "/")
     _row(browser, "orders").find_element(By.LINK_TEXT, "orders").click()
@@ -108,8 +110,9 @@ def test_click_from_a_source_to_a_run_to_its_quarantine(browser: Any, served: Se
     screenshot(browser, "ui-quarantine")
 
 
-def test_failed_run_shows_its_redacted_error(browser: Any, served: Served,
-                                             ui_home: UiHome, screenshot: Shot) -> None:
+def test_failed_run_shows_its_redacted_error(
+    browser: Any, served: Served, ui_home: UiHome, screenshot: Shot
+) -> None:
     browser.get(served.url + f"/runs/{ui_home.runs['crm'].run_id}")
     error = browser.find_element(By.CLASS_NAME, "error-text").text
     assert "api_key=***" in error and "<b>denied</b>" in error
@@ -117,13 +120,20 @@ def test_failed_run_shows_its_redacted_error(browser: Any, served: Served,
     screenshot(browser, "ui-run-failed")
 
 
-def test_datasets_page_shows_versions(browser: Any, served: Served, ui_home: UiHome,
-                                      screenshot: Shot) -> None:
+def test_datasets_page_shows_versions(
+    browser: Any, served: Served, ui_home: UiHome, screenshot: Shot
+) -> None:
     browser.get(served.url + "/datasets")
-    section = next(s for s in browser.find_elements(By.CSS_SELECTOR, "section.dataset")
-                   if s.find_element(By.TAG_NAME, "h2").text.startswith("BILLING"))
-    live = [row.text for row in section.find_elements(By.CSS_SELECTOR, "tbody tr")
-            if " live " in f" {row.text} "]
+    section = next(
+        s
+        for s in browser.find_elements(By.CSS_SELECTOR, "section.dataset")
+        if s.find_element(By.TAG_NAME, "h2").text.startswith("BILLING")
+    )
+    live = [
+        row.text
+        for row in section.find_elements(By.CSS_SELECTOR, "tbody tr")
+        if " live " in f" {row.text} "
+    ]
     assert live and live[0].startswith(ui_home.runs["billing"].version_id)
     assert "400" in live[0]
     screenshot(browser, "ui-datasets")
@@ -134,7 +144,8 @@ def test_readable_on_a_phone(browser: Any, served: Served, screenshot: Shot) -> 
     try:
         browser.get(served.url + "/")
         overflow = browser.execute_script(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
         assert overflow <= 1
         assert _row(browser, "crm").find_element(By.CLASS_NAME, "badge").is_displayed()
         screenshot(browser, "ui-sources-phone")
@@ -173,14 +184,18 @@ def test_a_form_on_another_site_cannot_start_a_run(browser: Any, served: Served)
     target = f"http://127.0.0.1:{port}/sources/billing/run"
 
     async def evil(request: web.Request) -> web.Response:
-        return web.Response(content_type="text/html", text=(
-            f'<form id="f" method="post" action="{target}">'
-            '<input name="csrf" value="guess"></form>'
-            "<script>document.getElementById('f').submit()</script>"))
+        return web.Response(
+            content_type="text/html",
+            text=(
+                f'<form id="f" method="post" action="{target}">'
+                '<input name="csrf" value="guess"></form>'
+                "<script>document.getElementById('f').submit()</script>"
+            ),
+        )
 
     app = web.Application()
     app.router.add_get("/", evil)
-    from mpconnect.localserver import BackgroundServer
+    from mpconnect.emulator.background import BackgroundServer
 
     other = BackgroundServer(app).start()
     served.asked.clear()
@@ -193,13 +208,15 @@ def test_a_form_on_another_site_cannot_start_a_run(browser: Any, served: Served)
     assert served.asked == []
 
 
-def test_a_running_run_updates_without_a_reload(browser: Any, served: Served,
-                                                ui_home: UiHome) -> None:
+def test_a_running_run_updates_without_a_reload(
+    browser: Any, served: Served, ui_home: UiHome
+) -> None:
     browser.get(served.url + "/sources/live")
     row = browser.find_element(By.CSS_SELECTOR, "tr[data-run]")
     assert "running" in row.text
     browser.execute_script("document.body.dataset.marker = 'same page'")
     ui_home.finish_running()
-    _wait(browser).until(lambda b: "succeeded" in b.find_element(
-        By.CSS_SELECTOR, "tr[data-run]").text)
+    _wait(browser).until(
+        lambda b: "succeeded" in b.find_element(By.CSS_SELECTOR, "tr[data-run]").text
+    )
     assert browser.execute_script("return document.body.dataset.marker") == "same page"

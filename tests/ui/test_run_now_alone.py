@@ -1,4 +1,4 @@
-""""Run now" on the page of ``mpconnect ui`` alone: the run starts in the background."""
+""" "Run now" on the page of ``mpconnect ui`` alone: the run starts in the background."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ def test_run_now_without_a_scheduler_runs_the_source(demo_config: Path) -> None:
     assert runs("nope") == "nope: not started: no such source in the configuration"
     assert runs("demo") == "demo: run started"
     thread = runs._threads["demo"]
-    assert runs("demo") in ("demo: not started: a run started here is still going",
-                            "demo: run started")
+    assert runs("demo") in (
+        "demo: not started: a run started here is still going",
+        "demo: run started",
+    )
     thread.join(120)
     for other in runs._threads.values():
         other.join(120)

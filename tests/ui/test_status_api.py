@@ -14,8 +14,9 @@ def _get(served: Served, path: str, **kwargs: object) -> requests.Response:
     return requests.get(served.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
-def test_sources_api_shows_each_source_with_its_last_run_and_freshness(served: Served,
-                                                                       ui_home: UiHome) -> None:
+def test_sources_api_shows_each_source_with_its_last_run_and_freshness(
+    served: Served, ui_home: UiHome
+) -> None:
     sources = {s["name"]: s for s in _get(served, "/api/sources").json()}
     assert sorted(sources) == ["billing", "crm", "live", "orders"]
     assert sources["billing"]["last_run"]["status"] == "succeeded"
@@ -36,17 +37,23 @@ def test_run_api_has_phases_in_order_and_throughput(served: Served, ui_home: UiH
     run = _get(served, f"/api/runs/{run_id}").json()
     assert run["status"] == "succeeded"
     assert [p["phase"] for p in sorted(run["phases"], key=lambda p: p["started_at"])] == [
-        "create", "import", "extract", "publish", "live", "prune"]
+        "create",
+        "import",
+        "extract",
+        "publish",
+        "live",
+        "prune",
+    ]
     assert all(p["ok"] for p in run["phases"])
     assert run["throughput"][-1]["imported"] == 400
     assert [p["imported"] for p in run["throughput"]] == sorted(
-        p["imported"] for p in run["throughput"])
+        p["imported"] for p in run["throughput"]
+    )
     assert _get(served, "/api/runs/no-such-run").status_code == 404
     assert _get(served, "/runs/no-such-run").status_code == 404
 
 
-def test_quarantine_api_counts_reasons_and_shows_samples(served: Served,
-                                                         ui_home: UiHome) -> None:
+def test_quarantine_api_counts_reasons_and_shows_samples(served: Served, ui_home: UiHome) -> None:
     run_id = ui_home.runs["orders"].run_id
     quarantine = _get(served, f"/api/runs/{run_id}/quarantine").json()
     assert quarantine["records"] == 30
@@ -58,8 +65,9 @@ def test_quarantine_api_counts_reasons_and_shows_samples(served: Served,
     assert len(download.content.splitlines()) == 30
 
 
-def test_datasets_api_lists_versions_with_live_state_and_counts(served: Served,
-                                                                ui_home: UiHome) -> None:
+def test_datasets_api_lists_versions_with_live_state_and_counts(
+    served: Served, ui_home: UiHome
+) -> None:
     datasets = {d["dataset_id"]: d for d in _get(served, "/api/datasets").json()["datasets"]}
     billing = datasets["BILLING"]
     assert billing["error"] is None
@@ -82,9 +90,18 @@ def test_values_from_sources_and_records_are_escaped(served: Served, ui_home: Ui
 def test_no_secret_is_served_anywhere(served: Served, ui_home: UiHome) -> None:
     crm = ui_home.runs["crm"].run_id
     orders = ui_home.runs["orders"].run_id
-    paths = ["/", "/api/", "/sources/crm", "/api/sources/crm", f"/runs/{crm}",
-             f"/api/runs/{crm}", "/datasets", "/api/datasets", "/metrics",
-             f"/runs/{orders}/quarantine.jsonl"]
+    paths = [
+        "/",
+        "/api/",
+        "/sources/crm",
+        "/api/sources/crm",
+        f"/runs/{crm}",
+        f"/api/runs/{crm}",
+        "/datasets",
+        "/api/datasets",
+        "/metrics",
+        f"/runs/{orders}/quarantine.jsonl",
+    ]
     for path in paths:
         answer = _get(served, path)
         assert answer.status_code == 200, path
@@ -114,16 +131,19 @@ def test_token_missing_wrong_and_right(ui_home: UiHome) -> None:
     try:
         for path in ("/", "/api/sources", "/metrics", "/sources/billing"):
             assert requests.get(server.url + path, timeout=30).status_code == 401, path
-            wrong = requests.get(server.url + path, timeout=30,
-                                 headers={"Authorization": "Bearer not-the-token"})
+            wrong = requests.get(
+                server.url + path, timeout=30, headers={"Authorization": "Bearer not-the-token"}
+            )
             assert wrong.status_code == 401, path
-            right = requests.get(server.url + path, timeout=30,
-                                 headers={"Authorization": f"Bearer {token}"})
+            right = requests.get(
+                server.url + path, timeout=30, headers={"Authorization": f"Bearer {token}"}
+            )
             assert right.status_code == 200, path
         assert requests.get(server.url + "/healthz", timeout=30).status_code == 200
         with requests.Session() as session:  # a browser opens ?token= once, then a cookie
-            first = session.get(server.url + "/datasets?token=" + token, timeout=30,
-                                allow_redirects=False)
+            first = session.get(
+                server.url + "/datasets?token=" + token, timeout=30, allow_redirects=False
+            )
             assert first.status_code == 303 and first.headers["Location"] == "/datasets"
             assert session.get(server.url + "/api/sources", timeout=30).status_code == 200
     finally:
@@ -139,9 +159,12 @@ def _form_token(served: Served, source: str) -> str:
 
 def test_run_now_accepts_its_own_form(served: Served) -> None:
     served.asked.clear()
-    answer = requests.post(served.url + "/sources/billing/run", timeout=30,
-                           data={"csrf": _form_token(served, "billing")},
-                           headers={"Origin": served.url, "Sec-Fetch-Site": "same-origin"})
+    answer = requests.post(
+        served.url + "/sources/billing/run",
+        timeout=30,
+        data={"csrf": _form_token(served, "billing")},
+        headers={"Origin": served.url, "Sec-Fetch-Site": "same-origin"},
+    )
     assert answer.status_code == 200 and "billing: run started" in answer.text
     assert served.asked == ["billing"]
 
@@ -157,8 +180,13 @@ def test_cross_site_run_now_is_refused(served: Served) -> None:
         ({"csrf": _form_token(served, "crm")}, {}),  # another source's form
     ]
     for form, headers in attempts:
-        answer = requests.post(served.url + "/sources/billing/run", data=form,
-                               headers=headers, timeout=30, allow_redirects=False)
+        answer = requests.post(
+            served.url + "/sources/billing/run",
+            data=form,
+            headers=headers,
+            timeout=30,
+            allow_redirects=False,
+        )
         assert answer.status_code == 403, (form, headers)
         assert "refused" in answer.text
     assert served.asked == []

@@ -16,11 +16,22 @@ from ui_support import UiHome
 def test_ui_serves_the_pages_of_the_home(tmp_path: Path) -> None:
     env = {**os.environ, "MPCONNECT_HOME": str(tmp_path / "home")}
     env.pop("MPCONNECT_CONFIG", None)
-    ran = subprocess.run([sys.executable, "-m", "mpconnect", "run", "demo", "--quiet"],
-                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    ran = subprocess.run(
+        [sys.executable, "-m", "mpconnect", "run", "demo", "--quiet"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ran.returncode == 0, ran.stderr
-    process = subprocess.Popen([sys.executable, "-m", "mpconnect", "ui", "--port", "0"],
-                               env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mpconnect", "ui", "--port", "0"],
+        env=env,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stderr is not None
         line = process.stderr.readline()
@@ -36,19 +47,22 @@ def test_ui_serves_the_pages_of_the_home(tmp_path: Path) -> None:
         page = requests.get(url + f"/runs/{last['run_id']}", timeout=30)
         assert "succeeded" in page.text and f"{last['imported']:,} in " in page.text
         assert requests.get(url + "/healthz", timeout=30).json() == {
-            "status": "ok", "scheduler": None}
+            "status": "ok",
+            "scheduler": None,
+        }
     finally:
         process.terminate()
         process.communicate(timeout=30)
 
 
 def test_help_does_not_load_the_status_pages_libraries() -> None:
-    script = ("import sys, json\nfrom mpconnect.cli import main\n"
-              "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-              "print(json.dumps([m for m in ('aiohttp', 'jinja2', 'prometheus_client', "
-              "'mpconnect.ui.app') if m in sys.modules]))")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=60)
+    script = (
+        "import sys, json\nfrom mpconnect.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps([m for m in ('aiohttp', 'jinja2', 'prometheus_client', "
+        "'mpconnect.ui.app') if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert "ui" in out.stdout  # the command is listed
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 

@@ -39,11 +39,13 @@ class Ticks(mpconnect.Connector):
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
         for index in range(self.settings.events):
             if self.settings.bad and index % 10 == 0:
-                ctx.quarantine(f"charge ch_{index}", XSS_REASON,
-                               {XSS_NAME: index, "amount": "<b>12</b>"})
+                ctx.quarantine(
+                    f"charge ch_{index}", XSS_REASON, {XSS_NAME: index, "amount": "<b>12</b>"}
+                )
                 continue
-            yield mpconnect.Event("Tick", f"user-{index % 7}", 1_700_000_000 + index,
-                                  object_id=f"tick-{index}")
+            yield mpconnect.Event(
+                "Tick", f"user-{index % 7}", 1_700_000_000 + index, object_id=f"tick-{index}"
+            )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         yield from ()
@@ -59,8 +61,10 @@ class Broken(mpconnect.Connector):
 
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
         yield mpconnect.Event("Tick", "user-1", 1_700_000_000, object_id="only")
-        raise ValueError(f"401 from https://api.example.test/v1?api_key="
-                         f"{self.settings.api_key.get_secret_value()} <b>denied</b>")
+        raise ValueError(
+            f"401 from https://api.example.test/v1?api_key="
+            f"{self.settings.api_key.get_secret_value()} <b>denied</b>"
+        )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         yield from ()
@@ -81,8 +85,9 @@ class Gated(mpconnect.Connector):
             if index == 50:
                 type(self).started.set()
                 type(self).gate.wait(120)
-            yield mpconnect.Event("Tick", "user-1", 1_700_000_000 + index,
-                                  object_id=f"gated-{index}")
+            yield mpconnect.Event(
+                "Tick", "user-1", 1_700_000_000 + index, object_id=f"gated-{index}"
+            )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         yield from ()
@@ -107,11 +112,18 @@ class UiHome:
 
 def make_config() -> Config:
     """Four sources: fresh, failing (stale), quarantining and running."""
-    def source(name: str, connector: str, schedule: str | None,
-               settings: dict[str, Any] | None = None) -> SourceConfig:
-        return SourceConfig(name=name, connector=connector, dataset_id=name.upper(),
-                            schedule=schedule, max_quarantined="unlimited",
-                            settings=settings or {})
+
+    def source(
+        name: str, connector: str, schedule: str | None, settings: dict[str, Any] | None = None
+    ) -> SourceConfig:
+        return SourceConfig(
+            name=name,
+            connector=connector,
+            dataset_id=name.upper(),
+            schedule=schedule,
+            max_quarantined="unlimited",
+            settings=settings or {},
+        )
 
     return Config(
         mixpanel=MixpanelConfig(sink="embedded"),
@@ -140,8 +152,9 @@ def build_home(home: Path) -> UiHome:
     except RunFailed as exc:
         made.runs["crm"] = exc.summary  # type: ignore[attr-defined]
     made.runs["orders"] = engine.run("orders", RunOptions())
-    made.running = threading.Thread(target=lambda: Engine(config, plugins, home).run("live"),
-                                    daemon=True)
+    made.running = threading.Thread(
+        target=lambda: Engine(config, plugins, home).run("live"), daemon=True
+    )
     made.running.start()
     if not Gated.started.wait(60):
         raise RuntimeError("the gated run did not start")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from mpconnect.localserver import LocalServer, ServedSource, ServeOptions
+from mpconnect import LocalServer, ServedSource, ServeOptions
 
 __all__ = ["SalesforceLocalServer", "org_sizes"]
 
@@ -22,9 +22,14 @@ __all__ = ["SalesforceLocalServer", "org_sizes"]
 def org_sizes(contacts: int) -> dict[str, int]:
     """The size of each object for an org of ``contacts`` contacts (60 gives the default)."""
     return {
-        "accounts": max(1, contacts // 5), "contacts": contacts, "leads": contacts * 2 // 3,
-        "opportunities": contacts // 2, "cases": contacts * 5 // 12, "tasks": contacts * 5 // 6,
-        "demo_requests": contacts // 3, "members": contacts // 4,
+        "accounts": max(1, contacts // 5),
+        "contacts": contacts,
+        "leads": contacts * 2 // 3,
+        "opportunities": contacts // 2,
+        "cases": contacts * 5 // 12,
+        "tasks": contacts * 5 // 6,
+        "demo_requests": contacts // 3,
+        "members": contacts // 4,
     }
 
 
@@ -37,8 +42,10 @@ class SalesforceLocalServer(LocalServer):
     source_name: ClassVar[str] = "crm"
     dataset_id: ClassVar[str] = "SALESFORCE"
     size_option: ClassVar[str] = "contacts"
-    size_help: ClassVar[str] = ("Contacts in the org; accounts, leads, opportunities, cases "
-                                "and tasks are sized in proportion.")
+    size_help: ClassVar[str] = (
+        "Contacts in the org; accounts, leads, opportunities, cases "
+        "and tasks are sized in proportion."
+    )
     default_size: ClassVar[int] = 60
     default_port: ClassVar[int] = 12112
     requires: ClassVar[tuple[str, ...]] = ("aiohttp", "trustme")
@@ -46,7 +53,7 @@ class SalesforceLocalServer(LocalServer):
 
     def start(self, options: ServeOptions) -> ServedSource:
         """Make the org from ``options.seed`` and serve it over HTTPS on ``options.port``."""
-        from mpconnect.localserver import BackgroundServer, LocalCA
+        from mpconnect import BackgroundServer, LocalCA
 
         from .api import PASSWORD, SECURITY_TOKEN, USERNAME, ApiState, SalesforceApi
         from .org import Org
@@ -54,16 +61,30 @@ class SalesforceLocalServer(LocalServer):
         ca = LocalCA(options.directory)
         org = Org(options.seed, **org_sizes(options.size))
         state = ApiState(org, bulk_polls=0)
-        server = BackgroundServer(SalesforceApi(state).app, host=options.host,
-                                  port=options.port, ssl_context=ca.server_context()).start()
-        plural = {"Account": "accounts", "Contact": "contacts", "Lead": "leads",
-                  "Opportunity": "opportunities", "Case": "cases", "Task": "tasks"}
+        server = BackgroundServer(
+            SalesforceApi(state).app,
+            host=options.host,
+            port=options.port,
+            ssl_context=ca.server_context(),
+        ).start()
+        plural = {
+            "Account": "accounts",
+            "Contact": "contacts",
+            "Lead": "leads",
+            "Opportunity": "opportunities",
+            "Case": "cases",
+            "Task": "tasks",
+        }
         contents = ", ".join(f"{org.sizes[name]} {words}" for name, words in plural.items())
         return ServedSource(
             url=server.url,
-            settings={"username": USERNAME, "password": "${SF_PASSWORD}",
-                      "security_token": "${SF_TOKEN}", "login_url": server.url,
-                      "ca_bundle": str(ca.ca_path.resolve())},
+            settings={
+                "username": USERNAME,
+                "password": "${SF_PASSWORD}",
+                "security_token": "${SF_TOKEN}",
+                "login_url": server.url,
+                "ca_bundle": str(ca.ca_path.resolve()),
+            },
             environment={"SF_PASSWORD": PASSWORD, "SF_TOKEN": SECURITY_TOKEN},
             contents=contents,
             stop=server.stop,

@@ -123,9 +123,15 @@ class ApiState:
     jobs: dict[str, _Job] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def fail(self, path: str, status: int = 503, code: str = "SERVER_UNAVAILABLE",
-             message: str = "Server temporarily unavailable", times: int = 1,
-             method: str | None = None) -> None:
+    def fail(
+        self,
+        path: str,
+        status: int = 503,
+        code: str = "SERVER_UNAVAILABLE",
+        message: str = "Server temporarily unavailable",
+        times: int = 1,
+        method: str | None = None,
+    ) -> None:
         """Answer the next ``times`` requests whose path contains ``path`` with an error."""
         with self.lock:
             self.faults.append(Fault(path, status, code, message, times, method))
@@ -150,8 +156,9 @@ class ApiState:
 
     def calls(self, path_part: str, method: str | None = None) -> int:
         """How many requests had ``path_part`` in their path (and the method, if given)."""
-        return sum(1 for m, p in self.requests
-                   if path_part in p and (method is None or m == method))
+        return sum(
+            1 for m, p in self.requests if path_part in p and (method is None or m == method)
+        )
 
     def issue(self, flow: str) -> str:
         """Open a session for ``flow`` and return its id (tests use it as a given session)."""
@@ -180,8 +187,11 @@ def _element_text(dom: xml.dom.minidom.Document, tag: str) -> str:
 
 
 def _errors(status: int, code: str, message: str) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps([{"message": message, "errorCode": code}]),
-                        content_type="application/json")
+    return web.Response(
+        status=status,
+        body=orjson.dumps([{"message": message, "errorCode": code}]),
+        content_type="application/json",
+    )
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -249,21 +259,23 @@ class SalesforceApi:
         self.counts: dict[tuple[str, str], int] = {}
         app = web.Application(middlewares=[self._middleware])
         app.on_response_prepare.append(self._limit_header)
-        app.add_routes([
-            web.post("/services/Soap/u/{version}", self.soap_login),
-            web.post("/services/oauth2/token", self.oauth_token),
-            web.get("/services/data/v{version}/query", self.query),
-            web.get("/services/data/v{version}/query/", self.query),
-            web.get("/services/data/v{version}/query/{cursor}", self.query_more),
-            web.get("/services/data/v{version}/sobjects", self.describe_global),
-            web.get("/services/data/v{version}/sobjects/{name}/describe", self.describe),
-            web.get("/services/data/v{version}/limits", self.limits),
-            web.get("/services/data/v{version}/limits/", self.limits),
-            web.post("/services/data/v{version}/jobs/query", self.create_job),
-            web.get("/services/data/v{version}/jobs/query/{job}", self.job_info),
-            web.patch("/services/data/v{version}/jobs/query/{job}", self.abort_job),
-            web.get("/services/data/v{version}/jobs/query/{job}/results", self.job_results),
-        ])
+        app.add_routes(
+            [
+                web.post("/services/Soap/u/{version}", self.soap_login),
+                web.post("/services/oauth2/token", self.oauth_token),
+                web.get("/services/data/v{version}/query", self.query),
+                web.get("/services/data/v{version}/query/", self.query),
+                web.get("/services/data/v{version}/query/{cursor}", self.query_more),
+                web.get("/services/data/v{version}/sobjects", self.describe_global),
+                web.get("/services/data/v{version}/sobjects/{name}/describe", self.describe),
+                web.get("/services/data/v{version}/limits", self.limits),
+                web.get("/services/data/v{version}/limits/", self.limits),
+                web.post("/services/data/v{version}/jobs/query", self.create_job),
+                web.get("/services/data/v{version}/jobs/query/{job}", self.job_info),
+                web.patch("/services/data/v{version}/jobs/query/{job}", self.abort_job),
+                web.get("/services/data/v{version}/jobs/query/{job}/results", self.job_results),
+            ]
+        )
         self.app = app
 
     # -- every request -----------------------------------------------------------------
@@ -361,24 +373,36 @@ class SalesforceApi:
             problem = self._check_basic(request.headers.get("Authorization", ""))
             flow = "client_credentials"
         elif grant == "password":
-            ok = (form.get("client_id") == CONSUMER_KEY
-                  and form.get("client_secret") == CONSUMER_SECRET
-                  and form.get("username") == USERNAME and form.get("password") == PASSWORD)
+            ok = (
+                form.get("client_id") == CONSUMER_KEY
+                and form.get("client_secret") == CONSUMER_SECRET
+                and form.get("username") == USERNAME
+                and form.get("password") == PASSWORD
+            )
             problem = None if ok else "authentication failure"
             flow = "oauth_password"
         else:
-            return _json({"error": "unsupported_grant_type",
-                          "error_description": "grant type not supported"}, 400)
+            return _json(
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "grant type not supported",
+                },
+                400,
+            )
         if problem is not None:
             return _json({"error": "invalid_grant", "error_description": problem}, 400)
         token = self.state.issue(flow)
         host = request.host
-        return _json({
-            "access_token": token, "instance_url": f"https://{host}",
-            "id": f"https://{host}/id/{self.state.org.org_id}/{make_id('005', 0)}",
-            "token_type": "Bearer", "issued_at": str(int(time.time() * 1000)),
-            "signature": base64.b64encode(secrets.token_bytes(32)).decode(),
-        })
+        return _json(
+            {
+                "access_token": token,
+                "instance_url": f"https://{host}",
+                "id": f"https://{host}/id/{self.state.org.org_id}/{make_id('005', 0)}",
+                "token_type": "Bearer",
+                "issued_at": str(int(time.time() * 1000)),
+                "signature": base64.b64encode(secrets.token_bytes(32)).decode(),
+            }
+        )
 
     def _check_jwt(self, assertion: str) -> str | None:
         import jwt
@@ -386,9 +410,13 @@ class SalesforceApi:
         if self.state.jwt_public_key is None:
             return "no JWT key configured for this org"
         try:
-            claims = jwt.decode(assertion, self.state.jwt_public_key, algorithms=["RS256"],
-                                audience="https://login.salesforce.com",
-                                options={"require": ["exp", "iss", "sub", "aud"]})
+            claims = jwt.decode(
+                assertion,
+                self.state.jwt_public_key,
+                algorithms=["RS256"],
+                audience="https://login.salesforce.com",
+                options={"require": ["exp", "iss", "sub", "aud"]},
+            )
         except jwt.ExpiredSignatureError:
             return "expired authorization code"
         except jwt.PyJWTError:
@@ -447,8 +475,9 @@ class SalesforceApi:
             return _errors(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         return self._page(request, cursor_id, cursor, int(offset), self._count(cursor.query))
 
-    def _page(self, request: web.Request, cursor_id: str, cursor: _Cursor, offset: int,
-              total: int) -> web.Response:
+    def _page(
+        self, request: web.Request, cursor_id: str, cursor: _Cursor, offset: int, total: int
+    ) -> web.Response:
         version = request.match_info["version"]
         if cursor.rows is None or cursor.position != offset:
             cursor.rows = cursor.query.rows()
@@ -473,9 +502,15 @@ class SalesforceApi:
     async def describe_global(self, request: web.Request) -> web.Response:
         """``GET sobjects``: every object this user can query."""
         sobjects = [
-            {"name": t.name, "label": t.name, "custom": t.custom, "queryable": True,
-             "keyPrefix": t.prefix}
-            for t in self.state.org.tables.values() if t.name not in self.state.hidden_objects
+            {
+                "name": t.name,
+                "label": t.name,
+                "custom": t.custom,
+                "queryable": True,
+                "keyPrefix": t.prefix,
+            }
+            for t in self.state.org.tables.values()
+            if t.name not in self.state.hidden_objects
         ]
         return _json({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects})
 
@@ -484,17 +519,28 @@ class SalesforceApi:
         table = self.state.org.table(request.match_info["name"])
         if table is None or table.name in self.state.hidden_objects:
             return _errors(404, "NOT_FOUND", "The requested resource does not exist")
-        return _json({
-            "name": table.name, "label": table.name, "custom": table.custom,
-            "queryable": True, "keyPrefix": table.prefix,
-            "fields": [f.describe() for f in table.fields],
-        })
+        return _json(
+            {
+                "name": table.name,
+                "label": table.name,
+                "custom": table.custom,
+                "queryable": True,
+                "keyPrefix": table.prefix,
+                "fields": [f.describe() for f in table.fields],
+            }
+        )
 
     async def limits(self, request: web.Request) -> web.Response:
         """``GET limits``: the daily API request quota."""
         state = self.state
-        return _json({"DailyApiRequests": {"Max": state.api_limit,
-                                           "Remaining": max(0, state.api_limit - state.api_used)}})
+        return _json(
+            {
+                "DailyApiRequests": {
+                    "Max": state.api_limit,
+                    "Remaining": max(0, state.api_limit - state.api_used),
+                }
+            }
+        )
 
     # -- Bulk API 2.0 ------------------------------------------------------------------
 
@@ -511,12 +557,16 @@ class SalesforceApi:
         except SoqlError as exc:
             return _errors(400, exc.code, exc.message)
         if query.columns is None:
-            return _errors(400, "INVALIDJOB",
-                           "Aggregate queries are not supported in Bulk API 2.0 query jobs")
+            return _errors(
+                400, "INVALIDJOB", "Aggregate queries are not supported in Bulk API 2.0 query jobs"
+            )
         compound = [c.path for c in query.columns if c.type in ("address", "location")]
         if compound:
-            return _errors(400, "INVALIDJOB",
-                           f"Selecting compound data not supported in Bulk Query: {compound[0]}")
+            return _errors(
+                400,
+                "INVALIDJOB",
+                f"Selecting compound data not supported in Bulk Query: {compound[0]}",
+            )
         job_id = make_id("750", len(self.state.jobs) + 1)
         job = _Job(job_id, query, datetime.now().astimezone().isoformat())
         with self.state.lock:
@@ -525,13 +575,22 @@ class SalesforceApi:
 
     def _job_json(self, job: _Job, version: str) -> dict[str, Any]:
         return {
-            "id": job.id, "operation": "query", "object": job.query.table.name,
-            "createdById": make_id("005", 0), "createdDate": job.created,
-            "systemModstamp": job.created, "state": job.state, "concurrencyMode": "Parallel",
-            "contentType": "CSV", "apiVersion": float(version), "jobType": "V2Query",
-            "lineEnding": "LF", "columnDelimiter": "COMMA",
+            "id": job.id,
+            "operation": "query",
+            "object": job.query.table.name,
+            "createdById": make_id("005", 0),
+            "createdDate": job.created,
+            "systemModstamp": job.created,
+            "state": job.state,
+            "concurrencyMode": "Parallel",
+            "contentType": "CSV",
+            "apiVersion": float(version),
+            "jobType": "V2Query",
+            "lineEnding": "LF",
+            "columnDelimiter": "COMMA",
             "numberRecordsProcessed": job.total if job.state == "JobComplete" else 0,
-            "retries": 0, "totalProcessingTime": 0,
+            "retries": 0,
+            "totalProcessingTime": 0,
             **({"errorMessage": self.state.job_failure} if job.state == "Failed" else {}),
         }
 
@@ -574,12 +633,15 @@ class SalesforceApi:
             return _errors(400, "INVALIDLOCATOR", "invalid locator or maxRecords")
         count = max(0, min(size, job.total - offset))
         following = offset + count
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/csv",
-            "Sforce-NumberOfRecords": str(count),
-            "Sforce-Locator": base64.b64encode(str(following).encode()).decode()
-            if following < job.total else "null",
-        })
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv",
+                "Sforce-NumberOfRecords": str(count),
+                "Sforce-Locator": base64.b64encode(str(following).encode()).decode()
+                if following < job.total
+                else "null",
+            }
+        )
         await response.prepare(request)
         assert job.query.columns is not None
         columns = job.query.columns
@@ -621,7 +683,7 @@ class SalesforceApi:
 
 def main() -> None:
     """Serve an org on 127.0.0.1 over TLS until killed; print ``PORT CA_PATH`` when ready."""
-    from mpconnect.localserver import BackgroundServer, LocalCA
+    from mpconnect import BackgroundServer, LocalCA
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("accounts", "contacts", "leads", "opportunities", "cases", "tasks"):
@@ -630,9 +692,17 @@ def main() -> None:
     parser.add_argument("--page-size", type=int, default=2000)
     parser.add_argument("--ca-dir", type=Path, required=True)
     args = parser.parse_args()
-    org = Org(args.seed, accounts=args.accounts or 1, contacts=args.contacts, leads=args.leads,
-              opportunities=args.opportunities, cases=args.cases, tasks=args.tasks,
-              demo_requests=0, members=0)
+    org = Org(
+        args.seed,
+        accounts=args.accounts or 1,
+        contacts=args.contacts,
+        leads=args.leads,
+        opportunities=args.opportunities,
+        cases=args.cases,
+        tasks=args.tasks,
+        demo_requests=0,
+        members=0,
+    )
     ca = LocalCA(args.ca_dir)
     state = ApiState(org, page_size=args.page_size, bulk_polls=0)
     server = BackgroundServer(SalesforceApi(state).app, ssl_context=ca.server_context()).start()

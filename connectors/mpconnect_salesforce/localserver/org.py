@@ -21,9 +21,13 @@ from typing import Any
 Row = dict[str, Any]
 BASE_TIME = datetime(2023, 1, 1, tzinfo=UTC)
 STAGES = [
-    ("Prospecting", 10.0), ("Qualification", 20.0), ("Needs Analysis", 30.0),
-    ("Proposal/Price Quote", 60.0), ("Negotiation/Review", 80.0),
-    ("Closed Won", 100.0), ("Closed Lost", 0.0),
+    ("Prospecting", 10.0),
+    ("Qualification", 20.0),
+    ("Needs Analysis", 30.0),
+    ("Proposal/Price Quote", 60.0),
+    ("Negotiation/Review", 80.0),
+    ("Closed Won", 100.0),
+    ("Closed Lost", 0.0),
 ]
 _PROBABILITY = dict(STAGES)
 FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Radia"]
@@ -38,7 +42,7 @@ def make_id(prefix: str, index: int) -> str:
     body = f"{prefix}{index:012d}"
     suffix = ""
     for chunk in range(3):
-        part = body[chunk * 5:chunk * 5 + 5]
+        part = body[chunk * 5 : chunk * 5 + 5]
         suffix += _CHECKSUM[sum(1 << i for i, c in enumerate(part) if c.isupper())]
     return body + suffix
 
@@ -55,10 +59,14 @@ class FieldDef:
     def describe(self) -> dict[str, Any]:
         """The field's entry in a ``describe`` answer."""
         return {
-            "name": self.name, "label": self.name.replace("__c", "").replace("_", " "),
-            "type": self.type, "referenceTo": list(self.reference_to),
-            "relationshipName": self.relationship_name, "nillable": self.name != "Id",
-            "custom": self.name.endswith("__c"), "filterable": True,
+            "name": self.name,
+            "label": self.name.replace("__c", "").replace("_", " "),
+            "type": self.type,
+            "referenceTo": list(self.reference_to),
+            "relationshipName": self.relationship_name,
+            "nillable": self.name != "Id",
+            "custom": self.name.endswith("__c"),
+            "filterable": True,
         }
 
 
@@ -128,25 +136,41 @@ class Org:
     """
 
     def __init__(
-        self, seed: int = 7, *, accounts: int = 12, contacts: int = 60, leads: int = 40,
-        opportunities: int = 30, cases: int = 25, tasks: int = 50, demo_requests: int = 20,
+        self,
+        seed: int = 7,
+        *,
+        accounts: int = 12,
+        contacts: int = 60,
+        leads: int = 40,
+        opportunities: int = 30,
+        cases: int = 25,
+        tasks: int = 50,
+        demo_requests: int = 20,
         members: int = 15,
     ) -> None:
         self.seed = seed
         self.org_id = make_id("00D", seed)
         sizes = {
-            "Account": accounts, "Contact": contacts, "Lead": leads,
-            "Opportunity": opportunities, "OpportunityContactRole": opportunities * 2,
-            "OpportunityHistory": opportunities * 4, "Case": cases, "Task": tasks,
-            "Demo_Request__c": demo_requests, "Member__c": min(members, contacts),
-            "Organization": 1, "User": 3,
+            "Account": accounts,
+            "Contact": contacts,
+            "Lead": leads,
+            "Opportunity": opportunities,
+            "OpportunityContactRole": opportunities * 2,
+            "OpportunityHistory": opportunities * 4,
+            "Case": cases,
+            "Task": tasks,
+            "Demo_Request__c": demo_requests,
+            "Member__c": min(members, contacts),
+            "Organization": 1,
+            "User": 3,
         }
         self.sizes = sizes
         self.tables: dict[str, Table] = {}
         for name, prefix, specs in _SCHEMA:
             maker = getattr(self, "_" + name.lower().replace("__c", "_c"))
-            self.tables[name.lower()] = Table(name, prefix, [_f(s) for s in specs], sizes[name],
-                                              maker)
+            self.tables[name.lower()] = Table(
+                name, prefix, [_f(s) for s in specs], sizes[name], maker
+            )
 
     # -- access ------------------------------------------------------------------------
 
@@ -193,18 +217,29 @@ class Org:
         return self._id("User", rng.randrange(3))
 
     def _organization(self, index: int) -> Row:
-        return {"Id": self.org_id, "Name": "Acme Test Org", "OrganizationType": "Developer Edition",
-                "IsSandbox": False}
+        return {
+            "Id": self.org_id,
+            "Name": "Acme Test Org",
+            "OrganizationType": "Developer Edition",
+            "IsSandbox": False,
+        }
 
     def _user(self, index: int) -> Row:
-        return {"Id": self._id("User", index), "Name": f"Owner {index}",
-                "Email": f"owner{index}@acme.test"}
+        return {
+            "Id": self._id("User", index),
+            "Name": f"Owner {index}",
+            "Email": f"owner{index}@acme.test",
+        }
 
     def _account(self, index: int) -> Row:
         rng = self._rng("Account", index)
-        return {"Id": self._id("Account", index), "Name": f"{rng.choice(LAST)} Industries {index}",
-                "Industry": rng.choice(["Technology", "Retail", "Finance"]),
-                "OwnerId": self._owner(rng), "CreatedDate": self._created(rng)}
+        return {
+            "Id": self._id("Account", index),
+            "Name": f"{rng.choice(LAST)} Industries {index}",
+            "Industry": rng.choice(["Technology", "Retail", "Finance"]),
+            "OwnerId": self._owner(rng),
+            "CreatedDate": self._created(rng),
+        }
 
     def _person(self, name: str, index: int, rng: random.Random) -> Row:
         first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -214,12 +249,16 @@ class Org:
             if rng.random() < 0.25:
                 email = f"{first}.{last}{index}@Example.COM"
         return {
-            "Id": self._id(name, index), "FirstName": first, "LastName": last,
-            "Name": f"{first} {last}", "Email": email,
+            "Id": self._id(name, index),
+            "FirstName": first,
+            "LastName": last,
+            "Name": f"{first} {last}",
+            "Email": email,
             "Phone": f"+1 555 {index:07d}" if rng.random() < 0.7 else None,
             "Title": rng.choice(["CTO", "Analyst", "VP Sales"]) if rng.random() < 0.6 else None,
             "LeadSource": rng.choice(SOURCES) if rng.random() < 0.7 else None,
-            "OwnerId": self._owner(rng), "CreatedDate": self._created(rng),
+            "OwnerId": self._owner(rng),
+            "CreatedDate": self._created(rng),
         }
 
     def _contact(self, index: int) -> Row:
@@ -228,34 +267,49 @@ class Org:
         account = index % self.sizes["Account"] if self.sizes["Account"] else 0
         has_account = self.sizes["Account"] and rng.random() < 0.9
         country = rng.choice(COUNTRIES) if rng.random() < 0.8 else None
-        row.update({
-            "AccountId": self._id("Account", account) if has_account else None,
-            "MailingCountry": country,
-            "MailingAddress": {"city": "Paris", "country": country} if country else None,
-        })
+        row.update(
+            {
+                "AccountId": self._id("Account", account) if has_account else None,
+                "MailingCountry": country,
+                "MailingAddress": {"city": "Paris", "country": country} if country else None,
+            }
+        )
         return row
 
     def _lead(self, index: int) -> Row:
         rng = self._rng("Lead", index)
         row = self._person("Lead", index, rng)
         converted = bool(self.sizes["Contact"]) and rng.random() < 0.3
-        row.update({
-            "Company": f"{rng.choice(LAST)} Labs", "Country": rng.choice(COUNTRIES),
-            "IsConverted": converted, "ConvertedDate": None, "ConvertedContactId": None,
-            "ConvertedAccountId": None, "ConvertedOpportunityId": None,
-            "Status": rng.choice(["Open - Not Contacted", "Working - Contacted",
-                                  "Closed - Not Converted"]),
-        })
+        row.update(
+            {
+                "Company": f"{rng.choice(LAST)} Labs",
+                "Country": rng.choice(COUNTRIES),
+                "IsConverted": converted,
+                "ConvertedDate": None,
+                "ConvertedContactId": None,
+                "ConvertedAccountId": None,
+                "ConvertedOpportunityId": None,
+                "Status": rng.choice(
+                    ["Open - Not Contacted", "Working - Contacted", "Closed - Not Converted"]
+                ),
+            }
+        )
         if converted:
             contact_id = self._pick("Contact", rng)
             contact = self["Contact"].get(contact_id)
-            row.update({
-                "Status": "Closed - Converted", "ConvertedContactId": contact_id,
-                "ConvertedAccountId": contact["AccountId"] if contact else None,
-                "ConvertedDate": (row["CreatedDate"] + timedelta(days=rng.randrange(1, 60))).date(),
-                "ConvertedOpportunityId": (self._pick("Opportunity", rng)
-                                           if rng.random() < 0.5 else None),
-            })
+            row.update(
+                {
+                    "Status": "Closed - Converted",
+                    "ConvertedContactId": contact_id,
+                    "ConvertedAccountId": contact["AccountId"] if contact else None,
+                    "ConvertedDate": (
+                        row["CreatedDate"] + timedelta(days=rng.randrange(1, 60))
+                    ).date(),
+                    "ConvertedOpportunityId": (
+                        self._pick("Opportunity", rng) if rng.random() < 0.5 else None
+                    ),
+                }
+            )
         return row
 
     def _opportunity(self, index: int) -> Row:
@@ -264,15 +318,20 @@ class Org:
         created = self._created(rng)
         has_account = self.sizes["Account"] and rng.random() < 0.85
         return {
-            "Id": self._id("Opportunity", index), "Name": f"Deal {index}",
+            "Id": self._id("Opportunity", index),
+            "Name": f"Deal {index}",
             "AccountId": self._pick("Account", rng) if has_account else None,
-            "StageName": stage, "Probability": probability,
-            "IsClosed": stage.startswith("Closed"), "IsWon": stage == "Closed Won",
+            "StageName": stage,
+            "Probability": probability,
+            "IsClosed": stage.startswith("Closed"),
+            "IsWon": stage == "Closed Won",
             "Amount": round(rng.uniform(1000, 100000), 2) if rng.random() < 0.95 else None,
             "Type": rng.choice(["New Customer", "Existing Customer - Upgrade"])
-            if rng.random() < 0.8 else None,
+            if rng.random() < 0.8
+            else None,
             "CloseDate": (created + timedelta(days=rng.randrange(10, 120))).date(),
-            "CreatedDate": created, "OwnerId": self._owner(rng),
+            "CreatedDate": created,
+            "OwnerId": self._owner(rng),
         }
 
     def _opportunitycontactrole(self, index: int) -> Row | None:
@@ -283,7 +342,8 @@ class Org:
         return {
             "Id": self._id("OpportunityContactRole", index),
             "OpportunityId": self._id("Opportunity", opportunity),
-            "ContactId": self._pick("Contact", rng), "IsPrimary": kind == 0,
+            "ContactId": self._pick("Contact", rng),
+            "IsPrimary": kind == 0,
             "Role": "Decision Maker" if kind == 0 else "Influencer",
             "CreatedDate": self._created(rng),
         }
@@ -298,9 +358,12 @@ class Org:
         stage = opportunity["StageName"] if step == steps - 1 else STAGES[min(step, 4)][0]
         rng = self._rng("OpportunityHistory", index)
         return {
-            "Id": self._id("OpportunityHistory", index), "OpportunityId": opportunity["Id"],
-            "StageName": stage, "Probability": _PROBABILITY[stage],
-            "Amount": opportunity["Amount"], "CloseDate": opportunity["CloseDate"],
+            "Id": self._id("OpportunityHistory", index),
+            "OpportunityId": opportunity["Id"],
+            "StageName": stage,
+            "Probability": _PROBABILITY[stage],
+            "Amount": opportunity["Amount"],
+            "CloseDate": opportunity["CloseDate"],
             "CreatedDate": opportunity["CreatedDate"]
             + timedelta(days=step, minutes=rng.randrange(60)),
         }
@@ -309,21 +372,29 @@ class Org:
         rng = self._rng("Case", index)
         contact_id = self._pick("Contact", rng) if rng.random() < 0.75 else None
         contact = self["Contact"].get(contact_id)
-        account = contact["AccountId"] if contact else (
-            self._pick("Account", rng) if rng.random() < 0.6 else None)
+        account = (
+            contact["AccountId"]
+            if contact
+            else (self._pick("Account", rng) if rng.random() < 0.6 else None)
+        )
         status = rng.choice(["New", "Working", "Escalated", "Closed", "Closed"])
         created = self._created(rng)
         return {
-            "Id": self._id("Case", index), "CaseNumber": f"{index + 1:08d}",
-            "ContactId": contact_id, "AccountId": account, "Status": status,
+            "Id": self._id("Case", index),
+            "CaseNumber": f"{index + 1:08d}",
+            "ContactId": contact_id,
+            "AccountId": account,
+            "Status": status,
             "IsClosed": status == "Closed",
             "ClosedDate": created + timedelta(hours=rng.randrange(1, 200))
-            if status == "Closed" else None,
+            if status == "Closed"
+            else None,
             "Priority": rng.choice(["High", "Medium", "Low"]),
             "Origin": rng.choice(["Phone", "Email", "Web"]),
             "Type": rng.choice(["Problem", "Question", None]),
             "Reason": rng.choice(["Performance", "Installation", None]),
-            "Subject": f"Case {index}", "CreatedDate": created,
+            "Subject": f"Case {index}",
+            "CreatedDate": created,
         }
 
     def _task(self, index: int) -> Row:
@@ -340,17 +411,21 @@ class Org:
         completed = rng.random() < 0.6
         created = self._created(rng)
         return {
-            "Id": self._id("Task", index), "WhoId": who,
+            "Id": self._id("Task", index),
+            "WhoId": who,
             "WhatId": self._pick("Opportunity", rng) if rng.random() < 0.5 else None,
             "AccountId": contact["AccountId"] if contact else None,
-            "OwnerId": self._owner(rng), "Subject": rng.choice(["Call", "Send quote", "Demo"]),
+            "OwnerId": self._owner(rng),
+            "Subject": rng.choice(["Call", "Send quote", "Demo"]),
             "Status": "Completed" if completed else rng.choice(["Not Started", "In Progress"]),
-            "IsClosed": completed, "Priority": rng.choice(["Normal", "High"]),
+            "IsClosed": completed,
+            "Priority": rng.choice(["Normal", "High"]),
             "Type": rng.choice(["Call", "Email", "Meeting", None]),
             "TaskSubtype": rng.choice(["Task", "Email", "Call"]),
             "ActivityDate": (created + timedelta(days=3)).date(),
             "CompletedDateTime": created + timedelta(hours=5)
-            if completed and rng.random() < 0.8 else None,
+            if completed and rng.random() < 0.8
+            else None,
             "LastModifiedDate": created + timedelta(days=1),
             "CreatedDate": created,
         }
@@ -358,20 +433,24 @@ class Org:
     def _demo_request_c(self, index: int) -> Row:
         rng = self._rng("Demo_Request__c", index)
         return {
-            "Id": self._id("Demo_Request__c", index), "Name": f"DR-{index:05d}",
+            "Id": self._id("Demo_Request__c", index),
+            "Name": f"DR-{index:05d}",
             "Contact__c": self._pick("Contact", rng) if rng.random() < 0.85 else None,
             "Product__c": rng.choice(["Analytics", "Warehouse", "Streams"]),
             "Region__c": rng.choice(["EMEA", "AMER", "APAC", None]),
             "Status__c": rng.choice(["New", "Qualified", "Spam", None]),
-            "Seats__c": float(rng.randrange(1, 500)), "Is_Trial__c": rng.random() < 0.5,
+            "Seats__c": float(rng.randrange(1, 500)),
+            "Is_Trial__c": rng.random() < 0.5,
             "Requested_On__c": date(2023, 1, 1) + timedelta(days=rng.randrange(300)),
-            "CreatedDate": self._created(rng), "OwnerId": self._owner(rng),
+            "CreatedDate": self._created(rng),
+            "OwnerId": self._owner(rng),
         }
 
     def _member_c(self, index: int) -> Row:
         rng = self._rng("Member__c", index)
         return {
-            "Id": self._id("Member__c", index), "Name": f"M-{index:05d}",
+            "Id": self._id("Member__c", index),
+            "Name": f"M-{index:05d}",
             "Contact__c": self._id("Contact", index) if index % 6 != 5 else None,
             "Tier__c": rng.choice(["Gold", "Silver", "Bronze"]),
             "Points__c": float(rng.randrange(0, 10000)),
@@ -380,51 +459,170 @@ class Org:
         }
 
 
-_PERSON = ["Id:id", "FirstName", "LastName", "Name", "Email:email", "Phone:phone", "Title",
-           "LeadSource:picklist", "OwnerId:reference>User@Owner", "CreatedDate:datetime"]
+_PERSON = [
+    "Id:id",
+    "FirstName",
+    "LastName",
+    "Name",
+    "Email:email",
+    "Phone:phone",
+    "Title",
+    "LeadSource:picklist",
+    "OwnerId:reference>User@Owner",
+    "CreatedDate:datetime",
+]
 _SCHEMA: list[tuple[str, str, list[str]]] = [
     ("Organization", "00D", ["Id:id", "Name", "OrganizationType:picklist", "IsSandbox:boolean"]),
     ("User", "005", ["Id:id", "Name", "Email:email"]),
-    ("Account", "001", ["Id:id", "Name", "Industry:picklist", "OwnerId:reference>User@Owner",
-                        "CreatedDate:datetime"]),
-    ("Contact", "003", [*_PERSON, "AccountId:reference>Account@Account", "MailingCountry",
-                        "MailingAddress:address"]),
-    ("Lead", "00Q", [*_PERSON, "Company", "Country", "Status:picklist", "IsConverted:boolean",
-                     "ConvertedDate:date", "ConvertedContactId:reference>Contact@ConvertedContact",
-                     "ConvertedAccountId:reference>Account@ConvertedAccount",
-                     "ConvertedOpportunityId:reference>Opportunity@ConvertedOpportunity"]),
-    ("Opportunity", "006", ["Id:id", "Name", "AccountId:reference>Account@Account",
-                            "StageName:picklist", "Probability:percent", "IsClosed:boolean",
-                            "IsWon:boolean", "Amount:currency", "Type:picklist",
-                            "CloseDate:date", "CreatedDate:datetime",
-                            "OwnerId:reference>User@Owner"]),
-    ("OpportunityContactRole", "00K", ["Id:id", "OpportunityId:reference>Opportunity@Opportunity",
-                                       "ContactId:reference>Contact@Contact",
-                                       "IsPrimary:boolean", "Role:picklist",
-                                       "CreatedDate:datetime"]),
-    ("OpportunityHistory", "008", ["Id:id", "OpportunityId:reference>Opportunity@Opportunity",
-                                   "StageName:picklist", "Probability:percent",
-                                   "Amount:currency", "CloseDate:date", "CreatedDate:datetime"]),
-    ("Case", "500", ["Id:id", "CaseNumber", "ContactId:reference>Contact@Contact",
-                     "AccountId:reference>Account@Account", "Status:picklist",
-                     "IsClosed:boolean", "ClosedDate:datetime", "Priority:picklist",
-                     "Origin:picklist", "Type:picklist", "Reason:picklist", "Subject",
-                     "CreatedDate:datetime"]),
-    ("Task", "00T", ["Id:id", "WhoId:reference>Contact|Lead@Who",
-                     "WhatId:reference>Opportunity|Account@What",
-                     "AccountId:reference>Account@Account", "OwnerId:reference>User@Owner",
-                     "Subject", "Status:picklist", "IsClosed:boolean", "Priority:picklist",
-                     "Type:picklist", "TaskSubtype:picklist", "ActivityDate:date",
-                     "CompletedDateTime:datetime", "LastModifiedDate:datetime",
-                     "CreatedDate:datetime"]),
-    ("Demo_Request__c", "a01", ["Id:id", "Name", "Contact__c:reference>Contact@Contact__r",
-                                "Product__c:picklist", "Region__c:picklist",
-                                "Status__c:picklist", "Seats__c:double", "Is_Trial__c:boolean",
-                                "Requested_On__c:date", "CreatedDate:datetime",
-                                "OwnerId:reference>User@Owner"]),
-    ("Member__c", "a02", ["Id:id", "Name", "Contact__c:reference>Contact@Contact__r",
-                          "Tier__c:picklist", "Points__c:double", "Joined__c:date",
-                          "CreatedDate:datetime"]),
+    (
+        "Account",
+        "001",
+        [
+            "Id:id",
+            "Name",
+            "Industry:picklist",
+            "OwnerId:reference>User@Owner",
+            "CreatedDate:datetime",
+        ],
+    ),
+    (
+        "Contact",
+        "003",
+        [
+            *_PERSON,
+            "AccountId:reference>Account@Account",
+            "MailingCountry",
+            "MailingAddress:address",
+        ],
+    ),
+    (
+        "Lead",
+        "00Q",
+        [
+            *_PERSON,
+            "Company",
+            "Country",
+            "Status:picklist",
+            "IsConverted:boolean",
+            "ConvertedDate:date",
+            "ConvertedContactId:reference>Contact@ConvertedContact",
+            "ConvertedAccountId:reference>Account@ConvertedAccount",
+            "ConvertedOpportunityId:reference>Opportunity@ConvertedOpportunity",
+        ],
+    ),
+    (
+        "Opportunity",
+        "006",
+        [
+            "Id:id",
+            "Name",
+            "AccountId:reference>Account@Account",
+            "StageName:picklist",
+            "Probability:percent",
+            "IsClosed:boolean",
+            "IsWon:boolean",
+            "Amount:currency",
+            "Type:picklist",
+            "CloseDate:date",
+            "CreatedDate:datetime",
+            "OwnerId:reference>User@Owner",
+        ],
+    ),
+    (
+        "OpportunityContactRole",
+        "00K",
+        [
+            "Id:id",
+            "OpportunityId:reference>Opportunity@Opportunity",
+            "ContactId:reference>Contact@Contact",
+            "IsPrimary:boolean",
+            "Role:picklist",
+            "CreatedDate:datetime",
+        ],
+    ),
+    (
+        "OpportunityHistory",
+        "008",
+        [
+            "Id:id",
+            "OpportunityId:reference>Opportunity@Opportunity",
+            "StageName:picklist",
+            "Probability:percent",
+            "Amount:currency",
+            "CloseDate:date",
+            "CreatedDate:datetime",
+        ],
+    ),
+    (
+        "Case",
+        "500",
+        [
+            "Id:id",
+            "CaseNumber",
+            "ContactId:reference>Contact@Contact",
+            "AccountId:reference>Account@Account",
+            "Status:picklist",
+            "IsClosed:boolean",
+            "ClosedDate:datetime",
+            "Priority:picklist",
+            "Origin:picklist",
+            "Type:picklist",
+            "Reason:picklist",
+            "Subject",
+            "CreatedDate:datetime",
+        ],
+    ),
+    (
+        "Task",
+        "00T",
+        [
+            "Id:id",
+            "WhoId:reference>Contact|Lead@Who",
+            "WhatId:reference>Opportunity|Account@What",
+            "AccountId:reference>Account@Account",
+            "OwnerId:reference>User@Owner",
+            "Subject",
+            "Status:picklist",
+            "IsClosed:boolean",
+            "Priority:picklist",
+            "Type:picklist",
+            "TaskSubtype:picklist",
+            "ActivityDate:date",
+            "CompletedDateTime:datetime",
+            "LastModifiedDate:datetime",
+            "CreatedDate:datetime",
+        ],
+    ),
+    (
+        "Demo_Request__c",
+        "a01",
+        [
+            "Id:id",
+            "Name",
+            "Contact__c:reference>Contact@Contact__r",
+            "Product__c:picklist",
+            "Region__c:picklist",
+            "Status__c:picklist",
+            "Seats__c:double",
+            "Is_Trial__c:boolean",
+            "Requested_On__c:date",
+            "CreatedDate:datetime",
+            "OwnerId:reference>User@Owner",
+        ],
+    ),
+    (
+        "Member__c",
+        "a02",
+        [
+            "Id:id",
+            "Name",
+            "Contact__c:reference>Contact@Contact__r",
+            "Tier__c:picklist",
+            "Points__c:double",
+            "Joined__c:date",
+            "CreatedDate:datetime",
+        ],
+    ),
 ]
 _PREFIX = {name: prefix for name, prefix, _ in _SCHEMA}
 _CODES = {name: i for i, (name, _, _) in enumerate(_SCHEMA)}

@@ -26,7 +26,8 @@ from typing import Any
 
 from .org import FieldDef, Org, Row, Table
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<space>\s+)
   | (?P<string>'(?:[^'\\]|\\.)*')
   | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}))
@@ -35,9 +36,28 @@ _TOKEN = re.compile(r"""
   | (?P<op>!=|<>|<=|>=|=|<|>)
   | (?P<punct>[(),])
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
-""", re.VERBOSE)
-_KEYWORDS = {"select", "from", "where", "and", "or", "not", "in", "like", "limit", "order",
-             "by", "true", "false", "null", "count", "group", "offset"}
+""",
+    re.VERBOSE,
+)
+_KEYWORDS = {
+    "select",
+    "from",
+    "where",
+    "and",
+    "or",
+    "not",
+    "in",
+    "like",
+    "limit",
+    "order",
+    "by",
+    "true",
+    "false",
+    "null",
+    "count",
+    "group",
+    "offset",
+}
 _TEXT_TYPES = {"id", "reference", "string", "picklist", "email", "phone", "textarea", "url"}
 _NUMBER_TYPES = {"double", "currency", "percent", "int"}
 
@@ -99,7 +119,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:
-            raise SoqlError("MALFORMED_QUERY", f"unexpected token: {text[pos:pos + 10]!r}")
+            raise SoqlError("MALFORMED_QUERY", f"unexpected token: {text[pos : pos + 10]!r}")
         kind = match.lastgroup or ""
         value = match.group()
         pos = match.end()
@@ -180,8 +200,9 @@ class _Parser:
         if len(parts) == 1:
             field = table.field(path)
             if field is None:
-                raise SoqlError("INVALID_FIELD",
-                                f"No such column '{path}' on entity '{table.name}'.")
+                raise SoqlError(
+                    "INVALID_FIELD", f"No such column '{path}' on entity '{table.name}'."
+                )
             canonical = field.name
             return Column(canonical, field, None, [table], lambda row: row.get(canonical))
         if len(parts) > 2:
@@ -197,8 +218,9 @@ class _Parser:
         fields = [t.field(parts[1]) for t in targets]
         found = next((f for f in fields if f is not None), None)
         if found is None:
-            raise SoqlError("INVALID_FIELD",
-                            f"No such column '{parts[1]}' on entity '{targets[0].name}'.")
+            raise SoqlError(
+                "INVALID_FIELD", f"No such column '{parts[1]}' on entity '{targets[0].name}'."
+            )
         org = self.org
         key = relationship.name
 
@@ -294,8 +316,8 @@ class _Parser:
                 "INVALID_FIELD",
                 f"value of filter criterion for field '{column.name}' must be of type "
                 f"{column.type} and should not be enclosed in quotes"
-                if kind == "string" else
-                f"value of filter criterion for field '{column.name}' must be of type "
+                if kind == "string"
+                else f"value of filter criterion for field '{column.name}' must be of type "
                 f"{column.type}",
             )
         return value

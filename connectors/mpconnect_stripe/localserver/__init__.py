@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from mpconnect.localserver import LocalServer, ServedSource, ServeOptions
+from mpconnect import LocalServer, ServedSource, ServeOptions
 
 __all__ = ["StripeLocalServer"]
 
@@ -26,8 +26,9 @@ class StripeLocalServer(LocalServer):
     source_name: ClassVar[str] = "billing"
     dataset_id: ClassVar[str] = "STRIPE"
     size_option: ClassVar[str] = "customers"
-    size_help: ClassVar[str] = ("Customers to generate, with their subscriptions, invoices, "
-                                "charges, refunds and disputes.")
+    size_help: ClassVar[str] = (
+        "Customers to generate, with their subscriptions, invoices, charges, refunds and disputes."
+    )
     default_size: ClassVar[int] = 200
     default_port: ClassVar[int] = 12111
     requires: ClassVar[tuple[str, ...]] = ("aiohttp",)

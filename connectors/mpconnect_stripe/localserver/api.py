@@ -41,7 +41,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mpconnect.localserver import BackgroundServer
+from mpconnect import BackgroundServer
 
 from .world import World, from_fixture, generate
 
@@ -50,8 +50,12 @@ LIVE_KEY = "sk_live_51MpcLocal0000LiveKeyAbcdEfgh"
 RESTRICTED_KEY = "rk_test_51MpcLocal0000RestrictedKey"
 LIST_ENDPOINTS = ("customers", "charges", "refunds", "invoices", "subscriptions", "disputes")
 _OBJECT_NAMES = {
-    "customers": "customer", "charges": "charge", "refunds": "refund",
-    "invoices": "invoice", "subscriptions": "subscription", "disputes": "dispute",
+    "customers": "customer",
+    "charges": "charge",
+    "refunds": "refund",
+    "invoices": "invoice",
+    "subscriptions": "subscription",
+    "disputes": "dispute",
 }
 _EXPANDABLE = {
     "charges": {"customer", "invoice"},
@@ -76,16 +80,18 @@ _HIDDEN_BY_DEFAULT = {"subscriptions": {"canceled"}}
 class StripeApiError(Exception):
     """An error answer: HTTP status, Stripe error object, extra headers."""
 
-    def __init__(self, status: int, error: dict[str, Any],
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, error: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(error.get("message"))
         self.status = status
         self.error = error
         self.headers = headers or {}
 
 
-def _invalid(message: str, param: str | None = None, code: str | None = None,
-             status: int = 400) -> StripeApiError:
+def _invalid(
+    message: str, param: str | None = None, code: str | None = None, status: int = 400
+) -> StripeApiError:
     error: dict[str, Any] = {"type": "invalid_request_error", "message": message}
     if param:
         error["param"] = param
@@ -180,9 +186,9 @@ class StripeAPI:
     ) -> None:
         self.world = world
         self.keys = keys or {TEST_KEY: "test", LIVE_KEY: "live", RESTRICTED_KEY: "test"}
-        self.restricted = restricted if restricted is not None else {
-            RESTRICTED_KEY: {"customers", "charges"}
-        }
+        self.restricted = (
+            restricted if restricted is not None else {RESTRICTED_KEY: {"customers", "charges"}}
+        )
         self.latency = latency
         self.stats = Stats()
         self._bucket = TokenBucket(rate_limit) if rate_limit else None
@@ -285,7 +291,7 @@ class StripeAPI:
         path = request.path.rstrip("/")
         if request.method != "GET" or not path.startswith("/v1/"):
             raise self._unrecognized(request)
-        endpoint = path[len("/v1/"):]
+        endpoint = path[len("/v1/") :]
         if endpoint == "balance":
             self._authorize(key, "balance")
             return from_fixture("balance", livemode=self.keys[key] == "live")
@@ -306,10 +312,10 @@ class StripeAPI:
         header = request.headers.get("Authorization", "")
         key = ""
         if header.startswith("Bearer "):
-            key = header[len("Bearer "):].strip()
+            key = header[len("Bearer ") :].strip()
         elif header.startswith("Basic "):
             try:
-                key = base64.b64decode(header[len("Basic "):]).decode().split(":", 1)[0]
+                key = base64.b64decode(header[len("Basic ") :]).decode().split(":", 1)[0]
             except (ValueError, UnicodeDecodeError):
                 key = ""
         if not key:
@@ -342,8 +348,10 @@ class StripeAPI:
                 headers = {"Stripe-Should-Retry": should_retry} if should_retry else {}
                 raise StripeApiError(
                     status,
-                    {"type": "api_error",
-                     "message": "An unknown error occurred; please try again."},
+                    {
+                        "type": "api_error",
+                        "message": "An unknown error occurred; please try again.",
+                    },
                     headers,
                 )
             storming = time.monotonic() < self._storm_until
@@ -372,7 +380,8 @@ class StripeAPI:
             filters["status"] = query["status"]
         if hidden or filters:
             positions = [
-                i for i in positions
+                i
+                for i in positions
                 if listing.items[i].get("status") not in hidden
                 and all(_matches(listing.items[i], k, v) for k, v in filters.items())
             ]
@@ -386,12 +395,12 @@ class StripeAPI:
         if after:
             cursor = self._cursor(listing, after, "starting_after", noun)
             start = bisect.bisect_right(positions, cursor)
-            chosen = positions[start:start + limit]
+            chosen = positions[start : start + limit]
             has_more = start + limit < len(positions)
         elif before:
             cursor = self._cursor(listing, before, "ending_before", noun)
             end = bisect.bisect_left(positions, cursor)
-            chosen = positions[max(0, end - limit):end]
+            chosen = positions[max(0, end - limit) : end]
             has_more = end - limit > 0
         else:
             chosen = positions[:limit]
@@ -404,8 +413,9 @@ class StripeAPI:
     def _cursor(listing: _Listing, object_id: str, param: str, noun: str) -> int:
         position = listing.position.get(object_id)
         if position is None:
-            raise _invalid(f"No such {noun}: '{object_id}'", param=param,
-                           code="resource_missing", status=404)
+            raise _invalid(
+                f"No such {noun}: '{object_id}'", param=param, code="resource_missing", status=404
+            )
         return position
 
     def _expand(self, obj: dict[str, Any], fields: list[str]) -> dict[str, Any]:
@@ -471,7 +481,7 @@ def _expansions(value: Any, endpoint: str) -> list[str]:
     paths = value if isinstance(value, list) else [value]
     fields = []
     for path in paths:
-        name = path[len("data."):] if path.startswith("data.") else None
+        name = path[len("data.") :] if path.startswith("data.") else None
         if name is None or name not in _EXPANDABLE[endpoint]:
             raise _invalid(f"This property cannot be expanded ({path}).", param="expand")
         fields.append(name)
@@ -493,8 +503,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--customers", type=int, default=200)
-    parser.add_argument("--charges-per-customer", type=int, nargs=2, default=(0, 3),
-                        metavar=("MIN", "MAX"), help="one-off charges of each customer")
+    parser.add_argument(
+        "--charges-per-customer",
+        type=int,
+        nargs=2,
+        default=(0, 3),
+        metavar=("MIN", "MAX"),
+        help="one-off charges of each customer",
+    )
     parser.add_argument("--rate", type=float, default=None, help="requests/s before 429")
     parser.add_argument("--burst", type=float, default=None, help="429 after this many at once")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to answers")

@@ -80,8 +80,9 @@ class World:
         self.order[obj["id"]] = len(self.order)
         return obj
 
-    def _expect(self, name: str, obj_id: str, time: int, customer: str | None,
-                email: str | None = None) -> None:
+    def _expect(
+        self, name: str, obj_id: str, time: int, customer: str | None, email: str | None = None
+    ) -> None:
         self.expected.append(Expected(name, obj_id, time, customer, email))
 
     def lists(self) -> dict[str, list[dict[str, Any]]]:
@@ -97,8 +98,14 @@ class World:
 
     def find(self, object_id: str) -> dict[str, Any] | None:
         """Any object by id; a deleted customer is its ``{"deleted": true}`` stub."""
-        for table in (self.customers, self.charges, self.refunds, self.invoices,
-                      self.subscriptions, self.disputes):
+        for table in (
+            self.customers,
+            self.charges,
+            self.refunds,
+            self.invoices,
+            self.subscriptions,
+            self.disputes,
+        ):
             if object_id in table:
                 return table[object_id]
         if object_id in self.deleted:
@@ -145,7 +152,8 @@ class World:
         del self.customers[customer["id"]]
         self.deleted[customer["id"]] = customer
         self.expected = [
-            e for e in self.expected
+            e
+            for e in self.expected
             if not (e.name == "Customer Created" and e.object_id == customer["id"])
         ]
 
@@ -172,8 +180,13 @@ class World:
             tiers_mode="graduated" if tiered else None,
             nickname=nickname,
             product=self.new_id("prod_", 14),
-            recurring={"interval": interval, "interval_count": interval_count, "meter": None,
-                       "usage_type": "licensed", "trial_period_days": None},
+            recurring={
+                "interval": interval,
+                "interval_count": interval_count,
+                "meter": None,
+                "usage_type": "licensed",
+                "trial_period_days": None,
+            },
             custom_unit_amount=None,
             transform_quantity=None,
             livemode=False,
@@ -243,8 +256,13 @@ class World:
             cancel_at=None,
             cancel_at_period_end=cancel_at_period_end,
             ended_at=ended_at,
-            items={"object": "list", "data": [item], "has_more": False, "total_count": 1,
-                   "url": f"/v1/subscription_items?subscription={sub_id}"},
+            items={
+                "object": "list",
+                "data": [item],
+                "has_more": False,
+                "total_count": 1,
+                "url": f"/v1/subscription_items?subscription={sub_id}",
+            },
             latest_invoice=None,
             livemode=False,
             metadata={},
@@ -255,7 +273,8 @@ class World:
             transfer_data=None,
             billing_schedules=[],
             cancellation_details={
-                "comment": None, "feedback": None,
+                "comment": None,
+                "feedback": None,
                 "reason": "cancellation_requested" if canceled_at else None,
             },
         )
@@ -304,16 +323,29 @@ class World:
             attempted=True,
             billing_reason=billing_reason,
             status="paid" if paid else "open",
-            status_transitions={"finalized_at": created, "marked_uncollectible_at": None,
-                                "paid_at": paid_at, "voided_at": None},
+            status_transitions={
+                "finalized_at": created,
+                "marked_uncollectible_at": None,
+                "paid_at": paid_at,
+                "voided_at": None,
+            },
             subscription=subscription["id"] if subscription else None,
             parent=(
-                {"type": "subscription_details", "quote_details": None,
-                 "subscription_details": {"metadata": {}, "subscription": subscription["id"]}}
-                if subscription else None
+                {
+                    "type": "subscription_details",
+                    "quote_details": None,
+                    "subscription_details": {"metadata": {}, "subscription": subscription["id"]},
+                }
+                if subscription
+                else None
             ),
-            lines={"object": "list", "data": [], "has_more": False, "total_count": 0,
-                   "url": f"/v1/invoices/{inv_id}/lines"},
+            lines={
+                "object": "list",
+                "data": [],
+                "has_more": False,
+                "total_count": 0,
+                "url": f"/v1/invoices/{inv_id}/lines",
+            },
             number=f"{customer['invoice_prefix']}-{len(self.invoices) + 1:04d}",
             period_start=created,
             period_end=created,
@@ -375,8 +407,13 @@ class World:
             balance_transaction=self.new_id("txn_") if succeeded else None,
             payment_intent=self.new_id("pi_"),
             payment_method=self.new_id("pm_"),
-            refunds={"object": "list", "data": [], "has_more": False, "total_count": 0,
-                     "url": f"/v1/charges/{charge_id}/refunds"},
+            refunds={
+                "object": "list",
+                "data": [],
+                "has_more": False,
+                "total_count": 0,
+                "url": f"/v1/charges/{charge_id}/refunds",
+            },
             receipt_url=None,
             source=None,
             transfer_data=None,
@@ -453,10 +490,41 @@ class World:
         return dispute
 
 
-_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia",
-          "Tim", "Margaret", "John", "Sophie", "Linus", "Hedy", "Dennis"]
-_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson",
-         "Perlman", "Berners-Lee", "Hamilton", "McCarthy", "Wilson", "Torvalds", "Lamarr"]
+_FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Radia",
+    "Tim",
+    "Margaret",
+    "John",
+    "Sophie",
+    "Linus",
+    "Hedy",
+    "Dennis",
+]
+_LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Perlman",
+    "Berners-Lee",
+    "Hamilton",
+    "McCarthy",
+    "Wilson",
+    "Torvalds",
+    "Lamarr",
+]
 _FAILURES = ["card_declined", "expired_card", "insufficient_funds", "incorrect_cvc"]
 _REFUND_REASONS = ["requested_by_customer", "duplicate", "fraudulent", None]
 _DISPUTE_REASONS = ["fraudulent", "product_not_received", "duplicate", "general"]
@@ -481,12 +549,16 @@ def generate(
     rng = world.rng
     end = BASE_TIME + days * DAY
     catalogue = {
-        "usd": [world.price(1500, currency="usd", nickname="Starter"),
-                world.price(4900, currency="usd", nickname="Pro"),
-                world.price(49000, currency="usd", interval="year", nickname="Pro Annual"),
-                world.price(900, currency="usd")],
-        "eur": [world.price(1200, currency="eur", nickname="Starter EU"),
-                world.price(None, currency="eur", tiered=True, nickname="Volume EU")],
+        "usd": [
+            world.price(1500, currency="usd", nickname="Starter"),
+            world.price(4900, currency="usd", nickname="Pro"),
+            world.price(49000, currency="usd", interval="year", nickname="Pro Annual"),
+            world.price(900, currency="usd"),
+        ],
+        "eur": [
+            world.price(1200, currency="eur", nickname="Starter EU"),
+            world.price(None, currency="eur", tiered=True, nickname="Volume EU"),
+        ],
         "jpy": [world.price(2000, currency="jpy", nickname="Starter JP")],
     }
     people = []
@@ -526,22 +598,42 @@ def generate(
     return world
 
 
-def _charge(world: World, customer: dict[str, Any], amount: int, when: int, *,
-            failed: bool = False, invoice: dict[str, Any] | None = None) -> dict[str, Any]:
+def _charge(
+    world: World,
+    customer: dict[str, Any],
+    amount: int,
+    when: int,
+    *,
+    failed: bool = False,
+    invoice: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     rng = world.rng
     if failed:
-        return world.add_charge(customer, amount, when, status="failed", invoice=invoice,
-                                failure_code=rng.choice(_FAILURES))
-    charge = world.add_charge(customer, amount, when, invoice=invoice,
-                              email=customer["email"] if rng.random() < 0.5 else None)
+        return world.add_charge(
+            customer,
+            amount,
+            when,
+            status="failed",
+            invoice=invoice,
+            failure_code=rng.choice(_FAILURES),
+        )
+    charge = world.add_charge(
+        customer,
+        amount,
+        when,
+        invoice=invoice,
+        email=customer["email"] if rng.random() < 0.5 else None,
+    )
     roll = rng.random()
     if roll < 0.10:
         part = amount if rng.random() < 0.5 else amount // 2
-        world.add_refund(charge, part, when + rng.randrange(DAY, 20 * DAY),
-                         reason=rng.choice(_REFUND_REASONS))
+        world.add_refund(
+            charge, part, when + rng.randrange(DAY, 20 * DAY), reason=rng.choice(_REFUND_REASONS)
+        )
     elif roll < 0.13:
-        world.add_dispute(charge, when + rng.randrange(DAY, 30 * DAY),
-                          reason=rng.choice(_DISPUTE_REASONS))
+        world.add_dispute(
+            charge, when + rng.randrange(DAY, 30 * DAY), reason=rng.choice(_DISPUTE_REASONS)
+        )
     return charge
 
 
@@ -557,8 +649,14 @@ def _subscribe(world: World, customer: dict[str, Any], price: dict[str, Any], en
     if status == "canceled":
         canceled_at = ended_at = start + rng.randrange(1, 6) * MONTH
     subscription = world.add_subscription(
-        customer, price, start, quantity=rng.choice([1, 1, 1, 2, 5]), status=status,
-        trial_days=trial_days, canceled_at=canceled_at, ended_at=ended_at,
+        customer,
+        price,
+        start,
+        quantity=rng.choice([1, 1, 1, 2, 5]),
+        status=status,
+        trial_days=trial_days,
+        canceled_at=canceled_at,
+        ended_at=ended_at,
     )
     if status == "trialing" or price["unit_amount"] is None:
         return
@@ -571,7 +669,11 @@ def _subscribe(world: World, customer: dict[str, Any], price: dict[str, Any], en
         last = when + step >= stop
         unpaid = status == "past_due" and last
         invoice = world.add_invoice(
-            customer, amount, when, subscription=subscription, paid=not unpaid,
+            customer,
+            amount,
+            when,
+            subscription=subscription,
+            paid=not unpaid,
             billing_reason="subscription_create" if first else "subscription_cycle",
         )
         _charge(world, customer, amount, when + 60, failed=unpaid, invoice=invoice)

@@ -58,22 +58,49 @@ def build_cli(extra_plugins: Iterable[object] = (), *, entry_points: bool = True
     from mpconnect.cli import datasets, listing, quarantine, runs
 
     @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                  help="Configuration file (default: $MPCONNECT_CONFIG, else ./mpconnect.toml).")
-    @click.option("--home", type=click.Path(file_okay=False),
-                  help="mpconnect's data directory: ledger, store, spools, quarantine "
-                       "(default: $MPCONNECT_HOME, else the user data directory).")
-    @click.option("--debug", is_flag=True, default=lambda: os.environ.get("MPCONNECT_DEBUG") == "1",
-                  help="Show tracebacks (also MPCONNECT_DEBUG=1).")
-    @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
-                  show_default=True, help="Log lines for people or for machines.")
-    @click.option("-q", "--quiet", is_flag=True,
-                  help="No progress, summaries or informational log lines; errors only.")
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        help="Configuration file (default: $MPCONNECT_CONFIG, else ./mpconnect.toml).",
+    )
+    @click.option(
+        "--home",
+        type=click.Path(file_okay=False),
+        help="mpconnect's data directory: ledger, store, spools, quarantine "
+        "(default: $MPCONNECT_HOME, else the user data directory).",
+    )
+    @click.option(
+        "--debug",
+        is_flag=True,
+        default=lambda: os.environ.get("MPCONNECT_DEBUG") == "1",
+        help="Show tracebacks (also MPCONNECT_DEBUG=1).",
+    )
+    @click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Log lines for people or for machines.",
+    )
+    @click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        help="No progress, summaries or informational log lines; errors only.",
+    )
     @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
     @click.version_option(__version__, prog_name="mpconnect")
     @click.pass_context
-    def cli(ctx: click.Context, config_path: str | None, home: str | None, debug: bool,
-            log_format: str, quiet: bool, verbose: bool) -> None:
+    def cli(
+        ctx: click.Context,
+        config_path: str | None,
+        home: str | None,
+        debug: bool,
+        log_format: str,
+        quiet: bool,
+        verbose: bool,
+    ) -> None:
         """Load business data into Mixpanel, one of two ways (the [mixpanel] sink key):
         as dataset versions through the Datasets API (sink = "datasets"; "embedded" is a
         local store of the same kind), or in batches through the ingestion API's /import
@@ -87,9 +114,15 @@ def build_cli(extra_plugins: Iterable[object] = (), *, entry_points: bool = True
             from mpconnect.paths import HOME_ENV
 
             os.environ[HOME_ENV] = home  # also for the processes a run starts
-        state = CliState(config_path=config_path, debug=debug, log_format=log_format,
-                         verbose=verbose, quiet=quiet, extra_plugins=tuple(extra_plugins),
-                         entry_points=entry_points)
+        state = CliState(
+            config_path=config_path,
+            debug=debug,
+            log_format=log_format,
+            verbose=verbose,
+            quiet=quiet,
+            extra_plugins=tuple(extra_plugins),
+            entry_points=entry_points,
+        )
         state.setup_logging()
         ctx.obj = state
 

@@ -42,14 +42,29 @@ def versions_list(state: CliState, dataset_id: str, as_json: bool) -> None:
         echo_json([v.to_api() for v in found])
         return
     if not found:
-        click.echo(f"dataset {dataset_id} has no versions in the {sink.name} sink"
-                   + ("" if sink.versioned else " (it loads without versions; its runs and "
-                      "batches: mpconnect runs)"))
+        click.echo(
+            f"dataset {dataset_id} has no versions in the {sink.name} sink"
+            + (
+                ""
+                if sink.versioned
+                else " (it loads without versions; its runs and batches: mpconnect runs)"
+            )
+        )
         return
     echo_table(
         ["VERSION", "CREATED", "LIVE", "READABLE", "WRITABLE", "READY", "READY AT"],
-        [[v.version_id, v.created_at, _yes(v.is_live), _yes(v.readable), _yes(v.writable),
-          _yes(v.ready), v.ready_at if v.ready else "-"] for v in found],
+        [
+            [
+                v.version_id,
+                v.created_at,
+                _yes(v.is_live),
+                _yes(v.readable),
+                _yes(v.writable),
+                _yes(v.ready),
+                v.ready_at if v.ready else "-",
+            ]
+            for v in found
+        ],
     )
 
 
@@ -61,7 +76,9 @@ def check_dataset_id(dataset_id: str) -> None:
     if not _DATASET_ID.fullmatch(dataset_id):
         raise click.BadParameter(
             f"{dataset_id!r} is not a dataset id: it must be 1 to 255 letters and digits "
-            "(the Datasets API's rule), such as STRIPE", param_hint="DATASET_ID")
+            "(the Datasets API's rule), such as STRIPE",
+            param_hint="DATASET_ID",
+        )
 
 
 def _yes(value: bool) -> str:
@@ -70,32 +87,53 @@ def _yes(value: bool) -> str:
 
 @click.command()
 @click.argument("dataset_id")
-@click.option("--version", "version_id", help="A version id (default: the live one, else the "
-              "newest).")
-@click.option("--store", "store_path", type=click.Path(dir_okay=False, exists=True),
-              help="An embedded store file (default: the configured one), such as the file "
-                   "`mpconnect serve --store` writes.")
-@click.option("--samples", default=3, show_default=True, type=click.IntRange(min=0),
-              help="Sample records to show.")
+@click.option(
+    "--version", "version_id", help="A version id (default: the live one, else the newest)."
+)
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="An embedded store file (default: the configured one), such as the file "
+    "`mpconnect serve --store` writes.",
+)
+@click.option(
+    "--samples",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Sample records to show.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def inspect(state: CliState, dataset_id: str, version_id: str | None, store_path: str | None,
-            samples: int, as_json: bool) -> None:
+def inspect(
+    state: CliState,
+    dataset_id: str,
+    version_id: str | None,
+    store_path: str | None,
+    samples: int,
+    as_json: bool,
+) -> None:
     """Show what a version of DATASET_ID in the embedded store holds."""
-    from mpconnect.datasets.store import DatasetStore, StoreError
     from mpconnect.sinks.embedded import embedded_store_path
+    from mpconnect.store.datasets import DatasetStore, StoreError
 
     check_dataset_id(dataset_id)
     sink = state.config.mixpanel.sink
     if store_path is None and sink != "embedded":
-        click.echo(f"mpconnect: note: the configured sink is {sink!r}; this shows the local "
-                   "embedded store (give --store PATH for the file `mpconnect serve --store` "
-                   "writes; `mpconnect versions list` asks the sink)", err=True)
-    path = Path(store_path) if store_path else embedded_store_path(state.config.mixpanel,
-                                                                   home_dir())
+        click.echo(
+            f"mpconnect: note: the configured sink is {sink!r}; this shows the local "
+            "embedded store (give --store PATH for the file `mpconnect serve --store` "
+            "writes; `mpconnect versions list` asks the sink)",
+            err=True,
+        )
+    path = (
+        Path(store_path) if store_path else embedded_store_path(state.config.mixpanel, home_dir())
+    )
     if not path.exists():
-        raise MpconnectError(f"no embedded store at {path}; run a source first "
-                             "(mpconnect run demo)")
+        raise MpconnectError(
+            f"no embedded store at {path}; run a source first (mpconnect run demo)"
+        )
     store = DatasetStore(path)
     try:
         if not store.has_dataset(dataset_id):
@@ -104,7 +142,8 @@ def inspect(state: CliState, dataset_id: str, version_id: str | None, store_path
         all_versions = store.list_versions(dataset_id)
         if version_id is None:
             chosen = next((v for v in all_versions if v.is_live), None) or (
-                all_versions[0] if all_versions else None)
+                all_versions[0] if all_versions else None
+            )
             if chosen is None:
                 raise MpconnectError(f"dataset {dataset_id} has no versions")
         else:
@@ -139,8 +178,10 @@ def inspect(state: CliState, dataset_id: str, version_id: str | None, store_path
     for name, count in contents.events_by_name.items():
         click.echo(f"  {name}: {count:,}")
     click.echo(f"people records: {contents.people_total:,} ({contents.profiles:,} profiles)")
-    for label, records in (("sample events", report["sample_events"]),
-                           ("sample people", report["sample_people"])):
+    for label, records in (
+        ("sample events", report["sample_events"]),
+        ("sample people", report["sample_people"]),
+    ):
         if records:
             click.echo(f"{label}:")
             for record in records:

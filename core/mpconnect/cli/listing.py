@@ -33,24 +33,31 @@ def connectors_list(state: CliState, as_json: bool = False) -> None:
     """List connectors: name, provider, available or not and why."""
     rows = []
     for name, entry in sorted(state.plugins.connectors.items()):
-        rows.append({
-            "name": name,
-            "description": entry.description,
-            "plugin": entry.provider.plugin,
-            "distribution": entry.provider.distribution,
-            "version": entry.provider.version,
-            "available": entry.available,
-            "reason": entry.unavailable_reason,
-        })
+        rows.append(
+            {
+                "name": name,
+                "description": entry.description,
+                "plugin": entry.provider.plugin,
+                "distribution": entry.provider.distribution,
+                "version": entry.provider.version,
+                "available": entry.available,
+                "reason": entry.unavailable_reason,
+            }
+        )
     if as_json:
         echo_json(rows)
         return
     echo_table(
         ["NAME", "PROVIDED BY", "STATUS", "DESCRIPTION"],
-        [[r["name"],
-          f"{r['distribution']} {r['version']}" if r["distribution"] else r["plugin"],
-          "available" if r["available"] else f"unavailable: {r['reason']}",
-          r["description"]] for r in rows],
+        [
+            [
+                r["name"],
+                f"{r['distribution']} {r['version']}" if r["distribution"] else r["plugin"],
+                "available" if r["available"] else f"unavailable: {r['reason']}",
+                r["description"],
+            ]
+            for r in rows
+        ],
     )
 
 
@@ -79,36 +86,48 @@ def sources_list(state: CliState, as_json: bool = False) -> None:
     rows: list[dict[str, Any]] = []
     for name, source in sorted(config.sources.items()):
         last = ledger.list_runs(name, limit=1)
-        next_run, next_text, problem = _next_run(source.schedule, config.scheduler.timezone,
-                                                 name, now)
+        next_run, next_text, problem = _next_run(
+            source.schedule, config.scheduler.timezone, name, now
+        )
         problems = source_problems(config, state.plugins, name)
         if problem is not None:
             problems.append(problem)
-        rows.append({
-            "name": name,
-            "connector": source.connector,
-            "dataset_id": source.dataset_id,
-            "schedule": source.schedule,
-            "timezone": config.scheduler.timezone if source.schedule else None,
-            "next_run": next_run.isoformat() if next_run else None,
-            "next_run_error": problem,
-            "keep_versions": source.keep_versions,
-            "last_status": last[0]["status"] if last else None,
-            "last_started_at": last[0]["started_at"] if last else None,
-            "last_version": last[0]["version_id"] if last else None,
-            "last_error": last[0]["error"] if last else None,
-            "problems": problems,
-        })
+        rows.append(
+            {
+                "name": name,
+                "connector": source.connector,
+                "dataset_id": source.dataset_id,
+                "schedule": source.schedule,
+                "timezone": config.scheduler.timezone if source.schedule else None,
+                "next_run": next_run.isoformat() if next_run else None,
+                "next_run_error": problem,
+                "keep_versions": source.keep_versions,
+                "last_status": last[0]["status"] if last else None,
+                "last_started_at": last[0]["started_at"] if last else None,
+                "last_version": last[0]["version_id"] if last else None,
+                "last_error": last[0]["error"] if last else None,
+                "problems": problems,
+            }
+        )
         rows[-1]["_next_text"] = next_text
     if as_json:
         echo_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
     else:
         echo_table(
-            ["NAME", "CONNECTOR", "DATASET", "SCHEDULE", "NEXT RUN", "LAST RUN", "STATUS",
-             "KEEP"],
-            [[r["name"], r["connector"], r["dataset_id"], r["schedule"] or "-",
-              r["_next_text"], _when(r["last_started_at"]), r["last_status"] or "never",
-              r["keep_versions"]] for r in rows],
+            ["NAME", "CONNECTOR", "DATASET", "SCHEDULE", "NEXT RUN", "LAST RUN", "STATUS", "KEEP"],
+            [
+                [
+                    r["name"],
+                    r["connector"],
+                    r["dataset_id"],
+                    r["schedule"] or "-",
+                    r["_next_text"],
+                    _when(r["last_started_at"]),
+                    r["last_status"] or "never",
+                    r["keep_versions"],
+                ]
+                for r in rows
+            ],
         )
         for row in rows:
             for text in row["problems"]:
@@ -117,8 +136,9 @@ def sources_list(state: CliState, as_json: bool = False) -> None:
         raise click.exceptions.Exit(1)
 
 
-def _next_run(schedule: str | None, timezone: str, name: str,
-              now: datetime) -> tuple[datetime | None, str, str | None]:
+def _next_run(
+    schedule: str | None, timezone: str, name: str, now: datetime
+) -> tuple[datetime | None, str, str | None]:
     """The next scheduled time of a source, how to show it, and what prevents it."""
     if schedule is None:
         return None, "-", None

@@ -25,14 +25,24 @@ def register(cli: click.Group) -> None:
 
 @click.command()
 @click.argument("source")
-@click.option("--run", "run_id", help="A run id (default: the source's latest run with "
-              "quarantined records); `mpconnect runs --source SOURCE` lists them.")
-@click.option("--samples", default=2, show_default=True, type=click.IntRange(min=0),
-              help="Sample records to show per reason.")
+@click.option(
+    "--run",
+    "run_id",
+    help="A run id (default: the source's latest run with "
+    "quarantined records); `mpconnect runs --source SOURCE` lists them.",
+)
+@click.option(
+    "--samples",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Sample records to show per reason.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def quarantine(state: CliState, source: str, run_id: str | None, samples: int,
-               as_json: bool) -> None:
+def quarantine(
+    state: CliState, source: str, run_id: str | None, samples: int, as_json: bool
+) -> None:
     """Show why SOURCE's records were quarantined: reasons with counts and samples.
 
     Values that look like secrets are shown as ***.
@@ -45,12 +55,15 @@ def quarantine(state: CliState, source: str, run_id: str | None, samples: int,
     if as_json:
         echo_json(report)
         return
-    click.echo(f"{source}: run {row['run_id']}: {report['total']:,} records quarantined"
-               + (f" ({path})" if path is not None and entries else ""))
+    click.echo(
+        f"{source}: run {row['run_id']}: {report['total']:,} records quarantined"
+        + (f" ({path})" if path is not None and entries else "")
+    )
     for reason in report["reasons"]:
         fields = ", ".join(reason["fields"])
-        click.echo(f"{reason['count']:>8,}  {reason['reason']}"
-                   + (f" [field {fields}]" if fields else ""))
+        click.echo(
+            f"{reason['count']:>8,}  {reason['reason']}" + (f" [field {fields}]" if fields else "")
+        )
         for sample in reason["samples"]:
             click.echo(f"          {_short(sample)}")
 
@@ -58,14 +71,17 @@ def quarantine(state: CliState, source: str, run_id: str | None, samples: int,
 def _find_run(state: CliState, source: str, run_id: str | None) -> dict[str, Any]:
     rows = state.ledger.list_runs(source, limit=_RUNS_SEARCHED)
     if not rows:
-        raise MpconnectError(f"source {source!r} has no runs; `mpconnect runs` lists the "
-                             "runs of every source")
+        raise MpconnectError(
+            f"source {source!r} has no runs; `mpconnect runs` lists the runs of every source"
+        )
     if run_id is not None:
         for row in rows:
             if row["run_id"] == run_id:
                 return row
-        raise MpconnectError(f"source {source!r} has no run {run_id!r}; "
-                             f"`mpconnect runs --source {source}` lists its runs")
+        raise MpconnectError(
+            f"source {source!r} has no run {run_id!r}; "
+            f"`mpconnect runs --source {source}` lists its runs"
+        )
     return next((row for row in rows if row["quarantined"]), rows[0])
 
 
@@ -91,30 +107,46 @@ def read_entries(path: Path) -> list[dict[str, Any]]:
             except ValueError:
                 entry = None
             if not isinstance(entry, dict):
-                entry = {"reason": f"line {number} of the quarantine file is not a JSON object",
-                         "what": None, "field": None, "record": None}
+                entry = {
+                    "reason": f"line {number} of the quarantine file is not a JSON object",
+                    "what": None,
+                    "field": None,
+                    "record": None,
+                }
             entries.append(entry)
     return entries
 
 
-def summarize(source: str, run_id: str, path: Path | None, entries: list[dict[str, Any]],
-              samples: int) -> dict[str, Any]:
+def summarize(
+    source: str, run_id: str, path: Path | None, entries: list[dict[str, Any]], samples: int
+) -> dict[str, Any]:
     """Group entries by reason, most frequent first, with redacted sample records."""
     groups: dict[str, dict[str, Any]] = {}
     for entry in entries:
         reason = redact(str(entry.get("reason") or "no reason given"))
-        group = groups.setdefault(reason, {"reason": reason, "count": 0, "fields": [],
-                                           "samples": []})
+        group = groups.setdefault(
+            reason, {"reason": reason, "count": 0, "fields": [], "samples": []}
+        )
         group["count"] += 1
         field = entry.get("field")
         if field and str(field) not in group["fields"]:
             group["fields"].append(str(field))
         if len(group["samples"]) < samples:
-            group["samples"].append({"what": entry.get("what"), "field": field,
-                                     "record": redact_value(entry.get("record"))})
+            group["samples"].append(
+                {
+                    "what": entry.get("what"),
+                    "field": field,
+                    "record": redact_value(entry.get("record")),
+                }
+            )
     reasons = sorted(groups.values(), key=lambda g: -g["count"])
-    return {"source": source, "run_id": run_id, "file": str(path) if path else None,
-            "total": len(entries), "reasons": reasons}
+    return {
+        "source": source,
+        "run_id": run_id,
+        "file": str(path) if path else None,
+        "total": len(entries),
+        "reasons": reasons,
+    }
 
 
 def redact_value(value: Any, key: str = "") -> Any:

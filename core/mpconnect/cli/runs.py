@@ -30,8 +30,9 @@ class _QuarantineLimit(click.ParamType):
 
     name = "LIMIT"
 
-    def convert(self, value: object, param: click.Parameter | None,
-                ctx: click.Context | None) -> float | str:
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float | str:
         if isinstance(value, str) and value != "unlimited":
             with contextlib.suppress(ValueError):
                 value = float(value)
@@ -46,19 +47,35 @@ class _QuarantineLimit(click.ParamType):
 @click.command()
 @click.argument("sources", nargs=-1)
 @click.option("--all", "run_all", is_flag=True, help="Run every configured source.")
-@click.option("--restart", is_flag=True,
-              help="Extract the source again instead of resuming its unfinished run (an "
-                   "unfinished dataset version is deleted).")
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Extract the source again instead of resuming its unfinished run (an "
+    "unfinished dataset version is deleted).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary; errors only.")
-@click.option("--concurrency", type=click.IntRange(1, 64),
-              help="Upload workers (default: [engine] concurrency, 4).")
-@click.option("--max-quarantined", type=_QuarantineLimit(),
-              help="Fail before publishing when more records are quarantined: a count, a "
-                   'fraction of records read such as 0.01, or "unlimited" (default: the '
-                   "source's max_quarantined, 0.01).")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    help="Upload workers (default: [engine] concurrency, 4).",
+)
+@click.option(
+    "--max-quarantined",
+    type=_QuarantineLimit(),
+    help="Fail before publishing when more records are quarantined: a count, a "
+    'fraction of records read such as 0.01, or "unlimited" (default: the '
+    "source's max_quarantined, 0.01).",
+)
 @click.pass_obj
-def run(state: CliState, sources: tuple[str, ...], run_all: bool, restart: bool, quiet: bool,
-        concurrency: int | None, max_quarantined: float | str | None) -> None:
+def run(
+    state: CliState,
+    sources: tuple[str, ...],
+    run_all: bool,
+    restart: bool,
+    quiet: bool,
+    concurrency: int | None,
+    max_quarantined: float | str | None,
+) -> None:
     """Run SOURCES, each ending with its summary.
 
     With the datasets or embedded sink each run becomes a new live dataset version; with
@@ -80,8 +97,15 @@ def run(state: CliState, sources: tuple[str, ...], run_all: bool, restart: bool,
         for name in names:
             if stop.is_set():
                 break
-            failures += _run_one(state, name, stop, restart=restart, quiet=quiet,
-                                 concurrency=concurrency, max_quarantined=max_quarantined)
+            failures += _run_one(
+                state,
+                name,
+                stop,
+                restart=restart,
+                quiet=quiet,
+                concurrency=concurrency,
+                max_quarantined=max_quarantined,
+            )
     if failures:
         raise click.exceptions.Exit(1)
 
@@ -100,8 +124,11 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        click.echo(f"mpconnect: {signal.Signals(signum).name}: stopping at the next checkpoint "
-                   "(again to stop at once)", err=True)
+        click.echo(
+            f"mpconnect: {signal.Signals(signum).name}: stopping at the next checkpoint "
+            "(again to stop at once)",
+            err=True,
+        )
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -111,15 +138,28 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _run_one(state: CliState, name: str, stop: threading.Event, *, restart: bool, quiet: bool,
-             concurrency: int | None, max_quarantined: float | str | None) -> int:
+def _run_one(
+    state: CliState,
+    name: str,
+    stop: threading.Event,
+    *,
+    restart: bool,
+    quiet: bool,
+    concurrency: int | None,
+    max_quarantined: float | str | None,
+) -> int:
     """Run one source and print its summary; return 1 if it failed, else 0."""
     from mpconnect.engine.lifecycle import RunOptions
     from mpconnect.engine.progress import default_progress
 
     quiet = quiet or state.quiet
-    options = RunOptions(restart=restart, concurrency=concurrency, max_quarantined=max_quarantined,
-                         progress=default_progress(quiet), stop=stop)
+    options = RunOptions(
+        restart=restart,
+        concurrency=concurrency,
+        max_quarantined=max_quarantined,
+        progress=default_progress(quiet),
+        stop=stop,
+    )
     try:
         summary = state.engine.run(name, options)
     except RunLocked as exc:
@@ -134,9 +174,10 @@ def _run_one(state: CliState, name: str, stop: threading.Event, *, restart: bool
         elif not quiet:
             last = state.engine.ledger.list_runs(name, limit=1)
             if last:
-                click.echo(_describe_row(last[0], sink_is_versioned(state.plugins,
-                                                                    last[0]["sink"])),
-                           err=True)
+                click.echo(
+                    _describe_row(last[0], sink_is_versioned(state.plugins, last[0]["sink"])),
+                    err=True,
+                )
         echo_error(exc)
         return 1
     except MpconnectError as exc:  # refused before it started: the other sources still run
@@ -150,9 +191,11 @@ def _run_one(state: CliState, name: str, stop: threading.Event, *, restart: bool
 
 
 def _describe_row(row: dict, versioned: bool) -> str:
-    return (f"{row['source']}: {row['status']}; read {row['read']:,}, imported "
-            f"{row['imported']:,}, quarantined {row['quarantined']:,}; "
-            f"{loaded(versioned, row['version_id'], row['batches'])}")
+    return (
+        f"{row['source']}: {row['status']}; read {row['read']:,}, imported "
+        f"{row['imported']:,}, quarantined {row['quarantined']:,}; "
+        f"{loaded(versioned, row['version_id'], row['batches'])}"
+    )
 
 
 @click.command()
@@ -172,13 +215,37 @@ def runs(state: CliState, source: str | None, limit: int, as_json: bool) -> None
         return
     snapshot, batches = snapshot_columns([row_is_versioned(r) for r in rows])
     echo_table(
-        ["STARTED", "SOURCE", "SINK", "STATUS", snapshot, *batches, "READ", "IMPORTED",
-         "QUAR.", "RETRIES", "SECONDS", "ERROR"],
-        [[time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])), r["source"],
-          r["sink"], r["status"], r["version_id"] or "-", *[r["batches"] for _ in batches],
-          r["read"], r["imported"], r["quarantined"],
-          r["retries"], r["duration"] if r["duration"] is not None else "-",
-          (r["error"] or "")[:80]] for r in rows],
+        [
+            "STARTED",
+            "SOURCE",
+            "SINK",
+            "STATUS",
+            snapshot,
+            *batches,
+            "READ",
+            "IMPORTED",
+            "QUAR.",
+            "RETRIES",
+            "SECONDS",
+            "ERROR",
+        ],
+        [
+            [
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])),
+                r["source"],
+                r["sink"],
+                r["status"],
+                r["version_id"] or "-",
+                *[r["batches"] for _ in batches],
+                r["read"],
+                r["imported"],
+                r["quarantined"],
+                r["retries"],
+                r["duration"] if r["duration"] is not None else "-",
+                (r["error"] or "")[:80],
+            ]
+            for r in rows
+        ],
     )
 
 
@@ -190,7 +257,7 @@ def check(state: CliState, source: str) -> None:
     at most once)."""
     from mpconnect.config import connector_settings, require_connector
     from mpconnect.connector import RunContext
-    from mpconnect.retry import short_retries
+    from mpconnect.transport.retry import short_retries
 
     config = state.config
     source_config = config.source(source)
@@ -199,8 +266,11 @@ def check(state: CliState, source: str) -> None:
 
     settings = connector_settings(config, source_config, entry.cls.Settings)
     connector = entry.cls(settings)
-    ctx = RunContext(source=source, dataset_id=source_config.dataset_id,
-                     log=logging.getLogger(f"mpconnect.source.{source}"))
+    ctx = RunContext(
+        source=source,
+        dataset_id=source_config.dataset_id,
+        log=logging.getLogger(f"mpconnect.source.{source}"),
+    )
     try:
         with short_retries():  # one cheap call: an answer within seconds, not minutes
             message = connector.check(ctx)

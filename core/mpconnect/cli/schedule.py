@@ -26,26 +26,59 @@ def register(cli: click.Group) -> None:
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Configuration file (same as the top-level --config).")
-@click.option("--print-crontab", is_flag=True,
-              help="Print crontab lines running `mpconnect run SOURCE` instead of scheduling.")
-@click.option("--stop-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
-              help="Seconds to wait on SIGTERM/SIGINT for running runs to reach a checkpoint.")
-@click.option("--reload-interval", type=click.FloatRange(min=0), default=10.0,
-              show_default=True,
-              help="Seconds between checks of the configuration file for changes (0: only "
-                   "on SIGHUP).")
-@click.option("--http-port", type=click.IntRange(0, 65535), default=None,
-              help="Also serve the status page, /metrics and /healthz on this port.")
-@click.option("--http-host", default="127.0.0.1", show_default=True,
-              help="Address of the status page; any other than loopback needs --token.")
-@click.option("--token", default=None,
-              help="Require this token on the status page (also $MPCONNECT_UI_TOKEN).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Configuration file (same as the top-level --config).",
+)
+@click.option(
+    "--print-crontab",
+    is_flag=True,
+    help="Print crontab lines running `mpconnect run SOURCE` instead of scheduling.",
+)
+@click.option(
+    "--stop-timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait on SIGTERM/SIGINT for running runs to reach a checkpoint.",
+)
+@click.option(
+    "--reload-interval",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds between checks of the configuration file for changes (0: only on SIGHUP).",
+)
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Also serve the status page, /metrics and /healthz on this port.",
+)
+@click.option(
+    "--http-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of the status page; any other than loopback needs --token.",
+)
+@click.option(
+    "--token",
+    default=None,
+    help="Require this token on the status page (also $MPCONNECT_UI_TOKEN).",
+)
 @click.pass_obj
-def schedule(state: CliState, config_path: str | None, print_crontab: bool,
-             stop_timeout: float, reload_interval: float, http_port: int | None,
-             http_host: str, token: str | None) -> None:
+def schedule(
+    state: CliState,
+    config_path: str | None,
+    print_crontab: bool,
+    stop_timeout: float,
+    reload_interval: float,
+    http_port: int | None,
+    http_host: str,
+    token: str | None,
+) -> None:
     """Run each configured source on its `schedule` until SIGTERM or Ctrl-C.
 
     Logs each source's next run at start and after each run. SIGHUP reloads the
@@ -71,12 +104,19 @@ def schedule(state: CliState, config_path: str | None, print_crontab: bool,
             click.echo(line)
         for name, cron in plan.crons.items():
             if cron.has_seconds:
-                click.echo(f"mpconnect: warning: sources.{name}.schedule has a seconds field; "
-                           "cron cannot run it (left as a comment)", err=True)
+                click.echo(
+                    f"mpconnect: warning: sources.{name}.schedule has a seconds field; "
+                    "cron cannot run it (left as a comment)",
+                    err=True,
+                )
         return
     scheduler = Scheduler(
-        plan, state.plugins, home=home_dir(), progress_factory=lambda: LogProgress(30.0),
-        reload_interval=reload_interval or None, stop_timeout=stop_timeout,
+        plan,
+        state.plugins,
+        home=home_dir(),
+        progress_factory=lambda: LogProgress(30.0),
+        reload_interval=reload_interval or None,
+        stop_timeout=stop_timeout,
     )
     if http_port is None:
         _serve_with_signals(scheduler)
@@ -84,11 +124,19 @@ def schedule(state: CliState, config_path: str | None, print_crontab: bool,
     from mpconnect.cli.ui import checked_token, require_ui, start_status_server
 
     require_ui()
-    server = start_status_server(state, http_host, http_port,
-                                 checked_token(http_host, token, "--http-host"),
-                                 run_now=None, scheduler=scheduler)
-    log.info("status page at http://%s:%d/ (metrics at /metrics, health at /healthz)",
-             http_host, server.port)
+    server = start_status_server(
+        state,
+        http_host,
+        http_port,
+        checked_token(http_host, token, "--http-host"),
+        run_now=None,
+        scheduler=scheduler,
+    )
+    log.info(
+        "status page at http://%s:%d/ (metrics at /metrics, health at /healthz)",
+        http_host,
+        server.port,
+    )
     try:
         _serve_with_signals(scheduler)
     finally:
@@ -104,8 +152,11 @@ def _serve_with_signals(scheduler: Scheduler) -> None:
         stops += 1
         name = signal.Signals(signum).name
         if stops == 1:
-            log.info("%s received: starting no more runs; running runs stop at their next "
-                     "checkpoint (send it again to stop waiting)", name)
+            log.info(
+                "%s received: starting no more runs; running runs stop at their next "
+                "checkpoint (send it again to stop waiting)",
+                name,
+            )
         else:
             log.warning("%s received again: not waiting for running runs", name)
         scheduler.request_stop(force=stops > 1)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import mpconnect
-from mpconnect.localserver import LocalServer
+from mpconnect.emulator.background import LocalServer
 
 
 class MixpanelLocalServer(LocalServer):

@@ -18,8 +18,8 @@ from typing import Any
 import click
 
 from mpconnect.cli.context import CliState
+from mpconnect.emulator.background import LocalServer, ServedSource, ServeOptions
 from mpconnect.errors import MpconnectError
-from mpconnect.localserver import LocalServer, ServedSource, ServeOptions
 from mpconnect.paths import home_dir
 from mpconnect.plugins import load_plugins
 
@@ -83,26 +83,51 @@ def source_server_command(cls: type[LocalServer]) -> click.Command:
     size_flag = "--" + cls.size_option.replace("_", "-")
 
     def run(host: str, port: int, size: int, seed: int, directory: Path | None) -> None:
-        options = ServeOptions(host=host, port=port, size=size, seed=seed,
-                               directory=directory or home_dir() / f"serve-{cls.name}")
+        options = ServeOptions(
+            host=host,
+            port=port,
+            size=size,
+            seed=seed,
+            directory=directory or home_dir() / f"serve-{cls.name}",
+        )
         serve_source(cls, options)
 
     params: list[click.Parameter] = [
-        click.Option(["--host"], default="127.0.0.1", show_default=True,
-                     help="Address to listen on."),
-        click.Option(["--port"], default=cls.default_port, show_default=True,
-                     type=click.IntRange(0, 65535), help="Port (0 picks a free one)."),
-        click.Option([size_flag, "size"], default=cls.default_size, show_default=True,
-                     type=click.IntRange(min=0), help=cls.size_help),
-        click.Option(["--seed"], default=1, show_default=True,
-                     help="Seed of the generated data: the same seed serves the same data."),
-        click.Option(["--dir", "directory"], type=click.Path(file_okay=False, path_type=Path),
-                     help=f"Where the server writes its files, such as a CA's ca.pem "
-                          f"(default $MPCONNECT_HOME/serve-{cls.name})."),
+        click.Option(
+            ["--host"], default="127.0.0.1", show_default=True, help="Address to listen on."
+        ),
+        click.Option(
+            ["--port"],
+            default=cls.default_port,
+            show_default=True,
+            type=click.IntRange(0, 65535),
+            help="Port (0 picks a free one).",
+        ),
+        click.Option(
+            [size_flag, "size"],
+            default=cls.default_size,
+            show_default=True,
+            type=click.IntRange(min=0),
+            help=cls.size_help,
+        ),
+        click.Option(
+            ["--seed"],
+            default=1,
+            show_default=True,
+            help="Seed of the generated data: the same seed serves the same data.",
+        ),
+        click.Option(
+            ["--dir", "directory"],
+            type=click.Path(file_okay=False, path_type=Path),
+            help=f"Where the server writes its files, such as a CA's ca.pem "
+            f"(default $MPCONNECT_HOME/serve-{cls.name}).",
+        ),
     ]
     summary = cls.summary or f"a local server for the {cls.connector} connector"
     return click.Command(
-        cls.name, callback=run, params=params,
+        cls.name,
+        callback=run,
+        params=params,
         help=f"Serve {summary} and print the source settings that use it.",
         short_help=f"Serve {summary}.",
     )
@@ -120,7 +145,8 @@ def serve_source(cls: type[LocalServer], options: ServeOptions) -> None:
         reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
         raise MpconnectError(
             f"mpconnect serve {cls.name}: cannot listen on {options.host}:{options.port}: "
-            f"{reason}; choose another --port (0 picks a free one)") from None
+            f"{reason}; choose another --port (0 picks a free one)"
+        ) from None
     try:
         click.echo(paste_text(cls, served))
         click.echo(f"\n{READY_LINE}")
@@ -134,8 +160,11 @@ def serve_source(cls: type[LocalServer], options: ServeOptions) -> None:
 def paste_text(cls: type[LocalServer], served: ServedSource) -> str:
     """What ``mpconnect serve NAME`` prints: the source table and the ``export`` lines."""
     source = cls.source_name or cls.name
-    table = {"connector": cls.connector, "dataset_id": cls.dataset_id or source.upper(),
-             **served.source_options}
+    table = {
+        "connector": cls.connector,
+        "dataset_id": cls.dataset_id or source.upper(),
+        **served.source_options,
+    }
     lines = [
         f"serving {cls.summary or cls.name} on {served.url}: {served.contents}",
         "",
@@ -148,8 +177,9 @@ def paste_text(cls: type[LocalServer], served: ServedSource) -> str:
     ]
     if served.environment:
         lines += ["", "and set its secrets in your shell:", ""]
-        lines += [f"export {name}={shell_quote(value)}"
-                  for name, value in served.environment.items()]
+        lines += [
+            f"export {name}={shell_quote(value)}" for name, value in served.environment.items()
+        ]
     return "\n".join(lines)
 
 
@@ -180,8 +210,9 @@ def wait_for_stop_signal() -> None:
     def handler(signum: int, frame: Any) -> None:
         stop.set()
 
-    previous = {signum: signal.signal(signum, handler)
-                for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         while not stop.wait(0.5):
             pass

@@ -32,8 +32,11 @@ def require_ui() -> None:
     """Raise a clear error when the ``ui`` extra is not installed."""
     import importlib.util
 
-    missing = [name for name in ("aiohttp", "jinja2", "prometheus_client")
-               if importlib.util.find_spec(name) is None]
+    missing = [
+        name
+        for name in ("aiohttp", "jinja2", "prometheus_client")
+        if importlib.util.find_spec(name) is None
+    ]
     if missing:
         raise MpconnectError(f"{_EXTRA_HINT} (missing: {', '.join(missing)})")
 
@@ -51,17 +54,25 @@ def checked_token(host: str, token: str | None, option: str) -> str | None:
             'output of: python -c "import secrets; print(secrets.token_urlsafe(32))")'
         )
     if token is not None and len(token) < 16:
-        raise ConfigError(f"--token / {TOKEN_ENV}: the token is too short to guard the page; "
-                          "use at least 16 characters")
+        raise ConfigError(
+            f"--token / {TOKEN_ENV}: the token is too short to guard the page; "
+            "use at least 16 characters"
+        )
     return token
 
 
-def start_status_server(state: CliState, host: str, port: int, token: str | None, *,
-                        run_now: Callable[[str], str] | None,
-                        scheduler: Any = None) -> Any:
+def start_status_server(
+    state: CliState,
+    host: str,
+    port: int,
+    token: str | None,
+    *,
+    run_now: Callable[[str], str] | None,
+    scheduler: Any = None,
+) -> Any:
     """Start the status application on ``host:port`` in a background thread and return
-    the running :class:`~mpconnect.localserver.BackgroundServer`."""
-    from mpconnect.localserver import BackgroundServer
+    the running :class:`~mpconnect.emulator.background.BackgroundServer`."""
+    from mpconnect.emulator.background import BackgroundServer
     from mpconnect.paths import home_dir
     from mpconnect.ui.app import make_app
     from mpconnect.ui.wiring import beside_scheduler, standalone
@@ -69,19 +80,22 @@ def start_status_server(state: CliState, host: str, port: int, token: str | None
     if scheduler is not None:
         status, options = beside_scheduler(scheduler, state.plugins, home_dir(), token)
     else:
-        status, options = standalone(lambda: state.config, state.plugins, home_dir(), token,
-                                     run_now)
+        status, options = standalone(
+            lambda: state.config, state.plugins, home_dir(), token, run_now
+        )
     server = BackgroundServer(make_app(status, options), host=host, port=port)
     try:
         server.start()
     except OSError as exc:
-        raise MpconnectError(f"cannot serve the status page on {host}:{port}: "
-                             f"{exc.strerror or exc}; choose another --port") from None
+        raise MpconnectError(
+            f"cannot serve the status page on {host}:{port}: "
+            f"{exc.strerror or exc}; choose another --port"
+        ) from None
     return server
 
 
 class _BackgroundRuns:
-    """"Run now" without a scheduler: each run in its own thread, one per source."""
+    """ "Run now" without a scheduler: each run in its own thread, one per source."""
 
     def __init__(self, state: CliState) -> None:
         self.state = state
@@ -108,21 +122,32 @@ class _BackgroundRuns:
                 except MpconnectError as exc:
                     log.warning("%s: run failed: %s", source, exc)
 
-            thread = threading.Thread(target=run, name=f"mpconnect-ui-run-{source}",
-                                      daemon=True)
+            thread = threading.Thread(target=run, name=f"mpconnect-ui-run-{source}", daemon=True)
             self._threads[source] = thread
             thread.start()
         return f"{source}: run started"
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; any other than loopback needs --token.")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to bind (0: a free one).")
-@click.option("--token", default=None,
-              help=f"Require this token on every page and API call (also ${TOKEN_ENV}).")
-@click.option("--read-only", is_flag=True, help="No \"run now\" button.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; any other than loopback needs --token.",
+)
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to bind (0: a free one).",
+)
+@click.option(
+    "--token",
+    default=None,
+    help=f"Require this token on every page and API call (also ${TOKEN_ENV}).",
+)
+@click.option("--read-only", is_flag=True, help='No "run now" button.')
 @click.pass_obj
 def ui(state: CliState, host: str, port: int, token: str | None, read_only: bool) -> None:
     """Serve the status page: sources, runs, quarantine and datasets, a JSON API under
@@ -131,10 +156,14 @@ def ui(state: CliState, host: str, port: int, token: str | None, read_only: bool
     require_ui()
     token = checked_token(host, token, "--host")
     state.config  # noqa: B018  (a bad configuration is reported before serving)
-    server = start_status_server(state, host, port, token,
-                                 run_now=None if read_only else _BackgroundRuns(state))
-    click.echo(f"mpconnect: status page at http://{host}:{server.port}/ "
-               f"(metrics at /metrics, health at /healthz); Ctrl-C stops it", err=True)
+    server = start_status_server(
+        state, host, port, token, run_now=None if read_only else _BackgroundRuns(state)
+    )
+    click.echo(
+        f"mpconnect: status page at http://{host}:{server.port}/ "
+        f"(metrics at /metrics, health at /healthz); Ctrl-C stops it",
+        err=True,
+    )
     try:
         while True:
             time.sleep(3600)

@@ -51,9 +51,16 @@ class Batcher:
     :param duplicates: counts events sharing a dedup key (events only).
     """
 
-    def __init__(self, writer: SpoolWriter, kind: str, *, max_records: int, max_bytes: int,
-                 max_record_bytes: int = MAX_RECORD_BYTES,
-                 duplicates: DuplicateCounter | None = None) -> None:
+    def __init__(
+        self,
+        writer: SpoolWriter,
+        kind: str,
+        *,
+        max_records: int,
+        max_bytes: int,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        duplicates: DuplicateCounter | None = None,
+    ) -> None:
         self.writer = writer
         self.kind = kind
         self.max_records = max_records
@@ -75,8 +82,11 @@ class Batcher:
             return Refused(f"a value cannot be encoded as JSON: {exc}", False)
         size = len(encoded)
         if size >= self.max_record_bytes:
-            return Refused(f"the record is {size:,} bytes of JSON: Mixpanel refuses a record "
-                           f"of 1 MB ({self.max_record_bytes:,} bytes) or more; not sent", True)
+            return Refused(
+                f"the record is {size:,} bytes of JSON: Mixpanel refuses a record "
+                f"of 1 MB ({self.max_record_bytes:,} bytes) or more; not sent",
+                True,
+            )
         if self._parts and self._size + size + 1 > self.max_bytes:
             self.flush()
         if self.duplicates is not None:

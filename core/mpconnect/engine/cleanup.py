@@ -30,8 +30,9 @@ def remove_dead_spools(ledger: RunLedger, source: str) -> list[Path]:
             continue
         spool = Path(raw)
         if spool != keep and spool not in removed and spool.is_dir():
-            log.info("%s: removing the spool of run %s, which no run will resume",
-                     source, run["run_id"])
+            log.info(
+                "%s: removing the spool of run %s, which no run will resume", source, run["run_id"]
+            )
             remove_spool(spool)
             removed.append(spool)
     return removed

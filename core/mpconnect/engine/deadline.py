@@ -29,8 +29,7 @@ class RunStop:
         self._deadline = time.monotonic() + max_run_time
         self._timed_out = False
         self._closed = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="mpconnect-run-stop",
-                                         daemon=True)
+        self._watcher = threading.Thread(target=self._watch, name="mpconnect-run-stop", daemon=True)
         self._watcher.start()
 
     @property

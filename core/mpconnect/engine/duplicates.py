@@ -87,13 +87,21 @@ class DuplicateCounter:
             return
         key: Any = insert_id
         if self.full_key:
-            key = (event.get("event"), properties.get("time"), properties.get("distinct_id"),
-                   insert_id)
+            key = (
+                event.get("event"),
+                properties.get("time"),
+                properties.get("distinct_id"),
+                insert_id,
+            )
         if self._seen.add(hash(key)):
             self.count += 1
             if self.count == 1:
                 log.warning(
                     "%s: duplicate events: event %r (distinct_id %r) has $insert_id %s like "
                     "an earlier event of this run; the destination keeps one of them "
-                    "(duplicates are counted in the run's summary)", self.source,
-                    event.get("event"), properties.get("distinct_id"), insert_id)
+                    "(duplicates are counted in the run's summary)",
+                    self.source,
+                    event.get("event"),
+                    properties.get("distinct_id"),
+                    insert_id,
+                )

@@ -113,17 +113,26 @@ class RunLedger(ABC):
     """Where runs and batch checkpoints are recorded."""
 
     @abstractmethod
-    def record_run(self, summary: RunSummary, *, spool_id: str | None = None,
-                   spool_dir: Path | None = None, host: str = "", pid: int = 0,
-                   target: str | None = None, extraction_done: bool = False,
-                   resume_key: str | None = None) -> None:
+    def record_run(
+        self,
+        summary: RunSummary,
+        *,
+        spool_id: str | None = None,
+        spool_dir: Path | None = None,
+        host: str = "",
+        pid: int = 0,
+        target: str | None = None,
+        extraction_done: bool = False,
+        resume_key: str | None = None,
+    ) -> None:
         """Insert or update a run's row from its summary; with ``spool_id``, also where its
         spool is, what it loads into (``target``), what shaped it (``resume_key``) and
         whether the spool is complete."""
 
     @abstractmethod
-    def mark_extraction_done(self, run_id: str, read: int, quarantined: int,
-                             duplicates: int = 0) -> None:
+    def mark_extraction_done(
+        self, run_id: str, read: int, quarantined: int, duplicates: int = 0
+    ) -> None:
         """Record that the run's extraction finished: its spool is complete."""
 
     @abstractmethod
@@ -153,8 +162,14 @@ class RunLedger(ABC):
             self.add_batch(spool_id, part)
         self.ack_batch(spool_id, seq, 0)
 
-    def record_phase(self, run_id: str, phase: str, started_at: float,
-                     ended_at: float | None = None, ok: bool | None = None) -> None:
+    def record_phase(
+        self,
+        run_id: str,
+        phase: str,
+        started_at: float,
+        ended_at: float | None = None,
+        ok: bool | None = None,
+    ) -> None:
         """Record when a phase of a run (create, extract, import, publish, live, prune)
         began and, once over, when it ended and whether it succeeded. This default keeps
         nothing; the status page then shows no timeline."""
@@ -166,8 +181,7 @@ class RunLedger(ABC):
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """Return one run as :meth:`list_runs` shows it, or None."""
-        return next((run for run in self.list_runs(limit=100_000) if run["run_id"] == run_id),
-                    None)
+        return next((run for run in self.list_runs(limit=100_000) if run["run_id"] == run_id), None)
 
     def acks(self, spool_id: str, since: float = 0.0) -> list[tuple[float, int]]:
         """Return (time, records imported) of each batch of the spool acknowledged at or
@@ -221,39 +235,74 @@ class SqliteRunLedger(RunLedger):
             self._local.db = db
         return db
 
-    def record_run(self, summary: RunSummary, *, spool_id: str | None = None,
-                   spool_dir: Path | None = None, host: str = "", pid: int = 0,
-                   target: str | None = None, extraction_done: bool = False,
-                   resume_key: str | None = None) -> None:
+    def record_run(
+        self,
+        summary: RunSummary,
+        *,
+        spool_id: str | None = None,
+        spool_dir: Path | None = None,
+        host: str = "",
+        pid: int = 0,
+        target: str | None = None,
+        extraction_done: bool = False,
+        resume_key: str | None = None,
+    ) -> None:
         """Insert the run or update its counts, status and error."""
         db = self._db()
         db.execute(
             "INSERT INTO runs (run_id, source, dataset_id, sink, status, started_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id) DO NOTHING",
-            (summary.run_id, summary.source, summary.dataset_id, summary.sink, summary.status,
-             summary.started_at),
+            (
+                summary.run_id,
+                summary.source,
+                summary.dataset_id,
+                summary.sink,
+                summary.status,
+                summary.started_at,
+            ),
         )
         db.execute(
             "UPDATE runs SET version_id = ?, status = ?, ended_at = ?, read = ?, imported = ?, "
             "quarantined = ?, retries = ?, batches = ?, resumed = ?, error = ?, "
             "quarantine_file = ?, duplicates = ?, throttled = ?, uploaded_bytes = ? "
             "WHERE run_id = ?",
-            (summary.version_id, summary.status, summary.ended_at, summary.read,
-             summary.imported, summary.quarantined, summary.retries, summary.batches,
-             int(summary.resumed), _redacted(summary.error), summary.quarantine_file,
-             summary.duplicates, summary.throttled, summary.uploaded_bytes,
-             summary.run_id),
+            (
+                summary.version_id,
+                summary.status,
+                summary.ended_at,
+                summary.read,
+                summary.imported,
+                summary.quarantined,
+                summary.retries,
+                summary.batches,
+                int(summary.resumed),
+                _redacted(summary.error),
+                summary.quarantine_file,
+                summary.duplicates,
+                summary.throttled,
+                summary.uploaded_bytes,
+                summary.run_id,
+            ),
         )
         if spool_id is not None:
             db.execute(
                 "UPDATE runs SET spool_id = ?, spool_dir = ?, host = ?, pid = ?, target = ?, "
                 "extraction_done = ?, resume_key = ? WHERE run_id = ?",
-                (spool_id, str(spool_dir) if spool_dir else None, host, pid, target,
-                 int(extraction_done), resume_key, summary.run_id),
+                (
+                    spool_id,
+                    str(spool_dir) if spool_dir else None,
+                    host,
+                    pid,
+                    target,
+                    int(extraction_done),
+                    resume_key,
+                    summary.run_id,
+                ),
             )
 
-    def mark_extraction_done(self, run_id: str, read: int, quarantined: int,
-                             duplicates: int = 0) -> None:
+    def mark_extraction_done(
+        self, run_id: str, read: int, quarantined: int, duplicates: int = 0
+    ) -> None:
         """Record that the spool is complete."""
         self._db().execute(
             "UPDATE runs SET extraction_done = 1, read = ?, quarantined = ?, duplicates = ? "
@@ -287,8 +336,14 @@ class SqliteRunLedger(RunLedger):
             (imported, time.time(), spool_id, seq),
         )
 
-    def record_phase(self, run_id: str, phase: str, started_at: float,
-                     ended_at: float | None = None, ok: bool | None = None) -> None:
+    def record_phase(
+        self,
+        run_id: str,
+        phase: str,
+        started_at: float,
+        ended_at: float | None = None,
+        ok: bool | None = None,
+    ) -> None:
         """Insert or update one phase of a run."""
         self._db().execute(
             "INSERT INTO run_phases (run_id, phase, started_at, ended_at, ok) "
@@ -301,16 +356,25 @@ class SqliteRunLedger(RunLedger):
         """Return the run's phases in the order they began."""
         rows = self._db().execute(
             "SELECT phase, started_at, ended_at, ok FROM run_phases WHERE run_id = ? "
-            "ORDER BY started_at", (run_id,),
+            "ORDER BY started_at",
+            (run_id,),
         )
-        return [{"phase": r["phase"], "started_at": r["started_at"], "ended_at": r["ended_at"],
-                 "ok": None if r["ok"] is None else bool(r["ok"])} for r in rows]
+        return [
+            {
+                "phase": r["phase"],
+                "started_at": r["started_at"],
+                "ended_at": r["ended_at"],
+                "ok": None if r["ok"] is None else bool(r["ok"]),
+            }
+            for r in rows
+        ]
 
     def acks(self, spool_id: str, since: float = 0.0) -> list[tuple[float, int]]:
         """Return (time, records) of the spool's batches acknowledged since ``since``."""
         rows = self._db().execute(
             "SELECT acked_at, imported FROM batches WHERE spool_id = ? AND acked = 1 "
-            "AND acked_at >= ? ORDER BY acked_at", (spool_id, since),
+            "AND acked_at >= ? ORDER BY acked_at",
+            (spool_id, since),
         )
         return [(float(r[0]), int(r[1])) for r in rows]
 
@@ -335,32 +399,49 @@ class SqliteRunLedger(RunLedger):
         """Return the batches still to send, in order."""
         rows = self._db().execute(
             "SELECT seq, kind, count, path FROM batches WHERE spool_id = ? AND acked = 0 "
-            "ORDER BY seq", (spool_id,),
+            "ORDER BY seq",
+            (spool_id,),
         )
         return [BatchRef(r["seq"], r["kind"], r["count"], Path(r["path"])) for r in rows]
 
     def acked_totals(self, spool_id: str) -> tuple[int, int]:
         """Return (acknowledged batches, records they imported)."""
-        row = self._db().execute(
-            "SELECT COUNT(*), COALESCE(SUM(imported), 0) FROM batches "
-            "WHERE spool_id = ? AND acked = 1", (spool_id,),
-        ).fetchone()
+        row = (
+            self._db()
+            .execute(
+                "SELECT COUNT(*), COALESCE(SUM(imported), 0) FROM batches "
+                "WHERE spool_id = ? AND acked = 1",
+                (spool_id,),
+            )
+            .fetchone()
+        )
         return int(row[0]), int(row[1])
 
     def resume_point(self, source: str) -> ResumePoint | None:
         """Return the newest unfinished, unpublished version of the source, if any."""
-        row = self._db().execute(
-            "SELECT * FROM runs WHERE source = ? AND version_id IS NOT NULL "
-            "AND spool_id IS NOT NULL ORDER BY started_at DESC LIMIT 1", (source,),
-        ).fetchone()
+        row = (
+            self._db()
+            .execute(
+                "SELECT * FROM runs WHERE source = ? AND version_id IS NOT NULL "
+                "AND spool_id IS NOT NULL ORDER BY started_at DESC LIMIT 1",
+                (source,),
+            )
+            .fetchone()
+        )
         if row is None or row["status"] not in UNFINISHED or row["published"]:
             return None
         return ResumePoint(
-            run_id=row["run_id"], spool_id=row["spool_id"], version_id=row["version_id"],
-            spool_dir=Path(row["spool_dir"]), host=row["host"] or "",
-            extraction_done=bool(row["extraction_done"]), read=row["read"],
-            quarantined=row["quarantined"], target=row["target"],
-            resume_key=row["resume_key"], sink=row["sink"],
+            run_id=row["run_id"],
+            spool_id=row["spool_id"],
+            version_id=row["version_id"],
+            spool_dir=Path(row["spool_dir"]),
+            host=row["host"] or "",
+            extraction_done=bool(row["extraction_done"]),
+            read=row["read"],
+            quarantined=row["quarantined"],
+            target=row["target"],
+            resume_key=row["resume_key"],
+            sink=row["sink"],
             duplicates=row["duplicates"],
         )
 
@@ -368,7 +449,8 @@ class SqliteRunLedger(RunLedger):
         """Return the versions of ``dataset_id`` whose runs are still running."""
         rows = self._db().execute(
             "SELECT version_id FROM runs WHERE dataset_id = ? AND status = 'running' "
-            "AND version_id IS NOT NULL", (dataset_id,),
+            "AND version_id IS NOT NULL",
+            (dataset_id,),
         )
         return {row[0] for row in rows}
 

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,14 @@ from mpconnect.paths import home_dir
 from mpconnect.plugins import ConnectorEntry, Plugins, notify
 from mpconnect.records import Event, Profile
 from mpconnect.redact import redact
-from mpconnect.retry import (
+from mpconnect.sink import Sink, VersionInfo
+from mpconnect.transport.retry import (
     RetryWaitStopped,
     call_with_retries,
     log_retry,
     retry_budget,
     stop_waits_on,
 )
-from mpconnect.sinks.base import Sink, VersionInfo
 
 log = logging.getLogger("mpconnect.engine")
 
@@ -154,24 +155,31 @@ class Engine:
                 if clash:
                     log.warning("%s: %s", source.name, clash)
                 key = self.resume_key(source, entry, settings, sink)
-                return _Run(self, source, entry.cls, settings, sink, run_id, options,
-                            key).execute()
+                return _Run(self, source, entry.cls, settings, sink, run_id, options, key).execute()
             finally:
                 sink.close()
         finally:
             lock.release()
 
-    def resume_key(self, source: SourceConfig, entry: ConnectorEntry, settings: Any,
-                   sink: Sink) -> ResumeKey:
+    def resume_key(
+        self, source: SourceConfig, entry: ConnectorEntry, settings: Any, sink: Sink
+    ) -> ResumeKey:
         """What shapes a run's snapshot: an unfinished version made under another key is
         never resumed (see :mod:`mpconnect.engine.resume_key`)."""
-        transforms = [str(self.plugins.pm.get_name(impl.plugin))
-                      for impl in self.plugins.pm.hook.transform_record.get_hookimpls()]
+        transforms = [
+            str(self.plugins.pm.get_name(impl.plugin))
+            for impl in self.plugins.pm.hook.transform_record.get_hookimpls()
+        ]
         return make_resume_key(
-            installation_key(self.home), connector=entry.name,
-            connector_version=entry.cls.version or entry.provider.version, settings=settings,
-            dataset_id=source.dataset_id, sink=sink.name, destination=sink.describe(),
-            token=self.token(sink), transforms=transforms,
+            installation_key(self.home),
+            connector=entry.name,
+            connector_version=entry.cls.version or entry.provider.version,
+            settings=settings,
+            dataset_id=source.dataset_id,
+            sink=sink.name,
+            destination=sink.describe(),
+            token=self.token(sink),
+            transforms=transforms,
         )
 
     def resume_refusal(self, source_name: str) -> str | None:
@@ -196,8 +204,9 @@ class Engine:
         return _refusal(self.ledger, point, key)
 
 
-def _refusal(ledger: RunLedger, point: ResumePoint, key: ResumeKey,
-             restart: bool = False) -> str | None:
+def _refusal(
+    ledger: RunLedger, point: ResumePoint, key: ResumeKey, restart: bool = False
+) -> str | None:
     """Why ``point`` may not be resumed by a run under ``key``, from what is on this
     machine (None: it may, if the sink still has the version)."""
     if restart:
@@ -229,14 +238,14 @@ def check_sink(config: Config, plugins: Plugins) -> type[Sink]:
         raise ConfigError(f"{where}: mixpanel.sink: {exc}") from None
     unknown = sorted(set(config.mixpanel.model_extra or {}) - entry.cls.extra_settings)
     if unknown:
-        known = ", ".join(sorted({*type(config.mixpanel).model_fields,
-                                  *entry.cls.extra_settings}))
+        known = ", ".join(sorted({*type(config.mixpanel).model_fields, *entry.cls.extra_settings}))
         raise ConfigError(
             f"{where}: mixpanel.{unknown[0]}: unknown key for the {entry.name!r} sink; "
             f"check its spelling (keys: {known})"
         )
     if not configured_token(config.mixpanel, entry.cls.default_token) and (
-            not entry.cls.default_token):
+        not entry.cls.default_token
+    ):
         raise ConfigError(
             f"{where}: mixpanel.project_token: the {entry.name!r} sink needs the project "
             'token; add project_token = "${MIXPANEL_PROJECT_TOKEN}" to [mixpanel]'
@@ -265,9 +274,17 @@ def project_token(config: Config, sink: Sink) -> str:
 class _Run:
     """The state of one run in progress."""
 
-    def __init__(self, engine: Engine, source: SourceConfig, connector_cls: type[Connector],
-                 settings: Any, sink: Sink, run_id: str, options: RunOptions,
-                 resume_key: ResumeKey) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        source: SourceConfig,
+        connector_cls: type[Connector],
+        settings: Any,
+        sink: Sink,
+        run_id: str,
+        options: RunOptions,
+        resume_key: ResumeKey,
+    ) -> None:
         self.engine = engine
         self.ledger = engine.ledger
         self.plugins = engine.plugins
@@ -282,11 +299,16 @@ class _Run:
         self.resume_key = resume_key
         self.token = engine.token(sink)
         #: What this run loads into; a spool made for another target is never resumed.
-        self.target = hashlib.sha256(orjson.dumps(
-            [sink.name, sink.describe(), source.dataset_id, self.token])).hexdigest()[:16]
-        self.summary = RunSummary(run_id=run_id, source=source.name,
-                                  dataset_id=source.dataset_id, sink=sink.name,
-                                  versioned=sink.versioned)
+        self.target = hashlib.sha256(
+            orjson.dumps([sink.name, sink.describe(), source.dataset_id, self.token])
+        ).hexdigest()[:16]
+        self.summary = RunSummary(
+            run_id=run_id,
+            source=source.name,
+            dataset_id=source.dataset_id,
+            sink=sink.name,
+            versioned=sink.versioned,
+        )
         quarantine_path = self._quarantine_path(run_id)
         self.quarantine = QuarantineFile(quarantine_path, source.name)
         self.summary.quarantine_file = str(quarantine_path)
@@ -307,14 +329,18 @@ class _Run:
 
         def retrying(exc: BaseException, attempt: int, wait: float) -> None:
             self._count_retry()
-            log_retry(log, self.source.name, exc, attempt,
-                      retry_budget(exc, settings.max_retries), wait)
+            log_retry(
+                log, self.source.name, exc, attempt, retry_budget(exc, settings.max_retries), wait
+            )
 
         try:
             return call_with_retries(
                 counting_throttled(call, self._count_throttled),
-                max_retries=settings.max_retries, initial_wait=settings.retry_initial_wait,
-                max_wait=settings.retry_max_wait, on_retry=retrying, stop=self.stop,
+                max_retries=settings.max_retries,
+                initial_wait=settings.retry_initial_wait,
+                max_wait=settings.retry_max_wait,
+                on_retry=retrying,
+                stop=self.stop,
             )
         except RetryWaitStopped:
             raise self._halted() from None
@@ -322,12 +348,16 @@ class _Run:
     def _halted(self) -> MpconnectError:
         """The error that ends the run once its stop is set: interrupted on request, or
         failed when ``engine.max_run_time`` passed (the next run resumes what it can)."""
-        where, then = stopped_where(self.sink.versioned, published=self._published,
-                                    resumable=self._resumable,
-                                    started=self.summary.version_id is not None)
+        where, then = stopped_where(
+            self.sink.versioned,
+            published=self._published,
+            resumable=self._resumable,
+            started=self.summary.version_id is not None,
+        )
         if self.run_stop.timed_out:
-            stopped = (f"stopped after engine.max_run_time "
-                       f"({self.run_stop.max_run_time:g} s) {where}")
+            stopped = (
+                f"stopped after engine.max_run_time ({self.run_stop.max_run_time:g} s) {where}"
+            )
             return RunFailed(stopped if self._resumable else f"{stopped}; {then}")
         return _Interrupted(f"stopped on request {where}; {then}")
 
@@ -363,10 +393,16 @@ class _Run:
             summary.status = "failed"
             summary.error = redact(_describe(exc))  # RunFailed's text too
             if self._resumable:
-                summary.error += "; " + next_run_resumes(self.sink.versioned,
-                                                         summary.version_id)
-            notify(self.plugins, "run_failed", log, source=summary.source,
-                   dataset_id=summary.dataset_id, version_id=summary.version_id, error=exc)
+                summary.error += "; " + next_run_resumes(self.sink.versioned, summary.version_id)
+            notify(
+                self.plugins,
+                "run_failed",
+                log,
+                source=summary.source,
+                dataset_id=summary.dataset_id,
+                version_id=summary.version_id,
+                error=exc,
+            )
             if isinstance(exc, MpconnectError | KeyboardInterrupt):
                 raise _failed(f"{self.source.name}: {summary.error}", summary) from exc
             raise
@@ -388,8 +424,9 @@ class _Run:
             except MpconnectError as exc:
                 if summary.status == "succeeded":
                     raise
-                log.warning("%s: could not record the run's end in the ledger: %s",
-                            self.source.name, exc)
+                log.warning(
+                    "%s: could not record the run's end in the ledger: %s", self.source.name, exc
+                )
         return summary
 
     def _resume_point(self) -> ResumePoint | None:
@@ -397,9 +434,12 @@ class _Run:
         if point is None:
             return None
         reason = _refusal(self.ledger, point, self.resume_key, self.options.restart)
-        if reason is None and self.sink.versioned and self._api(
-            lambda: self.sink.get_version(self.source.dataset_id, point.version_id)
-        ) is None:
+        if (
+            reason is None
+            and self.sink.versioned
+            and self._api(lambda: self.sink.get_version(self.source.dataset_id, point.version_id))
+            is None
+        ):
             reason = "the version no longer exists in the sink"
         if reason is None:
             return point
@@ -408,15 +448,24 @@ class _Run:
 
     def _abandon(self, point: ResumePoint, reason: str) -> None:
         versioned = sink_is_versioned(self.plugins, point.sink or self.sink.name)
-        log.warning("%s: abandoning unfinished %s: %s", self.source.name,
-                    snapshot_name(versioned, point.version_id), reason)
+        log.warning(
+            "%s: abandoning unfinished %s: %s",
+            self.source.name,
+            snapshot_name(versioned, point.version_id),
+            reason,
+        )
         if self.sink.versioned and point.target in (None, self.target):
             try:
-                self._api(lambda: self.sink.delete_version(self.source.dataset_id,
-                                                           point.version_id))
+                self._api(
+                    lambda: self.sink.delete_version(self.source.dataset_id, point.version_id)
+                )
             except MpconnectError as exc:
-                log.warning("%s: could not delete abandoned version %s: %s",
-                            self.source.name, point.version_id, exc)
+                log.warning(
+                    "%s: could not delete abandoned version %s: %s",
+                    self.source.name,
+                    point.version_id,
+                    exc,
+                )
         self.ledger.set_status(point.run_id, "abandoned", f"abandoned: {reason}")
         if point.host == socket.gethostname():
             remove_spool(point.spool_dir)
@@ -433,13 +482,11 @@ class _Run:
             self.duplicates.count = resume.duplicates
             summary.quarantine_file = str(self.quarantine.path)
             self.ledger.set_status(resume.run_id, "resumed", f"resumed by run {summary.run_id}")
-            log.info("%s: %s", self.source.name, resuming(self.sink.versioned,
-                                                          resume.version_id))
+            log.info("%s: %s", self.source.name, resuming(self.sink.versioned, resume.version_id))
         else:
             if self.sink.versioned:
                 with phase(self.ledger, summary.run_id, "create"):
-                    created = self._api(lambda: self.sink.create_version(
-                        self.source.dataset_id))
+                    created = self._api(lambda: self.sink.create_version(self.source.dataset_id))
                 summary.version_id = created.version_id
             else:
                 summary.version_id = summary.run_id
@@ -447,12 +494,25 @@ class _Run:
             spool_dir = self.engine.home / "spool" / spool_id
         self._resumable = resume is not None
         # A resumed spool stays complete, so a resume of this resume works too.
-        self.ledger.record_run(summary, spool_id=spool_id, spool_dir=spool_dir,
-                               host=socket.gethostname(), pid=os.getpid(), target=self.target,
-                               extraction_done=resume is not None,
-                               resume_key=self.resume_key.dumps())
-        notify(self.plugins, "version_created", log, source=summary.source,
-               dataset_id=summary.dataset_id, version_id=summary.version_id, sink=self.sink.name)
+        self.ledger.record_run(
+            summary,
+            spool_id=spool_id,
+            spool_dir=spool_dir,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            target=self.target,
+            extraction_done=resume is not None,
+            resume_key=self.resume_key.dumps(),
+        )
+        notify(
+            self.plugins,
+            "version_created",
+            log,
+            source=summary.source,
+            dataset_id=summary.dataset_id,
+            version_id=summary.version_id,
+            sink=self.sink.name,
+        )
         return spool_id, spool_dir
 
     # -- extraction and upload -----------------------------------------------------------
@@ -484,13 +544,21 @@ class _Run:
         summary = self.summary
         settings = self.engine.config.engine
         uploader = Uploader(
-            self.sink, self.ledger, spool_id=spool_id, dataset_id=self.source.dataset_id,
+            self.sink,
+            self.ledger,
+            spool_id=spool_id,
+            dataset_id=self.source.dataset_id,
             version_id=summary.version_id or "",
             concurrency=self.options.concurrency or settings.concurrency,
-            max_retries=settings.max_retries, initial_wait=settings.retry_initial_wait,
-            max_wait=settings.retry_max_wait, quarantine=self.quarantine, stop=self.stop,
-            on_imported=self._count_imported, on_retry=self._count_retry,
-            on_collapsed=self._count_collapsed, on_throttled=self._count_throttled,
+            max_retries=settings.max_retries,
+            initial_wait=settings.retry_initial_wait,
+            max_wait=settings.retry_max_wait,
+            quarantine=self.quarantine,
+            stop=self.stop,
+            on_imported=self._count_imported,
+            on_retry=self._count_retry,
+            on_collapsed=self._count_collapsed,
+            on_throttled=self._count_throttled,
             on_uploaded=self._count_uploaded,
         )
         with phase(self.ledger, summary.run_id, "import"):
@@ -528,14 +596,19 @@ class _Run:
             uploader.submit(batch)
             self.progress.extracted(summary.read, self.quarantine.count)
 
-        writer = SpoolWriter(spool_dir, self.sink.max_batch_records,
-                             batch_byte_limit(self.engine.config.engine.max_batch_bytes,
-                                              self.sink.max_batch_bytes), spooled)
+        writer = SpoolWriter(
+            spool_dir,
+            self.sink.max_batch_records,
+            batch_byte_limit(self.engine.config.engine.max_batch_bytes, self.sink.max_batch_bytes),
+            spooled,
+        )
         ctx = RunContext(
-            source=self.source.name, dataset_id=self.source.dataset_id,
+            source=self.source.name,
+            dataset_id=self.source.dataset_id,
             log=logging.getLogger(f"mpconnect.source.{self.source.name}"),
             state_dir=private_dir(self.engine.home / "state" / self.source.name),
-            quarantine=self._quarantine_source_object, stop=self.stop,
+            quarantine=self._quarantine_source_object,
+            stop=self.stop,
             count_retry=lambda *_: self._count_retry(),
         )
         connector = self.connector_cls(self.settings)
@@ -547,18 +620,24 @@ class _Run:
         try:
             # A connector's retry waits end on a stop.
             with stop_waits_on(self.stop), phase(self.ledger, summary.run_id, "extract"):
-                for kind, records in (("events", connector.events),
-                                      ("people", connector.people)):
+                for kind, records in (("events", connector.events), ("people", connector.people)):
                     self._drain(kind, records(ctx), writer, token, transformers)
         finally:
             connector.close()
-        self.ledger.mark_extraction_done(summary.run_id, summary.read, self.quarantine.count,
-                                         self.duplicates.count)
+        self.ledger.mark_extraction_done(
+            summary.run_id, summary.read, self.quarantine.count, self.duplicates.count
+        )
         self._resumable = True
         self.progress.extracted(summary.read, self.quarantine.count)
 
-    def _drain(self, kind: str, records: Any, writer: SpoolWriter, token: str,
-               transformers: list[tuple[str, Callable[..., Any]]]) -> None:
+    def _drain(
+        self,
+        kind: str,
+        records: Any,
+        writer: SpoolWriter,
+        token: str,
+        transformers: list[tuple[str | None, Callable[..., Any]]],
+    ) -> None:
         """Validate, convert and spool every record of one generator (the hot loop).
 
         Extraction goes on when an upload has failed: the complete spool lets the next
@@ -568,9 +647,13 @@ class _Run:
         quarantine = self.quarantine
         expected = Event if kind == "events" else Profile
         is_events = kind == "events"
-        batcher = Batcher(writer, kind, max_records=writer.max_records,
-                          max_bytes=writer.max_bytes or DEFAULT_MAX_BATCH_BYTES,
-                          duplicates=self.duplicates if is_events else None)
+        batcher = Batcher(
+            writer,
+            kind,
+            max_records=writer.max_records,
+            max_bytes=writer.max_bytes or DEFAULT_MAX_BATCH_BYTES,
+            duplicates=self.duplicates if is_events else None,
+        )
         refuse_unattributed = not self.sink.accepts_unattributed_events
         stop = self.stop
         lead = getattr(self.sink, "future_leeway", None)
@@ -588,20 +671,21 @@ class _Run:
                 try:
                     if transformers:
                         self._transform(record, transformers)
-                    if refuse_unattributed and is_events and record.unattributed:
+                    if refuse_unattributed and isinstance(record, Event) and record.unattributed:
                         raise unattributed_refusal(self.sink.name)
                     converted = record.to_mixpanel(token, latest)
                 except RecordError as exc:
-                    quarantine.add(safe_describe(record), str(exc), _record_data(record),
-                                   exc.field)
+                    quarantine.add(safe_describe(record), str(exc), _record_data(record), exc.field)
                     in_connector = True
                     continue
                 except MpconnectError:
                     raise
                 except Exception as exc:  # a value whose own methods fail: still quarantined
-                    quarantine.add(safe_describe(record),
-                                   f"cannot be converted: {type(exc).__name__}: {exc}",
-                                   _record_data(record))
+                    quarantine.add(
+                        safe_describe(record),
+                        f"cannot be converted: {type(exc).__name__}: {exc}",
+                        _record_data(record),
+                    )
                     in_connector = True
                     continue
                 if is_events:
@@ -634,11 +718,16 @@ class _Run:
         refused = batcher.add(record)
         if refused is not None:
             data = record if refused.encodable else {"repr": repr(record)[:2000]}
-            self.quarantine.add(_name_converted(batcher.kind, record), refused.reason, data,
-                                None if refused.encodable else unencodable_field(record))
+            self.quarantine.add(
+                _name_converted(batcher.kind, record),
+                refused.reason,
+                data,
+                None if refused.encodable else unencodable_field(record),
+            )
 
-    def _transform(self, record: Event | Profile,
-                   transformers: list[tuple[str, Callable[..., Any]]]) -> None:
+    def _transform(
+        self, record: Event | Profile, transformers: list[tuple[str | None, Callable[..., Any]]]
+    ) -> None:
         for plugin_name, transform in transformers:
             try:
                 transform(record=record, source=self.source.name)
@@ -665,11 +754,17 @@ class _Run:
         summary = self.summary
         self.progress.stage(f"publishing version {summary.version_id}")
         with phase(self.ledger, summary.run_id, "publish"):
-            self._api(lambda: self.sink.publish(self.source.dataset_id,
-                                                summary.version_id or ""))
+            self._api(lambda: self.sink.publish(self.source.dataset_id, summary.version_id or ""))
         self.ledger.mark_published(summary.run_id)
-        notify(self.plugins, "version_published", log, source=summary.source,
-               dataset_id=summary.dataset_id, version_id=summary.version_id, summary=summary)
+        notify(
+            self.plugins,
+            "version_published",
+            log,
+            source=summary.source,
+            dataset_id=summary.dataset_id,
+            version_id=summary.version_id,
+            summary=summary,
+        )
 
     def _wait_live(self) -> str | None:
         """Wait until the version is live; return the id of a newer live version that
@@ -682,9 +777,14 @@ class _Run:
             versions = self._api(lambda: self.sink.list_versions(self.source.dataset_id))
             newer = _newer_live_version(versions, summary.version_id or "")
             if newer is not None:
-                log.warning("%s: version %s was superseded by version %s before it went "
-                            "live: another run loads dataset %s; not pruning",
-                            self.source.name, summary.version_id, newer, summary.dataset_id)
+                log.warning(
+                    "%s: version %s was superseded by version %s before it went "
+                    "live: another run loads dataset %s; not pruning",
+                    self.source.name,
+                    summary.version_id,
+                    newer,
+                    summary.dataset_id,
+                )
                 return newer
             if any(v.version_id == summary.version_id and v.is_live for v in versions):
                 break
@@ -696,8 +796,14 @@ class _Run:
             if self.stop.wait(wait):
                 raise self._halted()
             wait = min(wait * 2, 10.0)
-        notify(self.plugins, "version_live", log, source=summary.source,
-               dataset_id=summary.dataset_id, version_id=summary.version_id)
+        notify(
+            self.plugins,
+            "version_live",
+            log,
+            source=summary.source,
+            dataset_id=summary.dataset_id,
+            version_id=summary.version_id,
+        )
         return None
 
     def _prune(self) -> None:
@@ -715,20 +821,25 @@ class _Run:
         live_index = next((i for i, v in enumerate(versions) if v.is_live), None)
         if live_index is None:
             return
-        older = versions[live_index + 1:]
+        older = versions[live_index + 1 :]
         readable = [v for v in older if v.readable]
         writing = self.ledger.versions_being_written(self.source.dataset_id)
         orphans = [v for v in older if not v.readable and v.version_id not in writing]
-        doomed = orphans + readable[self.source.keep_versions - 1:]
+        doomed = orphans + readable[self.source.keep_versions - 1 :]
         for version in doomed:
             self.progress.stage(f"pruning version {version.version_id}")
             try:
-                self._api(lambda v=version.version_id: self.sink.delete_version(
-                    self.source.dataset_id, v))
+                self._api(
+                    partial(self.sink.delete_version, self.source.dataset_id, version.version_id)
+                )
             except ApiError as exc:
                 if exc.status != 404:  # 404: already gone (a retried delete)
-                    log.warning("%s: could not prune version %s: %s",
-                                self.source.name, version.version_id, exc)
+                    log.warning(
+                        "%s: could not prune version %s: %s",
+                        self.source.name,
+                        version.version_id,
+                        exc,
+                    )
 
 
 def _newer_live_version(versions: list[VersionInfo], ours: str) -> str | None:
@@ -740,6 +851,8 @@ def _newer_live_version(versions: list[VersionInfo], ours: str) -> str | None:
         if version.is_live:
             newer_live = version.version_id
     return None  # ours is not listed: nothing to compare it with
+
+
 def _failed(message: str, summary: RunSummary) -> RunFailed:
     """A RunFailed carrying the run's summary (completed as the run ends) for the CLI."""
     error = RunFailed(message)
@@ -750,13 +863,15 @@ def _failed(message: str, summary: RunSummary) -> RunFailed:
 def _name_converted(kind: str, record: dict[str, Any]) -> str:
     if kind == "events":
         properties = record.get("properties", {})
-        return (f"event {record.get('event')!r} ($insert_id {properties.get('$insert_id')}, "
-                f"distinct_id {properties.get('distinct_id')!r})")
+        return (
+            f"event {record.get('event')!r} ($insert_id {properties.get('$insert_id')}, "
+            f"distinct_id {properties.get('distinct_id')!r})"
+        )
     return f"profile (distinct_id {record.get('$distinct_id')!r})"
 
 
 def _record_data(record: Event | Profile) -> dict[str, Any]:
-    fields = record.__slots__  # type: ignore[attr-defined]
+    fields = record.__slots__
     return {name: getattr(record, name) for name in fields}
 
 

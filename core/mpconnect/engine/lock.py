@@ -84,10 +84,17 @@ class FileSourceLock(SourceLock):
         self._fd = fd
         try:
             os.ftruncate(fd, 0)
-            os.write(fd, orjson.dumps({
-                "pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                "run_id": self.run_id,
-            }))
+            os.write(
+                fd,
+                orjson.dumps(
+                    {
+                        "pid": os.getpid(),
+                        "host": socket.gethostname(),
+                        "started": time.time(),
+                        "run_id": self.run_id,
+                    }
+                ),
+            )
         except OSError:
             pass  # the holder's details are only for messages; a full disk keeps the lock
 

@@ -30,8 +30,9 @@ def phase(ledger: RunLedger, run_id: str, name: str) -> Iterator[None]:
         _record(ledger, run_id, name, started, time.time(), ok)
 
 
-def _record(ledger: RunLedger, run_id: str, name: str, started: float, ended: float | None,
-            ok: bool | None) -> None:
+def _record(
+    ledger: RunLedger, run_id: str, name: str, started: float, ended: float | None, ok: bool | None
+) -> None:
     try:
         ledger.record_phase(run_id, name, started, ended, ok)
     except MpconnectError as exc:

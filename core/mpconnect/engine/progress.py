@@ -58,7 +58,11 @@ class LogProgress(Progress):
             elapsed = max(time.monotonic() - self._started, 1e-9)
             log.info(
                 "%s: read %d, imported %d (%.0f records/s), quarantined %d",
-                self.source, self.read, self.done, self.done / elapsed, self.quarantined,
+                self.source,
+                self.read,
+                self.done,
+                self.done / elapsed,
+                self.quarantined,
             )
 
     def extracted(self, read: int, quarantined: int) -> None:
@@ -93,9 +97,14 @@ class RichProgress(Progress):
         from rich.progress import Progress as Bars
 
         self._bars = Bars(
-            TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-            TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-            console=Console(stderr=True), transient=False,
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
         )
         self._tasks: dict[str, Any] = {}
         self._started = time.monotonic()

@@ -44,8 +44,14 @@ class QuarantineFile:
 
         :raises FileProblem: when the file cannot be written (a full disk included).
         """
-        entry = {"time": time.time(), "source": self.source, "what": what, "reason": reason,
-                 "field": field, "record": record}
+        entry = {
+            "time": time.time(),
+            "source": self.source,
+            "what": what,
+            "reason": reason,
+            "field": field,
+            "record": record,
+        }
         try:
             line = orjson.dumps(entry, default=repr)
         except Exception:
@@ -105,8 +111,10 @@ def _jsonable(value: Any, depth: int) -> Any:
     if depth >= _MAX_DEPTH:
         return _safe_repr(value)
     if isinstance(value, dict):
-        return {(_text(k) if type(k) is str else _safe_repr(k)): _jsonable(v, depth + 1)
-                for k, v in list(value.items())[:_MAX_ITEMS]}
+        return {
+            (_text(k) if type(k) is str else _safe_repr(k)): _jsonable(v, depth + 1)
+            for k, v in list(value.items())[:_MAX_ITEMS]
+        }
     if isinstance(value, list | tuple):
         return [_jsonable(item, depth + 1) for item in value[:_MAX_ITEMS]]
     return _safe_repr(value)

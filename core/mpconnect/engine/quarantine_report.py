@@ -50,7 +50,10 @@ def over_limit(count: int, read: int, limit: float | str, key: str) -> str | Non
     allowed = limit if limit >= 1 else limit * max(read, 1)
     if count <= allowed:
         return None
-    shown = (f"{limit:g}" if limit >= 1 or limit == 0
-             else f"{limit * 100:g}% of {read:,} records read")
-    return (f"{count:,} records quarantined, over the limit of {shown} ({key}; raise it, or "
-            f'set it to "{UNLIMITED}" to publish whatever is quarantined)')
+    shown = (
+        f"{limit:g}" if limit >= 1 or limit == 0 else f"{limit * 100:g}% of {read:,} records read"
+    )
+    return (
+        f"{count:,} records quarantined, over the limit of {shown} ({key}; raise it, or "
+        f'set it to "{UNLIMITED}" to publish whatever is quarantined)'
+    )

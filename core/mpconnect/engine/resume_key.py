@@ -62,12 +62,15 @@ def _read_key(path: Path) -> bytes:
     except (UnicodeDecodeError, ValueError):
         key = b""
     except PermissionError:
-        raise ConfigError(f"{path}: cannot read the installation's resume key; give this "
-                          "user read access (mode 0600, owned by the user running mpconnect)"
-                          ) from None
+        raise ConfigError(
+            f"{path}: cannot read the installation's resume key; give this "
+            "user read access (mode 0600, owned by the user running mpconnect)"
+        ) from None
     if len(key) < 16:
-        raise ConfigError(f"{path}: not a resume key; delete the file (a new one is made, and "
-                          "unfinished versions are then started afresh)")
+        raise ConfigError(
+            f"{path}: not a resume key; delete the file (a new one is made, and "
+            "unfinished versions are then started afresh)"
+        )
     if path.stat().st_mode & 0o077:
         path.chmod(0o600)
     return key
@@ -105,17 +108,24 @@ class ResumeKey:
     def changes_since(self, old: ResumeKey | None) -> list[str]:
         """Say, part by part, what differs from ``old`` (empty: nothing changed)."""
         if old is None:
-            return ["it was made by an earlier mpconnect that did not record the source's "
-                    "settings and connector"]
+            return [
+                "it was made by an earlier mpconnect that did not record the source's "
+                "settings and connector"
+            ]
         if old.key_id != self.key_id:
-            return [f"the installation's resume key changed ({KEY_FILE} was replaced), so "
-                    "what made it cannot be compared"]
+            return [
+                f"the installation's resume key changed ({KEY_FILE} was replaced), so "
+                "what made it cannot be compared"
+            ]
         changes = []
         if old.connector != self.connector:
             old_name, _, old_version = old.connector.rpartition(" ")
             name, _, version = self.connector.rpartition(" ")
-            shown = (f"{name} {old_version} -> {version}" if old_name == name
-                     else f"{old.connector} -> {self.connector}")
+            shown = (
+                f"{name} {old_version} -> {version}"
+                if old_name == name
+                else f"{old.connector} -> {self.connector}"
+            )
             changes.append(f"the connector changed ({shown})")
         if old.settings != self.settings:
             changes.append("the source's settings changed since it was made")
@@ -128,8 +138,10 @@ class ResumeKey:
         if old.token != self.token:
             changes.append("the project token changed since it was made")
         if old.transforms != self.transforms:
-            changes.append(f"the plugins transforming records changed "
-                           f"({_names(old.transforms)} -> {_names(self.transforms)})")
+            changes.append(
+                f"the plugins transforming records changed "
+                f"({_names(old.transforms)} -> {_names(self.transforms)})"
+            )
         return changes
 
 
@@ -164,8 +176,9 @@ def make_resume_key(
 
 
 def _canonical(value: Any) -> bytes:
-    return orjson.dumps(_plain(value), option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
-                        default=str)
+    return orjson.dumps(
+        _plain(value), option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str
+    )
 
 
 def _plain(value: Any) -> Any:

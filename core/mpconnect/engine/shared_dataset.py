@@ -18,9 +18,13 @@ def builtin_dataset_clash(config: Config, source: SourceConfig) -> str | None:
     """The warning for a run of ``source`` when it and a built-in source load one dataset
     (None: they do not). It names both sources and the fix."""
     builtin = set(config.builtin_sources)
-    others = [other for other in config.sources.values()
-              if other.name != source.name and other.dataset_id == source.dataset_id
-              and (other.name in builtin) != (source.name in builtin)]
+    others = [
+        other
+        for other in config.sources.values()
+        if other.name != source.name
+        and other.dataset_id == source.dataset_id
+        and (other.name in builtin) != (source.name in builtin)
+    ]
     if not others:
         return None
     other = others[0]

@@ -73,7 +73,7 @@ class SpoolWriter:
     def write(self, kind: str, records: list[Any]) -> None:
         """Write ``records`` as one batch, or several when over the record or byte limit."""
         for start in range(0, len(records), self.max_records):
-            self._write(kind, records[start:start + self.max_records])
+            self._write(kind, records[start : start + self.max_records])
 
     def write_encoded(self, kind: str, records: list[bytes]) -> None:
         """Write one batch of records already encoded as JSON, one ``bytes`` each."""
@@ -110,6 +110,6 @@ def write_batch_file(path: Path, payload: bytes) -> None:
     try:
         view = memoryview(payload)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)

@@ -49,8 +49,9 @@ class RunSummary:
         """Return a JSON-ready dict, with the duration."""
         data = asdict(self)
         data["duration"] = round(self.duration, 3)
-        data["quarantine_reasons"] = [{"reason": reason, "count": count}
-                                      for reason, count in self.quarantine_reasons]
+        data["quarantine_reasons"] = [
+            {"reason": reason, "count": count} for reason, count in self.quarantine_reasons
+        ]
         return data
 
     def describe(self) -> str:
@@ -58,25 +59,34 @@ class RunSummary:
         rate = self.imported / self.duration if self.duration > 0 else 0.0
         lines = [
             f"{self.source}: {self.status}"
-            + (f" (resumed {snapshot_name(self.versioned, self.version_id)})"
-               if self.resumed else ""),
+            + (
+                f" (resumed {snapshot_name(self.versioned, self.version_id)})"
+                if self.resumed
+                else ""
+            ),
             f"  records read {self.read:,}, imported {self.imported:,}, "
             f"quarantined {self.quarantined:,}, retries {self.retries:,}",
-            (f"  dataset {self.dataset_id} version {self.version_id or '-'} via {self.sink}; "
-             if self.versioned else f"  {loaded(False, None, self.batches)} via the "
-             f"{self.sink} sink (no versions); ")
+            (
+                f"  dataset {self.dataset_id} version {self.version_id or '-'} via {self.sink}; "
+                if self.versioned
+                else f"  {loaded(False, None, self.batches)} via the "
+                f"{self.sink} sink (no versions); "
+            )
             + f"{self.duration:.1f} s ({rate:,.0f} records/s)",
         ]
         if self.duplicates:
-            lines.append(f"  duplicates collapsed: {self.duplicates:,} (records sharing "
-                         "$insert_id, or identical people updates, kept once)")
+            lines.append(
+                f"  duplicates collapsed: {self.duplicates:,} (records sharing "
+                "$insert_id, or identical people updates, kept once)"
+            )
         if self.error:  # a superseded run did not fail: a newer version went live first
             lines.append(f"  {'note' if self.status == 'superseded' else 'error'}: {self.error}")
         if self.quarantined:
             if self.quarantine_reasons:
                 lines.append("  top quarantine reasons:")
-                lines.extend(f"    {count:>9,}  {reason[:200]}"
-                             for reason, count in self.quarantine_reasons)
+                lines.extend(
+                    f"    {count:>9,}  {reason[:200]}" for reason, count in self.quarantine_reasons
+                )
             if self.quarantine_file:
                 lines.append(f"  quarantine file: {self.quarantine_file}")
         return "\n".join(lines)

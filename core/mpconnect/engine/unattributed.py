@@ -2,7 +2,7 @@
 
 Mixpanel's ``/import`` documents ``distinct_id: ""`` for an event tied to no user; the
 Datasets API only says every record needs a ``distinct_id``. A sink whose
-:attr:`~mpconnect.sinks.base.Sink.accepts_unattributed_events` is False gets no such
+:attr:`~mpconnect.sink.Sink.accepts_unattributed_events` is False gets no such
 event: each one is quarantined with :func:`unattributed_refusal`, counted, and kept.
 """
 
@@ -16,7 +16,7 @@ def unattributed_refusal(sink_name: str) -> RecordError:
     return RecordError(
         f"field 'distinct_id': an event tied to no user (distinct_id '') cannot go to the "
         f"{sink_name!r} sink: Mixpanel's Datasets API documents no empty distinct_id; "
-        "use sink = \"ingestion\" (Mixpanel's /import takes them) or have the source skip "
-        "them (Stripe: unattributed = \"skip\")",
+        'use sink = "ingestion" (Mixpanel\'s /import takes them) or have the source skip '
+        'them (Stripe: unattributed = "skip")',
         "distinct_id",
     )

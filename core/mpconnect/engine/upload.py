@@ -22,13 +22,13 @@ from mpconnect.engine.split import batch_name, split_in_halves
 from mpconnect.engine.spool import read_batch
 from mpconnect.engine.throttled import counting_throttled
 from mpconnect.errors import ApiError, RetryableApiError
-from mpconnect.retry import (
+from mpconnect.sink import ImportResult, RecordKind, Sink
+from mpconnect.transport.retry import (
     SharedUnreachableRetries,
     call_with_retries,
     log_retry,
     retry_budget,
 )
-from mpconnect.sinks.base import ImportResult, Sink
 
 log = logging.getLogger("mpconnect.engine")
 
@@ -119,21 +119,31 @@ class Uploader:
         def attempt() -> ImportResult:
             if self._halted():
                 raise _Stopped
+            kind: RecordKind = "events" if batch.kind == "events" else "people"
             return self.sink.import_batch(
-                batch.kind, self.dataset_id, self.version_id, payload, batch.count
+                kind, self.dataset_id, self.version_id, payload, batch.count
             )
 
         def retrying(exc: BaseException, attempt_number: int, wait: float) -> None:
             self.on_retry()
-            log_retry(log, f"batch {batch_name(batch.seq)} ({batch.kind}, {batch.count} "
-                      "records)", exc, attempt_number, retry_budget(exc, self.max_retries), wait)
+            log_retry(
+                log,
+                f"batch {batch_name(batch.seq)} ({batch.kind}, {batch.count} records)",
+                exc,
+                attempt_number,
+                retry_budget(exc, self.max_retries),
+                wait,
+            )
 
         try:
             result = call_with_retries(
-                counting_throttled(attempt, self.on_throttled), max_retries=self.max_retries,
+                counting_throttled(attempt, self.on_throttled),
+                max_retries=self.max_retries,
                 retry_on=(RetryableApiError,),
-                initial_wait=self.initial_wait, max_wait=self.max_wait,
-                on_retry=retrying, sleep=self._sleep,
+                initial_wait=self.initial_wait,
+                max_wait=self.max_wait,
+                on_retry=retrying,
+                sleep=self._sleep,
                 shared_unreachable=self._unreachable_retries,
             )
         except _Stopped:
@@ -142,10 +152,11 @@ class Uploader:
             if exc.status != 413:
                 raise
             if batch.count <= 1:
-                reason = (f"the destination refused it as too large ({len(payload):,} bytes "
-                          f"of JSON): {exc.server_message}")
-                self._acknowledge(batch, payload, ImportResult(imported=0,
-                                                               rejected=[(0, reason)]))
+                reason = (
+                    f"the destination refused it as too large ({len(payload):,} bytes "
+                    f"of JSON): {exc.server_message}"
+                )
+                self._acknowledge(batch, payload, ImportResult(imported=0, rejected=[(0, reason)]))
                 return
             parts = self._split(batch, payload, exc)
             del payload  # the halves are on disk; hold neither the whole nor both at once
@@ -163,9 +174,12 @@ class Uploader:
             records = orjson.loads(payload)
             for index, reason in result.rejected:
                 record = records[index] if 0 <= index < len(records) else None
-                self.quarantine.add(f"{batch.kind[:-1] if batch.kind == 'events' else 'people'} "
-                                    f"record {index} of batch {batch_name(batch.seq)}", reason,
-                                    record)
+                self.quarantine.add(
+                    f"{batch.kind[:-1] if batch.kind == 'events' else 'people'} "
+                    f"record {index} of batch {batch_name(batch.seq)}",
+                    reason,
+                    record,
+                )
         self.ledger.ack_batch(self.spool_id, batch.seq, result.imported)
         self.on_imported(result.imported)
         if result.collapsed and self.on_collapsed is not None:
@@ -174,10 +188,15 @@ class Uploader:
     def _split(self, batch: BatchRef, payload: bytes, exc: ApiError) -> list[BatchRef]:
         """Replace a batch the sink refused as too large by its two halves, on disk and in
         the ledger at once, and return them."""
-        log.warning("batch %s (%s, %d records, %s bytes of JSON): refused as too large "
-                    "(%s); sending it as two halves", batch_name(batch.seq), batch.kind,
-                    batch.count,
-                    f"{len(payload):,}", exc.server_message)
+        log.warning(
+            "batch %s (%s, %d records, %s bytes of JSON): refused as too large "
+            "(%s); sending it as two halves",
+            batch_name(batch.seq),
+            batch.kind,
+            batch.count,
+            f"{len(payload):,}",
+            exc.server_message,
+        )
         parts = split_in_halves(batch, payload)
         self.ledger.split_batch(self.spool_id, batch.seq, parts)
         batch.path.unlink(missing_ok=True)

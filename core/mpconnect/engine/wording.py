@@ -48,8 +48,10 @@ def next_run_resumes(versioned: bool, version_id: str | None) -> str:
     """How a failed run's error ends when the next run of its source resumes it."""
     if versioned:
         return f"the next run resumes version {version_id} {_AGAIN}"
-    return (f"the next run resumes run {version_id}, sending only its batches not yet "
-            f"acknowledged {_AGAIN}")
+    return (
+        f"the next run resumes run {version_id}, sending only its batches not yet "
+        f"acknowledged {_AGAIN}"
+    )
 
 
 def resuming(versioned: bool, version_id: str) -> str:
@@ -59,23 +61,33 @@ def resuming(versioned: bool, version_id: str) -> str:
     return f"resuming run {version_id}: sending only its batches not yet acknowledged"
 
 
-def stopped_where(versioned: bool, *, published: bool, resumable: bool,
-                  started: bool) -> tuple[str, str]:
+def stopped_where(
+    versioned: bool, *, published: bool, resumable: bool, started: bool
+) -> tuple[str, str]:
     """Where a stopped run was, and what follows for the next run: the two halves of
     ``stopped on request WHERE; THEN``."""
     if published:
         return "while waiting until live", "the version is published and goes live by itself"
     if resumable:
-        return ("before publishing" if versioned else "with batches still to send",
-                "the next run resumes")
+        return (
+            "before publishing" if versioned else "with batches still to send",
+            "the next run resumes",
+        )
     if not started:
-        return ("before its version was created" if versioned else "before it sent anything",
-                "nothing was loaded")
+        return (
+            "before its version was created" if versioned else "before it sent anything",
+            "nothing was loaded",
+        )
     if versioned:
-        return ("during extraction", "the next run starts a new version (a snapshot never "
-                "mixes two extractions)")
-    return ("during extraction", "the next run reads the source again and sends every batch "
-            "(each event's $insert_id makes Mixpanel keep it once)")
+        return (
+            "during extraction",
+            "the next run starts a new version (a snapshot never mixes two extractions)",
+        )
+    return (
+        "during extraction",
+        "the next run reads the source again and sends every batch "
+        "(each event's $insert_id makes Mixpanel keep it once)",
+    )
 
 
 def snapshot_columns(versioned: list[bool]) -> tuple[str, list[str]]:

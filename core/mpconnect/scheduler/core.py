@@ -236,8 +236,10 @@ class Scheduler:
         self._started = True
         plan = self._plan
         if not plan.crons:
-            log.warning("no source has a schedule; nothing to run until the configuration "
-                        "gives one (schedule = \"0 * * * *\" in a [sources.NAME] table)")
+            log.warning(
+                "no source has a schedule; nothing to run until the configuration "
+                'gives one (schedule = "0 * * * *" in a [sources.NAME] table)'
+            )
         catch_up = plan.config.scheduler.catch_up
         for name, cron in plan.crons.items():
             self._slots[name] = _Slot(cron=cron, next_due=cron.next_after(now))
@@ -245,32 +247,54 @@ class Scheduler:
             last_start = datetime.fromtimestamp(rows[0]["started_at"], UTC) if rows else None
             reason, due = None, None
             if rows and rows[0]["status"] in UNFINISHED_BY_STOP:
-                refusal = (f"its version {rows[0]['version_id']} was published and goes live "
-                           "by itself" if rows[0]["published"]
-                           else self._engine.resume_refusal(name))
+                refusal = (
+                    f"its version {rows[0]['version_id']} was published and goes live by itself"
+                    if rows[0]["published"]
+                    else self._engine.resume_refusal(name)
+                )
                 if refusal is None:
                     reason = f"resuming its run of {self._fmt(last_start or now)}, left unfinished"
-                    log.info("%s: its last run (%s) did not finish; resuming it now", name,
-                             rows[0]["status"])
+                    log.info(
+                        "%s: its last run (%s) did not finish; resuming it now",
+                        name,
+                        rows[0]["status"],
+                    )
                 else:
-                    log.info("%s: its last run (%s) did not finish; nothing to resume now "
-                             "(%s)", name, rows[0]["status"], refusal)
+                    log.info(
+                        "%s: its last run (%s) did not finish; nothing to resume now (%s)",
+                        name,
+                        rows[0]["status"],
+                        refusal,
+                    )
             latest = cron.latest_at_or_before(now)
             handled = max(filter(None, (self.state.last_due(name), last_start)), default=None)
             if handled is not None and latest > handled:
                 if catch_up == "once":
-                    log.info('%s: its run at %s was missed while the scheduler was down; '
-                             'running it once now (catch_up = "once")', name, self._fmt(latest))
+                    log.info(
+                        "%s: its run at %s was missed while the scheduler was down; "
+                        'running it once now (catch_up = "once")',
+                        name,
+                        self._fmt(latest),
+                    )
                     reason = reason or f"catching up the run missed at {self._fmt(latest)}"
                     due = latest
                 else:
                     self.state.set_last_due(name, latest)
-                    log.info('%s: its run at %s was missed while the scheduler was down; '
-                             'skipped (catch_up = "skip")', name, self._fmt(latest))
+                    log.info(
+                        "%s: its run at %s was missed while the scheduler was down; "
+                        'skipped (catch_up = "skip")',
+                        name,
+                        self._fmt(latest),
+                    )
             if reason is not None:
                 self._make_due(name, reason, due)
-            log.info("%s: schedule %r (%s); next run %s", name, cron.expression,
-                     plan.zone.key, self._fmt(self._slots[name].next_due))
+            log.info(
+                "%s: schedule %r (%s); next run %s",
+                name,
+                cron.expression,
+                plan.zone.key,
+                self._fmt(self._slots[name].next_due),
+            )
         if self.reload_interval:
             self._next_poll = now + timedelta(seconds=self.reload_interval)
 
@@ -286,12 +310,21 @@ class Scheduler:
         if name in self._running:
             if due is not None:
                 self.state.set_last_due(name, due)
-            log.warning("%s: skipped the run %s: the previous run is still going; next run %s",
-                        name, reason, self._fmt(slot.next_due))
+            log.warning(
+                "%s: skipped the run %s: the previous run is still going; next run %s",
+                name,
+                reason,
+                self._fmt(slot.next_due),
+            )
         elif name in self._pending:
-            log.warning("%s: skipped the run %s: the previous one is still waiting for a free "
-                        "slot (max_parallel = %d); next run %s", name, reason,
-                        self._plan.config.scheduler.max_parallel, self._fmt(slot.next_due))
+            log.warning(
+                "%s: skipped the run %s: the previous one is still waiting for a free "
+                "slot (max_parallel = %d); next run %s",
+                name,
+                reason,
+                self._plan.config.scheduler.max_parallel,
+                self._fmt(slot.next_due),
+            )
         else:
             self._pending[name] = (reason, due)
 
@@ -304,13 +337,18 @@ class Scheduler:
                 continue
             if due is not None:
                 self.state.set_last_due(name, due)
-            thread = threading.Thread(target=self._run_one, args=(name, self._engine, reason),
-                                      name=f"mpconnect-run-{name}", daemon=True)
+            thread = threading.Thread(
+                target=self._run_one,
+                args=(name, self._engine, reason),
+                name=f"mpconnect-run-{name}",
+                daemon=True,
+            )
             self._running[name] = thread
             thread.start()
         if self._pending and not self._stopping:
-            log.debug("waiting for a free slot (max_parallel = %d): %s",
-                      limit, ", ".join(self._pending))
+            log.debug(
+                "waiting for a free slot (max_parallel = %d): %s", limit, ", ".join(self._pending)
+            )
 
     def _run_one(self, name: str, engine: Engine, reason: str) -> None:
         started = time.time()
@@ -320,11 +358,12 @@ class Scheduler:
             options = RunOptions(stop=self._stop_runs, progress=self._progress_factory())
             summary = engine.run(name, options)
             outcome = summary.status  # succeeded, or superseded by a newer live version
-            detail = (f"read {summary.read:,}, imported {summary.imported:,}, quarantined "
-                      f"{summary.quarantined:,}; "
-                      f"{loaded(summary.versioned, summary.version_id, summary.batches)} "
-                      f"in {summary.duration:.1f} s"
-                      + (f"; {summary.error}" if summary.error else ""))
+            detail = (
+                f"read {summary.read:,}, imported {summary.imported:,}, quarantined "
+                f"{summary.quarantined:,}; "
+                f"{loaded(summary.versioned, summary.version_id, summary.batches)} "
+                f"in {summary.duration:.1f} s" + (f"; {summary.error}" if summary.error else "")
+            )
         except RunLocked as exc:
             outcome, detail = "locked", str(exc)
         except RunFailed as exc:
@@ -350,12 +389,14 @@ class Scheduler:
                 log.info("%s: run %s (%s); no longer scheduled", name, outcome, detail)
             elif outcome == "succeeded":
                 slot.failures, slot.retry_at = 0, None
-                log.info("%s: run succeeded: %s; next run %s", name, detail,
-                         self._fmt(slot.next_due))
+                log.info(
+                    "%s: run succeeded: %s; next run %s", name, detail, self._fmt(slot.next_due)
+                )
             elif outcome == "superseded":  # its data is loaded; another run's went live
                 slot.failures, slot.retry_at = 0, None
-                log.warning("%s: run superseded: %s; next run %s", name, detail,
-                            self._fmt(slot.next_due))
+                log.warning(
+                    "%s: run superseded: %s; next run %s", name, detail, self._fmt(slot.next_due)
+                )
             elif outcome == "interrupted":
                 log.info("%s: run interrupted (%s)", name, detail)
             elif outcome == "locked":
@@ -376,11 +417,21 @@ class Scheduler:
             retry_at = self.clock.now() + timedelta(seconds=delay)
             if retry_at < slot.next_due:
                 slot.retry_at = retry_at
-                log.warning("%s: run failed (%d in a row): %s; retrying at %s (retry_after)",
-                            name, slot.failures, detail, self._fmt(retry_at))
+                log.warning(
+                    "%s: run failed (%d in a row): %s; retrying at %s (retry_after)",
+                    name,
+                    slot.failures,
+                    detail,
+                    self._fmt(retry_at),
+                )
                 return
-        log.warning("%s: run failed (%d in a row): %s; retrying at the next scheduled time %s",
-                    name, slot.failures, detail, self._fmt(slot.next_due))
+        log.warning(
+            "%s: run failed (%d in a row): %s; retrying at the next scheduled time %s",
+            name,
+            slot.failures,
+            detail,
+            self._fmt(slot.next_due),
+        )
 
     def _drain(self) -> bool:
         with self._cond:
@@ -388,8 +439,11 @@ class Scheduler:
                 log.info("%s: not started (%s): the scheduler is stopping", name, reason)
             self._pending.clear()
             if self._running:
-                log.info("stopping: waiting up to %.0f s for %s to reach a checkpoint",
-                         self.stop_timeout, ", ".join(sorted(self._running)))
+                log.info(
+                    "stopping: waiting up to %.0f s for %s to reach a checkpoint",
+                    self.stop_timeout,
+                    ", ".join(sorted(self._running)),
+                )
             deadline = time.monotonic() + self.stop_timeout
             while self._running and not self._force.is_set():
                 left = deadline - time.monotonic()
@@ -397,8 +451,10 @@ class Scheduler:
                     break
                 self._cond.wait(min(left, 0.1))
             if self._running:
-                log.warning("stopping without waiting for %s: the next run resumes or restarts "
-                            "it", ", ".join(sorted(self._running)))
+                log.warning(
+                    "stopping without waiting for %s: the next run resumes or restarts it",
+                    ", ".join(sorted(self._running)),
+                )
                 return False
         log.info("scheduler stopped")
         return True
@@ -450,18 +506,29 @@ class Scheduler:
         for name in [n for n in self._slots if n not in plan.crons]:
             del self._slots[name]
             self._pending.pop(name, None)
-            log.info("%s: no longer scheduled%s", name,
-                     " (its run in progress continues)" if name in self._running else "")
+            log.info(
+                "%s: no longer scheduled%s",
+                name,
+                " (its run in progress continues)" if name in self._running else "",
+            )
         for name, cron in plan.crons.items():
             slot = self._slots.get(name)
             if slot is not None and slot.cron == cron:
                 continue
             self._slots[name] = _Slot(cron=cron, next_due=cron.next_after(now))
-            log.info("%s: %s %r (%s); next run %s", name,
-                     "schedule now" if slot else "scheduled", cron.expression, plan.zone.key,
-                     self._fmt(self._slots[name].next_due))
-        log.info("configuration reloaded from %s: %d scheduled sources",
-                 plan.config.path, len(plan.crons))
+            log.info(
+                "%s: %s %r (%s); next run %s",
+                name,
+                "schedule now" if slot else "scheduled",
+                cron.expression,
+                plan.zone.key,
+                self._fmt(self._slots[name].next_due),
+            )
+        log.info(
+            "configuration reloaded from %s: %d scheduled sources",
+            plan.config.path,
+            len(plan.crons),
+        )
         return True
 
 
@@ -481,8 +548,13 @@ def _record_failed_attempt(engine: Engine, name: str, started: float, error: str
         return
     source = engine.config.sources.get(name)
     summary = RunSummary(
-        run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8], source=name,
-        dataset_id=source.dataset_id if source else "-", sink=engine.config.mixpanel.sink,
-        status="failed", started_at=started, ended_at=time.time(), error=error,
+        run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8],
+        source=name,
+        dataset_id=source.dataset_id if source else "-",
+        sink=engine.config.mixpanel.sink,
+        status="failed",
+        started_at=started,
+        ended_at=time.time(),
+        error=error,
     )
     engine.ledger.record_run(summary)

@@ -84,15 +84,19 @@ class CronSchedule:
         return f"CronSchedule({self.expression!r}, {self.zone.key!r})"
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, CronSchedule) and other.expression == self.expression
-                and other.zone.key == self.zone.key)
+        return (
+            isinstance(other, CronSchedule)
+            and other.expression == self.expression
+            and other.zone.key == self.zone.key
+        )
 
     def __hash__(self) -> int:
         return hash((self.expression, self.zone.key))
 
     def _iter(self, start: datetime) -> Any:
-        return self._croniter(self.expression, start.astimezone(self.zone),
-                              second_at_beginning=self.has_seconds)
+        return self._croniter(
+            self.expression, start.astimezone(self.zone), second_at_beginning=self.has_seconds
+        )
 
     def next_after(self, moment: datetime) -> datetime:
         """Return the first scheduled time strictly after ``moment`` (aware, in the zone).

@@ -46,8 +46,10 @@ def crontab_lines(plan: Plan, command: str | None = None) -> list[str]:
     for name, cron in plan.crons.items():
         run = f"{prefix} run --quiet {shlex.quote(name)}".replace("%", "\\%")
         if cron.has_seconds:
-            lines.append(f"# {name}: {cron.expression!r} has a seconds field, which cron "
-                         "cannot express; run it with `mpconnect schedule` instead")
+            lines.append(
+                f"# {name}: {cron.expression!r} has a seconds field, which cron "
+                "cannot express; run it with `mpconnect schedule` instead"
+            )
         else:
             lines.append(f"{cron.expression} {run}")
     return lines

@@ -16,8 +16,9 @@ STUCK_AFTER = 3 * MAX_SLEEP
 class Heartbeat:
     """When the loop last went round, on a monotonic clock (injectable for tests)."""
 
-    def __init__(self, stuck_after: float = STUCK_AFTER,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, stuck_after: float = STUCK_AFTER, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.stuck_after = stuck_after
         self._monotonic = monotonic
         self._lock = threading.Lock()

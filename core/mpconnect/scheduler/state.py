@@ -36,8 +36,12 @@ class SchedulerState:
         except FileNotFoundError:
             pass
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("%s: unreadable (%s); starting without it: runs missed while the "
-                        "scheduler was down are judged from the run ledger alone", path, exc)
+            log.warning(
+                "%s: unreadable (%s); starting without it: runs missed while the "
+                "scheduler was down are judged from the run ledger alone",
+                path,
+                exc,
+            )
 
     def last_due(self, source: str) -> datetime | None:
         """Return the last scheduled time handled for ``source``, if any."""
@@ -48,8 +52,12 @@ class SchedulerState:
         """Remember that the scheduled time ``moment`` of ``source`` was handled."""
         with self._lock:
             self._last_due[source] = moment
-            data = {"sources": {name: {"last_due": when.isoformat()}
-                                for name, when in sorted(self._last_due.items())}}
+            data = {
+                "sources": {
+                    name: {"last_due": when.isoformat()}
+                    for name, when in sorted(self._last_due.items())
+                }
+            }
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mpconnect.sinks.base import ImportResult, RecordKind, Sink, SinkSettings, VersionInfo
+    from mpconnect.sink import ImportResult, RecordKind, Sink, SinkSettings, VersionInfo
 
 __all__ = ["ImportResult", "RecordKind", "Sink", "SinkSettings", "VersionInfo"]
 
 
 def __getattr__(name: str) -> Any:
-    """The sink contract from :mod:`mpconnect.sinks.base` (it needs pydantic)."""
+    """The sink contract from :mod:`mpconnect.sink` (it needs pydantic)."""
     if name in __all__:
         from mpconnect.sinks import base
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import mpconnect
 
 if TYPE_CHECKING:
-    from mpconnect.sinks.base import Sink
+    from mpconnect.sink import Sink
 
 
 @mpconnect.hookimpl

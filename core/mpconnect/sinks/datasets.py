@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mpconnect.datasets.client import DEFAULT_API_URL, MAX_IMPORT_RECORDS, DatasetsClient
 from mpconnect.errors import ApiError, ConfigError
-from mpconnect.http import is_loopback
-from mpconnect.sinks.base import ImportResult, RecordKind, Sink, VersionInfo
+from mpconnect.mixpanel.datasets import DEFAULT_API_URL, MAX_IMPORT_RECORDS, DatasetsClient
+from mpconnect.sink import ImportResult, RecordKind, Sink, VersionInfo
+from mpconnect.transport.http import is_loopback
 
 
 def _setting(settings: Any, name: str) -> Any:
@@ -54,11 +54,14 @@ class DatasetsSink(Sink):
                 'secret; add secret = "${MIXPANEL_SECRET}" to [mixpanel] and export '
                 "MIXPANEL_SECRET"
             )
-        secret_value = secret.get_secret_value() if hasattr(secret, "get_secret_value") \
-            else str(secret)
+        secret_value = (
+            secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
+        )
         if not secret_value:
-            raise ConfigError("mixpanel.secret: is empty; export the variable it references "
-                              "with the project secret or the dataset secret")
+            raise ConfigError(
+                "mixpanel.secret: is empty; export the variable it references "
+                "with the project secret or the dataset secret"
+            )
         ca_bundle = _setting(settings, "ca_bundle")
         allow_http = _setting(settings, "allow_http_loopback") or False
         if not isinstance(allow_http, bool):
@@ -82,20 +85,24 @@ class DatasetsSink(Sink):
             return self.client.create_version(dataset_id)
         except ApiError as exc:
             if exc.status == 404:
-                raise ApiError(404, f"{exc.server_message}; "
-                                    f"{self._unknown_dataset_advice(dataset_id)}"
-                               ) from exc
+                raise ApiError(
+                    404, f"{exc.server_message}; {self._unknown_dataset_advice(dataset_id)}"
+                ) from exc
             raise
 
     def _unknown_dataset_advice(self, dataset_id: str) -> str:
         """What to do about a dataset the server does not know, for the server it is."""
         if is_loopback(urlsplit(self.client.api_url).hostname):
-            return (f"the local server at {self.client.api_url} has no dataset {dataset_id}: "
-                    f"start it with --dataset {dataset_id} (mpconnect serve mixpanel "
-                    f"--dataset {dataset_id}), or set the source's dataset_id to one it has")
-        return (f"check the source's dataset_id: {dataset_id} must be a dataset of this "
-                "Mixpanel project; create it in Mixpanel first (Project settings, Data "
-                "connector, Add a dataset)")
+            return (
+                f"the local server at {self.client.api_url} has no dataset {dataset_id}: "
+                f"start it with --dataset {dataset_id} (mpconnect serve mixpanel "
+                f"--dataset {dataset_id}), or set the source's dataset_id to one it has"
+            )
+        return (
+            f"check the source's dataset_id: {dataset_id} must be a dataset of this "
+            "Mixpanel project; create it in Mixpanel first (Project settings, Data "
+            "connector, Add a dataset)"
+        )
 
     def list_versions(self, dataset_id: str) -> list[VersionInfo]:
         """Return the versions, newest first."""
@@ -107,8 +114,10 @@ class DatasetsSink(Sink):
     ) -> ImportResult:
         """Import one batch (a JSON array of ``count`` records) with one request."""
         if count > self.max_batch_records:
-            raise ValueError(f"a batch holds {count} records; the Datasets API takes at most "
-                             f"{self.max_batch_records}")
+            raise ValueError(
+                f"a batch holds {count} records; the Datasets API takes at most "
+                f"{self.max_batch_records}"
+            )
         self.client.import_records(kind, dataset_id, version_id, payload)
         return ImportResult(imported=count)
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from mpconnect.datasets.store import DatasetStore, StoreError
 from mpconnect.errors import SinkError
-from mpconnect.sinks.base import ImportResult, RecordKind, Sink, VersionInfo
+from mpconnect.sink import ImportResult, RecordKind, Sink, VersionInfo
+from mpconnect.store.datasets import DatasetStore, StoreError
 
 
 def embedded_store_path(settings: Any, home: Path) -> Path:
@@ -69,8 +69,7 @@ class EmbeddedSink(Sink):
         if kind == "events":
             imported = self._call(self.store.import_events, dataset_id, version_id, records)
             return ImportResult(imported=imported)
-        imported, collapsed = self._call(self.store.store_people, dataset_id, version_id,
-                                         records)
+        imported, collapsed = self._call(self.store.store_people, dataset_id, version_id, records)
         return ImportResult(imported=imported, collapsed=collapsed)
 
     def publish(self, dataset_id: str, version_id: str) -> None:

@@ -61,9 +61,9 @@ def make_app(status: StatusSource, options: UiOptions | None = None) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, call)
 
     @web.middleware
-    async def guard(request: web.Request,
-                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                    ) -> web.StreamResponse:
+    async def guard(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         response: web.StreamResponse
         if options.token and request.path not in OPEN_PATHS:
             response = _authorise(request, options.token)  # type: ignore[assignment]
@@ -78,27 +78,37 @@ def make_app(status: StatusSource, options: UiOptions | None = None) -> Any:
     def _authorise(request: web.Request, token: str) -> web.StreamResponse | None:
         given = presented_token(request)
         if not token_matches(given, token):
-            return web.Response(status=401, text="401: a token is required: open the page "
-                                "with ?token=TOKEN once, or send Authorization: Bearer TOKEN\n",
-                                headers={"WWW-Authenticate": 'Bearer realm="mpconnect"'})
+            return web.Response(
+                status=401,
+                text="401: a token is required: open the page "
+                "with ?token=TOKEN once, or send Authorization: Bearer TOKEN\n",
+                headers={"WWW-Authenticate": 'Bearer realm="mpconnect"'},
+            )
         if "token" in request.query:  # trade the address's token for a cookie
             rest = {k: v for k, v in request.query.items() if k != "token"}
             target = request.path + ("?" + urlencode(rest) if rest else "")
             response = web.Response(status=303, headers={"Location": target})
-            response.set_cookie(COOKIE, str(given), httponly=True, samesite="Strict",
-                                path="/", secure=request.secure)
+            response.set_cookie(
+                COOKIE,
+                str(given),
+                httponly=True,
+                samesite="Strict",
+                path="/",
+                secure=request.secure,
+            )
             return response
         return None
 
-    async def _handled(request: web.Request,
-                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                       ) -> web.StreamResponse:
+    async def _handled(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         try:
             return await handler(request)
         except web.HTTPException as exc:
             if exc.status >= 400 and not request.path.startswith("/api/"):
-                return page("error.html", {"code": exc.status, "message": exc.reason},
-                            status=exc.status)
+                return page(
+                    "error.html", {"code": exc.status, "message": exc.reason}, status=exc.status
+                )
             raise
         except Exception as exc:
             log.warning("status page %s failed: %s", request.path, redact(str(exc)))
@@ -112,8 +122,12 @@ def make_app(status: StatusSource, options: UiOptions | None = None) -> Any:
         html = env.get_template(template).render(**context)
         return web.Response(status=status, text=html, content_type="text/html")
 
-    def twin(path: str, fetch: Callable[[web.Request], Any], template: str,
-             extra: Callable[[web.Request, Any], dict[str, Any]] | None = None) -> None:
+    def twin(
+        path: str,
+        fetch: Callable[[web.Request], Any],
+        template: str,
+        extra: Callable[[web.Request, Any], dict[str, Any]] | None = None,
+    ) -> None:
         """Serve ``path`` as a page and ``/api`` + ``path`` as its JSON."""
 
         async def as_json(request: web.Request) -> web.Response:
@@ -126,8 +140,11 @@ def make_app(status: StatusSource, options: UiOptions | None = None) -> Any:
             data = await blocking(lambda: fetch(request))
             if data is None:
                 raise web.HTTPNotFound(reason=f"nothing at {request.path}")
-            context = {"data": data, "api": "/api" + request.path,
-                       "message": request.query.get("message")}
+            context = {
+                "data": data,
+                "api": "/api" + request.path,
+                "message": request.query.get("message"),
+            }
             if extra is not None:
                 context.update(extra(request, data))
             return page(template, context)
@@ -139,20 +156,35 @@ def make_app(status: StatusSource, options: UiOptions | None = None) -> Any:
 
     def source_extra(request: web.Request, data: Any) -> dict[str, Any]:
         name = request.match_info["name"]
-        return {"name": name, "run_now": options.run_now is not None,
-                "csrf": csrf.form_token(f"run:{name}")}
+        return {
+            "name": name,
+            "run_now": options.run_now is not None,
+            "csrf": csrf.form_token(f"run:{name}"),
+        }
 
-    twin("/", lambda r: {"sources": status.sources()}, "sources.html",
-         lambda r, d: {"now": time.time()})
+    twin(
+        "/",
+        lambda r: {"sources": status.sources()},
+        "sources.html",
+        lambda r, d: {"now": time.time()},
+    )
+
     async def api_sources(request: web.Request) -> web.Response:
         return web.json_response(await blocking(status.sources))
 
     app.router.add_get("/api/sources", api_sources)
-    twin("/sources/{name}", lambda r: _history(status, r.match_info["name"]), "source.html",
-         source_extra)
+    twin(
+        "/sources/{name}",
+        lambda r: _history(status, r.match_info["name"]),
+        "source.html",
+        source_extra,
+    )
     twin("/runs/{run_id}", lambda r: status.run(r.match_info["run_id"]), "run.html")
-    twin("/runs/{run_id}/quarantine", lambda r: status.quarantine(r.match_info["run_id"]),
-         "quarantine.html")
+    twin(
+        "/runs/{run_id}/quarantine",
+        lambda r: status.quarantine(r.match_info["run_id"]),
+        "quarantine.html",
+    )
     twin("/datasets", lambda r: {"datasets": status.datasets()}, "datasets.html")
 
     async def download(request: web.Request) -> web.StreamResponse:
@@ -160,10 +192,13 @@ def make_app(status: StatusSource, options: UiOptions | None = None) -> Any:
         lines = await blocking(lambda: status.quarantine_lines(run_id))
         if lines is None:
             raise web.HTTPNotFound(reason=f"run {run_id} has no quarantine file")
-        response = web.StreamResponse(headers={
-            "Content-Type": "application/x-ndjson",
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(run_id)}"
-                                   "-quarantine.jsonl"})
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/x-ndjson",
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(run_id)}"
+                "-quarantine.jsonl",
+            }
+        )
         await response.prepare(request)
         while True:
             chunk = await blocking(lambda: b"".join(_take(lines, 500)))
@@ -177,8 +212,7 @@ def make_app(status: StatusSource, options: UiOptions | None = None) -> Any:
         name = request.match_info["name"]
         form = await request.post()
         value = form.get("csrf")
-        refusal = csrf.refusal(request, f"run:{name}", value if isinstance(value, str)
-                               else None)
+        refusal = csrf.refusal(request, f"run:{name}", value if isinstance(value, str) else None)
         if refusal is not None:
             log.warning("refused a run-now request for %s: %s", name, refusal)
             return web.Response(status=403, text=f"403: refused: {refusal}\n")
@@ -197,8 +231,10 @@ def make_app(status: StatusSource, options: UiOptions | None = None) -> Any:
         if options.healthy is None:
             return web.json_response({"status": "ok", "scheduler": None})
         alive, detail = options.healthy()
-        return web.json_response({"status": "ok" if alive else "stuck", "scheduler": detail},
-                                 status=200 if alive else 503)
+        return web.json_response(
+            {"status": "ok" if alive else "stuck", "scheduler": detail},
+            status=200 if alive else 503,
+        )
 
     app.router.add_get("/runs/{run_id}/quarantine.jsonl", download)
     app.router.add_post("/sources/{name}/run", run_now)
@@ -213,8 +249,10 @@ def _history(status: StatusSource, name: str) -> dict[str, Any] | None:
     if runs is None:
         return None
     source = next((s for s in status.sources() if s["name"] == name), None)
-    chart = [{"started_at": r["started_at"], "imported": r["imported"],
-              "duration": r["duration"]} for r in reversed(runs)]
+    chart = [
+        {"started_at": r["started_at"], "imported": r["imported"], "duration": r["duration"]}
+        for r in reversed(runs)
+    ]
     return {"source": source, "runs": runs, "chart": chart}
 
 

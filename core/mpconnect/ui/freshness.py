@@ -11,8 +11,9 @@ from mpconnect.errors import MpconnectError
 STALE_AFTER_PERIODS = 2
 
 
-def schedule_times(expression: str | None, zone: ZoneInfo,
-                   now: datetime) -> tuple[datetime | None, float | None]:
+def schedule_times(
+    expression: str | None, zone: ZoneInfo, now: datetime
+) -> tuple[datetime | None, float | None]:
     """Return (next run, period in seconds) of a cron ``expression``; (None, None) without
     a schedule, or when it cannot be read (croniter missing, an invalid expression)."""
     if not expression:

@@ -14,10 +14,12 @@ COOKIE = "mpconnect_ui"
 #: Paths answered without the token: a load balancer's health check reveals nothing.
 OPEN_PATHS = frozenset({"/healthz"})
 HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; "
-                                "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-                                "connect-src 'self'; frame-ancestors 'none'; "
-                                "base-uri 'none'; form-action 'self'"),
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'self'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
@@ -39,8 +41,9 @@ def token_matches(given: str | None, token: str) -> bool:
     """Compare ``given`` with ``token`` in constant time (digests of equal length)."""
     if not given:
         return False
-    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(),
-                               hashlib.sha256(token.encode()).digest())
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode()).digest(), hashlib.sha256(token.encode()).digest()
+    )
 
 
 def presented_token(request: Any) -> str | None:

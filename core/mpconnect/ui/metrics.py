@@ -19,8 +19,9 @@ class StatusCollector:
         scheduler serves these metrics).
     """
 
-    def __init__(self, status: StatusSource,
-                 heartbeat_age: Callable[[], float | None] = lambda: None) -> None:
+    def __init__(
+        self, status: StatusSource, heartbeat_age: Callable[[], float | None] = lambda: None
+    ) -> None:
         self.status = status
         self.heartbeat_age = heartbeat_age
 
@@ -33,35 +34,56 @@ class StatusCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         runs = self.status.all_runs()
-        counts = {name: CounterMetricFamily(f"mpconnect_records_{name}",
-                                            f"Records {name} by the runs of each source",
-                                            labels=["source"])
-                  for name in ("read", "imported", "quarantined")}
-        retries = CounterMetricFamily("mpconnect_retries", "Retried calls to the sink "
-                                      "(429, 5xx, timeouts) by the runs of each source",
-                                      labels=["source"])
-        throttled = CounterMetricFamily("mpconnect_throttled_requests", "Requests the sink "
-                                        "answered 429 (rate limited) in the runs of each "
-                                        "source", labels=["source"])
-        uploaded = CounterMetricFamily("mpconnect_upload_bytes", "Bytes of record JSON in the "
-                                       "batches the sink accepted, by the runs of each source",
-                                       labels=["source"])
-        outcomes = CounterMetricFamily("mpconnect_runs", "Runs of each source by status",
-                                       labels=["source", "status"])
-        duration = GaugeMetricFamily("mpconnect_last_run_duration_seconds",
-                                     "Duration of each source's latest finished run",
-                                     labels=["source"])
-        success = GaugeMetricFamily("mpconnect_last_success_timestamp_seconds",
-                                    "When each source's latest successful run ended",
-                                    labels=["source"])
+        counts = {
+            name: CounterMetricFamily(
+                f"mpconnect_records_{name}",
+                f"Records {name} by the runs of each source",
+                labels=["source"],
+            )
+            for name in ("read", "imported", "quarantined")
+        }
+        retries = CounterMetricFamily(
+            "mpconnect_retries",
+            "Retried calls to the sink (429, 5xx, timeouts) by the runs of each source",
+            labels=["source"],
+        )
+        throttled = CounterMetricFamily(
+            "mpconnect_throttled_requests",
+            "Requests the sink answered 429 (rate limited) in the runs of each source",
+            labels=["source"],
+        )
+        uploaded = CounterMetricFamily(
+            "mpconnect_upload_bytes",
+            "Bytes of record JSON in the batches the sink accepted, by the runs of each source",
+            labels=["source"],
+        )
+        outcomes = CounterMetricFamily(
+            "mpconnect_runs", "Runs of each source by status", labels=["source", "status"]
+        )
+        duration = GaugeMetricFamily(
+            "mpconnect_last_run_duration_seconds",
+            "Duration of each source's latest finished run",
+            labels=["source"],
+        )
+        success = GaugeMetricFamily(
+            "mpconnect_last_success_timestamp_seconds",
+            "When each source's latest successful run ended",
+            labels=["source"],
+        )
         sums: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         statuses: collections.Counter[tuple[str, str]] = collections.Counter()
         last_duration: dict[str, float] = {}
         last_success: dict[str, float] = {}
         for run in runs:  # newest first
             source = run["source"]
-            for name in ("read", "imported", "quarantined", "retries", "throttled",
-                         "uploaded_bytes"):
+            for name in (
+                "read",
+                "imported",
+                "quarantined",
+                "retries",
+                "throttled",
+                "uploaded_bytes",
+            ):
                 sums[source][name] += int(run.get(name) or 0)
             statuses[(source, run["status"])] += 1
             if run["duration"] is not None:
@@ -85,20 +107,26 @@ class StatusCollector:
         yield from self._sources()
         age = self.heartbeat_age()
         if age is not None:
-            beat = GaugeMetricFamily("mpconnect_scheduler_heartbeat_age_seconds",
-                                     "Seconds since the scheduler loop last went round")
+            beat = GaugeMetricFamily(
+                "mpconnect_scheduler_heartbeat_age_seconds",
+                "Seconds since the scheduler loop last went round",
+            )
             beat.add_metric([], age)
             yield beat
 
     def _sources(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        stale = GaugeMetricFamily("mpconnect_source_stale", "1 when a scheduled source has "
-                                  "not succeeded within twice its schedule's period",
-                                  labels=["source"])
-        period = GaugeMetricFamily("mpconnect_source_schedule_period_seconds",
-                                   "Seconds between two scheduled runs of each source",
-                                   labels=["source"])
+        stale = GaugeMetricFamily(
+            "mpconnect_source_stale",
+            "1 when a scheduled source has not succeeded within twice its schedule's period",
+            labels=["source"],
+        )
+        period = GaugeMetricFamily(
+            "mpconnect_source_schedule_period_seconds",
+            "Seconds between two scheduled runs of each source",
+            labels=["source"],
+        )
         for source in self.status.sources():
             if source["period"] is None:
                 continue
@@ -114,5 +142,5 @@ def render_metrics(collector: StatusCollector) -> tuple[bytes, str]:
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)  # type: ignore[arg-type]
+    registry.register(collector)
     return generate_latest(registry), CONTENT_TYPE_LATEST

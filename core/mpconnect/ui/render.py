@@ -25,8 +25,9 @@ def when(epoch: float | None) -> Any:
         return Markup("&ndash;")
     iso = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
     text = escape(utc_text(epoch))
-    return Markup(f'<time datetime="{escape(iso)}" title="{text}" '
-                  f'data-ts="{float(epoch):.3f}">{text}</time>')
+    return Markup(
+        f'<time datetime="{escape(iso)}" title="{text}" data-ts="{float(epoch):.3f}">{text}</time>'
+    )
 
 
 def seconds(value: float | None) -> str:

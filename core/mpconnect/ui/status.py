@@ -24,14 +24,33 @@ from mpconnect.engine.ledger import RunLedger, SqliteRunLedger
 from mpconnect.errors import MpconnectError
 from mpconnect.plugins import Plugins
 from mpconnect.redact import redact
-from mpconnect.sinks.base import VersionInfo
+from mpconnect.sink import VersionInfo
 from mpconnect.ui.freshness import freshness, schedule_times
 
 #: The fields of a ledger run the pages and the API show (never paths, keys or pids).
-RUN_FIELDS = ("run_id", "source", "dataset_id", "sink", "version_id", "status", "started_at",
-              "ended_at", "duration", "read", "imported", "quarantined", "retries", "batches",
-              "resumed", "duplicates", "published", "error", "host", "throttled",
-              "uploaded_bytes")
+RUN_FIELDS = (
+    "run_id",
+    "source",
+    "dataset_id",
+    "sink",
+    "version_id",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration",
+    "read",
+    "imported",
+    "quarantined",
+    "retries",
+    "batches",
+    "resumed",
+    "duplicates",
+    "published",
+    "error",
+    "host",
+    "throttled",
+    "uploaded_bytes",
+)
 #: Runs a source page lists.
 HISTORY = 50
 
@@ -102,10 +121,15 @@ class LocalStatusSource(StatusSource):
     :param clock: the current time (epoch seconds).
     """
 
-    def __init__(self, config: Callable[[], Config], plugins: Plugins, home: Path,
-                 ledger: RunLedger | None = None,
-                 next_run: Callable[[str], datetime | None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        plugins: Plugins,
+        home: Path,
+        ledger: RunLedger | None = None,
+        next_run: Callable[[str], datetime | None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._config = config
         self.plugins = plugins
         self.home = home
@@ -137,20 +161,23 @@ class LocalStatusSource(StatusSource):
             last = runs[0] if runs else None
             success = next((r for r in runs if r["status"] in ("succeeded", "superseded")), None)
             last_success = success["ended_at"] if success else None
-            result.append({
-                "name": name,
-                "connector": source.connector,
-                "dataset_id": source.dataset_id,
-                "schedule": source.schedule,
-                "period": period,
-                "next_run": next_time.timestamp() if next_time else None,
-                "last_run": shown_run(last) if last else None,
-                "last_at": (last["ended_at"] or last["started_at"]) if last else None,
-                "last_success": last_success,
-                "live_version": success["version_id"] if success and success["published"]
-                else None,
-                "freshness": freshness(last_success, period, now),
-            })
+            result.append(
+                {
+                    "name": name,
+                    "connector": source.connector,
+                    "dataset_id": source.dataset_id,
+                    "schedule": source.schedule,
+                    "period": period,
+                    "next_run": next_time.timestamp() if next_time else None,
+                    "last_run": shown_run(last) if last else None,
+                    "last_at": (last["ended_at"] or last["started_at"]) if last else None,
+                    "last_success": last_success,
+                    "live_version": success["version_id"]
+                    if success and success["published"]
+                    else None,
+                    "freshness": freshness(last_success, period, now),
+                }
+            )
         return result
 
     def source_runs(self, name: str, limit: int = HISTORY) -> list[dict[str, Any]] | None:
@@ -211,23 +238,32 @@ class LocalStatusSource(StatusSource):
                     try:
                         entry = orjson.loads(raw)
                     except orjson.JSONDecodeError:
-                        entry = {"what": "an unreadable line", "reason": "not JSON",
-                                 "record": raw.decode("utf-8", "replace")[:2000]}
+                        entry = {
+                            "what": "an unreadable line",
+                            "reason": "not JSON",
+                            "record": raw.decode("utf-8", "replace")[:2000],
+                        }
                     lines += 1
                     reasons[redact(str(entry.get("reason")))] += 1
                     if len(shown) < samples:
-                        shown.append({
-                            "what": redact(str(entry.get("what"))),
-                            "reason": redact(str(entry.get("reason"))),
-                            "field": entry.get("field"),
-                            "record": redact(orjson.dumps(
-                                entry.get("record"), option=orjson.OPT_INDENT_2).decode()),
-                        })
+                        shown.append(
+                            {
+                                "what": redact(str(entry.get("what"))),
+                                "reason": redact(str(entry.get("reason"))),
+                                "field": entry.get("field"),
+                                "record": redact(
+                                    orjson.dumps(
+                                        entry.get("record"), option=orjson.OPT_INDENT_2
+                                    ).decode()
+                                ),
+                            }
+                        )
         return {
             "run": shown_run(row),
             "records": lines,
-            "reasons": [{"reason": reason, "count": count}
-                        for reason, count in reasons.most_common()],
+            "reasons": [
+                {"reason": reason, "count": count} for reason, count in reasons.most_common()
+            ],
             "samples": shown,
             "downloadable": path is not None,
         }
@@ -262,24 +298,35 @@ class LocalStatusSource(StatusSource):
         try:
             sink = open_sink(config, self.plugins, self.home)
         except MpconnectError as exc:
-            return [{"dataset_id": d, "versions": [], "error": redact(str(exc))}
-                    for d in dataset_ids]
+            return [
+                {"dataset_id": d, "versions": [], "error": redact(str(exc))} for d in dataset_ids
+            ]
         try:
             for dataset_id in dataset_ids:
-                item: dict[str, Any] = {"dataset_id": dataset_id, "sink": sink.name,
-                                        "versioned": sink.versioned, "versions": [],
-                                        "error": None}
+                item: dict[str, Any] = {
+                    "dataset_id": dataset_id,
+                    "sink": sink.name,
+                    "versioned": sink.versioned,
+                    "versions": [],
+                    "error": None,
+                }
                 if sink.versioned:
                     try:
                         versions = sink.list_versions(dataset_id)
                     except MpconnectError as exc:
                         item["error"] = redact(str(exc))
                         versions = []
-                    item["versions"] = [{
-                        "version_id": v.version_id, "state": version_state(v),
-                        "live": v.is_live, "readable": v.readable, "created_at": v.created_at,
-                        "records": imported.get((dataset_id, v.version_id)),
-                    } for v in versions]
+                    item["versions"] = [
+                        {
+                            "version_id": v.version_id,
+                            "state": version_state(v),
+                            "live": v.is_live,
+                            "readable": v.readable,
+                            "created_at": v.created_at,
+                            "records": imported.get((dataset_id, v.version_id)),
+                        }
+                        for v in versions
+                    ]
                 result.append(item)
         finally:
             sink.close()

@@ -12,7 +12,7 @@ timeouts and dropped connections (a TLS handshake cut off included; a refused co
 or a host name that does not resolve is marked unreachable and retried only a few times,
 its message naming ``mixpanel.api_url``), :class:`~mpconnect.errors.ApiError` for the
 rest (a 401 or 403 naming ``mixpanel.secret``). Redirects are refused, not followed
-(see :mod:`mpconnect.transport`).
+(see :mod:`mpconnect.transport.failures`).
 
 The client is safe to call from several threads: each thread gets its own
 ``requests.Session``, so connections are reused without being shared.
@@ -32,11 +32,16 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from mpconnect.errors import ApiError, ConfigError, RetryableApiError
-from mpconnect.http import is_loopback
-from mpconnect.responses import error_text, json_body
-from mpconnect.retry import mark_unreachable, parse_retry_after
-from mpconnect.sinks.base import RecordKind, VersionInfo
-from mpconnect.transport import refuse_redirect, tls_error, unreachable_message, why_unreachable
+from mpconnect.sink_types import RecordKind, VersionInfo
+from mpconnect.transport.failures import (
+    refuse_redirect,
+    tls_error,
+    unreachable_message,
+    why_unreachable,
+)
+from mpconnect.transport.http import is_loopback
+from mpconnect.transport.responses import error_text, json_body
+from mpconnect.transport.retry import mark_unreachable, parse_retry_after
 
 DEFAULT_API_URL = "https://api-beta.mixpanel.com"
 #: The most records one import request may hold, per the document.
@@ -53,22 +58,30 @@ def check_api_url(api_url: str, *, allow_http_loopback: bool = False) -> str:
     """
     parts = urlsplit(api_url)
     if not parts.hostname:
-        raise ConfigError(f"mixpanel.api_url: {api_url!r} is not a URL; "
-                          f"use https://HOST, such as {DEFAULT_API_URL}")
+        raise ConfigError(
+            f"mixpanel.api_url: {api_url!r} is not a URL; "
+            f"use https://HOST, such as {DEFAULT_API_URL}"
+        )
     if parts.scheme == "https":
         return api_url.rstrip("/")
     if parts.scheme == "http":
         if allow_http_loopback and is_loopback(parts.hostname):
             return api_url.rstrip("/")
-        loopback = " (it is not a loopback address)" if allow_http_loopback else (
-            "; for a local server on a loopback address, set allow_http_loopback = true "
-            "in [mixpanel]")
+        loopback = (
+            " (it is not a loopback address)"
+            if allow_http_loopback
+            else (
+                "; for a local server on a loopback address, set allow_http_loopback = true "
+                "in [mixpanel]"
+            )
+        )
         raise ConfigError(
             f"mixpanel.api_url: refusing {api_url}: plain http:// would send the secret in "
             f"clear text and the Datasets API rejects HTTP; use https://{loopback}"
         )
-    raise ConfigError(f"mixpanel.api_url: {api_url!r}: unsupported scheme "
-                      f"{parts.scheme!r}; use https://")
+    raise ConfigError(
+        f"mixpanel.api_url: {api_url!r}: unsupported scheme {parts.scheme!r}; use https://"
+    )
 
 
 def encode_import_form(payload: bytes, dataset_id: str, version_id: str) -> bytes:
@@ -107,12 +120,15 @@ class DatasetsClient:
     ) -> None:
         self.api_url = check_api_url(api_url, allow_http_loopback=allow_http_loopback)
         if ca_bundle is not None and not Path(ca_bundle).is_file():
-            raise ConfigError(f"mixpanel.ca_bundle: {ca_bundle} does not exist or is not a "
-                              "file; give the PEM file of the certificate authority to trust")
+            raise ConfigError(
+                f"mixpanel.ca_bundle: {ca_bundle} does not exist or is not a "
+                "file; give the PEM file of the certificate authority to trust"
+            )
         self._auth = (secret, "")
         self.project_token = project_token
         self.verify: str | bool = (
-            str(ca_bundle) if ca_bundle is not None
+            str(ca_bundle)
+            if ca_bundle is not None
             else os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         )
         self.timeout = timeout
@@ -133,8 +149,9 @@ class DatasetsClient:
             # 1000-record batches requests' per-call environment scan is a visible cost.
             session.trust_env = False
             session.proxies = requests.utils.get_environ_proxies(self.api_url)
-            session.headers["Authorization"] = "Basic " + base64.b64encode(
-                f"{self._auth[0]}:".encode()).decode()
+            session.headers["Authorization"] = (
+                "Basic " + base64.b64encode(f"{self._auth[0]}:".encode()).decode()
+            )
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
@@ -156,10 +173,14 @@ class DatasetsClient:
         what = f"{method} {path}"
         try:
             response = self._session().request(
-                method, url, params=params, data=form if body is None else body,
-                headers=_FORM if body is not None else None, timeout=self.timeout,
+                method,
+                url,
+                params=params,
+                data=form if body is None else body,
+                headers=_FORM if body is not None else None,
+                timeout=self.timeout,
                 verify=self.verify,  # per request: REQUESTS_CA_BUNDLE would override a session's
-                allow_redirects=False,  # see mpconnect.transport
+                allow_redirects=False,  # see mpconnect.transport.failures
             )
         except requests.exceptions.SSLError as exc:
             raise tls_error(exc, what, self.api_url, _reason(exc)) from None
@@ -167,15 +188,22 @@ class DatasetsClient:
             raise RetryableApiError(
                 0, f"{what}: no answer from {self.api_url} within {self.timeout:g} s"
             ) from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as exc:
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
             unreachable = why_unreachable(exc, self.api_url)
             if unreachable is not None:
-                raise mark_unreachable(RetryableApiError(0, unreachable_message(
-                    what, self.api_url, unreachable, "mixpanel.api_url")), unreachable) from None
+                raise mark_unreachable(
+                    RetryableApiError(
+                        0, unreachable_message(what, self.api_url, unreachable, "mixpanel.api_url")
+                    ),
+                    unreachable,
+                ) from None
             raise RetryableApiError(
-                0, f"{what}: connection to {self.api_url} failed or was dropped "
-                   f"({_reason(exc)})") from None
+                0, f"{what}: connection to {self.api_url} failed or was dropped ({_reason(exc)})"
+            ) from None
         if response.status_code >= 400:
             raise _error_for(response, what)
         if response.status_code >= 300:
@@ -184,8 +212,10 @@ class DatasetsClient:
 
     def _token(self) -> dict[str, str]:
         if not self.project_token:
-            raise ConfigError("mixpanel.project_token: the Datasets API's version endpoints "
-                              'need the project token; add project_token = "..." to [mixpanel]')
+            raise ConfigError(
+                "mixpanel.project_token: the Datasets API's version endpoints "
+                'need the project token; add project_token = "..." to [mixpanel]'
+            )
         return {"token": self.project_token}
 
     @staticmethod
@@ -215,14 +245,18 @@ class DatasetsClient:
     ) -> None:
         """Set a version's state; both ``readable`` and ``writable`` are always sent."""
         state = orjson.dumps({"readable": readable, "writable": writable}).decode()
-        response = self._request("PATCH", self._versions_path(dataset_id, version_id),
-                                 form={**self._token(), "state": state})
+        response = self._request(
+            "PATCH",
+            self._versions_path(dataset_id, version_id),
+            form={**self._token(), "state": state},
+        )
         _data(response, "PATCH version")
 
     def delete_version(self, dataset_id: str, version_id: str) -> None:
         """Delete a version (token in the query string, as the document's example)."""
-        response = self._request("DELETE", self._versions_path(dataset_id, version_id),
-                                 params=self._token())
+        response = self._request(
+            "DELETE", self._versions_path(dataset_id, version_id), params=self._token()
+        )
         _data(response, "DELETE version")
 
     def import_records(
@@ -283,9 +317,14 @@ def _error_for(response: requests.Response, what: str) -> ApiError:
     if status >= 500:
         return _api_error(RetryableApiError, status, what, text)
     if status in (401, 403):
-        error = _api_error(ApiError, status, what, f"{text}; check mixpanel.secret: it must be "
-                           "the project secret or this dataset's secret (Project settings in "
-                           "Mixpanel)")
+        error = _api_error(
+            ApiError,
+            status,
+            what,
+            f"{text}; check mixpanel.secret: it must be "
+            "the project secret or this dataset's secret (Project settings in "
+            "Mixpanel)",
+        )
         error.server_message = text
         return error
     return _api_error(ApiError, status, what, text)
@@ -296,8 +335,9 @@ def _data(response: requests.Response, what: str) -> Any:
     if not isinstance(body, dict) or "data" not in body:
         if isinstance(body, dict) and body.get("error"):
             raise _api_error(ApiError, response.status_code, what, str(body["error"]))
-        raise ApiError(response.status_code,
-                       f"{what}: expected {{\"data\": ...}}, got {response.text[:200]!r}")
+        raise ApiError(
+            response.status_code, f'{what}: expected {{"data": ...}}, got {response.text[:200]!r}'
+        )
     return body["data"]
 
 
@@ -308,7 +348,10 @@ def _check_import(response: requests.Response, what: str) -> None:
     if isinstance(body, dict) and body.get("error"):
         raise _api_error(ApiError, response.status_code, what, str(body["error"]))
     if body == 0 or isinstance(body, dict):
-        raise ApiError(response.status_code, f"{what}: the server refused the import "
-                                             f"(answered {response.text[:100]!r})")
-    raise ApiError(response.status_code,
-                   f"{what}: expected 1 or {{\"status\": 1}}, got {response.text[:200]!r}")
+        raise ApiError(
+            response.status_code,
+            f"{what}: the server refused the import (answered {response.text[:100]!r})",
+        )
+    raise ApiError(
+        response.status_code, f'{what}: expected 1 or {{"status": 1}}, got {response.text[:200]!r}'
+    )

@@ -4,7 +4,7 @@
 connections, answers lost after the work is done) or draws 429s and 503s at random rates;
 :func:`fault_answer` writes the answer of one.
 
-These are not the Datasets API's :class:`~mpconnect.datasets.faults.FaultInjector`: faults
+These are not the Datasets API's :class:`~mpconnect.emulator.faults.FaultInjector`: faults
 here are scripted per request and answered with Mixpanel's ingestion bodies.
 """
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from mpconnect.datasets.ingestion_answers import RATE_LIMITED, server_error
-from mpconnect.datasets.responses import drop_connection
+from mpconnect.emulator.ingestion_answers import RATE_LIMITED, server_error
+from mpconnect.emulator.responses import drop_connection
 
 #: A scripted fault that closes the connection without an answer, doing nothing.
 DROP = -1
@@ -46,8 +46,7 @@ class IngestionFaults:
     retry_after: float | None = None
     latency: float = 0.0
     seed: int | None = None
-    _script: deque[tuple[str | None, int]] = field(default_factory=deque, init=False,
-                                                   repr=False)
+    _script: deque[tuple[str | None, int]] = field(default_factory=deque, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -77,8 +76,9 @@ class IngestionFaults:
         return None
 
 
-def fault_answer(request: web.Request, status: int,
-                 faults: IngestionFaults) -> web.StreamResponse | None:
+def fault_answer(
+    request: web.Request, status: int, faults: IngestionFaults
+) -> web.StreamResponse | None:
     """The answer to ``request`` for the fault ``status``; None for :data:`LOST_ACK`
     (do the work, then drop the answer)."""
     if status == LOST_ACK:
@@ -91,6 +91,7 @@ def fault_answer(request: web.Request, status: int,
             headers["Retry-After"] = f"{faults.retry_after:g}"
         return web.json_response(RATE_LIMITED, status=429, headers=headers)
     if status < 500:
-        return web.json_response({"code": status, "error": "injected fault",
-                                  "status": "Bad Request"}, status=status)
+        return web.json_response(
+            {"code": status, "error": "injected fault", "status": "Bad Request"}, status=status
+        )
     return web.json_response(server_error(status), status=status)

@@ -4,7 +4,7 @@ redirects.
 - A server that cannot be reached at all (the connection is refused, the host name does
   not resolve) is told apart from a slow or failing one by :func:`why_unreachable`;
   :func:`unreachable_message` words it with the setting to fix, and the error is marked
-  (:func:`mpconnect.retry.mark_unreachable`) so it is retried only a few times, quickly.
+  (:func:`mpconnect.transport.retry.mark_unreachable`) so it is retried only a few times, quickly.
 
 - A TLS handshake the server (or a middlebox) drops, with an EOF or a reset, is a dropped
   connection: :func:`tls_error` makes it a :class:`~mpconnect.errors.RetryableApiError`.
@@ -27,8 +27,13 @@ import requests
 from mpconnect.errors import ApiError, RetryableApiError
 from mpconnect.redact import redact
 
-__all__ = ["is_certificate_failure", "refuse_redirect", "tls_error", "unreachable_message",
-           "why_unreachable"]
+__all__ = [
+    "is_certificate_failure",
+    "refuse_redirect",
+    "tls_error",
+    "unreachable_message",
+    "why_unreachable",
+]
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -40,8 +45,12 @@ def _chain(exc: BaseException) -> list[BaseException]:
         if any(current is known for known in seen):
             continue
         seen.append(current)
-        inner: list[object] = [*current.args, getattr(current, "reason", None),
-                               current.__cause__, current.__context__]
+        inner: list[object] = [
+            *current.args,
+            getattr(current, "reason", None),
+            current.__cause__,
+            current.__context__,
+        ]
         todo += [each for each in inner if isinstance(each, BaseException)]
     return seen
 
@@ -53,8 +62,10 @@ def why_unreachable(exc: BaseException, url: str) -> str | None:
     chain = _chain(exc)
     if any(isinstance(each, ConnectionRefusedError) for each in chain):
         return "connection refused"
-    if any(isinstance(each, socket.gaierror) or type(each).__name__ == "NameResolutionError"
-           for each in chain):
+    if any(
+        isinstance(each, socket.gaierror) or type(each).__name__ == "NameResolutionError"
+        for each in chain
+    ):
         return f"the name {urlsplit(url).hostname or url} does not resolve"
     return None
 
@@ -89,9 +100,12 @@ def tls_error(exc: requests.exceptions.SSLError, what: str, url: str, reason: st
         handshake was cut off: an EOF or a reset).
     """
     if is_certificate_failure(exc):
-        return ApiError(0, f"{what}: TLS certificate verification failed for {url} "
-                           f"({reason}); if it is a local server or a private certificate "
-                           "authority, set mixpanel.ca_bundle to the authority's PEM file")
+        return ApiError(
+            0,
+            f"{what}: TLS certificate verification failed for {url} "
+            f"({reason}); if it is a local server or a private certificate "
+            "authority, set mixpanel.ca_bundle to the authority's PEM file",
+        )
     return RetryableApiError(0, f"{what}: the TLS handshake with {url} was cut off ({reason})")
 
 
@@ -100,8 +114,9 @@ def refuse_redirect(response: requests.Response, what: str) -> ApiError:
     location = response.headers.get("Location")
     status = response.status_code
     if not location:
-        return ApiError(status, f"{what}: unexpected HTTP {status} without a Location; "
-                                "check mixpanel.api_url")
+        return ApiError(
+            status, f"{what}: unexpected HTTP {status} without a Location; check mixpanel.api_url"
+        )
     target = urljoin(response.url, location)
     origin, there = urlsplit(response.url), urlsplit(target)
     why = []
@@ -110,9 +125,12 @@ def refuse_redirect(response: requests.Response, what: str) -> ApiError:
     if _host_and_port(there.geturl()) != _host_and_port(origin.geturl()):
         why.append(f"to another host ({there.netloc})")
     risk = (" " + " and ".join(why)) if why else ""
-    return ApiError(status, f"{what}: redirected to {redact(target)}; not followed (it "
-                            f"would re-send the request and its credentials{risk}); set "
-                            "mixpanel.api_url to the API's own address")
+    return ApiError(
+        status,
+        f"{what}: redirected to {redact(target)}; not followed (it "
+        f"would re-send the request and its credentials{risk}); set "
+        "mixpanel.api_url to the API's own address",
+    )
 
 
 def _host_and_port(url: str) -> tuple[str, int | None]:

@@ -15,7 +15,7 @@ can be tried and tested offline. They check what Mixpanel checks and answer as i
   validation, with ``{"status": 0, "error": ..., "failed_records": [...]}`` under
   ``strict=1`` (the body says what happened, as Mixpanel's does with ``verbose=1``).
 
-What is accepted goes into a :class:`~mpconnect.datasets.store.DatasetStore`, in the dataset
+What is accepted goes into a :class:`~mpconnect.store.datasets.DatasetStore`, in the dataset
 ``PROJECT<project_id>`` (``mpconnect inspect PROJECT<project_id>``), in one version that stays
 readable and writable for ever. Events are unique by ``$insert_id`` there, so a re-sent
 snapshot does not count twice; identical profile updates are kept once.
@@ -38,9 +38,9 @@ from typing import Any
 
 from aiohttp import web
 
-from mpconnect.datasets.ingestion_answers import IngestionRefused, engage_answer
-from mpconnect.datasets.ingestion_body import parse_engage, parse_records, read_body
-from mpconnect.datasets.ingestion_checks import (
+from mpconnect.emulator.ingestion_answers import IngestionRefused, engage_answer
+from mpconnect.emulator.ingestion_body import parse_engage, parse_records, read_body
+from mpconnect.emulator.ingestion_checks import (
     DENIED_IDS,
     FUTURE_LEEWAY,
     MAX_BODY_BYTES,
@@ -56,11 +56,11 @@ from mpconnect.datasets.ingestion_checks import (
     normalise_time,
     record_failure,
 )
-from mpconnect.datasets.ingestion_faults import DROP, LOST_ACK, IngestionFaults, fault_answer
-from mpconnect.datasets.ingestion_project import IngestionProject
-from mpconnect.datasets.ingestion_stats import IngestionStats
-from mpconnect.datasets.responses import drop_connection
-from mpconnect.datasets.store import DatasetStore
+from mpconnect.emulator.ingestion_faults import DROP, LOST_ACK, IngestionFaults, fault_answer
+from mpconnect.emulator.ingestion_project import IngestionProject
+from mpconnect.emulator.ingestion_stats import IngestionStats
+from mpconnect.emulator.responses import drop_connection
+from mpconnect.store.datasets import DatasetStore
 
 __all__ = [
     "DENIED_IDS",
@@ -94,8 +94,9 @@ class IngestionEndpoints:
     :param faults: failures to inject.
     """
 
-    def __init__(self, store: DatasetStore, project: IngestionProject,
-                 faults: IngestionFaults) -> None:
+    def __init__(
+        self, store: DatasetStore, project: IngestionProject, faults: IngestionFaults
+    ) -> None:
         self.store = store
         self.project = project
         self.faults = faults
@@ -113,10 +114,14 @@ class IngestionEndpoints:
         with self._version_lock:
             if self._version_id is None:
                 dataset = self.dataset_id
-                versions = self.store.list_versions(dataset) if self.store.has_dataset(
-                    dataset) else []
-                version_id = (versions[0].version_id if versions else
-                              self.store.create_version(dataset, create_dataset=True).version_id)
+                versions = (
+                    self.store.list_versions(dataset) if self.store.has_dataset(dataset) else []
+                )
+                version_id = (
+                    versions[0].version_id
+                    if versions
+                    else self.store.create_version(dataset, create_dataset=True).version_id
+                )
                 self.store.update_state(dataset, version_id, readable=True, writable=True)
                 self._version_id = version_id
             return self._version_id
@@ -132,8 +137,9 @@ class IngestionEndpoints:
         self.stats.largest_body[path] = max(self.stats.largest_body[path], len(body))
         return body
 
-    async def _fault(self, request: web.Request, path: str) -> tuple[web.StreamResponse | None,
-                                                                      bool]:
+    async def _fault(
+        self, request: web.Request, path: str
+    ) -> tuple[web.StreamResponse | None, bool]:
         """Return the fault's answer (None: do the work) and whether to lose the answer."""
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
@@ -168,8 +174,11 @@ class IngestionEndpoints:
             fault, lost_ack = await self._fault(request, path)
             if fault is not None:
                 return fault
-            self.stats.auth[self.project.authenticate(
-                request.headers.get("Authorization", ""), request.query.get("project_id"))] += 1
+            self.stats.auth[
+                self.project.authenticate(
+                    request.headers.get("Authorization", ""), request.query.get("project_id")
+                )
+            ] += 1
             records = parse_records(body, request.headers.get("Content-Type", ""))
         except IngestionRefused as refused:
             self.stats.requests[path, refused.status] += 1
@@ -194,16 +203,18 @@ class IngestionEndpoints:
         strict = request.query.get("strict") == "1"
         if failed and strict:
             self.stats.requests[path, 400] += 1
-            return web.json_response({
-                "code": 400,
-                "error": "some data points in the request failed validation",
-                "failed_records": failed,
-                "num_records_imported": len(valid),
-                "status": "Bad Request",
-            }, status=400)
+            return web.json_response(
+                {
+                    "code": 400,
+                    "error": "some data points in the request failed validation",
+                    "failed_records": failed,
+                    "num_records_imported": len(valid),
+                    "status": "Bad Request",
+                },
+                status=400,
+            )
         self.stats.requests[path, 200] += 1
-        return web.json_response({"code": 200, "num_records_imported": len(valid),
-                                  "status": "OK"})
+        return web.json_response({"code": 200, "num_records_imported": len(valid), "status": "OK"})
 
     async def engage(self, request: web.Request) -> web.StreamResponse:
         """``POST /engage``: validate and store profile updates; 200 with the verdict."""
@@ -240,8 +251,10 @@ class IngestionEndpoints:
         self.stats.requests[path, 200] += 1
         if not failed:
             return engage_answer(verbose, {"status": 1, "error": None})
-        answer: dict[str, Any] = {"status": 0,
-                                  "error": "some data points in the request failed validation"}
+        answer: dict[str, Any] = {
+            "status": 0,
+            "error": "some data points in the request failed validation",
+        }
         if request.query.get("strict") == "1":
             answer["num_records_imported"] = len(valid)
             answer["failed_records"] = failed
@@ -275,8 +288,9 @@ def add_ingestion_routes(
             ...
         endpoints.stats.count("/import", 200)
     """
-    endpoints = IngestionEndpoints(store, project or IngestionProject(),
-                                   faults or IngestionFaults())
+    endpoints = IngestionEndpoints(
+        store, project or IngestionProject(), faults or IngestionFaults()
+    )
     app.router.add_post("/import", endpoints.import_events)
     app.router.add_post("/engage", endpoints.engage)
     app[INGESTION_ENDPOINTS] = endpoints

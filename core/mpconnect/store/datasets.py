@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from mpconnect.sinks.base import ZERO_TIME, VersionInfo
+from mpconnect.sink_types import ZERO_TIME, VersionInfo
 from mpconnect.sqlite import connect
 
 MAX_VERSIONS = 5
@@ -196,9 +196,12 @@ class DatasetStore:
         return info
 
     def _prune(self, db: sqlite3.Connection, dataset_id: str) -> None:
-        keys = [r[0] for r in db.execute(
-            "SELECT vkey FROM versions WHERE dataset_id = ? ORDER BY vkey DESC", (dataset_id,)
-        )]
+        keys = [
+            r[0]
+            for r in db.execute(
+                "SELECT vkey FROM versions WHERE dataset_id = ? ORDER BY vkey DESC", (dataset_id,)
+            )
+        ]
         if len(keys) <= self.max_versions:
             return
         live = self._live_vkey(db, dataset_id)
@@ -314,13 +317,12 @@ class DatasetStore:
     def _writable_vkey(self, db: sqlite3.Connection, dataset_id: str, version_id: str) -> int:
         vkey, writable = self._vkey(db, dataset_id, version_id)
         if not writable:
-            raise StoreError(
-                400, f"version {version_id} of dataset {dataset_id} is not writable"
-            )
+            raise StoreError(400, f"version {version_id} of dataset {dataset_id} is not writable")
         return vkey
 
-    def import_events(self, dataset_id: str, version_id: str, records: Iterable[dict], *,
-                      full_key: bool = False) -> int:
+    def import_events(
+        self, dataset_id: str, version_id: str, records: Iterable[dict], *, full_key: bool = False
+    ) -> int:
         """Store events (Mixpanel's structure); returns how many were received.
 
         An event is kept once per ``$insert_id``; with ``full_key``, once per (event, time,
@@ -334,22 +336,27 @@ class DatasetStore:
                 insert_id = props.get("$insert_id")
             except (KeyError, TypeError, AttributeError):
                 raise StoreError(
-                    400, f"event {index} of the batch has no \"event\" name or no "
-                    "\"properties\" object with a \"distinct_id\""
+                    400,
+                    f'event {index} of the batch has no "event" name or no '
+                    '"properties" object with a "distinct_id"',
                 ) from None
             body = orjson.dumps(record)
             if full_key and insert_id:
-                insert_id = hashlib.sha1(orjson.dumps(
-                    [name, props.get("time"), distinct_id, insert_id])).hexdigest()
-            rows.append((
-                insert_id or hashlib.sha1(body).hexdigest(), name, str(distinct_id),
-                props.get("time"), body,
-            ))
+                insert_id = hashlib.sha1(
+                    orjson.dumps([name, props.get("time"), distinct_id, insert_id])
+                ).hexdigest()
+            rows.append(
+                (
+                    insert_id or hashlib.sha1(body).hexdigest(),
+                    name,
+                    str(distinct_id),
+                    props.get("time"),
+                    body,
+                )
+            )
         with self._tx() as db:
             vkey = self._writable_vkey(db, dataset_id, version_id)
-            db.executemany(
-                f"INSERT OR IGNORE INTO events VALUES ({vkey}, ?, ?, ?, ?, ?)", rows
-            )
+            db.executemany(f"INSERT OR IGNORE INTO events VALUES ({vkey}, ?, ?, ?, ?, ?)", rows)
             db.execute(
                 "UPDATE versions SET events_received = events_received + ? WHERE vkey = ?",
                 (len(rows), vkey),
@@ -360,8 +367,9 @@ class DatasetStore:
         """Store people records; an identical record re-sent is kept once."""
         return self.store_people(dataset_id, version_id, records)[0]
 
-    def store_people(self, dataset_id: str, version_id: str,
-                     records: Iterable[dict]) -> tuple[int, int]:
+    def store_people(
+        self, dataset_id: str, version_id: str, records: Iterable[dict]
+    ) -> tuple[int, int]:
         """Store people records; return (received, collapsed): an identical record (the
         same ``$add``, say) already in the version or earlier in the batch is kept once."""
         rows = []
@@ -370,14 +378,15 @@ class DatasetStore:
                 distinct_id = record["$distinct_id"]
             except (KeyError, TypeError):
                 raise StoreError(
-                    400, f"people record {index} of the batch has no \"$distinct_id\""
+                    400, f'people record {index} of the batch has no "$distinct_id"'
                 ) from None
             body = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
             rows.append((str(distinct_id), hashlib.sha1(body).digest(), body))
         with self._tx() as db:
             vkey = self._writable_vkey(db, dataset_id, version_id)
-            stored = db.executemany(f"INSERT OR IGNORE INTO people VALUES ({vkey}, ?, ?, ?)",
-                                    rows).rowcount
+            stored = db.executemany(
+                f"INSERT OR IGNORE INTO people VALUES ({vkey}, ?, ?, ?)", rows
+            ).rowcount
             db.execute(
                 "UPDATE versions SET people_received = people_received + ? WHERE vkey = ?",
                 (len(rows), vkey),
@@ -390,10 +399,12 @@ class DatasetStore:
         """Count what a version holds."""
         db = self._db()
         vkey, _ = self._vkey(db, dataset_id, version_id)
-        by_name = dict(db.execute(
-            "SELECT name, COUNT(*) FROM events WHERE vkey = ? GROUP BY name ORDER BY name",
-            (vkey,),
-        ).fetchall())
+        by_name = dict(
+            db.execute(
+                "SELECT name, COUNT(*) FROM events WHERE vkey = ? GROUP BY name ORDER BY name",
+                (vkey,),
+            ).fetchall()
+        )
         people_total, profiles = db.execute(
             "SELECT COUNT(*), COUNT(DISTINCT distinct_id) FROM people WHERE vkey = ?", (vkey,)
         ).fetchone()

@@ -21,14 +21,40 @@ FUTURE_LEEWAY = 3600
 #: Above this an event time is read as milliseconds.
 MILLISECONDS_FROM = 100_000_000_000
 #: Placeholder ids Mixpanel refuses as ``distinct_id`` and ``$insert_id`` (its documented list).
-DENIED_IDS = frozenset({
-    "00000000-0000-0000-0000-000000000000", "anon", "anonymous", "nil", "none", "null", "n/a",
-    "na", "undefined", "unknown", "<nil>", "0", "-1", "true", "false", "[]", "{}",
-})
-PROFILE_OPERATIONS = ("$set", "$set_once", "$add", "$union", "$append", "$remove", "$unset",
-                      "$delete")
-PROFILE_OPTIONS = frozenset({"$ip", "$time", "$ignore_time", "$ignore_alias", "$latitude",
-                             "$longitude"})
+DENIED_IDS = frozenset(
+    {
+        "00000000-0000-0000-0000-000000000000",
+        "anon",
+        "anonymous",
+        "nil",
+        "none",
+        "null",
+        "n/a",
+        "na",
+        "undefined",
+        "unknown",
+        "<nil>",
+        "0",
+        "-1",
+        "true",
+        "false",
+        "[]",
+        "{}",
+    }
+)
+PROFILE_OPERATIONS = (
+    "$set",
+    "$set_once",
+    "$add",
+    "$union",
+    "$append",
+    "$remove",
+    "$unset",
+    "$delete",
+)
+PROFILE_OPTIONS = frozenset(
+    {"$ip", "$time", "$ignore_time", "$ignore_alias", "$latitude", "$longitude"}
+)
 _INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 
 
@@ -50,8 +76,9 @@ def _id_problem(value: Any, name: str) -> str | None:
     return None
 
 
-def check_event(record: Any, token: str | None, now: float, *,
-                check_size: bool = True) -> tuple[str, str] | None:
+def check_event(
+    record: Any, token: str | None, now: float, *, check_size: bool = True
+) -> tuple[str, str] | None:
     """Validate one event as Mixpanel's strict mode does.
 
     :param token: the project token ``properties.token`` must equal, if any.
@@ -73,14 +100,18 @@ def check_event(record: Any, token: str | None, now: float, *,
     if when is None:
         return "properties.time", "'properties.time' is required"
     if isinstance(when, bool) or not isinstance(when, int | float):
-        return ("properties.time",
-                "'properties.time' is invalid: must be specified as seconds since epoch")
+        return (
+            "properties.time",
+            "'properties.time' is invalid: must be specified as seconds since epoch",
+        )
     seconds = when / 1000 if when >= MILLISECONDS_FROM else when
     if seconds < MIN_EVENT_TIME:
         return "properties.time", "'properties.time' is invalid: must be after 1971-01-01"
     if seconds > now + FUTURE_LEEWAY:
-        return ("properties.time",
-                "'properties.time' is invalid: must not be more than 1 hour in the future")
+        return (
+            "properties.time",
+            "'properties.time' is invalid: must not be more than 1 hour in the future",
+        )
     if "distinct_id" not in props:
         return "properties.distinct_id", "'properties.distinct_id' is required"
     problem = _id_problem(props["distinct_id"], "properties.distinct_id")
@@ -89,10 +120,16 @@ def check_event(record: Any, token: str | None, now: float, *,
     insert_id = props.get("$insert_id")
     if insert_id is None:
         return "properties.$insert_id", "'properties.$insert_id' is required"
-    if (not isinstance(insert_id, str) or not _INSERT_ID.fullmatch(insert_id)
-            or insert_id.lower() in DENIED_IDS):
-        return ("properties.$insert_id", "'properties.$insert_id' is invalid: must be at most "
-                "36 bytes of letters, digits and '-'")
+    if (
+        not isinstance(insert_id, str)
+        or not _INSERT_ID.fullmatch(insert_id)
+        or insert_id.lower() in DENIED_IDS
+    ):
+        return (
+            "properties.$insert_id",
+            "'properties.$insert_id' is invalid: must be at most "
+            "36 bytes of letters, digits and '-'",
+        )
     if token is not None and "token" in props and props["token"] != token:
         return "properties.token", "'properties.token' is not this project's token"
     if check_size and len(orjson.dumps(record)) > MAX_RECORD_BYTES:
@@ -100,8 +137,9 @@ def check_event(record: Any, token: str | None, now: float, *,
     return None
 
 
-def check_profile_update(record: Any, token: str | None, *,
-                         check_size: bool = True) -> tuple[str, str] | None:
+def check_profile_update(
+    record: Any, token: str | None, *, check_size: bool = True
+) -> tuple[str, str] | None:
     """Validate one ``/engage`` profile update.
 
     :param token: the project token ``$token`` must equal, if any.
@@ -123,8 +161,11 @@ def check_profile_update(record: Any, token: str | None, *,
     if not operations:
         return "", f"a profile update needs one of {', '.join(PROFILE_OPERATIONS)}"
     for key in record:
-        if key not in PROFILE_OPERATIONS and key not in PROFILE_OPTIONS and key not in (
-                "$token", "$distinct_id"):
+        if (
+            key not in PROFILE_OPERATIONS
+            and key not in PROFILE_OPTIONS
+            and key not in ("$token", "$distinct_id")
+        ):
             return key, f"'{key}' is not a profile update key"
     for key in operations:
         value = record[key]

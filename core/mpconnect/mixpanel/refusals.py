@@ -35,13 +35,17 @@ def request_refusal(failed: list[Any], count: int, imported: int, what: str) -> 
     (field,) = fields
     message = next(iter(messages))[:300]
     if field in TOKEN_FIELDS:
-        return (f"{what}: Mixpanel refused all {count} records: {message}. The records carry "
-                "the token of mixpanel.project_token, which is not this project's: set "
-                "mixpanel.project_token to the project's token (Project Settings in "
-                "Mixpanel), then run again (nothing was quarantined)")
+        return (
+            f"{what}: Mixpanel refused all {count} records: {message}. The records carry "
+            "the token of mixpanel.project_token, which is not this project's: set "
+            "mixpanel.project_token to the project's token (Project Settings in "
+            "Mixpanel), then run again (nothing was quarantined)"
+        )
     if count >= SAME_REASON_MIN and len(messages) == 1:
-        return (f"{what}: Mixpanel refused all {count} records for the same reason "
-                f"({field or 'the record'}: {message}); that is about the request, not the "
-                "records: check the [mixpanel] settings and the connector's mapping of "
-                f"{field or 'records'}, then run again (nothing was quarantined)")
+        return (
+            f"{what}: Mixpanel refused all {count} records for the same reason "
+            f"({field or 'the record'}: {message}); that is about the request, not the "
+            "records: check the [mixpanel] settings and the connector's mapping of "
+            f"{field or 'records'}, then run again (nothing was quarantined)"
+        )
     return None

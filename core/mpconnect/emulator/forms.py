@@ -11,7 +11,7 @@ from urllib.parse import unquote_plus
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from mpconnect.datasets.responses import Refused
+from mpconnect.emulator.responses import Refused
 
 
 def parse_form(body: bytes) -> dict[str, str]:

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from mpconnect.datasets.auth import authenticate, authorize, check_token
-from mpconnect.datasets.checks import (
+from mpconnect.emulator.auth import authenticate, authorize, check_token
+from mpconnect.emulator.checks import (
     check_dataset_id,
     check_events,
     check_people,
@@ -22,10 +22,10 @@ from mpconnect.datasets.checks import (
     parse_state,
     shown,
 )
-from mpconnect.datasets.forms import request_params
-from mpconnect.datasets.options import ServerOptions
-from mpconnect.datasets.responses import Refused, json_response
-from mpconnect.datasets.store import DatasetStore, StoreError
+from mpconnect.emulator.forms import request_params
+from mpconnect.emulator.options import ServerOptions
+from mpconnect.emulator.responses import Refused, json_response
+from mpconnect.store.datasets import DatasetStore, StoreError
 
 
 class DatasetsApi:
@@ -71,12 +71,14 @@ class DatasetsApi:
         """``PATCH /datasets/<id>/versions/<version_id>``: only ``state`` can change."""
         dataset_id, params = await self.versions_request(request)
         readable, writable = parse_state(params.get("state"))
-        await self.run(self._update_state, dataset_id, request.match_info["version_id"],
-                       readable, writable)
+        await self.run(
+            self._update_state, dataset_id, request.match_info["version_id"], readable, writable
+        )
         return json_response({"data": None})
 
-    def _update_state(self, dataset_id: str, version_id: str, readable: bool,
-                      writable: bool) -> None:
+    def _update_state(
+        self, dataset_id: str, version_id: str, readable: bool, writable: bool
+    ) -> None:
         self.store.update_state(dataset_id, version_id, readable=readable, writable=writable)
 
     async def delete_version(self, request: web.Request) -> web.Response:
@@ -109,8 +111,11 @@ class DatasetsApi:
             check_token(params, self.options, required=False)
             data = params.get("data")
             if not data:
-                raise Refused(400, "data is required: base64 of a JSON array of at most "
-                                   f"{self.options.max_records} records")
+                raise Refused(
+                    400,
+                    "data is required: base64 of a JSON array of at most "
+                    f"{self.options.max_records} records",
+                )
             await self.run(self._import_sync, kind, dataset_id, version_id, data)
         except (Refused, StoreError) as exc:
             status = exc.status
@@ -126,8 +131,9 @@ class DatasetsApi:
         if version is None:
             if not self.store.has_dataset(dataset_id):
                 raise Refused(404, f"dataset {dataset_id} does not exist")
-            raise Refused(404, f"version {shown(version_id)} of dataset {dataset_id} "
-                               "does not exist")
+            raise Refused(
+                404, f"version {shown(version_id)} of dataset {dataset_id} does not exist"
+            )
         if not version.writable:
             raise Refused(400, f"version {version_id} of dataset {dataset_id} is not writable")
         records = decode_records(data, self.options.max_records)

@@ -7,7 +7,7 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mpconnect.datasets.ingestion_answers import IngestionRefused, unauthorized
+from mpconnect.emulator.ingestion_answers import IngestionRefused, unauthorized
 
 
 @dataclass
@@ -62,8 +62,9 @@ class IngestionProject:
             return "any credentials"
         if project_id is not None:
             if project_id != self.project_id:
-                raise IngestionRefused(401, unauthorized(f"project {project_id} is not this "
-                                                         "project"))
+                raise IngestionRefused(
+                    401, unauthorized(f"project {project_id} is not this project")
+                )
             if self.service_accounts.get(user) != password or password == "":
                 raise IngestionRefused(401, unauthorized("Invalid credentials"))
             return "service account"

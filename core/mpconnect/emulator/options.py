@@ -29,5 +29,7 @@ class ServerOptions:
     max_body_bytes: int = MAX_BODY_BYTES
 
     def __repr__(self) -> str:
-        return (f"ServerOptions(project_token={self.project_token!r}, project_secret='**', "
-                f"dataset_secrets={sorted(self.dataset_secrets)})")
+        return (
+            f"ServerOptions(project_token={self.project_token!r}, project_secret='**', "
+            f"dataset_secrets={sorted(self.dataset_secrets)})"
+        )

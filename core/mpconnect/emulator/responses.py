@@ -25,8 +25,9 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def json_error(request: web.Request, status: int, message: str,
-               headers: dict[str, str] | None = None) -> web.Response:
+def json_error(
+    request: web.Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     """The error answer: ``{"error": message}``, plus ``"status": 0`` on the imports."""
     body: dict[str, Any] = {"error": message}
     if request.path in _IMPORT_PATHS:
@@ -34,8 +35,9 @@ def json_error(request: web.Request, status: int, message: str,
     headers = dict(headers or {})
     if status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="Mixpanel Datasets API"'
-    return web.Response(body=orjson.dumps(body), status=status,
-                        content_type="application/json", headers=headers)
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
 
 
 def drop_connection(request: web.Request) -> web.Response:

@@ -11,16 +11,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from mpconnect.datasets.faults import FaultInjector
-from mpconnect.datasets.handlers import DatasetsApi
-from mpconnect.datasets.ingestion_api import IngestionProject, add_ingestion_routes
-from mpconnect.datasets.middleware import error_middleware, fault_middleware
-from mpconnect.datasets.options import ServerOptions
-from mpconnect.datasets.responses import json_error
-from mpconnect.datasets.store import DatasetStore
+from mpconnect.emulator.faults import FaultInjector
+from mpconnect.emulator.handlers import DatasetsApi
+from mpconnect.emulator.ingestion_api import IngestionProject, add_ingestion_routes
+from mpconnect.emulator.middleware import error_middleware, fault_middleware
+from mpconnect.emulator.options import ServerOptions
+from mpconnect.emulator.responses import json_error
+from mpconnect.store.datasets import DatasetStore
 
-HTTPS_REQUIRED = ("HTTPS is required: the Datasets API rejects requests made over HTTP, "
-                  "since they would send your secret in plain text")
+HTTPS_REQUIRED = (
+    "HTTPS is required: the Datasets API rejects requests made over HTTP, "
+    "since they would send your secret in plain text"
+)
 
 
 def make_app(
@@ -40,8 +42,10 @@ def make_app(
     """
     api = DatasetsApi(store, options)
     injector = injector or FaultInjector()
-    app = web.Application(middlewares=[error_middleware, fault_middleware(injector)],
-                          client_max_size=options.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware, fault_middleware(injector)],
+        client_max_size=options.max_body_bytes,
+    )
 
     async def startup(_: web.Application) -> None:
         api.executor = ThreadPoolExecutor(workers, thread_name_prefix="mpconnect-datasets")
@@ -59,8 +63,12 @@ def make_app(
     app.router.add_delete(versions + "/{version_id}", api.delete_version)
     app.router.add_post("/import-events", api.import_events)
     app.router.add_post("/import-people", api.import_people)
-    add_ingestion_routes(app, store, ingestion or IngestionProject(
-        token=options.project_token, api_secret=options.project_secret))
+    add_ingestion_routes(
+        app,
+        store,
+        ingestion
+        or IngestionProject(token=options.project_token, api_secret=options.project_secret),
+    )
     return app
 
 

@@ -14,8 +14,8 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from mpconnect.datasets.ingestion_answers import IngestionRefused, bad_request, too_large
-from mpconnect.datasets.ingestion_checks import MAX_BODY_BYTES, MAX_RECORDS
+from mpconnect.emulator.ingestion_answers import IngestionRefused, bad_request, too_large
+from mpconnect.emulator.ingestion_checks import MAX_BODY_BYTES, MAX_RECORDS
 
 _READ_CHUNK = 256 * 1024
 
@@ -66,8 +66,12 @@ def parse_records(body: bytes, content_type: str, *, one_object: bool = False) -
     if not isinstance(records, list) or not records:
         raise IngestionRefused(400, bad_request("request body must be a non-empty JSON array"))
     if len(records) > MAX_RECORDS:
-        raise IngestionRefused(400, bad_request(
-            f"request has {len(records)} records; the limit is {MAX_RECORDS} per request"))
+        raise IngestionRefused(
+            400,
+            bad_request(
+                f"request has {len(records)} records; the limit is {MAX_RECORDS} per request"
+            ),
+        )
     return records
 
 

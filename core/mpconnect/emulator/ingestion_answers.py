@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mpconnect.datasets.ingestion_checks import MAX_BODY_BYTES
+from mpconnect.emulator.ingestion_checks import MAX_BODY_BYTES
 
 #: Mixpanel's 429 body.
 RATE_LIMITED = {
@@ -14,8 +14,12 @@ RATE_LIMITED = {
     "error": "Project exceeded rate limits. Please retry the request with exponential backoff.",
     "status": "Too Many Requests",
 }
-_SERVER_ERRORS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-                  504: "Gateway Timeout"}
+_SERVER_ERRORS = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 class IngestionRefused(Exception):
@@ -39,8 +43,14 @@ def unauthorized(message: str) -> dict[str, Any]:
 
 def too_large() -> IngestionRefused:
     """The 413 refusal of a body over :data:`MAX_BODY_BYTES`."""
-    return IngestionRefused(413, {"code": 413, "error": f"request exceeds max limit of "
-                                  f"{MAX_BODY_BYTES} bytes", "status": "Request Entity Too Large"})
+    return IngestionRefused(
+        413,
+        {
+            "code": 413,
+            "error": f"request exceeds max limit of {MAX_BODY_BYTES} bytes",
+            "status": "Request Entity Too Large",
+        },
+    )
 
 
 def server_error(status: int) -> dict[str, Any]:

@@ -13,7 +13,8 @@ class IngestionStats:
     requests: Counter[tuple[str, int]] = field(default_factory=Counter)
     gzip_requests: Counter[str] = field(default_factory=Counter)
     batch_sizes: dict[str, list[int]] = field(
-        default_factory=lambda: {"/import": [], "/engage": []})
+        default_factory=lambda: {"/import": [], "/engage": []}
+    )
     largest_body: dict[str, int] = field(default_factory=lambda: {"/import": 0, "/engage": 0})
     records_stored: Counter[str] = field(default_factory=Counter)
     records_failed: Counter[str] = field(default_factory=Counter)
@@ -24,5 +25,8 @@ class IngestionStats:
 
     def count(self, path: str, status: int | None = None) -> int:
         """Requests to ``path`` (answered ``status``, if given)."""
-        return sum(n for (p, s), n in self.requests.items()
-                   if p == path and (status is None or s == status))
+        return sum(
+            n
+            for (p, s), n in self.requests.items()
+            if p == path and (status is None or s == status)
+        )

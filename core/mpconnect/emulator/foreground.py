@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mpconnect.localserver import HEADER_TIMEOUT
+from mpconnect.emulator.background import HEADER_TIMEOUT
 
 
 async def serve_forever(
@@ -29,8 +29,9 @@ async def serve_forever(
     """
     runners = []
     try:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                               keepalive_timeout=HEADER_TIMEOUT)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, keepalive_timeout=HEADER_TIMEOUT
+        )
         await runner.setup()
         runners.append(runner)
         site = web.TCPSite(runner, host, port, ssl_context=context, backlog=512)
@@ -39,8 +40,12 @@ async def serve_forever(
         url = f"https://{shown_host}:{_bound_port(site) or port}"
         http_url = None
         if http_port is not None:
-            http_runner = web.AppRunner(http_app_factory(url), access_log=None,
-                                        handle_signals=False, keepalive_timeout=HEADER_TIMEOUT)
+            http_runner = web.AppRunner(
+                http_app_factory(url),
+                access_log=None,
+                handle_signals=False,
+                keepalive_timeout=HEADER_TIMEOUT,
+            )
             await http_runner.setup()
             runners.append(http_runner)
             http_site = web.TCPSite(http_runner, host, http_port)

@@ -1,6 +1,6 @@
 """Checks of what a Datasets API request carries: dataset ids, version state, records.
 
-Each refuses bad input with :class:`~mpconnect.datasets.responses.Refused` and a message
+Each refuses bad input with :class:`~mpconnect.emulator.responses.Refused` and a message
 naming the parameter, field or record at fault.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from mpconnect.datasets.options import MAX_RECORDS
-from mpconnect.datasets.responses import Refused
+from mpconnect.emulator.options import MAX_RECORDS
+from mpconnect.emulator.responses import Refused
 
 _DATASET_ID = re.compile(r"[A-Za-z0-9]{1,255}")
 _READ_WRITE = ("readable", "writable")
@@ -30,18 +30,21 @@ def check_dataset_id(dataset_id: str | None, name: str = "dataset_id") -> str:
     if not dataset_id:
         raise Refused(400, f"{name} is required")
     if not _DATASET_ID.fullmatch(dataset_id):
-        problem = ("is longer than 255 characters" if len(dataset_id) > 255
-                   else "is not alphanumeric")
-        raise Refused(400, f"{name} {shown(dataset_id)!r} {problem}: it must be an "
-                           "alphanumeric string less than 256 characters")
+        problem = (
+            "is longer than 255 characters" if len(dataset_id) > 255 else "is not alphanumeric"
+        )
+        raise Refused(
+            400,
+            f"{name} {shown(dataset_id)!r} {problem}: it must be an "
+            "alphanumeric string less than 256 characters",
+        )
     return dataset_id
 
 
 def parse_state(raw: str | None) -> tuple[bool, bool]:
     """Return ``(readable, writable)`` from the ``state`` parameter, or refuse it."""
     if raw is None or raw == "":
-        raise Refused(400, 'state is required: a JSON object with both "readable" and '
-                           '"writable"')
+        raise Refused(400, 'state is required: a JSON object with both "readable" and "writable"')
     try:
         state = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -50,15 +53,22 @@ def parse_state(raw: str | None) -> tuple[bool, bool]:
         raise Refused(400, 'state must be a JSON object with "readable" and "writable"')
     for key in state:
         if key in _READ_ONLY:
-            raise Refused(400, f"state.{key} is read-only; only readable and writable can "
-                               "be changed")
+            raise Refused(
+                400, f"state.{key} is read-only; only readable and writable can be changed"
+            )
         if key not in _READ_WRITE:
-            raise Refused(400, f"state.{shown(key)} is not a field of the dataset version "
-                               "state; only readable and writable can be changed")
+            raise Refused(
+                400,
+                f"state.{shown(key)} is not a field of the dataset version "
+                "state; only readable and writable can be changed",
+            )
     missing = [key for key in _READ_WRITE if key not in state]
     if missing:
-        raise Refused(400, f"state.{missing[0]} is missing: updates to state must include "
-                           'both "readable" and "writable"')
+        raise Refused(
+            400,
+            f"state.{missing[0]} is missing: updates to state must include "
+            'both "readable" and "writable"',
+        )
     for key in _READ_WRITE:
         if not isinstance(state[key], bool):
             raise Refused(400, f"state.{key} must be true or false")
@@ -80,8 +90,9 @@ def decode_records(data: str, max_records: int = MAX_RECORDS) -> list[Any]:
     if not isinstance(decoded, list):
         raise Refused(400, "data must hold a JSON object or an array of objects")
     if len(decoded) > max_records:
-        raise Refused(400, f"data holds {len(decoded)} records; the limit is {max_records} "
-                           "per request")
+        raise Refused(
+            400, f"data holds {len(decoded)} records; the limit is {max_records} per request"
+        )
     return decoded
 
 
@@ -102,14 +113,18 @@ def check_events(records: list[Any], token: str) -> None:
             raise _bad(index, "properties is missing or not an object")
         if props.get("token") != token:
             if props.get("token") in (None, ""):
-                raise _bad(index, "properties.token is missing: every record needs the "
-                                  "project token")
+                raise _bad(
+                    index, "properties.token is missing: every record needs the project token"
+                )
             raise _bad(index, "properties.token is not this project's token")
         if props.get("distinct_id") in (None, ""):
             raise _bad(index, "properties.distinct_id is missing")
         when = props.get("time")
-        if when is not None and (isinstance(when, bool) or not isinstance(when, int | float)
-                                 or not -(2**63) <= when < 2**63):
+        if when is not None and (
+            isinstance(when, bool)
+            or not isinstance(when, int | float)
+            or not -(2**63) <= when < 2**63
+        ):
             raise _bad(index, "properties.time must be a number of seconds since 1970")
         insert_id = props.get("$insert_id")
         if insert_id is not None and not isinstance(insert_id, str):

@@ -2,7 +2,7 @@
 
 :func:`error_middleware` (outermost) turns refusals, store errors and aiohttp's 404 and 405
 into the API's JSON errors; :func:`fault_middleware` (inside it) counts each request and
-injects the fault its :class:`~mpconnect.datasets.faults.FaultInjector` decides. A refused
+injects the fault its :class:`~mpconnect.emulator.faults.FaultInjector` decides. A refused
 request never loses its acknowledgement: the refusal passes through the fault middleware
 as an exception.
 """
@@ -10,16 +10,13 @@ as an exception.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
-from mpconnect.datasets.faults import FaultInjector
-from mpconnect.datasets.responses import Refused, drop_connection, json_error
-from mpconnect.datasets.store import StoreError
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+from mpconnect.emulator.faults import FaultInjector
+from mpconnect.emulator.responses import Refused, drop_connection, json_error
+from mpconnect.store.datasets import StoreError
 
 
 def fault_middleware(injector: FaultInjector) -> Middleware:
@@ -38,8 +35,12 @@ def fault_middleware(injector: FaultInjector) -> Middleware:
         if decision.throttle is not None:
             wait = decision.throttle
             header = str(int(wait)) if wait == int(wait) else f"{wait:g}"
-            return json_error(request, 429, f"rate limit exceeded: retry after {header} s",
-                              headers={"Retry-After": header})
+            return json_error(
+                request,
+                429,
+                f"rate limit exceeded: retry after {header} s",
+                headers={"Retry-After": header},
+            )
         if decision.fail:
             return json_error(request, 500, "internal server error (injected fault)")
         response = await handler(request)
@@ -59,12 +60,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except (Refused, StoreError) as exc:
         return json_error(request, exc.status, exc.message)
     except web.HTTPRequestEntityTooLarge:
-        return json_error(request, 413, f"request exceeds max limit of "
-                                        f"{request.client_max_size} bytes")
+        return json_error(
+            request, 413, f"request exceeds max limit of {request.client_max_size} bytes"
+        )
     except web.HTTPException as exc:
         if exc.status == 405:
-            return json_error(request, 405, f"method {request.method} is not allowed on "
-                                            f"{request.path}")
+            return json_error(
+                request, 405, f"method {request.method} is not allowed on {request.path}"
+            )
         if exc.status == 404:
             return json_error(request, 404, f"no endpoint {request.method} {request.path}")
         raise

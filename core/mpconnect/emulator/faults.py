@@ -2,7 +2,7 @@
 
 :class:`Faults` holds the settings; :class:`FaultInjector` draws, with a seeded random
 generator so tests are repeatable, which request gets which fault, and counts requests,
-faults and client connections. The aiohttp side is in :mod:`mpconnect.datasets.middleware`.
+faults and client connections. The aiohttp side is in :mod:`mpconnect.emulator.middleware`.
 """
 
 from __future__ import annotations
@@ -122,9 +122,13 @@ class FaultInjector:
                 decision.fail = True
             elif draws[3] < faults.lost_ack_rate:
                 decision.lost_ack = True
-            for kind, hit in (("latency", decision.latency > 0), ("drop", decision.drop),
-                              ("429", decision.throttle is not None), ("5xx", decision.fail),
-                              ("lost_ack", decision.lost_ack)):
+            for kind, hit in (
+                ("latency", decision.latency > 0),
+                ("drop", decision.drop),
+                ("429", decision.throttle is not None),
+                ("5xx", decision.fail),
+                ("lost_ack", decision.lost_ack),
+            ):
                 if hit:
                     self._injected[kind] += 1
             return decision

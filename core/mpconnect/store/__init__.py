@@ -1,0 +1,1 @@
+"""The embedded store: the Datasets API's semantics in SQLite, with no server."""
