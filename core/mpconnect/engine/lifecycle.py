@@ -395,7 +395,7 @@ class _Run:
                 )
         return summary
 
-    # -- counts the upload workers and the extraction keep ----------------------------------
+    # -- counts kept by the upload workers and the extraction ----------------------------
 
     def _count_imported(self, imported: int) -> None:
         with self._count_lock:
