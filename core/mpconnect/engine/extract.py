@@ -1,0 +1,254 @@
+"""The import phase of a run: resend a resumed spool's unacknowledged batches, or extract
+the source (:func:`extract`) — read each record, transform, validate and convert it, and
+spool it in batches that the uploader sends as they are written (:func:`_drain`, the hot
+loop). A record that cannot be loaded goes to the quarantine, named and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mpconnect.connector import RunContext
+from mpconnect.disk import private_dir
+from mpconnect.engine.batching import DEFAULT_MAX_BATCH_BYTES, Batcher, batch_byte_limit
+from mpconnect.engine.ledger import BatchRef, ResumePoint
+from mpconnect.engine.odd_records import safe_describe, unencodable_field
+from mpconnect.engine.phases import phase
+from mpconnect.engine.spool import SpoolWriter
+from mpconnect.engine.unattributed import unattributed_refusal
+from mpconnect.engine.upload import Uploader
+from mpconnect.errors import MpconnectError, PluginError, RecordError
+from mpconnect.records import Event, Profile
+from mpconnect.transport.retry import RetryWaitStopped, stop_waits_on
+
+if TYPE_CHECKING:
+    from mpconnect.engine.lifecycle import _Run
+
+
+def load(run: _Run, spool_id: str, spool_dir: Path, resume: ResumePoint | None) -> None:
+    """The import phase: upload a resumed spool's unacknowledged batches, or extract the
+    source while the uploader sends each batch as it is spooled; then check the
+    quarantine limit."""
+    summary = run.summary
+    settings = run.engine.config.engine
+    uploader = Uploader(
+        run.sink,
+        run.ledger,
+        spool_id=spool_id,
+        dataset_id=run.source.dataset_id,
+        version_id=summary.version_id or "",
+        concurrency=run.options.concurrency or settings.concurrency,
+        max_retries=settings.max_retries,
+        initial_wait=settings.retry_initial_wait,
+        max_wait=settings.retry_max_wait,
+        quarantine=run.quarantine,
+        stop=run.stop,
+        on_imported=run._count_imported,
+        on_retry=run._count_retry,
+        on_collapsed=run._count_collapsed,
+        on_throttled=run._count_throttled,
+        on_uploaded=run._count_uploaded,
+    )
+    with phase(run.ledger, summary.run_id, "import"):
+        try:
+            if resume is not None:
+                summary.batches, summary.imported = run.ledger.acked_totals(spool_id)
+                summary.read = resume.read
+                run.progress.extracted(summary.read, run.quarantine.count)
+                run.progress.imported(summary.imported)
+                for batch in run.ledger.unacked_batches(spool_id):
+                    uploader.submit(batch)
+            else:
+                extract(run, spool_id, spool_dir, uploader)
+        except BaseException:
+            uploader.stopped.set()
+            raise
+        finally:
+            uploader.finish()
+        if uploader.failure is not None:
+            raise uploader.failure
+    if run.stop.is_set():
+        raise run._halted()
+    run._check_quarantine_limit()
+
+
+def _quarantine_source_object(run: _Run, what: str, reason: str, data: Any = None) -> None:
+    """A connector's object that could not become a record: read, and quarantined."""
+    run.summary.read += 1
+    run.quarantine.add(what, reason, data)
+
+
+def extract(run: _Run, spool_id: str, spool_dir: Path, uploader: Uploader) -> None:
+    """Read the connector's events, then its people, into the spool; each batch written
+    is recorded in the ledger and handed to ``uploader``."""
+    summary = run.summary
+
+    def spooled(batch: BatchRef) -> None:
+        run.ledger.add_batch(spool_id, batch)
+        uploader.submit(batch)
+        run.progress.extracted(summary.read, run.quarantine.count)
+
+    writer = SpoolWriter(
+        spool_dir,
+        run.sink.max_batch_records,
+        batch_byte_limit(run.engine.config.engine.max_batch_bytes, run.sink.max_batch_bytes),
+        spooled,
+    )
+    ctx = RunContext(
+        source=run.source.name,
+        dataset_id=run.source.dataset_id,
+        log=logging.getLogger(f"mpconnect.source.{run.source.name}"),
+        state_dir=private_dir(run.engine.home / "state" / run.source.name),
+        quarantine=partial(_quarantine_source_object, run),
+        stop=run.stop,
+        count_retry=lambda *_: run._count_retry(),
+    )
+    connector = run.connector_cls(run.settings)
+    token = run.token
+    transformers = [
+        (run.plugins.pm.get_name(impl.plugin), impl.function)
+        for impl in run.plugins.pm.hook.transform_record.get_hookimpls()
+    ]
+    try:
+        # A connector's retry waits end on a stop.
+        with stop_waits_on(run.stop), phase(run.ledger, summary.run_id, "extract"):
+            for kind, records in (("events", connector.events), ("people", connector.people)):
+                _drain(run, kind, records(ctx), writer, token, transformers)
+    finally:
+        connector.close()
+    run.ledger.mark_extraction_done(
+        summary.run_id, summary.read, run.quarantine.count, run.duplicates.count
+    )
+    run._resumable = True
+    run.progress.extracted(summary.read, run.quarantine.count)
+
+
+def _drain(
+    run: _Run,
+    kind: str,
+    records: Any,
+    writer: SpoolWriter,
+    token: str,
+    transformers: list[tuple[str | None, Callable[..., Any]]],
+) -> None:
+    """Validate, convert and spool every record of one generator (the hot loop).
+
+    Extraction goes on when an upload has failed: the complete spool lets the next
+    run resume without reading the source again.
+    """
+    summary = run.summary
+    quarantine = run.quarantine
+    expected = Event if kind == "events" else Profile
+    is_events = kind == "events"
+    batcher = Batcher(
+        writer,
+        kind,
+        max_records=writer.max_records,
+        max_bytes=writer.max_bytes or DEFAULT_MAX_BATCH_BYTES,
+        duplicates=run.duplicates if is_events else None,
+    )
+    refuse_unattributed = not run.sink.accepts_unattributed_events
+    stop = run.stop
+    lead = getattr(run.sink, "future_leeway", None)
+    latest = None if lead is None else int(time.time()) + lead
+    in_connector = True
+    try:
+        for record in records:
+            in_connector = False
+            summary.read += 1
+            if type(record) is not expected and not isinstance(record, expected):
+                raise PluginError(
+                    f"connector {run.connector_cls.name!r} yielded {record!r} from "
+                    f"{kind}(); expected mpconnect.{expected.__name__}"
+                )
+            try:
+                if transformers:
+                    _transform(run, record, transformers)
+                if refuse_unattributed and isinstance(record, Event) and record.unattributed:
+                    raise unattributed_refusal(run.sink.name)
+                converted = record.to_mixpanel(token, latest)
+            except RecordError as exc:
+                quarantine.add(safe_describe(record), str(exc), _record_data(record), exc.field)
+                in_connector = True
+                continue
+            except MpconnectError:
+                raise
+            except Exception as exc:  # a value whose own methods fail: still quarantined
+                quarantine.add(
+                    safe_describe(record),
+                    f"cannot be converted: {type(exc).__name__}: {exc}",
+                    _record_data(record),
+                )
+                in_connector = True
+                continue
+            if is_events:
+                _batch(run, batcher, converted)
+            else:
+                for update in converted:
+                    _batch(run, batcher, update)
+            if batcher.pending == 0:  # a batch was just spooled
+                if lead is not None:
+                    latest = int(time.time()) + lead
+                if stop.is_set():
+                    raise run._halted()
+            in_connector = True
+    except RetryWaitStopped:
+        raise run._halted() from None
+    except MpconnectError:
+        raise
+    except Exception as exc:
+        if not in_connector:
+            raise
+        raise PluginError(
+            f"connector {run.connector_cls.name!r} failed while reading {kind}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    batcher.flush()
+
+
+def _batch(run: _Run, batcher: Batcher, record: Any) -> None:
+    """Add a converted record to its batch; one that cannot be encoded (an integer
+    beyond 64 bits, say) or is over the per-record size goes to quarantine."""
+    refused = batcher.add(record)
+    if refused is not None:
+        data = record if refused.encodable else {"repr": repr(record)[:2000]}
+        run.quarantine.add(
+            _name_converted(batcher.kind, record),
+            refused.reason,
+            data,
+            None if refused.encodable else unencodable_field(record),
+        )
+
+
+def _transform(
+    run: _Run, record: Event | Profile, transformers: list[tuple[str | None, Callable[..., Any]]]
+) -> None:
+    for plugin_name, transform in transformers:
+        try:
+            transform(record=record, source=run.source.name)
+        except RecordError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {plugin_name!r} raised in transform_record: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _name_converted(kind: str, record: dict[str, Any]) -> str:
+    if kind == "events":
+        properties = record.get("properties", {})
+        return (
+            f"event {record.get('event')!r} ($insert_id {properties.get('$insert_id')}, "
+            f"distinct_id {properties.get('distinct_id')!r})"
+        )
+    return f"profile (distinct_id {record.get('$distinct_id')!r})"
+
+
+def _record_data(record: Event | Profile) -> dict[str, Any]:
+    fields = record.__slots__
+    return {name: getattr(record, name) for name in fields}
