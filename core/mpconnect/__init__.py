@@ -31,11 +31,12 @@ from mpconnect.errors import (
     RunLocked,
     SinkError,
     SourceError,
+    SourcePaused,
 )
 from mpconnect.records import Event, Profile, make_insert_id, to_epoch_seconds
 
 if TYPE_CHECKING:
-    from mpconnect.connector import Connector, ConnectorSettings, RunContext
+    from mpconnect.connector import Connector, ConnectorSettings, Partition, RunContext
     from mpconnect.emulator.background import HEADER_TIMEOUT, BackgroundServer, LocalCA
     from mpconnect.served import LocalServer, ServedSource, ServeOptions
     from mpconnect.transport.http import JsonHttpClient, SourceHttpError
@@ -57,7 +58,7 @@ hookimpl = pluggy.HookimplMarker("mpconnect")
 
 #: Public names imported on first use (``mpconnect --help`` loads none of them), by module.
 _LAZY = {
-    "mpconnect.connector": ("Connector", "ConnectorSettings", "RunContext"),
+    "mpconnect.connector": ("Connector", "ConnectorSettings", "Partition", "RunContext"),
     "mpconnect.transport.http": ("JsonHttpClient", "SourceHttpError"),
     "mpconnect.transport.retry": (
         "RateLimiter",
@@ -96,6 +97,7 @@ __all__ = [
     "LocalCA",
     "LocalServer",
     "MpconnectError",
+    "Partition",
     "PluginError",
     "Profile",
     "RateLimiter",
@@ -110,6 +112,7 @@ __all__ = [
     "SinkError",
     "SourceError",
     "SourceHttpError",
+    "SourcePaused",
     "__version__",
     "attempts_of",
     "call_with_retries",

@@ -22,13 +22,27 @@ from pydantic import BaseModel, ConfigDict
 from mpconnect.connector_ref import missing_modules
 from mpconnect.records import Event, Profile
 
-__all__ = ["Connector", "ConnectorSettings", "RunContext"]
+__all__ = ["Connector", "ConnectorSettings", "Partition", "RunContext"]
 
 
 class ConnectorSettings(BaseModel):
     """Base of every connector's settings model: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One independent part of a source, read by its own call of ``events``/``people``.
+
+    :param key: stable and unique within the source, such as ``"charges:2024-01"``; it
+        names the partition in logs, the ledger and the run page.
+    :param spec: what the connector needs to read it (JSON-serialisable: it travels to
+        other processes and machines), such as ``{"stream": "charges", "created_gte": 0}``.
+    """
+
+    key: str
+    spec: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,6 +64,26 @@ class RunContext:
     :param count_retry: call it once for each request the connector retries, so the run's
         ``retries`` (``mpconnect runs``) counts the source's retries with the sink's
         (:class:`mpconnect.transport.http.JsonHttpClient` takes it as ``on_retry``).
+
+    Incremental runs (connectors with ``incremental = True``; see ``docs/plugins.md``):
+
+    :param state: the source's state as the last successful run left it (cursors; any
+        JSON-serialisable values), ``{}`` on a first run. Change it in place as the run
+        reads; the engine stores it only once the run's data is safe (version live,
+        batches acknowledged, store committed), so a failed run leaves the old state.
+    :param full_refresh: True when this run must read everything: the first run, a
+        ``sync = "full"`` source, ``mpconnect run --full-refresh``, a missing or damaged
+        cache. The records of a full read replace the whole source-object cache.
+    :param deleted: call ``deleted(stream, object_id)`` when an incremental read learns
+        that a source object is gone; its records leave the snapshot.
+    :param unchanged: ``unchanged(stream)`` yields the cached records of that stream's
+        objects that this run has not (yet) replaced or deleted: what a connector needs
+        to recompute figures that aggregate over many objects (lifetime revenue, say)
+        exactly as a full read would. Empty on a full read.
+    :param read_everything: call ``read_everything(reason)`` before yielding anything when
+        the connector decides on a full read itself (a cursor older than the source keeps
+        changes, say); the reason is logged and shown in the run summary.
+    :param partition: the partition this call reads (see :meth:`Connector.partitions`).
     """
 
     source: str
@@ -60,6 +94,12 @@ class RunContext:
     extra: dict[str, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     count_retry: Callable[..., None] = field(default=lambda *_: None)
+    state: dict[str, Any] = field(default_factory=dict)
+    full_refresh: bool = True
+    deleted: Callable[[str, str], None] = field(default=lambda stream, object_id: None)
+    unchanged: Callable[[str], Iterator[Event | Profile]] = field(default=lambda stream: iter(()))
+    read_everything: Callable[[str], None] = field(default=lambda reason: None)
+    partition: Partition | None = None
 
     def setting_key(self, name: str) -> str:
         """The configuration key of one of this source's settings, for messages:
@@ -89,6 +129,9 @@ class Connector(ABC):
     #: The connector's version (default: its distribution's). An unfinished version
     #: spooled by another version of the connector is never resumed.
     version: ClassVar[str | None] = None
+    #: True when the connector can read only what changed since ``ctx.state``'s cursors
+    #: (``sync = "incremental"``, the default for such connectors).
+    incremental: ClassVar[bool] = False
 
     def __init__(self, settings: BaseModel) -> None:
         self.settings = settings
@@ -115,6 +158,16 @@ class Connector(ABC):
     @abstractmethod
     def people(self, ctx: RunContext) -> Iterator[Profile]:
         """Yield the source's people profiles, one at a time."""
+
+    def partitions(self, ctx: RunContext) -> list[Partition]:
+        """Split the source into independent partitions, read in parallel (by a process
+        pool, or by Celery workers in distributed mode) into one version.
+
+        Each partition's ``events``/``people`` calls get it as ``ctx.partition`` and must
+        yield only that partition's records; together the partitions yield exactly the
+        records of one unpartitioned read. The default is one partition: the whole source.
+        """
+        return [Partition("all")]
 
     def close(self) -> None:
         """Release connections; called once after the run, whatever its outcome."""

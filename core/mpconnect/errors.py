@@ -9,6 +9,7 @@ with ``--debug`` or ``MPCONNECT_DEBUG=1``)::
     │   └── ConnectorUnavailable   a connector's extra is not installed
     ├── RecordError            a record cannot be sent to Mixpanel (names record and field)
     ├── SourceError            a source refused or failed (bad credentials, quota, ...)
+    │   └── SourcePaused       a connector stopped early on purpose; the next run goes on
     ├── SinkError              the destination refused or failed
     │   └── ApiError           an HTTP API answered with an error (status + server text)
     │       └── RetryableApiError   429, 5xx, timeouts, dropped connections
@@ -79,3 +80,17 @@ class RunLocked(MpconnectError):
 
 class RunFailed(MpconnectError):
     """A run stopped before its version was published."""
+
+
+class SourcePaused(SourceError):
+    """A connector stops reading early on purpose, such as when the org's daily API quota
+    is nearly spent: what was read up to ``ctx.state``'s cursors is kept (sent, cached,
+    state stored), nothing is published, and the run ends as ``paused: REASON``; the next
+    run continues from there.
+
+    :param reason: a few words, such as ``"api quota"``.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"paused: {reason}" + (f" ({detail})" if detail else ""))
+        self.reason = reason

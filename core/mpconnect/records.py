@@ -329,6 +329,9 @@ class Event:
         id, say): ``distinct_id`` must then be ``""``, which Mixpanel's ``/import``
         documents for such events. An empty ``distinct_id`` without this flag is refused
         as a placeholder, so a connector cannot send one by mistake.
+    :param stream: the source stream the object belongs to (``"charges"``, say); with
+        ``object_id`` it keys the object in the source-object cache of incremental runs.
+        Default: ``"events"``.
     """
 
     name: str
@@ -338,6 +341,7 @@ class Event:
     properties: dict[str, Any] = field(default_factory=dict)
     insert_id: str | None = None
     unattributed: bool = False
+    stream: str | None = None
 
     def describe(self) -> str:
         """Name this record for error messages and the quarantine file."""
@@ -459,7 +463,10 @@ class Profile:
     :param append: values to append to list properties (``$append``).
     :param remove: values to remove from list properties (``$remove``).
     :param unset: property names to remove (``$unset``).
-    :param object_id: the source object's id, for error messages.
+    :param object_id: the source object's id, for error messages and, with ``stream``, the
+        key of the object in the source-object cache of incremental runs.
+    :param stream: the source stream the object belongs to (``"customers"``, say).
+        Default: ``"people"``.
     """
 
     distinct_id: str
@@ -471,6 +478,7 @@ class Profile:
     remove: dict[str, Any] = field(default_factory=dict)
     unset: list[str] = field(default_factory=list)
     object_id: str | None = None
+    stream: str | None = None
 
     def describe(self) -> str:
         """Name this record for error messages and the quarantine file."""
