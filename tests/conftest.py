@@ -18,6 +18,10 @@ import pytest
 
 from mpconnect.cli import build_cli
 
+#: Fixtures of the local Mixpanel servers, used by the tests of several rooms
+#: (``tests/support/``, on the path through ``pythonpath`` in pyproject.toml).
+pytest_plugins = ["datasets_fixtures", "ingestion_fixtures"]
+
 _MPCONNECT_ENV = (
     "MPCONNECT_CONFIG",
     "MPCONNECT_DISABLE_PLUGINS",

@@ -22,42 +22,29 @@ each run gets its own thread and its own engine call. The rules:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from mpconnect.config import Config, load_config
-from mpconnect.engine import Engine, RunOptions, RunSummary
+from mpconnect.engine import Engine, RunOptions
 from mpconnect.engine.progress import Progress
-from mpconnect.engine.wording import loaded
-from mpconnect.errors import MpconnectError, RunFailed, RunLocked
+from mpconnect.errors import MpconnectError
 from mpconnect.plugins import Plugins
 from mpconnect.scheduler.clock import Clock, SystemClock
-from mpconnect.scheduler.cron import CronSchedule, format_time
+from mpconnect.scheduler.cron import format_time
 from mpconnect.scheduler.heartbeat import Heartbeat
 from mpconnect.scheduler.plan import Plan, make_plan
+from mpconnect.scheduler.reload import file_digest, reschedule
+from mpconnect.scheduler.runs import run_source
+from mpconnect.scheduler.slots import Slot
+from mpconnect.scheduler.startup import start_reason
 from mpconnect.scheduler.state import SchedulerLock, SchedulerState
 
 log = logging.getLogger("mpconnect.scheduler")
-
-#: Ledger statuses of a last run that a stop or a crash cut short: resumed at start.
-UNFINISHED_BY_STOP = ("interrupted", "running")
-
-
-@dataclass
-class _Slot:
-    """A scheduled source: its cron, next scheduled time and retry state."""
-
-    cron: CronSchedule
-    next_due: datetime
-    retry_at: datetime | None = None
-    failures: int = 0
 
 
 class Scheduler:
@@ -106,10 +93,10 @@ class Scheduler:
         self._started = False
         self._plan = plan
         self._engine = self._engine_factory(plan.config)
-        self._slots: dict[str, _Slot] = {}
+        self._slots: dict[str, Slot] = {}
         self._pending: dict[str, tuple[str, datetime | None]] = {}  # reason, scheduled time
         self._running: dict[str, threading.Thread] = {}
-        self._file_digest = _digest(path)
+        self._file_digest = file_digest(path)
         self._rejected_digest: str | None = None
         self._next_poll: datetime | None = None
         #: Beats each time the loop goes round (``/healthz``).
@@ -242,50 +229,10 @@ class Scheduler:
             )
         catch_up = plan.config.scheduler.catch_up
         for name, cron in plan.crons.items():
-            self._slots[name] = _Slot(cron=cron, next_due=cron.next_after(now))
-            rows = self._engine.ledger.list_runs(name, limit=1)
-            last_start = datetime.fromtimestamp(rows[0]["started_at"], UTC) if rows else None
-            reason, due = None, None
-            if rows and rows[0]["status"] in UNFINISHED_BY_STOP:
-                refusal = (
-                    f"its version {rows[0]['version_id']} was published and goes live by itself"
-                    if rows[0]["published"]
-                    else self._engine.resume_refusal(name)
-                )
-                if refusal is None:
-                    reason = f"resuming its run of {self._fmt(last_start or now)}, left unfinished"
-                    log.info(
-                        "%s: its last run (%s) did not finish; resuming it now",
-                        name,
-                        rows[0]["status"],
-                    )
-                else:
-                    log.info(
-                        "%s: its last run (%s) did not finish; nothing to resume now (%s)",
-                        name,
-                        rows[0]["status"],
-                        refusal,
-                    )
-            latest = cron.latest_at_or_before(now)
-            handled = max(filter(None, (self.state.last_due(name), last_start)), default=None)
-            if handled is not None and latest > handled:
-                if catch_up == "once":
-                    log.info(
-                        "%s: its run at %s was missed while the scheduler was down; "
-                        'running it once now (catch_up = "once")',
-                        name,
-                        self._fmt(latest),
-                    )
-                    reason = reason or f"catching up the run missed at {self._fmt(latest)}"
-                    due = latest
-                else:
-                    self.state.set_last_due(name, latest)
-                    log.info(
-                        "%s: its run at %s was missed while the scheduler was down; "
-                        'skipped (catch_up = "skip")',
-                        name,
-                        self._fmt(latest),
-                    )
+            self._slots[name] = Slot(cron=cron, next_due=cron.next_after(now))
+            reason, due = start_reason(
+                name, cron, now, self._engine, self.state, catch_up, self._fmt
+            )
             if reason is not None:
                 self._make_due(name, reason, due)
             log.info(
@@ -351,33 +298,10 @@ class Scheduler:
             )
 
     def _run_one(self, name: str, engine: Engine, reason: str) -> None:
-        started = time.time()
-        log.info("%s: starting run (%s)", name, reason)
         outcome, detail = "failed", ""
         try:
             options = RunOptions(stop=self._stop_runs, progress=self._progress_factory())
-            summary = engine.run(name, options)
-            outcome = summary.status  # succeeded, or superseded by a newer live version
-            detail = (
-                f"read {summary.read:,}, imported {summary.imported:,}, quarantined "
-                f"{summary.quarantined:,}; "
-                f"{loaded(summary.versioned, summary.version_id, summary.batches)} "
-                f"in {summary.duration:.1f} s" + (f"; {summary.error}" if summary.error else "")
-            )
-        except RunLocked as exc:
-            outcome, detail = "locked", str(exc)
-        except RunFailed as exc:
-            rows = engine.ledger.list_runs(name, limit=1)
-            if rows and rows[0]["status"] == "interrupted":
-                outcome = "interrupted"
-            detail = str(exc)
-        except MpconnectError as exc:
-            detail = str(exc)
-            _record_failed_attempt(engine, name, started, detail)
-        except Exception as exc:
-            detail = f"{type(exc).__name__}: {exc}"
-            log.debug("%s: run raised", name, exc_info=True)
-            _record_failed_attempt(engine, name, started, detail)
+            outcome, detail = run_source(engine, name, reason, options)
         finally:
             self._finished(name, outcome, detail)
 
@@ -409,7 +333,7 @@ class Scheduler:
             self._cond.notify_all()
         self._wake.set()
 
-    def _plan_retry(self, name: str, slot: _Slot, detail: str) -> None:
+    def _plan_retry(self, name: str, slot: Slot, detail: str) -> None:
         backoff = self._plan.config.scheduler.retry_after
         if backoff is not None:
             # The exponent is capped: past it the wait is longer than any schedule's period.
@@ -466,7 +390,7 @@ class Scheduler:
         return min(times) if times else None
 
     @staticmethod
-    def _slot_next(slot: _Slot) -> datetime:
+    def _slot_next(slot: Slot) -> datetime:
         return min(slot.next_due, slot.retry_at) if slot.retry_at else slot.next_due
 
     def _fmt(self, moment: datetime) -> str:
@@ -488,7 +412,7 @@ class Scheduler:
             self._reload(now, digest)
 
     def _current_digest(self) -> str | None:
-        return _digest(self._plan.config.path)
+        return file_digest(self._plan.config.path)
 
     def _reload(self, now: datetime, digest: str | None) -> bool:
         if self._load is None:
@@ -503,58 +427,10 @@ class Scheduler:
         self._file_digest, self._rejected_digest = digest, None
         self._plan = plan
         self._engine = self._engine_factory(plan.config)
-        for name in [n for n in self._slots if n not in plan.crons]:
-            del self._slots[name]
-            self._pending.pop(name, None)
-            log.info(
-                "%s: no longer scheduled%s",
-                name,
-                " (its run in progress continues)" if name in self._running else "",
-            )
-        for name, cron in plan.crons.items():
-            slot = self._slots.get(name)
-            if slot is not None and slot.cron == cron:
-                continue
-            self._slots[name] = _Slot(cron=cron, next_due=cron.next_after(now))
-            log.info(
-                "%s: %s %r (%s); next run %s",
-                name,
-                "schedule now" if slot else "scheduled",
-                cron.expression,
-                plan.zone.key,
-                self._fmt(self._slots[name].next_due),
-            )
+        reschedule(self._slots, self._pending, self._running, plan, now, self._fmt)
         log.info(
             "configuration reloaded from %s: %d scheduled sources",
             plan.config.path,
             len(plan.crons),
         )
         return True
-
-
-def _digest(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def _record_failed_attempt(engine: Engine, name: str, started: float, error: str) -> None:
-    """Put an attempt that failed before the engine recorded it into the run ledger."""
-    rows = engine.ledger.list_runs(name, limit=1)
-    if rows and rows[0]["started_at"] >= started:
-        return
-    source = engine.config.sources.get(name)
-    summary = RunSummary(
-        run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8],
-        source=name,
-        dataset_id=source.dataset_id if source else "-",
-        sink=engine.config.mixpanel.sink,
-        status="failed",
-        started_at=started,
-        ended_at=time.time(),
-        error=error,
-    )
-    engine.ledger.record_run(summary)

@@ -35,18 +35,18 @@ every such connector needs and should not write again::
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlencode, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from mpconnect.errors import ConfigError, RetryableApiError, SourceError
-from mpconnect.redact import SECRET_NAME, redact
+from mpconnect.redact import redact
 from mpconnect.transport.failures import unreachable_message, why_unreachable
+from mpconnect.transport.pages import NextPage, walk_pages
 from mpconnect.transport.retry import (
     RateLimiter,
     attempts_of,
@@ -56,8 +56,10 @@ from mpconnect.transport.retry import (
     parse_retry_after,
     retry_budget,
 )
+from mpconnect.transport.source_error import SourceHttpError
+from mpconnect.transport.urls import is_loopback, masked_url, origin, secret_query_values
 
-__all__ = ["JsonHttpClient", "NextPage", "SourceHttpError"]
+__all__ = ["JsonHttpClient", "NextPage", "SourceHttpError", "is_loopback"]
 
 log = logging.getLogger("mpconnect.transport.http")
 
@@ -65,43 +67,7 @@ log = logging.getLogger("mpconnect.transport.http")
 RETRY_STATUSES = frozenset({408, 429})
 #: Headers whose values are not secret and may appear in messages.
 PUBLIC_HEADERS = frozenset({"accept", "content-type", "user-agent"})
-_SECRET_PARAM = SECRET_NAME
 _SERVER_TEXT_LIMIT = 500
-
-#: What a ``next_page`` callback returns: query parameters for the next request to the
-#: same path, a URL (absolute, or a path) to fetch as given, or None when done.
-NextPage = Callable[[Any], "Mapping[str, Any] | str | None"]
-
-
-class SourceHttpError(SourceError):
-    """A source's HTTP API answered with an error, or could not be reached.
-
-    :param status: the HTTP status, 0 when no response was received.
-    :param method: the request method.
-    :param url: the URL, with secret query parameters redacted.
-    :param server_message: the server's own text (truncated), or what went wrong.
-    """
-
-    def __init__(
-        self, message: str, *, status: int, method: str, url: str, server_message: str
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.method = method
-        self.url = url
-        self.server_message = server_message
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ``::1``)."""
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 #: Redirects followed for one request (each to the base URL's host only).
@@ -171,7 +137,7 @@ class JsonHttpClient:
             )
         self.base_url = base_url.rstrip("/") + "/"
         self.allow_http = allow_http
-        self._origin = _origin(self.base_url)
+        self._origin = origin(self.base_url)
         self.name = name
         self.max_retries = max_retries
         self.timeout = timeout
@@ -209,29 +175,11 @@ class JsonHttpClient:
     def _redact(
         self, text: str, params: Mapping[str, Any] | None = None, url: str | None = None
     ) -> str:
-        secrets = list(self._secrets)
-        pairs = [(str(key), str(value)) for key, value in (params or {}).items()]
-        query = urlsplit(url).query if url else ""
-        for raw in filter(None, query.split("&")):
-            key, _, value = raw.partition("=")
-            pairs += [(unquote_plus(key), value), (unquote_plus(key), unquote_plus(value))]
-        secrets += [value for key, value in pairs if _SECRET_PARAM.search(key) and value]
-        return redact(text, secrets)
+        return redact(text, [*self._secrets, *secret_query_values(params, url)])
 
-    def _display_url(self, url: str, params: Mapping[str, Any] | None) -> str:
-        shown = url
-        if params:
-            safe = {k: ("***" if _SECRET_PARAM.search(str(k)) else v) for k, v in params.items()}
-            shown = f"{url}?{urlencode(safe, doseq=True)}"
-        parts = urlsplit(shown)
-        if parts.query:
-            pairs = [p.split("=", 1) for p in parts.query.split("&")]
-            query = "&".join(
-                f"{p[0]}=***" if len(p) == 2 and _SECRET_PARAM.search(p[0]) else "=".join(p)
-                for p in pairs
-            )
-            shown = parts._replace(query=query).geturl()
-        return self._redact(shown)
+    def display_url(self, url: str, params: Mapping[str, Any] | None) -> str:
+        """``url`` with ``params`` as it may be shown: secret values replaced by ``***``."""
+        return self._redact(masked_url(url, params))
 
     # -- requests ------------------------------------------------------------------------
 
@@ -246,13 +194,13 @@ class JsonHttpClient:
         parts = urlsplit(url)
         if parts.scheme == "http" and not self.allow_http and not is_loopback(parts.hostname):
             raise SourceError(
-                f"{self.name}: {self._display_url(url, None)} is plain http; it is not "
+                f"{self.name}: {self.display_url(url, None)} is plain http; it is not "
                 "fetched (plain http is allowed only to 127.0.0.1, localhost and ::1)"
             )
-        if _origin(url) != self._origin:
+        if origin(url) != self._origin:
             raise SourceError(
-                f"{self.name}: {self._display_url(url, None)} is not on "
-                f"{self._display_url(self.base_url, None)}; it is not fetched, so the "
+                f"{self.name}: {self.display_url(url, None)} is not on "
+                f"{self.display_url(self.base_url, None)}; it is not fetched, so the "
                 "client's headers and credentials are never sent to another host"
             )
         return url
@@ -280,7 +228,7 @@ class JsonHttpClient:
         Only use it for requests that are safe to repeat: a retried POST is sent again.
         """
         url = self.url_for(path)
-        shown = self._display_url(url, params)
+        shown = self.display_url(url, params)
 
         def attempt() -> Any:
             self.limiter.acquire()
@@ -429,67 +377,7 @@ class JsonHttpClient:
             for contact in client.paginate("/contacts", {"limit": 100}, next_page=next_cursor):
                 ...
         """
-        request_path: str = path
-        request_params: dict[str, Any] = dict(params or {})
-        fetched: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
-        pages = 0
-        while True:
-            body = self.get_json(request_path, request_params or None)
-            pages += 1
-            fetched[self._page_key(request_path, request_params)] = pages
-            where = self._display_url(self.url_for(request_path), request_params or None)
-            page: Any
-            if callable(items):
-                page = items(body)
-            else:
-                page = body.get(items) if isinstance(body, Mapping) else None
-            if not isinstance(page, list):
-                what = f"list under {items!r}" if isinstance(items, str) else "list"
-                raise SourceHttpError(
-                    f"{self.name}: GET {where}: page {pages} holds no {what}",
-                    status=200,
-                    method="GET",
-                    url=where,
-                    server_message="",
-                )
-            yield from page
-            following = next_page(body)
-            if following is None:
-                return
-            if isinstance(following, str):
-                next_path, next_params = following, {}
-            else:
-                next_path, next_params = request_path, {**request_params, **following}
-            seen = fetched.get(self._page_key(next_path, next_params))
-            if seen == pages:
-                raise SourceHttpError(
-                    f"{self.name}: GET {where}: page {pages} points to itself as the next "
-                    "page; the pagination does not advance",
-                    status=200,
-                    method="GET",
-                    url=where,
-                    server_message="",
-                )
-            if seen is not None:
-                again = self._display_url(self.url_for(next_path), next_params or None)
-                raise SourceHttpError(
-                    f"{self.name}: GET {where}: page {pages} points back to page {seen} "
-                    f"({again}) as the next page; the pagination goes round in a circle",
-                    status=200,
-                    method="GET",
-                    url=where,
-                    server_message="",
-                )
-            request_path, request_params = next_path, next_params
-
-    def _page_key(
-        self, path: str, params: Mapping[str, Any]
-    ) -> tuple[str, tuple[tuple[str, str], ...]]:
-        """What identifies a page: its URL without query, and every query pair, sorted."""
-        parts = urlsplit(self.url_for(path))
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        pairs += parse_qsl(urlencode(params, doseq=True), keep_blank_values=True)
-        return parts._replace(query="", fragment="").geturl(), tuple(sorted(pairs))
+        return walk_pages(self, path, params, next_page=next_page, items=items)
 
     def close(self) -> None:
         """Close the session (when the client made it)."""
@@ -501,10 +389,3 @@ class JsonHttpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    """A URL's scheme, host and port (the default port when none is written)."""
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpconnect.emulator.ingestion_api import IngestionEndpoints, IngestionFaults
+from mpconnect.emulator.ingestion_api import IngestionEndpoints, IngestionFaults, IngestionProject
+from mpconnect.emulator.server import LocalDatasetsServer
 from mpconnect.records import make_insert_id
 from mpconnect.store.datasets import DatasetStore, VersionContents
 
@@ -17,6 +18,30 @@ SA_SECRET = "sa-secret-9d81c0"
 PROJECT_SECRET = "project-secret-77e3"
 #: Every secret the tests configure: none may appear in a message or repr.
 SECRETS = (SA_SECRET, PROJECT_SECRET)
+
+
+def ingestion_project() -> IngestionProject:
+    """Project 12345 with the token, the service account and the project secret above."""
+    return IngestionProject(
+        PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET}, api_secret=PROJECT_SECRET
+    )
+
+
+def ingestion_mixpanel_toml(
+    server: LocalDatasetsServer, *, token: str = TOKEN, project_id: str = PROJECT_ID
+) -> str:
+    """The ``[mixpanel]`` table of a configuration that loads through the ingestion sink
+    into ``server`` (the service account's secret as ``${MP_SA_SECRET}``)."""
+    return f"""
+        [mixpanel]
+        sink = "ingestion"
+        project_token = "{token}"
+        project_id = "{project_id}"
+        service_account_user = "{SA_USER}"
+        service_account_secret = "${{MP_SA_SECRET}}"
+        api_url = "{server.url}"
+        ca_bundle = "{server.ca_path}"
+        """
 
 
 def event(

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ingestion_support import PROJECT_ID, PROJECT_SECRET, SA_SECRET, SA_USER, TOKEN
+from ingestion_support import (
+    ingestion_mixpanel_toml,
+)
 
-from mpconnect.emulator.ingestion_api import IngestionProject
 from mpconnect.emulator.server import LocalDatasetsServer
 from mpconnect.engine import progress
 
@@ -22,32 +23,11 @@ pytestmark = pytest.mark.timeout(60)
 SMALL_RECORDS = 1650
 
 
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalDatasetsServer]:
-    """The local server's ingestion endpoints for project 12345."""
-    monkeypatch.setenv("MP_SA_SECRET", SA_SECRET)
-    project = IngestionProject(
-        PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET}, api_secret=PROJECT_SECRET
-    )
-    with LocalDatasetsServer(
-        tmp_path / "server", project_token=TOKEN, project_secret=PROJECT_SECRET, ingestion=project
-    ) as running:
-        yield running
-
-
 def ingestion_config(
-    server: LocalDatasetsServer, write_config: Callable[..., Path], engine: str = ""
+    mixpanel_server: LocalDatasetsServer, write_config: Callable[..., Path], engine: str = ""
 ) -> Path:
     """The ``small`` demo source through the ingestion sink, with an optional [engine]."""
-    return write_config(f"""
-        [mixpanel]
-        sink = "ingestion"
-        project_token = "{TOKEN}"
-        project_id = "{PROJECT_ID}"
-        service_account_user = "{SA_USER}"
-        service_account_secret = "${{MP_SA_SECRET}}"
-        api_url = "{server.url}"
-        ca_bundle = "{server.ca_path}"
+    return write_config(f"""{ingestion_mixpanel_toml(mixpanel_server)}
 
         [engine]
         {engine}
@@ -69,10 +49,10 @@ def ledger(cli: Any, config: Path) -> list[dict[str, Any]]:
 
 
 def test_a_failed_and_resumed_ingestion_run_speaks_of_runs_and_batches(
-    server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
+    mixpanel_server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
 ) -> None:
-    config = ingestion_config(server, write_config)
-    server.ingestion.faults.fail_next(400, path="/import")
+    config = ingestion_config(mixpanel_server, write_config)
+    mixpanel_server.ingestion.faults.fail_next(400, path="/import")
     failed = cli("--config", config, "run", "small", "--concurrency", "1")
     assert failed.exit_code == 1
     run_id = ledger(cli, config)[0]["run_id"]
@@ -112,19 +92,19 @@ def test_a_failed_and_resumed_ingestion_run_speaks_of_runs_and_batches(
 
 
 def test_a_resumed_runs_progress_lines_and_summary_agree_on_records_read(
-    server: LocalDatasetsServer,
+    mixpanel_server: LocalDatasetsServer,
     write_config: Callable[..., Path],
     cli: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = ingestion_config(server, write_config)
-    server.ingestion.faults.fail_next(400, path="/import")
+    config = ingestion_config(mixpanel_server, write_config)
+    mixpanel_server.ingestion.faults.fail_next(400, path="/import")
     assert cli("--config", config, "run", "small", "--concurrency", "1").exit_code == 1
 
     # Off a terminal (as under CliRunner) progress is a log line every LOG_INTERVAL
     # seconds: make it often, and each answer slow, so lines are logged while uploading.
     monkeypatch.setattr(progress, "LOG_INTERVAL", 0.02)
-    server.ingestion.faults.latency = 0.3
+    mixpanel_server.ingestion.faults.latency = 0.3
     resumed = cli("--config", config, "run", "small")
     assert resumed.exit_code == 0, resumed.output
 
@@ -139,19 +119,19 @@ def test_a_resumed_runs_progress_lines_and_summary_agree_on_records_read(
 
 
 def test_a_resumed_runs_progress_starts_from_what_was_acknowledged(
-    server: LocalDatasetsServer,
+    mixpanel_server: LocalDatasetsServer,
     write_config: Callable[..., Path],
     cli: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = ingestion_config(server, write_config)
-    server.ingestion.faults.fail_next(400, path="/engage")  # /import's 1500 get through
+    config = ingestion_config(mixpanel_server, write_config)
+    mixpanel_server.ingestion.faults.fail_next(400, path="/engage")  # /import's 1500 get through
     failed = cli("--config", config, "run", "small", "--concurrency", "1")
     assert failed.exit_code == 1
     assert "1 batch acknowledged" in failed.stderr
 
     monkeypatch.setattr(progress, "LOG_INTERVAL", 0.02)
-    server.ingestion.faults.latency = 0.3
+    mixpanel_server.ingestion.faults.latency = 0.3
     resumed = cli("--config", config, "run", "small")
     assert resumed.exit_code == 0, resumed.output
     assert f"records read {SMALL_RECORDS:,}, imported {SMALL_RECORDS:,}," in resumed.stdout
@@ -164,17 +144,17 @@ def test_a_resumed_runs_progress_starts_from_what_was_acknowledged(
 
 
 def test_an_ingestion_run_stopped_by_its_deadline_names_the_run_it_leaves(
-    server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
+    mixpanel_server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
 ) -> None:
     # Every request answers 503 and each retry waits a minute: only the deadline ends it.
     config = ingestion_config(
-        server,
+        mixpanel_server,
         write_config,
         engine=(
             "max_run_time = 2\nmax_retries = 100\nretry_initial_wait = 60\nretry_max_wait = 600"
         ),
     )
-    server.ingestion.faults.error_rate = 1.0
+    mixpanel_server.ingestion.faults.error_rate = 1.0
     failed = cli("--config", config, "run", "small")
     assert failed.exit_code == 1
     run_id = ledger(cli, config)[0]["run_id"]
@@ -186,9 +166,11 @@ def test_an_ingestion_run_stopped_by_its_deadline_names_the_run_it_leaves(
 
 
 def test_versions_list_with_the_ingestion_sink_points_at_runs(
-    server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
+    mixpanel_server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
 ) -> None:
-    shown = cli("--config", ingestion_config(server, write_config), "versions", "list", "SMALL")
+    shown = cli(
+        "--config", ingestion_config(mixpanel_server, write_config), "versions", "list", "SMALL"
+    )
     assert shown.exit_code == 0, shown.output
     assert shown.stdout.strip() == (
         "dataset SMALL has no versions in the ingestion sink (it loads without versions; "
@@ -197,7 +179,7 @@ def test_versions_list_with_the_ingestion_sink_points_at_runs(
 
 
 def test_a_history_of_both_kinds_of_sink_heads_its_id_column_version_or_run(
-    server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
+    mixpanel_server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
 ) -> None:
     embedded = write_config(
         """
@@ -214,7 +196,7 @@ def test_a_history_of_both_kinds_of_sink_heads_its_id_column_version_or_run(
     only_versions = cli("--config", embedded, "runs").stdout.splitlines()[0].split()
     assert only_versions[4] == "VERSION" and "BATCHES" not in only_versions
 
-    config = ingestion_config(server, write_config)
+    config = ingestion_config(mixpanel_server, write_config)
     assert cli("--config", config, "run", "small").exit_code == 0
     table = cli("--config", config, "runs").stdout.splitlines()
     assert table[0].split()[4:6] == ["VERSION/RUN", "BATCHES"]
@@ -230,9 +212,9 @@ def test_a_history_of_both_kinds_of_sink_heads_its_id_column_version_or_run(
 
 
 def test_a_source_on_the_demos_dataset_gets_no_pruning_warning_without_versions(
-    server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
+    mixpanel_server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
 ) -> None:
-    config = ingestion_config(server, write_config)
+    config = ingestion_config(mixpanel_server, write_config)
     config.write_text(config.read_text().replace('"SMALL"', '"DEMO"'))
     ran = cli("--config", config, "run", "small")
     assert ran.exit_code == 0, ran.output
@@ -240,10 +222,10 @@ def test_a_source_on_the_demos_dataset_gets_no_pruning_warning_without_versions(
 
 
 def test_restart_abandons_an_unfinished_ingestion_run_by_its_name(
-    server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
+    mixpanel_server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
 ) -> None:
-    config = ingestion_config(server, write_config)
-    server.ingestion.faults.fail_next(400, path="/import")
+    config = ingestion_config(mixpanel_server, write_config)
+    mixpanel_server.ingestion.faults.fail_next(400, path="/import")
     assert cli("--config", config, "run", "small", "--concurrency", "1").exit_code == 1
     run_id = ledger(cli, config)[0]["run_id"]
     again = cli("--config", config, "run", "small", "--restart")

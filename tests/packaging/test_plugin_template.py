@@ -24,7 +24,7 @@ from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "plugin_template"
 PYTHON = sys.executable
 TIMEOUT = 180  # seconds for any one subprocess

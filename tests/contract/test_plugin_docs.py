@@ -2,7 +2,7 @@
 
 In the manner of datasette's ``test_plugin_hooks_have_tests`` and its docs tests: the
 hooks are read from ``mpconnect.hookspecs`` itself, so a new hook fails these tests until
-``docs/plugins.md`` shows its exact signature and ``tests/test_hooks.py`` has a
+``docs/plugins.md`` shows its exact signature and ``tests/contract/test_hooks.py`` has a
 ``test_hook_<name>``.
 """
 
@@ -19,9 +19,9 @@ import pytest
 import mpconnect.testing
 from mpconnect import hookspecs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "plugins.md"
-HOOK_TESTS = ROOT / "tests" / "test_hooks.py"
+HOOK_TESTS = ROOT / "tests" / "contract" / "test_hooks.py"
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -66,7 +66,7 @@ def test_every_hook_has_a_test_of_its_own(hook: str) -> None:
     tests = ast.parse(HOOK_TESTS.read_text(encoding="utf-8"))
     names = {node.name for node in tests.body if isinstance(node, ast.FunctionDef)}
 
-    assert f"test_hook_{hook}" in names, f"tests/test_hooks.py has no test_hook_{hook}"
+    assert f"test_hook_{hook}" in names, f"tests/contract/test_hooks.py has no test_hook_{hook}"
 
 
 def test_the_guide_documents_no_hook_that_does_not_exist() -> None:

@@ -26,7 +26,7 @@ pytest.importorskip("aiohttp")
 pytest.importorskip("stripe")
 pytest.importorskip("simple_salesforce")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECTION = "## Try every connector locally"
 PORTS = ("8443", "12111", "12112")
 READY = "press Ctrl-C to stop"

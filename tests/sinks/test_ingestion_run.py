@@ -10,7 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
-from ingestion_support import PROJECT_ID, PROJECT_SECRET, SA_SECRET, SA_USER, TOKEN
+from ingestion_support import (
+    PROJECT_ID,
+    ingestion_mixpanel_toml,
+)
 
 import mpconnect
 from mpconnect.emulator import ingestion_checks
@@ -19,7 +22,6 @@ from mpconnect.emulator.ingestion_api import (
     LOST_ACK,
     MAX_BODY_BYTES,
     IngestionEndpoints,
-    IngestionProject,
 )
 from mpconnect.emulator.server import LocalDatasetsServer
 
@@ -30,31 +32,9 @@ DEMO_PROFILES = 450
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalDatasetsServer]:
-    """The local server (Datasets API and ingestion endpoints) for project 12345."""
-    monkeypatch.setenv("MP_SA_SECRET", SA_SECRET)
-    project = IngestionProject(
-        PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET}, api_secret=PROJECT_SECRET
-    )
-    with LocalDatasetsServer(
-        tmp_path / "server", project_token=TOKEN, project_secret=PROJECT_SECRET, ingestion=project
-    ) as running:
-        running.ingestion.faults.retry_after = 0.01
-        yield running
-
-
-@pytest.fixture
-def config(server: LocalDatasetsServer, write_config: Callable[..., Path]) -> Path:
+def config(mixpanel_server: LocalDatasetsServer, write_config: Callable[..., Path]) -> Path:
     """A configuration loading the demo source (4500 events) through the ingestion sink."""
-    return write_config(f"""
-        [mixpanel]
-        sink = "ingestion"
-        project_token = "{TOKEN}"
-        project_id = "{PROJECT_ID}"
-        service_account_user = "{SA_USER}"
-        service_account_secret = "${{MP_SA_SECRET}}"
-        api_url = "{server.url}"
-        ca_bundle = "{server.ca_path}"
+    return write_config(f"""{ingestion_mixpanel_toml(mixpanel_server)}
 
         [sources.demo]
         connector = "demo"
@@ -80,10 +60,10 @@ def config(server: LocalDatasetsServer, write_config: Callable[..., Path]) -> Pa
         """)
 
 
-def contents(server: LocalDatasetsServer) -> Any:
+def contents(mixpanel_server: LocalDatasetsServer) -> Any:
     """What the project holds."""
-    endpoints = server.ingestion
-    return server.store.contents(endpoints.dataset_id, endpoints.version_id())
+    endpoints = mixpanel_server.ingestion
+    return mixpanel_server.store.contents(endpoints.dataset_id, endpoints.version_id())
 
 
 def runs(cli: Any, config: Path) -> list[dict[str, Any]]:
@@ -99,25 +79,25 @@ def import_sizes(endpoints: IngestionEndpoints) -> list[int]:
 
 
 def test_run_demo_loads_exact_counts_and_a_rerun_adds_no_duplicates(
-    server: LocalDatasetsServer, config: Path, cli: Any
+    mixpanel_server: LocalDatasetsServer, config: Path, cli: Any
 ) -> None:
     first = cli("--config", config, "run", "demo")
     assert first.exit_code == 0, first.output
     assert "demo: succeeded" in first.stdout
     assert f"imported {DEMO_EVENTS + DEMO_PROFILES:,}, quarantined 0" in first.stdout
     assert "via the ingestion sink (no versions)" in first.stdout
-    held = contents(server)
+    held = contents(mixpanel_server)
     assert (held.events_total, held.events_received) == (DEMO_EVENTS, DEMO_EVENTS)
     assert (held.people_total, held.profiles) == (DEMO_PROFILES, DEMO_PROFILES)
-    stats = server.ingestion.stats
-    assert import_sizes(server.ingestion) == [2000, 2000, 500]
+    stats = mixpanel_server.ingestion.stats
+    assert import_sizes(mixpanel_server.ingestion) == [2000, 2000, 500]
     assert stats.batch_sizes["/engage"] == [DEMO_PROFILES]
     assert stats.gzip_requests == {"/import": 3, "/engage": 1}
     assert stats.auth == {"service account": 3}
 
     second = cli("--config", config, "run", "demo")
     assert second.exit_code == 0, second.output
-    held = contents(server)
+    held = contents(mixpanel_server)
     assert (held.events_total, held.events_received) == (DEMO_EVENTS, 2 * DEMO_EVENTS)
     assert (held.people_total, held.profiles) == (DEMO_PROFILES, DEMO_PROFILES)
     ledger = runs(cli, config)
@@ -126,7 +106,7 @@ def test_run_demo_loads_exact_counts_and_a_rerun_adds_no_duplicates(
     ] * 2
     assert all(r["version_id"] == r["run_id"] for r in ledger)
 
-    shown = cli("inspect", f"PROJECT{PROJECT_ID}", "--store", server.store.path, "--json")
+    shown = cli("inspect", f"PROJECT{PROJECT_ID}", "--store", mixpanel_server.store.path, "--json")
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["events_by_name"] == {"Airline Review": DEMO_EVENTS}
 
@@ -159,14 +139,14 @@ class BulkyPlugin:
 
 
 def test_batches_are_split_by_bytes_under_10_mb(
-    server: LocalDatasetsServer, config: Path, cli: Any
+    mixpanel_server: LocalDatasetsServer, config: Path, cli: Any
 ) -> None:
     result = cli("--config", config, "run", "bulky", plugins=[BulkyPlugin()])
     assert result.exit_code == 0, result.output
     # filled record by record up to 10 MB of JSON: 1701 records of ~6 KB, then the rest
-    assert sorted(import_sizes(server.ingestion), reverse=True) == [1701, 799]
-    assert 9_000_000 < server.ingestion.stats.largest_body["/import"] <= MAX_BODY_BYTES
-    assert contents(server).events_total == 2500
+    assert sorted(import_sizes(mixpanel_server.ingestion), reverse=True) == [1701, 799]
+    assert 9_000_000 < mixpanel_server.ingestion.stats.largest_body["/import"] <= MAX_BODY_BYTES
+    assert contents(mixpanel_server).events_total == 2500
 
 
 class SpoilIds:
@@ -182,7 +162,7 @@ class SpoilIds:
 
 
 def test_strict_mode_failures_are_quarantined_with_mixpanels_reason(
-    server: LocalDatasetsServer,
+    mixpanel_server: LocalDatasetsServer,
     config: Path,
     cli: Any,
     mpconnect_home: Path,
@@ -194,7 +174,7 @@ def test_strict_mode_failures_are_quarantined_with_mixpanels_reason(
     result = cli("--config", config, "run", "demo", plugins=[SpoilIds()])
     assert result.exit_code == 0, result.output
     assert f"imported {DEMO_EVENTS - 3 + DEMO_PROFILES:,}, quarantined 3" in result.stdout
-    assert contents(server).events_total == DEMO_EVENTS - 3
+    assert contents(mixpanel_server).events_total == DEMO_EVENTS - 3
     (quarantine,) = (mpconnect_home / "quarantine" / "demo").glob("*.jsonl")
     lines = [orjson.loads(line) for line in quarantine.read_bytes().splitlines()]
     assert len(lines) == 3
@@ -204,23 +184,24 @@ def test_strict_mode_failures_are_quarantined_with_mixpanels_reason(
         assert line["record"]["properties"]["distinct_id"] == "not-a-user"
     stored_ids = {
         e["properties"]["$insert_id"]
-        for e in server.store.iter_events(
-            server.ingestion.dataset_id, server.ingestion.version_id()
+        for e in mixpanel_server.store.iter_events(
+            mixpanel_server.ingestion.dataset_id, mixpanel_server.ingestion.version_id()
         )
     }
     assert not stored_ids & {line["record"]["properties"]["$insert_id"] for line in lines}
-    assert server.ingestion.stats.count("/import", 400) == 3
+    assert mixpanel_server.ingestion.stats.count("/import", 400) == 3
 
 
 def test_429_5xx_and_lost_answers_are_retried_without_duplicates(
-    server: LocalDatasetsServer, config: Path, cli: Any
+    mixpanel_server: LocalDatasetsServer, config: Path, cli: Any
 ) -> None:
-    server.ingestion.faults.fail_next(429, 503, LOST_ACK, path="/import")
-    server.ingestion.faults.fail_next(429, DROP, path="/engage")
+    mixpanel_server.ingestion.faults.retry_after = 0.01
+    mixpanel_server.ingestion.faults.fail_next(429, 503, LOST_ACK, path="/import")
+    mixpanel_server.ingestion.faults.fail_next(429, DROP, path="/engage")
     result = cli("--config", config, "run", "demo")
     assert result.exit_code == 0, result.output
     assert "retries 5" in result.stdout
-    held = contents(server)
+    held = contents(mixpanel_server)
     assert held.events_total == DEMO_EVENTS
     assert held.events_received > DEMO_EVENTS  # the batch whose answer was lost came twice
     assert held.profiles == DEMO_PROFILES
@@ -228,21 +209,21 @@ def test_429_5xx_and_lost_answers_are_retried_without_duplicates(
 
 
 def test_a_400_is_not_retried_and_the_next_run_resumes(
-    server: LocalDatasetsServer, config: Path, cli: Any
+    mixpanel_server: LocalDatasetsServer, config: Path, cli: Any
 ) -> None:
     # 1500 events and 150 profiles: two batches, both spooled when extraction has ended
-    server.ingestion.faults.fail_next(400, path="/import")
+    mixpanel_server.ingestion.faults.fail_next(400, path="/import")
     failed = cli("--config", config, "run", "small", "--concurrency", "1")
     assert failed.exit_code == 1
     assert "HTTP 400: /import of 1500 events: injected fault" in failed.stderr
-    assert server.ingestion.stats.count("/import") == 1
-    assert server.ingestion.stats.count("/engage") == 0
+    assert mixpanel_server.ingestion.stats.count("/import") == 1
+    assert mixpanel_server.ingestion.stats.count("/engage") == 0
     assert runs(cli, config)[0]["status"] == "failed"
 
     resumed = cli("--config", config, "run", "small")
     assert resumed.exit_code == 0, resumed.output
     assert "resumed" in resumed.stdout
-    held = contents(server)
+    held = contents(mixpanel_server)
     assert (held.events_total, held.profiles) == (1500, 150)
 
 
@@ -251,7 +232,7 @@ class PacedConnector(mpconnect.Connector):
     server has answered the first /import, so an upload fails while extraction goes on."""
 
     name = "paced"
-    server: LocalDatasetsServer | None = None
+    mixpanel_server: LocalDatasetsServer | None = None
 
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
         for index in range(8000):
@@ -279,13 +260,13 @@ class PacedPlugin:
 
 
 def test_a_run_that_failed_mid_extraction_is_not_resumed_as_complete(
-    server: LocalDatasetsServer, config: Path, cli: Any
+    mixpanel_server: LocalDatasetsServer, config: Path, cli: Any
 ) -> None:
-    PacedConnector.server = server
-    server.ingestion.faults.fail_next(400, path="/import")
+    PacedConnector.server = mixpanel_server
+    mixpanel_server.ingestion.faults.fail_next(400, path="/import")
     failed = cli("--config", config, "run", "paced", "--concurrency", "1", plugins=[PacedPlugin()])
     assert failed.exit_code == 1
     again = cli("--config", config, "run", "paced", plugins=[PacedPlugin()])
     assert again.exit_code == 0, again.output
-    held = contents(server)
+    held = contents(mixpanel_server)
     assert (held.events_total, held.profiles) == (8000, 10)

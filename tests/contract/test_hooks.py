@@ -2,7 +2,7 @@
 
 Every test registers a plugin object for that test only and runs the built-in ``demo``
 connector (or a connector of its own) into the embedded store in a temporary
-directory. ``tests/test_plugin_docs.py`` fails when a hook has no ``test_hook_<name>``
+directory. ``tests/contract/test_plugin_docs.py`` fails when a hook has no ``test_hook_<name>``
 here.
 """
 

@@ -24,7 +24,7 @@ from mpconnect.plugins import load_plugins
 from mpconnect.records import Event, Profile
 from mpconnect.sink import ImportResult, Sink, VersionInfo
 
-CONNECTORS_DIR = Path(__file__).resolve().parents[1] / "connectors"
+CONNECTORS_DIR = Path(__file__).resolve().parents[2] / "connectors"
 
 
 # -- plugins made in tests --------------------------------------------------------------

@@ -14,7 +14,7 @@ from mpconnect_stripe.localserver.world import BASE_TIME, DAY, FIXTURES_PATH, ge
 
 pytestmark = pytest.mark.timeout(60)
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared/reference/stripe-fixtures3.json"
+REFERENCE = Path(__file__).resolve().parents[4] / "shared/reference/stripe-fixtures3.json"
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 
 

@@ -169,3 +169,26 @@ def test_the_architecture_document_lists_every_room() -> None:
         p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()
     } - DEPRECATED_ALIASES
     assert listed - {"root"} == folders
+
+
+TESTS = Path(__file__).resolve().parents[1]
+#: Test folders named otherwise than their room: the package root is the contract.
+TEST_FOLDER = {"": "contract"}
+#: Test folders that are no room: shared helpers, the wheel and the docs, the connectors.
+NOT_ROOMS = {"support", "packaging", "connectors", "__pycache__"}
+
+
+def test_the_test_tree_mirrors_the_package() -> None:
+    rooms = {
+        p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()
+    } - DEPRECATED_ALIASES
+    expected = {TEST_FOLDER.get(room, room) for room in rooms | {"", "testing"}}
+    folders = {p.name for p in TESTS.iterdir() if p.is_dir()} - NOT_ROOMS
+    assert expected - folders == set(), "every room of the package has a folder under tests/"
+    assert folders - expected == set(), "every folder under tests/ is a room of the package"
+    connectors = {p.name.removeprefix("mpconnect_") for p in CONNECTORS.glob("mpconnect_*")}
+    assert connectors <= {p.name for p in (TESTS / "connectors").iterdir() if p.is_dir()}
+
+
+def test_no_test_file_lies_outside_a_room() -> None:
+    assert sorted(p.name for p in TESTS.glob("test_*.py")) == []

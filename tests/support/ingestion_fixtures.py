@@ -2,7 +2,9 @@
 
 ``ingestion_server`` serves ``/import`` and ``/engage`` (:mod:`mpconnect.emulator.ingestion_api`)
 on 127.0.0.1 with a local certificate authority, for project ``12345`` with a token, a
-service account and a project secret. ``make_sink(table)`` builds an
+service account and a project secret. ``mixpanel_server`` is the whole local server
+(``mpconnect serve``'s: the Datasets API and the ingestion endpoints) for that project.
+``make_sink(table)`` builds an
 :class:`~mpconnect.sinks.ingestion.IngestionSink` from a ``[mixpanel]`` table exactly as a
 configuration file would (secrets as ``${NAME}`` references).
 """
@@ -16,17 +18,17 @@ from typing import Any
 import pytest
 from aiohttp import web
 from ingestion_support import (
-    PROJECT_ID,
     PROJECT_SECRET,
     SA_SECRET,
-    SA_USER,
     TOKEN,
     LocalIngestion,
+    ingestion_project,
 )
 
 from mpconnect.config import parse_config
 from mpconnect.emulator.background import BackgroundServer, LocalCA
-from mpconnect.emulator.ingestion_api import IngestionFaults, IngestionProject, add_ingestion_routes
+from mpconnect.emulator.ingestion_api import IngestionFaults, add_ingestion_routes
+from mpconnect.emulator.server import LocalDatasetsServer
 from mpconnect.sinks.ingestion import IngestionSink
 from mpconnect.store.datasets import DatasetStore
 
@@ -43,13 +45,26 @@ def ingestion_server(tmp_path: Path, local_ca: LocalCA) -> Iterator[LocalIngesti
     app = web.Application()
     store_path = tmp_path / "ingestion-server.sqlite3"
     store = DatasetStore(store_path)
-    project = IngestionProject(
-        PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET}, api_secret=PROJECT_SECRET
-    )
-    endpoints = add_ingestion_routes(app, store, project, IngestionFaults(seed=7))
+    endpoints = add_ingestion_routes(app, store, ingestion_project(), IngestionFaults(seed=7))
     with BackgroundServer(app, ssl_context=local_ca.server_context()) as server:
         yield LocalIngestion(server.url, local_ca.ca_path, store_path, endpoints)
     store.close()
+
+
+@pytest.fixture
+def mixpanel_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LocalDatasetsServer]:
+    """The local server (Datasets API and ingestion endpoints) for project 12345, with
+    ``MP_SA_SECRET`` exported for :func:`ingestion_support.ingestion_mixpanel_toml`."""
+    monkeypatch.setenv("MP_SA_SECRET", SA_SECRET)
+    with LocalDatasetsServer(
+        tmp_path / "server",
+        project_token=TOKEN,
+        project_secret=PROJECT_SECRET,
+        ingestion=ingestion_project(),
+    ) as running:
+        yield running
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +10,13 @@ import orjson
 import pytest
 from ingestion_support import (
     PROJECT_ID,
-    PROJECT_SECRET,
     SA_SECRET,
-    SA_USER,
     TOKEN,
+    ingestion_mixpanel_toml,
     mixpanel_table,
     profile_update,
 )
 
-from mpconnect.emulator.ingestion_api import IngestionProject
 from mpconnect.emulator.server import LocalDatasetsServer
 from mpconnect.errors import ApiError
 from mpconnect.mixpanel.refusals import request_refusal
@@ -26,36 +24,16 @@ from mpconnect.mixpanel.refusals import request_refusal
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalDatasetsServer]:
-    """The local ingestion endpoints for project 12345."""
-    monkeypatch.setenv("MP_SA_SECRET", SA_SECRET)
-    project = IngestionProject(
-        PROJECT_ID, token=TOKEN, service_accounts={SA_USER: SA_SECRET}, api_secret=PROJECT_SECRET
-    )
-    with LocalDatasetsServer(
-        tmp_path / "server", project_token=TOKEN, project_secret=PROJECT_SECRET, ingestion=project
-    ) as running:
-        yield running
-
-
 def config_for(
-    server: LocalDatasetsServer,
+    mixpanel_server: LocalDatasetsServer,
     write_config: Callable[..., Path],
     *,
     token: str = TOKEN,
     project_id: str = PROJECT_ID,
     events: int = 10_000,
 ) -> Path:
-    return write_config(f"""
-        [mixpanel]
-        sink = "ingestion"
-        project_token = "{token}"
-        project_id = "{project_id}"
-        service_account_user = "{SA_USER}"
-        service_account_secret = "${{MP_SA_SECRET}}"
-        api_url = "{server.url}"
-        ca_bundle = "{server.ca_path}"
+    mixpanel = ingestion_mixpanel_toml(mixpanel_server, token=token, project_id=project_id)
+    return write_config(f"""{mixpanel}
 
         [engine]
         concurrency = 2
@@ -70,9 +48,9 @@ def config_for(
 
 
 def test_a_wrong_project_token_fails_the_run_at_once_naming_the_key(
-    server: LocalDatasetsServer, write_config: Any, cli: Any
+    mixpanel_server: LocalDatasetsServer, write_config: Any, cli: Any
 ) -> None:
-    config = config_for(server, write_config, token="not-the-token")
+    config = config_for(mixpanel_server, write_config, token="not-the-token")
 
     result = cli("--config", config, "run", "demo")
 
@@ -84,14 +62,14 @@ def test_a_wrong_project_token_fails_the_run_at_once_naming_the_key(
         "this project's: set mixpanel.project_token to the project's token" in result.output
     )
     assert "quarantined 0" in result.output
-    assert server.ingestion.stats.requests["/import", 400] <= 2  # stopped at once
-    assert server.ingestion.stats.records_stored["/import"] == 0
+    assert mixpanel_server.ingestion.stats.requests["/import", 400] <= 2  # stopped at once
+    assert mixpanel_server.ingestion.stats.records_stored["/import"] == 0
 
 
 def test_an_unknown_project_names_the_keys_of_the_credentials(
-    server: LocalDatasetsServer, write_config: Any, cli: Any
+    mixpanel_server: LocalDatasetsServer, write_config: Any, cli: Any
 ) -> None:
-    config = config_for(server, write_config, project_id="999", events=50)
+    config = config_for(mixpanel_server, write_config, project_id="999", events=50)
 
     result = cli("--config", config, "run", "demo")
 

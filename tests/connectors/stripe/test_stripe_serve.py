@@ -74,5 +74,5 @@ def test_the_default_port_is_the_one_the_readme_shows() -> None:
     from mpconnect_stripe.localserver import StripeLocalServer
 
     assert StripeLocalServer.default_port == 12111
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     assert 'api_base = "http://127.0.0.1:12111"' in readme
