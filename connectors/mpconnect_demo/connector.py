@@ -103,6 +103,32 @@ class DemoSettings(mpconnect.ConnectorSettings):
     bad_records: int = Field(
         default=0, ge=0, description="extra events with an invalid time, to see quarantine work"
     )
+    partitions: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="partitions, read in parallel (default: 8 from 100,000 events, else 1)",
+    )
+
+
+#: Records generated from one random seed: the data is the same however it is partitioned.
+BLOCK = 10_000
+#: Events from which the demo is read in :data:`DEFAULT_PARTITIONS` partitions by default.
+PARTITION_FROM = 100_000
+DEFAULT_PARTITIONS = 8
+
+
+def _block_rng(seed: int, kind: str, block: int) -> random.Random:
+    """The random generator of one block of records."""
+    return random.Random(f"demo:{seed}:{kind}:{block}")
+
+
+def _range(count: int, part: int, parts: int) -> range:
+    """Partition ``part`` of ``parts`` of ``count`` records, in whole blocks."""
+    blocks = -(-count // BLOCK)
+    return range(
+        min(count, blocks * part // parts * BLOCK), min(count, blocks * (part + 1) // parts * BLOCK)
+    )
 
 
 class DemoConnector(mpconnect.Connector):
@@ -126,11 +152,28 @@ class DemoConnector(mpconnect.Connector):
             f"seed {self.settings.seed}"
         )
 
+    def partitions(self, ctx: mpconnect.RunContext) -> list[mpconnect.Partition]:
+        """Ranges of event (and reviewer) index, in whole blocks of :data:`BLOCK`."""
+        wanted = self.settings.partitions
+        if wanted is None:
+            wanted = DEFAULT_PARTITIONS if self.settings.events >= PARTITION_FROM else 1
+        parts = max(1, min(wanted, -(-self.settings.events // BLOCK)))
+        if parts == 1:
+            return [mpconnect.Partition("all")]
+        return [
+            mpconnect.Partition(f"{part + 1:03d}-of-{parts:03d}", {"part": part, "parts": parts})
+            for part in range(parts)
+        ]
+
+    def _part(self, ctx: mpconnect.RunContext) -> tuple[int, int]:
+        spec = ctx.partition.spec if ctx.partition is not None else {}
+        return int(spec.get("part", 0)), int(spec.get("parts", 1))
+
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
-        """Yield ``Airline Review`` events, then any deliberately bad ones."""
-        rng = random.Random(self.settings.seed)
+        """Yield ``Airline Review`` events, then any deliberately bad ones (in the last
+        partition)."""
+        part, parts = self._part(ctx)
         reviewers = self.reviewer_count
-        rand = rng.random  # random() is many times cheaper than randrange()
         airlines, n_airlines = AIRLINES, len(AIRLINES)
         cabins = [
             cabin
@@ -143,7 +186,9 @@ class DemoConnector(mpconnect.Connector):
             for day in range(SPAN_SECONDS // 86400 + 1)
         ]
         Event = mpconnect.Event
-        for index in range(self.settings.events):
+        for index in _range(self.settings.events, part, parts):
+            if index % BLOCK == 0:
+                rand = _block_rng(self.settings.seed, "events", index // BLOCK).random
             offset = int(rand() * SPAN_SECONDS)
             rating = 1 + int(rand() * 10)
             yield Event(
@@ -161,7 +206,7 @@ class DemoConnector(mpconnect.Connector):
                     "review_date": days[offset // 86400],
                 },
             )
-        for index in range(self.settings.bad_records):
+        for index in range(self.settings.bad_records if part == parts - 1 else 0):
             yield Event(
                 name="Airline Review",
                 distinct_id=f"reviewer-{index % reviewers}",
@@ -170,9 +215,12 @@ class DemoConnector(mpconnect.Connector):
             )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
-        """Yield one profile per reviewer."""
-        rng = random.Random(self.settings.seed + 1)
-        for index in range(self.reviewer_count):
+        """Yield one profile per reviewer (a range of them in a partition)."""
+        part, parts = self._part(ctx)
+        rng = random.Random()
+        for index in _range(self.reviewer_count, part, parts):
+            if index % BLOCK == 0:
+                rng = _block_rng(self.settings.seed, "people", index // BLOCK)
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             yield mpconnect.Profile(
                 distinct_id=f"reviewer-{index}",

@@ -95,6 +95,9 @@ class EngineConfig(BaseModel):
     #: Bytes of JSON per batch; default: the sink's own limit, else 4 MiB (5.6 MiB as the
     #: Datasets API's base64). A sink's own limit is never exceeded.
     max_batch_bytes: int | None = Field(default=None, ge=64 * 1024, le=64 * 1024 * 1024)
+    #: Processes reading a partitioned source's partitions at once (1: in the run's own
+    #: process); default: the number of cores.
+    processes: int | None = Field(default=None, ge=1, le=256)
 
 
 class SchedulerConfig(BaseModel):

@@ -107,6 +107,7 @@ def extract(run: _Run, spool_id: str, spool_dir: Path, uploader: Uploader) -> No
         quarantine=partial(_quarantine_source_object, run),
         stop=run.stop,
         count_retry=lambda *_: run._count_retry(),
+        partition=run.partition,
     )
     connector = run.connector_cls(run.settings)
     token = run.token

@@ -24,13 +24,14 @@ from mpconnect.config import (
     connector_settings,
     require_connector,
 )
-from mpconnect.connector import Connector
+from mpconnect.connector import Connector, Partition
 from mpconnect.engine.cleanup import remove_dead_spools
 from mpconnect.engine.deadline import RunStop
 from mpconnect.engine.duplicates import DuplicateCounter
 from mpconnect.engine.extract import load
 from mpconnect.engine.ledger import ResumePoint, RunLedger, SqliteRunLedger
 from mpconnect.engine.lock import FileSourceLock, SourceLock
+from mpconnect.engine.partitions import run_partitioned
 from mpconnect.engine.phases import phase
 from mpconnect.engine.progress import Progress
 from mpconnect.engine.publish import prune, publish, wait_live
@@ -75,6 +76,8 @@ class RunOptions:
     max_quarantined: float | str | None = None
     progress: Progress | None = None
     stop: threading.Event | None = None
+    #: Processes reading partitions at once (None: ``[engine] processes``, else the cores).
+    processes: int | None = None
 
 
 class _Interrupted(MpconnectError):
@@ -283,6 +286,8 @@ class _Run:
         #: True while the version has a complete spool and is not published.
         self._resumable = False
         self._published = False
+        #: The one partition of an unpartitioned run (``ctx.partition``).
+        self.partition: Partition | None = None
 
     def _quarantine_path(self, spool_id: str) -> Path:
         return self.engine.home / "quarantine" / self.source.name / f"{spool_id}.jsonl"
@@ -336,7 +341,8 @@ class _Run:
             resume = resume_point(self)
             self.progress.start(self.source.name, resume.read if resume else None)
             spool_id, spool_dir = open_version(self, resume)
-            load(self, spool_id, spool_dir, resume)
+            if not run_partitioned(self, spool_id, spool_dir, resume):
+                load(self, spool_id, spool_dir, resume)
             newer = None
             if self.sink.versioned:
                 publish(self)
