@@ -370,11 +370,12 @@ class SqliteRunLedger(RunLedger):
         ]
 
     def acks(self, spool_id: str, since: float = 0.0) -> list[tuple[float, int]]:
-        """Return (time, records) of the spool's batches acknowledged since ``since``."""
+        """Return (time, records) of the spool's batches acknowledged since ``since``
+        (its partitions' too)."""
         rows = self._db().execute(
-            "SELECT acked_at, imported FROM batches WHERE spool_id = ? AND acked = 1 "
+            f"SELECT acked_at, imported FROM batches WHERE {_WITH_PARTITIONS} AND acked = 1 "
             "AND acked_at >= ? ORDER BY acked_at",
-            (spool_id, since),
+            (*_with_partitions(spool_id), since),
         )
         return [(float(r[0]), int(r[1])) for r in rows]
 
@@ -405,13 +406,13 @@ class SqliteRunLedger(RunLedger):
         return [BatchRef(r["seq"], r["kind"], r["count"], Path(r["path"])) for r in rows]
 
     def acked_totals(self, spool_id: str) -> tuple[int, int]:
-        """Return (acknowledged batches, records they imported)."""
+        """Return (acknowledged batches, records they imported), its partitions' too."""
         row = (
             self._db()
             .execute(
                 "SELECT COUNT(*), COALESCE(SUM(imported), 0) FROM batches "
-                "WHERE spool_id = ? AND acked = 1",
-                (spool_id,),
+                f"WHERE {_WITH_PARTITIONS} AND acked = 1",
+                _with_partitions(spool_id),
             )
             .fetchone()
         )
@@ -480,6 +481,14 @@ class SqliteRunLedger(RunLedger):
             data["duration"] = round(end - data["started_at"], 3) if end else None
             result.append(data)
         return result
+
+
+#: A spool's batches and those of its partitions (spool ids ``SPOOL@pNNN``).
+_WITH_PARTITIONS = "(spool_id = ? OR (spool_id >= ? AND spool_id < ?))"
+
+
+def _with_partitions(spool_id: str) -> tuple[str, str, str]:
+    return spool_id, f"{spool_id}@p", f"{spool_id}@q"
 
 
 def _redacted(error: str | None) -> str | None:
