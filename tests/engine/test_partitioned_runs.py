@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -94,6 +95,16 @@ def test_two_processes_publish_exactly_what_one_process_and_one_partition_publis
     assert [row["status"] for row in rows] == ["done"] * 3
     assert sum(row["read"] for row in rows) == pooled.read
     assert _partitions(tmp_path / "whole") == []  # one partition: today's run, no plan
+
+
+def test_engine_processes_one_reads_the_partitions_in_the_runs_own_process(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path, _demo(3), engine={"processes": 1})
+    summary = make_engine(config, tmp_path / "home").run("demo")
+    assert summary.status == "succeeded" and summary.imported == EVENTS + REVIEWERS
+    workers = {row["worker"] for row in _partitions(tmp_path / "home")}
+    assert workers == {f"{socket.gethostname()}:{os.getpid()}"}
 
 
 def test_a_partition_whose_process_is_killed_is_read_again_and_sends_no_batch_twice(

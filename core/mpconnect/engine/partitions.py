@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mpconnect.connector import Partition, RunContext
 from mpconnect.disk import private_dir
@@ -262,18 +262,3 @@ class _Ticker:
             len(rows),
             busy or "none running",
         )
-
-
-def describe_plan(rows: list[PartitionRow]) -> list[dict[str, Any]]:
-    """The plan as the run page and ``mpconnect runs --json`` may show it."""
-    return [
-        {
-            "partition": row.key,
-            "status": row.status,
-            "attempts": row.attempts,
-            "read": row.read,
-            "worker": row.worker,
-            "error": row.error,
-        }
-        for row in rows
-    ]
