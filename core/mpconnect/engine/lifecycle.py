@@ -76,8 +76,7 @@ class RunOptions:
     max_quarantined: float | str | None = None
     progress: Progress | None = None
     stop: threading.Event | None = None
-    #: Processes reading partitions at once (None: ``[engine] processes``, else the cores).
-    processes: int | None = None
+    processes: int | None = None  # partitions read at once; None: [engine] processes
 
 
 class _Interrupted(MpconnectError):
@@ -286,8 +285,7 @@ class _Run:
         #: True while the version has a complete spool and is not published.
         self._resumable = False
         self._published = False
-        #: The one partition of an unpartitioned run (``ctx.partition``).
-        self.partition: Partition | None = None
+        self.partition: Partition | None = None  # an unpartitioned run's ctx.partition
 
     def _quarantine_path(self, spool_id: str) -> Path:
         return self.engine.home / "quarantine" / self.source.name / f"{spool_id}.jsonl"
