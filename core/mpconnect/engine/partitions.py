@@ -95,7 +95,9 @@ def run_partitioned(run: _Run, spool_id: str, spool_dir: Path, resume: ResumePoi
     store = store_for(run.ledger)
     rows = store.plan(spool_id)
     if not rows:
-        if resume is not None:
+        if resume is not None or getattr(getattr(run, "incremental", None), "enabled", False):
+            # An incremental run (its state and object cache kept by the run's own
+            # process) reads its source in one partition, as does an older spool.
             return False
         partitions = plan_partitions(run)
         if len(partitions) == 1:
