@@ -25,8 +25,19 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -57,7 +68,9 @@ def test_concurrent_takes_are_all_counted(redis_url: str) -> None:
     import threading
 
     bucket = shared_bucket("stripe", "sk_test_x", [10.0], redis_url=redis_url)
-    threads = [threading.Thread(target=lambda: [bucket.take(1) for _ in range(25)]) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: [bucket.take(1) for _ in range(25)]) for _ in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -199,7 +199,8 @@ class SharedBucket:
                 state["factor"] = max(MIN_FACTOR, state["factor"] * self.decrease)
                 state["cut_at"] = now
             if retry_after:
-                state["paused_until"] = max(float(state.get("paused_until", 0.0)), now + retry_after)
+                until = max(float(state.get("paused_until", 0.0)), now + retry_after)
+                state["paused_until"] = until
 
         self.backend.update(self.key, cut)
 
