@@ -52,6 +52,8 @@ class ProjectLimit:
     bytes_by_second: Counter[int] = field(default_factory=Counter, init=False)
     #: Requests refused with 429, per whole second.
     refused_by_second: Counter[int] = field(default_factory=Counter, init=False)
+    #: Each accepted import: when, and how many records.
+    accepted_log: list[tuple[float, int]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.events < 0 or self.bytes < 0:
@@ -88,6 +90,7 @@ class ProjectLimit:
         self._in_window[1] += size
         self.accepted_by_second[int(now)] += records
         self.bytes_by_second[int(now)] += size
+        self.accepted_log.append((now, records))
 
     def _retry_after(self, now: float, records: int, size: int) -> float:
         """Seconds until enough of the window has rolled off for this request (at least
@@ -122,6 +125,15 @@ class ProjectLimit:
         """Requests refused with 429 from the whole second ``start`` on."""
         with self._lock:
             return sum(n for second, n in self.refused_by_second.items() if second >= start)
+
+    def sustained_rate(self) -> float:
+        """Records accepted per second from the first accepted import to the last: the
+        records of all but the first, over the time between them (0 with fewer than 2)."""
+        with self._lock:
+            log = list(self.accepted_log)
+        if len(log) < 2 or log[-1][0] <= log[0][0]:
+            return 0.0
+        return sum(n for _, n in log[1:]) / (log[-1][0] - log[0][0])
 
     def busiest_window(self) -> int:
         """The most records accepted in any rolling window (by whole seconds)."""
