@@ -102,7 +102,16 @@ class EngineConfig(BaseModel):
     project_bytes_per_minute: int = Field(default=2_000_000_000, ge=64 * 1024, le=10**13)
     project_rate_share: float = Field(default=0.9, gt=0, le=1)
     #: Share the rate limits across machines through this Redis (default: this machine).
-    rate_limit_redis_url: str | None = Field(default=None, pattern=r"^rediss?://")
+    rate_limit_redis_url: str | None = None
+
+    @field_validator("rate_limit_redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://")):
+            raise ValueError(
+                "must be a Redis URL such as redis://localhost:6379/0 (or rediss:// for TLS)"
+            )
+        return value
 
 
 class SchedulerConfig(BaseModel):
