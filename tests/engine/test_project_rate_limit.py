@@ -37,13 +37,15 @@ def server(tmp_path: Path) -> Iterator[LocalDatasetsServer]:
         yield running
 
 
-def write_config(path: Path, server: LocalDatasetsServer, engine: str) -> Path:
+def write_config(
+    path: Path, server: LocalDatasetsServer, engine: str, events: int = EVENTS
+) -> Path:
     sources = "".join(
         f"""
         [sources.{name}]
         connector = "demo"
         dataset_id = "DEMO{name.upper()}"
-        settings = {{ events = {EVENTS}, seed = {seed} }}
+        settings = {{ events = {events}, seed = {seed} }}
         """
         for seed, name in enumerate("abc")
     )
@@ -106,3 +108,31 @@ def test_three_sources_share_the_project_limit_without_a_429(
     assert limit.busiest_window() <= LIMIT
     share = limit.sustained_rate() / (LIMIT / WINDOW)
     assert 0.85 <= share <= 1.0, f"the runs used {share:.0%} of the project's limit"
+
+
+def test_runs_told_too_high_a_limit_adapt_to_the_real_one(
+    tmp_path: Path, home: Path, server: LocalDatasetsServer
+) -> None:
+    """Told twice the real limit, the runs are refused at first; each 429 halves their
+    shared rate and lowers the ceiling it recovers to, and once it has adapted the server
+    refuses nothing more while they keep loading."""
+    events = 4500
+    per_minute = int(LIMIT * 60 / WINDOW) * 2
+    config = write_config(
+        tmp_path / "mpconnect.toml",
+        server,
+        f"project_events_per_minute = {per_minute}\nmax_retries = 30",
+        events=events,
+    )
+    outputs = run_at_once(config, home)
+    limit = server.project_limit
+    assert limit.accepted() == 3 * (events + events // 10)
+    assert limit.refused() > 0, outputs  # it had to learn
+    last_refusal = max(limit.refused_by_second)
+    last_accept = max(limit.accepted_by_second)
+    # after the last 429, loading went on for more than a whole window without one
+    assert last_accept - last_refusal >= WINDOW, (
+        sorted(limit.refused_by_second.items()),
+        last_accept,
+    )
+    assert limit.accepted_between(last_refusal + 1, last_accept + 1) > LIMIT / 2

@@ -51,10 +51,14 @@ def test_a_429_halves_the_rate_once_and_it_recovers_additively(tmp_path: Path) -
     clock.now += 5  # the cooldown is over: a later 429 cuts again
     bucket.throttled()
     assert bucket.current_rates() == [pytest.approx(30.0)]  # (0.5 + 5 x 0.02) x 0.5
-    clock.now += 10
-    assert bucket.current_rates() == [pytest.approx(50.0)]  # + 0.02 of the ceiling per second
+    clock.now += 4
+    assert bucket.current_rates() == [pytest.approx(38.0)]  # + 0.02 of the ceiling per second
+    clock.now += 6
+    # but only up to 70 % of the rate refused (60 x 0.7 = 42), a ceiling that itself
+    # creeps up by 0.1 % of the configured one a second
+    assert bucket.current_rates() == [pytest.approx(43.0)]
     clock.now += 1000
-    assert bucket.current_rates() == [pytest.approx(100.0)]  # never above the ceiling
+    assert bucket.current_rates() == [pytest.approx(100.0)]  # never above the configured
     assert bucket.snapshot()["refused"] == 3
 
 

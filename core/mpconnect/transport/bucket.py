@@ -13,7 +13,9 @@ take the whole of it. :class:`SharedBucket` is that budget:
 - :meth:`SharedBucket.throttled` is told of each 429: the rate is cut multiplicatively
   (once per ``cooldown``, however many concurrent requests were refused together), the
   ``Retry-After`` is honoured by everyone, and the rate then recovers additively, a share
-  of the ceiling per second, up to the configured ceiling (AIMD).
+  of the ceiling per second (AIMD). It recovers up to a learned ceiling, 70 % of the rate
+  that was refused, which itself creeps back to the configured ceiling over minutes: told a
+  limit above the project's real one, the runs stop meeting 429s after a few cuts.
 
 The state lives in a backend keyed by a hash (never a token or key in clear):
 :class:`FileBackend`, a small JSON file per key under ``$MPCONNECT_HOME/rate-limits``
@@ -46,6 +48,13 @@ MIN_FACTOR = 0.05
 #: Seconds after a cut during which further 429s do not cut again (they were sent at the
 #: old rate).
 COOLDOWN = 2.0
+#: After a 429, the rate recovers only up to this share of the rate that was refused (the
+#: learned ceiling), so a configured limit above the project's real one stops causing
+#: 429s after a few cuts.
+CEILING_DECREASE = 0.7
+#: The share of the configured ceiling the learned ceiling regains per second (it probes
+#: upwards slowly: from half to all of it in about eight minutes).
+CEILING_RECOVERY = 0.001
 
 
 def bucket_key(kind: str, secret: str) -> str:
@@ -158,12 +167,14 @@ class SharedBucket:
             tokens = list(caps)
             state["at"] = now
         elapsed = max(0.0, now - float(state.get("at", now)))
-        factor = min(1.0, float(state.get("factor", 1.0)) + elapsed * self.recovery)
+        ceiling = min(1.0, float(state.get("ceiling", 1.0)) + elapsed * CEILING_RECOVERY)
+        factor = min(ceiling, float(state.get("factor", 1.0)) + elapsed * self.recovery)
         tokens = [
             min(cap, float(have) + elapsed * rate * factor)
             for have, rate, cap in zip(tokens, self.rates, caps, strict=True)
         ]
-        state.update(tokens=tokens, at=max(now, float(state.get("at", now))), factor=factor)
+        at = max(now, float(state.get("at", now)))
+        state.update(tokens=tokens, at=at, factor=factor, ceiling=ceiling)
         return tokens
 
     def take(self, *amounts: float) -> float:
@@ -196,6 +207,7 @@ class SharedBucket:
             state["tokens"] = [min(0.0, have) for have in tokens]
             state["refused"] = int(state.get("refused", 0)) + 1
             if now - float(state.get("cut_at", 0.0)) >= self.cooldown:
+                state["ceiling"] = max(MIN_FACTOR, state["factor"] * CEILING_DECREASE)
                 state["factor"] = max(MIN_FACTOR, state["factor"] * self.decrease)
                 state["cut_at"] = now
             if retry_after:
@@ -205,8 +217,8 @@ class SharedBucket:
         self.backend.update(self.key, cut)
 
     def snapshot(self) -> dict[str, Any]:
-        """The state now: ``factor`` (the share of the ceiling in use), ``tokens`` and
-        ``refused`` (429s reported)."""
+        """The state now: ``factor`` (the share of the ceiling in use), ``ceiling`` (the
+        most it recovers to), ``tokens`` and ``refused`` (429s reported)."""
 
         def read(state: dict[str, Any]) -> dict[str, Any]:
             self._refill(state, self.clock())
