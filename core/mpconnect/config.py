@@ -101,6 +101,8 @@ class EngineConfig(BaseModel):
     project_events_per_minute: int = Field(default=1_800_000, ge=60, le=10**9)
     project_bytes_per_minute: int = Field(default=2_000_000_000, ge=64 * 1024, le=10**13)
     project_rate_share: float = Field(default=0.9, gt=0, le=1)
+    #: False: take nothing from the project's budget (a benchmark into a null sink).
+    project_rate_limit: bool = True
     #: Share the rate limits across machines through this Redis (default: this machine).
     rate_limit_redis_url: str | None = None
 

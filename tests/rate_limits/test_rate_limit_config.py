@@ -24,6 +24,7 @@ def test_defaults_are_90_percent_of_mixpanels_documented_limit(tmp_path: Path) -
     assert engine.project_bytes_per_minute == 2_000_000_000
     assert engine.project_rate_share == 0.9
     assert engine.rate_limit_redis_url is None
+    assert engine.project_rate_limit is True
 
 
 @pytest.mark.parametrize(

@@ -26,8 +26,9 @@ def project_bucket(
     settings: EngineConfig, sink: Sink, token: str | None, home: Path
 ) -> SharedBucket | None:
     """The shared budget of the project ``token`` names, or None when the sink's imports
-    do not count against a Mixpanel project's rate limit (the embedded store)."""
-    if not sink.project_rate_limited or not token:
+    do not count against a Mixpanel project's rate limit (the embedded store), or the
+    configuration turned the budget off (``project_rate_limit = false``)."""
+    if not (settings.project_rate_limit and sink.project_rate_limited and token):
         return None
     share = settings.project_rate_share
     return shared_bucket(
