@@ -1,7 +1,9 @@
 """Stripe requests: one shared rate limit, retries, pagination, and clear errors.
 
-Every request of every stream goes through one :class:`mpconnect.transport.retry.RateLimiter`,
-retries included. The official client is built with ``max_network_retries=0`` so that no
+Every request of every stream goes through the account's :class:`mpconnect.SharedBucket`,
+retries included: one budget (default 90 % of Stripe's 100 requests/s live, 25 test) that
+every stream, partition and run reading the account on this machine shares, cut on each
+429 and recovering additively. The official client is built with ``max_network_retries=0`` so that no
 request bypasses the limiter: stripe-python would retry 5xx and ``Stripe-Should-Retry:
 true`` itself but never a plain 429, so mpconnect does all retrying, with backoff:
 
