@@ -4,8 +4,9 @@ Every request of every stream goes through the account's :class:`mpconnect.Share
 retries included: one budget (default 90 % of Stripe's 100 requests/s live, 25 test) that
 every stream, partition and run reading the account on this machine shares, cut on each
 429 and recovering additively. The official client is built with
-``max_network_retries=0`` so that no request bypasses the limiter: stripe-python would retry 5xx and ``Stripe-Should-Retry:
-true`` itself but never a plain 429, so mpconnect does all retrying, with backoff:
+``max_network_retries=0`` so that no request bypasses the limiter: stripe-python would
+retry 5xx and ``Stripe-Should-Retry: true`` itself but never a plain 429, so mpconnect does
+all retrying, with backoff:
 
 - 429 (rate limit, lock timeout), 5xx, 409 and dropped connections are retried, unless
   the response says ``Stripe-Should-Retry: false``;
