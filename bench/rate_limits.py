@@ -11,6 +11,9 @@ Stripe: the local Stripe API answers 429 above 25 requests/s (test mode); 1 and 
 readers of the same account at once (default: 90 % of 25/s together). Printed: requests/s
 as a share of the limit (target 90-100 %) and 429s.
 
+``--without`` adds 3 runs with the bucket turned off (``project_rate_limit = false``):
+what concurrent runs did before it existed.
+
 Run: ``python bench/rate_limits.py [--seconds 120] [--limit 30000] [--window 60]``
 (about ``2 x seconds`` for Mixpanel plus half a minute for Stripe).
 """
@@ -33,8 +36,11 @@ SECRET = "bench-secret"
 PEOPLE_PER_EVENT = 0.1  # the demo connector: one reviewer profile per 10 events
 
 
-def mixpanel_case(runs: int, limit: int, window: float, seconds: float, share: float) -> None:
-    """``runs`` concurrent runs into one project limited to ``limit`` per ``window`` s."""
+def mixpanel_case(
+    runs: int, limit: int, window: float, seconds: float, share: float, bucket: bool = True
+) -> None:
+    """``runs`` concurrent runs into one project limited to ``limit`` per ``window`` s
+    (without the shared bucket, as before it existed, when ``bucket`` is False)."""
     rate = limit / window
     events = int(rate * share * seconds / runs / (1 + PEOPLE_PER_EVENT))
     with tempfile.TemporaryDirectory(prefix="mpconnect-bench-rate-") as tmp:
@@ -65,6 +71,7 @@ def mixpanel_case(runs: int, limit: int, window: float, seconds: float, share: f
                 max_batch_bytes = 65536
                 project_events_per_minute = {int(rate * 60)}
                 project_rate_share = {share}
+                project_rate_limit = {"true" if bucket else "false"}
                 """)
                 + sources
             )
@@ -85,7 +92,8 @@ def mixpanel_case(runs: int, limit: int, window: float, seconds: float, share: f
             sustained = counts.sustained_rate()
             busiest = counts.busiest_window()
             print(
-                f"mixpanel  runs={runs}  limit={limit}/{window:g}s ({rate:,.0f}/s)  "
+                f"mixpanel  runs={runs}{'' if bucket else ' (no bucket)'}  "
+                f"limit={limit}/{window:g}s ({rate:,.0f}/s)  "
                 f"accepted={counts.accepted():,}  in {elapsed:.0f} s  "
                 f"sustained={sustained:,.0f}/s ({sustained / rate:.0%} of the limit)  "
                 f"busiest window={busiest:,} ({busiest / limit:.0%})"
@@ -133,9 +141,14 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60.0, help="rolling window, seconds")
     parser.add_argument("--share", type=float, default=0.9, help="project_rate_share")
     parser.add_argument("--customers", type=int, default=600, help="Stripe account size")
+    parser.add_argument(
+        "--without", action="store_true", help="also 3 runs without the bucket, for comparison"
+    )
     args = parser.parse_args()
     for runs in (1, 3):
         mixpanel_case(runs, args.limit, args.window, args.seconds, args.share)
+    if args.without:
+        mixpanel_case(3, args.limit, args.window, args.seconds, args.share, bucket=False)
     for readers in (1, 3):
         stripe_case(readers, args.customers)
 
