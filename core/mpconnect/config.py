@@ -104,7 +104,7 @@ class EngineConfig(BaseModel):
     #: False: take nothing from the project's budget (a benchmark into a null sink).
     project_rate_limit: bool = True
     #: Share the rate limits across machines through this Redis (default: this machine).
-    rate_limit_redis_url: str | None = None
+    rate_limit_redis_url: str | None = Field(default=None, repr=False)  # may hold a password
 
     @field_validator("rate_limit_redis_url")
     @classmethod

@@ -45,3 +45,9 @@ def test_a_bad_value_names_its_key_and_the_fix(tmp_path: Path, line: str, words:
         load_config(write(tmp_path, line))
     assert words in str(caught.value)
     assert "pw@host" not in str(caught.value)
+
+
+def test_the_redis_url_is_not_shown(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, 'rate_limit_redis_url = "redis://:hunter2@host:6379/0"'))
+    assert config.engine.rate_limit_redis_url == "redis://:hunter2@host:6379/0"
+    assert "hunter2" not in repr(config)
