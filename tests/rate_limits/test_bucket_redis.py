@@ -75,7 +75,5 @@ def test_concurrent_takes_are_all_counted(redis_url: str) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    state = bucket.snapshot()
-    # 100 reserved from a burst of 10 at 10/s: deep in debt (none was lost)
-    assert state["tokens"][0] < -50
+    assert bucket.snapshot()["taken"] == [100.0]  # no transaction lost another's take
     assert isinstance(bucket, SharedBucket)

@@ -189,6 +189,10 @@ class SharedBucket:
             factor = state["factor"]
             tokens = [have - amount for have, amount in zip(tokens, amounts, strict=True)]
             state["tokens"] = tokens
+            taken = state.get("taken")
+            if not isinstance(taken, list) or len(taken) != len(amounts):
+                taken = [0.0] * len(amounts)
+            state["taken"] = [t + a for t, a in zip(taken, amounts, strict=True)]
             wait = max(
                 [0.0]
                 + [-have / (rate * factor) for have, rate in zip(tokens, self.rates, strict=True)]
@@ -218,7 +222,8 @@ class SharedBucket:
 
     def snapshot(self) -> dict[str, Any]:
         """The state now: ``factor`` (the share of the ceiling in use), ``ceiling`` (the
-        most it recovers to), ``tokens`` and ``refused`` (429s reported)."""
+        most it recovers to), ``tokens``, ``taken`` (all reserved so far, per dimension)
+        and ``refused`` (429s reported)."""
 
         def read(state: dict[str, Any]) -> dict[str, Any]:
             self._refill(state, self.clock())
