@@ -42,8 +42,8 @@ class StripeConnector(Connector):
     request_seconds: ClassVar[float] = 0.5
 
     def workers(self) -> int:
-        """How many workers can keep ``max_requests_per_second`` busy."""
-        wanted = math.ceil(self.settings.max_requests_per_second * self.request_seconds)
+        """How many workers can keep the request rate busy."""
+        wanted = math.ceil(self.settings.request_rate * self.request_seconds)
         return max(len(self.settings.objects), min(self.max_workers, wanted))
 
     def __init__(self, settings: StripeSettings) -> None:

@@ -19,6 +19,7 @@ from mpconnect.engine.batching import DEFAULT_MAX_BATCH_BYTES, Batcher, batch_by
 from mpconnect.engine.ledger import BatchRef, ResumePoint
 from mpconnect.engine.odd_records import safe_describe, unencodable_field
 from mpconnect.engine.phases import phase
+from mpconnect.engine.project_budget import project_bucket
 from mpconnect.engine.spool import SpoolWriter
 from mpconnect.engine.unattributed import unattributed_refusal
 from mpconnect.engine.upload import Uploader
@@ -53,6 +54,7 @@ def load(run: _Run, spool_id: str, spool_dir: Path, resume: ResumePoint | None) 
         on_collapsed=run._count_collapsed,
         on_throttled=run._count_throttled,
         on_uploaded=run._count_uploaded,
+        bucket=project_bucket(settings, run.sink, run.token, run.engine.home),
     )
     with phase(run.ledger, summary.run_id, "import"):
         try:
