@@ -116,9 +116,7 @@ class Query:
         if self.where is not None:
             source = filter(self.where, source)
         for column, descending in reversed(self.order):
-            source = iter(
-                sorted(source, key=lambda row, c=column: _sort_key(c.get(row)), reverse=descending)
-            )
+            source = iter(sorted(source, key=_sorter(column), reverse=descending))
         if self.limit is not None:
             source = itertools.islice(source, self.limit)
         yield from source
@@ -345,8 +343,12 @@ class _Parser:
         return value
 
 
-def _sort_key(value: Any) -> tuple[bool, Any]:
-    return (value is not None, _key(value) if value is not None else 0)
+def _sorter(column: Column) -> Callable[[Row], tuple[bool, Any]]:
+    def key(row: Row) -> tuple[bool, Any]:
+        value = column.get(row)
+        return (value is not None, _key(value) if value is not None else 0)
+
+    return key
 
 
 def _key(value: Any) -> Any:
