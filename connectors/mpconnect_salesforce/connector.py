@@ -1,27 +1,34 @@
 """The ``salesforce`` connector: what a run reads, in which order, and what it yields.
 
-A run logs in, plans its reads (a ``COUNT()`` per query decides Bulk 2.0 or REST and lets
-the quota guard refuse a run that would not fit), then streams: Contacts, Leads,
-Opportunities, Cases, Tasks, then custom event mappings. Contacts and unconverted Leads
-become profiles too; they wait in a spool file until ``people()``, which then adds the
-custom people mappings.
+A run logs in, decides from when each stream reads (everything, or on an incremental run
+what changed since its cursor: :mod:`mpconnect_salesforce.incremental`), plans its reads (a
+``COUNT()`` per query decides Bulk 2.0 or REST and lets the quota guard refuse a run that
+would not fit), then streams: Contacts, Leads, Opportunities, Cases, Tasks, then custom
+event mappings. Contacts and unconverted Leads become profiles too; they wait in a spool
+file until ``people()``, which then adds the owners' open-opportunity totals and the
+custom people mappings. A stream's cursor enters the state once its records are all
+yielded (Contacts' and Leads' once their profiles are).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import ClassVar
 
 from mpconnect import ConfigError, Connector, Event, Profile, RunContext, SourceError
+from mpconnect_salesforce.build import changed_read, gone, gone_reads
 from mpconnect_salesforce.client import SalesforceClient
 from mpconnect_salesforce.identity import Identity
+from mpconnect_salesforce.incremental import Sync
 from mpconnect_salesforce.mappings import (
     CompiledMapping,
     compile_mapping,
     mapping_events,
     mapping_profiles,
 )
+from mpconnect_salesforce.opportunities import totals_profiles
 from mpconnect_salesforce.reads import Read, Run
 from mpconnect_salesforce.rows import Field
 from mpconnect_salesforce.settings import EventMapping, PeopleMapping, SalesforceSettings
@@ -44,7 +51,7 @@ class _Plan:
         """Every read with the settings key it comes from."""
         out = [(f"objects ({name})", read) for name, reads in self.streams for read in reads]
         out += [("identity", read) for read in self.indexes]
-        out += [(m.key, m.read) for m in (*self.events, *self.people)]
+        out += [(m.key, read) for m in (*self.events, *self.people) for read in (m.read, *m.gone)]
         return out
 
 
@@ -59,6 +66,7 @@ class SalesforceConnector(Connector):
     Settings = SalesforceSettings
     requires: ClassVar[tuple[str, ...]] = ("simple_salesforce",)
     install_hint: ClassVar[str | None] = 'pip install "mpconnect[salesforce]"'
+    incremental: ClassVar[bool] = True
 
     settings: SalesforceSettings
 
@@ -81,13 +89,23 @@ class SalesforceConnector(Connector):
                 spool=ProfileSpool(ctx.state_dir),
                 quarantine=ctx.quarantine,
                 log=ctx.log,
+                sync=Sync(ctx, timedelta(minutes=self.settings.overlap_minutes)),
             )
         return self._run
+
+    def _stream_names(self) -> list[str]:
+        names: list[str] = [name for name in STREAMS if name in self.settings.objects]
+        names += [f"events[{i}]" for i in range(len(self.settings.events))]
+        return names + [f"people[{i}]" for i in range(len(self.settings.people))]
 
     def _compile(self, run: Run, ctx: RunContext) -> _Plan:
         prefix = f"sources.{ctx.source}.settings"
         plan = _Plan(
-            streams=[(name, reads_for(name)) for name in STREAMS if name in self.settings.objects]
+            streams=[
+                (name, reads_for(name, run.sync))
+                for name in STREAMS
+                if name in self.settings.objects
+            ]
         )
         describes: dict[str, dict[str, object]] = {}
         groups: list[tuple[str, Sequence[EventMapping | PeopleMapping], list[CompiledMapping]]] = [
@@ -99,7 +117,10 @@ class SalesforceConnector(Connector):
                 key = f"{prefix}.{kind}[{i}]"
                 if mapping.object not in describes:
                     describes[mapping.object] = self._describe(run, key, mapping.object)
-                target.append(compile_mapping(key, mapping, describes[mapping.object]))
+                compiled = compile_mapping(key, mapping, describes[mapping.object])
+                changed_read(compiled.read, compiled.stream, run.sync)
+                compiled.gone = gone_reads(compiled.stream, mapping.object, mapping.where, run.sync)
+                target.append(compiled)
         if self.settings.identity == "email":
             needed = {obj for name, _ in plan.streams for obj in STREAMS[name].needs}
             needed |= {obj for m in (*plan.events, *plan.people) for obj in m.references}
@@ -125,7 +146,8 @@ class SalesforceConnector(Connector):
         plan = compiled or self._compile(run, ctx)
         for key, read in plan.reads():
             try:
-                read.decide(self.settings, run.client.count(read.object, read.where))
+                count = run.client.count(read.object, read.where, all_rows=read.all_rows)
+                read.decide(self.settings, count)
             except SourceError as exc:
                 if read.where and key.startswith("sources."):
                     raise ConfigError(f"{key}.where: {exc}") from None
@@ -186,15 +208,49 @@ class SalesforceConnector(Connector):
             f"{run.client.guard.describe()} today; can read {counts or 'nothing configured'}"
         )
 
-    def events(self, ctx: RunContext) -> Iterator[Event]:
-        """Yield every event: standard streams in order, then the event mappings."""
+    def _begin(self, ctx: RunContext) -> tuple[Run, _Plan]:
+        """Log in, decide from when each stream reads, and plan the reads."""
         run = self._start(ctx)
+        if not run.sync.started:
+            run.sync.start(run.client.server_now(), self._stream_names())
+            if run.sync.incremental and self.settings.identity == "email":
+                self._recall_people(run, ctx)
         plan = self._planned(run, ctx)
         self._read_indexes(run, plan)
+        return run, plan
+
+    @staticmethod
+    def _recall_people(run: Run, ctx: RunContext) -> None:
+        """Remember the emails of the people an incremental run does not read again, from
+        the records the last runs left (as a full read would have learned them)."""
+        for record in ctx.unchanged("contacts"):
+            if isinstance(record, Profile) and record.object_id:
+                email = record.distinct_id if record.distinct_id != record.object_id else None
+                run.identity.contact(record.object_id, email)
+        for record in ctx.unchanged("leads"):
+            if not record.object_id or record.distinct_id == record.object_id:
+                continue
+            if isinstance(record, Profile) or (
+                record.name == "Lead Created" and not record.properties.get("converted")
+            ):
+                run.identity.person(record.object_id, record.distinct_id)
+
+    def events(self, ctx: RunContext) -> Iterator[Event]:
+        """Yield every event: standard streams in order, then the event mappings.
+
+        :raises QuotaExceeded: (``paused: api quota``) when the quota guard stops the run;
+            the state keeps the cursors of what was read completely.
+        """
+        run, plan = self._begin(ctx)
         for name, reads in plan.streams:
-            yield from STREAMS[name].events(run, reads)
+            gone(run, name, [read for read in reads if read.gone])
+            yield from STREAMS[name].events(run, [read for read in reads if not read.gone])
+            if name not in _PEOPLE_STREAMS.values():
+                run.sync.commit(name, complete=True)
         for compiled in plan.events:
+            gone(run, compiled.stream, compiled.gone)
             yield from mapping_events(run, compiled)
+            run.sync.commit(compiled.stream, complete=True)
         self._events_done = True
         self._log_merged(run, ctx)
         if run.skipped:
@@ -210,19 +266,26 @@ class SalesforceConnector(Connector):
             )
 
     def people(self, ctx: RunContext) -> Iterator[Profile]:
-        """Yield the Contact and unconverted Lead profiles, then the people mappings."""
-        run = self._start(ctx)
-        plan = self._planned(run, ctx)
-        self._read_indexes(run, plan)
-        if not self._events_done:
+        """Yield the Contact and unconverted Lead profiles, the owners' open-opportunity
+        totals, then the people mappings."""
+        run, plan = self._begin(ctx)
+        events_done = self._events_done
+        if not events_done:
             for name, reads in plan.streams:
-                if name in ("contacts", "leads"):
-                    for _ in STREAMS[name].events(run, reads):
+                if name in _PEOPLE_STREAMS.values():
+                    for _ in STREAMS[name].events(run, [r for r in reads if not r.gone]):
                         pass
             self._log_merged(run, ctx)
         yield from run.spool.replay()
+        if events_done:
+            for name, _ in plan.streams:
+                if name in _PEOPLE_STREAMS.values():
+                    run.sync.commit(name, complete=True)
+        yield from totals_profiles(run)
         for compiled in plan.people:
+            gone(run, compiled.stream, compiled.gone)
             yield from mapping_profiles(run, compiled)
+            run.sync.commit(compiled.stream, complete=True)
 
     def close(self) -> None:
         """Close the HTTP session and delete the profile spool."""

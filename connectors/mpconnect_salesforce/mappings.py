@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mpconnect import ConfigError, Event, Profile
+from mpconnect_salesforce.build import tracked
 from mpconnect_salesforce.reads import Read, Run
 from mpconnect_salesforce.rows import Field, when
 from mpconnect_salesforce.settings import EventMapping, PeopleMapping
@@ -42,6 +43,12 @@ class CompiledMapping:
     properties: dict[str, str]
     person_reference: bool
     references: tuple[str, ...]
+    gone: list[Read] = field(default_factory=list)
+
+    @property
+    def stream(self) -> str:
+        """Its stream name in the source's state and cache, such as ``events[0]``."""
+        return self.key.rsplit(".", 1)[-1]
 
 
 def _field_error(key: str, obj: str, name: str, known: dict[str, Any]) -> ConfigError:
@@ -117,7 +124,7 @@ def mapping_events(run: Run, compiled: CompiledMapping) -> Iterator[Event]:
     mapping = compiled.mapping
     assert isinstance(mapping, EventMapping)
     obj = mapping.object
-    for row in run.rows(compiled.read):
+    for row in tracked(run, compiled.stream, compiled.read):
         distinct_id = _distinct_id(run, compiled, row)
         if distinct_id is None:
             run.skip(
@@ -143,6 +150,7 @@ def mapping_events(run: Run, compiled: CompiledMapping) -> Iterator[Event]:
             time=time,
             object_id=row["Id"],
             properties=properties,
+            stream=compiled.stream,
         )
 
 
@@ -150,7 +158,7 @@ def mapping_profiles(run: Run, compiled: CompiledMapping) -> Iterator[Profile]:
     """The profiles of a people mapping, one per row; rows without a person are quarantined."""
     mapping = compiled.mapping
     obj = mapping.object
-    for row in run.rows(compiled.read):
+    for row in tracked(run, compiled.stream, compiled.read):
         distinct_id = _distinct_id(run, compiled, row)
         if distinct_id is None:
             run.skip(
@@ -164,4 +172,6 @@ def mapping_profiles(run: Run, compiled: CompiledMapping) -> Iterator[Profile]:
         if not values:
             run.skip(obj, row, f"{compiled.key}: every listed property is empty")
             continue
-        yield Profile(distinct_id=distinct_id, set=values, object_id=row["Id"])
+        yield Profile(
+            distinct_id=distinct_id, set=values, object_id=row["Id"], stream=compiled.stream
+        )
