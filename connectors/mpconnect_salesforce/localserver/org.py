@@ -257,8 +257,10 @@ class Org(Changes):
 
     def _opportunityhistory(self, index: int) -> Row | None:
         number, step = divmod(index, 4)
-        opportunity = self["Opportunity"].row(number)
-        assert opportunity is not None
+        table = self["Opportunity"]
+        opportunity = table.make(number)
+        if opportunity is None or opportunity["Id"] in table.bin:
+            return None  # deleting an opportunity deletes its history
         steps = 1 + self._rng("OpportunityHistory", number * 4).randrange(4)
         if step >= steps:
             return None
@@ -311,8 +313,8 @@ class Org(Changes):
         if draw < 0.5:
             who = self._pick("Contact", rng)
         elif draw < 0.75 and self.sizes["Lead"]:
-            lead = self["Lead"].row(rng.randrange(self.sizes["Lead"]))
-            assert lead is not None
+            lead = self["Lead"].make(rng.randrange(self.sizes["Lead"]))
+            assert lead is not None  # as seeded: a task keeps its WhoId whatever happens later
             who = lead["ConvertedContactId"] if lead["IsConverted"] else lead["Id"]
         contact = self["Contact"].get(who)
         completed = rng.random() < 0.6
