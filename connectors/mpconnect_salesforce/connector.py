@@ -30,6 +30,7 @@ from mpconnect_salesforce.mappings import (
 )
 from mpconnect_salesforce.opportunities import totals_profiles
 from mpconnect_salesforce.reads import Read, Run
+from mpconnect_salesforce.recall import recall_people, who_changed
 from mpconnect_salesforce.rows import Field
 from mpconnect_salesforce.settings import EventMapping, PeopleMapping, SalesforceSettings
 from mpconnect_salesforce.spool import ProfileSpool
@@ -214,26 +215,24 @@ class SalesforceConnector(Connector):
         if not run.sync.started:
             run.sync.start(run.client.server_now(), self._stream_names())
             if run.sync.incremental and self.settings.identity == "email":
-                self._recall_people(run, ctx)
+                self._recall(run, ctx)
         plan = self._planned(run, ctx)
         self._read_indexes(run, plan)
         return run, plan
 
-    @staticmethod
-    def _recall_people(run: Run, ctx: RunContext) -> None:
-        """Remember the emails of the people an incremental run does not read again, from
-        the records the last runs left (as a full read would have learned them)."""
-        for record in ctx.unchanged("contacts"):
-            if isinstance(record, Profile) and record.object_id:
-                email = record.distinct_id if record.distinct_id != record.object_id else None
-                run.identity.contact(record.object_id, email)
-        for record in ctx.unchanged("leads"):
-            if not record.object_id or record.distinct_id == record.object_id:
-                continue
-            if isinstance(record, Profile) or (
-                record.name == "Lead Created" and not record.properties.get("converted")
-            ):
-                run.identity.person(record.object_id, record.distinct_id)
+    def _recall(self, run: Run, ctx: RunContext) -> None:
+        """Under ``identity = "email"``: recall the people an incremental run does not read;
+        read everything when a person's distinct_id changed."""
+        known = recall_people(run, ctx)
+        since = {
+            obj: run.sync.changed_since(name)
+            for name, obj in (("contacts", "Contact"), ("leads", "Lead"))
+            if name in self.settings.objects
+        }
+        why = who_changed(run, known, since)
+        if why is not None:
+            run.sync.read_everything(f'{why} (identity = "email")')
+            run.identity = Identity(self.settings.identity)
 
     def events(self, ctx: RunContext) -> Iterator[Event]:
         """Yield every event: standard streams in order, then the event mappings.

@@ -83,17 +83,20 @@ class Sync:
         for name in streams:
             if name in checked and now - parse_datetime(checked[name]) > RECYCLE_BIN:
                 stale.append(f"{name} last read {checked[name]}")
-        if stale:
-            self.ctx.read_everything(
-                "cursor older than Salesforce's recycle bin keeps deletions (15 days): "
-                + ", ".join(stale)
-            )
-            self.ctx.full_refresh = True
-            self.since = dict.fromkeys(streams)
-            return
         for name in streams:
             cursor = cursors.get(name)
             self.since[name] = parse_datetime(cursor) - self.overlap if cursor else None
+        if stale:
+            self.read_everything(
+                "cursor older than Salesforce's recycle bin keeps deletions (15 days): "
+                + ", ".join(stale)
+            )
+
+    def read_everything(self, reason: str) -> None:
+        """Turn this run into a full read (before anything is yielded), saying why."""
+        self.ctx.read_everything(reason)
+        self.ctx.full_refresh = True
+        self.since = dict.fromkeys(self.since)
 
     def where(self, stream: str, where: str | None, extra: str = "") -> str | None:
         """``where`` narrowed to rows changed since the stream's cursor (as is on a full read).

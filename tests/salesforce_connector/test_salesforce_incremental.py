@@ -188,6 +188,30 @@ def test_the_email_identity_stays_exact_across_incremental_runs(
     assert source.snapshot() == _full(salesforce, settings)
 
 
+def test_a_changed_email_under_the_email_identity_reads_everything(
+    salesforce: LocalSalesforce,
+) -> None:
+    settings = salesforce.settings(identity="email")
+    source = Source(settings)
+    source.run()
+    org = salesforce.org
+    contact = org.rows("Contact")[2]
+    org.update(contact["Id"], Email="someone.else@example.com")
+    changed = source.run()
+    assert changed.full
+    assert changed.reasons == [
+        f"Contact {contact['Id']} changed its email or was deleted or converted "
+        '(identity = "email")'
+    ]
+    assert source.snapshot() == _full(salesforce, settings)
+    org.delete(org.rows("Lead")[0]["Id"])
+    assert source.run().full
+    assert source.snapshot() == _full(salesforce, settings)
+    org.update(org.rows("Contact")[5]["Id"], Title="CFO")
+    assert not source.run().full
+    assert source.snapshot() == _full(salesforce, settings)
+
+
 def test_a_run_stopped_by_the_quota_guard_is_paused_and_the_next_one_goes_on(
     salesforce: LocalSalesforce,
 ) -> None:
