@@ -120,15 +120,9 @@ class SalesforceClient:
         """The org's global ``describe`` (every object and whether it is queryable)."""
         return self._call("the list of objects", self.sf.describe) or {}
 
-    def count(self, obj: str, where: str | None = None, *, all_rows: bool = False) -> int:
-        """``SELECT COUNT() FROM obj [WHERE ...]`` over REST (``queryAll`` with ``all_rows``)."""
-        query = self.sf.query_all if all_rows else self.sf.query
-        result = self._call(
-            f"a count of {obj}",
-            query,
-            soql(obj, None, where),
-            **({"include_deleted": True} if all_rows else {}),
-        )
+    def count(self, obj: str, where: str | None = None) -> int:
+        """``SELECT COUNT() FROM obj [WHERE ...]`` over REST."""
+        result = self._call(f"a count of {obj}", self.sf.query, soql(obj, None, where))
         return int(result["totalSize"])
 
     def server_now(self) -> datetime:

@@ -146,9 +146,10 @@ class SalesforceConnector(Connector):
             return self._plan
         plan = compiled or self._compile(run, ctx)
         for key, read in plan.reads():
+            if read.all_rows or read.gone:
+                continue  # few rows (deleted, gone or touched since the cursor): one REST call
             try:
-                count = run.client.count(read.object, read.where, all_rows=read.all_rows)
-                read.decide(self.settings, count)
+                read.decide(self.settings, run.client.count(read.object, read.where))
             except SourceError as exc:
                 if read.where and key.startswith("sources."):
                     raise ConfigError(f"{key}.where: {exc}") from None

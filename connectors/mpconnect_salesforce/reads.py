@@ -67,7 +67,8 @@ class Read:
     def describe(self) -> str:
         """Such as ``"Contact: 1200 over REST"``."""
         how = "Bulk 2.0" if self.bulk else "REST"
-        return f"{self.name}: {self.count} over {how}"
+        count = "changes" if self.count is None else self.count
+        return f"{self.name}: {count} over {how}"
 
 
 @dataclass
