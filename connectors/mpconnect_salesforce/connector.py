@@ -27,6 +27,7 @@ from mpconnect_salesforce.mappings import (
     compile_mapping,
     mapping_events,
     mapping_profiles,
+    stream_name,
 )
 from mpconnect_salesforce.opportunities import totals_profiles
 from mpconnect_salesforce.reads import Read, Run
@@ -96,8 +97,8 @@ class SalesforceConnector(Connector):
 
     def _stream_names(self) -> list[str]:
         names: list[str] = [name for name in STREAMS if name in self.settings.objects]
-        names += [f"events[{i}]" for i in range(len(self.settings.events))]
-        return names + [f"people[{i}]" for i in range(len(self.settings.people))]
+        names += [stream_name("events", mapping) for mapping in self.settings.events]
+        return names + [stream_name("people", mapping) for mapping in self.settings.people]
 
     def _compile(self, run: Run, ctx: RunContext) -> _Plan:
         prefix = f"sources.{ctx.source}.settings"
@@ -214,7 +215,7 @@ class SalesforceConnector(Connector):
         """Log in, decide from when each stream reads, and plan the reads."""
         run = self._start(ctx)
         if not run.sync.started:
-            run.sync.start(run.client.server_now(), self._stream_names())
+            run.sync.start(run.client.server_now(), self._stream_names(), self.settings.identity)
             if run.sync.incremental and self.settings.identity == "email":
                 self._recall(run, ctx)
         plan = self._planned(run, ctx)

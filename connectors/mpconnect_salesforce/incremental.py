@@ -64,9 +64,10 @@ class Sync:
             self.ctx.state[key] = value
         return value
 
-    def start(self, now: datetime, streams: Iterable[str]) -> None:
+    def start(self, now: datetime, streams: Iterable[str], identity: str) -> None:
         """Decide from when each stream reads; fall back to a full read when a stream was
-        last checked longer ago than the recycle bin keeps deletions.
+        last checked longer ago than the recycle bin keeps deletions, or the identity
+        setting changed. Streams no longer configured leave the snapshot.
 
         :param now: the server's time as the run starts.
         """
@@ -75,10 +76,17 @@ class Sync:
         self.started = True
         self.now = now
         streams = list(streams)
+        self.since = dict.fromkeys(streams)
+        previous = self.ctx.state.get("identity")
+        self.ctx.state["identity"] = identity
         if not self.incremental:
-            self.since = dict.fromkeys(streams)
+            self.ctx.state["cursors"], self.ctx.state["checked"] = {}, {}
             return
         cursors, checked = self._state("cursors"), self._state("checked")
+        self._drop([name for name in cursors if name not in streams])
+        if previous not in (None, identity):
+            self.read_everything(f"identity changed from {previous!r} to {identity!r}")
+            return
         stale = []
         for name in streams:
             if name in checked and now - parse_datetime(checked[name]) > RECYCLE_BIN:
@@ -92,10 +100,23 @@ class Sync:
                 + ", ".join(stale)
             )
 
+    def _drop(self, gone: list[str]) -> None:
+        """Remove the records of streams no longer configured, and their cursors."""
+        if "opportunities" in gone:
+            gone.append("opportunity_totals")
+        for name in gone:
+            for record in self.ctx.unchanged(name):
+                if record.object_id:
+                    self.ctx.deleted(name, record.object_id)
+            self._state("cursors").pop(name, None)
+            self._state("checked").pop(name, None)
+            self.ctx.log.info("Salesforce: stream %s is no longer configured; its records go", name)
+
     def read_everything(self, reason: str) -> None:
         """Turn this run into a full read (before anything is yielded), saying why."""
         self.ctx.read_everything(reason)
         self.ctx.full_refresh = True
+        self.ctx.state["cursors"], self.ctx.state["checked"] = {}, {}
         self.since = dict.fromkeys(self.since)
 
     def where(self, stream: str, where: str | None, extra: str = "") -> str | None:

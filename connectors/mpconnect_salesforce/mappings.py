@@ -8,6 +8,7 @@ field it names too (an error names the settings key, the field, and close spelli
 from __future__ import annotations
 
 import difflib
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,13 @@ from mpconnect_salesforce.reads import Read, Run
 from mpconnect_salesforce.rows import Field, when
 from mpconnect_salesforce.settings import EventMapping, PeopleMapping
 
-__all__ = ["CompiledMapping", "compile_mapping", "mapping_events", "mapping_profiles"]
+__all__ = [
+    "CompiledMapping",
+    "compile_mapping",
+    "mapping_events",
+    "mapping_profiles",
+    "stream_name",
+]
 
 #: Compound and binary fields: REST answers them as objects, Bulk 2.0 cannot select them.
 _UNSELECTABLE = frozenset({"address", "location", "base64"})
@@ -47,8 +54,16 @@ class CompiledMapping:
 
     @property
     def stream(self) -> str:
-        """Its stream name in the source's state and cache, such as ``events[0]``."""
-        return self.key.rsplit(".", 1)[-1]
+        """Its stream name in the source's state and cache, such as
+        ``events:Demo_Request__c:1f0c9a2e``: a changed mapping is a new stream."""
+        kind = "events" if isinstance(self.mapping, EventMapping) else "people"
+        return stream_name(kind, self.mapping)
+
+
+def stream_name(kind: str, mapping: EventMapping | PeopleMapping) -> str:
+    """``events:OBJECT:HASH`` or ``people:OBJECT:HASH``, the hash of the whole mapping."""
+    digest = hashlib.sha256(mapping.model_dump_json().encode()).hexdigest()[:8]
+    return f"{kind}:{mapping.object}:{digest}"
 
 
 def _field_error(key: str, obj: str, name: str, known: dict[str, Any]) -> ConfigError:

@@ -248,3 +248,51 @@ def test_the_local_org_keeps_deleted_rows_for_15_days_only(salesforce: LocalSale
     assert [row["Id"] for row in org["Case"].deleted()] == [case]
     org.advance(hours=2)
     assert list(org["Case"].deleted()) == []
+
+
+DEMOS = {
+    "object": "Demo_Request__c",
+    "event": "Demo Requested",
+    "distinct_id_field": "Contact__c",
+    "properties": ["Product__c", "Region__c"],
+    "where": "Status__c != 'Spam'",
+}
+
+
+def test_mappings_are_incremental_and_a_removed_one_leaves_the_snapshot(
+    salesforce: LocalSalesforce,
+) -> None:
+    org = salesforce.org
+    settings = salesforce.settings(events=[DEMOS], people=[{"object": "Member__c"}])
+    source = Source(settings)
+    source.run()
+    spam = _first(org, "Demo_Request__c", Status__c="New")
+    org.update(spam["Id"], Status__c="Spam")
+    org.create(
+        "Demo_Request__c",
+        Name="DR-new",
+        Contact__c=org.rows("Contact")[0]["Id"],
+        Product__c="Streams",
+        Status__c="New",
+        OwnerId=OWNER,
+    )
+    org.update(org.rows("Member__c")[0]["Id"], Tier__c="Gold")
+    changed = source.run()
+    assert not changed.full and changed.yielded < 40
+    assert any(key[1] == spam["Id"] for key in changed.deleted)
+    assert source.snapshot() == _full(salesforce, settings)
+
+    source.settings = salesforce.settings()
+    dropped = source.run()
+    assert not dropped.full
+    assert not [key for key in source.cache if key[0].startswith(("events:", "people:"))]
+    assert source.snapshot() == _full(salesforce, source.settings)
+
+
+def test_changing_the_identity_setting_reads_everything(salesforce: LocalSalesforce) -> None:
+    source = Source(salesforce.settings())
+    source.run()
+    source.settings = salesforce.settings(identity="email")
+    changed = source.run()
+    assert changed.reasons == ["identity changed from 'id' to 'email'"]
+    assert source.snapshot() == _full(salesforce, source.settings)
