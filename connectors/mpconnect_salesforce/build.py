@@ -24,6 +24,7 @@ __all__ = [
     "gone_reads",
     "owned",
     "props",
+    "sweep",
     "tracked",
 ]
 
@@ -149,3 +150,13 @@ def gone_reads(stream: str, obj: str, where: str | None, sync: Sync) -> list[Rea
     for read in reads:
         read.gone = True
     return reads
+
+
+def sweep(run: Run, stream: str) -> None:
+    """After an incremental run read a stream in full (it had no cursor yet, such as after
+    a paused first run), the objects of it that the cache holds and the read did not find
+    are gone."""
+    if run.sync.incremental and run.sync.since.get(stream) is None:
+        for record in run.sync.ctx.unchanged(stream):
+            if record.object_id:
+                run.sync.ctx.deleted(stream, record.object_id)

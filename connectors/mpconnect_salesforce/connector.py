@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import ClassVar
 
 from mpconnect import ConfigError, Connector, Event, Profile, RunContext, SourceError
-from mpconnect_salesforce.build import changed_read, gone, gone_reads
+from mpconnect_salesforce.build import changed_read, gone, gone_reads, sweep
 from mpconnect_salesforce.client import SalesforceClient
 from mpconnect_salesforce.identity import Identity
 from mpconnect_salesforce.incremental import Sync
@@ -247,10 +247,12 @@ class SalesforceConnector(Connector):
             gone(run, name, [read for read in reads if read.gone])
             yield from STREAMS[name].events(run, [read for read in reads if not read.gone])
             if name not in _PEOPLE_STREAMS.values():
+                sweep(run, name)
                 run.sync.commit(name, complete=True)
         for compiled in plan.events:
             gone(run, compiled.stream, compiled.gone)
             yield from mapping_events(run, compiled)
+            sweep(run, compiled.stream)
             run.sync.commit(compiled.stream, complete=True)
         self._events_done = True
         self._log_merged(run, ctx)
@@ -281,11 +283,13 @@ class SalesforceConnector(Connector):
         if events_done:
             for name, _ in plan.streams:
                 if name in _PEOPLE_STREAMS.values():
+                    sweep(run, name)
                     run.sync.commit(name, complete=True)
         yield from totals_profiles(run)
         for compiled in plan.people:
             gone(run, compiled.stream, compiled.gone)
             yield from mapping_profiles(run, compiled)
+            sweep(run, compiled.stream)
             run.sync.commit(compiled.stream, complete=True)
 
     def close(self) -> None:

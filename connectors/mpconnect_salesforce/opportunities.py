@@ -24,6 +24,7 @@ from mpconnect_salesforce.build import (
     gone_reads,
     owned,
     props,
+    sweep,
     tracked,
 )
 from mpconnect_salesforce.identity import account_id
@@ -220,6 +221,7 @@ def opportunity_events(run: Run, reads: list[Read]) -> Iterator[Event]:
                     yield made
     finally:
         run.primary_contacts = {}
+    sweep(run, STREAM)
     if incremental or run.sync.incremental:
         for record in run.sync.ctx.unchanged(STREAM):
             if isinstance(record, Event) and record.name == "Opportunity Created":

@@ -232,9 +232,14 @@ def test_a_run_stopped_by_the_quota_guard_is_paused_and_the_next_one_goes_on(
 
     salesforce.state.api_used = 0
     salesforce.state.api_limit = 1_000_000
+    gone = salesforce.org.rows("Contact")[0]["Id"]
+    assert ("contacts", gone) in source.cache
+    salesforce.org.delete(gone)
     goes_on = source.run()
     assert not goes_on.full and not goes_on.paused
-    assert source.snapshot() == whole
+    assert ("contacts", gone) not in source.cache
+    assert source.snapshot() == _full(salesforce, settings)
+    assert source.snapshot() != whole
     assert set(source.state["cursors"]) == {"contacts", "leads", "opportunities", "cases", "tasks"}
 
 
