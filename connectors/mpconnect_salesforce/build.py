@@ -108,9 +108,16 @@ def owned(
 
 def tracked(run: Run, stream: str, read: Read, *, commit: bool = True) -> Iterator[Row]:
     """A read's rows; once the caller asks for the next, the previous one's records are
-    taken, so the stream's cursor moves past it (``commit``: into the state at once)."""
+    taken, so the stream's cursor moves past it (``commit``: into the state at once).
+
+    On an incremental run, a changed row that made no record now (it is quarantined, say)
+    is gone from the snapshot, as a full read would leave it out.
+    """
     for row in run.rows(read):
+        before = run.made()
         yield row
+        if run.sync.incremental and run.made() == before:
+            run.sync.ctx.deleted(stream, row["Id"])
         run.sync.seen(stream, row)
         if commit:
             run.sync.commit(stream)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from mpconnect import ConfigError, Connector, Event, Profile, RunContext, SourceError
 from mpconnect_salesforce.build import changed_read, gone, gone_reads, sweep
@@ -40,6 +40,16 @@ from mpconnect_salesforce.streams import STREAMS, reads_for
 __all__ = ["SalesforceConnector"]
 
 _PEOPLE_STREAMS = {"Contact": "contacts", "Lead": "leads"}
+
+
+_R = TypeVar("_R", Event, Profile)
+
+
+def _counted(run: Run, records: Iterator[_R]) -> Iterator[_R]:
+    """``records``, counted in ``run.yielded`` as each one is taken."""
+    for record in records:
+        run.yielded += 1
+        yield record
 
 
 @dataclass
@@ -245,13 +255,13 @@ class SalesforceConnector(Connector):
         run, plan = self._begin(ctx)
         for name, reads in plan.streams:
             gone(run, name, [read for read in reads if read.gone])
-            yield from STREAMS[name].events(run, [read for read in reads if not read.gone])
+            yield from _counted(run, STREAMS[name].events(run, [r for r in reads if not r.gone]))
             if name not in _PEOPLE_STREAMS.values():
                 sweep(run, name)
                 run.sync.commit(name, complete=True)
         for compiled in plan.events:
             gone(run, compiled.stream, compiled.gone)
-            yield from mapping_events(run, compiled)
+            yield from _counted(run, mapping_events(run, compiled))
             sweep(run, compiled.stream)
             run.sync.commit(compiled.stream, complete=True)
         self._events_done = True
@@ -288,7 +298,7 @@ class SalesforceConnector(Connector):
         yield from totals_profiles(run)
         for compiled in plan.people:
             gone(run, compiled.stream, compiled.gone)
-            yield from mapping_profiles(run, compiled)
+            yield from _counted(run, mapping_profiles(run, compiled))
             sweep(run, compiled.stream)
             run.sync.commit(compiled.stream, complete=True)
 

@@ -89,8 +89,14 @@ class Run:
     #: Unconverted Leads whose profile is a Contact's (same email, ``identity = "email"``).
     merged_leads: int = 0
     primary_contacts: dict[str, str] = field(default_factory=dict)
+    #: Records the connector yielded so far.
+    yielded: int = 0
     #: Per owner: open opportunities and their amount in cents (once opportunities are read).
     totals: dict[str, list[int]] | None = None
+
+    def made(self) -> int:
+        """Records made so far: yielded, and profiles waiting in the spool."""
+        return self.yielded + self.spool.count
 
     def rows(self, read: Read) -> Iterator[dict[str, Any]]:
         """Stream a read's rows."""

@@ -87,7 +87,17 @@ def _changes(org: Org) -> dict[str, str]:
     )
     lead = _first(org, "Lead", IsConverted=False)
     org.update(lead["Id"], Company="Renamed Labs")
-    return {"contact": contact, "won": won["Id"], "role": role["Id"], "reopened": reopened["Id"]}
+    orphaned = next(t for t in org["Task"] if t["IsClosed"] and t["WhoId"])
+    org.update(orphaned["Id"], WhoId=None)  # quarantined from now on
+    case = [c for c in org["Case"] if c["ContactId"]][1]
+    org.update(case["Id"], ContactId=None, AccountId=None)
+    return {
+        "contact": contact,
+        "won": won["Id"],
+        "role": role["Id"],
+        "reopened": reopened["Id"],
+        "orphaned": orphaned["Id"],
+    }
 
 
 def _more_changes(org: Org, made: dict[str, str]) -> None:
@@ -115,6 +125,7 @@ def test_each_incremental_run_publishes_what_a_full_run_would(
     assert second.yielded < first.yielded / 5, "only what changed was read"
     assert ("cases", next(iter(salesforce.org["Case"].bin))) in second.deleted
     assert ("tasks", made["reopened"]) in second.deleted, "a task no longer closed leaves"
+    assert ("tasks", made["orphaned"]) in second.deleted, "a task now quarantined leaves"
     assert source.snapshot() == _full(salesforce, settings)
 
     _more_changes(salesforce.org, made)
