@@ -108,7 +108,9 @@ def owned(
 
 def tracked(run: Run, stream: str, read: Read, *, commit: bool = True) -> Iterator[Row]:
     """A read's rows; once the caller asks for the next, the previous one's records are
-    taken, so the stream's cursor moves past it (``commit``: into the state at once).
+    taken, so the stream's cursor moves past it (``commit``: into the state at once, for
+    REST reads, which come in cursor order; a Bulk 2.0 job's rows come in no order, so its
+    stream's cursor moves once the stream is read).
 
     On an incremental run, a changed row that made no record now (it is quarantined, say)
     is gone from the snapshot, as a full read would leave it out.
@@ -119,7 +121,7 @@ def tracked(run: Run, stream: str, read: Read, *, commit: bool = True) -> Iterat
         if run.sync.incremental and run.made() == before:
             run.sync.ctx.deleted(stream, row["Id"])
         run.sync.seen(stream, row)
-        if commit:
+        if commit and not read.bulk:
             run.sync.commit(stream)
 
 

@@ -106,7 +106,7 @@ class Run:
             read.fields,
             read.where,
             bulk=read.bulk,
-            order=read.order,
+            order=None if read.bulk else read.order,  # Bulk 2.0 takes no ORDER BY
             all_rows=read.all_rows,
         )
 

@@ -47,6 +47,13 @@ class BulkJobs:
             return errors(
                 400, "INVALIDJOB", "Aggregate queries are not supported in Bulk API 2.0 query jobs"
             )
+        if query.order or query.limit is not None:
+            return errors(
+                400,
+                "INVALIDJOB",
+                "Bulk API 2.0 query jobs do not support ORDER BY or LIMIT (they disable "
+                "PK chunking); remove them",
+            )
         compound = [c.path for c in query.columns if c.type in ("address", "location")]
         if compound:
             return errors(
