@@ -146,6 +146,11 @@ def _opportunity(run: Run, row: dict[str, Any]) -> Iterator[Event]:
         yield made
 
 
+def _opportunities(run: Run, rows: Iterator[dict[str, Any]]) -> Iterator[Event]:
+    for row in rows:
+        yield from _opportunity(run, row)
+
+
 def _stage_changed(run: Run, row: dict[str, Any]) -> Event | None:
     owner = _owner(run, row["OpportunityId"], row.get("Opportunity.AccountId"))
     return event(
@@ -197,10 +202,8 @@ def opportunity_events(run: Run, reads: list[Read]) -> Iterator[Event]:
         extra = sorted(touched - changed)
         for ids in _chunks(extra):
             where = f"Id IN ({ids})"
-            for row in run.rows(
-                Read("Opportunity (roles changed)", "Opportunity", opportunities.fields, where)
-            ):
-                yield from _opportunity(run, row)
+            read = Read("Opportunity (roles changed)", "Opportunity", opportunities.fields, where)
+            yield from _opportunities(run, tracked(run, STREAM, read, commit=False))
         for row in run.rows(history):
             if not incremental or row["OpportunityId"] in changed:
                 made = _stage_changed(run, row)
