@@ -109,8 +109,8 @@ def owned(
 def tracked(run: Run, stream: str, read: Read, *, commit: bool = True) -> Iterator[Row]:
     """A read's rows; once the caller asks for the next, the previous one's records are
     taken, so the stream's cursor moves past it (``commit``: into the state at once, for
-    REST reads, which come in cursor order; a Bulk 2.0 job's rows come in no order, so its
-    stream's cursor moves once the stream is read).
+    incremental REST reads, which come in cursor order; full reads and Bulk 2.0 jobs come
+    in no order, so their stream's cursor moves once the stream is read).
 
     On an incremental run, a changed row that made no record now (it is quarantined, say)
     is gone from the snapshot, as a full read would leave it out.
@@ -121,7 +121,7 @@ def tracked(run: Run, stream: str, read: Read, *, commit: bool = True) -> Iterat
         if run.sync.incremental and run.made() == before:
             run.sync.ctx.deleted(stream, row["Id"])
         run.sync.seen(stream, row)
-        if commit and not read.bulk:
+        if commit and read.order and not read.bulk:
             run.sync.commit(stream)
 
 
@@ -135,10 +135,12 @@ def gone(run: Run, stream: str, reads: list[Read]) -> None:
 
 
 def changed_read(read: Read, stream: str, sync: Sync, changed_also: str = "") -> Read:
-    """``read`` narrowed to rows changed since the stream's cursor, in cursor order."""
+    """``read`` narrowed to rows changed since the stream's cursor, in cursor order (a
+    full read of the stream comes in no order: sorting a whole object costs the server)."""
     if not any(f.path == "SystemModstamp" for f in read.fields):
         read.fields.append(STAMP)
-    read.order = ORDER
+    if sync.since.get(stream) is not None:
+        read.order = ORDER
     read.where = sync.where(stream, read.where, changed_also)
     return read
 
