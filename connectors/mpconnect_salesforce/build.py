@@ -135,11 +135,12 @@ def gone(run: Run, stream: str, reads: list[Read]) -> None:
 
 
 def changed_read(read: Read, stream: str, sync: Sync, changed_also: str = "") -> Read:
-    """``read`` narrowed to rows changed since the stream's cursor, in cursor order (a
-    full read of the stream comes in no order: sorting a whole object costs the server)."""
-    if not any(f.path == "SystemModstamp" for f in read.fields):
-        read.fields.append(STAMP)
+    """``read`` narrowed to rows changed since the stream's cursor, with their
+    ``SystemModstamp``, in cursor order. A full read of the stream is left as it is (no
+    order: sorting a whole object costs the server); its cursor becomes the run's start."""
     if sync.since.get(stream) is not None:
+        if not any(f.path == "SystemModstamp" for f in read.fields):
+            read.fields.append(STAMP)
         read.order = ORDER
     read.where = sync.where(stream, read.where, changed_also)
     return read

@@ -1,8 +1,9 @@
 """Incremental reads: what changed since the last run, by ``SystemModstamp``.
 
-The source's state keeps, per stream (``contacts``, ``opportunities``, ``events[0]``, ...),
-the newest ``SystemModstamp`` read (``cursors``) and the server's time when that read
-started (``checked``). An incremental read asks for rows with ``SystemModstamp >= cursor -
+The source's state keeps, per stream (``contacts``, ``opportunities``, ``events:OBJ:HASH``,
+...), its cursor (``cursors``): the newest ``SystemModstamp`` an incremental read saw, or
+the server's time when a full read started; and the server's time when the stream was
+last read (``checked``). An incremental read asks for rows with ``SystemModstamp >= cursor -
 overlap`` (the overlap catches transactions that committed late with an earlier stamp),
 ordered by ``SystemModstamp, Id``, and for rows deleted since through ``queryAll`` on
 ``IsDeleted = true``. Salesforce keeps deleted rows in the recycle bin about 15 days, so a
@@ -158,7 +159,7 @@ class Sync:
             newest = max(filter(None, (newest, self.deletions[stream])))
         old = cursors.get(stream)
         if newest is None:
-            newest = parse_datetime(old) if old else self.now - self.overlap
+            newest = parse_datetime(old) if old else self.now
         elif old and parse_datetime(old) > newest:
             newest = parse_datetime(old)
         cursors[stream] = _iso(newest)
