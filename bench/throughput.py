@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import free_port, null_server, run_measured, wait_for_port
+from _util import free_port, null_server, run_measured_cpu, wait_for_port
 
 
 def encode_ceiling(events: int) -> float:
@@ -59,9 +59,10 @@ def run_engine(config: Path, home: Path) -> tuple[float, float, str]:
     """Run `mpconnect run demo`; return (seconds, peak RSS MB, output)."""
     env = dict(os.environ, MPCONNECT_HOME=str(home), BENCH_SECRET="benchsecret")
     mpconnect = shutil.which("mpconnect") or "mpconnect"
-    seconds, rss, status, output = run_measured(
+    seconds, rss, cpu, status, output = run_measured_cpu(
         [mpconnect, "--config", str(config), "run", "demo"], env
     )
+    print(f"  cpu {cpu:.1f} s", flush=True)
     if status != 0:
         raise SystemExit(f"mpconnect run failed ({status}):\n{output}")
     return seconds, rss, output
