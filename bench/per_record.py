@@ -35,7 +35,10 @@ def _stage(events: int, directory: Path, upto: str) -> float:
     writer_cls = SpoolWriter if upto == "spool" else _NullWriter
     writer = writer_cls(directory, 1000, 4 * 1024 * 1024, lambda batch: None)
     batcher = Batcher(
-        writer, "events", max_records=1000, max_bytes=4 * 1024 * 1024,
+        writer,
+        "events",
+        max_records=1000,
+        max_bytes=4 * 1024 * 1024,
         duplicates=DuplicateCounter("bench"),
     )
     started = time.process_time()

@@ -60,7 +60,7 @@ PLACEHOLDER_DISTINCT_IDS = frozenset(
         "lmy47d",
     }
 )
-_blake2b = hashlib.blake2b
+_BLAKE2B_128 = hashlib.blake2b(digest_size=16)
 _PLAIN_TYPES = (str, int, bool, type(None))
 _PLAIN_SET = frozenset(_PLAIN_TYPES)
 _STR_TYPE = frozenset({str})
@@ -82,12 +82,11 @@ def make_insert_id(object_id: object, event_name: str) -> str:
     >>> make_insert_id("ch_1", "Charge Succeeded") == make_insert_id("ch_1", "Charge Succeeded")
     True
     """
-    text = f"{object_id}\x1f{event_name}"
-    try:
-        data = text.encode()
-    except UnicodeEncodeError:  # a lone surrogate: still hashed (the id itself is not sent)
-        data = text.encode("utf-8", "surrogatepass")
-    h = _blake2b(data, digest_size=16).hexdigest()
+    digest = _BLAKE2B_128.copy()  # cheaper than a new hash object with its parameters
+    # "surrogatepass": a lone surrogate is still hashed (the id itself is not sent); for
+    # every other string the bytes are UTF-8's.
+    digest.update(f"{object_id}\x1f{event_name}".encode("utf-8", "surrogatepass"))
+    h = digest.hexdigest()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -214,7 +213,9 @@ def _convert_mapping(values: Mapping[Any, Any], prefix: str, depth: int) -> dict
             f"field '{prefix}': {type(values).__name__} given; it must be a dict of properties",
             prefix,
         )
-    if set(map(type, values)) <= _STR_TYPE and set(map(type, values.values())) <= _PLAIN_SET:
+    if _STR_TYPE.issuperset(map(type, values)) and _PLAIN_SET.issuperset(
+        map(type, values.values())
+    ):
         return dict(values)  # the common case, checked at C speed
     out: dict[str, Any] = {}
     for key, value in values.items():

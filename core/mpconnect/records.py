@@ -148,8 +148,8 @@ class Event:
             type(properties) is dict
             and len(properties) <= MAX_OWN_PROPERTIES
             and properties.keys().isdisjoint(RESERVED_EVENT_PROPERTIES)
-            and set(map(type, properties)) <= _STR_TYPE
-            and set(map(type, properties.values())) <= _PLAIN_SET
+            and _STR_TYPE.issuperset(map(type, properties))
+            and _PLAIN_SET.issuperset(map(type, properties.values()))
         ):
             converted = properties.copy()  # the common case, checked at C speed
         else:
