@@ -146,12 +146,14 @@ class DemoConnector(mpconnect.Connector):
         for index in range(self.settings.events):
             offset = int(rand() * SPAN_SECONDS)
             rating = 1 + int(rand() * 10)
+            # Positional arguments (name, distinct_id, time, object_id, properties):
+            # half the cost of keywords in this loop.
             yield Event(
-                name="Airline Review",
-                distinct_id=f"reviewer-{int(rand() * reviewers)}",
-                time=EPOCH_START + offset,
-                object_id=f"review-{index}",
-                properties={
+                "Airline Review",
+                f"reviewer-{int(rand() * reviewers)}",
+                EPOCH_START + offset,
+                f"review-{index}",
+                {
                     "airline_name": airlines[int(rand() * n_airlines)],
                     "rating": rating,
                     "cabin_class": cabins[int(rand() * n_cabins)],

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from mpconnect.connector import RunContext
 from mpconnect.disk import private_dir
-from mpconnect.engine.batching import DEFAULT_MAX_BATCH_BYTES, Batcher, batch_byte_limit
+from mpconnect.engine.batching import (
+    DEFAULT_MAX_BATCH_BYTES,
+    Batcher,
+    Refused,
+    batch_byte_limit,
+)
 from mpconnect.engine.ledger import BatchRef, ResumePoint
 from mpconnect.engine.odd_records import safe_describe, unencodable_field
 from mpconnect.engine.phases import phase
@@ -159,6 +164,8 @@ def _drain(
     lead = getattr(run.sink, "future_leeway", None)
     latest = None if lead is None else int(time.time()) + lead
     in_connector = True
+    add = batcher.add
+    written = batcher.written
     try:
         for record in records:
             in_connector = False
@@ -189,11 +196,14 @@ def _drain(
                 in_connector = True
                 continue
             if is_events:
-                _batch(run, batcher, converted)
+                refused = add(converted)
+                if refused is not None:
+                    _quarantine_refused(run, batcher, converted, refused)
             else:
                 for update in converted:
                     _batch(run, batcher, update)
-            if batcher.pending == 0:  # a batch was just spooled
+            if batcher.written != written:  # a batch was just spooled
+                written = batcher.written
                 if lead is not None:
                     latest = int(time.time()) + lead
                 if stop.is_set():
@@ -218,13 +228,18 @@ def _batch(run: _Run, batcher: Batcher, record: Any) -> None:
     beyond 64 bits, say) or is over the per-record size goes to quarantine."""
     refused = batcher.add(record)
     if refused is not None:
-        data = record if refused.encodable else {"repr": repr(record)[:2000]}
-        run.quarantine.add(
-            _name_converted(batcher.kind, record),
-            refused.reason,
-            data,
-            None if refused.encodable else unencodable_field(record),
-        )
+        _quarantine_refused(run, batcher, record, refused)
+
+
+def _quarantine_refused(run: _Run, batcher: Batcher, record: Any, refused: Refused) -> None:
+    """Quarantine a converted record the batcher refused, with its reason."""
+    data = record if refused.encodable else {"repr": repr(record)[:2000]}
+    run.quarantine.add(
+        _name_converted(batcher.kind, record),
+        refused.reason,
+        data,
+        None if refused.encodable else unencodable_field(record),
+    )
 
 
 def _transform(
