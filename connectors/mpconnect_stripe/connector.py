@@ -159,7 +159,7 @@ class StripeConnector(Connector):
         finally:
             self._stop_reader(reader)
         plan.finish(ctx)
-        self._changes = changes
+        self._changes = changes  # its store stays open until people() has read it
         ctx.log.info(
             "stripe: %d events since the last run changed %d objects; read in %d requests",
             plan.changes.events,
@@ -230,6 +230,8 @@ class StripeConnector(Connector):
         """
         if self._stop is not None:
             self._stop.set()
+        if self._changes is not None:
+            self._changes.store.close()
         pages, self._pages = self._pages, None
         if pages is not None:
             # ValueError: it is being read on another thread, where the stop event ends it.
@@ -245,6 +247,7 @@ class StripeConnector(Connector):
             return
         if self._changes is not None:
             yield from self._changes.profiles()
+            self._changes.store.close()
             return
         if self._book is None:  # events() was not read to the end: read it now
             for _ in self.events(ctx):

@@ -127,8 +127,11 @@ class FactsStore:
             yield orjson.loads(facts)
 
     def save(self) -> None:
-        """Write everything to the file and close it."""
+        """Write everything to the file (it stays open for reading profiles)."""
         self._db.commit()
+
+    def close(self) -> None:
+        """Close the file (again: nothing happens)."""
         self._db.close()
 
     def discard(self) -> None:

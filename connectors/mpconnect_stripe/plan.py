@@ -47,6 +47,8 @@ class Plan:
         if self.store is None:
             return
         self.store.save()
+        if self.changes is None:
+            self.store.close()
         ctx.state[FACTS] = self.store.path.name
         cursor = self.changes.cursor if self.changes is not None else self.cursor
         if cursor is None:
