@@ -3,10 +3,11 @@
 Stripe records an event for each change of an object, with a copy of the object as it was
 then (``data.object``), and lists them newest first for 30 days. The cursor is the newest
 event a run has seen (``{"created": ..., "id": ...}``); the next run lists the events
-created since that second, down to the cursor's event, and keeps the newest event of each
-object: its copy is the object as it is now (as of that event). ``customer.deleted`` and
-``invoice.deleted`` say an object is gone; ``customer.subscription.deleted`` only says a
-subscription ended (it is still listed, canceled).
+created since that second (the cursor's event and its second included), and keeps the
+newest event of each object: its copy is the object as it is now (as of that event).
+``customer.deleted`` and ``invoice.deleted`` say an object is gone;
+``customer.subscription.deleted`` only says a subscription ended (it is still listed,
+canceled).
 
 When the cursor's event is no longer listed, or is older than 30 days, events have been
 lost: :func:`read_changes` says so and the connector reads everything.
@@ -143,20 +144,19 @@ def read_changes(
     after: str | None = None
     count = 0
     found = cursor.get("id") is None
-    done = False
-    while not done:
+    while True:
+        # Down to the cursor's second, the cursor's event included: Stripe does not say
+        # how it orders events of one second, and reading one again changes nothing.
         page, has_more = reader.events_page(gte=created, after=after, types=types)
         for event in page:
-            if event["id"] == cursor.get("id"):
-                found = done = True
-                break
+            found = found or event["id"] == cursor.get("id")
             count += 1
             if newest is None:
                 newest = {"created": event["created"], "id": event["id"], "types": types}
             _keep(objects, event, wanted)
         if not has_more or not page:
-            done = True
-        after = page[-1]["id"] if page else None
+            break
+        after = page[-1]["id"]
     if not found:
         return Changes(
             {}, cursor, count, lost="the cursor is older than Stripe keeps events (30 days)"
