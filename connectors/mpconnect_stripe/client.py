@@ -305,6 +305,35 @@ class StripeReader:
         data = page.data
         return list(data.get("data") or []), bool(data.get("has_more"))
 
+    def events_page(
+        self, *, gte: int | None, after: str | None, types: list[str] | None, limit: int = PAGE_SIZE
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Fetch one page of ``GET /v1/events`` (newest first) as plain dicts.
+
+        :param gte: only events created at or after this epoch second.
+        :param after: the ``starting_after`` cursor: the last id of the previous page.
+        :param types: only events of these types (at most 20), or all.
+        :returns: the page's events and Stripe's ``has_more``.
+        """
+        params: dict[str, Any] = {"limit": limit}
+        if gte is not None:
+            params["created"] = {"gte": gte}
+        if after:
+            params["starting_after"] = after
+        if types:
+            params["types"] = types
+        page = self.call(
+            "GET /v1/events", lambda: self.client.raw_request("get", "/v1/events", **params)
+        )
+        return list(page.data.get("data") or []), bool(page.data.get("has_more"))
+
+    def retrieve(self, stream: str, object_id: str) -> dict[str, Any]:
+        """Fetch one object of a list by id, as a plain dict."""
+        path = f"/v1/{stream}/{object_id}"
+        return dict(
+            self.call(f"GET /v1/{stream}/…", lambda: self.client.raw_request("get", path)).data
+        )
+
     def check(self) -> str:
         """Verify the key with one cheap call and describe the account's mode.
 
