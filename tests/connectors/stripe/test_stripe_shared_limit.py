@@ -17,7 +17,7 @@ import pytest
 from mpconnect.testing import Collected, run_connector
 from mpconnect_stripe import StripeConnector
 from mpconnect_stripe.localserver.api import TEST_KEY
-from mpconnect_stripe.localserver.world import generate
+from mpconnect_stripe.localserver.generate import generate
 
 pytestmark = pytest.mark.timeout(180)
 STRIPE_TEST_MODE_LIMIT = 25.0
