@@ -108,6 +108,54 @@ class SchedulerConfig(BaseModel):
     retry_after: float | None = Field(default=None, gt=0)
 
 
+class DistributedConfig(BaseModel):
+    """The ``[distributed]`` table: run sources on Celery workers (``mpconnect worker``)
+    with a Redis broker and a shared PostgreSQL database. Both URLs are secrets (their
+    passwords): they are kept as ``SecretStr`` and never shown with their passwords."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    broker: SecretStr
+    database: SecretStr
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_is_redis(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("redis://", "rediss://")):
+            raise ValueError(
+                "must be a Redis URL such as redis://HOST:6379/0 (rediss:// for TLS); "
+                'write broker = "${MPCONNECT_BROKER_URL}" and export MPCONNECT_BROKER_URL'
+            )
+        _remember_url_password(url)
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _database_is_postgresql(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "must be a PostgreSQL URL such as postgresql://USER:PASSWORD@HOST:5432/DB; "
+                'write database = "${MPCONNECT_DATABASE_URL}" and export MPCONNECT_DATABASE_URL'
+            )
+        _remember_url_password(url)
+        return value
+
+
+def _remember_url_password(url: str) -> None:
+    """Record a URL's password (and the URL itself) as secrets: never shown again."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if password:
+        remember_secret(password)
+        remember_secret(unquote(password))
+
+
 def check_max_quarantined(value: Any) -> float | str:
     """Return a valid ``max_quarantined`` (a count, a fraction, ``"unlimited"``) or raise
     ValueError saying what is accepted."""
@@ -160,6 +208,8 @@ class Config(BaseModel):
     mixpanel: MixpanelConfig = Field(default_factory=MixpanelConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    #: None: single-machine mode (the default).
+    distributed: DistributedConfig | None = None
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     secret_references: dict[str, str] = Field(default_factory=dict, exclude=True)
     builtin_sources: list[str] = Field(default_factory=list, exclude=True)
@@ -386,7 +436,7 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
     if "demo" not in sources:
         sources["demo"] = SourceConfig(name="demo", **DEMO_SOURCE)
         builtin.append("demo")
-    for table in ("mixpanel", "engine", "scheduler"):
+    for table in ("mixpanel", "engine", "scheduler", "distributed"):
         if table in data and not isinstance(data[table], dict):
             raise ConfigError(f"{path}: {table}: must be a table ([{table}] with keys under it)")
     if "secret" in data.get("mixpanel", {}) and "mixpanel.secret" not in refs:
