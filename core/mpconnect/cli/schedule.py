@@ -68,11 +68,18 @@ def register(cli: click.Group) -> None:
     default=None,
     help="Require this token on the status page (also $MPCONNECT_UI_TOKEN).",
 )
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Enqueue due runs for the workers instead of running them ([distributed]); "
+    "one scheduler leads however many are started.",
+)
 @click.pass_obj
 def schedule(
     state: CliState,
     config_path: str | None,
     print_crontab: bool,
+    distributed: bool,
     stop_timeout: float,
     reload_interval: float,
     http_port: int | None,
@@ -99,6 +106,11 @@ def schedule(
             f"{where}: no source has a schedule; add one to a [sources.NAME] table, such as "
             'schedule = "0 2 * * *" (02:00 every day)'
         )
+    if distributed and not print_crontab:
+        from mpconnect.cli.distributed_schedule import serve_distributed
+
+        serve_distributed(plan)
+        return
     if print_crontab:
         for line in crontab_lines(plan):
             click.echo(line)

@@ -10,6 +10,7 @@ are never silently moved to another (see :mod:`mpconnect.distributed.locks`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -146,17 +147,13 @@ class Database:
         db = getattr(self._local, "db", None)
         self._local.db = None
         if db is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 db.close()
-            except psycopg.Error:
-                pass
 
     def close(self) -> None:
         """Close every connection this object opened."""
         with self._guard:
             connections, self._all = self._all, []
         for db in connections:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 db.close()
-            except psycopg.Error:
-                pass

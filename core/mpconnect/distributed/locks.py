@@ -18,6 +18,7 @@ dispatching until it leads again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -29,6 +30,7 @@ from typing import Any
 import psycopg
 
 from mpconnect.distributed.connection import SharedDatabaseError, connect
+from mpconnect.distributed.schema import ensure_migrated
 from mpconnect.engine.lock import SourceLock
 from mpconnect.errors import RunLocked
 
@@ -37,8 +39,7 @@ log = logging.getLogger("mpconnect.distributed")
 #: Seconds between the watchdog's checks of a held lock's session.
 CHECK_EVERY = 2.0
 _KEEPALIVES = (
-    "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; "
-    "SET tcp_keepalives_count = 3"
+    "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
 )
 
 
@@ -67,6 +68,7 @@ class _SessionLock:
         """Take the lock now if it is free; return whether this holder has it."""
         if self._db is not None:
             return True
+        ensure_migrated(self.url)
         db = connect(self.url)
         try:
             db.execute(_KEEPALIVES.encode())
@@ -126,13 +128,12 @@ class _SessionLock:
                 continue
             try:
                 db.execute(_KEEPALIVES.encode())
-                if self._still_ours(db) and self._try(db):
-                    if self._still_ours(db):
-                        old, self._db = self._db, db
-                        if old is not None:
-                            old.close()
-                        log.info("lock %r taken again after the session was lost", self.name)
-                        return
+                if self._still_ours(db) and self._try(db) and self._still_ours(db):
+                    old, self._db = self._db, db
+                    if old is not None:
+                        old.close()
+                    log.info("lock %r taken again after the session was lost", self.name)
+                    return
                 db.close()
                 break
             except psycopg.Error:
@@ -149,12 +150,8 @@ class _SessionLock:
         self._stop.set()
         db, self._db = self._db, None
         if db is not None:
-            try:
-                db.execute(
-                    "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (self.name,)
-                )
-            except psycopg.Error:
-                pass
+            with contextlib.suppress(psycopg.Error):
+                db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (self.name,))
             db.close()
         if self._watchdog is not None and self._watchdog is not threading.current_thread():
             self._watchdog.join(CHECK_EVERY + 1)

@@ -12,6 +12,7 @@ further migrations at the end of :data:`MIGRATIONS`; never edit a released one.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import psycopg
@@ -103,6 +104,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             worker TEXT,
             run_id TEXT,
             started_at DOUBLE PRECISION,
+            heartbeat DOUBLE PRECISION,
             ended_at DOUBLE PRECISION,
             summary TEXT,
             error TEXT
@@ -120,12 +122,31 @@ MIGRATIONS: list[tuple[int, str, str]] = [
 ]
 
 
+_migrated: set[str] = set()
+_migrated_guard = threading.Lock()
+
+
+def ensure_migrated(url: str) -> None:
+    """Migrate the database at ``url`` once per process (locks use it on first take)."""
+    with _migrated_guard:
+        if url in _migrated:
+            return
+    database = Database(url)
+    try:
+        migrate(database)
+    finally:
+        database.close()
+
+
 def migrate(database: Database) -> int:
     """Create or migrate the schema; return the version the database is at.
 
     :raises SharedDatabaseError: when the database is newer than this mpconnect.
     """
-    return database.call(_migrate)
+    version = database.call(_migrate)
+    with _migrated_guard:
+        _migrated.add(database.url)
+    return version
 
 
 def _migrate(db: psycopg.Connection[Any]) -> int:
