@@ -82,7 +82,8 @@ def worker(state: CliState, concurrency: int | None) -> None:
         redact(settings.broker_url),
         concurrency or os.cpu_count(),
     )
-    argv = ["worker", "--queues", QUEUE, "--loglevel", "INFO", "--without-mingle"]
+    logging.captureWarnings(True)  # Celery's warnings become JSON lines too
+    argv = ["--quiet", "worker", "--queues", QUEUE, "--loglevel", "INFO", "--without-mingle"]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     app.worker_main(argv)

@@ -65,7 +65,7 @@ class Dispatcher:
             )
             dispatches.finish(self.database, dispatch_id, "failed", error=error)
             raise BrokerError(error) from None
-        log.info("%s: dispatched (%s)", source, dispatch_id)
+        log.debug("%s: dispatched (%s)", source, dispatch_id)
         return dispatch_id
 
     def wait(
