@@ -117,6 +117,9 @@ class DistributedConfig(BaseModel):
 
     broker: SecretStr
     database: SecretStr
+    #: Seconds without a heartbeat after which a run's worker counts as lost and the run
+    #: is sent again (it resumes); heartbeats come every sixth of it.
+    lease: float = Field(default=60.0, ge=3, le=3600)
 
     @field_validator("broker")
     @classmethod

@@ -131,9 +131,7 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while True:
             rows = self.query("SELECT * FROM dispatches ORDER BY requested_at")
-            if len(rows) >= expected and all(
-                r["state"] not in ("queued", "running") for r in rows
-            ):
+            if len(rows) >= expected and all(r["state"] not in ("queued", "running") for r in rows):
                 return rows
             if time.monotonic() > deadline:
                 states = [(r["source"], r["state"]) for r in rows]

@@ -78,9 +78,13 @@ def test_two_schedulers_dispatch_each_due_run_once(make_cluster) -> None:  # typ
     assert logs.count("leading: dispatching due runs") == 1
     assert "standing by: another scheduler leads" in logs
 
-    leader, standby = (one, "scheduler-2") if "leading" in cluster.log("scheduler-1") else (
-        two,
-        "scheduler-1",
+    leader, standby = (
+        (one, "scheduler-2")
+        if "leading" in cluster.log("scheduler-1")
+        else (
+            two,
+            "scheduler-1",
+        )
     )
     leader.kill()  # kill -9: its session ends, its lock with it
     leader.wait()

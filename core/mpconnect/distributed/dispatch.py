@@ -68,6 +68,53 @@ class Dispatcher:
         log.debug("%s: dispatched (%s)", source, dispatch_id)
         return dispatch_id
 
+    def send_again(self, dispatch_id: str, source: str) -> None:
+        """Send a dispatch's message again (the task is idempotent: a copy whose dispatch
+        ended, or runs elsewhere, does nothing)."""
+        self.app.send_task(RUN_SOURCE, args=[dispatch_id, source], task_id=dispatch_id)
+
+    def rescue(self, only: set[str] | None = None) -> list[str]:
+        """Send again the dispatches whose worker was lost (no heartbeat for ``[distributed]
+        lease`` seconds and the source's lock free) or whose message may be lost (queued
+        for longer than ten leases); return their ids. ``only``: just these dispatches."""
+        from mpconnect.distributed.locks import PostgresSourceLock
+
+        lease = distributed_settings(self.config).lease
+        sent = []
+        for row in dispatches.stale(self.database, lease, queued_for=10 * lease):
+            if only is not None and row["dispatch_id"] not in only:
+                continue
+            if row["state"] == "running":
+                if PostgresSourceLock(self.database.url, row["source"]).is_held():
+                    continue  # its run is still going; only its heartbeat is late
+                log.warning(
+                    "%s: dispatch %s lost its worker %s (no heartbeat for %.0f s); sending "
+                    "it again: the run resumes",
+                    row["source"],
+                    row["dispatch_id"],
+                    row["worker"],
+                    lease,
+                )
+            else:
+                log.warning(
+                    "%s: dispatch %s still queued after %.0f s; sending its message again",
+                    row["source"],
+                    row["dispatch_id"],
+                    10 * lease,
+                )
+            dispatches.beat(self.database, row["dispatch_id"])  # one rescue per lease
+            if row["state"] == "queued":
+                dispatches.requeued(self.database, row["dispatch_id"])
+            try:
+                self.send_again(row["dispatch_id"], row["source"])
+            except Exception as exc:
+                log.error(
+                    "could not send dispatch %s again: %s", row["dispatch_id"], redact(str(exc))
+                )
+                continue
+            sent.append(row["dispatch_id"])
+        return sent
+
     def wait(
         self,
         dispatch_ids: list[str],
@@ -82,6 +129,8 @@ class Dispatcher:
         """
         waiting = set(dispatch_ids)
         rows: list[dict[str, Any]] = []
+        rescue_every = distributed_settings(self.config).lease / 3
+        next_rescue = time.monotonic() + rescue_every
         while True:
             rows = dispatches.get(self.database, dispatch_ids)
             for row in rows:
@@ -91,6 +140,9 @@ class Dispatcher:
                         on_end(row)
             if not waiting or (stop is not None and stop.is_set()):
                 return rows
+            if time.monotonic() >= next_rescue:
+                self.rescue(only=waiting)
+                next_rescue = time.monotonic() + rescue_every
             if stop is not None:
                 stop.wait(poll)
             else:

@@ -66,6 +66,14 @@ def beat(database: Database, dispatch_id: str) -> None:
     )
 
 
+def requeued(database: Database, dispatch_id: str) -> None:
+    """Restart the clock of a queued dispatch whose message was sent again."""
+    database.execute(
+        "UPDATE dispatches SET requested_at = %s WHERE dispatch_id = %s AND state = 'queued'",
+        (time.time(), dispatch_id),
+    )
+
+
 def finish(
     database: Database,
     dispatch_id: str,
@@ -102,6 +110,18 @@ def open_of(database: Database, source: str) -> list[dict[str, Any]]:
         "SELECT * FROM dispatches WHERE source = %s AND state IN ('queued', 'running') "
         "ORDER BY requested_at",
         (source,),
+    )
+    return [_shown(row) for row in rows]
+
+
+def stale(database: Database, lease: float, queued_for: float) -> list[dict[str, Any]]:
+    """Dispatches that may have lost their worker or their message: running without a
+    heartbeat for ``lease`` seconds, or queued for ``queued_for`` seconds."""
+    now = time.time()
+    rows = database.fetchall(
+        "SELECT * FROM dispatches WHERE (state = 'running' AND heartbeat < %s) "
+        "OR (state = 'queued' AND requested_at < %s) ORDER BY requested_at",
+        (now - lease, now - queued_for),
     )
     return [_shown(row) for row in rows]
 

@@ -113,7 +113,12 @@ class DistributedScheduler:
             )
 
     def step(self, now: datetime) -> datetime | None:
-        """Dispatch what is due at ``now``; return when something next falls due."""
+        """Dispatch what is due at ``now``, send again the runs of lost workers; return
+        when something next falls due."""
+        try:
+            self.dispatcher.rescue()
+        except MpconnectError as exc:
+            log.error("could not look for runs of lost workers: %s", exc)
         for name, cron in self.plan.crons.items():
             if now >= self._next[name]:
                 due = cron.latest_at_or_before(now)

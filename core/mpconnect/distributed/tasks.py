@@ -35,8 +35,6 @@ from mpconnect.plugins import Plugins, load_plugins
 
 log = logging.getLogger("mpconnect.worker")
 
-#: Seconds between a running dispatch's heartbeats.
-HEARTBEAT_EVERY = 10.0
 
 _plugins: Plugins | None = None
 
@@ -100,8 +98,11 @@ def _run(
 
     engine = Engine(config, _loaded_plugins(), home_dir(), ledger=ledger, lock_factory=make_lock)
     done = threading.Event()
+    every = distributed_settings(config).lease / 6
     beating = threading.Thread(
-        target=_heartbeat, args=(database, dispatch_id, done), name="mpconnect-heartbeat"
+        target=_heartbeat,
+        args=(database, dispatch_id, done, every),
+        name="mpconnect-heartbeat",
     )
     beating.daemon = True
     beating.start()
@@ -136,8 +137,8 @@ def _run(
     return {"dispatch_id": dispatch_id, "state": state, "error": error}
 
 
-def _heartbeat(database: Database, dispatch_id: str, done: threading.Event) -> None:
-    while not done.wait(HEARTBEAT_EVERY):
+def _heartbeat(database: Database, dispatch_id: str, done: threading.Event, every: float) -> None:
+    while not done.wait(every):
         try:
             dispatches.beat(database, dispatch_id)
         except MpconnectError as exc:
