@@ -8,6 +8,7 @@ there, and so are the spools a resumed run takes over.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -148,10 +149,8 @@ class Cluster:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(30)
         else:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)  # a pool process left behind
-            except ProcessLookupError:
-                pass
 
     def close(self) -> None:
         """Stop every process started."""

@@ -3,6 +3,7 @@ twice at once, and two schedulers that dispatch each due run once."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import defaultdict
@@ -54,7 +55,7 @@ def test_twenty_sources_dispatched_at_once_on_two_workers(make_cluster) -> None:
     assert len(by_source) == 20
     for source, source_runs in by_source.items():
         assert all(r["status"] == "succeeded" for r in source_runs), source
-        for earlier, later in zip(source_runs, source_runs[1:], strict=False):
+        for earlier, later in itertools.pairwise(source_runs):
             assert earlier["ended_at"] <= later["started_at"], f"{source} ran twice at once"
         assert cluster.live_events(f"S{source[1:]}") == 200
     workers = {r["worker"].split(":")[1] for r in rows if r["state"] == "succeeded"}
