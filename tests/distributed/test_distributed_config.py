@@ -66,7 +66,7 @@ def test_a_url_of_the_wrong_kind_is_refused_naming_the_key_and_the_fix(
 
 
 def test_an_unset_variable_is_named(write_config: Callable[..., Path]) -> None:
-    with pytest.raises(ConfigError, match=r"MPCONNECT_BROKER_URL \(distributed.broker\), MPCONNECT_DATABASE_URL"):
+    with pytest.raises(ConfigError, match=r"MPCONNECT_BROKER_URL \(distributed.broker\)"):
         load_config(write_config(TABLE))
 
 

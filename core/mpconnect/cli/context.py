@@ -129,18 +129,22 @@ class CliState:
         return SqliteRunLedger(home_dir() / "ledger.sqlite3")
 
     def shared_database_url(self) -> str | None:
-        """``[distributed] database``, or None in single-machine mode. A configuration
-        that does not load is no error here unless it has a ``[distributed]`` table."""
-        from mpconnect.config import find_config_path
-        from mpconnect.errors import ConfigError
+        """``[distributed] database``, or None in single-machine mode. The file is only
+        validated (pydantic) when it has a ``[distributed]`` table, so `runs` stays light."""
+        import os
+        import tomllib
+        from pathlib import Path
 
+        # As mpconnect.config.find_config_path, which would import pydantic.
+        named = self.config_path or os.environ.get("MPCONNECT_CONFIG") or "mpconnect.toml"
+        path = Path(named)
         try:
-            config = self.config
-        except ConfigError:
-            path = find_config_path(self.config_path)
-            if path is not None and "[distributed]" in path.read_text(errors="replace"):
-                raise
-            return None
+            with path.open("rb") as handle:
+                if "distributed" not in tomllib.load(handle):
+                    return None
+        except (OSError, tomllib.TOMLDecodeError):
+            return None  # the commands that read the file report it
+        config = self.config
         if config.distributed is None:
             return None
         return config.distributed.database.get_secret_value()
