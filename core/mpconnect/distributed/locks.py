@@ -213,7 +213,8 @@ class PostgresSourceLock(SourceLock):
         self._lock.release()
 
     def is_held(self) -> bool:
-        """True when some session holds the lock now (this one included)."""
+        """True when some session holds the lock now (this one included). Looks at
+        ``pg_locks`` without taking the lock, so asking never makes a run find it taken."""
         if self._lock.is_held_here():
             return True
         try:
@@ -222,12 +223,20 @@ class PostgresSourceLock(SourceLock):
             return False
         try:
             with db:
-                if not self._lock._try(db):
-                    return True
-                db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (self._lock.name,))
+                row = db.execute(_HELD, (self._lock.name,)).fetchone()
         except psycopg.Error:
             return False
-        return False
+        return bool(row and row["n"])
+
+
+#: Whether a session holds the advisory lock on a bigint key: PostgreSQL shows its high
+#: 32 bits as ``classid``, its low ones as ``objid``, and ``objsubid`` 1.
+_HELD = (
+    "WITH k AS (SELECT hashtextextended(%s, 0) AS key) "
+    "SELECT count(*) AS n FROM pg_locks, k WHERE locktype = 'advisory' AND granted "
+    "AND objsubid = 1 AND classid::bigint = ((k.key >> 32) & 4294967295) "
+    "AND objid::bigint = (k.key & 4294967295)"
+)
 
 
 class _SourceSession(_SessionLock):
