@@ -100,3 +100,20 @@ def test_two_schedulers_dispatch_each_due_run_once(make_cluster) -> None:  # typ
     rows = cluster.query("SELECT source, due, count(*) AS n FROM dispatches GROUP BY source, due")
     assert rows
     assert all(r["n"] == 1 and r["due"] is not None for r in rows)  # each due time once
+
+
+def test_dispatch_wait_prints_each_summary_and_fails_when_a_run_fails(make_cluster) -> None:  # type: ignore[no-untyped-def]
+    cluster: Cluster = make_cluster(
+        demo_sources(1, events=100)
+        + '[sources.bad]\nconnector = "demo"\ndataset_id = "BAD"\nmax_quarantined = 0\n'
+        "[sources.bad.settings]\nevents = 100\nbad_records = 5\n"
+    )
+    cluster.worker("worker")
+    done = cluster.cli("dispatch", "s00", "bad", "--wait")
+    assert done.returncode == 1
+    assert "s00: succeeded" in done.stdout
+    assert "records read 110, imported 110" in done.stdout
+    assert "mpconnect: error: bad: failed:" in done.stderr
+    assert "quarantined" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert cluster.live_events("BAD") is None  # nothing of the failed run went live
