@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 
 from mpconnect.distributed.connection import Database
-from mpconnect.distributed.schema import migrate
+from mpconnect.distributed.schema import ensure_migrated
 from mpconnect.engine.ledger import UNFINISHED, BatchRef, ResumePoint, RunLedger
 from mpconnect.engine.summary import RunSummary
 from mpconnect.redact import redact
@@ -30,12 +30,13 @@ _INSERT_BATCH = (
 class PostgresRunLedger(RunLedger):
     """The ledger in PostgreSQL (one connection per thread; see :class:`Database`).
 
-    :param database: the shared database (its schema is migrated on first use).
+    :param database: the shared database (its schema is migrated on first use in the
+        process).
     """
 
     def __init__(self, database: Database | str) -> None:
         self.database = Database(database) if isinstance(database, str) else database
-        migrate(self.database)
+        ensure_migrated(self.database)
 
     def __repr__(self) -> str:
         return f"PostgresRunLedger({self.database!r})"

@@ -126,11 +126,16 @@ _migrated: set[str] = set()
 _migrated_guard = threading.Lock()
 
 
-def ensure_migrated(url: str) -> None:
-    """Migrate the database at ``url`` once per process (locks use it on first take)."""
+def ensure_migrated(target: str | Database) -> None:
+    """Migrate the database (a URL or a :class:`Database`) once per process: workers and
+    locks call it for every run, and only the first call in a process does any work."""
+    url = target if isinstance(target, str) else target.url
     with _migrated_guard:
         if url in _migrated:
             return
+    if isinstance(target, Database):
+        migrate(target)
+        return
     database = Database(url)
     try:
         migrate(database)
