@@ -117,3 +117,21 @@ def test_dispatch_wait_prints_each_summary_and_fails_when_a_run_fails(make_clust
     assert "quarantined" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert cluster.live_events("BAD") is None  # nothing of the failed run went live
+
+
+def test_an_unreachable_broker_is_a_clear_error_and_nothing_waits(  # type: ignore[no-untyped-def]
+    tmp_path: Path, database_url: str
+) -> None:
+    from real_servers import free_port
+
+    broker = f"redis://:brokerpw42@127.0.0.1:{free_port()}/0"  # nobody listens there
+    cluster = Cluster(tmp_path, broker, database_url, demo_sources(1))
+    done = cluster.cli("dispatch", "s00", "--wait")
+    assert done.returncode == 1
+    assert "mpconnect: error: could not send the run of 's00' to the broker" in done.stderr
+    assert "check [distributed] broker (MPCONNECT_BROKER_URL) and that Redis is up" in done.stderr
+    assert "brokerpw42" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    rows = cluster.query("SELECT state, error FROM dispatches")
+    assert [r["state"] for r in rows] == ["failed"]
+    assert "brokerpw42" not in rows[0]["error"]
