@@ -143,6 +143,24 @@ def test_a_worker_killed_mid_run_is_replaced_and_its_run_resumed_once(
     assert [r["published"] for r in runs] == [0, 1]
 
 
+def test_a_pool_process_killed_mid_run_is_redelivered_at_once_and_resumed(
+    cluster: Cluster, mixpanel: Any
+) -> None:
+    cluster.worker("worker-a", concurrency=1)
+    sent = cluster.cli("dispatch", "big")
+    assert sent.returncode == 0, sent.stderr
+    _wait_acked(cluster)
+    child = int(cluster.query("SELECT worker FROM dispatches")[0]["worker"].split(":")[1])
+    os.kill(child, signal.SIGKILL)  # only the pool process running the task
+    # task_reject_on_worker_lost: the worker puts the message back at once (no lease, no
+    # visibility timeout); a new pool process resumes the version.
+    rows = cluster.wait_dispatches_ended(1, timeout=120)
+    assert (rows[0]["state"], rows[0]["attempts"]) == ("succeeded", 2), rows[0]
+    assert _live_events(mixpanel) == (EVENTS, 1)
+    runs = cluster.query("SELECT status FROM runs ORDER BY started_at")
+    assert [r["status"] for r in runs] in (["resumed", "succeeded"], ["abandoned", "succeeded"])
+
+
 def test_redis_restarted_mid_run(
     cluster: Cluster, mixpanel: Any, redis_server: RedisServer
 ) -> None:
