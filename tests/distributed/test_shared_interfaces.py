@@ -198,7 +198,9 @@ def test_one_holder_at_a_time_named_to_the_next(backend: Backend) -> None:
             RunLocked, match=r"source 'billing' is already running: pid \d+ .*run-1"
         ):
             second.acquire()
-        backend.lock("other").acquire()  # another source is not blocked
+        other = backend.lock("other")
+        other.acquire()  # another source is not blocked
+        other.release()
     finally:
         first.release()
     assert not second.is_held()
