@@ -126,6 +126,7 @@ def schedule(
         plan,
         state.plugins,
         home=home_dir(),
+        engine_factory=_shared_engine_factory(state),
         progress_factory=lambda: LogProgress(30.0),
         reload_interval=reload_interval or None,
         stop_timeout=stop_timeout,
@@ -153,6 +154,26 @@ def schedule(
         _serve_with_signals(scheduler)
     finally:
         server.stop()
+
+
+def _shared_engine_factory(state: CliState) -> Any:
+    """With ``[distributed]`` configured, runs here use the shared ledger and locks (as
+    `mpconnect run` does), so they never overlap a worker's; else None (the default)."""
+    url = state.shared_database_url()
+    if url is None:
+        return None
+    from mpconnect.distributed.ledger import PostgresRunLedger
+    from mpconnect.distributed.locks import PostgresSourceLock
+    from mpconnect.engine import Engine
+
+    plugins, home = state.plugins, home_dir()
+    return lambda config: Engine(
+        config,
+        plugins,
+        home,
+        ledger=PostgresRunLedger(url),
+        lock_factory=lambda source, run_id: PostgresSourceLock(url, source, run_id),
+    )
 
 
 def _serve_with_signals(scheduler: Scheduler) -> None:
