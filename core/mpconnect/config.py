@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
 )
 
+from mpconnect.distributed_config import DistributedConfig
 from mpconnect.errors import ConfigError
 from mpconnect.redact import SECRET_NAME, remember_secret, remember_secrets_of
 
@@ -179,6 +180,8 @@ class Config(BaseModel):
     mixpanel: MixpanelConfig = Field(default_factory=MixpanelConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    #: None: single-machine mode (the default).
+    distributed: DistributedConfig | None = None
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     secret_references: dict[str, str] = Field(default_factory=dict, exclude=True)
     builtin_sources: list[str] = Field(default_factory=list, exclude=True)
@@ -405,7 +408,7 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
     if "demo" not in sources:
         sources["demo"] = SourceConfig(name="demo", **DEMO_SOURCE)
         builtin.append("demo")
-    for table in ("mixpanel", "engine", "scheduler"):
+    for table in ("mixpanel", "engine", "scheduler", "distributed"):
         if table in data and not isinstance(data[table], dict):
             raise ConfigError(f"{path}: {table}: must be a table ([{table}] with keys under it)")
     if "secret" in data.get("mixpanel", {}) and "mixpanel.secret" not in refs:

@@ -136,7 +136,12 @@ def _register_optional(cli: click.Group) -> None:
     """Add command modules that other parts of mpconnect provide, when present."""
     import importlib
 
-    for name in ("mpconnect.cli.serve", "mpconnect.cli.schedule", "mpconnect.cli.ui"):
+    for name in (
+        "mpconnect.cli.serve",
+        "mpconnect.cli.schedule",
+        "mpconnect.cli.ui",
+        "mpconnect.cli.distributed",
+    ):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
