@@ -51,9 +51,7 @@ def full_snapshot(tmp_path: Path, generation: int) -> tuple[list[Any], list[Any]
     return snapshot(home)
 
 
-def test_incremental_runs_publish_exactly_what_a_full_run_would(
-    tmp_path: Path, home: Path
-) -> None:
+def test_incremental_runs_publish_exactly_what_a_full_run_would(tmp_path: Path, home: Path) -> None:
     engine = demo_engine(tmp_path, home)
     first = engine.run("reviews")
     assert (first.status, first.sync, first.sync_reason) == (

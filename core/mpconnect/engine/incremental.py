@@ -87,6 +87,9 @@ class IncrementalRun:
         damaged = getattr(self.store, "damaged", None) or getattr(self.cache, "damaged", None)
         if damaged:
             reason = f"{damaged}; reading everything to rebuild it"
+            for holder in (self.store, self.cache):  # said once
+                if getattr(holder, "damaged", None):
+                    setattr(holder, "damaged", None)  # noqa: B010
         elif reason is None and self.run.options.full_refresh:
             reason = "--full-refresh given"
         elif reason is None and committed is None:

@@ -129,8 +129,6 @@ class SqliteStateStore(StateStore):
 
     def load(self, source: str) -> SourceState | None:
         """The committed state, or None (see :meth:`StateStore.load`)."""
-        if self.damaged:
-            return None
         row = (
             self._db()
             .execute(
