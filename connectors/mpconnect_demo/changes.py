@@ -53,6 +53,10 @@ class History:
         picked = rng.sample(range(self._existing(h)), min(self._existing(h), 2 * self.updates))
         return picked[: self.updates], picked[self.updates :]
 
+    def existing_after(self) -> int:
+        """Reviews ``0 .. N`` that exist (or existed) at the end of this generation."""
+        return self._existing(self.generation + 1)
+
     def born(self) -> range:
         """Reviews added after generation 0, up to this generation."""
         return range(self.base, self._existing(self.generation + 1))

@@ -158,6 +158,8 @@ class DemoConnector(mpconnect.Connector):
         self._history: History | None = None
         self._changed: list[mpconnect.Event] = []
         self._full = True
+        self._last = 0
+        self._touched: list[int] = []
 
     @property
     def reviewer_count(self) -> int:
@@ -257,9 +259,12 @@ class DemoConnector(mpconnect.Connector):
         self, ctx: mpconnect.RunContext, history: History, last: int
     ) -> Iterator[mpconnect.Event]:
         read = 0
+        self._last = last
         for index in history.deleted_since(last):
+            self._touched.append(index)
             ctx.deleted(REVIEWS, f"review-{index}")
         for index in history.changed_since(last):
+            self._touched.append(index)
             event = self._review(index, history.version(index))
             self._changed.append(event)
             read += 1
@@ -297,20 +302,63 @@ class DemoConnector(mpconnect.Connector):
         if self._full:
             yield from self._all_people()
             return
-        figures: dict[str, list[int]] = {}
-        for event in [*ctx.unchanged(REVIEWS), *self._changed]:
-            if not isinstance(event, mpconnect.Event) or "rating" not in event.properties:
-                continue
-            figure = figures.setdefault(event.distinct_id, [0, 0])
-            figure[0] += 1
-            figure[1] += event.properties["rating"]
+        deltas = self._figure_changes()
         for cached in ctx.unchanged(REVIEWERS):
-            if not isinstance(cached, mpconnect.Profile):
+            delta = deltas.get(cached.distinct_id)
+            if not isinstance(cached, mpconnect.Profile) or not delta or delta == [0, 0]:
                 continue
-            fresh = _with_figures(dict(cached.set), figures.get(cached.distinct_id))
+            figure = [
+                int(cached.set.get("reviews_written", 0)) + delta[0],
+                int(cached.set.get("ratings_total", 0)) + delta[1],
+            ]
+            fresh = _with_figures(dict(cached.set), figure)
             if fresh != cached.set:
                 cached.set = fresh
                 yield cached
+
+    def _figure_changes(self) -> dict[str, list[int]]:
+        """Per reviewer, the change in ``[reviews, ratings total]`` since the generation
+        last read: the reviews touched since, as they were then, taken off; as they are
+        now, added. (The demo knows its own history; a real connector would sum
+        ``ctx.unchanged(stream)`` or keep the figures it needs.)"""
+        settings = self.settings
+        old = History(settings.seed, settings.events, settings.changes, self._last)
+        alive_then = [
+            index
+            for index in self._touched
+            if index < old.existing_after() and index not in old.deleted
+        ]
+        base = self._base_reviews([i for i in alive_then if old.version(i) == 0])
+        deltas: dict[str, list[int]] = {}
+        for index in alive_then:
+            if index in base:
+                distinct_id, rating = base[index]
+            else:
+                event = self._review(index, old.version(index))
+                distinct_id, rating = event.distinct_id, event.properties["rating"]
+            delta = deltas.setdefault(distinct_id, [0, 0])
+            delta[0] -= 1
+            delta[1] -= rating
+        for event in self._changed:
+            delta = deltas.setdefault(event.distinct_id, [0, 0])
+            delta[0] += 1
+            delta[1] += event.properties["rating"]
+        return deltas
+
+    def _base_reviews(self, indices: list[int]) -> dict[int, tuple[str, int]]:
+        """``(reviewer, rating)`` of base reviews, drawing as :meth:`_all_events` does."""
+        wanted = set(indices)
+        found: dict[int, tuple[str, int]] = {}
+        rand = random.Random(self.settings.seed).random
+        reviewers = self.reviewer_count
+        for index in range(max(wanted, default=-1) + 1):
+            rand()  # the time
+            rating = 1 + int(rand() * 10)
+            reviewer = int(rand() * reviewers)
+            rand(), rand(), rand(), rand()  # airline, cabin, seat, value
+            if index in wanted:
+                found[index] = (f"reviewer-{reviewer}", rating)
+        return found
 
     def _all_people(self) -> Iterator[mpconnect.Profile]:
         rng = random.Random(self.settings.seed + 1)
@@ -348,10 +396,11 @@ def _too_old(last: object, generation: int, retention: int) -> str | None:
 
 
 def _with_figures(properties: dict[str, Any], figure: list[int] | None) -> dict[str, Any]:
-    """The profile's properties with its reviewer's ``reviews_written`` and
-    ``average_rating`` (none without reviews)."""
+    """The profile's properties with its reviewer's ``reviews_written``,
+    ``ratings_total`` and ``average_rating`` (none without reviews)."""
     count, total = figure or (0, 0)
     properties["reviews_written"] = count
+    properties["ratings_total"] = total
     properties.pop("average_rating", None)
     if count:
         properties["average_rating"] = round(total / count, 3)
