@@ -99,7 +99,13 @@ class IncrementalRun:
         self.full = reason is not None
         self.reason = reason or ""
         self.state = dict(committed.state) if committed is not None else {}
-        self.only_changed = not self.run.sink.versioned and not self.run.options.full_refresh
+        # Compared with the committed cache even on a full read the connector decided on
+        # (its cursor too old): what Mixpanel has already is not sent again.
+        self.only_changed = (
+            not self.run.sink.versioned
+            and not self.run.options.full_refresh
+            and self.cache.exists()
+        )
         self.store.discard(self.source)
         self.cache.begin(spool_id, self.full)
         self._note()
@@ -180,7 +186,7 @@ class IncrementalRun:
             self.records_read += 1
             if len(rows) >= _FLUSH_ROWS:
                 self._flush()
-            if self.only_changed and not self.full and known(stream, object_id, digest):
+            if self.only_changed and known(stream, object_id, digest):
                 self.unchanged_skipped += 1
                 self.run.summary.read += 1
                 continue

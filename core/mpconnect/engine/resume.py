@@ -53,6 +53,8 @@ def resume_point(run: Run) -> ResumePoint | None:
     if point is None:
         return None
     reason = refusal(run.ledger, point, run.resume_key, run.options.restart)
+    if reason is None and run.options.full_refresh:
+        reason = "--full-refresh given"
     if (
         reason is None
         and run.sink.versioned
