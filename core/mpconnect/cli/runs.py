@@ -89,6 +89,11 @@ def run(
     the ingestion sink (no versions) each run sends its records in batches to /import and
     /engage. The next run of a source resumes its failed or stopped run whose extraction
     had finished, sending only what was not acknowledged.
+
+    A source whose connector reads incrementally reads only what changed since its last
+    successful run (the summary says "incremental run" or "full run (REASON)");
+    --full-refresh reads everything. A run its connector pauses (an API quota) ends as
+    "paused: REASON" with exit status 0; the next run goes on from there.
     """
     names = list(sources)
     if run_all:
