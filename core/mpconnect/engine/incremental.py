@@ -96,6 +96,15 @@ class IncrementalRun:
             reason = "first run: no state yet"
         elif reason is None and not self.cache.exists():
             reason = "the source-object cache is missing; reading everything to rebuild it"
+        elif (
+            reason is None
+            and not self.run.sink.versioned
+            and self.cache.target() != self.run.target
+        ):
+            reason = (
+                "the last run loaded another destination (sink, project, dataset or token); "
+                "reading everything for this one"
+            )
         self.full = reason is not None
         self.reason = reason or ""
         self.state = dict(committed.state) if committed is not None else {}
@@ -105,9 +114,10 @@ class IncrementalRun:
             not self.run.sink.versioned
             and not self.run.options.full_refresh
             and self.cache.exists()
+            and self.cache.target() == self.run.target
         )
         self.store.discard(self.source)
-        self.cache.begin(spool_id, self.full)
+        self.cache.begin(spool_id, self.full, self.run.target)
         self._note()
 
     def _note(self) -> None:
@@ -139,7 +149,7 @@ class IncrementalRun:
         self.full = True
         self.reason = reason
         self.cache.discard()
-        self.cache.begin(self.spool_id, True)
+        self.cache.begin(self.spool_id, True, self.run.target)
         self._note()
 
     def deleted(self, stream: str, object_id: str) -> None:

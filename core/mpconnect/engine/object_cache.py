@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS pending_deleted (
     PRIMARY KEY (spool_id, stream, object_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending_runs (
-    spool_id TEXT PRIMARY KEY, full INTEGER NOT NULL, staged INTEGER NOT NULL DEFAULT 0
+    spool_id TEXT PRIMARY KEY, full INTEGER NOT NULL, staged INTEGER NOT NULL DEFAULT 0,
+    target TEXT
 );
 """
 
@@ -83,9 +84,15 @@ class ObjectCache(ABC):
         """True when the cache holds the committed snapshot of a complete read."""
 
     @abstractmethod
-    def begin(self, spool_id: str, full: bool) -> None:
+    def target(self) -> str | None:
+        """The destination the committed snapshot was last sent to (see :meth:`begin`)."""
+
+    @abstractmethod
+    def begin(self, spool_id: str, full: bool, target: str | None = None) -> None:
         """Start the pending changes of an extraction (``full``: they replace everything),
-        dropping any other extraction's."""
+        dropping any other extraction's. ``target`` names the destination the run sends to
+        (sink, where, dataset, token); the commit records it, so that a run into another
+        destination knows the cache says nothing of what that one holds."""
 
     @abstractmethod
     def put(self, spool_id: str, rows: list[CacheRow]) -> None:
@@ -181,10 +188,17 @@ class SqliteObjectCache(ObjectCache):
         row = self._db().execute("SELECT value FROM meta WHERE key = 'committed'").fetchone()
         return row is not None
 
-    def begin(self, spool_id: str, full: bool) -> None:
+    def target(self) -> str | None:
+        """The destination of the last commit."""
+        row = self._db().execute("SELECT value FROM meta WHERE key = 'target'").fetchone()
+        return None if row is None else str(row[0])
+
+    def begin(self, spool_id: str, full: bool, target: str | None = None) -> None:
         """Start an extraction's pending changes."""
         self.discard()
-        self._db().execute("INSERT INTO pending_runs VALUES (?, ?, 0)", (spool_id, int(full)))
+        self._db().execute(
+            "INSERT INTO pending_runs VALUES (?, ?, 0, ?)", (spool_id, int(full), target)
+        )
 
     def put(self, spool_id: str, rows: list[CacheRow]) -> None:
         """Add records read, in one transaction."""
@@ -301,7 +315,8 @@ class SqliteObjectCache(ObjectCache):
         db.execute("BEGIN IMMEDIATE")
         try:
             row = db.execute(
-                "SELECT full FROM pending_runs WHERE spool_id = ? AND staged = 1", (spool_id,)
+                "SELECT full, target FROM pending_runs WHERE spool_id = ? AND staged = 1",
+                (spool_id,),
             ).fetchone()
             if row is not None:
                 if row[0]:
@@ -323,6 +338,7 @@ class SqliteObjectCache(ObjectCache):
                 db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('committed', ?)", (str(time.time()),)
                 )
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('target', ?)", (row[1],))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
