@@ -29,13 +29,10 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "TEST_PROJECT_SECRET",
-    "TEST_PROJECT_TOKEN",
     "Collected",
     "EmbeddedTarget",
     "LoadedVersion",
     "QuarantinedRecord",
-    "ServedInBackground",
     "assert_incremental_matches_full",
     "connector_plugin",
     "datasets_sink_settings",
@@ -56,10 +53,10 @@ from mpconnect.testing.collect import (
 )
 from mpconnect.testing.engine_runs import EmbeddedTarget, LoadedVersion, run_cli, run_source
 from mpconnect.testing.incremental import assert_incremental_matches_full
-from mpconnect.testing.servers import (
-    TEST_PROJECT_SECRET,
-    TEST_PROJECT_TOKEN,
-    ServedInBackground,
+from mpconnect.testing.servers import (  # the constants and class importable as before
+    TEST_PROJECT_SECRET,  # noqa: F401
+    TEST_PROJECT_TOKEN,  # noqa: F401
+    ServedInBackground,  # noqa: F401
     datasets_sink_settings,
     local_datasets_server,
     serve_in_background,
