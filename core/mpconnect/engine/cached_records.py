@@ -12,6 +12,7 @@ JSON form (sorted keys; sets sorted), so equal content gives an equal hash on ev
 from __future__ import annotations
 
 import hashlib
+import operator
 import pickle
 from typing import Any
 
@@ -23,8 +24,8 @@ from mpconnect.records import Event, Profile
 EVENT_STREAM = "events"
 PEOPLE_STREAM = "people"
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-_EVENT_FIELDS = Event.__slots__
-_PROFILE_FIELDS = Profile.__slots__
+_event_fields = operator.attrgetter(*Event.__slots__)
+_profile_fields = operator.attrgetter(*Profile.__slots__)
 
 
 def _canonical(value: Any) -> Any:
@@ -36,9 +37,9 @@ def _canonical(value: Any) -> Any:
 def encode(record: Event | Profile) -> tuple[str, bytes, bytes]:
     """``(kind, data, hash)`` of a record: kind ``"e"`` or ``"p"``."""
     if isinstance(record, Event):
-        kind, fields = "e", tuple([getattr(record, name) for name in _EVENT_FIELDS])
+        kind, fields = "e", _event_fields(record)
     else:
-        kind, fields = "p", tuple([getattr(record, name) for name in _PROFILE_FIELDS])
+        kind, fields = "p", _profile_fields(record)
     data = pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
     try:
         canonical = orjson.dumps(fields, default=_canonical, option=_OPTIONS)

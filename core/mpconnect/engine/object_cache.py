@@ -282,6 +282,13 @@ class SqliteObjectCache(ObjectCache):
         """What the extraction read, changed and deleted, and what stays cached."""
         db = self._db()
         params = {"spool": spool_id}
+        if db.execute("SELECT 1 FROM objects LIMIT 1").fetchone() is None:
+            read = db.execute(
+                "SELECT count(*) FROM (SELECT DISTINCT stream, object_id FROM pending "
+                "WHERE spool_id = :spool)",
+                params,
+            ).fetchone()[0]
+            return {"read": read, "changed": read, "deleted": 0, "cached": 0}
         read = db.execute(
             "SELECT count(*) FROM (SELECT DISTINCT stream, object_id FROM pending "
             "WHERE spool_id = :spool)",
