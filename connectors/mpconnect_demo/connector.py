@@ -1,14 +1,25 @@
-"""Synthetic airline reviews and their reviewers."""
+"""Synthetic airline reviews and their reviewers.
+
+With ``changes`` the demo source changes between runs, deterministically: each run moves
+it one *generation* on, in which a share ``changes`` of the reviews is touched, a third
+each new, updated (a new rating...) and deleted (see :mod:`mpconnect_demo.changes`). The
+connector reads incrementally: its state is the generation it last read, and an
+incremental run yields only the reviews changed since, the deletions, and the reviewers
+whose aggregates (``reviews_written``, ``average_rating``) changed.
+"""
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import Field
 
 import mpconnect
+from mpconnect_demo.changes import History
 
 AIRLINES = (
     "adria-airways",
@@ -90,6 +101,12 @@ LAST_NAMES = (
 )
 EPOCH_START = int(datetime(2023, 1, 1, tzinfo=UTC).timestamp())
 SPAN_SECONDS = 2 * 365 * 86400
+CABIN_DRAWS = tuple(
+    cabin for cabin, weight in zip(CABINS, CABIN_WEIGHTS, strict=True) for _ in range(weight)
+)
+#: The demo's streams: the cache keys its objects by (stream, object id).
+REVIEWS = "reviews"
+REVIEWERS = "reviewers"
 
 
 class DemoSettings(mpconnect.ConnectorSettings):
@@ -103,6 +120,24 @@ class DemoSettings(mpconnect.ConnectorSettings):
     bad_records: int = Field(
         default=0, ge=0, description="extra events with an invalid time, to see quarantine work"
     )
+    changes: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of the reviews that change (new, updated, deleted) between runs",
+    )
+    retention: int = Field(
+        default=50,
+        ge=1,
+        description="generations the source keeps changes for: a state older than that "
+        "makes the connector read everything",
+    )
+    generation: int | None = Field(
+        default=None,
+        ge=0,
+        description="read the source as it is at this generation (default: one generation "
+        "on per run when changes is set)",
+    )
 
 
 class DemoConnector(mpconnect.Connector):
@@ -111,8 +146,20 @@ class DemoConnector(mpconnect.Connector):
     name = "demo"
     description = "synthetic airline reviews, no account needed"
     Settings = DemoSettings
+    incremental = True
+    #: Pages of 100 objects "fetched" by all demo runs of this process (for benchmarks).
+    pages = 0
 
     settings: DemoSettings
+
+    def __init__(self, settings: DemoSettings) -> None:
+        super().__init__(settings)
+        self._figures: dict[str, list[int]] = {}
+        self._history: History | None = None
+        self._changed: list[mpconnect.Event] = []
+        self._full = True
+        self._last = 0
+        self._touched: list[int] = []
 
     @property
     def reviewer_count(self) -> int:
@@ -126,68 +173,247 @@ class DemoConnector(mpconnect.Connector):
             f"seed {self.settings.seed}"
         )
 
+    def _generation(self, ctx: mpconnect.RunContext) -> int:
+        if self.settings.generation is not None:
+            return self.settings.generation
+        last = ctx.state.get("generation")
+        if not isinstance(last, int):
+            return 0
+        return last + 1 if self.settings.changes > 0 else last
+
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
-        """Yield ``Airline Review`` events, then any deliberately bad ones."""
+        """Yield ``Airline Review`` events (all, or those changed since the generation
+        in ``ctx.state``), then any deliberately bad ones."""
+        settings = self.settings
+        generation = self._generation(ctx)
+        history = self._history = History(
+            settings.seed, settings.events, settings.changes, generation
+        )
+        last = ctx.state.get("generation")
+        if not ctx.full_refresh:
+            reason = _too_old(last, generation, settings.retention)
+            if reason is None:
+                self._full = False
+                yield from self._changed_events(ctx, history, int(last or 0))
+                return
+            ctx.read_everything(reason)
+        figures = self._figures
+        read = 0
+        for event in self._all_events(history):
+            read += 1
+            figure = figures.setdefault(event.distinct_id, [0, 0])
+            figure[0] += 1
+            figure[1] += event.properties["rating"]
+            yield event
+        for index in range(settings.bad_records):
+            yield mpconnect.Event(
+                name="Airline Review",
+                distinct_id=f"reviewer-{index % self.reviewer_count}",
+                time=datetime(2024, 1, 1),  # naive on purpose: quarantined
+                object_id=f"bad-review-{index}",
+                stream=REVIEWS,
+            )
+        type(self).pages += -(-read // 100)
+
+    def _all_events(self, history: History) -> Iterator[mpconnect.Event]:
         rng = random.Random(self.settings.seed)
         reviewers = self.reviewer_count
         rand = rng.random  # random() is many times cheaper than randrange()
         airlines, n_airlines = AIRLINES, len(AIRLINES)
-        cabins = [
-            cabin
-            for cabin, weight in zip(CABINS, CABIN_WEIGHTS, strict=True)
-            for _ in range(weight)
-        ]
+        cabins = CABIN_DRAWS
         n_cabins = len(cabins)
-        days = [
-            datetime.fromtimestamp(EPOCH_START + day * 86400, UTC).date().isoformat()
-            for day in range(SPAN_SECONDS // 86400 + 1)
-        ]
+        days = _days()
+        deleted, versions = history.deleted, history.versions
         Event = mpconnect.Event
         for index in range(self.settings.events):
             offset = int(rand() * SPAN_SECONDS)
             rating = 1 + int(rand() * 10)
-            # Positional arguments (name, distinct_id, time, object_id, properties):
-            # half the cost of keywords in this loop.
+            distinct_id = f"reviewer-{int(rand() * reviewers)}"
+            properties = {
+                "airline_name": airlines[int(rand() * n_airlines)],
+                "rating": rating,
+                "cabin_class": cabins[int(rand() * n_cabins)],
+                "recommended": rating >= 7,
+                "seat_comfort": 1 + int(rand() * 5),
+                "value_for_money": 1 + int(rand() * 5),
+                "review_date": days[offset // 86400],
+            }
+            if deleted and index in deleted:
+                continue
+            if versions and index in versions:
+                yield self._review(index, versions[index])
+                continue
+            # Positional arguments (name, distinct_id, time, object_id, properties,
+            # insert_id, unattributed, stream): half the cost of keywords in this loop.
             yield Event(
                 "Airline Review",
-                f"reviewer-{int(rand() * reviewers)}",
+                distinct_id,
                 EPOCH_START + offset,
                 f"review-{index}",
-                {
-                    "airline_name": airlines[int(rand() * n_airlines)],
-                    "rating": rating,
-                    "cabin_class": cabins[int(rand() * n_cabins)],
-                    "recommended": rating >= 7,
-                    "seat_comfort": 1 + int(rand() * 5),
-                    "value_for_money": 1 + int(rand() * 5),
-                    "review_date": days[offset // 86400],
-                },
+                properties,
+                None,
+                False,
+                REVIEWS,
             )
-        for index in range(self.settings.bad_records):
-            yield Event(
-                name="Airline Review",
-                distinct_id=f"reviewer-{index % reviewers}",
-                time=datetime(2024, 1, 1),  # naive on purpose: quarantined
-                object_id=f"bad-review-{index}",
-            )
+        for index in history.born():
+            if index not in deleted:
+                yield self._review(index, history.version(index))
+
+    def _changed_events(
+        self, ctx: mpconnect.RunContext, history: History, last: int
+    ) -> Iterator[mpconnect.Event]:
+        read = 0
+        self._last = last
+        for index in history.deleted_since(last):
+            self._touched.append(index)
+            ctx.deleted(REVIEWS, f"review-{index}")
+        for index in history.changed_since(last):
+            self._touched.append(index)
+            event = self._review(index, history.version(index))
+            self._changed.append(event)
+            read += 1
+            yield event
+        type(self).pages += -(-read // 100)
+
+    def _review(self, index: int, version: int) -> mpconnect.Event:
+        """Review ``index`` as generation ``version`` left it (new or updated)."""
+        rng = random.Random(f"{self.settings.seed}:{index}:{version}")
+        offset = rng.randrange(SPAN_SECONDS)
+        rating = rng.randint(1, 10)
+        return mpconnect.Event(
+            name="Airline Review",
+            distinct_id=f"reviewer-{rng.randrange(self.reviewer_count)}",
+            time=EPOCH_START + offset,
+            object_id=f"review-{index}",
+            properties={
+                "airline_name": rng.choice(AIRLINES),
+                "rating": rating,
+                "cabin_class": rng.choice(CABIN_DRAWS),
+                "recommended": rating >= 7,
+                "seat_comfort": rng.randint(1, 5),
+                "value_for_money": rng.randint(1, 5),
+                "review_date": _days()[offset // 86400],
+            },
+            stream=REVIEWS,
+        )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
-        """Yield one profile per reviewer."""
+        """Yield one profile per reviewer, with figures over their reviews; on an
+        incremental read, only the reviewers whose figures changed."""
+        history = self._history
+        if history is not None:
+            ctx.state["generation"] = history.generation
+        if self._full:
+            yield from self._all_people()
+            return
+        deltas = self._figure_changes()
+        for cached in ctx.unchanged(REVIEWERS):
+            delta = deltas.get(cached.distinct_id)
+            if not isinstance(cached, mpconnect.Profile) or not delta or delta == [0, 0]:
+                continue
+            figure = [
+                int(cached.set.get("reviews_written", 0)) + delta[0],
+                int(cached.set.get("ratings_total", 0)) + delta[1],
+            ]
+            fresh = _with_figures(dict(cached.set), figure)
+            if fresh != cached.set:
+                cached.set = fresh
+                yield cached
+
+    def _figure_changes(self) -> dict[str, list[int]]:
+        """Per reviewer, the change in ``[reviews, ratings total]`` since the generation
+        last read: the reviews touched since, as they were then, taken off; as they are
+        now, added. (The demo knows its own history; a real connector would sum
+        ``ctx.unchanged(stream)`` or keep the figures it needs.)"""
+        settings = self.settings
+        old = History(settings.seed, settings.events, settings.changes, self._last)
+        alive_then = [
+            index
+            for index in self._touched
+            if index < old.existing_after() and index not in old.deleted
+        ]
+        base = self._base_reviews([i for i in alive_then if old.version(i) == 0])
+        deltas: dict[str, list[int]] = {}
+        for index in alive_then:
+            if index in base:
+                distinct_id, rating = base[index]
+            else:
+                event = self._review(index, old.version(index))
+                distinct_id, rating = event.distinct_id, event.properties["rating"]
+            delta = deltas.setdefault(distinct_id, [0, 0])
+            delta[0] -= 1
+            delta[1] -= rating
+        for event in self._changed:
+            delta = deltas.setdefault(event.distinct_id, [0, 0])
+            delta[0] += 1
+            delta[1] += event.properties["rating"]
+        return deltas
+
+    def _base_reviews(self, indices: list[int]) -> dict[int, tuple[str, int]]:
+        """``(reviewer, rating)`` of base reviews, drawing as :meth:`_all_events` does."""
+        wanted = set(indices)
+        found: dict[int, tuple[str, int]] = {}
+        rand = random.Random(self.settings.seed).random
+        reviewers = self.reviewer_count
+        for index in range(max(wanted, default=-1) + 1):
+            rand()  # the time
+            rating = 1 + int(rand() * 10)
+            reviewer = int(rand() * reviewers)
+            rand(), rand(), rand(), rand()  # airline, cabin, seat, value
+            if index in wanted:
+                found[index] = (f"reviewer-{reviewer}", rating)
+        return found
+
+    def _all_people(self) -> Iterator[mpconnect.Profile]:
         rng = random.Random(self.settings.seed + 1)
+        figures = self._figures
         for index in range(self.reviewer_count):
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            distinct_id = f"reviewer-{index}"
+            properties = {
+                "$name": f"{first} {last}",
+                "$first_name": first,
+                "$last_name": last,
+                "$email": f"{first.lower()}.{index}@example.com",
+                "country": rng.choice(COUNTRIES),
+                "frequent_flyer_tier": rng.choice(("none", "silver", "gold", "platinum")),
+                "$created": datetime.fromtimestamp(EPOCH_START - rng.randrange(SPAN_SECONDS), UTC),
+            }
             yield mpconnect.Profile(
-                distinct_id=f"reviewer-{index}",
-                object_id=f"reviewer-{index}",
-                set={
-                    "$name": f"{first} {last}",
-                    "$first_name": first,
-                    "$last_name": last,
-                    "$email": f"{first.lower()}.{index}@example.com",
-                    "country": rng.choice(COUNTRIES),
-                    "frequent_flyer_tier": rng.choice(("none", "silver", "gold", "platinum")),
-                    "$created": datetime.fromtimestamp(
-                        EPOCH_START - rng.randrange(SPAN_SECONDS), UTC
-                    ),
-                },
+                distinct_id=distinct_id,
+                object_id=distinct_id,
+                set=_with_figures(properties, figures.get(distinct_id)),
+                stream=REVIEWERS,
             )
+
+
+def _too_old(last: object, generation: int, retention: int) -> str | None:
+    """Why the state cannot be continued from (None: it can)."""
+    if not isinstance(last, int) or last > generation:
+        return f"the state's generation {last!r} is not one this source had"
+    if generation - last > retention:
+        return (
+            f"the state is at generation {last}, older than the {retention} generations "
+            "the source keeps changes for"
+        )
+    return None
+
+
+def _with_figures(properties: dict[str, Any], figure: list[int] | None) -> dict[str, Any]:
+    """The profile's properties with its reviewer's ``reviews_written``,
+    ``ratings_total`` and ``average_rating`` (none without reviews)."""
+    count, total = figure or (0, 0)
+    properties["reviews_written"] = count
+    properties["ratings_total"] = total
+    properties.pop("average_rating", None)
+    if count:
+        properties["average_rating"] = round(total / count, 3)
+    return properties
+
+
+@functools.cache
+def _days() -> list[str]:
+    return [
+        datetime.fromtimestamp(EPOCH_START + day * 86400, UTC).date().isoformat()
+        for day in range(SPAN_SECONDS // 86400 + 1)
+    ]

@@ -165,6 +165,7 @@ def test_connectors_list_shows_builtins(cli: Any) -> None:
         "version": mpconnect.__version__,
         "available": True,
         "reason": None,
+        "incremental": True,
     }
 
 
@@ -179,7 +180,15 @@ def test_a_plugin_registered_in_a_test_appears(cli: Any) -> None:
     assert "demo" in plugins.connectors
     assert result.exit_code == 0, result.output
     [acme_line] = [line for line in result.stdout.splitlines() if line.startswith("acme ")]
-    assert acme_line.split() == ["acme", "ConnectorPlugin", "available", "Acme", "CRM", "accounts"]
+    assert acme_line.split() == [
+        "acme",
+        "ConnectorPlugin",
+        "available",
+        "full",
+        "Acme",
+        "CRM",
+        "accounts",
+    ]
 
 
 def test_a_module_plugin_is_named_after_its_module() -> None:

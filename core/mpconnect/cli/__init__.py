@@ -56,6 +56,7 @@ def build_cli(extra_plugins: Iterable[object] = (), *, entry_points: bool = True
     """
     from mpconnect import __version__
     from mpconnect.cli import datasets, listing, quarantine, runs
+    from mpconnect.cli import state as state_commands
 
     @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
     @click.option(
@@ -126,7 +127,7 @@ def build_cli(extra_plugins: Iterable[object] = (), *, entry_points: bool = True
         state.setup_logging()
         ctx.obj = state
 
-    for module in (listing, runs, datasets, quarantine):
+    for module in (listing, runs, datasets, quarantine, state_commands):
         module.register(cli)
     _register_optional(cli)
     return cli
