@@ -200,7 +200,6 @@ def published(home, api, **more):
     return loaded, events, people
 
 
-@pytest.mark.xfail(strict=False, reason="needs engine16: the engine's state and object cache")
 def test_through_the_engine_each_run_publishes_what_a_full_run_would(stripe_api, world, tmp_path):
     api = stripe_api(world)
     home = tmp_path / "home"
@@ -215,7 +214,6 @@ def test_through_the_engine_each_run_publishes_what_a_full_run_would(stripe_api,
         assert people == full_people
 
 
-@pytest.mark.xfail(strict=False, reason="needs engine16: the run summary's sync_reason")
 def test_through_the_engine_an_old_cursor_reads_everything_and_says_so(stripe_api, world, tmp_path):
     api = stripe_api(world)
     customer = next(iter(world.customers.values()))
