@@ -32,6 +32,15 @@ def run_measured(
     args: list[str], env: dict[str, str], cwd: Path | None = None
 ) -> tuple[float, float, int, str]:
     """Run a command; return (seconds, peak RSS in MB, exit status, output)."""
+    seconds, rss, _, status, output = run_measured_cpu(args, env, cwd)
+    return seconds, rss, status, output
+
+
+def run_measured_cpu(
+    args: list[str], env: dict[str, str], cwd: Path | None = None
+) -> tuple[float, float, float, int, str]:
+    """Run a command; return (seconds, peak RSS in MB, CPU seconds (user + system),
+    exit status, output)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -40,7 +49,8 @@ def run_measured(
     seconds = time.perf_counter() - started
     output = proc.stdout.read().decode() if proc.stdout else ""
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, usage.ru_maxrss / 1024, proc.returncode, output
+    cpu = usage.ru_utime + usage.ru_stime
+    return seconds, usage.ru_maxrss / 1024, cpu, proc.returncode, output
 
 
 VERSION = (

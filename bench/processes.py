@@ -32,7 +32,7 @@ def write_config(directory: Path, url: str, ca: Path, events: int, partitions: i
         f'api_url = "{url}"\nproject_token = "benchtoken"\nsecret = "${{BENCH_SECRET}}"\n'
         f'ca_bundle = "{ca}"\n'
         "[engine]\nlive_timeout = 120\n"
-        '[sources.demo]\nconnector = "demo"\ndataset_id = "DEMO"\n'
+        '[sources.demo]\nconnector = "demo"\ndataset_id = "DEMO"\nsync = "full"\n'
         f"[sources.demo.settings]\nevents = {events}\npartitions = {partitions}\n"
     )
     return config

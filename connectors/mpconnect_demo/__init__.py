@@ -22,6 +22,7 @@ CONNECTOR = mpconnect.ConnectorRef(
     name="demo",
     target="mpconnect_demo.connector:DemoConnector",
     description="synthetic airline reviews, no account needed",
+    incremental=True,
 )
 
 

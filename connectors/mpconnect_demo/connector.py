@@ -1,95 +1,39 @@
-"""Synthetic airline reviews and their reviewers."""
+"""Synthetic airline reviews and their reviewers.
+
+With ``changes`` the demo source changes between runs, deterministically: each run moves
+it one *generation* on, in which a share ``changes`` of the reviews is touched, a third
+each new, updated (a new rating...) and deleted (see :mod:`mpconnect_demo.changes`). The
+connector reads incrementally: its state is the generation it last read, and an
+incremental run yields only the reviews changed since, the deletions, and the reviewers
+whose aggregates (``reviews_written``, ``average_rating``) changed.
+"""
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import Field
 
 import mpconnect
+from mpconnect_demo.blocks import BLOCK, DEFAULT_PARTITIONS, PARTITION_FROM, Blocks, block_rng
+from mpconnect_demo.changes import History
+from mpconnect_demo.vocabulary import (
+    AIRLINES,
+    CABIN_DRAWS,
+    COUNTRIES,
+    FIRST_NAMES,
+    LAST_NAMES,
+)
 
-AIRLINES = (
-    "adria-airways",
-    "aegean-airlines",
-    "aer-lingus",
-    "air-canada",
-    "air-france",
-    "air-new-zealand",
-    "alaska-airlines",
-    "british-airways",
-    "cathay-pacific",
-    "delta-air-lines",
-    "emirates",
-    "etihad-airways",
-    "eva-air",
-    "finnair",
-    "iberia",
-    "japan-airlines",
-    "klm",
-    "lufthansa",
-    "qantas",
-    "qatar-airways",
-    "singapore-airlines",
-    "swiss",
-    "tap-portugal",
-    "turkish-airlines",
-    "united-airlines",
-    "virgin-atlantic",
-)
-CABINS = ("Economy", "Premium Economy", "Business Class", "First Class")
-CABIN_WEIGHTS = (70, 15, 12, 3)
-COUNTRIES = (
-    "United Kingdom",
-    "United States",
-    "Australia",
-    "Canada",
-    "Germany",
-    "India",
-    "Singapore",
-    "France",
-    "Netherlands",
-    "Brazil",
-)
-FIRST_NAMES = (
-    "Ada",
-    "Ben",
-    "Chloe",
-    "Dev",
-    "Eli",
-    "Fay",
-    "Gus",
-    "Hana",
-    "Ivo",
-    "Jun",
-    "Kai",
-    "Lea",
-    "Max",
-    "Nia",
-    "Oli",
-    "Pia",
-    "Raj",
-    "Sam",
-    "Tia",
-    "Uma",
-)
-LAST_NAMES = (
-    "Smith",
-    "Khan",
-    "Garcia",
-    "Müller",
-    "Rossi",
-    "Tanaka",
-    "Silva",
-    "Dubois",
-    "Novak",
-    "Okafor",
-    "Larsen",
-    "Kowalski",
-)
 EPOCH_START = int(datetime(2023, 1, 1, tzinfo=UTC).timestamp())
 SPAN_SECONDS = 2 * 365 * 86400
+#: The demo's streams: the cache keys its objects by (stream, object id).
+REVIEWS = "reviews"
+REVIEWERS = "reviewers"
 
 
 class DemoSettings(mpconnect.ConnectorSettings):
@@ -103,31 +47,29 @@ class DemoSettings(mpconnect.ConnectorSettings):
     bad_records: int = Field(
         default=0, ge=0, description="extra events with an invalid time, to see quarantine work"
     )
+    changes: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of the reviews that change (new, updated, deleted) between runs",
+    )
+    retention: int = Field(
+        default=50,
+        ge=1,
+        description="generations the source keeps changes for: a state older than that "
+        "makes the connector read everything",
+    )
+    generation: int | None = Field(
+        default=None,
+        ge=0,
+        description="read the source as it is at this generation (default: one generation "
+        "on per run when changes is set)",
+    )
     partitions: int | None = Field(
         default=None,
         ge=1,
         le=1024,
         description="partitions, read in parallel (default: 8 from 100,000 events, else 1)",
-    )
-
-
-#: Records generated from one random seed: the data is the same however it is partitioned.
-BLOCK = 10_000
-#: Events from which the demo is read in :data:`DEFAULT_PARTITIONS` partitions by default.
-PARTITION_FROM = 100_000
-DEFAULT_PARTITIONS = 8
-
-
-def _block_rng(seed: int, kind: str, block: int) -> random.Random:
-    """The random generator of one block of records."""
-    return random.Random(f"demo:{seed}:{kind}:{block}")
-
-
-def _range(count: int, part: int, parts: int) -> range:
-    """Partition ``part`` of ``parts`` of ``count`` records, in whole blocks."""
-    blocks = -(-count // BLOCK)
-    return range(
-        min(count, blocks * part // parts * BLOCK), min(count, blocks * (part + 1) // parts * BLOCK)
     )
 
 
@@ -137,13 +79,29 @@ class DemoConnector(mpconnect.Connector):
     name = "demo"
     description = "synthetic airline reviews, no account needed"
     Settings = DemoSettings
+    incremental = True
+    #: Pages of 100 objects "fetched" by all demo runs of this process (for benchmarks).
+    pages = 0
 
     settings: DemoSettings
+
+    def __init__(self, settings: DemoSettings) -> None:
+        super().__init__(settings)
+        self._figures: dict[str, list[int]] = {}
+        self._history: History | None = None
+        self._changed: list[mpconnect.Event] = []
+        self._full = True
+        self._last = 0
+        self._touched: list[int] = []
 
     @property
     def reviewer_count(self) -> int:
         """How many reviewer profiles the settings produce."""
         return self.settings.reviewers or max(1, self.settings.events // 10)
+
+    @functools.cached_property
+    def _blocks(self) -> Blocks:
+        return Blocks(self.settings.events, self.reviewer_count)
 
     def check(self, ctx: mpconnect.RunContext) -> str:
         """Nothing to reach: describe what a run produces."""
@@ -153,11 +111,11 @@ class DemoConnector(mpconnect.Connector):
         )
 
     def partitions(self, ctx: mpconnect.RunContext) -> list[mpconnect.Partition]:
-        """Ranges of event (and reviewer) index, in whole blocks of :data:`BLOCK`."""
+        """Ranges of whole blocks of reviews, each with the reviewers the blocks own."""
         wanted = self.settings.partitions
         if wanted is None:
             wanted = DEFAULT_PARTITIONS if self.settings.events >= PARTITION_FROM else 1
-        parts = max(1, min(wanted, -(-self.settings.events // BLOCK)))
+        parts = max(1, min(wanted, self._blocks.owners))
         if parts == 1:
             return [mpconnect.Partition("all")]
         return [
@@ -165,75 +123,271 @@ class DemoConnector(mpconnect.Connector):
             for part in range(parts)
         ]
 
-    def _part(self, ctx: mpconnect.RunContext) -> tuple[int, int]:
+    def _part(self, ctx: mpconnect.RunContext) -> range:
+        """The blocks ``ctx.partition`` reads (all of them unpartitioned)."""
         spec = ctx.partition.spec if ctx.partition is not None else {}
-        return int(spec.get("part", 0)), int(spec.get("parts", 1))
+        return self._blocks.part(int(spec.get("part", 0)), int(spec.get("parts", 1)))
+
+    def _generation(self, ctx: mpconnect.RunContext) -> int:
+        if self.settings.generation is not None:
+            return self.settings.generation
+        last = ctx.state.get("generation")
+        if not isinstance(last, int):
+            return 0
+        return last + 1 if self.settings.changes > 0 else last
 
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
-        """Yield ``Airline Review`` events, then any deliberately bad ones (in the last
-        partition)."""
-        part, parts = self._part(ctx)
-        reviewers = self.reviewer_count
-        airlines, n_airlines = AIRLINES, len(AIRLINES)
-        cabins = [
-            cabin
-            for cabin, weight in zip(CABINS, CABIN_WEIGHTS, strict=True)
-            for _ in range(weight)
-        ]
-        n_cabins = len(cabins)
-        days = [
-            datetime.fromtimestamp(EPOCH_START + day * 86400, UTC).date().isoformat()
-            for day in range(SPAN_SECONDS // 86400 + 1)
-        ]
-        Event = mpconnect.Event
-        for index in _range(self.settings.events, part, parts):
-            if index % BLOCK == 0:
-                rand = _block_rng(self.settings.seed, "events", index // BLOCK).random
-            offset = int(rand() * SPAN_SECONDS)
-            rating = 1 + int(rand() * 10)
-            yield Event(
+        """Yield ``Airline Review`` events (all, or those changed since the generation
+        in ``ctx.state``), then any deliberately bad ones (in the last partition)."""
+        settings = self.settings
+        generation = self._generation(ctx)
+        history = self._history = History(
+            settings.seed, settings.events, settings.changes, generation
+        )
+        last = ctx.state.get("generation")
+        if not ctx.full_refresh:
+            reason = _too_old(last, generation, settings.retention)
+            if reason is None:
+                self._full = False
+                yield from self._changed_events(ctx, history, int(last or 0))
+                return
+            ctx.read_everything(reason)
+        figures = self._figures
+        read = 0
+        blocks = self._part(ctx)
+        last_part = blocks.stop == self._blocks.count
+        for event in self._all_events(history, blocks, last_part):
+            read += 1
+            figure = figures.setdefault(event.distinct_id, [0, 0])
+            figure[0] += 1
+            figure[1] += event.properties["rating"]
+            yield event
+        for index in range(settings.bad_records if last_part else 0):
+            yield mpconnect.Event(
                 name="Airline Review",
-                distinct_id=f"reviewer-{int(rand() * reviewers)}",
-                time=EPOCH_START + offset,
-                object_id=f"review-{index}",
-                properties={
-                    "airline_name": airlines[int(rand() * n_airlines)],
-                    "rating": rating,
-                    "cabin_class": cabins[int(rand() * n_cabins)],
-                    "recommended": rating >= 7,
-                    "seat_comfort": 1 + int(rand() * 5),
-                    "value_for_money": 1 + int(rand() * 5),
-                    "review_date": days[offset // 86400],
-                },
-            )
-        for index in range(self.settings.bad_records if part == parts - 1 else 0):
-            yield Event(
-                name="Airline Review",
-                distinct_id=f"reviewer-{index % reviewers}",
+                distinct_id=f"reviewer-{index % self.reviewer_count}",
                 time=datetime(2024, 1, 1),  # naive on purpose: quarantined
                 object_id=f"bad-review-{index}",
+                stream=REVIEWS,
             )
+        type(self).pages += -(-read // 100)
+
+    def _all_events(
+        self, history: History, blocks: range, last_part: bool
+    ) -> Iterator[mpconnect.Event]:
+        geometry = self._blocks
+        rand = random.random
+        lo = span = 0
+        airlines, n_airlines = AIRLINES, len(AIRLINES)
+        cabins = CABIN_DRAWS
+        n_cabins = len(cabins)
+        days = _days()
+        deleted, versions = history.deleted, history.versions
+        Event = mpconnect.Event
+        for index in geometry.events_of(blocks):
+            if index % BLOCK == 0:
+                # random() is many times cheaper than randrange()
+                rand = block_rng(self.settings.seed, "events", index // BLOCK).random
+                owned = geometry.reviewer_range(geometry.owner(index))
+                lo, span = owned.start, len(owned)
+            offset = int(rand() * SPAN_SECONDS)
+            rating = 1 + int(rand() * 10)
+            distinct_id = f"reviewer-{lo + int(rand() * span)}"
+            properties = {
+                "airline_name": airlines[int(rand() * n_airlines)],
+                "rating": rating,
+                "cabin_class": cabins[int(rand() * n_cabins)],
+                "recommended": rating >= 7,
+                "seat_comfort": 1 + int(rand() * 5),
+                "value_for_money": 1 + int(rand() * 5),
+                "review_date": days[offset // 86400],
+            }
+            if deleted and index in deleted:
+                continue
+            if versions and index in versions:
+                yield self._review(index, versions[index])
+                continue
+            # Positional arguments (name, distinct_id, time, object_id, properties,
+            # insert_id, unattributed, stream): half the cost of keywords in this loop.
+            yield Event(
+                "Airline Review",
+                distinct_id,
+                EPOCH_START + offset,
+                f"review-{index}",
+                properties,
+                None,
+                False,
+                REVIEWS,
+            )
+        for index in history.born() if last_part else ():
+            if index not in deleted:
+                yield self._review(index, history.version(index))
+
+    def _changed_events(
+        self, ctx: mpconnect.RunContext, history: History, last: int
+    ) -> Iterator[mpconnect.Event]:
+        read = 0
+        self._last = last
+        for index in history.deleted_since(last):
+            self._touched.append(index)
+            ctx.deleted(REVIEWS, f"review-{index}")
+        for index in history.changed_since(last):
+            self._touched.append(index)
+            event = self._review(index, history.version(index))
+            self._changed.append(event)
+            read += 1
+            yield event
+        type(self).pages += -(-read // 100)
+
+    def _review(self, index: int, version: int) -> mpconnect.Event:
+        """Review ``index`` as generation ``version`` left it (new or updated)."""
+        rng = random.Random(f"{self.settings.seed}:{index}:{version}")
+        offset = rng.randrange(SPAN_SECONDS)
+        rating = rng.randint(1, 10)
+        owned = self._blocks.reviewer_range(self._blocks.owner(index))
+        return mpconnect.Event(
+            name="Airline Review",
+            distinct_id=f"reviewer-{owned.start + rng.randrange(len(owned))}",
+            time=EPOCH_START + offset,
+            object_id=f"review-{index}",
+            properties={
+                "airline_name": rng.choice(AIRLINES),
+                "rating": rating,
+                "cabin_class": rng.choice(CABIN_DRAWS),
+                "recommended": rating >= 7,
+                "seat_comfort": rng.randint(1, 5),
+                "value_for_money": rng.randint(1, 5),
+                "review_date": _days()[offset // 86400],
+            },
+            stream=REVIEWS,
+        )
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
-        """Yield one profile per reviewer (a range of them in a partition)."""
-        part, parts = self._part(ctx)
-        rng = random.Random()
-        for index in _range(self.reviewer_count, part, parts):
-            if index % BLOCK == 0:
-                rng = _block_rng(self.settings.seed, "people", index // BLOCK)
+        """Yield one profile per reviewer, with figures over their reviews; on an
+        incremental read, only the reviewers whose figures changed."""
+        history = self._history
+        if history is not None:
+            ctx.state["generation"] = history.generation
+        if self._full:
+            yield from self._all_people(self._part(ctx))
+            return
+        deltas = self._figure_changes()
+        for cached in ctx.unchanged(REVIEWERS):
+            delta = deltas.get(cached.distinct_id)
+            if not isinstance(cached, mpconnect.Profile) or not delta or delta == [0, 0]:
+                continue
+            figure = [
+                int(cached.set.get("reviews_written", 0)) + delta[0],
+                int(cached.set.get("ratings_total", 0)) + delta[1],
+            ]
+            fresh = _with_figures(dict(cached.set), figure)
+            if fresh != cached.set:
+                cached.set = fresh
+                yield cached
+
+    def _figure_changes(self) -> dict[str, list[int]]:
+        """Per reviewer, the change in ``[reviews, ratings total]`` since the generation
+        last read: the reviews touched since, as they were then, taken off; as they are
+        now, added. (The demo knows its own history; a real connector would sum
+        ``ctx.unchanged(stream)`` or keep the figures it needs.)"""
+        settings = self.settings
+        old = History(settings.seed, settings.events, settings.changes, self._last)
+        alive_then = [
+            index
+            for index in self._touched
+            if index < old.existing_after() and index not in old.deleted
+        ]
+        base = self._base_reviews([i for i in alive_then if old.version(i) == 0])
+        deltas: dict[str, list[int]] = {}
+        for index in alive_then:
+            if index in base:
+                distinct_id, rating = base[index]
+            else:
+                event = self._review(index, old.version(index))
+                distinct_id, rating = event.distinct_id, event.properties["rating"]
+            delta = deltas.setdefault(distinct_id, [0, 0])
+            delta[0] -= 1
+            delta[1] -= rating
+        for event in self._changed:
+            delta = deltas.setdefault(event.distinct_id, [0, 0])
+            delta[0] += 1
+            delta[1] += event.properties["rating"]
+        return deltas
+
+    def _base_reviews(self, indices: list[int]) -> dict[int, tuple[str, int]]:
+        """``(reviewer, rating)`` of base reviews, drawing as :meth:`_all_events` does."""
+        found: dict[int, tuple[str, int]] = {}
+        geometry = self._blocks
+        by_block: dict[int, set[int]] = {}
+        for index in indices:
+            by_block.setdefault(index // BLOCK, set()).add(index)
+        for block, wanted in by_block.items():
+            rand = block_rng(self.settings.seed, "events", block).random
+            owned = geometry.reviewer_range(geometry.owner(block * BLOCK))
+            for index in range(block * BLOCK, max(wanted) + 1):
+                rand()  # the time
+                rating = 1 + int(rand() * 10)
+                reviewer = owned.start + int(rand() * len(owned))
+                rand(), rand(), rand(), rand()  # airline, cabin, seat, value
+                if index in wanted:
+                    found[index] = (f"reviewer-{reviewer}", rating)
+        return found
+
+    def _all_people(self, blocks: range) -> Iterator[mpconnect.Profile]:
+        geometry = self._blocks
+        for owner in blocks if geometry.owners > 1 else range(1):
+            rng = block_rng(self.settings.seed, "people", owner)
+            yield from self._people_of(rng, geometry.reviewer_range(owner))
+
+    def _people_of(self, rng: random.Random, reviewers: range) -> Iterator[mpconnect.Profile]:
+        figures = self._figures
+        for index in reviewers:
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            distinct_id = f"reviewer-{index}"
+            properties = {
+                "$name": f"{first} {last}",
+                "$first_name": first,
+                "$last_name": last,
+                "$email": f"{first.lower()}.{index}@example.com",
+                "country": rng.choice(COUNTRIES),
+                "frequent_flyer_tier": rng.choice(("none", "silver", "gold", "platinum")),
+                "$created": datetime.fromtimestamp(EPOCH_START - rng.randrange(SPAN_SECONDS), UTC),
+            }
             yield mpconnect.Profile(
-                distinct_id=f"reviewer-{index}",
-                object_id=f"reviewer-{index}",
-                set={
-                    "$name": f"{first} {last}",
-                    "$first_name": first,
-                    "$last_name": last,
-                    "$email": f"{first.lower()}.{index}@example.com",
-                    "country": rng.choice(COUNTRIES),
-                    "frequent_flyer_tier": rng.choice(("none", "silver", "gold", "platinum")),
-                    "$created": datetime.fromtimestamp(
-                        EPOCH_START - rng.randrange(SPAN_SECONDS), UTC
-                    ),
-                },
+                distinct_id=distinct_id,
+                object_id=distinct_id,
+                set=_with_figures(properties, figures.get(distinct_id)),
+                stream=REVIEWERS,
             )
+
+
+def _too_old(last: object, generation: int, retention: int) -> str | None:
+    """Why the state cannot be continued from (None: it can)."""
+    if not isinstance(last, int) or last > generation:
+        return f"the state's generation {last!r} is not one this source had"
+    if generation - last > retention:
+        return (
+            f"the state is at generation {last}, older than the {retention} generations "
+            "the source keeps changes for"
+        )
+    return None
+
+
+def _with_figures(properties: dict[str, Any], figure: list[int] | None) -> dict[str, Any]:
+    """The profile's properties with its reviewer's ``reviews_written``,
+    ``ratings_total`` and ``average_rating`` (none without reviews)."""
+    count, total = figure or (0, 0)
+    properties["reviews_written"] = count
+    properties["ratings_total"] = total
+    properties.pop("average_rating", None)
+    if count:
+        properties["average_rating"] = round(total / count, 3)
+    return properties
+
+
+@functools.cache
+def _days() -> list[str]:
+    return [
+        datetime.fromtimestamp(EPOCH_START + day * 86400, UTC).date().isoformat()
+        for day in range(SPAN_SECONDS // 86400 + 1)
+    ]

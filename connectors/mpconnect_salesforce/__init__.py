@@ -29,6 +29,7 @@ CONNECTOR = mpconnect.ConnectorRef(
     ),
     requires=("simple_salesforce",),
     install_hint='pip install "mpconnect[salesforce]"',
+    incremental=True,
 )
 
 

@@ -88,16 +88,17 @@ class BulkQuery:
             )
         return response.json()
 
-    def rows(self, soql: str, what: str) -> Iterator[dict[str, str]]:
+    def rows(self, soql: str, what: str, operation: str = "query") -> Iterator[dict[str, str]]:
         """Create the job, wait for it, and yield its rows one at a time.
 
         :param what: names the query in messages, such as ``"Contact"``.
+        :param operation: ``"query"``, or ``"queryAll"`` for deleted rows too.
         """
         job = self._json(
             self.http.post(
                 self.jobs_url,
                 json={
-                    "operation": "query",
+                    "operation": operation,
                     "query": soql,
                     "columnDelimiter": "COMMA",
                     "lineEnding": "LF",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from mpconnect import RunContext, SourceError
@@ -26,11 +28,14 @@ if TYPE_CHECKING:
 __all__ = ["SalesforceClient", "soql"]
 
 
-def soql(obj: str, fields: list[Field] | None, where: str | None = None) -> str:
-    """``SELECT ... FROM obj [WHERE ...]``; ``fields=None`` selects ``COUNT()``."""
+def soql(
+    obj: str, fields: list[Field] | None, where: str | None = None, order: str | None = None
+) -> str:
+    """``SELECT ... FROM obj [WHERE ...] [ORDER BY ...]``; ``fields=None`` selects ``COUNT()``."""
     select = "COUNT()" if fields is None else ", ".join(f.path for f in fields)
     text = f"SELECT {select} FROM {obj}"
-    return f"{text} WHERE {where}" if where else text
+    text = f"{text} WHERE {where}" if where else text
+    return f"{text} ORDER BY {order}" if order and fields is not None else text
 
 
 class SalesforceClient:
@@ -120,18 +125,41 @@ class SalesforceClient:
         result = self._call(f"a count of {obj}", self.sf.query, soql(obj, None, where))
         return int(result["totalSize"])
 
+    def server_now(self) -> datetime:
+        """The server's time, from the ``Date`` of its latest answer (else this machine's)."""
+        _ = self.sf
+        stamp = self.http.server_date
+        if stamp:
+            try:
+                return parsedate_to_datetime(stamp).astimezone(UTC)
+            except (TypeError, ValueError):
+                pass
+        return datetime.now(UTC)
+
     def query(self, text: str, what: str) -> list[dict[str, Any]]:
         """A small REST query's flattened records (one page's worth; for check)."""
         result = self._call(what, self.sf.query, text)
         return [flatten(record) for record in result["records"]]
 
     def rows(
-        self, obj: str, fields: list[Field], where: str | None, *, bulk: bool
+        self,
+        obj: str,
+        fields: list[Field],
+        where: str | None,
+        *,
+        bulk: bool,
+        order: str | None = None,
+        all_rows: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """Stream the rows of a query, flat and typed, over Bulk 2.0 or REST."""
-        text = soql(obj, fields, where)
+        """Stream the rows of a query, flat and typed, over Bulk 2.0 or REST.
+
+        :param all_rows: ``queryAll``: deleted rows (``IsDeleted = true``) too.
+        """
+        text = soql(obj, fields, where, order)
         plan = [(f.path, f.type, converter(f.type)) for f in fields]
-        source = self._bulk_rows(text, obj) if bulk else self._rest_rows(text, obj)
+        source = (
+            self._bulk_rows(text, obj, all_rows) if bulk else self._rest_rows(text, obj, all_rows)
+        )
         for raw in source:
             row = {}
             for path, kind, convert in plan:
@@ -149,11 +177,11 @@ class SalesforceClient:
                 row[path] = value
             yield row
 
-    def _rest_rows(self, text: str, obj: str) -> Iterator[dict[str, Any]]:
+    def _rest_rows(self, text: str, obj: str, all_rows: bool) -> Iterator[dict[str, Any]]:
         from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
         options = {"Sforce-Query-Options": f"batchSize={self.settings.rest_batch_size}"}
-        records = self.sf.query_all_iter(text, headers=options)
+        records = self.sf.query_all_iter(text, include_deleted=all_rows, headers=options)
         while True:
             try:
                 record = next(records)
@@ -165,7 +193,7 @@ class SalesforceClient:
                 raise from_salesforce_error(exc, f"the query of {obj}") from None
             yield flatten(record)
 
-    def _bulk_rows(self, text: str, obj: str) -> Iterator[dict[str, str]]:
+    def _bulk_rows(self, text: str, obj: str, all_rows: bool) -> Iterator[dict[str, str]]:
         sf = self.sf
         query = BulkQuery(
             self.http,
@@ -177,7 +205,7 @@ class SalesforceClient:
             max_retries=self.settings.max_retries,
             log=self.log,
         )
-        return query.rows(text, obj)
+        return query.rows(text, obj, "queryAll" if all_rows else "query")
 
     def close(self) -> None:
         """Close the HTTP session."""

@@ -1,28 +1,37 @@
 """The ``salesforce`` connector: what a run reads, in which order, and what it yields.
 
-A run logs in, plans its reads (a ``COUNT()`` per query decides Bulk 2.0 or REST and lets
-the quota guard refuse a run that would not fit), then streams: Contacts, Leads,
-Opportunities, Cases, Tasks, then custom event mappings. Contacts and unconverted Leads
-become profiles too; they wait in a spool file until ``people()``, which then adds the
-custom people mappings.
+A run logs in, decides from when each stream reads (everything, or on an incremental run
+what changed since its cursor: :mod:`mpconnect_salesforce.incremental`), plans its reads (a
+``COUNT()`` per query decides Bulk 2.0 or REST and lets the quota guard refuse a run that
+would not fit), then streams: Contacts, Leads, Opportunities, Cases, Tasks, then custom
+event mappings. Contacts and unconverted Leads become profiles too; they wait in a spool
+file until ``people()``, which then adds the owners' open-opportunity totals and the
+custom people mappings. A stream's cursor enters the state once its records are all
+yielded (Contacts' and Leads' once their profiles are).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from datetime import timedelta
+from typing import ClassVar, TypeVar
 
 from mpconnect import ConfigError, Connector, Event, Profile, RunContext, SourceError
+from mpconnect_salesforce.build import changed_read, gone, gone_reads, sweep
 from mpconnect_salesforce.client import SalesforceClient
 from mpconnect_salesforce.identity import Identity
+from mpconnect_salesforce.incremental import Sync
 from mpconnect_salesforce.mappings import (
     CompiledMapping,
     compile_mapping,
     mapping_events,
     mapping_profiles,
+    stream_name,
 )
+from mpconnect_salesforce.opportunities import totals_profiles
 from mpconnect_salesforce.reads import Read, Run
+from mpconnect_salesforce.recall import recall_people, who_changed
 from mpconnect_salesforce.rows import Field
 from mpconnect_salesforce.settings import EventMapping, PeopleMapping, SalesforceSettings
 from mpconnect_salesforce.spool import ProfileSpool
@@ -31,6 +40,16 @@ from mpconnect_salesforce.streams import STREAMS, reads_for
 __all__ = ["SalesforceConnector"]
 
 _PEOPLE_STREAMS = {"Contact": "contacts", "Lead": "leads"}
+
+
+_R = TypeVar("_R", Event, Profile)
+
+
+def _counted(run: Run, records: Iterator[_R]) -> Iterator[_R]:
+    """``records``, counted in ``run.yielded`` as each one is taken."""
+    for record in records:
+        run.yielded += 1
+        yield record
 
 
 @dataclass
@@ -44,7 +63,7 @@ class _Plan:
         """Every read with the settings key it comes from."""
         out = [(f"objects ({name})", read) for name, reads in self.streams for read in reads]
         out += [("identity", read) for read in self.indexes]
-        out += [(m.key, m.read) for m in (*self.events, *self.people)]
+        out += [(m.key, read) for m in (*self.events, *self.people) for read in (m.read, *m.gone)]
         return out
 
 
@@ -59,6 +78,7 @@ class SalesforceConnector(Connector):
     Settings = SalesforceSettings
     requires: ClassVar[tuple[str, ...]] = ("simple_salesforce",)
     install_hint: ClassVar[str | None] = 'pip install "mpconnect[salesforce]"'
+    incremental: ClassVar[bool] = True
 
     settings: SalesforceSettings
 
@@ -81,13 +101,23 @@ class SalesforceConnector(Connector):
                 spool=ProfileSpool(ctx.state_dir),
                 quarantine=ctx.quarantine,
                 log=ctx.log,
+                sync=Sync(ctx, timedelta(minutes=self.settings.overlap_minutes)),
             )
         return self._run
+
+    def _stream_names(self) -> list[str]:
+        names: list[str] = [name for name in STREAMS if name in self.settings.objects]
+        names += [stream_name("events", mapping) for mapping in self.settings.events]
+        return names + [stream_name("people", mapping) for mapping in self.settings.people]
 
     def _compile(self, run: Run, ctx: RunContext) -> _Plan:
         prefix = f"sources.{ctx.source}.settings"
         plan = _Plan(
-            streams=[(name, reads_for(name)) for name in STREAMS if name in self.settings.objects]
+            streams=[
+                (name, reads_for(name, run.sync))
+                for name in STREAMS
+                if name in self.settings.objects
+            ]
         )
         describes: dict[str, dict[str, object]] = {}
         groups: list[tuple[str, Sequence[EventMapping | PeopleMapping], list[CompiledMapping]]] = [
@@ -99,7 +129,10 @@ class SalesforceConnector(Connector):
                 key = f"{prefix}.{kind}[{i}]"
                 if mapping.object not in describes:
                     describes[mapping.object] = self._describe(run, key, mapping.object)
-                target.append(compile_mapping(key, mapping, describes[mapping.object]))
+                compiled = compile_mapping(key, mapping, describes[mapping.object])
+                changed_read(compiled.read, compiled.stream, run.sync)
+                compiled.gone = gone_reads(compiled.stream, mapping.object, mapping.where, run.sync)
+                target.append(compiled)
         if self.settings.identity == "email":
             needed = {obj for name, _ in plan.streams for obj in STREAMS[name].needs}
             needed |= {obj for m in (*plan.events, *plan.people) for obj in m.references}
@@ -124,6 +157,8 @@ class SalesforceConnector(Connector):
             return self._plan
         plan = compiled or self._compile(run, ctx)
         for key, read in plan.reads():
+            if read.all_rows or read.gone:
+                continue  # few rows (deleted, gone or touched since the cursor): one REST call
             try:
                 read.decide(self.settings, run.client.count(read.object, read.where))
             except SourceError as exc:
@@ -186,15 +221,49 @@ class SalesforceConnector(Connector):
             f"{run.client.guard.describe()} today; can read {counts or 'nothing configured'}"
         )
 
-    def events(self, ctx: RunContext) -> Iterator[Event]:
-        """Yield every event: standard streams in order, then the event mappings."""
+    def _begin(self, ctx: RunContext) -> tuple[Run, _Plan]:
+        """Log in, decide from when each stream reads, and plan the reads."""
         run = self._start(ctx)
+        if not run.sync.started:
+            run.sync.start(run.client.server_now(), self._stream_names(), self.settings.identity)
+            if run.sync.incremental and self.settings.identity == "email":
+                self._recall(run, ctx)
         plan = self._planned(run, ctx)
         self._read_indexes(run, plan)
+        return run, plan
+
+    def _recall(self, run: Run, ctx: RunContext) -> None:
+        """Under ``identity = "email"``: recall the people an incremental run does not read;
+        read everything when a person's distinct_id changed."""
+        known = recall_people(run, ctx)
+        since = {
+            obj: run.sync.changed_since(name)
+            for name, obj in (("contacts", "Contact"), ("leads", "Lead"))
+            if name in self.settings.objects
+        }
+        why = who_changed(run, known, since)
+        if why is not None:
+            run.sync.read_everything(f'{why} (identity = "email")')
+            run.identity = Identity(self.settings.identity)
+
+    def events(self, ctx: RunContext) -> Iterator[Event]:
+        """Yield every event: standard streams in order, then the event mappings.
+
+        :raises QuotaExceeded: (``paused: api quota``) when the quota guard stops the run;
+            the state keeps the cursors of what was read completely.
+        """
+        run, plan = self._begin(ctx)
         for name, reads in plan.streams:
-            yield from STREAMS[name].events(run, reads)
+            gone(run, name, [read for read in reads if read.gone])
+            yield from _counted(run, STREAMS[name].events(run, [r for r in reads if not r.gone]))
+            if name not in _PEOPLE_STREAMS.values():
+                sweep(run, name)
+                run.sync.commit(name, complete=True)
         for compiled in plan.events:
-            yield from mapping_events(run, compiled)
+            gone(run, compiled.stream, compiled.gone)
+            yield from _counted(run, mapping_events(run, compiled))
+            sweep(run, compiled.stream)
+            run.sync.commit(compiled.stream, complete=True)
         self._events_done = True
         self._log_merged(run, ctx)
         if run.skipped:
@@ -210,19 +279,28 @@ class SalesforceConnector(Connector):
             )
 
     def people(self, ctx: RunContext) -> Iterator[Profile]:
-        """Yield the Contact and unconverted Lead profiles, then the people mappings."""
-        run = self._start(ctx)
-        plan = self._planned(run, ctx)
-        self._read_indexes(run, plan)
-        if not self._events_done:
+        """Yield the Contact and unconverted Lead profiles, the owners' open-opportunity
+        totals, then the people mappings."""
+        run, plan = self._begin(ctx)
+        events_done = self._events_done
+        if not events_done:
             for name, reads in plan.streams:
-                if name in ("contacts", "leads"):
-                    for _ in STREAMS[name].events(run, reads):
+                if name in _PEOPLE_STREAMS.values():
+                    for _ in STREAMS[name].events(run, [r for r in reads if not r.gone]):
                         pass
             self._log_merged(run, ctx)
         yield from run.spool.replay()
+        if events_done:
+            for name, _ in plan.streams:
+                if name in _PEOPLE_STREAMS.values():
+                    sweep(run, name)
+                    run.sync.commit(name, complete=True)
+        yield from totals_profiles(run)
         for compiled in plan.people:
-            yield from mapping_profiles(run, compiled)
+            gone(run, compiled.stream, compiled.gone)
+            yield from _counted(run, mapping_profiles(run, compiled))
+            sweep(run, compiled.stream)
+            run.sync.commit(compiled.stream, complete=True)
 
     def close(self) -> None:
         """Close the HTTP session and delete the profile spool."""

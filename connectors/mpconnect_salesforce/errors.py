@@ -10,13 +10,17 @@ from typing import Any
 
 import requests
 
-from mpconnect import SourceError
+from mpconnect import SourceError, SourcePaused
 
 __all__ = ["QuotaExceeded", "error_code", "error_text", "from_salesforce_error"]
 
 
-class QuotaExceeded(SourceError):
-    """A run stopped so as not to use more of the org's daily API quota than allowed."""
+class QuotaExceeded(SourcePaused):
+    """A run stopped so as not to use more of the org's daily API quota than allowed: it
+    ends ``paused: api quota``, keeping what it read, and the next run goes on from there."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("api quota", detail)
 
 
 def _first_error(content: Any) -> dict[str, Any] | None:

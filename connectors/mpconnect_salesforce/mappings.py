@@ -8,16 +8,24 @@ field it names too (an error names the settings key, the field, and close spelli
 from __future__ import annotations
 
 import difflib
+import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mpconnect import ConfigError, Event, Profile
+from mpconnect_salesforce.build import tracked
 from mpconnect_salesforce.reads import Read, Run
 from mpconnect_salesforce.rows import Field, when
 from mpconnect_salesforce.settings import EventMapping, PeopleMapping
 
-__all__ = ["CompiledMapping", "compile_mapping", "mapping_events", "mapping_profiles"]
+__all__ = [
+    "CompiledMapping",
+    "compile_mapping",
+    "mapping_events",
+    "mapping_profiles",
+    "stream_name",
+]
 
 #: Compound and binary fields: REST answers them as objects, Bulk 2.0 cannot select them.
 _UNSELECTABLE = frozenset({"address", "location", "base64"})
@@ -42,6 +50,20 @@ class CompiledMapping:
     properties: dict[str, str]
     person_reference: bool
     references: tuple[str, ...]
+    gone: list[Read] = field(default_factory=list)
+
+    @property
+    def stream(self) -> str:
+        """Its stream name in the source's state and cache, such as
+        ``events:Demo_Request__c:1f0c9a2e``: a changed mapping is a new stream."""
+        kind = "events" if isinstance(self.mapping, EventMapping) else "people"
+        return stream_name(kind, self.mapping)
+
+
+def stream_name(kind: str, mapping: EventMapping | PeopleMapping) -> str:
+    """``events:OBJECT:HASH`` or ``people:OBJECT:HASH``, the hash of the whole mapping."""
+    digest = hashlib.sha256(mapping.model_dump_json().encode()).hexdigest()[:8]
+    return f"{kind}:{mapping.object}:{digest}"
 
 
 def _field_error(key: str, obj: str, name: str, known: dict[str, Any]) -> ConfigError:
@@ -117,7 +139,7 @@ def mapping_events(run: Run, compiled: CompiledMapping) -> Iterator[Event]:
     mapping = compiled.mapping
     assert isinstance(mapping, EventMapping)
     obj = mapping.object
-    for row in run.rows(compiled.read):
+    for row in tracked(run, compiled.stream, compiled.read):
         distinct_id = _distinct_id(run, compiled, row)
         if distinct_id is None:
             run.skip(
@@ -143,6 +165,7 @@ def mapping_events(run: Run, compiled: CompiledMapping) -> Iterator[Event]:
             time=time,
             object_id=row["Id"],
             properties=properties,
+            stream=compiled.stream,
         )
 
 
@@ -150,7 +173,7 @@ def mapping_profiles(run: Run, compiled: CompiledMapping) -> Iterator[Profile]:
     """The profiles of a people mapping, one per row; rows without a person are quarantined."""
     mapping = compiled.mapping
     obj = mapping.object
-    for row in run.rows(compiled.read):
+    for row in tracked(run, compiled.stream, compiled.read):
         distinct_id = _distinct_id(run, compiled, row)
         if distinct_id is None:
             run.skip(
@@ -164,4 +187,6 @@ def mapping_profiles(run: Run, compiled: CompiledMapping) -> Iterator[Profile]:
         if not values:
             run.skip(obj, row, f"{compiled.key}: every listed property is empty")
             continue
-        yield Profile(distinct_id=distinct_id, set=values, object_id=row["Id"])
+        yield Profile(
+            distinct_id=distinct_id, set=values, object_id=row["Id"], stream=compiled.stream
+        )

@@ -15,6 +15,7 @@ from typing import Any
 
 from mpconnect_salesforce.client import SalesforceClient, soql
 from mpconnect_salesforce.identity import Identity
+from mpconnect_salesforce.incremental import Sync
 from mpconnect_salesforce.rows import Field, jsonable
 from mpconnect_salesforce.settings import SalesforceSettings
 from mpconnect_salesforce.spool import ProfileSpool
@@ -43,6 +44,9 @@ class Read:
     where: str | None = None
     count: int | None = None
     bulk: bool = False
+    order: str | None = None
+    all_rows: bool = False
+    gone: bool = False
 
     def decide(self, settings: SalesforceSettings, count: int) -> None:
         """Record the count and choose Bulk 2.0 or REST as ``use_bulk`` says."""
@@ -50,7 +54,7 @@ class Read:
         if isinstance(settings.use_bulk, bool):
             self.bulk = settings.use_bulk
         else:
-            long_query = len(soql(self.object, self.fields, self.where)) > MAX_REST_SOQL
+            long_query = len(soql(self.object, self.fields, self.where, self.order)) > MAX_REST_SOQL
             self.bulk = count > settings.bulk_threshold or long_query
 
     def estimated_calls(self, settings: SalesforceSettings) -> int:
@@ -63,7 +67,8 @@ class Read:
     def describe(self) -> str:
         """Such as ``"Contact: 1200 over REST"``."""
         how = "Bulk 2.0" if self.bulk else "REST"
-        return f"{self.name}: {self.count} over {how}"
+        count = "changes" if self.count is None else self.count
+        return f"{self.name}: {count} over {how}"
 
 
 @dataclass
@@ -79,15 +84,31 @@ class Run:
     spool: ProfileSpool
     quarantine: Callable[[str, str, Any], None]
     log: logging.Logger
+    sync: Sync
     skipped: int = 0
     #: Unconverted Leads whose profile is a Contact's (same email, ``identity = "email"``).
     merged_leads: int = 0
     primary_contacts: dict[str, str] = field(default_factory=dict)
+    #: Records the connector yielded so far.
+    yielded: int = 0
+    #: Per owner: open opportunities and their amount in cents (once opportunities are read).
+    totals: dict[str, list[int]] | None = None
+
+    def made(self) -> int:
+        """Records made so far: yielded, and profiles waiting in the spool."""
+        return self.yielded + self.spool.count
 
     def rows(self, read: Read) -> Iterator[dict[str, Any]]:
         """Stream a read's rows."""
         self.log.info("reading %s", read.describe())
-        return self.client.rows(read.object, read.fields, read.where, bulk=read.bulk)
+        return self.client.rows(
+            read.object,
+            read.fields,
+            read.where,
+            bulk=read.bulk,
+            order=None if read.bulk else read.order,  # Bulk 2.0 takes no ORDER BY
+            all_rows=read.all_rows,
+        )
 
     def skip(self, obj: str, row: dict[str, Any], reason: str) -> None:
         """Quarantine a row that cannot become a record, with the reason."""

@@ -160,6 +160,9 @@ class SalesforceSettings(ConnectorSettings):
     bulk_poll_interval: float = Field(default=2.0, gt=0)
     bulk_timeout: float = Field(default=7200.0, gt=0)
     max_api_share: float = Field(default=0.5, gt=0, le=1)
+    #: How far before its cursor an incremental read starts, for transactions that
+    #: committed after the last run with an earlier ``SystemModstamp``.
+    overlap_minutes: float = Field(default=5.0, ge=0, le=1440)
 
     ca_bundle: Path | None = None
     timeout: float = Field(default=120.0, gt=0)

@@ -30,10 +30,10 @@ class ProfileSpool:
         self._file: IO[bytes] | None = tempfile.TemporaryFile(dir=where)  # noqa: SIM115
         self.count = 0
 
-    def add(self, distinct_id: str, values: dict[str, Any], object_id: str) -> None:
+    def add(self, distinct_id: str, values: dict[str, Any], object_id: str, stream: str) -> None:
         """Keep one profile's ``$set`` values."""
         assert self._file is not None
-        self._file.write(orjson.dumps([distinct_id, values, object_id]))
+        self._file.write(orjson.dumps([distinct_id, values, object_id, stream]))
         self._file.write(b"\n")
         self.count += 1
 
@@ -43,8 +43,8 @@ class ProfileSpool:
             return
         self._file.seek(0)
         for line in self._file:
-            distinct_id, values, object_id = orjson.loads(line)
-            yield Profile(distinct_id=distinct_id, set=values, object_id=object_id)
+            distinct_id, values, object_id, stream = orjson.loads(line)
+            yield Profile(distinct_id=distinct_id, set=values, object_id=object_id, stream=stream)
         self.close()
 
     def close(self) -> None:

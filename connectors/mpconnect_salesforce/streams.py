@@ -12,76 +12,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpconnect import Event
+from mpconnect_salesforce.build import (
+    changed_read,
+    event,
+    fields,
+    gone_reads,
+    owned,
+    props,
+    tracked,
+)
 from mpconnect_salesforce.identity import account_id
+from mpconnect_salesforce.incremental import Sync
+from mpconnect_salesforce.opportunities import opportunity_events, opportunity_reads
 from mpconnect_salesforce.reads import Read, Run
-from mpconnect_salesforce.rows import Field, when
+from mpconnect_salesforce.rows import Field
 
 __all__ = ["STREAMS", "StreamSpec", "reads_for"]
 
 Row = dict[str, Any]
 
 
-def _fields(*spec: str) -> list[Field]:
-    """``"Name"`` or ``"Amount:currency"`` into Fields."""
-    out = []
-    for item in spec:
-        path, _, kind = item.partition(":")
-        out.append(Field(path, kind or "string"))
-    return out
-
-
-def _props(row: Row, names: dict[str, str]) -> dict[str, Any]:
-    """``{property: row[field]}`` for the fields that have a value."""
-    return {prop: row[path] for path, prop in names.items() if row.get(path) is not None}
-
-
-def _event(
-    run: Run,
-    obj: str,
-    row: Row,
-    name: str,
-    distinct_id: str | None,
-    time_field: str,
-    properties: dict[str, Any],
-    missing_who: str = "",
-) -> Event | None:
-    time = when(row.get(time_field))
-    if distinct_id is None:
-        run.skip(obj, row, f"no one to attribute {name!r} to: {missing_who}")
-        return None
-    if time is None:
-        run.skip(obj, row, f"{obj} has no {time_field}, the time of {name!r}")
-        return None
-    return Event(
-        name=name, distinct_id=distinct_id, time=time, object_id=row["Id"], properties=properties
-    )
-
-
-def _owned(
-    run: Run,
-    obj: str,
-    row: Row,
-    owner: str | None,
-    wanted: list[tuple[str, str, dict[str, Any]]],
-    missing_who: str,
-) -> Iterator[Event]:
-    """The events ``wanted`` (name, time field, properties) of one row that ``owner`` owns.
-
-    A row with no owner is quarantined once, with a reason naming every event it loses.
-    """
-    if owner is None:
-        names = ", ".join(repr(name) for name, _, _ in wanted)
-        run.skip(obj, row, f"no one to attribute {names} to: {missing_who}")
-        return
-    for name, time_field, properties in wanted:
-        event = _event(run, obj, row, name, owner, time_field, properties)
-        if event is not None:
-            yield event
-
-
 # Contacts ------------------------------------------------------------------------------
 
-CONTACT_FIELDS = _fields(
+CONTACT_FIELDS = fields(
     "Id:id",
     "Email:email",
     "FirstName",
@@ -121,28 +74,29 @@ _CONTACT_EVENT = {
 
 def contact_events(run: Run, reads: list[Read]) -> Iterator[Event]:
     """``Contact Created`` per Contact; each Contact's profile goes to the spool."""
-    for row in run.rows(reads[0]):
+    for row in tracked(run, "contacts", reads[0], commit=False):
         distinct_id = run.identity.contact(row["Id"], row.get("Email"))
-        profile = _props(row, _CONTACT_PROFILE)
+        profile = props(row, _CONTACT_PROFILE)
         profile["salesforce_object"] = "Contact"
-        run.spool.add(distinct_id, profile, row["Id"])
-        event = _event(
+        run.spool.add(distinct_id, profile, row["Id"], "contacts")
+        made = event(
             run,
+            "contacts",
             "Contact",
             row,
             "Contact Created",
             distinct_id,
             "CreatedDate",
-            _props(row, _CONTACT_EVENT),
+            props(row, _CONTACT_EVENT),
         )
-        if event is not None:
-            yield event
+        if made is not None:
+            yield made
     run.identity.indexed.add("Contact")
 
 
 # Leads ---------------------------------------------------------------------------------
 
-LEAD_FIELDS = _fields(
+LEAD_FIELDS = fields(
     "Id:id",
     "Email:email",
     "FirstName",
@@ -199,7 +153,7 @@ def lead_events(run: Run, reads: list[Read]) -> Iterator[Event]:
     Nor is an unconverted Lead with the email of a Contact (``identity = "email"``): they
     are one person, whose profile is the Contact's.
     """
-    for row in run.rows(reads[0]):
+    for row in tracked(run, "leads", reads[0], commit=False):
         converted = bool(row.get("IsConverted"))
         contact = run.identity.of(row.get("ConvertedContactId"))
         if converted:
@@ -212,121 +166,23 @@ def lead_events(run: Run, reads: list[Read]) -> Iterator[Event]:
                     "Salesforce Lead %s: same email as a Contact, whose profile it keeps", row["Id"]
                 )
             else:
-                profile = _props(row, _LEAD_PROFILE)
+                profile = props(row, _LEAD_PROFILE)
                 profile["salesforce_object"] = "Lead"
-                run.spool.add(owner, profile, row["Id"])
+                run.spool.add(owner, profile, row["Id"], "leads")
         wanted = [
-            ("Lead Created", "CreatedDate", {**_props(row, _LEAD_CREATED), "converted": converted})
+            ("Lead Created", "CreatedDate", {**props(row, _LEAD_CREATED), "converted": converted})
         ]
         if converted:
-            wanted.append(("Lead Converted", "ConvertedDate", _props(row, _LEAD_CONVERTED)))
-        yield from _owned(
-            run, "Lead", row, owner, wanted, "the converted lead has no ConvertedContactId"
+            wanted.append(("Lead Converted", "ConvertedDate", props(row, _LEAD_CONVERTED)))
+        yield from owned(
+            run, "leads", "Lead", row, owner, wanted, "the converted lead has no ConvertedContactId"
         )
     run.identity.indexed.add("Lead")
 
 
-# Opportunities -------------------------------------------------------------------------
-
-ROLE_FIELDS = _fields("OpportunityId:reference", "ContactId:reference")
-OPPORTUNITY_FIELDS = _fields(
-    "Id:id",
-    "Name",
-    "AccountId:reference",
-    "Amount:currency",
-    "StageName:picklist",
-    "Type:picklist",
-    "Probability:percent",
-    "IsClosed:boolean",
-    "IsWon:boolean",
-    "CloseDate:date",
-    "CreatedDate:datetime",
-    "OwnerId:reference",
-)
-HISTORY_FIELDS = _fields(
-    "Id:id",
-    "OpportunityId:reference",
-    "StageName:picklist",
-    "Amount:currency",
-    "Probability:percent",
-    "CloseDate:date",
-    "CreatedDate:datetime",
-    "Opportunity.AccountId:reference",
-    "Opportunity.Type:picklist",
-)
-_OPPORTUNITY = {
-    "Id": "opportunity_id",
-    "Name": "opportunity_name",
-    "Amount": "amount",
-    "StageName": "stage",
-    "Type": "type",
-    "Probability": "probability",
-    "AccountId": "account_id",
-    "CloseDate": "close_date",
-    "OwnerId": "owner_id",
-}
-_HISTORY = {
-    "OpportunityId": "opportunity_id",
-    "StageName": "stage",
-    "Amount": "amount",
-    "Probability": "probability",
-    "Opportunity.Type": "type",
-    "Opportunity.AccountId": "account_id",
-    "CloseDate": "close_date",
-}
-_NO_OWNER = "the opportunity has no primary contact role and no account"
-
-
-def _opportunity_owner(run: Run, opportunity: str, account: str | None) -> str | None:
-    contact = run.primary_contacts.get(opportunity)
-    if contact:
-        return run.identity.of(contact)
-    return account_id(account) if account else None
-
-
-def opportunity_events(run: Run, reads: list[Read]) -> Iterator[Event]:
-    """``Opportunity Created``, ``Won``/``Lost`` and one ``Stage Changed`` per history row.
-
-    Attributed to the primary contact role's contact, else to ``account:<AccountId>``.
-    The map of primary contacts (one entry per opportunity that has one) lives only while
-    this stream runs.
-    """
-    roles, opportunities, history = reads
-    run.primary_contacts = {
-        row["OpportunityId"]: row["ContactId"]
-        for row in run.rows(roles)
-        if row.get("OpportunityId") and row.get("ContactId")
-    }
-    try:
-        for row in run.rows(opportunities):
-            owner = _opportunity_owner(run, row["Id"], row.get("AccountId"))
-            props = _props(row, _OPPORTUNITY)
-            wanted = [("Opportunity Created", "CreatedDate", props)]
-            if row.get("IsClosed"):
-                name = "Opportunity Won" if row.get("IsWon") else "Opportunity Lost"
-                wanted.append((name, "CloseDate", props))
-            yield from _owned(run, "Opportunity", row, owner, wanted, _NO_OWNER)
-        for row in run.rows(history):
-            owner = _opportunity_owner(run, row["OpportunityId"], row.get("Opportunity.AccountId"))
-            changed = _event(
-                run,
-                "OpportunityHistory",
-                row,
-                "Opportunity Stage Changed",
-                owner,
-                "CreatedDate",
-                _props(row, _HISTORY),
-                _NO_OWNER,
-            )
-            if changed is not None:
-                yield changed
-    finally:
-        run.primary_contacts = {}
-
-
 # Cases ---------------------------------------------------------------------------------
 
-CASE_FIELDS = _fields(
+CASE_FIELDS = fields(
     "Id:id",
     "CaseNumber",
     "ContactId:reference",
@@ -358,20 +214,22 @@ def case_events(run: Run, reads: list[Read]) -> Iterator[Event]:
 
     Attributed to the case's contact, else to ``account:<AccountId>``.
     """
-    for row in run.rows(reads[0]):
+    for row in tracked(run, "cases", reads[0]):
         owner = run.identity.of(row.get("ContactId"))
         if owner is None and row.get("AccountId"):
             owner = account_id(row["AccountId"])
-        props = _props(row, _CASE)
-        wanted = [("Case Opened", "CreatedDate", props)]
+        values = props(row, _CASE)
+        wanted = [("Case Opened", "CreatedDate", values)]
         if row.get("IsClosed"):
-            wanted.append(("Case Closed", "ClosedDate", props))
-        yield from _owned(run, "Case", row, owner, wanted, "the case has no contact and no account")
+            wanted.append(("Case Closed", "ClosedDate", values))
+        yield from owned(
+            run, "cases", "Case", row, owner, wanted, "the case has no contact and no account"
+        )
 
 
 # Tasks ---------------------------------------------------------------------------------
 
-TASK_FIELDS = _fields(
+TASK_FIELDS = fields(
     "Id:id",
     "WhoId:reference",
     "WhatId:reference",
@@ -403,20 +261,21 @@ def task_events(run: Run, reads: list[Read]) -> Iterator[Event]:
 
     The time is ``CompletedDateTime``, else (older tasks) ``LastModifiedDate``.
     """
-    for row in run.rows(reads[0]):
+    for row in tracked(run, "tasks", reads[0]):
         time_field = "CompletedDateTime" if row.get("CompletedDateTime") else "LastModifiedDate"
-        event = _event(
+        made = event(
             run,
+            "tasks",
             "Task",
             row,
             "Task Completed",
             run.identity.of(row.get("WhoId")),
             time_field,
-            _props(row, _TASK),
+            props(row, _TASK),
             "the task has no WhoId (it is not related to a contact or lead)",
         )
-        if event is not None:
-            yield event
+        if made is not None:
+            yield made
 
 
 # The streams, in the order a run reads them --------------------------------------------
@@ -428,28 +287,28 @@ Stream = Callable[[Run, list[Read]], Iterator[Event]]
 class StreamSpec:
     """A standard stream: its event function, its queries, whose emails its references need.
 
-    :param queries: ``(object, fields, where)`` per query, in the order the stream reads.
+    :param queries: ``(object, fields, where)`` per query, in the order the stream reads;
+        the first is the stream's own object (the others: opportunities only).
     :param needs: people objects its references point at (for ``identity = "email"``).
+    :param changed_also: a condition that makes a row changed besides its own
+        ``SystemModstamp`` (``{since}`` is the stream's start), such as a parent's change.
     """
 
     events: Stream
     queries: tuple[tuple[str, list[Field], str | None], ...]
     needs: tuple[str, ...] = ()
+    changed_also: str = ""
 
 
 #: The standard streams, in the order a run reads them.
 STREAMS: dict[str, StreamSpec] = {
-    "contacts": StreamSpec(contact_events, (("Contact", CONTACT_FIELDS, None),)),
-    "leads": StreamSpec(lead_events, (("Lead", LEAD_FIELDS, None),), ("Contact",)),
-    "opportunities": StreamSpec(
-        opportunity_events,
-        (
-            ("OpportunityContactRole", ROLE_FIELDS, "IsPrimary = true"),
-            ("Opportunity", OPPORTUNITY_FIELDS, None),
-            ("OpportunityHistory", HISTORY_FIELDS, None),
-        ),
-        ("Contact",),
+    "contacts": StreamSpec(
+        contact_events,
+        (("Contact", CONTACT_FIELDS, None),),
+        changed_also="Account.SystemModstamp >= {since}",
     ),
+    "leads": StreamSpec(lead_events, (("Lead", LEAD_FIELDS, None),), ("Contact",)),
+    "opportunities": StreamSpec(opportunity_events, (), ("Contact",)),
     "cases": StreamSpec(case_events, (("Case", CASE_FIELDS, None),), ("Contact",)),
     "tasks": StreamSpec(
         task_events, (("Task", TASK_FIELDS, "IsClosed = true"),), ("Contact", "Lead")
@@ -457,6 +316,11 @@ STREAMS: dict[str, StreamSpec] = {
 }
 
 
-def reads_for(name: str) -> list[Read]:
-    """Fresh Reads of the standard stream ``name``."""
-    return [Read(obj, obj, list(fields), where) for obj, fields, where in STREAMS[name].queries]
+def reads_for(name: str, sync: Sync) -> list[Read]:
+    """Fresh Reads of the standard stream ``name``: changes only on an incremental run."""
+    if name == "opportunities":
+        return opportunity_reads(sync)
+    spec = STREAMS[name]
+    obj, fields_, where = spec.queries[0]
+    read = changed_read(Read(obj, obj, list(fields_), where), name, sync, spec.changed_also)
+    return [read, *gone_reads(name, obj, where, sync)]

@@ -96,6 +96,8 @@ class SalesforceTransport(requests.Session):
         #: Called to log in again when the session expired; returns the new session id.
         self.renew: Callable[[], str] | None = None
         self.renewals = 0
+        #: The `Date` header of the latest answer: the server's clock.
+        self.server_date: str | None = None
         self.ca_bundle = str(ca_bundle) if ca_bundle is not None else None
 
     def request(
@@ -153,6 +155,7 @@ class SalesforceTransport(requests.Session):
                         _Transient(unreachable_message("", url, unreachable, key)), unreachable
                     ) from exc
                 raise _Transient(f"{type(exc).__name__}: {exc}") from exc
+            self.server_date = response.headers.get("Date") or self.server_date
             if counted:
                 self.guard.after_call(response.headers.get("Sforce-Limit-Info"))
             status = response.status_code

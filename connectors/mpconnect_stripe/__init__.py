@@ -25,6 +25,7 @@ CONNECTOR = mpconnect.ConnectorRef(
     description="Stripe customers, charges, refunds, invoices, subscriptions and disputes",
     requires=("stripe",),
     install_hint='pip install "mpconnect[stripe]"',
+    incremental=True,
 )
 
 

@@ -1,9 +1,11 @@
 """The ``stripe`` connector: customers, charges, refunds, invoices, subscriptions, disputes.
 
-Each run lists every object of the chosen streams (a full snapshot: ``/v1/events`` keeps
-only 30 days), turns them into events while gathering per-customer figures, and then
-yields one profile per customer. See :mod:`mpconnect_stripe.mapping` for the events,
-:mod:`mpconnect_stripe.profiles` for the profiles.
+A full read lists every object of the chosen streams, turns them into events while
+gathering per-customer figures, and then yields one profile per customer. An incremental
+run (the default once a full read has been made) reads only what changed, from Stripe's
+events (:mod:`mpconnect_stripe.changes`, :mod:`mpconnect_stripe.incremental`). See
+:mod:`mpconnect_stripe.mapping` for the events, :mod:`mpconnect_stripe.profiles` for the
+profiles.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from contextlib import closing, suppress
 from typing import Any, ClassVar
 
 from mpconnect import Connector, Event, Profile, RunContext
+from mpconnect_stripe.facts import TABLES, FactsStore
 from mpconnect_stripe.identity import Identities
+from mpconnect_stripe.incremental import IncrementalRead
 from mpconnect_stripe.mapping import Digest, digest
+from mpconnect_stripe.plan import Plan, plan_run
 from mpconnect_stripe.profiles import CustomerBook
 from mpconnect_stripe.pump import Window, pump
 from mpconnect_stripe.settings import StripeSettings
@@ -33,6 +38,7 @@ class StripeConnector(Connector):
     Settings = StripeSettings
     requires = ("stripe",)
     install_hint = 'pip install "mpconnect[stripe]"'
+    incremental = True
 
     settings: StripeSettings
     #: The most worker threads reading at once.
@@ -42,13 +48,14 @@ class StripeConnector(Connector):
     request_seconds: ClassVar[float] = 0.5
 
     def workers(self) -> int:
-        """How many workers can keep ``max_requests_per_second`` busy."""
-        wanted = math.ceil(self.settings.max_requests_per_second * self.request_seconds)
+        """How many workers can keep the request rate busy."""
+        wanted = math.ceil(self.settings.request_rate * self.request_seconds)
         return max(len(self.settings.objects), min(self.max_workers, wanted))
 
     def __init__(self, settings: StripeSettings) -> None:
         super().__init__(settings)
         self._book: CustomerBook | None = None
+        self._changes: IncrementalRead | None = None
         self.counts: Counter[str] = Counter()
         self.requests = 0
         self.retries = 0
@@ -79,9 +86,19 @@ class StripeConnector(Connector):
             with_charges="charges" in streams, with_subscriptions="subscriptions" in streams
         )
         self._book = None
+        self._changes = None
         self.counts.clear()
         stop = self._stop = threading.Event()
         reader = self._reader(ctx, stop)
+        try:
+            plan = plan_run(ctx, reader, self.settings, identities.needs_customers_first)
+        except BaseException:
+            self._stop_reader(reader)
+            raise
+        if plan.changes is not None:
+            yield from self._apply(ctx, reader, plan, identities)
+            return
+        store = plan.store
         phases: list[Sequence[str]] = [streams]
         if identities.needs_customers_first:
             rest: list[str] = [name for name in streams if name != "customers"]
@@ -105,10 +122,14 @@ class StripeConnector(Connector):
                     for stream, page in pages:
                         for item in page:
                             self.counts[stream] += 1
-                            yield from self._item_events(ctx, item, identities, book, start)
+                            yield from self._item_events(item, identities, book, start, store)
+        except BaseException:
+            if store is not None:
+                store.discard()
+            raise
         finally:
-            stop.set()
-            self.requests, self.retries = reader.requests, reader.retries
+            self._stop_reader(reader)
+        plan.finish(ctx)
         ctx.log.info(
             "stripe: read %s in %d requests (%d retried)",
             ", ".join(f"{self.counts[name]} {name}" for name in streams),
@@ -122,13 +143,42 @@ class StripeConnector(Connector):
             )
         self._book = book
 
+    def _apply(
+        self, ctx: RunContext, reader: Any, plan: Plan, identities: Identities
+    ) -> Iterator[Event]:
+        """An incremental run: yield the events of the objects that changed."""
+        assert plan.changes is not None and plan.store is not None
+        changes = IncrementalRead(
+            self.settings, plan.store, plan.changes, identities, reader.retrieve, self._to_events
+        )
+        try:
+            yield from changes.events(ctx)
+        except BaseException:
+            plan.store.discard()
+            raise
+        finally:
+            self._stop_reader(reader)
+        plan.finish(ctx)
+        self._changes = changes  # its store stays open until people() has read it
+        ctx.log.info(
+            "stripe: %d events since the last run changed %d objects; read in %d requests",
+            plan.changes.events,
+            len(plan.changes.objects),
+            self.requests,
+        )
+
+    def _stop_reader(self, reader: Any) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        self.requests, self.retries = reader.requests, reader.retries
+
     def _item_events(
         self,
-        ctx: RunContext,
         item: Digest,
         identities: Identities,
         book: CustomerBook,
         start: int | None,
+        store: FactsStore | None,
     ) -> Iterator[Event]:
         customer_id = item.payer.customer_id
         if item.stream == "customers":
@@ -136,28 +186,41 @@ class StripeConnector(Connector):
             distinct_id = identities.learn(item.facts)
             listed = "customers" in self.settings.objects
             if not listed or (start is not None and item.facts["created"] < start):
+                if store is not None:
+                    store.put_customer(item.facts, distinct_id, False)
                 return
             book.add_customer(item.facts, distinct_id)
+            if store is not None:
+                store.put_customer(item.facts, distinct_id, True)
         elif customer_id and item.stream == "charges":
             book.add_charge(customer_id, item.facts or {})
         elif customer_id and item.stream == "subscriptions":
             book.add_subscription(customer_id, item.facts or {})
+        if store is not None and customer_id and item.stream in TABLES and item.facts:
+            store.put(item.stream, item.facts["id"], customer_id, item.facts)
+        yield from self._to_events(item, identities)
+
+    def _to_events(self, item: Digest, identities: Identities) -> list[Event]:
+        """The events of one digested object (none when it is skipped as unattributed)."""
         if not item.drafts:
-            return
+            return []
         person = identities.resolve(item.payer)
         if person is None and self.settings.unattributed == "skip":
             self.counts["unattributed skipped"] += 1
-            return
+            return []
         owner = person or ""  # "": tied to no user (no customer and no email)
-        for draft in item.drafts:
-            yield Event(
+        return [
+            Event(
                 name=draft.name,
                 distinct_id=owner,
                 time=draft.time,
                 object_id=draft.object_id,
                 properties=draft.properties,
                 unattributed=person is None,
+                stream=item.stream,
             )
+            for draft in item.drafts
+        ]
 
     def close(self) -> None:
         """Stop the reading threads and wait for them, even if ``events()`` was left open.
@@ -167,6 +230,8 @@ class StripeConnector(Connector):
         """
         if self._stop is not None:
             self._stop.set()
+        if self._changes is not None:
+            self._changes.store.close()
         pages, self._pages = self._pages, None
         if pages is not None:
             # ValueError: it is being read on another thread, where the stop event ends it.
@@ -174,8 +239,15 @@ class StripeConnector(Connector):
                 pages.close()  # joins the workers
 
     def people(self, ctx: RunContext) -> Iterator[Profile]:
-        """Yield one profile per (not deleted) customer, with figures from the events."""
+        """Yield one profile per (not deleted) customer, with figures from the events.
+
+        After an incremental read: the profiles of the customers whose objects changed.
+        """
         if "customers" not in self.settings.objects:
+            return
+        if self._changes is not None:
+            yield from self._changes.profiles()
+            self._changes.store.close()
             return
         if self._book is None:  # events() was not read to the end: read it now
             for _ in self.events(ctx):

@@ -42,6 +42,11 @@ class Identities:
             return distinct_id
         return customer_id
 
+    def remember(self, customer_id: str, distinct_id: str) -> None:
+        """Record a customer's distinct_id learned in an earlier run."""
+        if distinct_id != customer_id:
+            self._by_customer[customer_id] = distinct_id
+
     def of_customer(self, customer_id: str) -> str:
         """The distinct_id of a customer id (the id itself when nothing else is known)."""
         return self._by_customer.get(customer_id, customer_id)

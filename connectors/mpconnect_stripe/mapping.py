@@ -265,7 +265,7 @@ _CUSTOMER_FACTS = (
     "balance",
     "metadata",
 )
-_CHARGE_FACTS = ("status", "amount", "amount_captured", "amount_refunded", "currency")
+_CHARGE_FACTS = ("id", "status", "amount", "amount_captured", "amount_refunded", "currency")
 
 
 def _facts(stream: str, obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -279,6 +279,7 @@ def _facts(stream: str, obj: dict[str, Any]) -> dict[str, Any] | None:
             for item in _dig(obj, "items", "data") or []
         ]
         return {
+            "id": obj.get("id"),
             "status": obj.get("status"),
             "start_date": obj.get("start_date"),
             "created": obj.get("created"),

@@ -17,6 +17,7 @@ customers, never with the number of charges or invoices.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,9 @@ _STATUS_RANK = {
         ]
     )
 }
+#: The stream name of customer profiles in the source-object cache: a profile gathers
+#: figures from many objects, so it is cached apart from the customer's own event.
+PROFILES = "customer_profiles"
 _MRR_STATUSES = frozenset({"active", "past_due"})
 _MONTHS_PER = {"month": 1.0, "year": 12.0, "week": 12 / 52, "day": 12 / 365}
 
@@ -48,10 +52,11 @@ _MONTHS_PER = {"month": 1.0, "year": 12.0, "week": 12 / 52, "day": 12 / 365}
 @dataclass(slots=True)
 class _Facts:
     ltv: dict[str, int] = field(default_factory=dict)
-    current: tuple[int, int] | None = None
+    current: tuple[int, int, str] | None = None
     status: str | None = None
     plan: str | None = None
-    mrr: dict[str, float] = field(default_factory=dict)
+    # Each item's monthly amount, summed with math.fsum: the same whatever the order.
+    mrr: dict[str, list[float]] = field(default_factory=dict)
     mrr_unknown: bool = False
 
 
@@ -157,6 +162,7 @@ class CustomerBook:
         rank = (
             -_STATUS_RANK.get(status, len(_STATUS_RANK)),
             subscription.get("start_date") or subscription.get("created") or 0,
+            subscription.get("id") or "",  # ties: the same winner in every run
         )
         if facts.current is None or rank > facts.current:
             facts.current = rank
@@ -170,10 +176,14 @@ class CustomerBook:
                 facts.mrr_unknown = True
                 continue
             currency, amount = monthly
-            facts.mrr[currency] = facts.mrr.get(currency, 0.0) + amount
+            facts.mrr.setdefault(currency, []).append(amount)
 
     def profiles(self) -> Iterator[Profile]:
-        """Yield one profile per listed customer, with the figures gathered so far."""
+        """Yield one profile per listed customer, with the figures gathered so far.
+
+        The figures do not depend on the order objects were added in, so a profile
+        recomputed from stored facts equals the one a full read makes.
+        """
         for customer_id, (distinct_id, properties) in self._customers.items():
             facts = self._facts.get(customer_id) or _Facts()
             values = dict(properties)
@@ -187,7 +197,10 @@ class CustomerBook:
                 if facts.plan is not None:
                     values["plan"] = facts.plan
                 if not facts.mrr_unknown:
-                    mrr, by_currency = _in_currency(facts.mrr, currency)
+                    sums = {code: math.fsum(parts) for code, parts in facts.mrr.items()}
+                    mrr, by_currency = _in_currency(sums, currency)
                     if mrr is not None and by_currency is None:
                         values["mrr"] = mrr
-            yield Profile(distinct_id=distinct_id, set=values, object_id=customer_id)
+            yield Profile(
+                distinct_id=distinct_id, set=values, object_id=customer_id, stream=PROFILES
+            )

@@ -23,6 +23,11 @@ KEY_PREFIXES = ("sk_", "rk_")
 #: The Stripe API version requested unless ``api_version`` says otherwise: the last one
 #: whose charges name their ``invoice`` (2025-03-31 moved that link to invoice payments).
 DEFAULT_API_VERSION = "2024-06-20"
+#: Stripe's documented request limits per account, live and test mode, per second.
+STRIPE_LIVE_LIMIT = 100.0
+STRIPE_TEST_LIMIT = 25.0
+#: The share of Stripe's limit used by default.
+STRIPE_SHARE = 0.9
 
 
 class StripeSettings(ConnectorSettings):
@@ -41,7 +46,9 @@ class StripeSettings(ConnectorSettings):
         (``distinct_id`` ``""``: counted in revenue, left out of per-user reports);
         ``skip`` leaves them out, counted in the log.
     :param start_date: read only objects created on or after it (a date is midnight UTC).
-    :param max_requests_per_second: all streams together stay under this rate.
+    :param max_requests_per_second: every stream, partition and run reading this account
+        at once stay under this rate together (default: 90 % of Stripe's limit, 100
+        requests/s in live mode and 25 in test mode: 90 or 22.5).
     :param max_retries: retries of one request on 429, 5xx and dropped connections.
     """
 
@@ -55,8 +62,17 @@ class StripeSettings(ConnectorSettings):
     identity: str = Field(default="customer", min_length=1, max_length=40)
     unattributed: Literal["import", "skip"] = "import"
     start_date: datetime | date | None = None
-    max_requests_per_second: float = Field(default=20.0, gt=0, le=10_000)
+    max_requests_per_second: float | None = Field(default=None, gt=0, le=10_000)
     max_retries: int = Field(default=8, ge=0, le=100)
+
+    @property
+    def request_rate(self) -> float:
+        """The requests per second every reader of this account shares: the configured
+        ``max_requests_per_second``, else 90 % of Stripe's limit for the key's mode."""
+        if self.max_requests_per_second is not None:
+            return self.max_requests_per_second
+        live = "_live_" in self.api_key.get_secret_value()[:8]
+        return STRIPE_SHARE * (STRIPE_LIVE_LIMIT if live else STRIPE_TEST_LIMIT)
 
     @field_validator("api_key")
     @classmethod

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from mpconnect.connector import Connector, ConnectorSettings, Partition, RunContext
     from mpconnect.emulator.background import HEADER_TIMEOUT, BackgroundServer, LocalCA
     from mpconnect.served import LocalServer, ServedSource, ServeOptions
+    from mpconnect.transport.bucket import SharedBucket, shared_bucket
     from mpconnect.transport.http import JsonHttpClient, SourceHttpError
     from mpconnect.transport.retry import (
         RateLimiter,
@@ -60,6 +61,7 @@ hookimpl = pluggy.HookimplMarker("mpconnect")
 _LAZY = {
     "mpconnect.connector": ("Connector", "ConnectorSettings", "Partition", "RunContext"),
     "mpconnect.transport.http": ("JsonHttpClient", "SourceHttpError"),
+    "mpconnect.transport.bucket": ("SharedBucket", "shared_bucket"),
     "mpconnect.transport.retry": (
         "RateLimiter",
         "SharedUnreachableRetries",
@@ -108,6 +110,7 @@ __all__ = [
     "RunLocked",
     "ServeOptions",
     "ServedSource",
+    "SharedBucket",
     "SharedUnreachableRetries",
     "SinkError",
     "SourceError",
@@ -122,6 +125,7 @@ __all__ = [
     "mark_unreachable",
     "parse_retry_after",
     "retry_budget",
+    "shared_bucket",
     "to_epoch_seconds",
     "unreachable_message",
     "unreachable_reason",

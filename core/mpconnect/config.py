@@ -26,8 +26,11 @@ from pydantic import (
     field_validator,
 )
 
+from mpconnect.config_vars import interpolate, load_secrets_file, unset_variables_error
+from mpconnect.distributed_config import DistributedConfig
+from mpconnect.engine_config import EngineConfig
 from mpconnect.errors import ConfigError
-from mpconnect.redact import SECRET_NAME, remember_secret, remember_secrets_of
+from mpconnect.redact import remember_secret, remember_secrets_of
 
 CONFIG_ENV = "MPCONNECT_CONFIG"
 DEFAULT_CONFIG = "mpconnect.toml"
@@ -80,26 +83,6 @@ class MixpanelConfig(BaseModel):
             yield name, _HIDDEN if name in self._references else value
 
 
-class EngineConfig(BaseModel):
-    """The ``[engine]`` table: how runs upload."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    concurrency: int = Field(default=4, ge=1, le=64)
-    max_retries: int = Field(default=8, ge=0, le=100)
-    retry_initial_wait: float = Field(default=0.5, gt=0, le=60)
-    retry_max_wait: float = Field(default=60.0, gt=0, le=600)
-    live_timeout: float = Field(default=900.0, gt=0)
-    #: Seconds after which a run stops and fails cleanly; the next run resumes it.
-    max_run_time: float = Field(default=14400.0, gt=0)
-    #: Bytes of JSON per batch; default: the sink's own limit, else 4 MiB (5.6 MiB as the
-    #: Datasets API's base64). A sink's own limit is never exceeded.
-    max_batch_bytes: int | None = Field(default=None, ge=64 * 1024, le=64 * 1024 * 1024)
-    #: Processes reading a partitioned source's partitions at once (1: in the run's own
-    #: process); default: the number of cores.
-    processes: int | None = Field(default=None, ge=1, le=256)
-
-
 class SchedulerConfig(BaseModel):
     """The ``[scheduler]`` table: how ``mpconnect schedule`` runs sources."""
 
@@ -136,6 +119,11 @@ class SourceConfig(BaseModel):
     keep_versions: int = Field(default=2, ge=1, le=5)
     #: A count, a fraction of the records read (under 1), or "unlimited".
     max_quarantined: float | Literal["unlimited"] = 0.01
+    #: "incremental": read only what changed, where the connector can (see
+    #: docs/incremental.md); "full": read everything on every run, keep no cache.
+    sync: Literal["incremental", "full"] = "incremental"
+    #: Send ``$delete`` for deleted objects' profiles (ingestion sink, incremental runs).
+    delete_profiles: bool = False
     # Interpolated settings may hold secrets in clear until the connector's model wraps them.
     settings: dict[str, Any] = Field(default_factory=dict, repr=False)
     #: Why ``settings`` could not be read (a missing variable), raised when the source is used.
@@ -163,6 +151,8 @@ class Config(BaseModel):
     mixpanel: MixpanelConfig = Field(default_factory=MixpanelConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    #: None: single-machine mode (the default).
+    distributed: DistributedConfig | None = None
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     secret_references: dict[str, str] = Field(default_factory=dict, exclude=True)
     builtin_sources: list[str] = Field(default_factory=list, exclude=True)
@@ -190,82 +180,6 @@ DEMO_SOURCE: dict[str, Any] = {
     "keep_versions": 2,
     "settings": {},
 }
-
-
-def _load_secrets_file(path: Path, config_path: Path) -> dict[str, str]:
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{config_path}: secrets_file: {path} does not exist; create it or remove the key"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return {str(k): str(v) for k, v in data.items()}
-
-
-def _interpolate(
-    value: Any,
-    key: str,
-    path: Path,
-    secrets: dict[str, str],
-    refs: dict[str, str],
-    missing: dict[str, list[str]] | None = None,
-) -> Any:
-    """Replace ``${NAME}`` references in every string, recording which keys had them.
-
-    :param missing: collects ``{dotted key: [unset variable names]}``; such a key's value
-        becomes None. Without it, the first unset variable raises ConfigError.
-    """
-    if isinstance(value, dict):
-        return {
-            k: _interpolate(v, f"{key}.{k}" if key else k, path, secrets, refs, missing)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [
-            _interpolate(v, f"{key}[{i}]", path, secrets, refs, missing)
-            for i, v in enumerate(value)
-        ]
-    if not isinstance(value, str) or "${" not in value:
-        return value
-    unset: list[str] = []
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name in os.environ or name in secrets:
-            found = os.environ[name] if name in os.environ else secrets[name]
-            if SECRET_NAME.search(key.rsplit(".", 1)[-1].split("[")[0]):
-                remember_secret(found)  # never shown again, in any message
-            return found
-        unset.append(name)
-        return ""
-
-    refs[key] = value
-    result = _REFERENCE.sub(replace, value)
-    if not unset:
-        return result
-    if missing is None:
-        raise unset_variables_error(path, {key: unset})
-    missing[key] = unset
-    return None
-
-
-def unset_variables_error(path: Path | str, missing: dict[str, list[str]]) -> ConfigError:
-    """One error naming every ``${NAME}`` that is not set, with the key that uses it."""
-    pairs = [(key, name) for key, names in missing.items() for name in names]
-    if len(pairs) == 1:
-        key, name = pairs[0]
-        return ConfigError(
-            f"{path}: {key}: environment variable {name} is not set; "
-            f"export {name}=... or define it in the secrets_file"
-        )
-    listed = ", ".join(f"{name} ({key})" for key, name in pairs)
-    return ConfigError(
-        f"{path}: {len(pairs)} environment variables are not set: {listed}; "
-        "export them or define them in the secrets_file"
-    )
 
 
 def _format_validation_error(path: Path | str, prefix: str, exc: ValidationError) -> str:
@@ -330,11 +244,11 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
         secrets_path = Path(str(secrets_file)).expanduser()
         if not secrets_path.is_absolute():
             secrets_path = path.parent / secrets_path
-        secrets = _load_secrets_file(secrets_path, path)
+        secrets = load_secrets_file(secrets_path, path)
     refs: dict[str, str] = {}
     sources_raw = raw.pop("sources", {}) or {}
     missing: dict[str, list[str]] = {}
-    data = _interpolate(raw, "", path, secrets, refs, missing)
+    data = interpolate(raw, "", path, secrets, refs, missing)
     unresolved_mixpanel = _drop_unresolved_mixpanel(data, missing)
     if not isinstance(sources_raw, dict):
         raise ConfigError(f"{path}: sources: must be a table of [sources.NAME] tables")
@@ -345,10 +259,10 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
             raise ConfigError(f"{path}: sources.{name}: must be a table ([sources.{name}])")
         raw_table = dict(raw_table)
         raw_settings = raw_table.pop("settings", {})
-        table = _interpolate(raw_table, f"sources.{name}", path, secrets, refs, missing)
+        table = interpolate(raw_table, f"sources.{name}", path, secrets, refs, missing)
         # A variable missing for one source's settings must not stop the others.
         settings_missing: dict[str, list[str]] = {}
-        table["settings"] = _interpolate(
+        table["settings"] = interpolate(
             raw_settings, f"sources.{name}.settings", path, secrets, refs, settings_missing
         )
         if settings_missing:
@@ -389,7 +303,7 @@ def parse_config(raw: dict[str, Any], path: Path, *, is_file: bool = True) -> Co
     if "demo" not in sources:
         sources["demo"] = SourceConfig(name="demo", **DEMO_SOURCE)
         builtin.append("demo")
-    for table in ("mixpanel", "engine", "scheduler"):
+    for table in ("mixpanel", "engine", "scheduler", "distributed"):
         if table in data and not isinstance(data[table], dict):
             raise ConfigError(f"{path}: {table}: must be a table ([{table}] with keys under it)")
     if "secret" in data.get("mixpanel", {}) and "mixpanel.secret" not in refs:

@@ -42,6 +42,7 @@ class ConnectorRef:
     :param description: one line saying what it reads (the class's ``description``).
     :param requires: import names it needs (the class's ``requires``).
     :param install_hint: the command that installs them (the class's ``install_hint``).
+    :param incremental: whether it reads only what changed (the class's ``incremental``).
     """
 
     name: str
@@ -49,6 +50,7 @@ class ConnectorRef:
     description: str = ""
     requires: tuple[str, ...] = ()
     install_hint: str | None = None
+    incremental: bool = False
 
     def missing_requirements(self) -> list[str]:
         """The import names in ``requires`` that cannot be imported."""

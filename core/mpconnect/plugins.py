@@ -67,6 +67,11 @@ class ConnectorEntry:
         return self.registered.description
 
     @property
+    def incremental(self) -> bool:
+        """True when the connector can read only what changed (without importing it)."""
+        return bool(self.registered.incremental)
+
+    @property
     def available(self) -> bool:
         """True when every module the connector requires is importable."""
         return not self.missing

@@ -66,6 +66,9 @@ class Sink(ABC):
     #: True when the destination takes events tied to no user (``distinct_id`` ``""``,
     #: ``Event(unattributed=True)``); otherwise the engine quarantines them, saying why.
     accepts_unattributed_events: ClassVar[bool] = False
+    #: True when imports count against the Mixpanel project's rate limit: every run
+    #: loading the project then shares one budget (``[engine] project_events_per_minute``).
+    project_rate_limited: ClassVar[bool] = False
 
     def __init__(self, settings: Any, home: Path) -> None:
         self.settings = settings

@@ -176,6 +176,7 @@ def test_bare_sources_and_connectors_list_them(cli: Any) -> None:
         "PROVIDED",
         "BY",
         "STATUS",
+        "SYNC",
         "DESCRIPTION",
     ]
     assert "synthetic airline reviews" in connectors.stdout

@@ -507,3 +507,19 @@ def test_an_aware_datetime_before_1970_is_rejected() -> None:
         r"\+00:00 is before 1970",
     ):
         event.to_mixpanel("tok")
+
+
+@pytest.mark.parametrize(
+    ("object_id", "name", "insert_id"),
+    [
+        ("ch_1", "Charge Succeeded", "145cd427-9a50-5259-699f-0025f310f17e"),
+        ("review-0", "Airline Review", "274a96f4-0a91-1b8b-6ded-b3e520c6b1a1"),
+        (12345, "Ünïcode 日本", "a16c82ea-6b68-c2de-5b6d-8d73785b5009"),
+        ("x\ud800y", "Bad \udfff", "9d9f5598-ddf7-ad78-4da8-d24853c62966"),
+    ],
+)
+def test_insert_ids_stay_those_of_earlier_versions(
+    object_id: object, name: str, insert_id: str
+) -> None:
+    # A resumed run, and Mixpanel's deduplication, need the ids of earlier releases.
+    assert make_insert_id(object_id, name) == insert_id

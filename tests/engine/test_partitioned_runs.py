@@ -33,6 +33,7 @@ def _demo(partitions: int) -> dict[str, Any]:
             "connector": "demo",
             "dataset_id": "DEMO",
             "max_quarantined": "unlimited",
+            "sync": "full",  # an incremental source is read in one partition
             "settings": {"events": EVENTS, "bad_records": BAD, "partitions": partitions},
         }
     }
@@ -142,6 +143,7 @@ def test_a_run_killed_as_a_whole_resumes_its_plan_without_reading_done_partition
         connector = "demo"
         dataset_id = "DEMO"
         max_quarantined = "unlimited"
+        sync = "full"
         [sources.demo.settings]
         events = {EVENTS * 2}
         partitions = 6

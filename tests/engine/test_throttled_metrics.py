@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 import requests
-from datasets_support import API_SECRET, PROJECT_TOKEN
+from datasets_support import datasets_mixpanel
 from prometheus_client.parser import text_string_to_metric_families
 
 import mpconnect
-from mpconnect.config import Config, EngineConfig, MixpanelConfig, SourceConfig
+from mpconnect.config import Config, EngineConfig, SourceConfig
 from mpconnect.emulator.background import BackgroundServer
 from mpconnect.engine import Engine
 from mpconnect.engine.ledger import SqliteRunLedger
@@ -88,13 +88,7 @@ def test_the_sinks_429s_and_the_bytes_uploaded_are_counted_and_exported(
 ) -> None:
     server = start_server(throttle_rate=0.4, retry_after=0.01, seed=3)
     config = Config(
-        mixpanel=MixpanelConfig(
-            sink="datasets",
-            api_url=server.url,
-            project_token=PROJECT_TOKEN,
-            secret=API_SECRET,
-            ca_bundle=server.ca_path,
-        ),
+        mixpanel=datasets_mixpanel(server),
         engine=EngineConfig(
             concurrency=2, max_retries=30, retry_initial_wait=0.01, retry_max_wait=0.05
         ),

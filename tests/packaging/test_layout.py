@@ -5,7 +5,8 @@ Rooms, lowest first (a module may import its own room and any lower one):
 0. the package root: the plugin contract (``hookspecs``, ``plugins``, ``connector``,
    ``records``), ``config``, errors and the value types the rooms above share;
 1. ``transport/``; 2. ``mixpanel/`` and ``store/``; 3. ``sinks/`` and ``emulator/``;
-4. ``engine/``; 5. ``scheduler/``; 6. ``ui/``; 7. ``cli/``; 8. ``testing`` and ``__main__``.
+4. ``engine/``; 5. ``scheduler/``; 6. ``distributed/``; 7. ``ui/``; 8. ``cli/``;
+9. ``testing`` and ``__main__``.
 
 Imports under ``if TYPE_CHECKING:`` are not counted: they name a type for the checker and
 run nothing. Rooms of the same rank do not import each other.
@@ -32,10 +33,11 @@ RANKS: dict[str, int] = {
     "emulator": 3,
     "engine": 4,
     "scheduler": 5,
-    "ui": 6,
-    "cli": 7,
-    "testing": 8,
-    "__main__": 8,
+    "distributed": 6,
+    "ui": 7,
+    "cli": 8,
+    "testing": 9,
+    "__main__": 9,
 }
 #: Modules kept for one release at their old paths; each is only an alias of a moved one.
 DEPRECATED_ALIASES = {"http", "retry", "localserver", "datasets"}

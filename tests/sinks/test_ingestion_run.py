@@ -95,8 +95,9 @@ def test_run_demo_loads_exact_counts_and_a_rerun_adds_no_duplicates(
     assert stats.gzip_requests == {"/import": 3, "/engage": 1}
     assert stats.auth == {"service account": 3}
 
-    second = cli("--config", config, "run", "demo")
+    second = cli("--config", config, "run", "demo", "--full-refresh")  # sends everything
     assert second.exit_code == 0, second.output
+    assert "full run (--full-refresh given)" in second.stdout
     held = contents(mixpanel_server)
     assert (held.events_total, held.events_received) == (DEMO_EVENTS, 2 * DEMO_EVENTS)
     assert (held.people_total, held.profiles) == (DEMO_PROFILES, DEMO_PROFILES)
@@ -109,6 +110,12 @@ def test_run_demo_loads_exact_counts_and_a_rerun_adds_no_duplicates(
     shown = cli("inspect", f"PROJECT{PROJECT_ID}", "--store", mixpanel_server.store.path, "--json")
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["events_by_name"] == {"Airline Review": DEMO_EVENTS}
+
+    third = cli("--config", config, "run", "demo")  # incremental: nothing changed, nothing sent
+    assert third.exit_code == 0, third.output
+    assert "incremental run: read 0 objects (0 changed, 0 deleted)" in third.stdout
+    held = contents(mixpanel_server)
+    assert (held.events_total, held.events_received) == (DEMO_EVENTS, 2 * DEMO_EVENTS)
 
 
 class BulkyConnector(mpconnect.Connector):

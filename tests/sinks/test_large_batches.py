@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import requests
-from datasets_support import API_SECRET, PROJECT_TOKEN
+from datasets_support import API_SECRET, datasets_mixpanel
 
 import mpconnect
-from mpconnect.config import Config, EngineConfig, MixpanelConfig, SourceConfig
+from mpconnect.config import Config, EngineConfig, SourceConfig
 from mpconnect.engine import Engine, RunOptions
 from mpconnect.engine.split import SPLIT_BASE
 from mpconnect.errors import RunFailed
@@ -60,13 +60,7 @@ def make_engine(
 ) -> Engine:
     """An engine loading the blob source into ``server``'s dataset DEMO."""
     config = Config(
-        mixpanel=MixpanelConfig(
-            sink="datasets",
-            api_url=server.url,
-            project_token=PROJECT_TOKEN,
-            secret=API_SECRET,
-            ca_bundle=server.ca_path,
-        ),
+        mixpanel=datasets_mixpanel(server),
         engine=EngineConfig(concurrency=1, max_retries=0, **(engine or {})),
         sources={
             "blobs": SourceConfig(

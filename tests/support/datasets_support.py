@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from mpconnect.config import MixpanelConfig
 from mpconnect.emulator.server import LocalDatasetsServer
 
 PROJECT_TOKEN = "PROJECT_TOKEN"
@@ -16,6 +17,17 @@ DATASET_SECRET = "DATASET_SECRET"
 DATASETS = ("TESTDATA", "SKYTRAX", "DEMO")
 #: Short, so the wait-until-live paths run, but fast.
 LIVE_DELAY = 0.2
+
+
+def datasets_mixpanel(server: LocalDatasetsServer) -> MixpanelConfig:
+    """``[mixpanel]`` for the datasets sink loading into ``server`` with the credentials above."""
+    return MixpanelConfig(
+        sink="datasets",
+        api_url=server.url,
+        project_token=PROJECT_TOKEN,
+        secret=API_SECRET,
+        ca_bundle=server.ca_path,
+    )
 
 
 class Api:

@@ -128,3 +128,43 @@ def test_embedded_target_cli_leaves_logging_as_it_found_it(tmp_path: Path) -> No
     assert "demo: succeeded" in result.stdout
     assert (list(logger.handlers), logger.level, logger.propagate) == before
     assert target.versions("DEMO")[0].is_live
+
+
+def test_the_kit_asserts_incremental_runs_of_the_demo_match_its_full_runs(tmp_path: Path) -> None:
+    from mpconnect.testing import assert_incremental_matches_full
+
+    loaded = assert_incremental_matches_full(
+        "demo", {"events": 300, "reviewers": 20, "changes": 0.05}, home=tmp_path, runs=3
+    )
+    assert [run.summary.sync for run in loaded] == ["full", "incremental", "incremental"]
+    assert len(loaded[-1].events) == 300
+
+
+def test_the_kit_names_the_first_difference_of_a_wrong_incremental_connector(
+    tmp_path: Path,
+) -> None:
+    from mpconnect.testing import assert_incremental_matches_full
+
+    class Forgetful(mpconnect.Connector):
+        """Claims to read incrementally, but forgets to report a deleted object."""
+
+        name = "forgetful"
+        incremental = True
+
+        def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
+            count = 3 if ctx.full_refresh or "read" not in ctx.state else 0
+            ctx.state["read"] = True
+            alive = 2 if (tmp_path / "deleted").exists() else 3
+            for index in range(min(count, alive)):
+                yield mpconnect.Event("Tick", "user-1", 1_700_000_000, object_id=f"t{index}")
+
+        def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
+            yield from ()
+
+    with pytest.raises(AssertionError, match="run 2: the incremental snapshot's event records"):
+        assert_incremental_matches_full(
+            Forgetful,
+            home=tmp_path / "runs",
+            runs=2,
+            change=lambda number: (tmp_path / "deleted").touch(),
+        )

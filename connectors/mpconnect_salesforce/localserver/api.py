@@ -3,12 +3,13 @@
 * login: SOAP ``login`` (``/services/Soap/u/VER``) for username + password + token, and the
   OAuth token endpoint (``/services/oauth2/token``) for the JWT bearer, client credentials
   and password grants;
-* REST: ``query`` with :mod:`.soql`'s subset, ``nextRecordsUrl`` paging (page size
-  ``min(page_size, Sforce-Query-Options batchSize)``), global and object ``describe``,
-  ``limits``;
-* Bulk API 2.0 query jobs: create, status (``InProgress`` for ``bulk_polls`` checks), abort,
-  and CSV results streamed in ``maxRecords`` pages with ``Sforce-Locator`` and
-  ``Sforce-NumberOfRecords``;
+* REST: ``query`` and ``queryAll`` (deleted rows too) with :mod:`.soql`'s subset,
+  ``nextRecordsUrl`` paging (page size ``min(page_size, Sforce-Query-Options batchSize)``),
+  global and object ``describe``, ``limits``;
+* Bulk API 2.0 query jobs (``query`` and ``queryAll``): create, status (``InProgress`` for
+  ``bulk_polls`` checks), abort, and CSV results streamed in ``maxRecords`` pages with
+  ``Sforce-Locator`` and ``Sforce-NumberOfRecords``;
+* every answer's ``Date`` header is the org's clock (:mod:`.changes`);
 * every ``/services/data`` answer carries ``Sforce-Limit-Info: api-usage=USED/LIMIT``;
   past the limit it answers ``REQUEST_LIMIT_EXCEEDED``;
 * Salesforce's error shapes: ``[{"message", "errorCode"}]`` (``INVALID_SESSION_ID``,
@@ -28,25 +29,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import csv
-import io
 import re
 import secrets
 import threading
 import time
 import xml.dom.minidom
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from email.utils import formatdate
 from html import escape
 from pathlib import Path
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from .bulkapi import BulkJobs
 from .org import Org, Row, make_id
 from .soql import Column, Query, SoqlError, parse
+from .state import ApiState, Cursor, errors, json_response, rest_value
 
 USERNAME = "ada@acme.test"
 PASSWORD = "correct horse"
@@ -58,164 +56,12 @@ _USAGE = web.RequestKey("api_usage", str)
 _BAD_LOGIN = "Invalid username, password, security token; or user locked out."
 
 
-@dataclass
-class Fault:
-    """An error answer for the next ``times`` requests whose path contains ``path``."""
-
-    path: str
-    status: int
-    code: str
-    message: str
-    times: int
-    method: str | None = None
-
-
-@dataclass
-class _Cursor:
-    query: Query
-    page: int
-    position: int = 0
-    rows: Iterator[Row] | None = None
-
-
-@dataclass
-class _Job:
-    id: str
-    query: Query
-    created: str
-    state: str = "UploadComplete"
-    checks: int = 0
-    total: int = 0
-    position: int = 0
-    rows: Iterator[Row] | None = None
-
-
-@dataclass
-class ApiState:
-    """The server's state and knobs; tests change them between requests.
-
-    :param org: the data it serves.
-    :param api_limit: the org's daily API requests; ``api_used`` counts up from 0.
-    :param page_size: REST records per page at most.
-    :param bulk_polls: how many job status checks answer ``InProgress`` first.
-    :param jwt_public_key: PEM of the key JWT assertions must be signed with.
-    """
-
-    org: Org
-    api_limit: int = 1_000_000
-    api_used: int = 0
-    page_size: int = 2000
-    bulk_polls: int = 1
-    bulk_default_page: int = 50_000
-    jwt_public_key: bytes | None = None
-    cut_bulk_after: int | None = None
-    cut_bulk_times: int = 0
-    expire_at: int | None = None
-    job_failure: str | None = None
-    hidden_objects: set[str] = field(default_factory=set)
-    stalls: list[tuple[str, float, int]] = field(default_factory=list)
-    issued: list[str] = field(default_factory=list)
-    faults: list[Fault] = field(default_factory=list)
-    tokens: set[str] = field(default_factory=set)
-    logins: dict[str, int] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    cursors: dict[str, _Cursor] = field(default_factory=dict)
-    jobs: dict[str, _Job] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def fail(
-        self,
-        path: str,
-        status: int = 503,
-        code: str = "SERVER_UNAVAILABLE",
-        message: str = "Server temporarily unavailable",
-        times: int = 1,
-        method: str | None = None,
-    ) -> None:
-        """Answer the next ``times`` requests whose path contains ``path`` with an error."""
-        with self.lock:
-            self.faults.append(Fault(path, status, code, message, times, method))
-
-    def stall(self, path: str, seconds: float, times: int = 1) -> None:
-        """Answer the next ``times`` requests whose path contains ``path`` after ``seconds``."""
-        with self.lock:
-            self.stalls.append((path, seconds, times))
-
-    def _stall(self, path: str) -> float:
-        with self.lock:
-            for i, (part, seconds, times) in enumerate(self.stalls):
-                if times > 0 and part in path:
-                    self.stalls[i] = (part, seconds, times - 1)
-                    return seconds
-        return 0.0
-
-    def expire_sessions(self) -> None:
-        """Invalidate every session: the next call answers ``INVALID_SESSION_ID``."""
-        with self.lock:
-            self.tokens.clear()
-
-    def calls(self, path_part: str, method: str | None = None) -> int:
-        """How many requests had ``path_part`` in their path (and the method, if given)."""
-        return sum(
-            1 for m, p in self.requests if path_part in p and (method is None or m == method)
-        )
-
-    def issue(self, flow: str) -> str:
-        """Open a session for ``flow`` and return its id (tests use it as a given session)."""
-        token = f"{self.org.org_id[:15]}!{secrets.token_urlsafe(24)}"
-        with self.lock:
-            self.tokens.add(token)
-            self.issued.append(token)
-            self.logins[flow] = self.logins.get(flow, 0) + 1
-        return token
-
-    def _fault(self, method: str, path: str) -> Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if fault.times > 0 and fault.path in path and fault.method in (None, method):
-                    fault.times -= 1
-                    return fault
-        return None
-
-
 def _element_text(dom: xml.dom.minidom.Document, tag: str) -> str:
     """The text of the first ``tag`` element of the partner SOAP namespace."""
     node = dom.getElementsByTagNameNS(_SOAP, tag)[0].firstChild
     if not isinstance(node, xml.dom.minidom.Text):
         raise ValueError(f"no text in {tag}")
     return node.data
-
-
-def _errors(status: int, code: str, message: str) -> web.Response:
-    return web.Response(
-        status=status,
-        body=orjson.dumps([{"message": message, "errorCode": code}]),
-        content_type="application/json",
-    )
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
-
-
-def _rest_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
-def _csv_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
 
 
 def _attributes(version: str, table_name: str, record_id: str | None) -> dict[str, str]:
@@ -227,7 +73,7 @@ def _rest_record(query: Query, columns: list[Column], row: Row, version: str) ->
     record: dict[str, Any] = {"attributes": _attributes(version, query.table.name, row.get("Id"))}
     for column in columns:
         if column.relationship is None:
-            record[column.name] = _rest_value(row.get(column.name))
+            record[column.name] = rest_value(row.get(column.name))
             continue
         relationship = column.relationship.relationship_name or ""
         if relationship not in record:
@@ -237,7 +83,7 @@ def _rest_record(query: Query, columns: list[Column], row: Row, version: str) ->
                 {"attributes": _attributes(version, parent, parent_id)} if parent else None
             )
         if record[relationship] is not None:
-            record[relationship][column.name] = _rest_value(column.get(row))
+            record[relationship][column.name] = rest_value(column.get(row))
     return record
 
 
@@ -248,7 +94,7 @@ def _parent_table(column: Column, parent_id: str) -> str | None:
     return None
 
 
-class SalesforceApi:
+class SalesforceApi(BulkJobs):
     """The aiohttp application of the local Salesforce API.
 
     :param state: the data and knobs it serves.
@@ -256,7 +102,7 @@ class SalesforceApi:
 
     def __init__(self, state: ApiState) -> None:
         self.state = state
-        self.counts: dict[tuple[str, str], int] = {}
+        self.counts: dict[tuple[str, str, bool, int], int] = {}
         app = web.Application(middlewares=[self._middleware])
         app.on_response_prepare.append(self._limit_header)
         app.add_routes(
@@ -266,6 +112,9 @@ class SalesforceApi:
                 web.get("/services/data/v{version}/query", self.query),
                 web.get("/services/data/v{version}/query/", self.query),
                 web.get("/services/data/v{version}/query/{cursor}", self.query_more),
+                web.get("/services/data/v{version}/queryAll", self.query_all),
+                web.get("/services/data/v{version}/queryAll/", self.query_all),
+                web.get("/services/data/v{version}/queryAll/{cursor}", self.query_more),
                 web.get("/services/data/v{version}/sobjects", self.describe_global),
                 web.get("/services/data/v{version}/sobjects/{name}/describe", self.describe),
                 web.get("/services/data/v{version}/limits", self.limits),
@@ -287,7 +136,7 @@ class SalesforceApi:
             state.requests.append((request.method, request.path))
         fault = state._fault(request.method, request.path)
         if fault is not None:
-            return _errors(fault.status, fault.code, fault.message)
+            return errors(fault.status, fault.code, fault.message)
         delay = state._stall(request.path)
         if delay:
             await asyncio.sleep(delay)
@@ -299,19 +148,20 @@ class SalesforceApi:
                 state.tokens.clear()
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or auth[7:] not in state.tokens:
-            return _errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
+            return errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
         with state.lock:
             state.api_used += 1
             over = state.api_used > state.api_limit
         request[_USAGE] = f"api-usage={state.api_used}/{state.api_limit}"
         if over:
-            return _errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+            return errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         return await handler(request)
 
     async def _limit_header(self, request: web.Request, response: web.StreamResponse) -> None:
         usage = request.get(_USAGE)
         if usage:
             response.headers["Sforce-Limit-Info"] = usage
+        response.headers["Date"] = formatdate(self.state.org.now().timestamp(), usegmt=True)
 
     # -- login -------------------------------------------------------------------------
 
@@ -382,7 +232,7 @@ class SalesforceApi:
             problem = None if ok else "authentication failure"
             flow = "oauth_password"
         else:
-            return _json(
+            return json_response(
                 {
                     "error": "unsupported_grant_type",
                     "error_description": "grant type not supported",
@@ -390,10 +240,10 @@ class SalesforceApi:
                 400,
             )
         if problem is not None:
-            return _json({"error": "invalid_grant", "error_description": problem}, 400)
+            return json_response({"error": "invalid_grant", "error_description": problem}, 400)
         token = self.state.issue(flow)
         host = request.host
-        return _json(
+        return json_response(
             {
                 "access_token": token,
                 "instance_url": f"https://{host}",
@@ -443,26 +293,32 @@ class SalesforceApi:
         return query
 
     def _count(self, query: Query) -> int:
-        key = (query.table.name, re.split(r"\sfrom\s", query.text, maxsplit=1, flags=re.I)[-1])
-        if key not in self.counts:
+        tail = re.split(r"\sfrom\s", query.text, maxsplit=1, flags=re.I)[-1]
+        key = (query.table.name, tail, query.all_rows, self.state.org.version)
+        if key not in self.counts or query.all_rows:
             self.counts[key] = sum(1 for _ in query.rows())
         return self.counts[key]
 
-    async def query(self, request: web.Request) -> web.Response:
+    async def query_all(self, request: web.Request) -> web.Response:
+        """``GET queryAll?q=``: as ``query``, and the recycle bin's deleted rows too."""
+        return await self.query(request, all_rows=True)
+
+    async def query(self, request: web.Request, all_rows: bool = False) -> web.Response:
         """``GET query?q=``: the first page of a query (or its count for ``COUNT()``)."""
         try:
             query = self._parse(request.query.get("q", ""))
         except SoqlError as exc:
-            return _errors(400, exc.code, exc.message)
+            return errors(400, exc.code, exc.message)
+        query.all_rows = all_rows
         total = self._count(query)
         if query.columns is None:
-            return _json({"totalSize": total, "done": True, "records": []})
+            return json_response({"totalSize": total, "done": True, "records": []})
         page = self.state.page_size
         options = request.headers.get("Sforce-Query-Options", "")
         if options.startswith("batchSize="):
             page = min(page, max(1, int(options.split("=", 1)[1])))
         cursor_id = "01g" + secrets.token_hex(6)
-        cursor = _Cursor(query, page)
+        cursor = Cursor(query, page)
         with self.state.lock:
             self.state.cursors[cursor_id] = cursor
         return self._page(request, cursor_id, cursor, 0, total)
@@ -472,11 +328,11 @@ class SalesforceApi:
         cursor_id, _, offset = request.match_info["cursor"].partition("-")
         cursor = self.state.cursors.get(cursor_id)
         if cursor is None or not offset.isdigit():
-            return _errors(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            return errors(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         return self._page(request, cursor_id, cursor, int(offset), self._count(cursor.query))
 
     def _page(
-        self, request: web.Request, cursor_id: str, cursor: _Cursor, offset: int, total: int
+        self, request: web.Request, cursor_id: str, cursor: Cursor, offset: int, total: int
     ) -> web.Response:
         version = request.match_info["version"]
         if cursor.rows is None or cursor.position != offset:
@@ -497,7 +353,7 @@ class SalesforceApi:
             body["nextRecordsUrl"] = (
                 f"/services/data/v{version}/query/{cursor_id}-{cursor.position}"
             )
-        return _json(body)
+        return json_response(body)
 
     async def describe_global(self, request: web.Request) -> web.Response:
         """``GET sobjects``: every object this user can query."""
@@ -512,14 +368,14 @@ class SalesforceApi:
             for t in self.state.org.tables.values()
             if t.name not in self.state.hidden_objects
         ]
-        return _json({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects})
+        return json_response({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects})
 
     async def describe(self, request: web.Request) -> web.Response:
         """``GET sobjects/<name>/describe``: an object's fields, or ``NOT_FOUND``."""
         table = self.state.org.table(request.match_info["name"])
         if table is None or table.name in self.state.hidden_objects:
-            return _errors(404, "NOT_FOUND", "The requested resource does not exist")
-        return _json(
+            return errors(404, "NOT_FOUND", "The requested resource does not exist")
+        return json_response(
             {
                 "name": table.name,
                 "label": table.name,
@@ -533,7 +389,7 @@ class SalesforceApi:
     async def limits(self, request: web.Request) -> web.Response:
         """``GET limits``: the daily API request quota."""
         state = self.state
-        return _json(
+        return json_response(
             {
                 "DailyApiRequests": {
                     "Max": state.api_limit,
@@ -541,144 +397,6 @@ class SalesforceApi:
                 }
             }
         )
-
-    # -- Bulk API 2.0 ------------------------------------------------------------------
-
-    async def create_job(self, request: web.Request) -> web.Response:
-        """``POST jobs/query``: create a Bulk 2.0 query job."""
-        try:
-            spec = await request.json()
-        except ValueError:
-            return _errors(400, "JSON_PARSER_ERROR", "request body is not JSON")
-        if spec.get("operation") not in ("query", "queryAll"):
-            return _errors(400, "INVALIDJOB", "operation must be query or queryAll")
-        try:
-            query = self._parse(str(spec.get("query", "")))
-        except SoqlError as exc:
-            return _errors(400, exc.code, exc.message)
-        if query.columns is None:
-            return _errors(
-                400, "INVALIDJOB", "Aggregate queries are not supported in Bulk API 2.0 query jobs"
-            )
-        compound = [c.path for c in query.columns if c.type in ("address", "location")]
-        if compound:
-            return _errors(
-                400,
-                "INVALIDJOB",
-                f"Selecting compound data not supported in Bulk Query: {compound[0]}",
-            )
-        job_id = make_id("750", len(self.state.jobs) + 1)
-        job = _Job(job_id, query, datetime.now().astimezone().isoformat())
-        with self.state.lock:
-            self.state.jobs[job_id] = job
-        return _json(self._job_json(job, request.match_info["version"]))
-
-    def _job_json(self, job: _Job, version: str) -> dict[str, Any]:
-        return {
-            "id": job.id,
-            "operation": "query",
-            "object": job.query.table.name,
-            "createdById": make_id("005", 0),
-            "createdDate": job.created,
-            "systemModstamp": job.created,
-            "state": job.state,
-            "concurrencyMode": "Parallel",
-            "contentType": "CSV",
-            "apiVersion": float(version),
-            "jobType": "V2Query",
-            "lineEnding": "LF",
-            "columnDelimiter": "COMMA",
-            "numberRecordsProcessed": job.total if job.state == "JobComplete" else 0,
-            "retries": 0,
-            "totalProcessingTime": 0,
-            **({"errorMessage": self.state.job_failure} if job.state == "Failed" else {}),
-        }
-
-    async def job_info(self, request: web.Request) -> web.Response:
-        """``GET jobs/query/<id>``: the job's state (``InProgress`` for ``bulk_polls`` checks)."""
-        job = self.state.jobs.get(request.match_info["job"])
-        if job is None:
-            return _errors(404, "NOT_FOUND", "The requested resource does not exist")
-        if job.state in ("UploadComplete", "InProgress"):
-            job.checks += 1
-            if job.checks > self.state.bulk_polls and self.state.job_failure:
-                job.state = "Failed"
-            elif job.checks > self.state.bulk_polls:
-                job.total = self._count(job.query)
-                job.state = "JobComplete"
-            else:
-                job.state = "InProgress"
-        return _json(self._job_json(job, request.match_info["version"]))
-
-    async def abort_job(self, request: web.Request) -> web.Response:
-        """``PATCH jobs/query/<id>``: abort the job."""
-        job = self.state.jobs.get(request.match_info["job"])
-        if job is None:
-            return _errors(404, "NOT_FOUND", "The requested resource does not exist")
-        job.state = "Aborted"
-        return _json(self._job_json(job, request.match_info["version"]))
-
-    async def job_results(self, request: web.Request) -> web.StreamResponse:
-        """``GET jobs/query/<id>/results``: one CSV page, streamed, with ``Sforce-Locator``."""
-        job = self.state.jobs.get(request.match_info["job"])
-        if job is None:
-            return _errors(404, "NOT_FOUND", "The requested resource does not exist")
-        if job.state != "JobComplete":
-            return _errors(400, "INVALIDJOBSTATE", f"job {job.id} is {job.state}, not JobComplete")
-        locator = request.query.get("locator")
-        try:
-            offset = int(base64.b64decode(locator).decode()) if locator else 0
-            size = int(request.query.get("maxRecords", self.state.bulk_default_page))
-        except ValueError:
-            return _errors(400, "INVALIDLOCATOR", "invalid locator or maxRecords")
-        count = max(0, min(size, job.total - offset))
-        following = offset + count
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/csv",
-                "Sforce-NumberOfRecords": str(count),
-                "Sforce-Locator": base64.b64encode(str(following).encode()).decode()
-                if following < job.total
-                else "null",
-            }
-        )
-        await response.prepare(request)
-        assert job.query.columns is not None
-        columns = job.query.columns
-        if job.rows is None or job.position != offset:
-            job.rows = job.query.rows()
-            for _ in range(offset):
-                next(job.rows, None)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
-        writer.writerow([c.path for c in columns])
-        cut = self._take_cut()
-        written = 0
-        for row in job.rows:
-            writer.writerow([_csv_value(c.get(row)) for c in columns])
-            written += 1
-            if cut is not None and written >= cut:
-                await response.write(buffer.getvalue().encode())
-                job.rows = None
-                request.transport.close()  # type: ignore[union-attr]
-                return response
-            if written % 500 == 0:
-                await response.write(buffer.getvalue().encode())
-                buffer.seek(0)
-                buffer.truncate()
-            if written >= count:
-                break
-        job.position = offset + written
-        await response.write(buffer.getvalue().encode())
-        await response.write_eof()
-        return response
-
-    def _take_cut(self) -> int | None:
-        with self.state.lock:
-            if self.state.cut_bulk_after is None or self.state.cut_bulk_times <= 0:
-                return None
-            self.state.cut_bulk_times -= 1
-            return self.state.cut_bulk_after
 
 
 def main() -> None:

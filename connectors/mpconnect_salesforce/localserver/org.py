@@ -13,13 +13,12 @@ ends at the Opportunity's current stage; a Case's account is its contact's accou
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
 
-Row = dict[str, Any]
-BASE_TIME = datetime(2023, 1, 1, tzinfo=UTC)
+from .changes import Changes
+from .schema import BASE_TIME, CODES, PREFIX, SCHEMA, FieldDef, Row, Table, field_def, make_id
+
+__all__ = ["BASE_TIME", "FieldDef", "Org", "Row", "Table", "make_id"]
 STAGES = [
     ("Prospecting", 10.0),
     ("Qualification", 20.0),
@@ -34,102 +33,9 @@ FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken
 LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Thompson"]
 COUNTRIES = ["France", "United States", "Japan", "Brazil", "Kenya", "Germany"]
 SOURCES = ["Web", "Phone Inquiry", "Partner Referral", "Trade Show"]
-_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
-def make_id(prefix: str, index: int) -> str:
-    """An 18-character Salesforce-style id whose digits are ``index``."""
-    body = f"{prefix}{index:012d}"
-    suffix = ""
-    for chunk in range(3):
-        part = body[chunk * 5 : chunk * 5 + 5]
-        suffix += _CHECKSUM[sum(1 << i for i, c in enumerate(part) if c.isupper())]
-    return body + suffix
-
-
-@dataclass(frozen=True)
-class FieldDef:
-    """A field as ``describe`` lists it."""
-
-    name: str
-    type: str = "string"
-    reference_to: tuple[str, ...] = ()
-    relationship_name: str | None = None
-
-    def describe(self) -> dict[str, Any]:
-        """The field's entry in a ``describe`` answer."""
-        return {
-            "name": self.name,
-            "label": self.name.replace("__c", "").replace("_", " "),
-            "type": self.type,
-            "referenceTo": list(self.reference_to),
-            "relationshipName": self.relationship_name,
-            "nillable": self.name != "Id",
-            "custom": self.name.endswith("__c"),
-            "filterable": True,
-        }
-
-
-def _f(spec: str) -> FieldDef:
-    """``"AccountId:reference>Account@Account"`` into a FieldDef."""
-    name, _, rest = spec.partition(":")
-    kind, _, refs = (rest or "string").partition(">")
-    targets, _, rel = refs.partition("@")
-    return FieldDef(name, kind, tuple(t for t in targets.split("|") if t), rel or None)
-
-
-@dataclass
-class Table:
-    """One object: its fields and a row maker over ``range(size)`` (None: no row there)."""
-
-    name: str
-    prefix: str
-    fields: list[FieldDef]
-    size: int
-    make: Callable[[int], Row | None]
-    by_name: dict[str, FieldDef] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.by_name = {f.name.lower(): f for f in self.fields}
-
-    @property
-    def custom(self) -> bool:
-        """True for custom objects (``__c``)."""
-        return self.name.endswith("__c")
-
-    def field(self, name: str) -> FieldDef | None:
-        """The field called ``name`` (SOQL names are case-insensitive)."""
-        return self.by_name.get(name.lower())
-
-    def relationship(self, name: str) -> FieldDef | None:
-        """The reference field whose relationship is called ``name``."""
-        lowered = name.lower()
-        for f in self.fields:
-            if f.relationship_name and f.relationship_name.lower() == lowered:
-                return f
-        return None
-
-    def row(self, index: int) -> Row | None:
-        """The row at ``index``, or None."""
-        return self.make(index) if 0 <= index < self.size else None
-
-    def __iter__(self) -> Iterator[Row]:
-        for index in range(self.size):
-            row = self.make(index)
-            if row is not None:
-                yield row
-
-    def get(self, record_id: str | None) -> Row | None:
-        """The row with this id, or None."""
-        if not record_id or not record_id.startswith(self.prefix):
-            return None
-        try:
-            return self.row(int(record_id[3:15]))
-        except ValueError:
-            return None
-
-
-class Org:
+class Org(Changes):
     """A seeded org.
 
     :param seed: the same seed gives the same org.
@@ -166,10 +72,11 @@ class Org:
         }
         self.sizes = sizes
         self.tables: dict[str, Table] = {}
-        for name, prefix, specs in _SCHEMA:
+        super().__init__()
+        for name, prefix, specs in SCHEMA:
             maker = getattr(self, "_" + name.lower().replace("__c", "_c"))
             self.tables[name.lower()] = Table(
-                name, prefix, [_f(s) for s in specs], sizes[name], maker
+                name, prefix, [field_def(s) for s in specs], sizes[name], maker, self.now
             )
 
     # -- access ------------------------------------------------------------------------
@@ -201,10 +108,10 @@ class Org:
     # -- generation --------------------------------------------------------------------
 
     def _rng(self, name: str, index: int) -> random.Random:
-        return random.Random(hash((self.seed, _CODES[name], index)))
+        return random.Random(hash((self.seed, CODES[name], index)))
 
     def _id(self, name: str, index: int) -> str:
-        return make_id(_PREFIX[name], index)
+        return make_id(PREFIX[name], index)
 
     def _pick(self, name: str, rng: random.Random) -> str | None:
         size = self.sizes[name]
@@ -350,8 +257,10 @@ class Org:
 
     def _opportunityhistory(self, index: int) -> Row | None:
         number, step = divmod(index, 4)
-        opportunity = self["Opportunity"].row(number)
-        assert opportunity is not None
+        table = self["Opportunity"]
+        opportunity = table.make(number)
+        if opportunity is None or opportunity["Id"] in table.bin:
+            return None  # deleting an opportunity deletes its history
         steps = 1 + self._rng("OpportunityHistory", number * 4).randrange(4)
         if step >= steps:
             return None
@@ -404,8 +313,8 @@ class Org:
         if draw < 0.5:
             who = self._pick("Contact", rng)
         elif draw < 0.75 and self.sizes["Lead"]:
-            lead = self["Lead"].row(rng.randrange(self.sizes["Lead"]))
-            assert lead is not None
+            lead = self["Lead"].make(rng.randrange(self.sizes["Lead"]))
+            assert lead is not None  # as seeded: a task keeps its WhoId whatever happens later
             who = lead["ConvertedContactId"] if lead["IsConverted"] else lead["Id"]
         contact = self["Contact"].get(who)
         completed = rng.random() < 0.6
@@ -457,172 +366,3 @@ class Org:
             "Joined__c": date(2022, 1, 1) + timedelta(days=rng.randrange(700)),
             "CreatedDate": self._created(rng),
         }
-
-
-_PERSON = [
-    "Id:id",
-    "FirstName",
-    "LastName",
-    "Name",
-    "Email:email",
-    "Phone:phone",
-    "Title",
-    "LeadSource:picklist",
-    "OwnerId:reference>User@Owner",
-    "CreatedDate:datetime",
-]
-_SCHEMA: list[tuple[str, str, list[str]]] = [
-    ("Organization", "00D", ["Id:id", "Name", "OrganizationType:picklist", "IsSandbox:boolean"]),
-    ("User", "005", ["Id:id", "Name", "Email:email"]),
-    (
-        "Account",
-        "001",
-        [
-            "Id:id",
-            "Name",
-            "Industry:picklist",
-            "OwnerId:reference>User@Owner",
-            "CreatedDate:datetime",
-        ],
-    ),
-    (
-        "Contact",
-        "003",
-        [
-            *_PERSON,
-            "AccountId:reference>Account@Account",
-            "MailingCountry",
-            "MailingAddress:address",
-        ],
-    ),
-    (
-        "Lead",
-        "00Q",
-        [
-            *_PERSON,
-            "Company",
-            "Country",
-            "Status:picklist",
-            "IsConverted:boolean",
-            "ConvertedDate:date",
-            "ConvertedContactId:reference>Contact@ConvertedContact",
-            "ConvertedAccountId:reference>Account@ConvertedAccount",
-            "ConvertedOpportunityId:reference>Opportunity@ConvertedOpportunity",
-        ],
-    ),
-    (
-        "Opportunity",
-        "006",
-        [
-            "Id:id",
-            "Name",
-            "AccountId:reference>Account@Account",
-            "StageName:picklist",
-            "Probability:percent",
-            "IsClosed:boolean",
-            "IsWon:boolean",
-            "Amount:currency",
-            "Type:picklist",
-            "CloseDate:date",
-            "CreatedDate:datetime",
-            "OwnerId:reference>User@Owner",
-        ],
-    ),
-    (
-        "OpportunityContactRole",
-        "00K",
-        [
-            "Id:id",
-            "OpportunityId:reference>Opportunity@Opportunity",
-            "ContactId:reference>Contact@Contact",
-            "IsPrimary:boolean",
-            "Role:picklist",
-            "CreatedDate:datetime",
-        ],
-    ),
-    (
-        "OpportunityHistory",
-        "008",
-        [
-            "Id:id",
-            "OpportunityId:reference>Opportunity@Opportunity",
-            "StageName:picklist",
-            "Probability:percent",
-            "Amount:currency",
-            "CloseDate:date",
-            "CreatedDate:datetime",
-        ],
-    ),
-    (
-        "Case",
-        "500",
-        [
-            "Id:id",
-            "CaseNumber",
-            "ContactId:reference>Contact@Contact",
-            "AccountId:reference>Account@Account",
-            "Status:picklist",
-            "IsClosed:boolean",
-            "ClosedDate:datetime",
-            "Priority:picklist",
-            "Origin:picklist",
-            "Type:picklist",
-            "Reason:picklist",
-            "Subject",
-            "CreatedDate:datetime",
-        ],
-    ),
-    (
-        "Task",
-        "00T",
-        [
-            "Id:id",
-            "WhoId:reference>Contact|Lead@Who",
-            "WhatId:reference>Opportunity|Account@What",
-            "AccountId:reference>Account@Account",
-            "OwnerId:reference>User@Owner",
-            "Subject",
-            "Status:picklist",
-            "IsClosed:boolean",
-            "Priority:picklist",
-            "Type:picklist",
-            "TaskSubtype:picklist",
-            "ActivityDate:date",
-            "CompletedDateTime:datetime",
-            "LastModifiedDate:datetime",
-            "CreatedDate:datetime",
-        ],
-    ),
-    (
-        "Demo_Request__c",
-        "a01",
-        [
-            "Id:id",
-            "Name",
-            "Contact__c:reference>Contact@Contact__r",
-            "Product__c:picklist",
-            "Region__c:picklist",
-            "Status__c:picklist",
-            "Seats__c:double",
-            "Is_Trial__c:boolean",
-            "Requested_On__c:date",
-            "CreatedDate:datetime",
-            "OwnerId:reference>User@Owner",
-        ],
-    ),
-    (
-        "Member__c",
-        "a02",
-        [
-            "Id:id",
-            "Name",
-            "Contact__c:reference>Contact@Contact__r",
-            "Tier__c:picklist",
-            "Points__c:double",
-            "Joined__c:date",
-            "CreatedDate:datetime",
-        ],
-    ),
-]
-_PREFIX = {name: prefix for name, prefix, _ in _SCHEMA}
-_CODES = {name: i for i, (name, _, _) in enumerate(_SCHEMA)}

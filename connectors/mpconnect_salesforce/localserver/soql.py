@@ -2,7 +2,8 @@
 
 Grammar::
 
-    SELECT COUNT() | path {, path} FROM object [WHERE condition] [LIMIT n]
+    SELECT COUNT() | path {, path} FROM object [WHERE condition]
+        [ORDER BY path [ASC|DESC] {, path [ASC|DESC]}] [LIMIT n]
     path       := Field | Relationship.Field          (one parent hop, as the connector uses)
     condition  := term {OR term};  term := factor {AND factor};  factor := NOT factor
                 | ( condition ) | path op literal | path [NOT] IN ( literal {, literal} )
@@ -13,14 +14,17 @@ Grammar::
 Errors are raised as :class:`SoqlError` with Salesforce's error codes: ``MALFORMED_QUERY``
 for syntax, ``INVALID_TYPE`` for an unknown object, ``INVALID_FIELD`` for an unknown field
 or a literal of the wrong type. As in SOQL, ``field != value`` is true for null fields and
-string comparisons ignore case.
+string comparisons ignore case. ``ORDER BY`` puts nulls first, as SOQL's ascending default
+does. A query sees live rows; run as ``queryAll`` (``Query.all_rows``) it sees the recycle
+bin's rows too (``IsDeleted = true``).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -101,16 +105,21 @@ class Query:
     columns: list[Column] | None  # None: SELECT COUNT()
     where: Callable[[Row], bool] | None
     limit: int | None
+    order: list[tuple[Column, bool]] = field(default_factory=list)
+    all_rows: bool = False
 
     def rows(self) -> Iterator[Row]:
-        """The matching rows, in Id order."""
-        matched = 0
-        for row in self.table:
-            if self.where is None or self.where(row):
-                if self.limit is not None and matched >= self.limit:
-                    return
-                matched += 1
-                yield row
+        """The matching rows, in ``ORDER BY`` order, else Id order (live rows first)."""
+        source: Iterator[Row] = iter(self.table)
+        if self.all_rows:
+            source = itertools.chain(source, self.table.deleted())
+        if self.where is not None:
+            source = filter(self.where, source)
+        for column, descending in reversed(self.order):
+            source = iter(sorted(source, key=_sorter(column), reverse=descending))
+        if self.limit is not None:
+            source = itertools.islice(source, self.limit)
+        yield from source
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -186,12 +195,23 @@ class _Parser:
         where = None
         if self.accept("keyword", "where"):
             where = self.condition()
+        order = []
+        if self.accept("keyword", "order"):
+            self.take("keyword", "by")
+            while True:
+                column = self.column(self.take("name"))
+                descending = False
+                if self.peek()[0] == "name" and self.peek()[1].lower() in ("asc", "desc"):
+                    descending = self.take("name").lower() == "desc"
+                order.append((column, descending))
+                if not self.accept("punct", ","):
+                    break
         limit = None
         if self.accept("keyword", "limit"):
             limit = int(self.take("number"))
         if self.peek()[0] != "end":
             raise SoqlError("MALFORMED_QUERY", f"unexpected token: '{self.peek()[1]}'")
-        return Query(self.text, table, columns, where, limit)
+        return Query(self.text, table, columns, where, limit, order)
 
     def column(self, path: str) -> Column:
         assert self.table is not None
@@ -321,6 +341,14 @@ class _Parser:
                 f"{column.type}",
             )
         return value
+
+
+def _sorter(column: Column) -> Callable[[Row], tuple[bool, Any]]:
+    def key(row: Row) -> tuple[bool, Any]:
+        value = column.get(row)
+        return (value is not None, _key(value) if value is not None else 0)
+
+    return key
 
 
 def _key(value: Any) -> Any:

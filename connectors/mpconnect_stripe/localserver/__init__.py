@@ -37,7 +37,7 @@ class StripeLocalServer(LocalServer):
     def start(self, options: ServeOptions) -> ServedSource:
         """Generate the account from ``options.seed`` and serve it on ``options.port``."""
         from .api import TEST_KEY, StripeAPI
-        from .world import generate
+        from .generate import generate
 
         world = generate(options.seed, options.size)
         api = StripeAPI(world).start(host=options.host, port=options.port)

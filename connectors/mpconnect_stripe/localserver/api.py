@@ -4,12 +4,14 @@ The same server runs the connector's tests and benchmarks. Serves a
 :class:`~mpconnect_stripe.localserver.world.World` on the endpoints the connector uses::
 
     GET /v1/customers  /v1/charges  /v1/refunds  /v1/invoices  /v1/subscriptions
-    GET /v1/disputes   /v1/balance
+    GET /v1/disputes   /v1/balance  /v1/events  /v1/<list>/<id>
 
 like Stripe: list objects (``object``, ``data``, ``has_more``, ``url``) newest first with
 ``limit`` (1-100, default 10), ``starting_after`` / ``ending_before`` cursors, ``created``
 filters (``created=T`` or ``created[gt|gte|lt|lte]=T``), ``expand[]``, subscriptions
-without the canceled ones unless ``status=all``; keys as ``Authorization: Bearer KEY`` or
+without the canceled ones unless ``status=all``; one object by id; the account's
+events of the last 30 days (``/v1/events``, see :mod:`.events`, with ``type`` or
+``types[]``); keys as ``Authorization: Bearer KEY`` or
 HTTP Basic with the key as user name; Stripe's error bodies (``{"error": {"type",
 "message", ...}}``) for a missing or bad key (401), a restricted key without the
 permission (403), unknown parameters (400) and unknown URLs (404); a ``Request-Id``
@@ -34,8 +36,6 @@ import itertools
 import sys
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -43,7 +43,20 @@ from aiohttp import web
 
 from mpconnect import BackgroundServer
 
-from .world import World, from_fixture, generate
+from .events import list_events
+from .generate import generate
+from .listing import (
+    Listing,
+    StripeApiError,
+    created_bounds,
+    expansions,
+    invalid,
+    matches,
+    page_size,
+    parse_query,
+)
+from .meter import Stats, TokenBucket
+from .world import World, from_fixture
 
 TEST_KEY = "sk_test_51MpcLocal0000TestKeyAbcdEfgh"
 LIVE_KEY = "sk_live_51MpcLocal0000LiveKeyAbcdEfgh"
@@ -57,14 +70,6 @@ _OBJECT_NAMES = {
     "subscriptions": "subscription",
     "disputes": "dispute",
 }
-_EXPANDABLE = {
-    "charges": {"customer", "invoice"},
-    "refunds": {"charge"},
-    "disputes": {"charge"},
-    "invoices": {"customer", "subscription"},
-    "subscriptions": {"customer"},
-    "customers": set(),
-}
 _FILTERS = {
     "charges": {"customer"},
     "invoices": {"customer", "status", "subscription"},
@@ -73,96 +78,21 @@ _FILTERS = {
     "disputes": {"charge"},
     "customers": {"email"},
 }
+_ID_PREFIXES: dict[str, tuple[str, ...]] = {
+    "customers": ("cus_",),
+    "charges": ("ch_", "py_"),
+    "refunds": ("re_",),
+    "invoices": ("in_",),
+    "subscriptions": ("sub_",),
+    "disputes": ("dp_",),
+}
 _PAGING = {"limit", "starting_after", "ending_before", "created"}
 _HIDDEN_BY_DEFAULT = {"subscriptions": {"canceled"}}
-
-
-class StripeApiError(Exception):
-    """An error answer: HTTP status, Stripe error object, extra headers."""
-
-    def __init__(
-        self, status: int, error: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(error.get("message"))
-        self.status = status
-        self.error = error
-        self.headers = headers or {}
-
-
-def _invalid(
-    message: str, param: str | None = None, code: str | None = None, status: int = 400
-) -> StripeApiError:
-    error: dict[str, Any] = {"type": "invalid_request_error", "message": message}
-    if param:
-        error["param"] = param
-    if code:
-        error["code"] = code
-        error["doc_url"] = f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
-    return StripeApiError(status, error)
 
 
 def _masked(key: str) -> str:
     prefix = key[: key.find("_", 3) + 1] if key.count("_") >= 2 else ""
     return f"{prefix}{'*' * max(0, len(key) - len(prefix) - 4)}{key[-4:]}"
-
-
-@dataclass
-class Stats:
-    """What the server saw: counts by path and outcome, and the time of each request."""
-
-    requests: int = 0
-    by_path: Counter[str] = field(default_factory=Counter)
-    versions: Counter[str] = field(default_factory=Counter)
-    by_status: Counter[int] = field(default_factory=Counter)
-    served_at: list[float] = field(default_factory=list)
-    queries: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def throttled(self) -> int:
-        """How many requests got a 429."""
-        return self.by_status[429]
-
-
-class TokenBucket:
-    """Stripe-like limiter: ``rate`` requests per second, bursts of up to ``burst``."""
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.rate = rate
-        self.capacity = burst if burst is not None else rate
-        self.tokens = self.capacity
-        self.updated = time.monotonic()
-
-    def take(self) -> bool:
-        """Take one token if there is one."""
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-class _Listing:
-    """One list endpoint's objects sorted as Stripe lists them: newest first."""
-
-    def __init__(self, objects: list[dict[str, Any]], order: dict[str, int]) -> None:
-        self.items = sorted(objects, key=lambda o: (o["created"], order[o["id"]]), reverse=True)
-        self.position = {obj["id"]: i for i, obj in enumerate(self.items)}
-        self.neg_created = [-obj["created"] for obj in self.items]
-
-    def created_range(self, bounds: dict[str, int]) -> range:
-        """Positions whose ``created`` is within the ``gt/gte/lt/lte`` bounds."""
-        lo, hi = 0, len(self.items)
-        if "lte" in bounds:
-            lo = max(lo, bisect.bisect_left(self.neg_created, -bounds["lte"]))
-        if "lt" in bounds:
-            lo = max(lo, bisect.bisect_right(self.neg_created, -bounds["lt"]))
-        if "gte" in bounds:
-            hi = min(hi, bisect.bisect_right(self.neg_created, -bounds["gte"]))
-        if "gt" in bounds:
-            hi = min(hi, bisect.bisect_left(self.neg_created, -bounds["gt"]))
-        return range(lo, max(lo, hi))
 
 
 class StripeAPI:
@@ -196,10 +126,13 @@ class StripeAPI:
         self._failures: list[tuple[int, str | None]] = []
         self._lock = threading.Lock()
         self._request_ids = itertools.count(1)
-        self._listings = {
-            name: _Listing(objects, world.order) for name, objects in world.lists().items()
-        }
+        self._listings = self._sorted_lists()
+        self._listed_version = world.version
         self.server: BackgroundServer | None = None
+
+    def _sorted_lists(self) -> dict[str, Listing]:
+        lists = self.world.lists().items()
+        return {name: Listing(objects, self.world.order) for name, objects in lists}
 
     # faults ------------------------------------------------------------------------
 
@@ -295,14 +228,20 @@ class StripeAPI:
         if endpoint == "balance":
             self._authorize(key, "balance")
             return from_fixture("balance", livemode=self.keys[key] == "live")
-        if endpoint not in LIST_ENDPOINTS:
+        if endpoint == "events":
+            self._authorize(key, "events")
+            return list_events(self.world.events, parse_query(request.query.items()))
+        name, _, object_id = endpoint.partition("/")
+        if name not in LIST_ENDPOINTS or "/" in object_id:
             raise self._unrecognized(request)
-        self._authorize(key, endpoint)
+        self._authorize(key, name)
+        if object_id:
+            return self._retrieve(name, object_id)
         return self._list(endpoint, request)
 
     @staticmethod
     def _unrecognized(request: web.Request) -> StripeApiError:
-        return _invalid(
+        return invalid(
             f"Unrecognized request URL ({request.method}: {request.path}). Please see "
             "https://stripe.com/docs or we can help at https://support.stripe.com/.",
             status=404,
@@ -319,7 +258,7 @@ class StripeAPI:
             except (ValueError, UnicodeDecodeError):
                 key = ""
         if not key:
-            raise _invalid(
+            raise invalid(
                 "You did not provide an API key. You need to provide your API key in the "
                 "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
                 "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for "
@@ -327,14 +266,14 @@ class StripeAPI:
                 status=401,
             )
         if key not in self.keys:
-            raise _invalid(f"Invalid API Key provided: {_masked(key)}", status=401)
+            raise invalid(f"Invalid API Key provided: {_masked(key)}", status=401)
         return key
 
     def _authorize(self, key: str, endpoint: str) -> None:
         allowed = self.restricted.get(key)
         if allowed is None or endpoint in allowed:
             return
-        raise _invalid(
+        raise invalid(
             f"The provided key '{_masked(key)}' does not have the required permissions for "
             f"this endpoint on account 'acct_1MpcLocal'. Having the 'rak_{endpoint}_read' "
             "permission would allow this request to continue.",
@@ -356,7 +295,7 @@ class StripeAPI:
                 )
             storming = time.monotonic() < self._storm_until
             if storming or (self._bucket is not None and not self._bucket.take()):
-                raise _invalid(
+                raise invalid(
                     "Request rate limit exceeded. Learn more about rate limits here "
                     "https://stripe.com/docs/rate-limits.",
                     code="rate_limit",
@@ -366,14 +305,17 @@ class StripeAPI:
     # lists -------------------------------------------------------------------------
 
     def _list(self, endpoint: str, request: web.Request) -> dict[str, Any]:
-        query = _parse_query(request.query.items())
+        query = parse_query(request.query.items())
         allowed = _PAGING | _FILTERS[endpoint] | {"expand"}
         for name in query:
             if name not in allowed:
-                raise _invalid(f"Received unknown parameter: {name}", param=name)
-        limit = _limit(query.get("limit", "10"))
+                raise invalid(f"Received unknown parameter: {name}", param=name)
+        limit = page_size(query.get("limit", "10"))
+        if self._listed_version != self.world.version:  # the account changed: sort again
+            self._listings = self._sorted_lists()
+            self._listed_version = self.world.version
         listing = self._listings[endpoint]
-        positions: range | list[int] = listing.created_range(_created(query.get("created")))
+        positions: range | list[int] = listing.created_range(created_bounds(query.get("created")))
         hidden = set() if query.get("status") == "all" else _HIDDEN_BY_DEFAULT.get(endpoint, set())
         filters = {k: v for k, v in query.items() if k in _FILTERS[endpoint] and k != "status"}
         if "status" in query and query["status"] != "all":
@@ -383,11 +325,11 @@ class StripeAPI:
                 i
                 for i in positions
                 if listing.items[i].get("status") not in hidden
-                and all(_matches(listing.items[i], k, v) for k, v in filters.items())
+                and all(matches(listing.items[i], k, v) for k, v in filters.items())
             ]
         after, before = query.get("starting_after"), query.get("ending_before")
         if after and before:
-            raise _invalid(
+            raise invalid(
                 "You may only specify one of these parameters: starting_after, ending_before.",
                 param="ending_before",
             )
@@ -405,15 +347,24 @@ class StripeAPI:
         else:
             chosen = positions[:limit]
             has_more = limit < len(positions)
-        expand = _expansions(query.get("expand"), endpoint)
+        expand = expansions(query.get("expand"), endpoint)
         data = [self._expand(listing.items[i], expand) for i in chosen]
         return {"object": "list", "data": data, "has_more": has_more, "url": f"/v1/{endpoint}"}
 
+    def _retrieve(self, endpoint: str, object_id: str) -> dict[str, Any]:
+        obj = self.world.find(object_id)
+        if obj is None or not object_id.startswith(_ID_PREFIXES[endpoint]):
+            noun = _OBJECT_NAMES[endpoint]
+            raise invalid(
+                f"No such {noun}: '{object_id}'", param="id", code="resource_missing", status=404
+            )
+        return obj
+
     @staticmethod
-    def _cursor(listing: _Listing, object_id: str, param: str, noun: str) -> int:
+    def _cursor(listing: Listing, object_id: str, param: str, noun: str) -> int:
         position = listing.position.get(object_id)
         if position is None:
-            raise _invalid(
+            raise invalid(
                 f"No such {noun}: '{object_id}'", param=param, code="resource_missing", status=404
             )
         return position
@@ -427,75 +378,6 @@ class StripeAPI:
             if isinstance(target, str):
                 copy[name] = self.world.find(target) or target
         return copy
-
-
-def _parse_query(items: Any) -> dict[str, Any]:
-    """Stripe's form encoding: ``a[b]=1`` → ``{"a": {"b": "1"}}``, ``e[0]=x`` / ``e[]=x``."""
-    out: dict[str, Any] = {}
-    for raw_key, value in items:
-        if "[" in raw_key and raw_key.endswith("]"):
-            name, sub = raw_key[:-1].split("[", 1)
-            if sub == "" or sub.isdigit():
-                out.setdefault(name, []).append(value)
-            else:
-                out.setdefault(name, {})[sub] = value
-        else:
-            out[raw_key] = value
-    return out
-
-
-def _limit(value: Any) -> int:
-    try:
-        limit = int(value)
-    except (TypeError, ValueError):
-        raise _invalid(f"Invalid integer: {value}", param="limit") from None
-    if not 1 <= limit <= 100:
-        raise _invalid(
-            "This value must be greater than or equal to 1 and less than or equal to 100.",
-            param="limit",
-        )
-    return limit
-
-
-def _created(value: Any) -> dict[str, int]:
-    if value is None:
-        return {}
-    if isinstance(value, str):
-        value = {"gte": value, "lte": value}
-    if not isinstance(value, dict):
-        raise _invalid("Invalid timestamp", param="created")
-    bounds = {}
-    for op, raw in value.items():
-        if op not in ("gt", "gte", "lt", "lte"):
-            raise _invalid(f"Received unknown parameter: created[{op}]", param=f"created[{op}]")
-        try:
-            bounds[op] = int(raw)
-        except ValueError:
-            raise _invalid(f"Invalid integer: {raw}", param=f"created[{op}]") from None
-    return bounds
-
-
-def _expansions(value: Any, endpoint: str) -> list[str]:
-    if value is None:
-        return []
-    paths = value if isinstance(value, list) else [value]
-    fields = []
-    for path in paths:
-        name = path[len("data.") :] if path.startswith("data.") else None
-        if name is None or name not in _EXPANDABLE[endpoint]:
-            raise _invalid(f"This property cannot be expanded ({path}).", param="expand")
-        fields.append(name)
-    return fields
-
-
-def _matches(obj: dict[str, Any], key: str, value: str) -> bool:
-    if key == "price":
-        items = (obj.get("items") or {}).get("data") or []
-        return any((item.get("price") or {}).get("id") == value for item in items)
-    found = obj.get(key)
-    if isinstance(found, dict):
-        found = found.get("id")
-    return found == value
 
 
 def main() -> None:

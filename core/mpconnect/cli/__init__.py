@@ -56,6 +56,7 @@ def build_cli(extra_plugins: Iterable[object] = (), *, entry_points: bool = True
     """
     from mpconnect import __version__
     from mpconnect.cli import datasets, listing, quarantine, runs
+    from mpconnect.cli import state as state_commands
 
     @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
     @click.option(
@@ -126,7 +127,7 @@ def build_cli(extra_plugins: Iterable[object] = (), *, entry_points: bool = True
         state.setup_logging()
         ctx.obj = state
 
-    for module in (listing, runs, datasets, quarantine):
+    for module in (listing, runs, datasets, quarantine, state_commands):
         module.register(cli)
     _register_optional(cli)
     return cli
@@ -136,7 +137,12 @@ def _register_optional(cli: click.Group) -> None:
     """Add command modules that other parts of mpconnect provide, when present."""
     import importlib
 
-    for name in ("mpconnect.cli.serve", "mpconnect.cli.schedule", "mpconnect.cli.ui"):
+    for name in (
+        "mpconnect.cli.serve",
+        "mpconnect.cli.schedule",
+        "mpconnect.cli.ui",
+        "mpconnect.cli.distributed",
+    ):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -17,8 +17,8 @@ from mpconnect.redact import redact
 
 if TYPE_CHECKING:  # imported when a command uses them: `--help` and `runs` start fast
     from mpconnect.config import Config
-    from mpconnect.engine.ledger import SqliteRunLedger
-    from mpconnect.engine.lock import FileSourceLock
+    from mpconnect.engine.ledger import RunLedger
+    from mpconnect.engine.lock import SourceLock
     from mpconnect.plugins import Plugins
 
 
@@ -102,17 +102,60 @@ class CliState:
         """The lifecycle engine over the configuration and plugins."""
         from mpconnect.engine import Engine
 
-        return Engine(self.config, self.plugins, home_dir(), ledger=self.ledger)
+        url = self.shared_database_url()
+        if url is None:
+            return Engine(self.config, self.plugins, home_dir(), ledger=self.ledger)
+        from mpconnect.distributed.locks import PostgresSourceLock
+
+        return Engine(
+            self.config,
+            self.plugins,
+            home_dir(),
+            ledger=self.ledger,
+            lock_factory=lambda source, run_id: PostgresSourceLock(url, source, run_id),
+        )
 
     @cached_property
-    def ledger(self) -> SqliteRunLedger:
-        """The run ledger under ``$MPCONNECT_HOME``, without the configuration or plugins."""
+    def ledger(self) -> RunLedger:
+        """The run ledger: the shared database's when ``[distributed]`` is configured,
+        else the one under ``$MPCONNECT_HOME`` (read without the plugins)."""
+        url = self.shared_database_url()
+        if url is not None:
+            from mpconnect.distributed.ledger import PostgresRunLedger
+
+            return PostgresRunLedger(url)
         from mpconnect.engine.ledger import SqliteRunLedger
 
         return SqliteRunLedger(home_dir() / "ledger.sqlite3")
 
-    def source_lock(self, source: str) -> FileSourceLock:
+    def shared_database_url(self) -> str | None:
+        """``[distributed] database``, or None in single-machine mode. The file is only
+        validated (pydantic) when it has a ``[distributed]`` table, so `runs` stays light."""
+        import os
+        import tomllib
+        from pathlib import Path
+
+        # As mpconnect.config.find_config_path, which would import pydantic.
+        named = self.config_path or os.environ.get("MPCONNECT_CONFIG") or "mpconnect.toml"
+        path = Path(named)
+        try:
+            with path.open("rb") as handle:
+                if "distributed" not in tomllib.load(handle):
+                    return None
+        except (OSError, tomllib.TOMLDecodeError):
+            return None  # the commands that read the file report it
+        config = self.config
+        if config.distributed is None:
+            return None
+        return config.distributed.database.get_secret_value()
+
+    def source_lock(self, source: str) -> SourceLock:
         """The lock of ``source``, to ask whether a run of it holds it."""
+        url = self.shared_database_url()
+        if url is not None:
+            from mpconnect.distributed.locks import PostgresSourceLock
+
+            return PostgresSourceLock(url, source)
         from mpconnect.engine.lock import FileSourceLock
 
         return FileSourceLock(home_dir() / "locks", source, "")

@@ -30,7 +30,8 @@ def connectors(ctx: click.Context) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def connectors_list(state: CliState, as_json: bool = False) -> None:
-    """List connectors: name, provider, available or not and why."""
+    """List connectors: name, provider, available or not and why, and whether it can read
+    incrementally (only what changed since the last run)."""
     rows = []
     for name, entry in sorted(state.plugins.connectors.items()):
         rows.append(
@@ -42,18 +43,20 @@ def connectors_list(state: CliState, as_json: bool = False) -> None:
                 "version": entry.provider.version,
                 "available": entry.available,
                 "reason": entry.unavailable_reason,
+                "incremental": entry.incremental,
             }
         )
     if as_json:
         echo_json(rows)
         return
     echo_table(
-        ["NAME", "PROVIDED BY", "STATUS", "DESCRIPTION"],
+        ["NAME", "PROVIDED BY", "STATUS", "SYNC", "DESCRIPTION"],
         [
             [
                 r["name"],
                 f"{r['distribution']} {r['version']}" if r["distribution"] else r["plugin"],
                 "available" if r["available"] else f"unavailable: {r['reason']}",
+                "incremental" if r["incremental"] else "full",
                 r["description"],
             ]
             for r in rows

@@ -53,6 +53,12 @@ class _QuarantineLimit(click.ParamType):
     help="Extract the source again instead of resuming its unfinished run (an "
     "unfinished dataset version is deleted).",
 )
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Read everything again and rebuild the source-object cache (sources that read "
+    "incrementally; others read everything anyway).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary; errors only.")
 @click.option(
     "--concurrency",
@@ -78,6 +84,7 @@ def run(
     sources: tuple[str, ...],
     run_all: bool,
     restart: bool,
+    full_refresh: bool,
     quiet: bool,
     concurrency: int | None,
     processes: int | None,
@@ -89,6 +96,11 @@ def run(
     the ingestion sink (no versions) each run sends its records in batches to /import and
     /engage. The next run of a source resumes its failed or stopped run whose extraction
     had finished, sending only what was not acknowledged.
+
+    A source whose connector reads incrementally reads only what changed since its last
+    successful run (the summary says "incremental run" or "full run (REASON)");
+    --full-refresh reads everything. A run its connector pauses (an API quota) ends as
+    "paused: REASON" with exit status 0; the next run goes on from there.
     """
     names = list(sources)
     if run_all:
@@ -109,6 +121,7 @@ def run(
                 name,
                 stop,
                 restart=restart,
+                full_refresh=full_refresh,
                 quiet=quiet,
                 concurrency=concurrency,
                 max_quarantined=max_quarantined,
@@ -156,6 +169,7 @@ def _run_one(
     concurrency: int | None,
     max_quarantined: float | str | None,
     processes: int | None = None,
+    full_refresh: bool = False,
 ) -> int:
     """Run one source and print its summary; return 1 if it failed, else 0."""
     from mpconnect.engine.lifecycle import RunOptions
@@ -164,6 +178,7 @@ def _run_one(
     quiet = quiet or state.quiet
     options = RunOptions(
         restart=restart,
+        full_refresh=full_refresh,
         concurrency=concurrency,
         max_quarantined=max_quarantined,
         processes=processes,

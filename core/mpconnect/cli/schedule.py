@@ -68,11 +68,18 @@ def register(cli: click.Group) -> None:
     default=None,
     help="Require this token on the status page (also $MPCONNECT_UI_TOKEN).",
 )
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Enqueue due runs for the workers instead of running them ([distributed]); "
+    "one scheduler leads however many are started.",
+)
 @click.pass_obj
 def schedule(
     state: CliState,
     config_path: str | None,
     print_crontab: bool,
+    distributed: bool,
     stop_timeout: float,
     reload_interval: float,
     http_port: int | None,
@@ -99,6 +106,11 @@ def schedule(
             f"{where}: no source has a schedule; add one to a [sources.NAME] table, such as "
             'schedule = "0 2 * * *" (02:00 every day)'
         )
+    if distributed and not print_crontab:
+        from mpconnect.cli.distributed_schedule import serve_distributed
+
+        serve_distributed(plan)
+        return
     if print_crontab:
         for line in crontab_lines(plan):
             click.echo(line)
@@ -114,6 +126,7 @@ def schedule(
         plan,
         state.plugins,
         home=home_dir(),
+        engine_factory=_shared_engine_factory(state),
         progress_factory=lambda: LogProgress(30.0),
         reload_interval=reload_interval or None,
         stop_timeout=stop_timeout,
@@ -141,6 +154,26 @@ def schedule(
         _serve_with_signals(scheduler)
     finally:
         server.stop()
+
+
+def _shared_engine_factory(state: CliState) -> Any:
+    """With ``[distributed]`` configured, runs here use the shared ledger and locks (as
+    `mpconnect run` does), so they never overlap a worker's; else None (the default)."""
+    url = state.shared_database_url()
+    if url is None:
+        return None
+    from mpconnect.distributed.ledger import PostgresRunLedger
+    from mpconnect.distributed.locks import PostgresSourceLock
+    from mpconnect.engine import Engine
+
+    plugins, home = state.plugins, home_dir()
+    return lambda config: Engine(
+        config,
+        plugins,
+        home,
+        ledger=PostgresRunLedger(url),
+        lock_factory=lambda source, run_id: PostgresSourceLock(url, source, run_id),
+    )
 
 
 def _serve_with_signals(scheduler: Scheduler) -> None:

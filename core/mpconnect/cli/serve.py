@@ -149,6 +149,27 @@ def _dataset_secrets(values: tuple[str, ...]) -> dict[str, str]:
     help="A service account /import accepts with --project-id "
     "(also $MPCONNECT_SERVE_SERVICE_ACCOUNT).",
 )
+@click.option(
+    "--limit-events",
+    default=0,
+    type=click.IntRange(min=0),
+    help="The project's import budget: records per rolling window before 429 with "
+    "Retry-After (0: none; Mixpanel's is about 1,800,000 a minute).",
+)
+@click.option(
+    "--limit-bytes",
+    default=0,
+    type=click.IntRange(min=0),
+    help="The project's import budget in bytes of JSON per rolling window "
+    "(0: none; Mixpanel's is 2,000,000,000 a minute).",
+)
+@click.option(
+    "--limit-window",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds of the rolling window of --limit-events and --limit-bytes.",
+)
 def mixpanel(
     host: str,
     port: int,
@@ -169,6 +190,9 @@ def mixpanel(
     seed: int,
     project_id: str,
     service_account: str | None,
+    limit_events: int,
+    limit_bytes: int,
+    limit_window: float,
 ) -> None:
     """Serve the Datasets API locally over HTTPS, backed by an embedded store.
 
@@ -182,6 +206,7 @@ def mixpanel(
         from mpconnect.emulator.faults import FaultInjector, Faults
         from mpconnect.emulator.foreground import serve_forever
         from mpconnect.emulator.options import ServerOptions
+        from mpconnect.emulator.project_limit import ProjectLimit
         from mpconnect.emulator.responses import Refused
         from mpconnect.store.datasets import DatasetStore
     except ModuleNotFoundError as exc:
@@ -211,7 +236,13 @@ def mixpanel(
         fail_rate=fail_rate, rate_limit=rate_limit, latency_ms=latency_ms, drop_rate=drop_rate
     )
     ingestion = _ingestion_project(project_id, service_account, options)
-    app = make_app(store, options, FaultInjector(faults, seed), ingestion=ingestion)
+    app = make_app(
+        store,
+        options,
+        FaultInjector(faults, seed),
+        ingestion=ingestion,
+        project_limit=ProjectLimit(limit_events, limit_bytes, limit_window),
+    )
     if tls_cert is not None and tls_key is not None:
         context = server_context_from_files(tls_cert, tls_key)
         trust = f"certificate: {tls_cert}"

@@ -16,6 +16,7 @@ from mpconnect.emulator.handlers import DatasetsApi
 from mpconnect.emulator.ingestion_api import IngestionProject, add_ingestion_routes
 from mpconnect.emulator.middleware import error_middleware, fault_middleware
 from mpconnect.emulator.options import ServerOptions
+from mpconnect.emulator.project_limit import ProjectLimit
 from mpconnect.emulator.responses import json_error
 from mpconnect.store.datasets import DatasetStore
 
@@ -32,6 +33,7 @@ def make_app(
     *,
     workers: int = 8,
     ingestion: IngestionProject | None = None,
+    project_limit: ProjectLimit | None = None,
 ) -> web.Application:
     """Build the Datasets API application over ``store``.
 
@@ -39,8 +41,11 @@ def make_app(
     :param workers: threads for the store's blocking calls.
     :param ingestion: the project Mixpanel's ``/import`` and ``/engage`` stand in for
         (default: project 1 with the options' token and secret).
+    :param project_limit: the project's rolling-window import budget, shared by the
+        Datasets API's imports and ``/import``/``/engage`` (default: none).
     """
-    api = DatasetsApi(store, options)
+    project_limit = project_limit or ProjectLimit()
+    api = DatasetsApi(store, options, project_limit)
     injector = injector or FaultInjector()
     app = web.Application(
         middlewares=[error_middleware, fault_middleware(injector)],
@@ -68,6 +73,7 @@ def make_app(
         store,
         ingestion
         or IngestionProject(token=options.project_token, api_secret=options.project_secret),
+        limit=project_limit,
     )
     return app
 

@@ -24,6 +24,7 @@ from mpconnect.emulator.checks import (
 )
 from mpconnect.emulator.forms import request_params
 from mpconnect.emulator.options import ServerOptions
+from mpconnect.emulator.project_limit import ProjectLimit
 from mpconnect.emulator.responses import Refused, json_response
 from mpconnect.store.datasets import DatasetStore, StoreError
 
@@ -34,9 +35,13 @@ class DatasetsApi:
     Blocking store calls run in :attr:`executor`, which the application sets at startup.
     """
 
-    def __init__(self, store: DatasetStore, options: ServerOptions) -> None:
+    def __init__(
+        self, store: DatasetStore, options: ServerOptions, limit: ProjectLimit | None = None
+    ) -> None:
         self.store = store
         self.options = options
+        #: The project's rolling-window import budget (counted even when off).
+        self.limit = limit or ProjectLimit()
         self.executor: ThreadPoolExecutor | None = None
 
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
@@ -117,6 +122,10 @@ class DatasetsApi:
                     f"{self.options.max_records} records",
                 )
             await self.run(self._import_sync, kind, dataset_id, version_id, data)
+        except RateLimited as exc:
+            return json_response(
+                {"error": exc.message, "status": 0}, 429, {"Retry-After": f"{exc.retry_after:g}"}
+            )
         except (Refused, StoreError) as exc:
             status = exc.status
             if verbose:
@@ -139,7 +148,26 @@ class DatasetsApi:
         records = decode_records(data, self.options.max_records)
         if kind == "events":
             check_events(records, self.options.project_token)
-            self.store.import_events(dataset_id, version_id, records)
         else:
             check_people(records, self.options.project_token)
+        retry_after = self.limit.admit(len(records), len(data) * 3 // 4)
+        if retry_after is not None:
+            raise RateLimited(retry_after)
+        if kind == "events":
+            self.store.import_events(dataset_id, version_id, records)
+        else:
             self.store.import_people(dataset_id, version_id, records)
+
+
+class RateLimited(Refused):
+    """An import past the project's rate limit: 429, retry after ``retry_after`` s."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(429, RATE_LIMIT_MESSAGE)
+        self.retry_after = retry_after
+
+
+#: Mixpanel's words for a project past its rate limit.
+RATE_LIMIT_MESSAGE = (
+    "Project exceeded rate limits. Please retry the request with exponential backoff."
+)

@@ -38,7 +38,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mpconnect.emulator.ingestion_answers import IngestionRefused, engage_answer
+from mpconnect.emulator.ingestion_answers import RATE_LIMITED, IngestionRefused, engage_answer
 from mpconnect.emulator.ingestion_body import parse_engage, parse_records, read_body
 from mpconnect.emulator.ingestion_checks import (
     DENIED_IDS,
@@ -59,6 +59,7 @@ from mpconnect.emulator.ingestion_checks import (
 from mpconnect.emulator.ingestion_faults import DROP, LOST_ACK, IngestionFaults, fault_answer
 from mpconnect.emulator.ingestion_project import IngestionProject
 from mpconnect.emulator.ingestion_stats import IngestionStats
+from mpconnect.emulator.project_limit import ProjectLimit
 from mpconnect.emulator.responses import drop_connection
 from mpconnect.store.datasets import DatasetStore
 
@@ -92,14 +93,21 @@ class IngestionEndpoints:
     :param store: where accepted records go.
     :param project: the project and its credentials.
     :param faults: failures to inject.
+    :param limit: the project's rolling-window import budget (shared with the Datasets
+        API's imports of the same server).
     """
 
     def __init__(
-        self, store: DatasetStore, project: IngestionProject, faults: IngestionFaults
+        self,
+        store: DatasetStore,
+        project: IngestionProject,
+        faults: IngestionFaults,
+        limit: ProjectLimit | None = None,
     ) -> None:
         self.store = store
         self.project = project
         self.faults = faults
+        self.limit = limit or ProjectLimit()
         self.stats = IngestionStats()
         self._version_id: str | None = None
         self._version_lock = threading.Lock()
@@ -164,6 +172,16 @@ class IngestionEndpoints:
 
         await loop.run_in_executor(None, write)
 
+    def _over_limit(self, path: str, records: int, size: int) -> web.Response | None:
+        """The 429 answer when the import would exceed the project's budget, else None."""
+        retry_after = self.limit.admit(records, size)
+        if retry_after is None:
+            return None
+        self.stats.requests[path, 429] += 1
+        return web.json_response(
+            RATE_LIMITED, status=429, headers={"Retry-After": f"{retry_after:g}"}
+        )
+
     # -- handlers ----------------------------------------------------------------------
 
     async def import_events(self, request: web.Request) -> web.StreamResponse:
@@ -183,6 +201,9 @@ class IngestionEndpoints:
         except IngestionRefused as refused:
             self.stats.requests[path, refused.status] += 1
             return web.json_response(refused.body, status=refused.status)
+        limited = self._over_limit(path, len(records), len(body))
+        if limited is not None:
+            return limited
         self.stats.batch_sizes[path].append(len(records))
         token = self.project.token
         now = time.time()
@@ -232,6 +253,9 @@ class IngestionEndpoints:
                 return web.json_response(refused.body, status=413)
             self.stats.requests[path, 200] += 1
             return engage_answer(verbose, {"status": 0, "error": refused.body["error"]})
+        limited = self._over_limit(path, len(records), len(body))
+        if limited is not None:
+            return limited
         self.stats.batch_sizes[path].append(len(records))
         valid: list[Any] = []
         failed: list[dict[str, Any]] = []
@@ -270,6 +294,7 @@ def add_ingestion_routes(
     store: DatasetStore,
     project: IngestionProject | None = None,
     faults: IngestionFaults | None = None,
+    limit: ProjectLimit | None = None,
 ) -> IngestionEndpoints:
     """Add ``POST /import`` and ``POST /engage`` to ``app``; return their handlers' object.
 
@@ -278,6 +303,7 @@ def add_ingestion_routes(
     :param project: the project id, token and credentials to check (default: project
         ``1``, any credentials).
     :param faults: failures to inject (default: none).
+    :param limit: the project's rolling-window import budget (default: none, counted).
 
     Example::
 
@@ -289,7 +315,7 @@ def add_ingestion_routes(
         endpoints.stats.count("/import", 200)
     """
     endpoints = IngestionEndpoints(
-        store, project or IngestionProject(), faults or IngestionFaults()
+        store, project or IngestionProject(), faults or IngestionFaults(), limit
     )
     app.router.add_post("/import", endpoints.import_events)
     app.router.add_post("/engage", endpoints.engage)

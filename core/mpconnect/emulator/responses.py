@@ -20,9 +20,13 @@ class Refused(Exception):
         self.message = message
 
 
-def json_response(data: Any, status: int = 200) -> web.Response:
-    """``data`` as an ``application/json`` answer."""
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """``data`` as an ``application/json`` answer (with ``headers``, if given)."""
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )
 
 
 def json_error(

@@ -39,6 +39,7 @@ from mpconnect.emulator.ingestion_api import (
     IngestionProject,
 )
 from mpconnect.emulator.options import MAX_BODY_BYTES, MAX_RECORDS, ServerOptions
+from mpconnect.emulator.project_limit import ProjectLimit
 from mpconnect.emulator.responses import Refused
 from mpconnect.store.datasets import DatasetStore
 
@@ -48,6 +49,7 @@ __all__ = [
     "FaultInjector",
     "Faults",
     "LocalDatasetsServer",
+    "ProjectLimit",
     "Refused",
     "ServerOptions",
     "check_dataset_id",
@@ -83,6 +85,8 @@ class LocalDatasetsServer:
         within this many seconds (:data:`mpconnect.emulator.background.HEADER_TIMEOUT`).
     :param max_body_bytes: the largest request body accepted; a larger one is answered
         413 ``{"error": "request exceeds max limit of N bytes"}``.
+    :param project_limit: the project's rolling-window import budget (429 with
+        ``Retry-After`` past it; default: none). Its counters are :attr:`project_limit`.
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class LocalDatasetsServer:
         ingestion: IngestionProject | None = None,
         header_timeout: float = HEADER_TIMEOUT,
         max_body_bytes: int = MAX_BODY_BYTES,
+        project_limit: ProjectLimit | None = None,
         **faults: Any,
     ) -> None:
         self.directory = Path(directory)
@@ -118,10 +123,18 @@ class LocalDatasetsServer:
             check_dataset_id(dataset_id)
             self.store.ensure_dataset(dataset_id)
         self.injector = FaultInjector(Faults(**faults), seed)
+        #: The project's import budget and its counters (accepted, refused per second).
+        self.project_limit = project_limit or ProjectLimit()
         self._ca = LocalCA(self.directory / "ca")
         self.ca_path = self._ca.ca_path
         self._server = BackgroundServer(
-            make_app(self.store, self.options, self.injector, ingestion=ingestion),
+            make_app(
+                self.store,
+                self.options,
+                self.injector,
+                ingestion=ingestion,
+                project_limit=self.project_limit,
+            ),
             ssl_context=self._ca.server_context(),
             header_timeout=header_timeout,
         )

@@ -15,22 +15,29 @@ from typing import TYPE_CHECKING, Any
 
 from mpconnect.connector import RunContext
 from mpconnect.disk import private_dir
-from mpconnect.engine.batching import DEFAULT_MAX_BATCH_BYTES, Batcher, batch_byte_limit
+from mpconnect.engine.batching import (
+    DEFAULT_MAX_BATCH_BYTES,
+    Batcher,
+    Refused,
+    batch_byte_limit,
+)
+from mpconnect.engine.incremental_read import read_source
 from mpconnect.engine.ledger import BatchRef, ResumePoint
 from mpconnect.engine.odd_records import safe_describe, unencodable_field
 from mpconnect.engine.phases import phase
+from mpconnect.engine.project_budget import project_bucket
 from mpconnect.engine.spool import SpoolWriter
 from mpconnect.engine.unattributed import unattributed_refusal
 from mpconnect.engine.upload import Uploader
-from mpconnect.errors import MpconnectError, PluginError, RecordError
+from mpconnect.errors import MpconnectError, PluginError, RecordError, SourcePaused
 from mpconnect.records import Event, Profile
 from mpconnect.transport.retry import RetryWaitStopped, stop_waits_on
 
 if TYPE_CHECKING:
-    from mpconnect.engine.lifecycle import _Run
+    from mpconnect.engine.lifecycle import Run
 
 
-def load(run: _Run, spool_id: str, spool_dir: Path, resume: ResumePoint | None) -> None:
+def load(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoint | None) -> None:
     """The import phase: upload a resumed spool's unacknowledged batches, or extract the
     source while the uploader sends each batch as it is spooled; then check the
     quarantine limit."""
@@ -48,11 +55,12 @@ def load(run: _Run, spool_id: str, spool_dir: Path, resume: ResumePoint | None) 
         max_wait=settings.retry_max_wait,
         quarantine=run.quarantine,
         stop=run.stop,
-        on_imported=run._count_imported,
-        on_retry=run._count_retry,
-        on_collapsed=run._count_collapsed,
-        on_throttled=run._count_throttled,
-        on_uploaded=run._count_uploaded,
+        on_imported=run.count_imported,
+        on_retry=run.count_retry,
+        on_collapsed=run.count_collapsed,
+        on_throttled=run.count_throttled,
+        on_uploaded=run.count_uploaded,
+        bucket=project_bucket(settings, run.sink, run.token, run.engine.home),
     )
     with phase(run.ledger, summary.run_id, "import"):
         try:
@@ -73,17 +81,17 @@ def load(run: _Run, spool_id: str, spool_dir: Path, resume: ResumePoint | None) 
         if uploader.failure is not None:
             raise uploader.failure
     if run.stop.is_set():
-        raise run._halted()
-    run._check_quarantine_limit()
+        raise run.halted()
+    run.check_quarantine_limit()
 
 
-def _quarantine_source_object(run: _Run, what: str, reason: str, data: Any = None) -> None:
+def _quarantine_source_object(run: Run, what: str, reason: str, data: Any = None) -> None:
     """A connector's object that could not become a record: read, and quarantined."""
     run.summary.read += 1
     run.quarantine.add(what, reason, data)
 
 
-def extract(run: _Run, spool_id: str, spool_dir: Path, uploader: Uploader) -> None:
+def extract(run: Run, spool_id: str, spool_dir: Path, uploader: Uploader) -> None:
     """Read the connector's events, then its people, into the spool; each batch written
     is recorded in the ledger and handed to ``uploader``."""
     summary = run.summary
@@ -99,6 +107,7 @@ def extract(run: _Run, spool_id: str, spool_dir: Path, uploader: Uploader) -> No
         batch_byte_limit(run.engine.config.engine.max_batch_bytes, run.sink.max_batch_bytes),
         spooled,
     )
+    run.incremental.plan(spool_id)
     ctx = RunContext(
         source=run.source.name,
         dataset_id=run.source.dataset_id,
@@ -106,8 +115,9 @@ def extract(run: _Run, spool_id: str, spool_dir: Path, uploader: Uploader) -> No
         state_dir=private_dir(run.engine.home / "state" / run.source.name),
         quarantine=partial(_quarantine_source_object, run),
         stop=run.stop,
-        count_retry=lambda *_: run._count_retry(),
+        count_retry=lambda *_: run.count_retry(),
         partition=run.partition,
+        **run.incremental.context(),
     )
     connector = run.connector_cls(run.settings)
     token = run.token
@@ -118,19 +128,27 @@ def extract(run: _Run, spool_id: str, spool_dir: Path, uploader: Uploader) -> No
     try:
         # A connector's retry waits end on a stop.
         with stop_waits_on(run.stop), phase(run.ledger, summary.run_id, "extract"):
-            for kind, records in (("events", connector.events), ("people", connector.people)):
-                _drain(run, kind, records(ctx), writer, token, transformers)
+            read_source(
+                run,
+                connector,
+                ctx,
+                lambda kind, records: _drain(run, kind, records, writer, token, transformers),
+                writer,
+            )
     finally:
         connector.close()
+    run.incremental.stage()
+    if run.paused is not None:
+        return  # never resumed: its snapshot is incomplete
     run.ledger.mark_extraction_done(
         summary.run_id, summary.read, run.quarantine.count, run.duplicates.count
     )
-    run._resumable = True
+    run.resumable = True
     run.progress.extracted(summary.read, run.quarantine.count)
 
 
 def _drain(
-    run: _Run,
+    run: Run,
     kind: str,
     records: Any,
     writer: SpoolWriter,
@@ -158,6 +176,8 @@ def _drain(
     lead = getattr(run.sink, "future_leeway", None)
     latest = None if lead is None else int(time.time()) + lead
     in_connector = True
+    add = batcher.add
+    written = batcher.written
     try:
         for record in records:
             in_connector = False
@@ -188,18 +208,24 @@ def _drain(
                 in_connector = True
                 continue
             if is_events:
-                _batch(run, batcher, converted)
+                refused = add(converted)
+                if refused is not None:
+                    _quarantine_refused(run, batcher, converted, refused)
             else:
                 for update in converted:
                     _batch(run, batcher, update)
-            if batcher.pending == 0:  # a batch was just spooled
+            if batcher.written != written:  # a batch was just spooled
+                written = batcher.written
                 if lead is not None:
                     latest = int(time.time()) + lead
                 if stop.is_set():
-                    raise run._halted()
+                    raise run.halted()
             in_connector = True
     except RetryWaitStopped:
-        raise run._halted() from None
+        raise run.halted() from None
+    except SourcePaused:
+        batcher.flush()  # what was read before the pause is sent
+        raise
     except MpconnectError:
         raise
     except Exception as exc:
@@ -212,22 +238,27 @@ def _drain(
     batcher.flush()
 
 
-def _batch(run: _Run, batcher: Batcher, record: Any) -> None:
+def _batch(run: Run, batcher: Batcher, record: Any) -> None:
     """Add a converted record to its batch; one that cannot be encoded (an integer
     beyond 64 bits, say) or is over the per-record size goes to quarantine."""
     refused = batcher.add(record)
     if refused is not None:
-        data = record if refused.encodable else {"repr": repr(record)[:2000]}
-        run.quarantine.add(
-            _name_converted(batcher.kind, record),
-            refused.reason,
-            data,
-            None if refused.encodable else unencodable_field(record),
-        )
+        _quarantine_refused(run, batcher, record, refused)
+
+
+def _quarantine_refused(run: Run, batcher: Batcher, record: Any, refused: Refused) -> None:
+    """Quarantine a converted record the batcher refused, with its reason."""
+    data = record if refused.encodable else {"repr": repr(record)[:2000]}
+    run.quarantine.add(
+        _name_converted(batcher.kind, record),
+        refused.reason,
+        data,
+        None if refused.encodable else unencodable_field(record),
+    )
 
 
 def _transform(
-    run: _Run, record: Event | Profile, transformers: list[tuple[str | None, Callable[..., Any]]]
+    run: Run, record: Event | Profile, transformers: list[tuple[str | None, Callable[..., Any]]]
 ) -> None:
     for plugin_name, transform in transformers:
         try:

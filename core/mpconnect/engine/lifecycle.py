@@ -20,7 +20,6 @@ import orjson
 from mpconnect.config import (
     Config,
     SourceConfig,
-    configured_token,
     connector_settings,
     require_connector,
 )
@@ -29,8 +28,10 @@ from mpconnect.engine.cleanup import remove_dead_spools
 from mpconnect.engine.deadline import RunStop
 from mpconnect.engine.duplicates import DuplicateCounter
 from mpconnect.engine.extract import load
+from mpconnect.engine.incremental import IncrementalRun, end_paused, state_file
 from mpconnect.engine.ledger import ResumePoint, RunLedger, SqliteRunLedger
 from mpconnect.engine.lock import FileSourceLock, SourceLock
+from mpconnect.engine.object_cache import ObjectCache, SqliteObjectCache, cache_path
 from mpconnect.engine.partitions import run_partitioned
 from mpconnect.engine.phases import phase
 from mpconnect.engine.progress import Progress
@@ -40,7 +41,9 @@ from mpconnect.engine.quarantine_report import over_limit, top_reasons
 from mpconnect.engine.resume import open_version, refusal, resume_point
 from mpconnect.engine.resume_key import ResumeKey, installation_key, make_resume_key
 from mpconnect.engine.shared_dataset import builtin_dataset_clash
+from mpconnect.engine.sink_setup import check_sink, open_sink, project_token
 from mpconnect.engine.spool import remove_spool
+from mpconnect.engine.state import SqliteStateStore, StateStore
 from mpconnect.engine.summary import RunSummary
 from mpconnect.engine.throttled import counting_throttled
 from mpconnect.engine.wording import (
@@ -48,11 +51,9 @@ from mpconnect.engine.wording import (
     stopped_where,
 )
 from mpconnect.errors import (
-    ConfigError,
     MpconnectError,
     RunFailed,
 )
-from mpconnect.located import in_file
 from mpconnect.paths import home_dir
 from mpconnect.plugins import ConnectorEntry, Plugins, notify
 from mpconnect.redact import redact
@@ -66,12 +67,16 @@ from mpconnect.transport.retry import (
 
 log = logging.getLogger("mpconnect.engine")
 
+__all__ = ["Engine", "Run", "RunOptions", "check_sink", "open_sink", "project_token"]
+
 
 @dataclass
 class RunOptions:
-    """How to run: ``restart`` abandons an unfinished version instead of resuming it."""
+    """How to run: ``restart`` abandons an unfinished version instead of resuming it;
+    ``full_refresh`` reads everything and rebuilds the source-object cache."""
 
     restart: bool = False
+    full_refresh: bool = False
     concurrency: int | None = None
     max_quarantined: float | str | None = None
     progress: Progress | None = None
@@ -91,6 +96,8 @@ class Engine:
     :param home: the data directory (default ``$MPCONNECT_HOME``).
     :param ledger: the run ledger (default: SQLite under ``home``).
     :param lock_factory: makes a source's lock (default: a file lock under ``home``).
+    :param state_store: the incremental runs' state (default: SQLite under ``home``).
+    :param cache_factory: makes a source's object cache (default: SQLite under ``home``).
     """
 
     def __init__(
@@ -100,6 +107,8 @@ class Engine:
         home: Path | None = None,
         ledger: RunLedger | None = None,
         lock_factory: Callable[[str, str], SourceLock] | None = None,
+        state_store: StateStore | None = None,
+        cache_factory: Callable[[str], ObjectCache] | None = None,
     ) -> None:
         self.config = config
         self.plugins = plugins
@@ -108,6 +117,20 @@ class Engine:
         self.lock_factory = lock_factory or (
             lambda source, run_id: FileSourceLock(self.home / "locks", source, run_id)
         )
+        self._state_store = state_store
+        self.cache_factory = cache_factory or (
+            lambda source: SqliteObjectCache(cache_path(self.home, source))
+        )
+
+    def state_store(self) -> StateStore:
+        """The incremental runs' state store (opened on first use)."""
+        if self._state_store is None:
+            self._state_store = SqliteStateStore(state_file(self.home))
+        return self._state_store
+
+    def object_cache(self, source: str) -> ObjectCache:
+        """A new handle on the source's object cache."""
+        return self.cache_factory(source)
 
     # -- sinks ---------------------------------------------------------------------------
 
@@ -144,7 +167,7 @@ class Engine:
                 if clash:
                     log.warning("%s: %s", source.name, clash)
                 key = self.resume_key(source, entry, settings, sink)
-                return _Run(self, source, entry.cls, settings, sink, run_id, options, key).execute()
+                return Run(self, source, entry.cls, settings, sink, run_id, options, key).execute()
             finally:
                 sink.close()
         finally:
@@ -193,53 +216,7 @@ class Engine:
         return refusal(self.ledger, point, key)
 
 
-def check_sink(config: Config, plugins: Plugins) -> type[Sink]:
-    """Check the ``[mixpanel]`` table as a run would, without opening the sink: the sink
-    exists, no key is one it does not read, and a token is there if it needs one.
-
-    :raises MpconnectError: naming the key and the fix.
-    """
-    where = config.path or "the configuration"
-    try:
-        entry = plugins.sink(config.mixpanel.sink)
-    except MpconnectError as exc:
-        raise ConfigError(f"{where}: mixpanel.sink: {exc}") from None
-    unknown = sorted(set(config.mixpanel.model_extra or {}) - entry.cls.extra_settings)
-    if unknown:
-        known = ", ".join(sorted({*type(config.mixpanel).model_fields, *entry.cls.extra_settings}))
-        raise ConfigError(
-            f"{where}: mixpanel.{unknown[0]}: unknown key for the {entry.name!r} sink; "
-            f"check its spelling (keys: {known})"
-        )
-    if not configured_token(config.mixpanel, entry.cls.default_token) and (
-        not entry.cls.default_token
-    ):
-        raise ConfigError(
-            f"{where}: mixpanel.project_token: the {entry.name!r} sink needs the project "
-            'token; add project_token = "${MIXPANEL_PROJECT_TOKEN}" to [mixpanel]'
-        )
-    return entry.cls
-
-
-def open_sink(config: Config, plugins: Plugins, home: Path) -> Sink:
-    """Instantiate the configured sink after :func:`check_sink`; the sink's constructor
-    checks the values of the keys it reads.
-
-    :raises MpconnectError: naming the file, the key and the fix.
-    """
-    sink_cls = check_sink(config, plugins)
-    try:
-        return sink_cls(config.mixpanel, home)
-    except ConfigError as exc:
-        raise ConfigError(in_file(str(exc), config.path)) from None
-
-
-def project_token(config: Config, sink: Sink) -> str:
-    """The project token records carry: the configured one, else the sink's default."""
-    return configured_token(config.mixpanel, sink.default_token) or sink.default_token or ""
-
-
-class _Run:
+class Run:
     """The state of one run in progress."""
 
     def __init__(
@@ -277,34 +254,39 @@ class _Run:
             sink=sink.name,
             versioned=sink.versioned,
         )
-        quarantine_path = self._quarantine_path(run_id)
+        quarantine_path = self.quarantine_path(run_id)
         self.quarantine = QuarantineFile(quarantine_path, source.name)
         self.summary.quarantine_file = str(quarantine_path)
         self._count_lock = threading.Lock()
         self.duplicates = DuplicateCounter(source.name, full_key=sink.dedup_full_key)
         #: True while the version has a complete spool and is not published.
-        self._resumable = False
-        self._published = False
+        self.resumable = False
+        self.published = False
         self.partition: Partition | None = None  # an unpartitioned run's ctx.partition
+        self.incremental = IncrementalRun(
+            self, connector_cls.incremental and source.sync == "incremental"
+        )
+        #: Set when the connector paused the run (:class:`mpconnect.SourcePaused`).
+        self.paused: str | None = None
 
-    def _quarantine_path(self, spool_id: str) -> Path:
+    def quarantine_path(self, spool_id: str) -> Path:
         return self.engine.home / "quarantine" / self.source.name / f"{spool_id}.jsonl"
 
     # -- orchestration -------------------------------------------------------------------
 
-    def _api(self, call: Callable[[], Any]) -> Any:
+    def api(self, call: Callable[[], Any]) -> Any:
         """Call the sink, retrying 429, 5xx, timeouts and dropped connections."""
         settings = self.engine.config.engine
 
         def retrying(exc: BaseException, attempt: int, wait: float) -> None:
-            self._count_retry()
+            self.count_retry()
             log_retry(
                 log, self.source.name, exc, attempt, retry_budget(exc, settings.max_retries), wait
             )
 
         try:
             return call_with_retries(
-                counting_throttled(call, self._count_throttled),
+                counting_throttled(call, self.count_throttled),
                 max_retries=settings.max_retries,
                 initial_wait=settings.retry_initial_wait,
                 max_wait=settings.retry_max_wait,
@@ -312,22 +294,22 @@ class _Run:
                 stop=self.stop,
             )
         except RetryWaitStopped:
-            raise self._halted() from None
+            raise self.halted() from None
 
-    def _halted(self) -> MpconnectError:
+    def halted(self) -> MpconnectError:
         """The error that ends the run once its stop is set: interrupted on request, or
         failed when ``engine.max_run_time`` passed (the next run resumes what it can)."""
         where, then = stopped_where(
             self.sink.versioned,
-            published=self._published,
-            resumable=self._resumable,
+            published=self.published,
+            resumable=self.resumable,
             started=self.summary.version_id is not None,
         )
         if self.run_stop.timed_out:
             stopped = (
                 f"stopped after engine.max_run_time ({self.run_stop.max_run_time:g} s) {where}"
             )
-            return RunFailed(stopped if self._resumable else f"{stopped}; {then}")
+            return RunFailed(stopped if self.resumable else f"{stopped}; {then}")
         return _Interrupted(f"stopped on request {where}; {then}")
 
     def execute(self) -> RunSummary:
@@ -342,17 +324,21 @@ class _Run:
             if not run_partitioned(self, spool_id, spool_dir, resume):
                 load(self, spool_id, spool_dir, resume)
             newer = None
-            if self.sink.versioned:
+            if self.paused is not None:
+                end_paused(self, spool_id)
+            elif self.sink.versioned:
                 publish(self)
-                self._resumable = False
-                self._published = True
+                self.resumable = False
+                self.published = True
                 remove_spool(spool_dir)  # a published version is never resumed
                 with phase(self.ledger, summary.run_id, "live"):
                     newer = wait_live(self)
                 if newer is None:
                     with phase(self.ledger, summary.run_id, "prune"):
                         prune(self)
-            summary.status = "succeeded"
+            if self.paused is None:
+                self.incremental.commit(spool_id)
+                summary.status = "succeeded"
             if newer is not None:
                 summary.status, summary.error = "superseded", f"superseded by version {newer}"
             remove_spool(spool_dir)
@@ -362,7 +348,7 @@ class _Run:
         except BaseException as exc:
             summary.status = "failed"
             summary.error = redact(_describe(exc))  # RunFailed's text too
-            if self._resumable:
+            if self.resumable:
                 summary.error += "; " + next_run_resumes(self.sink.versioned, summary.version_id)
             notify(
                 self.plugins,
@@ -378,6 +364,7 @@ class _Run:
             raise
         finally:
             self.run_stop.close()
+            self.incremental.close()
             summary.ended_at = time.time()
             summary.quarantined = self.quarantine.count
             summary.duplicates = self.duplicates.count
@@ -387,7 +374,7 @@ class _Run:
             else:
                 summary.quarantine_file = None
             self.progress.stop()
-            if spool_dir is not None and not self._resumable:
+            if spool_dir is not None and not self.resumable:
                 remove_spool(spool_dir)  # an unfinished extraction is never resumed
             try:
                 self.ledger.record_run(summary)
@@ -401,30 +388,30 @@ class _Run:
 
     # -- counts kept by the upload workers and the extraction ----------------------------
 
-    def _count_imported(self, imported: int) -> None:
+    def count_imported(self, imported: int) -> None:
         with self._count_lock:
             self.summary.imported += imported
             self.summary.batches += 1
             total = self.summary.imported
         self.progress.imported(total)
 
-    def _count_collapsed(self, collapsed: int) -> None:
+    def count_collapsed(self, collapsed: int) -> None:
         with self._count_lock:
             self.duplicates.count += collapsed
 
-    def _count_retry(self) -> None:
+    def count_retry(self) -> None:
         with self._count_lock:
             self.summary.retries += 1
 
-    def _count_throttled(self) -> None:
+    def count_throttled(self) -> None:
         with self._count_lock:
             self.summary.throttled += 1
 
-    def _count_uploaded(self, size: int) -> None:
+    def count_uploaded(self, size: int) -> None:
         with self._count_lock:
             self.summary.uploaded_bytes += size
 
-    def _check_quarantine_limit(self) -> None:
+    def check_quarantine_limit(self) -> None:
         limit = self.options.max_quarantined
         key = "--max-quarantined"
         if limit is None:

@@ -35,6 +35,7 @@ from mpconnect.engine.partition_store import (
     partition_spool_id,
     store_for,
 )
+from mpconnect.engine.project_budget import project_bucket
 from mpconnect.engine.quarantine import QuarantineFile
 from mpconnect.engine.spool import SpoolWriter, remove_spool
 from mpconnect.engine.upload import Uploader
@@ -85,7 +86,7 @@ def run_partition(engine: Any, job: PartitionJob, index: int, stop: Any, worker:
     :class:`~mpconnect.engine.lifecycle.Engine` built from this worker's configuration),
     and mark it done in the partition store. Its failure is recorded there and raised.
     """
-    from mpconnect.engine.lifecycle import RunOptions, _Run
+    from mpconnect.engine.lifecycle import Run, RunOptions
 
     store = store_for(engine.ledger)
     row = store.plan(job.spool_id)[index]
@@ -98,7 +99,7 @@ def run_partition(engine: Any, job: PartitionJob, index: int, stop: Any, worker:
         try:
             key = engine.resume_key(source, entry, settings, sink)
             options = RunOptions(concurrency=job.concurrency, stop=stop)
-            run = _Run(engine, source, entry.cls, settings, sink, job.run_id, options, key)
+            run = Run(engine, source, entry.cls, settings, sink, job.run_id, options, key)
             try:
                 totals = _read_partition(run, store, job, row, attempt)
             finally:
@@ -138,11 +139,12 @@ def _read_partition(
         max_wait=settings.retry_max_wait,
         quarantine=rejected,
         stop=run.stop,
-        on_imported=run._count_imported,
-        on_retry=run._count_retry,
-        on_collapsed=run._count_collapsed,
-        on_throttled=run._count_throttled,
-        on_uploaded=run._count_uploaded,
+        on_imported=run.count_imported,
+        on_retry=run.count_retry,
+        on_collapsed=run.count_collapsed,
+        on_throttled=run.count_throttled,
+        on_uploaded=run.count_uploaded,
+        bucket=project_bucket(settings, run.sink, run.token, run.engine.home),
     )
     kill_at = _kill_hook(index, attempt)
 
@@ -178,7 +180,7 @@ def _read_partition(
         state_dir=private_dir(run.engine.home / "state" / run.source.name),
         quarantine=partial(_quarantine_object, run),
         stop=run.stop,
-        count_retry=lambda *_: run._count_retry(),
+        count_retry=lambda *_: run.count_retry(),
         partition=row.partition,
     )
     connector = run.connector_cls(run.settings)
@@ -202,7 +204,7 @@ def _read_partition(
     if uploader.failure is not None:
         raise uploader.failure
     if run.stop.is_set():
-        raise run._halted()
+        raise run.halted()
     if run.ledger.unacked_batches(pspool):
         raise RunFailed(f"partition {row.label}: batches are left unacknowledged")
     return PartitionTotals(

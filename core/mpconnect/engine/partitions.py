@@ -37,13 +37,13 @@ from mpconnect.engine.progress import LOG_INTERVAL
 from mpconnect.errors import MpconnectError, PluginError, RunFailed
 
 if TYPE_CHECKING:
-    from mpconnect.engine.lifecycle import _Run
+    from mpconnect.engine.lifecycle import Run
 
 log = logging.getLogger("mpconnect.engine")
 progress_log = logging.getLogger("mpconnect.progress")
 
 
-def plan_partitions(run: _Run) -> list[Partition]:
+def plan_partitions(run: Run) -> list[Partition]:
     """Ask the connector for the source's partitions, and check what it returns.
 
     :raises PluginError: for no partitions, a repeated key, or a spec that is not JSON.
@@ -54,7 +54,7 @@ def plan_partitions(run: _Run) -> list[Partition]:
         log=logging.getLogger(f"mpconnect.source.{run.source.name}"),
         state_dir=private_dir(run.engine.home / "state" / run.source.name),
         stop=run.stop,
-        count_retry=lambda *_: run._count_retry(),
+        count_retry=lambda *_: run.count_retry(),
     )
     name = run.connector_cls.name
     connector = run.connector_cls(run.settings)
@@ -89,13 +89,13 @@ def plan_partitions(run: _Run) -> list[Partition]:
     return partitions
 
 
-def run_partitioned(run: _Run, spool_id: str, spool_dir: Path, resume: ResumePoint | None) -> bool:
+def run_partitioned(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoint | None) -> bool:
     """Load the version partition by partition; False when the source has one partition
     (or a resumed spool predates partitions): the caller then loads it as always."""
     store = store_for(run.ledger)
     rows = store.plan(spool_id)
     if not rows:
-        if resume is not None or getattr(getattr(run, "incremental", None), "enabled", False):
+        if resume is not None or run.incremental.enabled:
             # An incremental run (its state and object cache kept by the run's own
             # process) reads its source in one partition, as does an older spool.
             return False
@@ -108,7 +108,7 @@ def run_partitioned(run: _Run, spool_id: str, spool_dir: Path, resume: ResumePoi
         # The plan makes the version resumable: done partitions are never read again.
         private_dir(spool_dir)
         run.ledger.mark_extraction_done(run.summary.run_id, 0, 0, 0)
-    run._resumable = True
+    run.resumable = True
     todo = [row.index for row in rows if row.status != "done"]
     executor = choose_executor(run, len(todo))
     done = len(rows) - len(todo)
@@ -136,7 +136,7 @@ def run_partitioned(run: _Run, spool_id: str, spool_dir: Path, resume: ResumePoi
             ticker.close()
     rows = store.plan(spool_id)
     if run.stop.is_set():
-        raise run._halted()
+        raise run.halted()
     unfinished = [row for row in rows if row.status != "done"]
     if unfinished:
         first = unfinished[0]
@@ -145,11 +145,11 @@ def run_partitioned(run: _Run, spool_id: str, spool_dir: Path, resume: ResumePoi
     run.ledger.mark_extraction_done(
         run.summary.run_id, run.summary.read, run.quarantine.count, run.duplicates.count
     )
-    run._check_quarantine_limit()
+    run.check_quarantine_limit()
     return True
 
 
-def choose_executor(run: _Run, partitions: int) -> PartitionExecutor:
+def choose_executor(run: Run, partitions: int) -> PartitionExecutor:
     """The process pool when more than one process is asked for and a fresh process can
     rebuild everything the run uses (plugins from entry points, the ledger in its default
     file); else this process, one partition after the other."""
@@ -175,7 +175,7 @@ def choose_executor(run: _Run, partitions: int) -> PartitionExecutor:
     return LocalProcessExecutor(engine.config, engine.home, processes)
 
 
-def _add_up(run: _Run, store: PartitionStore, spool_id: str, rows: list[PartitionRow]) -> None:
+def _add_up(run: Run, store: PartitionStore, spool_id: str, rows: list[PartitionRow]) -> None:
     """The run's counts are its partitions' sums; its quarantine file, theirs together."""
     summary = run.summary
     summary.read = sum(row.read for row in rows)
@@ -215,7 +215,7 @@ class _Ticker:
     """Shows the partitions' progress while they run: the totals on the run's progress,
     and every few seconds a log line naming each unfinished partition."""
 
-    def __init__(self, run: _Run, store: PartitionStore, spool_id: str) -> None:
+    def __init__(self, run: Run, store: PartitionStore, spool_id: str) -> None:
         self.run = run
         self.store = store
         self.spool_id = spool_id

@@ -15,17 +15,17 @@ from mpconnect.plugins import notify
 from mpconnect.sink import VersionInfo
 
 if TYPE_CHECKING:
-    from mpconnect.engine.lifecycle import _Run
+    from mpconnect.engine.lifecycle import Run
 
 log = logging.getLogger("mpconnect.engine")
 
 
-def publish(run: _Run) -> None:
+def publish(run: Run) -> None:
     """Publish the run's version and tell the ``version_published`` hook."""
     summary = run.summary
     run.progress.stage(f"publishing version {summary.version_id}")
     with phase(run.ledger, summary.run_id, "publish"):
-        run._api(lambda: run.sink.publish(run.source.dataset_id, summary.version_id or ""))
+        run.api(lambda: run.sink.publish(run.source.dataset_id, summary.version_id or ""))
     run.ledger.mark_published(summary.run_id)
     notify(
         run.plugins,
@@ -38,7 +38,7 @@ def publish(run: _Run) -> None:
     )
 
 
-def wait_live(run: _Run) -> str | None:
+def wait_live(run: Run) -> str | None:
     """Wait until the version is live; return the id of a newer live version that
     superseded it instead (another run loads the same dataset), or None."""
     summary = run.summary
@@ -46,7 +46,7 @@ def wait_live(run: _Run) -> str | None:
     wait = 0.2
     run.progress.stage(f"waiting until version {summary.version_id} is live")
     while True:
-        versions = run._api(lambda: run.sink.list_versions(run.source.dataset_id))
+        versions = run.api(lambda: run.sink.list_versions(run.source.dataset_id))
         newer = newer_live_version(versions, summary.version_id or "")
         if newer is not None:
             log.warning(
@@ -66,7 +66,7 @@ def wait_live(run: _Run) -> str | None:
                 f"{run.engine.config.engine.live_timeout:.0f} s (engine.live_timeout)"
             )
         if run.stop.wait(wait):
-            raise run._halted()
+            raise run.halted()
         wait = min(wait * 2, 10.0)
     notify(
         run.plugins,
@@ -79,7 +79,7 @@ def wait_live(run: _Run) -> str | None:
     return None
 
 
-def prune(run: _Run) -> None:
+def prune(run: Run) -> None:
     """Delete versions older than the live one: unreadable ones (left by failed runs or
     a lost answer to a create; never one the ledger says a run is writing) and readable
     ones beyond ``keep_versions``.
@@ -87,7 +87,7 @@ def prune(run: _Run) -> None:
     The version is live already, so a failure here is a warning, not a failed run.
     """
     try:
-        versions = run._api(lambda: run.sink.list_versions(run.source.dataset_id))
+        versions = run.api(lambda: run.sink.list_versions(run.source.dataset_id))
     except MpconnectError as exc:
         log.warning("%s: not pruning: %s", run.source.name, exc)
         return
@@ -102,7 +102,7 @@ def prune(run: _Run) -> None:
     for version in doomed:
         run.progress.stage(f"pruning version {version.version_id}")
         try:
-            run._api(partial(run.sink.delete_version, run.source.dataset_id, version.version_id))
+            run.api(partial(run.sink.delete_version, run.source.dataset_id, version.version_id))
         except ApiError as exc:
             if exc.status != 404:  # 404: already gone (a retried delete)
                 log.warning(

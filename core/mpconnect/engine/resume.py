@@ -20,7 +20,7 @@ from mpconnect.errors import MpconnectError
 from mpconnect.plugins import notify
 
 if TYPE_CHECKING:
-    from mpconnect.engine.lifecycle import _Run
+    from mpconnect.engine.lifecycle import Run
 
 log = logging.getLogger("mpconnect.engine")
 
@@ -46,17 +46,19 @@ def refusal(
     return None
 
 
-def resume_point(run: _Run) -> ResumePoint | None:
+def resume_point(run: Run) -> ResumePoint | None:
     """The unfinished version this run resumes, or None; one that may not be resumed
     (see :func:`refusal`, or gone from the sink) is abandoned."""
     point = run.ledger.resume_point(run.source.name)
     if point is None:
         return None
     reason = refusal(run.ledger, point, run.resume_key, run.options.restart)
+    if reason is None and run.options.full_refresh:
+        reason = "--full-refresh given"
     if (
         reason is None
         and run.sink.versioned
-        and run._api(lambda: run.sink.get_version(run.source.dataset_id, point.version_id)) is None
+        and run.api(lambda: run.sink.get_version(run.source.dataset_id, point.version_id)) is None
     ):
         reason = "the version no longer exists in the sink"
     if reason is None:
@@ -65,7 +67,7 @@ def resume_point(run: _Run) -> ResumePoint | None:
     return None
 
 
-def abandon(run: _Run, point: ResumePoint, reason: str) -> None:
+def abandon(run: Run, point: ResumePoint, reason: str) -> None:
     """Give up an unfinished version: delete it from the sink (if it is this run's
     target), mark its run abandoned in the ledger and remove its spool."""
     versioned = sink_is_versioned(run.plugins, point.sink or run.sink.name)
@@ -77,7 +79,7 @@ def abandon(run: _Run, point: ResumePoint, reason: str) -> None:
     )
     if run.sink.versioned and point.target in (None, run.target):
         try:
-            run._api(lambda: run.sink.delete_version(run.source.dataset_id, point.version_id))
+            run.api(lambda: run.sink.delete_version(run.source.dataset_id, point.version_id))
         except MpconnectError as exc:
             log.warning(
                 "%s: could not delete abandoned version %s: %s",
@@ -90,7 +92,7 @@ def abandon(run: _Run, point: ResumePoint, reason: str) -> None:
         remove_spool(point.spool_dir)
 
 
-def open_version(run: _Run, resume: ResumePoint | None) -> tuple[str, Path]:
+def open_version(run: Run, resume: ResumePoint | None) -> tuple[str, Path]:
     """Take over the resumed version, or create a new one; record the run with its spool
     in the ledger and return ``(spool_id, spool_dir)``."""
     summary = run.summary
@@ -99,7 +101,7 @@ def open_version(run: _Run, resume: ResumePoint | None) -> tuple[str, Path]:
         summary.resumed = True
         spool_id, spool_dir = resume.spool_id, resume.spool_dir
         # One quarantine file per snapshot: the extraction's, whose count goes on.
-        run.quarantine.path = run._quarantine_path(spool_id)
+        run.quarantine.path = run.quarantine_path(spool_id)
         run.quarantine.count = resume.quarantined
         run.duplicates.count = resume.duplicates
         summary.quarantine_file = str(run.quarantine.path)
@@ -108,13 +110,13 @@ def open_version(run: _Run, resume: ResumePoint | None) -> tuple[str, Path]:
     else:
         if run.sink.versioned:
             with phase(run.ledger, summary.run_id, "create"):
-                created = run._api(lambda: run.sink.create_version(run.source.dataset_id))
+                created = run.api(lambda: run.sink.create_version(run.source.dataset_id))
             summary.version_id = created.version_id
         else:
             summary.version_id = summary.run_id
         spool_id = summary.run_id
         spool_dir = run.engine.home / "spool" / spool_id
-    run._resumable = resume is not None
+    run.resumable = resume is not None
     # A resumed spool stays complete, so a resume of this resume works too.
     run.ledger.record_run(
         summary,

@@ -39,6 +39,13 @@ class RunSummary:
     uploaded_bytes: int = 0
     #: The most frequent quarantine reasons, with their counts.
     quarantine_reasons: list[tuple[str, int]] = field(default_factory=list)
+    #: ``"incremental"`` or ``"full"`` for a connector that reads incrementally, else None.
+    sync: str | None = None
+    #: Why a run of such a connector read everything (first run, --full-refresh, ...).
+    sync_reason: str | None = None
+    #: Source objects ``read``, ``changed``, ``deleted`` and ``cached`` (served from the
+    #: source-object cache), for a connector that reads incrementally.
+    objects: dict[str, int] | None = None
 
     @property
     def duration(self) -> float:
@@ -53,6 +60,19 @@ class RunSummary:
             {"reason": reason, "count": count} for reason, count in self.quarantine_reasons
         ]
         return data
+
+    def describe_sync(self) -> str:
+        """Which kind of run it was: ``incremental run: read N objects (C changed, D
+        deleted), M served from cache`` or ``full run (REASON)``."""
+        if self.sync == "full":
+            read = f": read {self.objects['read']:,} objects" if self.objects else ""
+            return f"full run ({self.sync_reason or 'reading everything'}){read}"
+        counts = self.objects or {}
+        return (
+            f"incremental run: read {counts.get('read', 0):,} objects "
+            f"({counts.get('changed', 0):,} changed, {counts.get('deleted', 0):,} deleted), "
+            f"{counts.get('cached', 0):,} served from cache"
+        )
 
     def describe(self) -> str:
         """One paragraph for the end of a run."""
@@ -74,6 +94,8 @@ class RunSummary:
             )
             + f"{self.duration:.1f} s ({rate:,.0f} records/s)",
         ]
+        if self.sync:
+            lines.append("  " + self.describe_sync())
         if self.duplicates:
             lines.append(
                 f"  duplicates collapsed: {self.duplicates:,} (records sharing "

@@ -23,6 +23,7 @@ from mpconnect.engine.spool import read_batch
 from mpconnect.engine.throttled import counting_throttled
 from mpconnect.errors import ApiError, RetryableApiError
 from mpconnect.sink import ImportResult, RecordKind, Sink
+from mpconnect.transport.bucket import SharedBucket
 from mpconnect.transport.retry import (
     SharedUnreachableRetries,
     call_with_retries,
@@ -55,6 +56,7 @@ class Uploader:
         on_collapsed: Callable[[int], None] | None = None,
         on_throttled: Callable[[], None] | None = None,
         on_uploaded: Callable[[int], None] | None = None,
+        bucket: SharedBucket | None = None,
     ) -> None:
         self.sink = sink
         self.ledger = ledger
@@ -72,6 +74,9 @@ class Uploader:
         #: each batch it accepted.
         self.on_throttled = on_throttled or (lambda: None)
         self.on_uploaded = on_uploaded or (lambda size: None)
+        #: The project's shared budget (events, bytes): taken before each request, told
+        #: of each 429.
+        self.bucket = bucket
         self.failure: BaseException | None = None
         # The workers send to one server: when it is unreachable, a few retries in all.
         self._unreachable_retries = SharedUnreachableRetries()
@@ -120,9 +125,19 @@ class Uploader:
             if self._halted():
                 raise _Stopped
             kind: RecordKind = "events" if batch.kind == "events" else "people"
-            return self.sink.import_batch(
-                kind, self.dataset_id, self.version_id, payload, batch.count
-            )
+            if self.bucket is None:
+                return self.sink.import_batch(
+                    kind, self.dataset_id, self.version_id, payload, batch.count
+                )
+            self._sleep(self.bucket.take(batch.count, len(payload)))
+            try:
+                return self.sink.import_batch(
+                    kind, self.dataset_id, self.version_id, payload, batch.count
+                )
+            except ApiError as exc:
+                if exc.status == 429:
+                    self.bucket.throttled(exc.retry_after)
+                raise
 
         def retrying(exc: BaseException, attempt_number: int, wait: float) -> None:
             self.on_retry()

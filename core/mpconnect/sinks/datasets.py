@@ -36,6 +36,7 @@ class DatasetsSink(Sink):
     #: The Datasets API says every record needs a distinct_id and documents no empty one.
     accepts_unattributed_events = False
     max_batch_records = MAX_IMPORT_RECORDS
+    project_rate_limited = True
     extra_settings = frozenset({"allow_http_loopback"})
 
     def __init__(self, settings: Any, home: Path) -> None:

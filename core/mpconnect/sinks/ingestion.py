@@ -32,6 +32,7 @@ class IngestionSink(Sink):
     accepts_unattributed_events = True
     versioned = False
     max_batch_records = MAX_RECORDS
+    project_rate_limited = True
     max_batch_bytes = MAX_BYTES
     future_leeway = FUTURE_LEEWAY
     dedup_full_key = True

@@ -120,6 +120,28 @@ def opportunity_owner(org: Org, opportunity: Row, identity: str = "id") -> str |
     return f"account:{opportunity['AccountId']}" if opportunity["AccountId"] else None
 
 
+def opportunity_totals(org: Org, identity: str = "id") -> dict[str, dict[str, Any]]:
+    """Each opportunity owner's open opportunities and their summed amount."""
+    totals: dict[str, tuple[int, int]] = {}
+    for o in org["Opportunity"]:
+        owner = opportunity_owner(org, o, identity)
+        if owner is None:
+            continue
+        count, cents = totals.get(owner, (0, 0))
+        if not o["IsClosed"]:
+            count, cents = count + 1, cents + round((o["Amount"] or 0) * 100)
+        totals[owner] = (count, cents)
+    return {
+        owner: {"open_opportunities": count, "open_pipeline": cents / 100}
+        for owner, (count, cents) in totals.items()
+    }
+
+
+def is_totals(record: dict[str, Any]) -> bool:
+    """True for an owner's open-opportunity totals (not a Contact's or Lead's profile)."""
+    return "open_opportunities" in record.get("$set", {})
+
+
 def all_events(org: Org, identity: str = "id") -> dict[str, dict[str, Any]]:
     """Every event the standard streams should yield, by ``$insert_id``."""
     out: list[dict[str, Any]] = []
@@ -194,6 +216,7 @@ def all_events(org: Org, identity: str = "id") -> dict[str, dict[str, Any]]:
             "stage": o["StageName"],
             "type": o["Type"],
             "probability": o["Probability"],
+            "closed": o["IsClosed"],
             "account_id": o["AccountId"],
             "close_date": o["CloseDate"],
             "owner_id": o["OwnerId"],

@@ -18,7 +18,7 @@ from mpconnect_salesforce.localserver.api import PASSWORD, SECURITY_TOKEN
 from mpconnect_salesforce.localserver.org import Org
 
 from .conftest import LocalSalesforce
-from .expected import all_events, primary_contacts
+from .expected import all_events, opportunity_totals, primary_contacts
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -56,6 +56,7 @@ def expected(org: Org) -> tuple[dict[str, int], int, int]:
     demos = [r for r in org["Demo_Request__c"] if r["Status__c"] != "Spam"]
     events["Demo Requested"] = sum(1 for r in demos if r["Contact__c"])
     people = org.sizes["Contact"] + sum(1 for lead in org["Lead"] if not lead["IsConverted"])
+    people += len(opportunity_totals(org, "email"))
     orphans = {
         o["Id"]
         for o in org["Opportunity"]
@@ -96,7 +97,10 @@ def test_run_into_the_embedded_store(salesforce: LocalSalesforce, tmp_path: Path
     assert loaded["dataset_id"] == "CRM"
     assert loaded["events_by_name"] == events
     assert loaded["events_total"] == sum(events.values())
-    assert loaded["people_total"] == loaded["profiles"] == people
+    owners = opportunity_totals(salesforce.org, "email")
+    accounts = sum(1 for owner in owners if owner.startswith("account:"))
+    assert loaded["people_total"] == people
+    assert loaded["profiles"] == people - len(owners) + accounts, "one profile per person"
     assert f"quarantined {quarantined}," in output
     assert salesforce.state.jobs, "Contact (60 > bulk_threshold) went over Bulk 2.0"
     assert PASSWORD not in output and SECURITY_TOKEN not in output

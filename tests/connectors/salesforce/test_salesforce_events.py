@@ -11,7 +11,15 @@ from mpconnect.testing import Collected, run_connector
 from mpconnect_salesforce import SalesforceConnector
 
 from .conftest import LocalSalesforce
-from .expected import all_events, contact_profile, epoch, lead_profile, primary_contacts
+from .expected import (
+    all_events,
+    contact_profile,
+    epoch,
+    is_totals,
+    lead_profile,
+    opportunity_totals,
+    primary_contacts,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,11 +68,24 @@ def test_one_profile_per_contact_and_per_unconverted_lead(
     leads = org.rows("Lead")
     unconverted = [lead for lead in leads if not lead["IsConverted"]]
     assert 0 < len(unconverted) < len(leads)
-    assert len(collected.people) == len(contacts) + len(unconverted)
+    totals = opportunity_totals(org)
+    people = [p for p in collected.people if not is_totals(p)]
+    assert len(people) == len(contacts) + len(unconverted)
     for contact in contacts:
-        assert collected.profile(contact["Id"]) == contact_profile(org, contact)
+        expected = {**contact_profile(org, contact), **totals.get(contact["Id"], {})}
+        assert collected.profile(contact["Id"]) == expected
     for lead in unconverted:
         assert collected.profile(lead["Id"]) == lead_profile(lead)
+
+
+def test_each_owner_has_its_open_opportunities_and_pipeline(
+    collected: Collected, shared_salesforce: LocalSalesforce
+) -> None:
+    totals = opportunity_totals(shared_salesforce.org)
+    got = {p["$distinct_id"]: p["$set"] for p in collected.people if is_totals(p)}
+    assert got == totals
+    assert {v["open_opportunities"] for v in totals.values()} >= {0, 1}
+    assert any(owner.startswith("account:") for owner in totals)
 
 
 def test_a_converted_lead_is_no_second_profile_and_its_events_follow_the_contact(
@@ -94,7 +115,7 @@ def test_a_converted_lead_is_no_second_profile_and_its_events_follow_the_contact
 
 def test_contact_profile_has_every_documented_field(collected: Collected) -> None:
     keys = set().union(
-        *(p["$set"] for p in collected.people if p["$set"]["salesforce_object"] == "Contact")
+        *(p["$set"] for p in collected.people if p["$set"].get("salesforce_object") == "Contact")
     )
     assert keys == {
         "$email",

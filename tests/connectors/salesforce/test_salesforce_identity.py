@@ -13,7 +13,7 @@ from mpconnect_salesforce import SalesforceConnector
 from mpconnect_salesforce.localserver.org import Org
 
 from .conftest import LocalSalesforce, start_salesforce
-from .expected import all_events, contact_profile, lead_profile, person_id
+from .expected import all_events, contact_profile, lead_profile, opportunity_totals, person_id
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,9 +27,11 @@ def test_people_are_their_lower_cased_email_else_their_id(
     mixed_case = [c for c in contacts if c["Email"] and c["Email"] != c["Email"].lower()]
     no_email = [c for c in contacts if not c["Email"]]
     assert mixed_case and no_email
+    totals = opportunity_totals(org, "email")
     for contact in contacts:
         profile = collected.profile(person_id(contact, "email"))
-        assert profile == contact_profile(org, contact)
+        owned = totals.get(person_id(contact, "email"), {})
+        assert profile == {**contact_profile(org, contact), **owned}
     for contact in mixed_case:
         assert collected.profile(contact["Email"].lower())["$email"] == contact["Email"]
     for contact in no_email:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email.utils
+
 import pytest
 import requests
 
@@ -117,3 +119,53 @@ def test_the_org_is_consistent_and_the_same_for_a_seed() -> None:
         contact = org["Contact"].get(case["ContactId"])
         if contact is not None:
             assert case["AccountId"] == contact["AccountId"]
+
+
+def test_deleted_rows_are_seen_only_through_query_all(salesforce: LocalSalesforce) -> None:
+    org = salesforce.org
+    case = org.rows("Case")[0]["Id"]
+    before = org.now()
+    org.delete(case)
+    soql = "SELECT Id, IsDeleted, SystemModstamp FROM Case WHERE IsDeleted = true"
+    assert _get(salesforce, "query/", q=soql).json()["records"] == []
+    [row] = _get(salesforce, "queryAll/", q=soql).json()["records"]
+    assert row["Id"] == case and row["IsDeleted"] is True
+    assert row["SystemModstamp"] >= before.strftime("%Y-%m-%dT%H:%M:%S")
+    answer = _get(salesforce, "queryAll/", q="SELECT COUNT() FROM Case")
+    assert answer.json()["totalSize"] == org.sizes["Case"]
+
+
+def test_order_by_and_the_date_header_follow_the_org(salesforce: LocalSalesforce) -> None:
+    org = salesforce.org
+    newest = org.rows("Contact")[7]["Id"]
+    org.update(newest, Title="CEO")
+    org.advance(days=3)
+    answer = _get(
+        salesforce, "query/", q="SELECT Id FROM Contact ORDER BY SystemModstamp DESC, Id LIMIT 2"
+    )
+    assert answer.json()["records"][0]["Id"] == newest
+    assert len(answer.json()["records"]) == 2
+    served = email.utils.parsedate_to_datetime(answer.headers["Date"])
+    assert abs((served - org.now()).total_seconds()) < 5
+
+
+def test_bulk_query_all_jobs_and_no_order_by(salesforce: LocalSalesforce) -> None:
+    token = salesforce.state.issue("test")
+    url = f"{salesforce.url}/services/data/v59.0/jobs/query"
+    headers = {"Authorization": f"Bearer {token}"}
+    ordered = requests.post(
+        url,
+        json={"operation": "query", "query": "SELECT Id FROM Case ORDER BY Id"},
+        headers=headers,
+        verify=str(salesforce.ca_path),
+        timeout=10,
+    )
+    assert ordered.status_code == 400 and "ORDER BY" in ordered.json()[0]["message"]
+    job = requests.post(
+        url,
+        json={"operation": "queryAll", "query": "SELECT Id FROM Case WHERE IsDeleted = true"},
+        headers=headers,
+        verify=str(salesforce.ca_path),
+        timeout=10,
+    ).json()
+    assert job["operation"] == "queryAll"

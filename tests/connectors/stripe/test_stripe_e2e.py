@@ -15,7 +15,7 @@ from mpconnect.testing import (
     run_cli,
 )
 from mpconnect_stripe.localserver.api import TEST_KEY
-from mpconnect_stripe.localserver.world import generate
+from mpconnect_stripe.localserver.generate import generate
 
 pytestmark = pytest.mark.timeout(120)
 

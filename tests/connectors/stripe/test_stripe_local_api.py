@@ -10,7 +10,8 @@ import requests
 import stripe
 
 from mpconnect_stripe.localserver.api import RESTRICTED_KEY, TEST_KEY
-from mpconnect_stripe.localserver.world import BASE_TIME, DAY, FIXTURES_PATH, generate
+from mpconnect_stripe.localserver.generate import generate
+from mpconnect_stripe.localserver.world import BASE_TIME, DAY, FIXTURES_PATH
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,7 +7,8 @@ from stripe_examples import settings_for
 
 from mpconnect.testing import Collected, run_connector
 from mpconnect_stripe import StripeConnector
-from mpconnect_stripe.localserver.world import BASE_TIME, DAY, World, generate
+from mpconnect_stripe.localserver.generate import generate
+from mpconnect_stripe.localserver.world import BASE_TIME, DAY, World
 
 pytestmark = pytest.mark.timeout(60)
 

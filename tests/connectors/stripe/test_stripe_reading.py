@@ -13,7 +13,8 @@ from mpconnect import RunContext, SourceError
 from mpconnect.testing import run_connector
 from mpconnect_stripe import StripeConnector, StripeSettings
 from mpconnect_stripe.localserver.api import LIVE_KEY, RESTRICTED_KEY, TEST_KEY
-from mpconnect_stripe.localserver.world import BASE_TIME, DAY, World, generate
+from mpconnect_stripe.localserver.generate import generate
+from mpconnect_stripe.localserver.world import BASE_TIME, DAY, World
 
 pytestmark = pytest.mark.timeout(60)
 

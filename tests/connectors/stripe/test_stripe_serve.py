@@ -16,7 +16,7 @@ import pytest
 
 from mpconnect.testing import run_cli, serve_in_background
 from mpconnect_stripe.localserver.api import TEST_KEY
-from mpconnect_stripe.localserver.world import generate
+from mpconnect_stripe.localserver.generate import generate
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -29,7 +29,8 @@ def test_defaults():
     assert settings.identity == "customer"
     assert settings.api_base is None
     assert settings.start_date is None and settings.start_timestamp is None
-    assert settings.max_requests_per_second == 20
+    assert settings.max_requests_per_second is None
+    assert settings.request_rate == 22.5  # 90 % of Stripe's 25 requests/s in test mode
     assert settings.max_retries == 8
     assert settings.api_version == "2024-06-20"
     assert settings.mode == "test"

@@ -1,0 +1,79 @@
+"""CPU cost of the per-record path, stage by stage, in one process (no network).
+
+    python bench/per_record.py --events 300000
+
+Each line adds one stage to the one before and prints CPU microseconds per event
+(process time, so other load on the machine matters less than for wall-clock figures):
+demo generation; + validation and conversion (``Event.to_mixpanel``, ``$insert_id``);
++ encoding and duplicate detection (``Batcher``); + spooling (batch files on disk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from mpconnect.connector import RunContext
+from mpconnect.engine.batching import Batcher
+from mpconnect.engine.duplicates import DuplicateCounter
+from mpconnect.engine.spool import SpoolWriter
+from mpconnect_demo import DemoConnector
+
+
+class _NullWriter(SpoolWriter):
+    """A writer that drops batches (to measure everything but the disk)."""
+
+    def write_encoded(self, kind: str, records: list[bytes]) -> None:
+        """Drop the batch."""
+
+
+def _stage(events: int, directory: Path, upto: str) -> float:
+    connector = DemoConnector(DemoConnector.Settings(events=events))
+    ctx = RunContext(source="bench", dataset_id="BENCH")
+    writer_cls = SpoolWriter if upto == "spool" else _NullWriter
+    writer = writer_cls(directory, 1000, 4 * 1024 * 1024, lambda batch: None)
+    batcher = Batcher(
+        writer,
+        "events",
+        max_records=1000,
+        max_bytes=4 * 1024 * 1024,
+        duplicates=DuplicateCounter("bench"),
+    )
+    started = time.process_time()
+    records = connector.events(ctx)
+    if upto == "generate":
+        for _ in records:
+            pass
+    elif upto == "convert":
+        for record in records:
+            record.to_mixpanel("token", None)
+    else:
+        add = batcher.add
+        for record in records:
+            add(record.to_mixpanel("token", None))
+        batcher.flush()
+    return time.process_time() - started
+
+
+def main() -> None:
+    """Print CPU microseconds per event for each cumulative stage."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
+    args = parser.parse_args()
+    stages: list[tuple[str, str]] = [
+        ("generate", "demo generation"),
+        ("convert", "+ to_mixpanel (checks, conversion, $insert_id)"),
+        ("batch", "+ encode (orjson) and duplicate detection"),
+        ("spool", "+ spool files on disk"),
+    ]
+    with tempfile.TemporaryDirectory(prefix="mpconnect-per-record-") as tmp:
+        for upto, label in stages:
+            seconds = min(_stage(args.events, Path(tmp), upto) for _ in range(args.repeat))
+            print(f"{label:50} {seconds / args.events * 1e6:6.2f} µs/event")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""A connector's records as the source-object cache keeps them.
+
+A record is kept as the connector yielded it, before any ``transform_record`` hook, so a
+cached record becomes the very same :class:`~mpconnect.records.Event` or
+:class:`~mpconnect.records.Profile` again and goes through transform, validation and
+encoding exactly as a freshly read one. The data is a pickle of the record's fields (it
+round-trips datetimes, Decimals, sets... exactly); the cache file is private to the user
+running mpconnect, like the spool. The content hash is a BLAKE2b digest of a canonical
+JSON form (sorted keys; sets sorted), so equal content gives an equal hash on every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import pickle
+from typing import Any
+
+import orjson
+
+from mpconnect.engine.object_cache import CacheDamaged
+from mpconnect.records import Event, Profile
+
+EVENT_STREAM = "events"
+PEOPLE_STREAM = "people"
+_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+_event_fields = operator.attrgetter(*Event.__slots__)
+_profile_fields = operator.attrgetter(*Profile.__slots__)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return sorted(map(repr, value))
+    return repr(value)
+
+
+def encode(record: Event | Profile) -> tuple[str, bytes, bytes]:
+    """``(kind, data, hash)`` of a record: kind ``"e"`` or ``"p"``."""
+    if isinstance(record, Event):
+        kind, fields = "e", _event_fields(record)
+    else:
+        kind, fields = "p", _profile_fields(record)
+    data = pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        canonical = orjson.dumps(fields, default=_canonical, option=_OPTIONS)
+    except TypeError:  # a value orjson cannot walk (an integer past 64 bits): its pickle
+        canonical = data
+    return kind, data, hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+def decode(kind: str, data: bytes) -> Event | Profile:
+    """The record a cache row holds.
+
+    :raises CacheDamaged: when the row cannot be read back.
+    """
+    try:
+        fields = pickle.loads(data)
+        return Event(*fields) if kind == "e" else Profile(*fields)
+    except Exception as exc:
+        raise CacheDamaged(
+            f"a cached record cannot be read back ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def stream_of(record: Event | Profile) -> str:
+    """The record's stream, by default ``events`` or ``people``."""
+    stream = record.stream
+    if stream:
+        return stream
+    return EVENT_STREAM if isinstance(record, Event) else PEOPLE_STREAM
+
+
+def key_of(record: Event | Profile, digest: bytes) -> str:
+    """The cache key of the record's object: its ``object_id``, or (for a record without
+    one) its content hash, so that an unchanged record keeps its key."""
+    object_id = record.object_id
+    if object_id is not None and object_id != "":
+        return str(object_id)
+    return "#" + digest.hex()
