@@ -11,8 +11,9 @@ For each run it prints the whole run's events/s (profiles included in the time),
 seconds (user + system, every thread and child) per million events and the peak RSS. The
 CPU figure is the one to compare across machines and loads: on a machine shared with
 other work the wall-clock rate moves with the load, the CPU cost much less. With
-``--processes 2`` the engine runs a process pool over the source's partitions where
-`mpconnect run` has ``--processes``; until then that column prints "n/a".
+``--processes 2`` the engine runs a process pool over the source's partitions (the demo
+source is written with ``sync = "full"``, so it is partitioned); ``--processes N`` is
+always passed, as `mpconnect run`'s default is the number of cores.
 
 Needs nginx (Debian package `nginx`) for the null sink, the `server` extra for the
 datasets server, and node + npm for the peer (installed in a temporary folder).
