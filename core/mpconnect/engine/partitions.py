@@ -92,7 +92,17 @@ def plan_partitions(run: Run) -> list[Partition]:
 def run_partitioned(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoint | None) -> bool:
     """Load the version partition by partition; False when the source has one partition
     (or a resumed spool predates partitions): the caller then loads it as always."""
-    store = store_for(run.ledger)
+    try:
+        store = store_for(run.ledger)
+    except MpconnectError:
+        # A ledger without partitions (the distributed one) runs unpartitioned sources.
+        if resume is not None or run.incremental.enabled:
+            return False
+        only = plan_partitions(run)
+        if len(only) == 1:
+            run.partition = only[0]
+            return False
+        raise
     rows = store.plan(spool_id)
     if not rows:
         if resume is not None or run.incremental.enabled:
