@@ -11,8 +11,9 @@ For each run it prints the whole run's events/s (profiles included in the time),
 seconds (user + system, every thread and child) per million events and the peak RSS. The
 CPU figure is the one to compare across machines and loads: on a machine shared with
 other work the wall-clock rate moves with the load, the CPU cost much less. With
-``--processes 2`` the engine runs a process pool over the source's partitions where
-`mpconnect run` has ``--processes``; until then that column prints "n/a".
+``--processes 2`` the engine runs a process pool over the source's partitions (the demo
+source is written with ``sync = "full"``, so it is partitioned); ``--processes N`` is
+always passed, as `mpconnect run`'s default is the number of cores.
 
 Needs nginx (Debian package `nginx`) for the null sink, the `server` extra for the
 datasets server, and node + npm for the peer (installed in a temporary folder).
@@ -61,7 +62,7 @@ def write_config(directory: Path, url: str, ca: Path, events: int, concurrency: 
         f'api_url = "{url}"\nproject_token = "benchtoken"\nsecret = "${{BENCH_SECRET}}"\n'
         f'ca_bundle = "{ca}"\n'
         f"[engine]\nconcurrency = {concurrency}\nlive_timeout = 120\n"
-        '[sources.demo]\nconnector = "demo"\ndataset_id = "DEMO"\n'
+        '[sources.demo]\nconnector = "demo"\ndataset_id = "DEMO"\nsync = "full"\n'
         f"[sources.demo.settings]\nevents = {events}\n"
     )
     return config
@@ -83,8 +84,7 @@ def run_engine(config: Path, home: Path, processes: int) -> Figures:
     """Run `mpconnect run demo`; return (seconds, peak RSS MB, CPU seconds)."""
     env = dict(os.environ, MPCONNECT_HOME=str(home), BENCH_SECRET="benchsecret")
     command = [_mpconnect(), "--config", str(config), "run", "demo"]
-    if processes > 1:
-        command += ["--processes", str(processes)]
+    command += ["--processes", str(processes)]  # always: the default is the number of cores
     seconds, rss, cpu, status, output = run_measured_cpu(command, env)
     if status != 0:
         raise SystemExit(f"mpconnect run failed ({status}):\n{output}")

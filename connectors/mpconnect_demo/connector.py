@@ -19,91 +19,18 @@ from typing import Any
 from pydantic import Field
 
 import mpconnect
+from mpconnect_demo.blocks import BLOCK, DEFAULT_PARTITIONS, PARTITION_FROM, Blocks, block_rng
 from mpconnect_demo.changes import History
+from mpconnect_demo.vocabulary import (
+    AIRLINES,
+    CABIN_DRAWS,
+    COUNTRIES,
+    FIRST_NAMES,
+    LAST_NAMES,
+)
 
-AIRLINES = (
-    "adria-airways",
-    "aegean-airlines",
-    "aer-lingus",
-    "air-canada",
-    "air-france",
-    "air-new-zealand",
-    "alaska-airlines",
-    "british-airways",
-    "cathay-pacific",
-    "delta-air-lines",
-    "emirates",
-    "etihad-airways",
-    "eva-air",
-    "finnair",
-    "iberia",
-    "japan-airlines",
-    "klm",
-    "lufthansa",
-    "qantas",
-    "qatar-airways",
-    "singapore-airlines",
-    "swiss",
-    "tap-portugal",
-    "turkish-airlines",
-    "united-airlines",
-    "virgin-atlantic",
-)
-CABINS = ("Economy", "Premium Economy", "Business Class", "First Class")
-CABIN_WEIGHTS = (70, 15, 12, 3)
-COUNTRIES = (
-    "United Kingdom",
-    "United States",
-    "Australia",
-    "Canada",
-    "Germany",
-    "India",
-    "Singapore",
-    "France",
-    "Netherlands",
-    "Brazil",
-)
-FIRST_NAMES = (
-    "Ada",
-    "Ben",
-    "Chloe",
-    "Dev",
-    "Eli",
-    "Fay",
-    "Gus",
-    "Hana",
-    "Ivo",
-    "Jun",
-    "Kai",
-    "Lea",
-    "Max",
-    "Nia",
-    "Oli",
-    "Pia",
-    "Raj",
-    "Sam",
-    "Tia",
-    "Uma",
-)
-LAST_NAMES = (
-    "Smith",
-    "Khan",
-    "Garcia",
-    "Müller",
-    "Rossi",
-    "Tanaka",
-    "Silva",
-    "Dubois",
-    "Novak",
-    "Okafor",
-    "Larsen",
-    "Kowalski",
-)
 EPOCH_START = int(datetime(2023, 1, 1, tzinfo=UTC).timestamp())
 SPAN_SECONDS = 2 * 365 * 86400
-CABIN_DRAWS = tuple(
-    cabin for cabin, weight in zip(CABINS, CABIN_WEIGHTS, strict=True) for _ in range(weight)
-)
 #: The demo's streams: the cache keys its objects by (stream, object id).
 REVIEWS = "reviews"
 REVIEWERS = "reviewers"
@@ -138,6 +65,12 @@ class DemoSettings(mpconnect.ConnectorSettings):
         description="read the source as it is at this generation (default: one generation "
         "on per run when changes is set)",
     )
+    partitions: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="partitions, read in parallel (default: 8 from 100,000 events, else 1)",
+    )
 
 
 class DemoConnector(mpconnect.Connector):
@@ -166,12 +99,34 @@ class DemoConnector(mpconnect.Connector):
         """How many reviewer profiles the settings produce."""
         return self.settings.reviewers or max(1, self.settings.events // 10)
 
+    @functools.cached_property
+    def _blocks(self) -> Blocks:
+        return Blocks(self.settings.events, self.reviewer_count)
+
     def check(self, ctx: mpconnect.RunContext) -> str:
         """Nothing to reach: describe what a run produces."""
         return (
             f"demo data: {self.settings.events} events, {self.reviewer_count} reviewers, "
             f"seed {self.settings.seed}"
         )
+
+    def partitions(self, ctx: mpconnect.RunContext) -> list[mpconnect.Partition]:
+        """Ranges of whole blocks of reviews, each with the reviewers the blocks own."""
+        wanted = self.settings.partitions
+        if wanted is None:
+            wanted = DEFAULT_PARTITIONS if self.settings.events >= PARTITION_FROM else 1
+        parts = max(1, min(wanted, self._blocks.owners))
+        if parts == 1:
+            return [mpconnect.Partition("all")]
+        return [
+            mpconnect.Partition(f"{part + 1:03d}-of-{parts:03d}", {"part": part, "parts": parts})
+            for part in range(parts)
+        ]
+
+    def _part(self, ctx: mpconnect.RunContext) -> range:
+        """The blocks ``ctx.partition`` reads (all of them unpartitioned)."""
+        spec = ctx.partition.spec if ctx.partition is not None else {}
+        return self._blocks.part(int(spec.get("part", 0)), int(spec.get("parts", 1)))
 
     def _generation(self, ctx: mpconnect.RunContext) -> int:
         if self.settings.generation is not None:
@@ -183,7 +138,7 @@ class DemoConnector(mpconnect.Connector):
 
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
         """Yield ``Airline Review`` events (all, or those changed since the generation
-        in ``ctx.state``), then any deliberately bad ones."""
+        in ``ctx.state``), then any deliberately bad ones (in the last partition)."""
         settings = self.settings
         generation = self._generation(ctx)
         history = self._history = History(
@@ -199,13 +154,15 @@ class DemoConnector(mpconnect.Connector):
             ctx.read_everything(reason)
         figures = self._figures
         read = 0
-        for event in self._all_events(history):
+        blocks = self._part(ctx)
+        last_part = blocks.stop == self._blocks.count
+        for event in self._all_events(history, blocks, last_part):
             read += 1
             figure = figures.setdefault(event.distinct_id, [0, 0])
             figure[0] += 1
             figure[1] += event.properties["rating"]
             yield event
-        for index in range(settings.bad_records):
+        for index in range(settings.bad_records if last_part else 0):
             yield mpconnect.Event(
                 name="Airline Review",
                 distinct_id=f"reviewer-{index % self.reviewer_count}",
@@ -215,20 +172,27 @@ class DemoConnector(mpconnect.Connector):
             )
         type(self).pages += -(-read // 100)
 
-    def _all_events(self, history: History) -> Iterator[mpconnect.Event]:
-        rng = random.Random(self.settings.seed)
-        reviewers = self.reviewer_count
-        rand = rng.random  # random() is many times cheaper than randrange()
+    def _all_events(
+        self, history: History, blocks: range, last_part: bool
+    ) -> Iterator[mpconnect.Event]:
+        geometry = self._blocks
+        rand = random.random
+        lo = span = 0
         airlines, n_airlines = AIRLINES, len(AIRLINES)
         cabins = CABIN_DRAWS
         n_cabins = len(cabins)
         days = _days()
         deleted, versions = history.deleted, history.versions
         Event = mpconnect.Event
-        for index in range(self.settings.events):
+        for index in geometry.events_of(blocks):
+            if index % BLOCK == 0:
+                # random() is many times cheaper than randrange()
+                rand = block_rng(self.settings.seed, "events", index // BLOCK).random
+                owned = geometry.reviewer_range(geometry.owner(index))
+                lo, span = owned.start, len(owned)
             offset = int(rand() * SPAN_SECONDS)
             rating = 1 + int(rand() * 10)
-            distinct_id = f"reviewer-{int(rand() * reviewers)}"
+            distinct_id = f"reviewer-{lo + int(rand() * span)}"
             properties = {
                 "airline_name": airlines[int(rand() * n_airlines)],
                 "rating": rating,
@@ -255,7 +219,7 @@ class DemoConnector(mpconnect.Connector):
                 False,
                 REVIEWS,
             )
-        for index in history.born():
+        for index in history.born() if last_part else ():
             if index not in deleted:
                 yield self._review(index, history.version(index))
 
@@ -280,9 +244,10 @@ class DemoConnector(mpconnect.Connector):
         rng = random.Random(f"{self.settings.seed}:{index}:{version}")
         offset = rng.randrange(SPAN_SECONDS)
         rating = rng.randint(1, 10)
+        owned = self._blocks.reviewer_range(self._blocks.owner(index))
         return mpconnect.Event(
             name="Airline Review",
-            distinct_id=f"reviewer-{rng.randrange(self.reviewer_count)}",
+            distinct_id=f"reviewer-{owned.start + rng.randrange(len(owned))}",
             time=EPOCH_START + offset,
             object_id=f"review-{index}",
             properties={
@@ -304,7 +269,7 @@ class DemoConnector(mpconnect.Connector):
         if history is not None:
             ctx.state["generation"] = history.generation
         if self._full:
-            yield from self._all_people()
+            yield from self._all_people(self._part(ctx))
             return
         deltas = self._figure_changes()
         for cached in ctx.unchanged(REVIEWERS):
@@ -351,23 +316,32 @@ class DemoConnector(mpconnect.Connector):
 
     def _base_reviews(self, indices: list[int]) -> dict[int, tuple[str, int]]:
         """``(reviewer, rating)`` of base reviews, drawing as :meth:`_all_events` does."""
-        wanted = set(indices)
         found: dict[int, tuple[str, int]] = {}
-        rand = random.Random(self.settings.seed).random
-        reviewers = self.reviewer_count
-        for index in range(max(wanted, default=-1) + 1):
-            rand()  # the time
-            rating = 1 + int(rand() * 10)
-            reviewer = int(rand() * reviewers)
-            rand(), rand(), rand(), rand()  # airline, cabin, seat, value
-            if index in wanted:
-                found[index] = (f"reviewer-{reviewer}", rating)
+        geometry = self._blocks
+        by_block: dict[int, set[int]] = {}
+        for index in indices:
+            by_block.setdefault(index // BLOCK, set()).add(index)
+        for block, wanted in by_block.items():
+            rand = block_rng(self.settings.seed, "events", block).random
+            owned = geometry.reviewer_range(geometry.owner(block * BLOCK))
+            for index in range(block * BLOCK, max(wanted) + 1):
+                rand()  # the time
+                rating = 1 + int(rand() * 10)
+                reviewer = owned.start + int(rand() * len(owned))
+                rand(), rand(), rand(), rand()  # airline, cabin, seat, value
+                if index in wanted:
+                    found[index] = (f"reviewer-{reviewer}", rating)
         return found
 
-    def _all_people(self) -> Iterator[mpconnect.Profile]:
-        rng = random.Random(self.settings.seed + 1)
+    def _all_people(self, blocks: range) -> Iterator[mpconnect.Profile]:
+        geometry = self._blocks
+        for owner in blocks if geometry.owners > 1 else range(1):
+            rng = block_rng(self.settings.seed, "people", owner)
+            yield from self._people_of(rng, geometry.reviewer_range(owner))
+
+    def _people_of(self, rng: random.Random, reviewers: range) -> Iterator[mpconnect.Profile]:
         figures = self._figures
-        for index in range(self.reviewer_count):
+        for index in reviewers:
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             distinct_id = f"reviewer-{index}"
             properties = {

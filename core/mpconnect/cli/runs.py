@@ -66,6 +66,12 @@ class _QuarantineLimit(click.ParamType):
     help="Upload workers (default: [engine] concurrency, 4).",
 )
 @click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    help="Processes reading a partitioned source's partitions at once; 1 reads them in "
+    "this process (default: [engine] processes, else the number of cores).",
+)
+@click.option(
     "--max-quarantined",
     type=_QuarantineLimit(),
     help="Fail before publishing when more records are quarantined: a count, a "
@@ -81,6 +87,7 @@ def run(
     full_refresh: bool,
     quiet: bool,
     concurrency: int | None,
+    processes: int | None,
     max_quarantined: float | str | None,
 ) -> None:
     """Run SOURCES, each ending with its summary.
@@ -118,6 +125,7 @@ def run(
                 quiet=quiet,
                 concurrency=concurrency,
                 max_quarantined=max_quarantined,
+                processes=processes,
             )
     if failures:
         raise click.exceptions.Exit(1)
@@ -160,6 +168,7 @@ def _run_one(
     quiet: bool,
     concurrency: int | None,
     max_quarantined: float | str | None,
+    processes: int | None = None,
     full_refresh: bool = False,
 ) -> int:
     """Run one source and print its summary; return 1 if it failed, else 0."""
@@ -172,6 +181,7 @@ def _run_one(
         full_refresh=full_refresh,
         concurrency=concurrency,
         max_quarantined=max_quarantined,
+        processes=processes,
         progress=default_progress(quiet),
         stop=stop,
     )

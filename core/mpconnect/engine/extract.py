@@ -116,6 +116,7 @@ def extract(run: Run, spool_id: str, spool_dir: Path, uploader: Uploader) -> Non
         quarantine=partial(_quarantine_source_object, run),
         stop=run.stop,
         count_retry=lambda *_: run.count_retry(),
+        partition=run.partition,
         **run.incremental.context(),
     )
     connector = run.connector_cls(run.settings)

@@ -23,7 +23,7 @@ from mpconnect.config import (
     connector_settings,
     require_connector,
 )
-from mpconnect.connector import Connector
+from mpconnect.connector import Connector, Partition
 from mpconnect.engine.cleanup import remove_dead_spools
 from mpconnect.engine.deadline import RunStop
 from mpconnect.engine.duplicates import DuplicateCounter
@@ -32,6 +32,7 @@ from mpconnect.engine.incremental import IncrementalRun, end_paused, state_file
 from mpconnect.engine.ledger import ResumePoint, RunLedger, SqliteRunLedger
 from mpconnect.engine.lock import FileSourceLock, SourceLock
 from mpconnect.engine.object_cache import ObjectCache, SqliteObjectCache, cache_path
+from mpconnect.engine.partitions import run_partitioned
 from mpconnect.engine.phases import phase
 from mpconnect.engine.progress import Progress
 from mpconnect.engine.publish import prune, publish, wait_live
@@ -80,6 +81,7 @@ class RunOptions:
     max_quarantined: float | str | None = None
     progress: Progress | None = None
     stop: threading.Event | None = None
+    processes: int | None = None  # partitions read at once; None: [engine] processes
 
 
 class _Interrupted(MpconnectError):
@@ -260,6 +262,7 @@ class Run:
         #: True while the version has a complete spool and is not published.
         self.resumable = False
         self.published = False
+        self.partition: Partition | None = None  # an unpartitioned run's ctx.partition
         self.incremental = IncrementalRun(
             self, connector_cls.incremental and source.sync == "incremental"
         )
@@ -318,7 +321,8 @@ class Run:
             resume = resume_point(self)
             self.progress.start(self.source.name, resume.read if resume else None)
             spool_id, spool_dir = open_version(self, resume)
-            load(self, spool_id, spool_dir, resume)
+            if not run_partitioned(self, spool_id, spool_dir, resume):
+                load(self, spool_id, spool_dir, resume)
             newer = None
             if self.paused is not None:
                 end_paused(self, spool_id)

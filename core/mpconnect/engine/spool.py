@@ -36,8 +36,11 @@ def batch_is_whole(batch: BatchRef) -> bool:
 
 
 def remove_spool(directory: Path) -> None:
-    """Delete a spool directory and everything in it."""
+    """Delete a spool directory and everything in it, with its partitions' directories
+    (``NAME@p000``… next to it)."""
     shutil.rmtree(directory, ignore_errors=True)
+    for partition in directory.parent.glob(f"{directory.name}@p*"):
+        shutil.rmtree(partition, ignore_errors=True)
 
 
 class SpoolWriter:

@@ -1,0 +1,83 @@
+"""The words the demo's reviews and reviewers are drawn from."""
+
+AIRLINES = (
+    "adria-airways",
+    "aegean-airlines",
+    "aer-lingus",
+    "air-canada",
+    "air-france",
+    "air-new-zealand",
+    "alaska-airlines",
+    "british-airways",
+    "cathay-pacific",
+    "delta-air-lines",
+    "emirates",
+    "etihad-airways",
+    "eva-air",
+    "finnair",
+    "iberia",
+    "japan-airlines",
+    "klm",
+    "lufthansa",
+    "qantas",
+    "qatar-airways",
+    "singapore-airlines",
+    "swiss",
+    "tap-portugal",
+    "turkish-airlines",
+    "united-airlines",
+    "virgin-atlantic",
+)
+CABINS = ("Economy", "Premium Economy", "Business Class", "First Class")
+CABIN_WEIGHTS = (70, 15, 12, 3)
+COUNTRIES = (
+    "United Kingdom",
+    "United States",
+    "Australia",
+    "Canada",
+    "Germany",
+    "India",
+    "Singapore",
+    "France",
+    "Netherlands",
+    "Brazil",
+)
+FIRST_NAMES = (
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Eli",
+    "Fay",
+    "Gus",
+    "Hana",
+    "Ivo",
+    "Jun",
+    "Kai",
+    "Lea",
+    "Max",
+    "Nia",
+    "Oli",
+    "Pia",
+    "Raj",
+    "Sam",
+    "Tia",
+    "Uma",
+)
+LAST_NAMES = (
+    "Smith",
+    "Khan",
+    "Garcia",
+    "Müller",
+    "Rossi",
+    "Tanaka",
+    "Silva",
+    "Dubois",
+    "Novak",
+    "Okafor",
+    "Larsen",
+    "Kowalski",
+)
+CABIN_DRAWS = tuple(
+    cabin for cabin, weight in zip(CABINS, CABIN_WEIGHTS, strict=True) for _ in range(weight)
+)

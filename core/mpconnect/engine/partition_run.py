@@ -1,0 +1,258 @@
+"""One partition of a partitioned run: extract it (``ctx.partition`` set), validate,
+encode, spool into its own directory, upload, acknowledge each batch under
+(partition, seq). The body every executor runs, in this process or another.
+
+A partition is read from its start on every attempt. A batch the ledger already
+acknowledged under the same (partition, seq) with the same content hash is skipped, not
+sent again; one with another hash means the source changed under the run, which then
+fails with nothing published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from mpconnect.config import connector_settings
+from mpconnect.connector import RunContext
+from mpconnect.disk import private_dir
+from mpconnect.engine.batching import batch_byte_limit
+from mpconnect.engine.extract import _drain
+from mpconnect.engine.ledger import BatchRef
+from mpconnect.engine.partition_store import (
+    PartitionRow,
+    PartitionStore,
+    PartitionTotals,
+    partition_spool_dir,
+    partition_spool_id,
+    store_for,
+)
+from mpconnect.engine.project_budget import project_bucket
+from mpconnect.engine.quarantine import QuarantineFile
+from mpconnect.engine.spool import SpoolWriter, remove_spool
+from mpconnect.engine.upload import Uploader
+from mpconnect.errors import MpconnectError, RunFailed
+from mpconnect.transport.retry import stop_waits_on
+
+log = logging.getLogger("mpconnect.engine")
+
+#: Test hook: ``INDEX:SEQ`` kills (SIGKILL) the process reading partition INDEX on its
+#: first attempt once batch SEQ is spooled and the batches before it acknowledged.
+KILL_HOOK_ENV = "MPCONNECT_TEST_KILL_PARTITION"
+
+
+@dataclass(frozen=True)
+class PartitionJob:
+    """What any worker needs to read one partition of a run (picklable; no secrets:
+    the worker reads the source's settings and the sink's from its own configuration).
+
+    :param source: the configured source's name.
+    :param run_id: the run that owns the version.
+    :param spool_id: the version's spool id (partitions are recorded under it).
+    :param spool_dir: the run's spool directory (partitions spool next to it).
+    :param version_id: the dataset version the batches are imported into.
+    :param concurrency: upload threads per partition.
+    """
+
+    source: str
+    run_id: str
+    spool_id: str
+    spool_dir: Path
+    version_id: str
+    concurrency: int
+
+
+class SourceChanged(RunFailed):
+    """A batch read again differs from the one already imported under its number."""
+
+
+def quarantine_paths(home: Path, source: str, spool_id: str, index: int) -> tuple[Path, Path]:
+    """A partition's quarantine files: records refused while reading (rewritten on each
+    attempt) and records the sink rejected (kept across attempts)."""
+    base = home / "quarantine" / source / f"{partition_spool_id(spool_id, index)}"
+    return base.with_suffix(".jsonl"), base.with_suffix(".rejected.jsonl")
+
+
+def run_partition(engine: Any, job: PartitionJob, index: int, stop: Any, worker: str) -> None:
+    """Read, spool and upload partition ``index`` of ``job`` with ``engine`` (an
+    :class:`~mpconnect.engine.lifecycle.Engine` built from this worker's configuration),
+    and mark it done in the partition store. Its failure is recorded there and raised.
+    """
+    from mpconnect.engine.lifecycle import Run, RunOptions
+
+    store = store_for(engine.ledger)
+    row = store.plan(job.spool_id)[index]
+    attempt = store.start(job.spool_id, index, worker)
+    try:
+        source = engine.config.source(job.source)
+        entry = engine.plugins.connector(source.connector)
+        settings = connector_settings(engine.config, source, entry.cls.Settings)
+        sink = engine.make_sink()
+        try:
+            key = engine.resume_key(source, entry, settings, sink)
+            options = RunOptions(concurrency=job.concurrency, stop=stop)
+            run = Run(engine, source, entry.cls, settings, sink, job.run_id, options, key)
+            try:
+                totals = _read_partition(run, store, job, row, attempt)
+            finally:
+                run.run_stop.close()
+                run.quarantine.close()
+        finally:
+            sink.close()
+    except BaseException as exc:
+        store.fail(job.spool_id, index, _describe(exc))
+        raise
+    store.finish(job.spool_id, index, totals)
+
+
+def _read_partition(
+    run: Any, store: PartitionStore, job: PartitionJob, row: PartitionRow, attempt: int
+) -> PartitionTotals:
+    index = row.index
+    pspool = partition_spool_id(job.spool_id, index)
+    pdir = partition_spool_dir(job.spool_dir, index)
+    remove_spool(pdir)  # each attempt reads the partition from its start
+    refused_path, rejected_path = quarantine_paths(run.engine.home, job.source, job.spool_id, index)
+    refused_path.unlink(missing_ok=True)
+    run.quarantine = QuarantineFile(refused_path, job.source)
+    rejected = QuarantineFile(rejected_path, job.source)
+    run.summary.version_id = job.version_id
+    acked = store.acked_digests(pspool)
+    settings = run.engine.config.engine
+    uploader = Uploader(
+        run.sink,
+        run.ledger,
+        spool_id=pspool,
+        dataset_id=run.source.dataset_id,
+        version_id=job.version_id,
+        concurrency=job.concurrency,
+        max_retries=settings.max_retries,
+        initial_wait=settings.retry_initial_wait,
+        max_wait=settings.retry_max_wait,
+        quarantine=rejected,
+        stop=run.stop,
+        on_imported=run.count_imported,
+        on_retry=run.count_retry,
+        on_collapsed=run.count_collapsed,
+        on_throttled=run.count_throttled,
+        on_uploaded=run.count_uploaded,
+        bucket=project_bucket(settings, run.sink, run.token, run.engine.home),
+    )
+    kill_at = _kill_hook(index, attempt)
+
+    def spooled(batch: BatchRef) -> None:
+        digest = hashlib.sha256(batch.path.read_bytes()).hexdigest()
+        known = acked.get(batch.seq)
+        if known is not None:
+            if known != digest:
+                raise SourceChanged(
+                    f"partition {row.label}: batch {batch.seq} read again differs from the "
+                    "one already imported: the source changed while the run read it; "
+                    "nothing is published. Run again with --restart to read the source anew"
+                )
+            batch.path.unlink(missing_ok=True)
+        else:
+            store.set_digest(pspool, batch.seq, digest)
+            run.ledger.add_batch(pspool, batch)
+            uploader.submit(batch)
+        store.progress(job.spool_id, index, run.summary.read, run.quarantine.count)
+        if kill_at is not None and batch.seq >= kill_at:
+            _kill_after_acks(run, pspool, kill_at - 1)
+
+    writer = SpoolWriter(
+        pdir,
+        run.sink.max_batch_records,
+        batch_byte_limit(settings.max_batch_bytes, run.sink.max_batch_bytes),
+        spooled,
+    )
+    ctx = RunContext(
+        source=run.source.name,
+        dataset_id=run.source.dataset_id,
+        log=logging.getLogger(f"mpconnect.source.{run.source.name}"),
+        state_dir=private_dir(run.engine.home / "state" / run.source.name),
+        quarantine=partial(_quarantine_object, run),
+        stop=run.stop,
+        count_retry=lambda *_: run.count_retry(),
+        partition=row.partition,
+    )
+    connector = run.connector_cls(run.settings)
+    transformers = [
+        (run.plugins.pm.get_name(impl.plugin), impl.function)
+        for impl in run.plugins.pm.hook.transform_record.get_hookimpls()
+    ]
+    try:
+        try:
+            with stop_waits_on(run.stop):
+                for kind, records in (("events", connector.events), ("people", connector.people)):
+                    _drain(run, kind, records(ctx), writer, run.token, transformers)
+        finally:
+            connector.close()
+    except BaseException:
+        uploader.stopped.set()
+        raise
+    finally:
+        uploader.finish()
+        rejected.close()
+    if uploader.failure is not None:
+        raise uploader.failure
+    if run.stop.is_set():
+        raise run.halted()
+    if run.ledger.unacked_batches(pspool):
+        raise RunFailed(f"partition {row.label}: batches are left unacknowledged")
+    return PartitionTotals(
+        read=run.summary.read,
+        quarantined=run.quarantine.count + _lines(rejected_path),
+        duplicates=run.duplicates.count,
+        retries=run.summary.retries,
+        throttled=run.summary.throttled,
+        uploaded_bytes=run.summary.uploaded_bytes,
+    )
+
+
+def _quarantine_object(run: Any, what: str, reason: str, data: Any = None) -> None:
+    run.summary.read += 1
+    run.quarantine.add(what, reason, data)
+
+
+def _lines(path: Path) -> int:
+    try:
+        with path.open("rb") as handle:
+            return sum(1 for _ in handle)
+    except FileNotFoundError:
+        return 0
+
+
+def _kill_hook(index: int, attempt: int) -> int | None:
+    raw = os.environ.get(KILL_HOOK_ENV, "")
+    wanted, _, seq = raw.partition(":")
+    if attempt != 1 or not seq.isdigit() or wanted != str(index):
+        return None
+    return int(seq)
+
+
+def _kill_after_acks(run: Any, pspool: str, acks: int) -> None:
+    deadline = time.monotonic() + 60
+    while run.ledger.acked_totals(pspool)[0] < acks and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def worker_name() -> str:
+    """How the partition store names the process reading a partition."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MpconnectError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted at once"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,276 @@
+"""Partitioned runs, the run's side: plan the partitions once at the run's start (the
+plan is recorded, so a resumed run uses the same one), have an executor read the
+partitions not yet done, show their progress, and add up their counts and quarantined
+records before the version may be published.
+
+A source whose connector returns one partition runs exactly as an unpartitioned run
+(:func:`run_partitioned` returns False and the caller extracts as always).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mpconnect.connector import Partition, RunContext
+from mpconnect.disk import private_dir
+from mpconnect.engine.ledger import ResumePoint, SqliteRunLedger
+from mpconnect.engine.partition_run import PartitionJob, quarantine_paths
+from mpconnect.engine.partition_store import (
+    PartitionRow,
+    PartitionStore,
+    partition_spool_id,
+    store_for,
+)
+from mpconnect.engine.phases import phase
+from mpconnect.engine.process_pool import (
+    InProcessExecutor,
+    LocalProcessExecutor,
+    PartitionExecutor,
+)
+from mpconnect.engine.progress import LOG_INTERVAL
+from mpconnect.errors import MpconnectError, PluginError, RunFailed
+
+if TYPE_CHECKING:
+    from mpconnect.engine.lifecycle import Run
+
+log = logging.getLogger("mpconnect.engine")
+progress_log = logging.getLogger("mpconnect.progress")
+
+
+def plan_partitions(run: Run) -> list[Partition]:
+    """Ask the connector for the source's partitions, and check what it returns.
+
+    :raises PluginError: for no partitions, a repeated key, or a spec that is not JSON.
+    """
+    ctx = RunContext(
+        source=run.source.name,
+        dataset_id=run.source.dataset_id,
+        log=logging.getLogger(f"mpconnect.source.{run.source.name}"),
+        state_dir=private_dir(run.engine.home / "state" / run.source.name),
+        stop=run.stop,
+        count_retry=lambda *_: run.count_retry(),
+    )
+    name = run.connector_cls.name
+    connector = run.connector_cls(run.settings)
+    try:
+        partitions = list(connector.partitions(ctx))
+    except MpconnectError:
+        raise
+    except Exception as exc:
+        raise PluginError(
+            f"connector {name!r} failed in partitions(): {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        connector.close()
+    if not partitions:
+        raise PluginError(f"connector {name!r} returned no partitions; return at least one")
+    keys: set[str] = set()
+    for partition in partitions:
+        if not isinstance(partition, Partition):
+            raise PluginError(
+                f"connector {name!r}: partitions() returned {partition!r}; expected "
+                "mpconnect.Partition"
+            )
+        if partition.key in keys:
+            raise PluginError(f"connector {name!r}: partition key {partition.key!r} repeated")
+        keys.add(partition.key)
+        try:
+            json.dumps(partition.spec)
+        except (TypeError, ValueError) as exc:
+            raise PluginError(
+                f"connector {name!r}: partition {partition.key!r}: spec is not JSON: {exc}"
+            ) from None
+    return partitions
+
+
+def run_partitioned(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoint | None) -> bool:
+    """Load the version partition by partition; False when the source has one partition
+    (or a resumed spool predates partitions): the caller then loads it as always."""
+    try:
+        store = store_for(run.ledger)
+    except MpconnectError:
+        # A ledger without partitions (the distributed one) runs unpartitioned sources.
+        if resume is not None or run.incremental.enabled:
+            return False
+        only = plan_partitions(run)
+        if len(only) == 1:
+            run.partition = only[0]
+            return False
+        raise
+    rows = store.plan(spool_id)
+    if not rows:
+        if resume is not None or run.incremental.enabled:
+            # An incremental run (its state and object cache kept by the run's own
+            # process) reads its source in one partition, as does an older spool.
+            return False
+        partitions = plan_partitions(run)
+        if len(partitions) == 1:
+            run.partition = partitions[0]
+            return False
+        store.save_plan(spool_id, partitions)
+        rows = store.plan(spool_id)
+        # The plan makes the version resumable: done partitions are never read again.
+        private_dir(spool_dir)
+        run.ledger.mark_extraction_done(run.summary.run_id, 0, 0, 0)
+    run.resumable = True
+    todo = [row.index for row in rows if row.status != "done"]
+    executor = choose_executor(run, len(todo))
+    done = len(rows) - len(todo)
+    log.info(
+        "%s: %d partitions%s; %s",
+        run.source.name,
+        len(rows),
+        f" ({done} done before)" if done else "",
+        f"{executor.name} ({getattr(executor, 'processes', 1)} at once)",
+    )
+    job = PartitionJob(
+        source=run.source.name,
+        run_id=run.summary.run_id,
+        spool_id=spool_id,
+        spool_dir=spool_dir,
+        version_id=run.summary.version_id or "",
+        concurrency=run.options.concurrency or run.engine.config.engine.concurrency,
+    )
+    ticker = _Ticker(run, store, spool_id)
+    with phase(run.ledger, run.summary.run_id, "import"):
+        ticker.start()
+        try:
+            executor.execute(job, todo, store, run.stop)
+        finally:
+            ticker.close()
+    rows = store.plan(spool_id)
+    if run.stop.is_set():
+        raise run.halted()
+    unfinished = [row for row in rows if row.status != "done"]
+    if unfinished:
+        first = unfinished[0]
+        raise RunFailed(f"partition {first.label}: {first.error or 'not read'}")
+    _add_up(run, store, spool_id, rows)
+    run.ledger.mark_extraction_done(
+        run.summary.run_id, run.summary.read, run.quarantine.count, run.duplicates.count
+    )
+    run.check_quarantine_limit()
+    return True
+
+
+def choose_executor(run: Run, partitions: int) -> PartitionExecutor:
+    """The process pool when more than one process is asked for and a fresh process can
+    rebuild everything the run uses (plugins from entry points, the ledger in its default
+    file); else this process, one partition after the other."""
+    engine = run.engine
+    wanted = run.options.processes or engine.config.engine.processes or os.cpu_count() or 1
+    processes = min(wanted, partitions)
+    if processes <= 1:
+        return InProcessExecutor(engine)
+    pm = engine.plugins.pm
+    in_code = [name for name, _ in pm.list_name_plugin() if name not in engine.plugins.providers]
+    default_ledger = isinstance(engine.ledger, SqliteRunLedger) and (
+        engine.ledger.path == engine.home / "ledger.sqlite3"
+    )
+    if in_code or not default_ledger:
+        log.info(
+            "%s: reading partitions in this process: %s",
+            run.source.name,
+            f"plugins registered in code ({', '.join(in_code)})"
+            if in_code
+            else "the run ledger is not the default one",
+        )
+        return InProcessExecutor(engine)
+    return LocalProcessExecutor(engine.config, engine.home, processes)
+
+
+def _add_up(run: Run, store: PartitionStore, spool_id: str, rows: list[PartitionRow]) -> None:
+    """The run's counts are its partitions' sums; its quarantine file, theirs together."""
+    summary = run.summary
+    summary.read = sum(row.read for row in rows)
+    summary.batches = summary.imported = 0
+    for row in rows:
+        batches, imported = run.ledger.acked_totals(partition_spool_id(spool_id, row.index))
+        summary.batches += batches
+        summary.imported += imported
+    summary.retries += sum(row.retries for row in rows)
+    summary.throttled += sum(row.throttled for row in rows)
+    summary.uploaded_bytes += sum(row.uploaded_bytes for row in rows)
+    run.duplicates.count = sum(row.duplicates for row in rows)
+    run.progress.extracted(summary.read, sum(row.quarantined for row in rows))
+    run.progress.imported(summary.imported)
+    run.quarantine.close()
+    path = run.quarantine.path
+    count = 0
+    parts = [
+        part
+        for row in rows
+        for part in quarantine_paths(run.engine.home, run.source.name, spool_id, row.index)
+        if part.exists()
+    ]
+    if parts:
+        private_dir(path.parent)
+        with path.open("wb") as merged:
+            for part in parts:
+                with part.open("rb") as lines:
+                    for line in lines:
+                        merged.write(line)
+                        count += 1
+        os.chmod(path, 0o600)
+    run.quarantine.count = count
+
+
+class _Ticker:
+    """Shows the partitions' progress while they run: the totals on the run's progress,
+    and every few seconds a log line naming each unfinished partition."""
+
+    def __init__(self, run: Run, store: PartitionStore, spool_id: str) -> None:
+        self.run = run
+        self.store = store
+        self.spool_id = spool_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="mpconnect-parts")
+        self._last_log = time.monotonic()
+
+    def start(self) -> None:
+        """Begin."""
+        self._thread.start()
+
+    def close(self) -> None:
+        """End (and show the final totals)."""
+        self._stop.set()
+        self._thread.join()
+        self._tick(final=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self._tick()
+            except MpconnectError as exc:  # progress is never worth a failed run
+                log.debug("partition progress: %s", exc)
+
+    def _tick(self, final: bool = False) -> None:
+        rows = self.store.plan(self.spool_id)
+        read = sum(row.read for row in rows)
+        quarantined = sum(row.quarantined for row in rows)
+        imported = sum(
+            self.run.ledger.acked_totals(partition_spool_id(self.spool_id, row.index))[1]
+            for row in rows
+        )
+        self.run.progress.extracted(read, quarantined)
+        self.run.progress.imported(imported)
+        if final or time.monotonic() - self._last_log < LOG_INTERVAL:
+            return
+        self._last_log = time.monotonic()
+        done = sum(1 for row in rows if row.status == "done")
+        busy = ", ".join(
+            f"{row.label} read {row.read:,}" for row in rows if row.status == "running"
+        )
+        progress_log.info(
+            "%s: partitions %d/%d done; %s",
+            self.run.source.name,
+            done,
+            len(rows),
+            busy or "none running",
+        )
