@@ -268,3 +268,31 @@ def test_the_engine_reads_incrementally_the_same_on_either(
     committed = backend.state().load("reviews")
     assert committed is not None and committed.state == {"generation": 1}
     assert committed.run_id == second.run_id
+
+
+def test_a_stream_cut_by_a_lost_connection_goes_on_after_its_last_row(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import psycopg
+
+    from mpconnect.distributed.object_cache import PostgresObjectCache
+
+    cache = PostgresObjectCache(database_url, "billing")
+    cache.begin("s1", True)
+    cache.put("s1", [_row("charges", f"ch_{i:05d}", i, f"r{i}") for i in range(7000)])
+    cache.stage("s1")
+    cache.commit("s1")
+    cache.begin("s2", False)
+    seen = []
+    for row in cache.unchanged("s2"):
+        seen.append(row.object_id)
+        if len(seen) == 10:  # the reader's session ends under it (a PostgreSQL restart)
+            with psycopg.connect(database_url, autocommit=True) as admin:
+                killed = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE '%%mpconnect_unchanged_%%' AND pid <> pg_backend_pid()"
+                ).fetchall()
+            assert killed == [(True,)]
+    assert seen == [f"ch_{i:05d}" for i in range(7000)]  # each once, in order
+    assert "shared database connection lost" in caplog.text
+    cache.close()

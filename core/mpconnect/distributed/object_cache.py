@@ -9,7 +9,8 @@ each, sent again whole if the connection is lost: every write is an upsert); the
 applies the staged rows in one transaction and records it in ``cache_meta``; a second
 commit finds nothing staged. :meth:`PostgresObjectCache.unchanged` streams through a
 server-side cursor on a connection of its own (the extraction goes on writing), a chunk
-at a time: memory stays flat however large the cache.
+at a time: memory stays flat however large the cache; a connection lost mid-stream is
+reopened and the stream goes on after the last row given (keyset on the key order).
 
 "Damaged" is a cached record that cannot be decoded (the engine then resets the
 source's cache and the run fails, as with SQLite); :attr:`damaged` is never set, since
@@ -19,6 +20,8 @@ reading everything.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,9 +29,19 @@ from typing import Any
 
 import psycopg
 
-from mpconnect.distributed.connection import Database, SharedDatabaseError, connect, describe
+from mpconnect.distributed.connection import (
+    Database,
+    DatabaseUnreachable,
+    SharedDatabaseError,
+    connect,
+    describe,
+    is_connection_lost,
+)
 from mpconnect.distributed.schema import ensure_migrated
 from mpconnect.engine.object_cache import CacheRow, ObjectCache
+from mpconnect.redact import redact
+
+log = logging.getLogger("mpconnect.distributed")
 
 _CHUNK = 2000
 _COLUMNS = "stream, object_id, seq, kind, hash, data"
@@ -146,7 +159,9 @@ class PostgresObjectCache(ObjectCache):
         self, spool_id: str, stream: str | None = None, kind: str | None = None
     ) -> Iterator[CacheRow]:
         """Stream the committed records not replaced or deleted, through a server-side
-        cursor on a connection of its own, :data:`_CHUNK` rows at a time."""
+        cursor on a connection of its own, :data:`_CHUNK` rows at a time. A lost connection
+        is reopened (for the database's ``reconnect_for`` seconds) and the stream goes on
+        after the last row it gave."""
         if self._full(spool_id):
             return
         where = ["o.source = %(source)s", _NOT_REPLACED]
@@ -154,11 +169,38 @@ class PostgresObjectCache(ObjectCache):
             where.append("o.stream = %(stream)s")
         if kind is not None:
             where.append("o.kind = %(kind)s")
-        sql = (
-            "SELECT o.stream, o.object_id, o.seq, o.kind, o.hash, o.data FROM cache_objects o "
-            f"WHERE {' AND '.join(where)} ORDER BY o.stream, o.object_id, o.seq"
-        )
-        params = {"source": self.source, "spool": spool_id, "stream": stream, "kind": kind}
+        params: dict[str, Any] = {
+            "source": self.source,
+            "spool": spool_id,
+            "stream": stream,
+            "kind": kind,
+        }
+        last: CacheRow | None = None
+        deadline, wait = 0.0, 0.2
+        while True:
+            query = list(where)
+            if last is not None:
+                query.append("(o.stream, o.object_id, o.seq) > (%(s)s, %(o)s, %(q)s)")
+                params.update(s=last.stream, o=last.object_id, q=last.seq)
+            try:
+                for row in self._read(" AND ".join(query), params):
+                    last, deadline = row, 0.0
+                    yield row
+                return
+            except (psycopg.Error, DatabaseUnreachable) as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                lost = isinstance(exc, DatabaseUnreachable) or is_connection_lost(exc)
+                deadline = deadline or time.monotonic() + self.database.reconnect_for
+                if not lost or time.monotonic() >= deadline:
+                    raise SharedDatabaseError(
+                        f"reading the source-object cache of {self.source!r} from the shared "
+                        f"database {describe(self.database.url)} failed: {redact(reason)}"
+                    ) from None
+                log.warning("shared database connection lost (%s); reconnecting", redact(reason))
+                time.sleep(wait)
+                wait = min(wait * 2, 2.0)
+
+    def _read(self, where: str, params: dict[str, Any]) -> Iterator[CacheRow]:
         reader = connect(self.database.url)
         try:
             with (
@@ -166,20 +208,20 @@ class PostgresObjectCache(ObjectCache):
                 reader.cursor(f"mpconnect_unchanged_{uuid.uuid4().hex}") as cursor,
             ):
                 cursor.itersize = _CHUNK
-                cursor.execute(sql, params)
+                cursor.execute(
+                    "SELECT o.stream, o.object_id, o.seq, o.kind, o.hash, o.data "
+                    f"FROM cache_objects o WHERE {where} ORDER BY o.stream, o.object_id, o.seq",
+                    params,
+                )
                 while True:
                     chunk = cursor.fetchmany(_CHUNK)
                     if not chunk:
                         break
                     for row in chunk:
                         yield CacheRow(**row)
-        except psycopg.Error as exc:
-            raise SharedDatabaseError(
-                f"reading the source-object cache of {self.source!r} from the shared database "
-                f"{describe(self.database.url)} failed: {str(exc).strip().splitlines()[0]}"
-            ) from None
         finally:
-            reader.close()
+            with contextlib.suppress(psycopg.Error):
+                reader.close()
 
     def stage(self, spool_id: str) -> None:
         """Mark the pending changes complete."""
