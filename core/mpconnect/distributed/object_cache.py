@@ -45,12 +45,18 @@ log = logging.getLogger("mpconnect.distributed")
 
 _CHUNK = 2000
 _COLUMNS = "stream, object_id, seq, kind, hash, data"
+# Constants for source and spool id, so the planner probes the pending tables' primary
+# keys with all four columns even before the tables were ever analysed.
 _NOT_REPLACED = """
-NOT EXISTS (SELECT 1 FROM cache_pending p WHERE p.source = o.source AND p.spool_id = %(spool)s
-            AND p.stream = o.stream AND p.object_id = o.object_id)
-AND NOT EXISTS (SELECT 1 FROM cache_pending_deleted d WHERE d.source = o.source
+NOT EXISTS (SELECT 1 FROM cache_pending p WHERE p.source = %(source)s
+            AND p.spool_id = %(spool)s AND p.stream = o.stream AND p.object_id = o.object_id)
+AND NOT EXISTS (SELECT 1 FROM cache_pending_deleted d WHERE d.source = %(source)s
             AND d.spool_id = %(spool)s AND d.stream = o.stream AND d.object_id = o.object_id)
 """
+# The anti-joins with the pending tables must not be nested loops: before the tables are
+# analysed, the planner takes them for one row each and probes every cached row against
+# every pending one. Merge joins walk both primary keys in (stream, object_id) order.
+_MERGE_JOINS = ("SET LOCAL enable_nestloop = off", "SET LOCAL enable_hashjoin = off")
 _PENDING_TABLES = ("cache_pending", "cache_pending_deleted", "cache_extractions")
 
 
@@ -78,10 +84,6 @@ class PostgresObjectCache(ObjectCache):
         return self.database.call(
             lambda db: db.execute(sql, {"source": self.source, **params}).fetchone()
         )
-
-    def _count(self, sql: str, spool_id: str) -> int:
-        row = self._one(sql, {"spool": spool_id})
-        return int(row["n"]) if row else 0
 
     def exists(self) -> bool:
         """True when a complete read was committed."""
@@ -207,6 +209,8 @@ class PostgresObjectCache(ObjectCache):
                 reader.transaction(),
                 reader.cursor(f"mpconnect_unchanged_{uuid.uuid4().hex}") as cursor,
             ):
+                for setting in _MERGE_JOINS:
+                    reader.execute(setting)
                 cursor.itersize = _CHUNK
                 cursor.execute(
                     "SELECT o.stream, o.object_id, o.seq, o.kind, o.hash, o.data "
@@ -232,32 +236,50 @@ class PostgresObjectCache(ObjectCache):
 
     def counts(self, spool_id: str) -> dict[str, int]:
         """What the extraction read, changed and deleted, and what stays cached."""
-        read = self._count(
+        return self.database.transaction(lambda db: self._counts(db, spool_id))
+
+    def _counts(self, db: psycopg.Connection[Any], spool_id: str) -> dict[str, int]:
+        params = {"source": self.source, "spool": spool_id}
+
+        def count(sql: str) -> int:
+            row = db.execute(sql, params).fetchone()
+            return int(row["n"]) if row else 0
+
+        read = count(
             "SELECT count(*) AS n FROM (SELECT DISTINCT stream, object_id FROM cache_pending "
-            "WHERE source = %(source)s AND spool_id = %(spool)s) AS r",
-            spool_id,
+            "WHERE source = %(source)s AND spool_id = %(spool)s) AS r"
         )
-        if self._one("SELECT 1 FROM cache_objects WHERE source = %(source)s LIMIT 1", {}) is None:
+        if (
+            count(
+                "SELECT count(*) AS n FROM (SELECT 1 FROM cache_objects "
+                "WHERE source = %(source)s LIMIT 1) AS one"
+            )
+            == 0
+        ):
             return {"read": read, "changed": read, "deleted": 0, "cached": 0}
-        changed = self._count(
+        changed = count(
             "SELECT count(*) AS n FROM (SELECT DISTINCT p.stream, p.object_id FROM cache_pending p "
             "WHERE p.source = %(source)s AND p.spool_id = %(spool)s AND NOT EXISTS (SELECT 1 "
-            "FROM cache_objects o WHERE o.source = p.source AND o.stream = p.stream "
-            "AND o.object_id = p.object_id AND o.hash = p.hash)) AS c",
-            spool_id,
+            "FROM cache_objects o WHERE o.source = %(source)s AND o.stream = p.stream "
+            "AND o.object_id = p.object_id AND o.hash = p.hash)) AS c"
         )
-        deleted = self._count(
+        deleted = count(
             "SELECT count(*) AS n FROM cache_pending_deleted d WHERE d.source = %(source)s "
             "AND d.spool_id = %(spool)s AND EXISTS (SELECT 1 FROM cache_objects o WHERE "
-            "o.source = d.source AND o.stream = d.stream AND o.object_id = d.object_id)",
-            spool_id,
+            "o.source = %(source)s AND o.stream = d.stream AND o.object_id = d.object_id)"
         )
+        full = db.execute(
+            "SELECT full_read FROM cache_extractions WHERE source = %(source)s "
+            "AND spool_id = %(spool)s",
+            params,
+        ).fetchone()
         cached = 0
-        if self._full(spool_id) is False:
-            cached = self._count(
+        if full is not None and not full["full_read"]:
+            for setting in _MERGE_JOINS:  # the pending rows' probes above are nested loops
+                db.execute(setting)
+            cached = count(
                 "SELECT count(*) AS n FROM (SELECT DISTINCT o.stream, o.object_id "
-                f"FROM cache_objects o WHERE o.source = %(source)s AND {_NOT_REPLACED}) AS k",
-                spool_id,
+                f"FROM cache_objects o WHERE o.source = %(source)s AND {_NOT_REPLACED}) AS k"
             )
         return {"read": read, "changed": changed, "deleted": deleted, "cached": cached}
 

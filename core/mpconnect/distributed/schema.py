@@ -154,7 +154,6 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             data BYTEA NOT NULL,
             PRIMARY KEY (source, stream, object_id, seq)
         );
-        CREATE INDEX cache_objects_by_hash ON cache_objects (source, stream, object_id, hash);
         CREATE TABLE cache_extractions (
             source TEXT NOT NULL,
             spool_id TEXT NOT NULL,
