@@ -1,9 +1,7 @@
-"""One suite, two implementations: the SQLite ledger and file lock of one machine, the
-PostgreSQL ledger and advisory lock of many. Each test runs against both.
-
-The next phase adds the incremental state store and the source-object cache: give
-:class:`Backend` a ``state()`` (and ``cache()``) per implementation and the tests here
-run against both too.
+"""One suite, two implementations: the SQLite ledger, file lock, state store and
+source-object cache of one machine, the PostgreSQL ones of many. Each test runs against
+both (the state and cache tests are in ``test_shared_state_cache.py``, on the same
+:class:`Backend`).
 """
 
 from __future__ import annotations
@@ -22,13 +20,15 @@ from mpconnect.config import parse_config
 from mpconnect.engine import Engine
 from mpconnect.engine.ledger import BatchRef, RunLedger, SqliteRunLedger
 from mpconnect.engine.lock import FileSourceLock, SourceLock
+from mpconnect.engine.object_cache import ObjectCache, SqliteObjectCache, cache_path
+from mpconnect.engine.state import SqliteStateStore, StateStore
 from mpconnect.engine.summary import RunSummary
 from mpconnect.errors import RunLocked
 from mpconnect.plugins import load_plugins
 
 
 class Backend:
-    """Makes one implementation's ledger and locks."""
+    """Makes one implementation's ledger, locks, state store and source-object caches."""
 
     def __init__(self, kind: str, home: Path, database_url: str | None) -> None:
         self.kind = kind
@@ -51,6 +51,48 @@ class Backend:
             return PostgresSourceLock(self.database_url, source, run_id)
         return FileSourceLock(self.home / "locks", source, run_id)
 
+    def state(self) -> StateStore:
+        """A state store (a second call: another handle on the same one)."""
+        if self.database_url:
+            from mpconnect.distributed.state import PostgresStateStore
+
+            return PostgresStateStore(self.database_url)
+        return SqliteStateStore(self.home / "state.sqlite3")
+
+    def cache(self, source: str = "billing") -> ObjectCache:
+        """The source-object cache of ``source`` (a second call: another handle)."""
+        if self.database_url:
+            from mpconnect.distributed.object_cache import PostgresObjectCache
+
+            return PostgresObjectCache(self.database_url, source)
+        return SqliteObjectCache(cache_path(self.home, source))
+
+    def write_state_text(self, source: str, text: bytes) -> None:
+        """Overwrite the committed state of ``source`` as a hand edit would."""
+        if self.database_url:
+            import psycopg
+
+            with psycopg.connect(self.database_url, autocommit=True) as db:
+                db.execute(
+                    "UPDATE source_state SET state = %s WHERE source = %s",
+                    (text.decode(), source),
+                )
+            return
+        import sqlite3
+
+        with sqlite3.connect(self.home / "state.sqlite3") as db:
+            db.execute("UPDATE state SET state = ? WHERE source = ?", (text, source))
+        db.close()
+
+    def engine_parts(self) -> dict[str, object]:
+        """The Engine arguments of this implementation (ledger, locks, state, caches)."""
+        return {
+            "ledger": self.ledger(),
+            "lock_factory": self.lock,
+            "state_store": self.state(),
+            "cache_factory": self.cache,
+        }
+
     def lock_code(self, source: str) -> str:
         """Python that takes the lock in another process and prints "held"."""
         if self.database_url:
@@ -70,9 +112,14 @@ class Backend:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest, mpconnect_home: Path) -> Backend:
     """Each implementation in turn (PostgreSQL: a real server, an empty database)."""
+    return make_backend(request, mpconnect_home)
+
+
+def make_backend(request: pytest.FixtureRequest, home: Path) -> Backend:
+    """The backend ``request.param`` names, its SQLite files under ``home``."""
     url = request.getfixturevalue("database_url") if request.param == "postgresql" else None
-    mpconnect_home.mkdir(parents=True, exist_ok=True)
-    return Backend(request.param, mpconnect_home, url)
+    home.mkdir(parents=True, exist_ok=True)
+    return Backend(request.param, home, url)
 
 
 def _summary(run_id: str, source: str = "billing", **kw: object) -> RunSummary:

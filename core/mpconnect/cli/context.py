@@ -99,13 +99,15 @@ class CliState:
 
     @cached_property
     def engine(self) -> Any:
-        """The lifecycle engine over the configuration and plugins."""
+        """The lifecycle engine over the configuration and plugins (with ``[distributed]``:
+        the shared ledger, locks, incremental state and source-object caches)."""
         from mpconnect.engine import Engine
 
         url = self.shared_database_url()
         if url is None:
             return Engine(self.config, self.plugins, home_dir(), ledger=self.ledger)
         from mpconnect.distributed.locks import PostgresSourceLock
+        from mpconnect.distributed.state import shared_incremental
 
         return Engine(
             self.config,
@@ -113,6 +115,7 @@ class CliState:
             home_dir(),
             ledger=self.ledger,
             lock_factory=lambda source, run_id: PostgresSourceLock(url, source, run_id),
+            **shared_incremental(url),
         )
 
     @cached_property

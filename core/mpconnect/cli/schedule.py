@@ -157,13 +157,15 @@ def schedule(
 
 
 def _shared_engine_factory(state: CliState) -> Any:
-    """With ``[distributed]`` configured, runs here use the shared ledger and locks (as
-    `mpconnect run` does), so they never overlap a worker's; else None (the default)."""
+    """With ``[distributed]`` configured, runs here use the shared ledger, locks, state and
+    caches (as `mpconnect run` does), so they never overlap a worker's and continue from
+    its state; else None (the default)."""
     url = state.shared_database_url()
     if url is None:
         return None
     from mpconnect.distributed.ledger import PostgresRunLedger
     from mpconnect.distributed.locks import PostgresSourceLock
+    from mpconnect.distributed.state import shared_incremental
     from mpconnect.engine import Engine
 
     plugins, home = state.plugins, home_dir()
@@ -173,6 +175,7 @@ def _shared_engine_factory(state: CliState) -> Any:
         home,
         ledger=PostgresRunLedger(url),
         lock_factory=lambda source, run_id: PostgresSourceLock(url, source, run_id),
+        **shared_incremental(url),
     )
 
 

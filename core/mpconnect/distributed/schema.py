@@ -6,8 +6,9 @@ at once (two workers) serialise on a transaction-level advisory lock, so each mi
 runs exactly once. A database migrated by a newer mpconnect (a version this one does not
 know) is refused with the fix, rather than written to under an older schema.
 
-A later part (the incremental state store, the source-object cache) adds its tables as
-further migrations at the end of :data:`MIGRATIONS`; never edit a released one.
+Later parts add their tables as further migrations at the end of :data:`MIGRATIONS`
+(version 3: the incremental state and the source-object cache); never edit a released
+one.
 """
 
 from __future__ import annotations
@@ -116,6 +117,69 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             role TEXT PRIMARY KEY,
             holder TEXT NOT NULL,
             since DOUBLE PRECISION NOT NULL
+        );
+        """,
+    ),
+    (
+        3,
+        "incremental state and the source-object cache, staged per extraction",
+        """
+        CREATE TABLE source_state (
+            source TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            committed_at DOUBLE PRECISION NOT NULL,
+            last_run TEXT
+        );
+        CREATE TABLE staged_state (
+            source TEXT NOT NULL,
+            spool_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            last_run TEXT,
+            staged_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (source, spool_id)
+        );
+        CREATE TABLE cache_meta (
+            source TEXT PRIMARY KEY,
+            committed_at DOUBLE PRECISION NOT NULL,
+            target TEXT
+        );
+        CREATE TABLE cache_objects (
+            source TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            object_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            hash BYTEA NOT NULL,
+            data BYTEA NOT NULL,
+            PRIMARY KEY (source, stream, object_id, seq)
+        );
+        CREATE TABLE cache_extractions (
+            source TEXT NOT NULL,
+            spool_id TEXT NOT NULL,
+            full_read BOOLEAN NOT NULL,
+            staged BOOLEAN NOT NULL DEFAULT FALSE,
+            target TEXT,
+            begun_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (source, spool_id)
+        );
+        CREATE TABLE cache_pending (
+            source TEXT NOT NULL,
+            spool_id TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            object_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            hash BYTEA NOT NULL,
+            data BYTEA NOT NULL,
+            PRIMARY KEY (source, spool_id, stream, object_id, seq)
+        );
+        CREATE TABLE cache_pending_deleted (
+            source TEXT NOT NULL,
+            spool_id TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            object_id TEXT NOT NULL,
+            PRIMARY KEY (source, spool_id, stream, object_id)
         );
         """,
     ),

@@ -1,5 +1,6 @@
 """The worker's task: ``mpconnect.run_source(dispatch_id, source)`` runs one whole source
-with the engine, the shared ledger and the shared source lock.
+with the engine, the shared ledger, the shared source lock, and the shared incremental
+state and source-object cache (a source's next run continues from them on any worker).
 
 Idempotent: the task first claims its dispatch (:func:`dispatches.claim`); a message
 delivered again after the dispatch ended does nothing. A message delivered again while
@@ -27,6 +28,7 @@ from mpconnect.distributed.app import RUN_SOURCE, distributed_settings
 from mpconnect.distributed.connection import Database
 from mpconnect.distributed.ledger import PostgresRunLedger
 from mpconnect.distributed.locks import PostgresSourceLock
+from mpconnect.distributed.state import shared_incremental
 from mpconnect.engine import Engine, RunOptions
 from mpconnect.engine.lock import SourceLock
 from mpconnect.errors import MpconnectError, RunFailed, RunLocked
@@ -96,7 +98,14 @@ def _run(
         dispatches.set_run(database, dispatch_id, run_id)
         return lock
 
-    engine = Engine(config, _loaded_plugins(), home_dir(), ledger=ledger, lock_factory=make_lock)
+    engine = Engine(
+        config,
+        _loaded_plugins(),
+        home_dir(),
+        ledger=ledger,
+        lock_factory=make_lock,
+        **shared_incremental(database),
+    )
     done = threading.Event()
     every = distributed_settings(config).lease / 6
     beating = threading.Thread(
