@@ -1,15 +1,15 @@
-"""``/metrics``: Prometheus metrics computed from the status source at each scrape."""
+"""``/metrics``: Prometheus metrics computed from the status source at each scrape.
+
+Each scrape costs a few grouped queries of the ledger (per source and status), never a
+read of every run, and one read of each rate-limit bucket."""
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from mpconnect.ui.ratelimit_metrics import rate_limit_families
 from mpconnect.ui.status import StatusSource
-
-#: Run statuses that end a run well (its records are loaded).
-SUCCESSES = ("succeeded", "superseded")
 
 
 class StatusCollector:
@@ -33,7 +33,7 @@ class StatusCollector:
         """Yield every metric family."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        runs = self.status.all_runs()
+        totals = self.status.run_totals()
         counts = {
             name: CounterMetricFamily(
                 f"mpconnect_records_{name}",
@@ -70,26 +70,10 @@ class StatusCollector:
             "When each source's latest successful run ended",
             labels=["source"],
         )
-        sums: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-        statuses: collections.Counter[tuple[str, str]] = collections.Counter()
-        last_duration: dict[str, float] = {}
-        last_success: dict[str, float] = {}
-        for run in runs:  # newest first
-            source = run["source"]
-            for name in (
-                "read",
-                "imported",
-                "quarantined",
-                "retries",
-                "throttled",
-                "uploaded_bytes",
-            ):
-                sums[source][name] += int(run.get(name) or 0)
-            statuses[(source, run["status"])] += 1
-            if run["duration"] is not None:
-                last_duration.setdefault(source, float(run["duration"]))
-            if run["status"] in SUCCESSES and run["ended_at"]:
-                last_success.setdefault(source, float(run["ended_at"]))
+        sums = totals["sums"]
+        statuses = totals["statuses"]
+        last_duration = totals["last_duration"]
+        last_success = totals["last_success"]
         for source, values in sorted(sums.items()):
             for name, family in counts.items():
                 family.add_metric([source], values[name])
@@ -105,6 +89,7 @@ class StatusCollector:
         yield from counts.values()
         yield from (retries, throttled, uploaded, outcomes, duration, success)
         yield from self._sources()
+        yield from rate_limit_families(self.status.rate_limits())
         age = self.heartbeat_age()
         if age is not None:
             beat = GaugeMetricFamily(
