@@ -274,3 +274,22 @@ def test_an_old_bucket_without_rates_still_shows_its_factor(tmp_path: Path) -> N
     (folder / "stripe-torn.json").write_text('{"factor": 0.')
     levels = file_levels(folder, now)
     assert [(b["key"], b["factor"], b["dimensions"]) for b in levels] == [("mixpanel-abc", 0.5, [])]
+
+
+def test_metrics_reuse_the_totals_for_a_few_seconds(ledgers: Ledgers) -> None:
+    from mpconnect.ui.metrics import TOTALS_TTL, StatusCollector, render_metrics
+
+    now = [100.0]
+    collector = StatusCollector(ledgers.status, clock=lambda: now[0])
+    ledgers.run("c1", "billing", "succeeded", T0, read=10, imported=10)
+
+    def read_total() -> float:
+        body, _ = render_metrics(collector)
+        return _samples(body.decode())[("mpconnect_records_read_total", (("source", "billing"),))]
+
+    assert read_total() == 10
+    ledgers.run("c2", "billing", "succeeded", T0 + 60, read=5, imported=5)
+    now[0] += TOTALS_TTL - 0.5
+    assert read_total() == 10  # a scrape within the TTL: the same totals, no query
+    now[0] += 0.5
+    assert read_total() == 15

@@ -29,22 +29,18 @@ SELECT source, status, COUNT(*) AS runs, SUM(read) AS read,
 FROM runs GROUP BY source, status
 """
 # A running run's counts are written at its end: what it imported so far is acknowledged.
-_RUNNING_ACKED = """
-SELECT r.source, SUM(b.imported) AS imported FROM runs r
-JOIN batches b ON b.spool_id = r.spool_id AND b.acked = 1
-WHERE r.status = 'running' GROUP BY r.source
-"""
-_LAST_DURATION = """
-SELECT r.source, r.ended_at - r.started_at AS duration FROM runs r
-WHERE r.ended_at IS NOT NULL AND r.started_at = (
-  SELECT MAX(s.started_at) FROM runs s WHERE s.source = r.source AND s.ended_at IS NOT NULL)
-"""
-_LAST_SUCCESS = """
-SELECT r.source, r.ended_at FROM runs r
-WHERE r.status IN ('succeeded', 'superseded') AND r.ended_at IS NOT NULL AND r.started_at = (
-  SELECT MAX(s.started_at) FROM runs s WHERE s.source = r.source
-  AND s.status IN ('succeeded', 'superseded') AND s.ended_at IS NOT NULL)
-"""
+_RUNNING = "SELECT source, spool_id FROM runs WHERE status = 'running' AND spool_id IS NOT NULL"
+_ACKED = "SELECT SUM(imported) AS imported FROM batches WHERE spool_id = {mark} AND acked = 1"
+# The newest finished (successful) run of one source: the index on (source, started_at)
+# is walked from its end, so each costs a few rows however long the history.
+_LAST_FINISHED = (
+    "SELECT started_at, ended_at FROM runs WHERE source = {mark} AND ended_at IS NOT NULL "
+    "ORDER BY started_at DESC LIMIT 1"
+)
+_LAST_SUCCEEDED = (
+    "SELECT ended_at FROM runs WHERE source = {mark} AND ended_at IS NOT NULL "
+    "AND status IN ('succeeded', 'superseded') ORDER BY started_at DESC LIMIT 1"
+)
 
 
 def empty_totals() -> dict[str, Any]:
@@ -53,8 +49,9 @@ def empty_totals() -> dict[str, Any]:
     return {"sums": {}, "statuses": {}, "last_duration": {}, "last_success": {}}
 
 
-def run_totals(fetch: Fetch) -> dict[str, Any]:
-    """The totals of every run, in four grouped queries (see :func:`empty_totals`)."""
+def run_totals(fetch: Fetch, mark: str) -> dict[str, Any]:
+    """The totals of every run (see :func:`empty_totals`): one grouped query, and a few
+    indexed ones per source and per running run."""
     totals = empty_totals()
     sums: dict[str, collections.Counter[str]] = {}
     for row in fetch(_BY_STATUS, ()):
@@ -62,15 +59,19 @@ def run_totals(fetch: Fetch) -> dict[str, Any]:
         for name in SUMS:
             counter[name] += int(row[name] or 0)
         totals["statuses"][(row["source"], row["status"])] = int(row["runs"])
-    for row in fetch(_RUNNING_ACKED, ()):
-        sums.setdefault(row["source"], collections.Counter())["imported"] += int(
-            row["imported"] or 0
-        )
+    for row in fetch(_RUNNING, ()):
+        acked = fetch(_ACKED.format(mark=mark), (row["spool_id"],))
+        imported = int(acked[0]["imported"] or 0) if acked else 0
+        sums.setdefault(row["source"], collections.Counter())["imported"] += imported
     totals["sums"] = {source: dict(counter) for source, counter in sums.items()}
-    for row in fetch(_LAST_DURATION, ()):
-        totals["last_duration"][row["source"]] = round(float(row["duration"]), 3)
-    for row in fetch(_LAST_SUCCESS, ()):
-        totals["last_success"][row["source"]] = float(row["ended_at"])
+    for source in sorted(sums):
+        last = fetch(_LAST_FINISHED.format(mark=mark), (source,))
+        if last:
+            duration = float(last[0]["ended_at"]) - float(last[0]["started_at"])
+            totals["last_duration"][source] = round(duration, 3)
+        success = fetch(_LAST_SUCCEEDED.format(mark=mark), (source,))
+        if success:
+            totals["last_success"][source] = float(success[0]["ended_at"])
     return totals
 
 

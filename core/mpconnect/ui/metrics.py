@@ -1,15 +1,21 @@
 """``/metrics``: Prometheus metrics computed from the status source at each scrape.
 
-Each scrape costs a few grouped queries of the ledger (per source and status), never a
-read of every run, and one read of each rate-limit bucket."""
+The runs' totals cost one grouped query of the ledger and a few indexed ones per source,
+never a read of every run, and are reused for :data:`TOTALS_TTL` seconds; the sources'
+freshness, the rate-limit buckets and the scheduler's heartbeat are read at each scrape."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from mpconnect.ui.ratelimit_metrics import rate_limit_families
 from mpconnect.ui.status import StatusSource
+
+#: Seconds ``/metrics`` reuses the runs' totals for (less than a usual scrape interval).
+TOTALS_TTL = 5.0
 
 
 class StatusCollector:
@@ -17,13 +23,32 @@ class StatusCollector:
 
     :param heartbeat_age: seconds since the scheduler loop last went round (None: no
         scheduler serves these metrics).
+    :param totals_ttl: seconds the runs' totals are reused for (several Prometheus
+        servers scraping at once cost one read of the ledger).
+    :param clock: a monotonic clock.
     """
 
     def __init__(
-        self, status: StatusSource, heartbeat_age: Callable[[], float | None] = lambda: None
+        self,
+        status: StatusSource,
+        heartbeat_age: Callable[[], float | None] = lambda: None,
+        totals_ttl: float = TOTALS_TTL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.status = status
         self.heartbeat_age = heartbeat_age
+        self.totals_ttl = totals_ttl
+        self._clock = clock
+        self._totals: tuple[float, dict[str, Any]] | None = None
+        self._guard = threading.Lock()
+
+    def totals(self) -> dict[str, Any]:
+        """The runs' totals, read again when older than ``totals_ttl``."""
+        with self._guard:
+            now = self._clock()
+            if self._totals is None or now - self._totals[0] >= self.totals_ttl:
+                self._totals = (now, self.status.run_totals())
+            return self._totals[1]
 
     def describe(self) -> list[Any]:
         """Nothing up front: the families depend on the sources (no check at registry)."""
@@ -33,7 +58,7 @@ class StatusCollector:
         """Yield every metric family."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        totals = self.status.run_totals()
+        totals = self.totals()
         counts = {
             name: CounterMetricFamily(
                 f"mpconnect_records_{name}",

@@ -81,7 +81,7 @@ class SharedStatusSource(LocalStatusSource):
 
     def run_totals(self) -> dict[str, Any]:
         """Per-source totals in a few grouped queries."""
-        return ledger_queries.run_totals(self._fetch)
+        return ledger_queries.run_totals(self._fetch, self.MARK)
 
     def _dispatch(self, run_id: str) -> dict[str, Any] | None:
         """The latest dispatch carried out by the run, if a worker ran it."""

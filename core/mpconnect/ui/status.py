@@ -264,7 +264,7 @@ class LocalStatusSource(StatusSource):
         """Per-source totals in a few grouped queries (not every run, as ``all_runs``)."""
         if not isinstance(self.ledger, SqliteRunLedger):
             return super().run_totals()
-        return ledger_queries.run_totals(self._fetch)
+        return ledger_queries.run_totals(self._fetch, self.MARK)
 
     def rate_limits(self) -> list[dict[str, Any]]:
         """The shared buckets: in the Redis of ``[engine] rate_limit_redis_url``, else
