@@ -6,7 +6,7 @@ partitions, the bounded ``/metrics`` totals and the shared rate-limit buckets.""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,8 @@ def _serve(status: LocalStatusSource) -> Any:
     return serve_app(status, UiOptions())
 
 
-def test_a_partitioned_runs_page_shows_each_partition(ledgers: Ledgers) -> None:
+def _partitioned_run(ledgers: Ledgers) -> None:
+    """Runs r-part (three partitions, some batches acknowledged) and r-plain."""
     ledgers.run("r-part", "billing", "running", T0, read=900)
     ledgers.run("r-plain", "billing", "succeeded", T0 - 100, read=5, imported=5)
     # Before the partitions table exists (a ledger older than partitioned runs): none.
@@ -138,6 +139,10 @@ def test_a_partitioned_runs_page_shows_each_partition(ledgers: Ledgers) -> None:
         ledgers.ledger.ack_batch(spool, 0, counts[0])
         if index == 0:
             ledgers.ledger.ack_batch(spool, 1, counts[1])
+
+
+def test_a_partitioned_runs_page_shows_each_partition(ledgers: Ledgers) -> None:
+    _partitioned_run(ledgers)
     server = _serve(ledgers.status)
     try:
         data = requests.get(server.url + "/api/runs/r-part", timeout=30).json()
@@ -155,6 +160,7 @@ def test_a_partitioned_runs_page_shows_each_partition(ledgers: Ledgers) -> None:
         (2, "2024-03", "failed", "worker-a", 3, 200, 0),
     ]
     assert data["partitions"][0]["duration"] == 20
+    assert (data["imported"], data["batches"]) == (548, 3)  # running: its partitions' acks
     assert data["partitions"][2]["error"] == "429 <b>again</b>"
     assert plain["partitions"] == []
     assert "<h2>Partitions</h2>" in html
@@ -293,3 +299,37 @@ def test_metrics_reuse_the_totals_for_a_few_seconds(ledgers: Ledgers) -> None:
     assert read_total() == 10  # a scrape within the TTL: the same totals, no query
     now[0] += 0.5
     assert read_total() == 15
+
+
+def test_in_a_browser_the_run_shows_its_partitions_and_the_source_its_budget(
+    browser: Any, screenshot: Callable[[Any, str], Path], tmp_path: Path, database_url: str
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    home = tmp_path / "home"
+    home.mkdir()
+    ledgers = Ledgers("postgresql", home, database_url)
+    _partitioned_run(ledgers)
+    bucket = shared_bucket("mixpanel", PROJECT_TOKEN, [500.0, 50_000.0], home=home)
+    bucket.take(100, 5_000)
+    bucket.throttled()
+    server = _serve(ledgers.status)
+    try:
+        browser.get(server.url + "/runs/r-part")
+        rows = browser.find_elements(By.CSS_SELECTOR, "table.partitions tbody tr")
+        cells = [[td.text for td in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+        assert [c[:7] for c in cells] == [
+            ["0", "2024-01", "done", "worker-a", "1", "400", "398"],
+            ["1", "2024-02", "running", "worker-b", "2", "300", "150"],
+            ["2", "2024-03", "failed", "worker-a", "3", "200", "0"],
+        ]
+        assert cells[2][-1] == "429 <b>again</b>"  # shown as text
+        screenshot(browser, "ui-run-partitions")
+        browser.get(server.url + "/sources/billing")
+        budget = browser.find_element(By.CSS_SELECTOR, "table.rate-limits tbody tr")
+        assert "(this project)" in budget.text and "events" in budget.text
+        assert PROJECT_TOKEN not in browser.page_source
+        screenshot(browser, "ui-source-rate-limits")
+    finally:
+        server.stop()
+        ledgers.status.close()  # type: ignore[attr-defined]

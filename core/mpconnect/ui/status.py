@@ -222,6 +222,10 @@ class LocalStatusSource(StatusSource):
         run["dispatch"] = dispatch
         run["worker"] = (dispatch or {}).get("worker") or row.get("host") or None
         run["partitions"] = self._partitions_of(row)
+        if run["partitions"] and run["status"] == "running":
+            # A partitioned run's batches are its partitions' spools: what they acknowledged.
+            run["imported"] = sum(p["imported"] for p in run["partitions"])
+            run["batches"] = sum(p["batches"] for p in run["partitions"])
         return run
 
     def _dispatch(self, run_id: str) -> dict[str, Any] | None:
