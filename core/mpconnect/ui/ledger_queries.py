@@ -138,7 +138,7 @@ def partitions(fetch: Fetch, mark: str, spool_id: str) -> list[dict[str, Any]]:
 
 
 def _like_prefix(text: str) -> str:
-    """``text`` with LIKE's wildcards taken literally (the default escape is ``\\``
-    in PostgreSQL; SQLite needs ESCAPE, so wildcards are matched loosely there and the
-    exact prefix is checked afterwards)."""
+    """``text`` for a LIKE pattern: ``%`` becomes the one-character wildcard, so the
+    pattern may match a little more than the prefix (never less); the caller keeps only
+    the exact prefix."""
     return text.replace("%", "_")
