@@ -18,9 +18,10 @@ import pytest
 
 from mpconnect.cli import build_cli
 
-#: Fixtures of the local Mixpanel servers, used by the tests of several rooms
+#: Fixtures of the local Mixpanel servers and of real Redis/PostgreSQL servers, used by
+#: the tests of several rooms
 #: (``tests/support/``, on the path through ``pythonpath`` in pyproject.toml).
-pytest_plugins = ["datasets_fixtures", "ingestion_fixtures"]
+pytest_plugins = ["datasets_fixtures", "ingestion_fixtures", "servers_fixtures"]
 
 _MPCONNECT_ENV = (
     "MPCONNECT_CONFIG",

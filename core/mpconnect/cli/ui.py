@@ -77,11 +77,12 @@ def start_status_server(
     from mpconnect.ui.app import make_app
     from mpconnect.ui.wiring import beside_scheduler, standalone
 
+    database = state.shared_database_url()  # [distributed]: every worker's runs
     if scheduler is not None:
-        status, options = beside_scheduler(scheduler, state.plugins, home_dir(), token)
+        status, options = beside_scheduler(scheduler, state.plugins, home_dir(), token, database)
     else:
         status, options = standalone(
-            lambda: state.config, state.plugins, home_dir(), token, run_now
+            lambda: state.config, state.plugins, home_dir(), token, run_now, database
         )
     server = BackgroundServer(make_app(status, options), host=host, port=port)
     try:

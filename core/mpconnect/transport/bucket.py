@@ -174,7 +174,17 @@ class SharedBucket:
             for have, rate, cap in zip(tokens, self.rates, caps, strict=True)
         ]
         at = max(now, float(state.get("at", now)))
-        state.update(tokens=tokens, at=at, factor=factor, ceiling=ceiling)
+        # The rates and burst are kept beside the state so the status page can tell the
+        # bucket's level without the secret that names it.
+        state.update(
+            tokens=tokens,
+            at=at,
+            factor=factor,
+            ceiling=ceiling,
+            rates=self.rates,
+            burst=self.burst,
+            recovery=self.recovery,
+        )
         return tokens
 
     def take(self, *amounts: float) -> float:

@@ -253,7 +253,7 @@ def _history(status: StatusSource, name: str) -> dict[str, Any] | None:
         {"started_at": r["started_at"], "imported": r["imported"], "duration": r["duration"]}
         for r in reversed(runs)
     ]
-    return {"source": source, "runs": runs, "chart": chart}
+    return {"source": source, "runs": runs, "chart": chart, "rate_limits": status.rate_limits()}
 
 
 def _take(lines: Any, limit: int) -> list[bytes]:

@@ -1,15 +1,21 @@
-"""``/metrics``: Prometheus metrics computed from the status source at each scrape."""
+"""``/metrics``: Prometheus metrics computed from the status source at each scrape.
+
+The runs' totals cost one grouped query of the ledger and a few indexed ones per source,
+never a read of every run, and are reused for :data:`TOTALS_TTL` seconds; the sources'
+freshness, the rate-limit buckets and the scheduler's heartbeat are read at each scrape."""
 
 from __future__ import annotations
 
-import collections
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from mpconnect.ui.ratelimit_metrics import rate_limit_families
 from mpconnect.ui.status import StatusSource
 
-#: Run statuses that end a run well (its records are loaded).
-SUCCESSES = ("succeeded", "superseded")
+#: Seconds ``/metrics`` reuses the runs' totals for (less than a usual scrape interval).
+TOTALS_TTL = 5.0
 
 
 class StatusCollector:
@@ -17,13 +23,32 @@ class StatusCollector:
 
     :param heartbeat_age: seconds since the scheduler loop last went round (None: no
         scheduler serves these metrics).
+    :param totals_ttl: seconds the runs' totals are reused for (several Prometheus
+        servers scraping at once cost one read of the ledger).
+    :param clock: a monotonic clock.
     """
 
     def __init__(
-        self, status: StatusSource, heartbeat_age: Callable[[], float | None] = lambda: None
+        self,
+        status: StatusSource,
+        heartbeat_age: Callable[[], float | None] = lambda: None,
+        totals_ttl: float = TOTALS_TTL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.status = status
         self.heartbeat_age = heartbeat_age
+        self.totals_ttl = totals_ttl
+        self._clock = clock
+        self._totals: tuple[float, dict[str, Any]] | None = None
+        self._guard = threading.Lock()
+
+    def totals(self) -> dict[str, Any]:
+        """The runs' totals, read again when older than ``totals_ttl``."""
+        with self._guard:
+            now = self._clock()
+            if self._totals is None or now - self._totals[0] >= self.totals_ttl:
+                self._totals = (now, self.status.run_totals())
+            return self._totals[1]
 
     def describe(self) -> list[Any]:
         """Nothing up front: the families depend on the sources (no check at registry)."""
@@ -33,7 +58,7 @@ class StatusCollector:
         """Yield every metric family."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        runs = self.status.all_runs()
+        totals = self.totals()
         counts = {
             name: CounterMetricFamily(
                 f"mpconnect_records_{name}",
@@ -70,26 +95,10 @@ class StatusCollector:
             "When each source's latest successful run ended",
             labels=["source"],
         )
-        sums: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-        statuses: collections.Counter[tuple[str, str]] = collections.Counter()
-        last_duration: dict[str, float] = {}
-        last_success: dict[str, float] = {}
-        for run in runs:  # newest first
-            source = run["source"]
-            for name in (
-                "read",
-                "imported",
-                "quarantined",
-                "retries",
-                "throttled",
-                "uploaded_bytes",
-            ):
-                sums[source][name] += int(run.get(name) or 0)
-            statuses[(source, run["status"])] += 1
-            if run["duration"] is not None:
-                last_duration.setdefault(source, float(run["duration"]))
-            if run["status"] in SUCCESSES and run["ended_at"]:
-                last_success.setdefault(source, float(run["ended_at"]))
+        sums = totals["sums"]
+        statuses = totals["statuses"]
+        last_duration = totals["last_duration"]
+        last_success = totals["last_success"]
         for source, values in sorted(sums.items()):
             for name, family in counts.items():
                 family.add_metric([source], values[name])
@@ -105,6 +114,7 @@ class StatusCollector:
         yield from counts.values()
         yield from (retries, throttled, uploaded, outcomes, duration, success)
         yield from self._sources()
+        yield from rate_limit_families(self.status.rate_limits())
         age = self.heartbeat_age()
         if age is not None:
             beat = GaugeMetricFamily(

@@ -10,6 +10,7 @@ error text goes through :func:`mpconnect.redact.redact` on its way out.
 from __future__ import annotations
 
 import collections
+import sqlite3
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from mpconnect.errors import MpconnectError
 from mpconnect.plugins import Plugins
 from mpconnect.redact import redact
 from mpconnect.sink import VersionInfo
+from mpconnect.ui import ledger_queries
 from mpconnect.ui.freshness import freshness, schedule_times
 
 #: The fields of a ledger run the pages and the API show (never paths, keys or pids).
@@ -84,7 +86,22 @@ class StatusSource(ABC):
 
     @abstractmethod
     def all_runs(self) -> list[dict[str, Any]]:
-        """Return every run, newest first (for metrics)."""
+        """Return every run, newest first."""
+
+    def run_totals(self) -> dict[str, Any]:
+        """Return the per-source totals ``/metrics`` exposes (see
+        :func:`mpconnect.ui.ledger_queries.empty_totals`)."""
+        return ledger_queries.totals_of_runs(self.all_runs())
+
+    def partitions(self, run_id: str) -> list[dict[str, Any]]:
+        """Return a partitioned run's partitions in order (empty: not partitioned, or a
+        ledger without partitions)."""
+        return []
+
+    def rate_limits(self) -> list[dict[str, Any]]:
+        """Return the level of each shared rate-limit bucket (keyed by a hash, never a
+        token)."""
+        return []
 
 
 def shown_run(row: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +218,75 @@ class LocalStatusSource(StatusSource):
             total += imported
             points.append({"time": when, "imported": total})
         run["throughput"] = points
+        dispatch = self._dispatch(run_id)
+        run["dispatch"] = dispatch
+        run["worker"] = (dispatch or {}).get("worker") or row.get("host") or None
+        run["partitions"] = self._partitions_of(row)
+        if run["partitions"] and run["status"] == "running":
+            # A partitioned run's batches are its partitions' spools: what they acknowledged.
+            run["imported"] = sum(p["imported"] for p in run["partitions"])
+            run["batches"] = sum(p["batches"] for p in run["partitions"])
         return run
+
+    def _dispatch(self, run_id: str) -> dict[str, Any] | None:
+        """The dispatch that asked for the run (distributed mode only)."""
+        return None
+
+    def partitions(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's partitions, from the ledger's ``partitions`` table if it has one."""
+        row = self.ledger.get_run(run_id)
+        return self._partitions_of(row) if row is not None else []
+
+    def _partitions_of(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        if not row.get("spool_id") or not self._has_table("partitions"):
+            return []
+        return ledger_queries.partitions(self._fetch, self.MARK, row["spool_id"])
+
+    # -- the ledger's tables, read directly (bounded queries) ---------------------------
+
+    #: The database's placeholder.
+    MARK = "?"
+
+    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """Run one read-only statement on the SQLite ledger."""
+        if not isinstance(self.ledger, SqliteRunLedger):
+            return []
+        db = sqlite3.connect(f"file:{self.ledger.path}?mode=ro", uri=True, timeout=10)
+        try:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute(sql, params)]
+        finally:
+            db.close()
+
+    def _has_table(self, name: str) -> bool:
+        found = self._fetch(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        )
+        return bool(found)
+
+    def run_totals(self) -> dict[str, Any]:
+        """Per-source totals in a few grouped queries (not every run, as ``all_runs``)."""
+        if not isinstance(self.ledger, SqliteRunLedger):
+            return super().run_totals()
+        return ledger_queries.run_totals(self._fetch, self.MARK)
+
+    def rate_limits(self) -> list[dict[str, Any]]:
+        """The shared buckets: in the Redis of ``[engine] rate_limit_redis_url``, else
+        under ``$MPCONNECT_HOME/rate-limits``; the project's own marked ``project``."""
+        from mpconnect.transport.bucket import bucket_key
+        from mpconnect.transport.bucket_levels import file_levels, redis_levels
+
+        config = self._config()
+        url = config.engine.rate_limit_redis_url
+        try:
+            levels = redis_levels(url) if url else file_levels(self.home / "rate-limits")
+        except Exception as exc:  # an unreachable Redis: the page says so
+            return [{"error": redact(f"cannot read the rate limits: {exc}")}]
+        token = config.mixpanel.project_token
+        project = bucket_key("mixpanel", token) if token else None
+        for item in levels:
+            item["project"] = item["key"] == project
+        return levels
 
     def all_runs(self) -> list[dict[str, Any]]:
         """Every run, newest first."""
