@@ -53,6 +53,9 @@ def encode_ceiling(events: int) -> float:
     return len(records) / (time.perf_counter() - started)
 
 
+SYNC = "incremental"  # set by --sync: "incremental" (a first run fills the object cache) or "full"
+
+
 def write_config(directory: Path, url: str, ca: Path, events: int, concurrency: int) -> Path:
     """Write an mpconnect.toml loading the demo source into the Datasets API at ``url``."""
     config = directory / "mpconnect.toml"
@@ -62,6 +65,7 @@ def write_config(directory: Path, url: str, ca: Path, events: int, concurrency: 
         f'ca_bundle = "{ca}"\n'
         f"[engine]\nconcurrency = {concurrency}\nlive_timeout = 120\n"
         '[sources.demo]\nconnector = "demo"\ndataset_id = "DEMO"\n'
+        f'sync = "{SYNC}"\n'
         f"[sources.demo.settings]\nevents = {events}\n"
     )
     return config
@@ -188,11 +192,19 @@ def main() -> None:
     parser.add_argument("--processes", default="1,2", help="comma-separated process counts")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument(
+        "--sync",
+        default="incremental",
+        choices=["incremental", "full"],
+        help="the source's sync: incremental (a first run, filling the object cache) or full",
+    )
+    parser.add_argument(
         "--targets",
         default="encode,null,server,peer",
         help="comma-separated: encode, null, server, peer (mixpanel-import into the null sink)",
     )
     args = parser.parse_args()
+    global SYNC
+    SYNC = args.sync
     targets = args.targets.split(",")
     counts = [int(count) for count in args.events.split(",")]
     process_counts = [int(count) for count in args.processes.split(",")]
