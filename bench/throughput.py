@@ -54,6 +54,9 @@ def encode_ceiling(events: int) -> float:
 
 
 SYNC = "incremental"  # set by --sync: "incremental" (a first run fills the object cache) or "full"
+#: Set by --project-limit: keep the project's import budget (27,000 events/s by default),
+#: which caps the null sink's rate; off by default, as the null sink is no Mixpanel project.
+PROJECT_LIMIT = False
 
 
 def write_config(directory: Path, url: str, ca: Path, events: int, concurrency: int) -> Path:
@@ -64,6 +67,7 @@ def write_config(directory: Path, url: str, ca: Path, events: int, concurrency: 
         f'api_url = "{url}"\nproject_token = "benchtoken"\nsecret = "${{BENCH_SECRET}}"\n'
         f'ca_bundle = "{ca}"\n'
         f"[engine]\nconcurrency = {concurrency}\nlive_timeout = 120\n"
+        f"project_rate_limit = {str(PROJECT_LIMIT).lower()}\n"
         '[sources.demo]\nconnector = "demo"\ndataset_id = "DEMO"\n'
         f'sync = "{SYNC}"\n'
         f"[sources.demo.settings]\nevents = {events}\n"
@@ -202,9 +206,14 @@ def main() -> None:
         default="encode,null,server,peer",
         help="comma-separated: encode, null, server, peer (mixpanel-import into the null sink)",
     )
+    parser.add_argument(
+        "--project-limit",
+        action="store_true",
+        help="keep the Mixpanel project's import budget (90%% of 30,000 events/s)",
+    )
     args = parser.parse_args()
-    global SYNC
-    SYNC = args.sync
+    global SYNC, PROJECT_LIMIT
+    SYNC, PROJECT_LIMIT = args.sync, args.project_limit
     targets = args.targets.split(",")
     counts = [int(count) for count in args.events.split(",")]
     process_counts = [int(count) for count in args.processes.split(",")]
