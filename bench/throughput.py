@@ -54,6 +54,12 @@ def encode_ceiling(events: int) -> float:
     return len(records) / (time.perf_counter() - started)
 
 
+SYNC = "incremental"  # set by --sync: "incremental" (a first run fills the object cache) or "full"
+#: Set by --project-limit: keep the project's import budget (27,000 events/s by default),
+#: which caps the null sink's rate; off by default, as the null sink is no Mixpanel project.
+PROJECT_LIMIT = False
+
+
 def write_config(directory: Path, url: str, ca: Path, events: int, concurrency: int) -> Path:
     """Write an mpconnect.toml loading the demo source into the Datasets API at ``url``."""
     config = directory / "mpconnect.toml"
@@ -62,7 +68,9 @@ def write_config(directory: Path, url: str, ca: Path, events: int, concurrency: 
         f'api_url = "{url}"\nproject_token = "benchtoken"\nsecret = "${{BENCH_SECRET}}"\n'
         f'ca_bundle = "{ca}"\n'
         f"[engine]\nconcurrency = {concurrency}\nlive_timeout = 120\n"
-        '[sources.demo]\nconnector = "demo"\ndataset_id = "DEMO"\nsync = "full"\n'
+        f"project_rate_limit = {str(PROJECT_LIMIT).lower()}\n"
+        '[sources.demo]\nconnector = "demo"\ndataset_id = "DEMO"\n'
+        f'sync = "{SYNC}"\n'
         f"[sources.demo.settings]\nevents = {events}\n"
     )
     return config
@@ -188,11 +196,24 @@ def main() -> None:
     parser.add_argument("--processes", default="1,2", help="comma-separated process counts")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument(
+        "--sync",
+        default="incremental",
+        choices=["incremental", "full"],
+        help="the source's sync: incremental (a first run, filling the object cache) or full",
+    )
+    parser.add_argument(
         "--targets",
         default="encode,null,server,peer",
         help="comma-separated: encode, null, server, peer (mixpanel-import into the null sink)",
     )
+    parser.add_argument(
+        "--project-limit",
+        action="store_true",
+        help="keep the Mixpanel project's import budget (90%% of 30,000 events/s)",
+    )
     args = parser.parse_args()
+    global SYNC, PROJECT_LIMIT
+    SYNC, PROJECT_LIMIT = args.sync, args.project_limit
     targets = args.targets.split(",")
     counts = [int(count) for count in args.events.split(",")]
     process_counts = [int(count) for count in args.processes.split(",")]

@@ -26,6 +26,8 @@ PEOPLE_STREAM = "people"
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 _event_fields = operator.attrgetter(*Event.__slots__)
 _profile_fields = operator.attrgetter(*Profile.__slots__)
+#: Copied for each hash: cheaper than a new object with its parameters, same digest.
+_HASH = hashlib.blake2b(digest_size=16)
 
 
 def _canonical(value: Any) -> Any:
@@ -45,7 +47,9 @@ def encode(record: Event | Profile) -> tuple[str, bytes, bytes]:
         canonical = orjson.dumps(fields, default=_canonical, option=_OPTIONS)
     except TypeError:  # a value orjson cannot walk (an integer past 64 bits): its pickle
         canonical = data
-    return kind, data, hashlib.blake2b(canonical, digest_size=16).digest()
+    digest = _HASH.copy()
+    digest.update(canonical)
+    return kind, data, digest.digest()
 
 
 def decode(kind: str, data: bytes) -> Event | Profile:

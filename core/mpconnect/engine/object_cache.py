@@ -207,7 +207,7 @@ class SqliteObjectCache(ObjectCache):
         try:
             db.executemany(
                 "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(spool_id, *row) for row in rows],
+                ((spool_id, *row) for row in rows),
             )
             db.execute("COMMIT")
         except BaseException:
@@ -340,7 +340,18 @@ class SqliteObjectCache(ObjectCache):
                     "data FROM pending WHERE spool_id = ?",
                     (spool_id,),
                 )
-                for table in ("pending", "pending_deleted", "pending_runs"):
+                # When the table holds only this extraction's rows, a DELETE without WHERE
+                # drops its pages at once: half the CPU of deleting rows one by one.
+                alone = all(
+                    db.execute(f"SELECT {end}(spool_id) FROM pending").fetchone()[0]
+                    in (None, spool_id)
+                    for end in ("min", "max")
+                )
+                if alone:
+                    db.execute("DELETE FROM pending")
+                else:
+                    db.execute("DELETE FROM pending WHERE spool_id = ?", (spool_id,))
+                for table in ("pending_deleted", "pending_runs"):
                     db.execute(f"DELETE FROM {table} WHERE spool_id = ?", (spool_id,))
                 db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('committed', ?)", (str(time.time()),)

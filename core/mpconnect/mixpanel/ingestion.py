@@ -69,7 +69,9 @@ REGION_URLS = {
 }
 MAX_RECORDS = 2000
 MAX_BYTES = 10 * 1024 * 1024
-GZIP_LEVEL = 6
+#: Level 1: about 1.5 µs of CPU per event against 8 at level 6, for a body 25% larger
+#: (0.19 of the JSON against 0.15); see README "Cost per record".
+GZIP_LEVEL = 1
 _ERROR_TEXT_LIMIT = 500
 
 
