@@ -194,3 +194,16 @@ def test_the_test_tree_mirrors_the_package() -> None:
 
 def test_no_test_file_lies_outside_a_room() -> None:
     assert sorted(p.name for p in TESTS.glob("test_*.py")) == []
+
+
+MAX_MODULE_LINES = 450
+
+
+def test_no_module_is_over_450_lines() -> None:
+    modules = [*PACKAGE.rglob("*.py"), *CONNECTORS.rglob("*.py")]
+    long = {
+        str(path.relative_to(PACKAGE.parent.parent)): lines
+        for path in modules
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}, "split these modules into smaller ones, each with one job"
