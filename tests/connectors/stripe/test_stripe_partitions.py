@@ -4,6 +4,7 @@ ranges of the other streams together make exactly the records of one unpartition
 from __future__ import annotations
 
 import pytest
+from incremental_harness import CachedSource, full_snapshot
 from partition_harness import lines, read, read_partitioned
 
 from mpconnect import Partition, RunContext
@@ -98,3 +99,36 @@ def test_an_incremental_run_is_one_partition(stripe_api, tmp_path):
 def test_ranges_are_adjacent_and_cover_the_interval():
     assert ranges(10, 20, 3) == [(10, 13), (13, 16), (16, 20)]
     assert ranges(10, 12, 5) == [(10, 11), (11, 12)]
+
+
+def test_an_incremental_run_after_a_partitioned_full_read_in_one_process(stripe_api, tmp_path):
+    """An engine that reads every partition of a full read with one connector and the
+    source's state (as an in-process run does) leaves a cursor and facts the next
+    incremental run starts from: the changes made after the plan are not lost."""
+    world = generate(seed=11, customers=30)
+    world.record_events()
+    api = stripe_api(world)
+    source = CachedSource(settings(api, identity="user_id"), tmp_path / "state")
+    connector = StripeConnector(source.settings)
+    ctx = RunContext(
+        source="billing", dataset_id="D", state_dir=source.state_dir, full_refresh=True
+    )
+    partitions = connector.partitions(ctx)
+    assert len(partitions) > 1
+    customer = next(iter(world.customers.values()))
+    charge = world.add_charge(customer, 4200, partitions[0].spec["lt"])  # after the bound
+    records = []
+    for method in (connector.events, connector.people):
+        for partition in partitions:
+            ctx.partition = partition
+            records.extend(method(ctx))
+    connector.close()
+    for record in records:
+        source.cache.setdefault((record.stream, record.object_id), []).append(record)
+    source.state = ctx.state
+    assert charge["id"] not in {r.object_id for r in records}
+
+    world.add_refund(charge, 1000, world.now())
+    outcome = source.run()
+    assert not outcome.full, outcome.reasons
+    assert source.snapshot() == full_snapshot(source.settings.model_dump(), tmp_path / "full")
