@@ -168,9 +168,9 @@ class SalesforceConnector(Connector):
             raise
 
     def _planned(self, run: Run, ctx: RunContext, compiled: _Plan | None = None) -> _Plan:
-        key = "" if ctx.partition is None else ctx.partition.key
-        if key in self._plans:
-            return self._plans[key]
+        part_key = "" if ctx.partition is None else ctx.partition.key
+        if part_key in self._plans:
+            return self._plans[part_key]
         plan = compiled or self._compile(run, ctx)
         for key, read in plan.reads():
             if read.all_rows or read.gone:
@@ -186,7 +186,7 @@ class SalesforceConnector(Connector):
         detail = ", ".join(read.describe() for read in reads)
         ctx.log.info("Salesforce plan: %s; about %d API calls", detail, estimate)
         run.client.guard.check_plan(estimate, detail)
-        self._plans[key] = plan
+        self._plans[part_key] = plan
         return plan
 
     def _read_indexes(self, run: Run, plan: _Plan) -> None:
