@@ -23,7 +23,8 @@ from mpconnect_stripe.facts import TABLES, FactsStore
 from mpconnect_stripe.identity import Identities
 from mpconnect_stripe.incremental import IncrementalRead
 from mpconnect_stripe.mapping import Digest, digest
-from mpconnect_stripe.partitioning import PartitionSpec, plan_partitions
+from mpconnect_stripe.ordered import ordered_pump
+from mpconnect_stripe.partitioning import PartitionSpec, plan_partitions, sub_windows
 from mpconnect_stripe.plan import Plan, full_plan, plan_run, start_cursor, streams_of
 from mpconnect_stripe.profiles import CustomerBook
 from mpconnect_stripe.pump import Window, pump
@@ -114,8 +115,9 @@ class StripeConnector(Connector):
     def events(self, ctx: RunContext) -> Iterator[Event]:
         """Yield the events of every configured stream, reading streams concurrently.
 
-        In a partition (:meth:`partitions`): only its streams and ``created`` range, read
-        by one worker so that a partition read again yields the same records in order.
+        In a partition (:meth:`partitions`): only its streams and ``created`` range, cut
+        into windows yielded in a fixed order, so that a partition read again yields the
+        same records in the same order.
         """
         part = PartitionSpec.of(ctx.partition)
         streams = list(self.settings.objects) if part is None else part.streams
@@ -157,15 +159,28 @@ class StripeConnector(Connector):
             gte = None if everyone else part.gte if part.gte is not None else start
             return Window(stream, gte=gte, lt=part.lt)
 
-        workers = self.workers() if part is None else 1
+        def windows(phase: Sequence[str]) -> list[Window]:
+            if part is None:
+                return [window(stream) for stream in phase]
+            return [
+                Window(stream, gte, lt)
+                for stream in phase
+                for whole in [window(stream)]
+                for gte, lt in sub_windows(
+                    whole.gte, part.lt, part.oldest.get(stream), self.workers()
+                )
+            ]
 
         def fetch(part: Window) -> tuple[list[dict[str, Any]], bool]:
             return reader.list_page(part.stream, gte=part.gte, lt=part.lt, after=part.after)
 
         try:
             for phase in phases:
-                windows = [window(stream) for stream in phase]
-                pages = pump(windows, fetch, stop, workers, reader.saturated, digest)
+                pages = (
+                    pump(windows(phase), fetch, stop, self.workers(), reader.saturated, digest)
+                    if part is None
+                    else ordered_pump(windows(phase), fetch, stop, self.workers(), digest)
+                )
                 self._pages = pages
                 with closing(pages):
                     for stream, page in pages:

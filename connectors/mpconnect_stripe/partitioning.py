@@ -18,23 +18,26 @@
   none of their records.
 
 Without ``customers`` in ``objects`` there are no profiles, and every stream is cut into
-ranges. The events cursor an incremental run would start from is taken before the bound
-and kept, with the facts store, by the first partition (the profiles partition), when the
-partitions are read in one process with the source's state (an engine that partitions an
-incremental source's full read). Each partition is read by one worker, newest first as
-Stripe lists, so a partition read again yields the same records in the same order.
+ranges. Each partition's range is cut again into one window per worker, read in parallel
+and yielded in a fixed order (:mod:`mpconnect_stripe.ordered`), so a partition read again
+yields the same records in the same order.
+
+The events cursor an incremental run would start from is taken before the bound and kept,
+with the facts store, by the first partition (the profiles partition) when the partitions
+are read in one process with the source's state (an engine that partitions an
+incremental source's full read).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
 from mpconnect import Partition
 
-__all__ = ["PROFILE_STREAMS", "PartitionSpec", "plan_partitions"]
+__all__ = ["PROFILE_STREAMS", "PartitionSpec", "plan_partitions", "sub_windows"]
 
 #: The streams the profiles partition reads (with ``customers``).
 PROFILE_STREAMS = ("customers", "charges", "subscriptions")
@@ -54,6 +57,8 @@ class PartitionSpec:
     gte: int | None = None
     keeps_state: bool = False
     cursor: dict[str, Any] | None = None
+    #: Each stream's oldest ``created`` when the plan was made (where its windows start).
+    oldest: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, partition: Partition | None) -> PartitionSpec | None:
@@ -67,6 +72,7 @@ class PartitionSpec:
             spec.get("gte"),
             bool(spec.get("keeps_state")),
             spec.get("cursor"),
+            {str(k): int(v) for k, v in (spec.get("oldest") or {}).items()},
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -77,6 +83,7 @@ class PartitionSpec:
             "lt": self.lt,
             "keeps_state": self.keeps_state,
             "cursor": self.cursor,
+            "oldest": self.oldest,
         }
 
 
@@ -101,6 +108,18 @@ def ranges(gte: int, lt: int, count: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in pairwise(edges) if b > a]
 
 
+def sub_windows(
+    gte: int | None, lt: int, oldest: int | None, count: int
+) -> list[tuple[int | None, int]]:
+    """``[gte, lt)`` of one stream cut into ``count`` windows read apart, from ``oldest``
+    (the first window stays open below, so nothing older is missed)."""
+    floor = max(gte or 0, oldest if oldest is not None else gte or EARLIEST)
+    if floor >= lt:
+        return [(gte, lt)]
+    cuts = ranges(floor, lt, count)
+    return [(gte if n == 0 else a, b) for n, (a, b) in enumerate(cuts)]
+
+
 def plan_partitions(
     objects: list[str],
     start: int | None,
@@ -116,19 +135,22 @@ def plan_partitions(
     """
     lt = now + 1
     together = [s for s in objects if s in PROFILE_STREAMS] if "customers" in objects else []
+    floor = start if start is not None else EARLIEST
+    oldest_of = {s: oldest_created(probe, s, floor, lt) for s in objects}
     partitions: list[Partition] = []
     if together:
-        partitions.append(Partition("profiles", PartitionSpec(together, lt).to_json()))
+        found = {s: t for s in together if (t := oldest_of[s]) is not None}
+        spec = PartitionSpec(together, lt, oldest=found)
+        partitions.append(Partition("profiles", spec.to_json()))
     for stream in objects:
-        if stream in together:
-            continue
-        oldest = oldest_created(probe, stream, start if start is not None else EARLIEST, lt)
-        if oldest is None:
+        oldest = oldest_of[stream]
+        if stream in together or oldest is None:
             continue
         parts = ranges(oldest, lt, per_stream)
         for n, (a, b) in enumerate(parts, 1):
             key = f"{stream}:{n:03d}-of-{len(parts):03d}"
-            partitions.append(Partition(key, PartitionSpec([stream], b, a).to_json()))
+            spec = PartitionSpec([stream], b, a, oldest={stream: a})
+            partitions.append(Partition(key, spec.to_json()))
     if not partitions:
         partitions = [Partition("profiles", PartitionSpec(together or objects, lt).to_json())]
     first = partitions[0]

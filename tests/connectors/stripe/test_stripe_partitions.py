@@ -3,6 +3,8 @@ ranges of the other streams together make exactly the records of one unpartition
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from incremental_harness import CachedSource, full_snapshot
 from partition_harness import lines, read, read_partitioned
@@ -11,7 +13,9 @@ from mpconnect import Partition, RunContext
 from mpconnect_stripe import StripeConnector
 from mpconnect_stripe.localserver.api import TEST_KEY
 from mpconnect_stripe.localserver.generate import generate
-from mpconnect_stripe.partitioning import ranges
+from mpconnect_stripe.ordered import ordered_pump
+from mpconnect_stripe.partitioning import ranges, sub_windows
+from mpconnect_stripe.pump import Window
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -132,3 +136,33 @@ def test_an_incremental_run_after_a_partitioned_full_read_in_one_process(stripe_
     outcome = source.run()
     assert not outcome.full, outcome.reasons
     assert source.snapshot() == full_snapshot(source.settings.model_dump(), tmp_path / "full")
+
+
+def test_sub_windows_cover_the_range_and_stay_open_below():
+    assert sub_windows(None, 100, 40, 3) == [(None, 60), (60, 80), (80, 100)]
+    assert sub_windows(50, 100, 70, 2) == [(50, 85), (85, 100)]
+    assert sub_windows(50, 100, None, 2) == [(50, 75), (75, 100)]
+
+
+def test_ordered_pump_yields_windows_in_order_however_the_workers_finish():
+    later_done = threading.Event()
+
+    def fetch(window: Window):
+        if window.stream == "first":
+            assert later_done.wait(10)  # the second window is read completely first
+            return [{"id": "a", "created": 1}], False
+        later_done.set()
+        return [{"id": "b", "created": 2}], False
+
+    pages = ordered_pump(
+        [Window("first"), Window("second")], fetch, threading.Event(), 2, lambda s, o: o["id"]
+    )
+    assert list(pages) == [("first", ["a"]), ("second", ["b"])]
+
+
+def test_ordered_pump_raises_a_workers_error():
+    def fetch(window: Window):
+        raise RuntimeError(f"cannot read {window.stream}")
+
+    with pytest.raises(RuntimeError, match="cannot read"):
+        list(ordered_pump([Window("x")], fetch, threading.Event(), 2, lambda s, o: o))
