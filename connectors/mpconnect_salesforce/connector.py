@@ -269,7 +269,10 @@ class SalesforceConnector(Connector):
             return [ctx.partition]  # called again inside a partition: read only that one
         if not ctx.full_refresh:
             return [Partition("all")]
-        return plan_partitions(self.settings, self._start(ctx))
+        try:
+            return plan_partitions(self.settings, self._start(ctx))
+        finally:
+            self.close()  # the partitions log in again, each in its own process perhaps
 
     def events(self, ctx: RunContext) -> Iterator[Event]:
         """Yield every event: standard streams in order, then the event mappings.
@@ -338,3 +341,5 @@ class SalesforceConnector(Connector):
             self._run.spool.close()
             self._run.client.close()
             self._run = None
+        self._plans.clear()
+        self._indexed.clear()
