@@ -99,6 +99,10 @@ class StripeConnector(Connector):
             page, _ = reader.list_page(stream, gte=gte, lt=lt, limit=1)
             return bool(page)
 
+        def newest(stream: str, lt: int) -> int | None:
+            page, _ = reader.list_page(stream, lt=lt, limit=1)
+            return int(page[0]["created"]) if page else None
+
         try:
             cursor = start_cursor(ctx, reader, streams_of(self.settings, first))
             return plan_partitions(
@@ -108,6 +112,7 @@ class StripeConnector(Connector):
                 int(time.time()),
                 probe,
                 cursor,
+                newest,
             )
         finally:
             stop.set()
@@ -167,7 +172,11 @@ class StripeConnector(Connector):
                 for stream in phase
                 for whole in [window(stream)]
                 for gte, lt in sub_windows(
-                    whole.gte, part.lt, part.oldest.get(stream), self.workers()
+                    whole.gte,
+                    part.lt,
+                    part.oldest.get(stream),
+                    self.workers(),
+                    part.newest.get(stream),
                 )
             ]
 

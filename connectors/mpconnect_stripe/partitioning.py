@@ -10,9 +10,10 @@
   that yields the profiles: the figures are exactly those of an unpartitioned read, with
   nothing to merge between processes.
 - **Range partitions** (``refunds:002-of-004``): each other stream, cut into
-  ``partitions_per_stream`` equal ``created`` ranges from its oldest object to the bound.
-  The oldest object is found by halving ``created`` intervals with one-object requests
-  (about 30 per stream, within the shared request budget). A stream with no object
+  ``partitions_per_stream`` equal ``created`` ranges from its oldest object to its newest
+  (the last range reaching the bound). The oldest object is found by halving ``created``
+  intervals with one-object requests (about 30 per stream, within the shared request
+  budget), the newest with one. A stream with no object
   before the bound gets no partition. When ``identity`` names a metadata key, each of
   these partitions first lists the customers (to learn their distinct_ids) and yields
   none of their records.
@@ -57,8 +58,10 @@ class PartitionSpec:
     gte: int | None = None
     keeps_state: bool = False
     cursor: dict[str, Any] | None = None
-    #: Each stream's oldest ``created`` when the plan was made (where its windows start).
+    #: Each stream's oldest and newest ``created`` when the plan was made (the span its
+    #: windows are cut in).
     oldest: dict[str, int] = field(default_factory=dict)
+    newest: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, partition: Partition | None) -> PartitionSpec | None:
@@ -73,6 +76,7 @@ class PartitionSpec:
             bool(spec.get("keeps_state")),
             spec.get("cursor"),
             {str(k): int(v) for k, v in (spec.get("oldest") or {}).items()},
+            {str(k): int(v) for k, v in (spec.get("newest") or {}).items()},
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -84,6 +88,7 @@ class PartitionSpec:
             "keeps_state": self.keeps_state,
             "cursor": self.cursor,
             "oldest": self.oldest,
+            "newest": self.newest,
         }
 
 
@@ -109,15 +114,19 @@ def ranges(gte: int, lt: int, count: int) -> list[tuple[int, int]]:
 
 
 def sub_windows(
-    gte: int | None, lt: int, oldest: int | None, count: int
+    gte: int | None, lt: int, oldest: int | None, count: int, newest: int | None = None
 ) -> list[tuple[int | None, int]]:
-    """``[gte, lt)`` of one stream cut into ``count`` windows read apart, from ``oldest``
-    (the first window stays open below, so nothing older is missed)."""
+    """``[gte, lt)`` of one stream cut into ``count`` windows read apart, between
+    ``oldest`` and ``newest`` (the first window stays open below and the last reaches
+    ``lt``, so nothing outside that span is missed)."""
     floor = max(gte or 0, oldest if oldest is not None else gte or EARLIEST)
-    if floor >= lt:
+    top = min(lt, newest + 1) if newest is not None else lt
+    if floor >= top:
         return [(gte, lt)]
-    cuts = ranges(floor, lt, count)
-    return [(gte if n == 0 else a, b) for n, (a, b) in enumerate(cuts)]
+    cuts = ranges(floor, top, count)
+    return [
+        (gte if n == 0 else a, lt if n == len(cuts) - 1 else b) for n, (a, b) in enumerate(cuts)
+    ]
 
 
 def plan_partitions(
@@ -127,9 +136,11 @@ def plan_partitions(
     now: int,
     probe: Probe,
     cursor: dict[str, Any] | None,
+    newest: Callable[[str, int], int | None] = lambda stream, lt: None,
 ) -> list[Partition]:
     """The partitions of a full read of ``objects`` made at ``now`` (epoch seconds).
 
+    :param newest: ``newest(stream, lt)``: the ``created`` of its newest object before ``lt``.
     :param cursor: the events cursor taken before ``now``; the first partition keeps it
         (and the facts it reads) in the source's state, for a later incremental run.
     """
@@ -137,19 +148,23 @@ def plan_partitions(
     together = [s for s in objects if s in PROFILE_STREAMS] if "customers" in objects else []
     floor = start if start is not None else EARLIEST
     oldest_of = {s: oldest_created(probe, s, floor, lt) for s in objects}
+    newest_of = {s: newest(s, lt) for s in objects if oldest_of[s] is not None}
     partitions: list[Partition] = []
     if together:
         found = {s: t for s in together if (t := oldest_of[s]) is not None}
-        spec = PartitionSpec(together, lt, oldest=found)
+        top = {s: t for s in together if (t := newest_of.get(s)) is not None}
+        spec = PartitionSpec(together, lt, oldest=found, newest=top)
         partitions.append(Partition("profiles", spec.to_json()))
     for stream in objects:
         oldest = oldest_of[stream]
         if stream in together or oldest is None:
             continue
-        parts = ranges(oldest, lt, per_stream)
+        last = newest_of.get(stream)
+        parts = ranges(oldest, lt if last is None else min(lt, last + 1), per_stream)
+        parts[-1] = (parts[-1][0], lt)
         for n, (a, b) in enumerate(parts, 1):
             key = f"{stream}:{n:03d}-of-{len(parts):03d}"
-            spec = PartitionSpec([stream], b, a, oldest={stream: a})
+            spec = PartitionSpec([stream], b, a, oldest={stream: a}, newest={stream: b - 1})
             partitions.append(Partition(key, spec.to_json()))
     if not partitions:
         partitions = [Partition("profiles", PartitionSpec(together or objects, lt).to_json())]

@@ -142,6 +142,8 @@ def test_sub_windows_cover_the_range_and_stay_open_below():
     assert sub_windows(None, 100, 40, 3) == [(None, 60), (60, 80), (80, 100)]
     assert sub_windows(50, 100, 70, 2) == [(50, 85), (85, 100)]
     assert sub_windows(50, 100, None, 2) == [(50, 75), (75, 100)]
+    # Cut between the oldest and the newest object; the last window reaches the bound.
+    assert sub_windows(None, 100, 40, 2, newest=59) == [(None, 50), (50, 100)]
 
 
 def test_ordered_pump_yields_windows_in_order_however_the_workers_finish():
