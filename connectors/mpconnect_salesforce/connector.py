@@ -13,11 +13,11 @@ yielded (Contacts' and Leads' once their profiles are).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import ClassVar, TypeVar
 
-from mpconnect import ConfigError, Connector, Event, Profile, RunContext, SourceError
+from mpconnect import ConfigError, Connector, Event, Partition, Profile, RunContext, SourceError
 from mpconnect_salesforce.build import changed_read, gone, gone_reads, sweep
 from mpconnect_salesforce.client import SalesforceClient
 from mpconnect_salesforce.identity import Identity
@@ -30,6 +30,8 @@ from mpconnect_salesforce.mappings import (
     stream_name,
 )
 from mpconnect_salesforce.opportunities import totals_profiles
+from mpconnect_salesforce.partitioning import PartitionSpec, ranged
+from mpconnect_salesforce.planning import plan_partitions
 from mpconnect_salesforce.reads import Read, Run
 from mpconnect_salesforce.recall import recall_people, who_changed
 from mpconnect_salesforce.rows import Field
@@ -85,9 +87,9 @@ class SalesforceConnector(Connector):
     def __init__(self, settings: SalesforceSettings) -> None:
         super().__init__(settings)
         self._run: Run | None = None
-        self._plan: _Plan | None = None
+        self._plans: dict[str, _Plan] = {}  # by partition key ("": unpartitioned)
         self._events_done = False
-        self._indexed = False
+        self._indexed: set[str] = set()
 
     # -- setting up ------------------------------------------------------------------
 
@@ -112,13 +114,20 @@ class SalesforceConnector(Connector):
 
     def _compile(self, run: Run, ctx: RunContext) -> _Plan:
         prefix = f"sources.{ctx.source}.settings"
+        part = PartitionSpec.of(ctx.partition)
         plan = _Plan(
             streams=[
                 (name, reads_for(name, run.sync))
                 for name in STREAMS
-                if name in self.settings.objects
+                if name in self.settings.objects and (part is None or name in part.streams)
             ]
         )
+        if part is not None and (part.gte is not None or part.lt is not None):
+            # An Id range; REST rows in Id order, so a range read again repeats its order.
+            plan.streams = [
+                (name, [replace(ranged(read, part), order="Id") for read in reads])
+                for name, reads in plan.streams
+            ]
         describes: dict[str, dict[str, object]] = {}
         groups: list[tuple[str, Sequence[EventMapping | PeopleMapping], list[CompiledMapping]]] = [
             ("events", self.settings.events, plan.events),
@@ -126,18 +135,24 @@ class SalesforceConnector(Connector):
         ]
         for kind, mappings, target in groups:
             for i, mapping in enumerate(mappings):
+                if part is not None and (
+                    i not in part.events if kind == "events" else not part.people
+                ):
+                    continue
                 key = f"{prefix}.{kind}[{i}]"
                 if mapping.object not in describes:
                     describes[mapping.object] = self._describe(run, key, mapping.object)
                 compiled = compile_mapping(key, mapping, describes[mapping.object])
                 changed_read(compiled.read, compiled.stream, run.sync)
                 compiled.gone = gone_reads(compiled.stream, mapping.object, mapping.where, run.sync)
+                if part is not None and kind == "events":
+                    compiled.read = replace(ranged(compiled.read, part), order="Id")
                 target.append(compiled)
         if self.settings.identity == "email":
             needed = {obj for name, _ in plan.streams for obj in STREAMS[name].needs}
             needed |= {obj for m in (*plan.events, *plan.people) for obj in m.references}
             for obj in sorted(needed):
-                if _PEOPLE_STREAMS[obj] not in self.settings.objects:
+                if _PEOPLE_STREAMS[obj] not in {name for name, _ in plan.streams}:
                     fields = [Field("Id", "id"), Field("Email", "email")]
                     plan.indexes.append(Read(f"{obj} emails", obj, fields, "Email != null"))
         return plan
@@ -153,8 +168,9 @@ class SalesforceConnector(Connector):
             raise
 
     def _planned(self, run: Run, ctx: RunContext, compiled: _Plan | None = None) -> _Plan:
-        if self._plan is not None:
-            return self._plan
+        part_key = "" if ctx.partition is None else ctx.partition.key
+        if part_key in self._plans:
+            return self._plans[part_key]
         plan = compiled or self._compile(run, ctx)
         for key, read in plan.reads():
             if read.all_rows or read.gone:
@@ -170,17 +186,17 @@ class SalesforceConnector(Connector):
         detail = ", ".join(read.describe() for read in reads)
         ctx.log.info("Salesforce plan: %s; about %d API calls", detail, estimate)
         run.client.guard.check_plan(estimate, detail)
-        self._plan = plan
+        self._plans[part_key] = plan
         return plan
 
     def _read_indexes(self, run: Run, plan: _Plan) -> None:
-        """Remember the emails of people no configured stream reads (identity = "email")."""
-        if self._indexed:
-            return
+        """Remember the emails of people no stream of this read reads (identity = "email")."""
         for read in plan.indexes:
+            if read.object in self._indexed:
+                continue
             for row in run.rows(read):
                 run.identity.person(row["Id"], row.get("Email"))
-        self._indexed = True
+            self._indexed.add(read.object)
 
     # -- the connector contract ------------------------------------------------------
 
@@ -246,6 +262,18 @@ class SalesforceConnector(Connector):
             run.sync.read_everything(f'{why} (identity = "email")')
             run.identity = Identity(self.settings.identity)
 
+    def partitions(self, ctx: RunContext) -> list[Partition]:
+        """A full read: the people partition and ``Id`` ranges of Cases, Tasks and each
+        ``events`` mapping (see :mod:`mpconnect_salesforce.partitioning`). Otherwise one."""
+        if ctx.partition is not None:
+            return [ctx.partition]  # called again inside a partition: read only that one
+        if not ctx.full_refresh:
+            return [Partition("all")]
+        try:
+            return plan_partitions(self.settings, self._start(ctx))
+        finally:
+            self.close()  # the partitions log in again, each in its own process perhaps
+
     def events(self, ctx: RunContext) -> Iterator[Event]:
         """Yield every event: standard streams in order, then the event mappings.
 
@@ -264,7 +292,9 @@ class SalesforceConnector(Connector):
             yield from _counted(run, mapping_events(run, compiled))
             sweep(run, compiled.stream)
             run.sync.commit(compiled.stream, complete=True)
-        self._events_done = True
+        part = PartitionSpec.of(ctx.partition)
+        if part is None or part.people:
+            self._events_done = True
         self._log_merged(run, ctx)
         if run.skipped:
             ctx.log.warning("Salesforce: %d rows quarantined so far", run.skipped)
@@ -280,7 +310,10 @@ class SalesforceConnector(Connector):
 
     def people(self, ctx: RunContext) -> Iterator[Profile]:
         """Yield the Contact and unconverted Lead profiles, the owners' open-opportunity
-        totals, then the people mappings."""
+        totals, then the people mappings (in the people partition of a partitioned read)."""
+        part = PartitionSpec.of(ctx.partition)
+        if part is not None and not part.people:
+            return
         run, plan = self._begin(ctx)
         events_done = self._events_done
         if not events_done:
@@ -308,3 +341,5 @@ class SalesforceConnector(Connector):
             self._run.spool.close()
             self._run.client.close()
             self._run = None
+        self._plans.clear()
+        self._indexed.clear()

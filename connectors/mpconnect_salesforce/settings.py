@@ -163,6 +163,9 @@ class SalesforceSettings(ConnectorSettings):
     #: How far before its cursor an incremental read starts, for transactions that
     #: committed after the last run with an earlier ``SystemModstamp``.
     overlap_minutes: float = Field(default=5.0, ge=0, le=1440)
+    #: A partitioned full read (``sync = "full"``) cuts Cases, Tasks and each ``events``
+    #: mapping into this many ``Id`` ranges (see :mod:`mpconnect_salesforce.partitioning`).
+    partitions_per_object: int = Field(default=4, ge=1, le=1000)
 
     ca_bundle: Path | None = None
     timeout: float = Field(default=120.0, gt=0)

@@ -281,8 +281,9 @@ class StripeReader:
         gte: int | None = None,
         lt: int | None = None,
         after: str | None = None,
+        limit: int = PAGE_SIZE,
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Fetch one page (``limit=100``) of a list endpoint, newest first, as plain dicts.
+        """Fetch one page (``limit``: 100 objects) of a list endpoint, newest first, as dicts.
 
         Read with ``StripeClient.raw_request``, which authenticates, encodes and raises
         errors exactly as the typed services do but leaves the JSON as dicts: building
@@ -294,7 +295,7 @@ class StripeReader:
         :param after: the ``starting_after`` cursor: the last id of the previous page.
         :returns: the page's objects and Stripe's ``has_more``.
         """
-        params: dict[str, Any] = {"limit": PAGE_SIZE, **LIST_PARAMS[stream]}
+        params: dict[str, Any] = {"limit": limit, **LIST_PARAMS[stream]}
         created = {k: v for k, v in (("gte", gte), ("lt", lt)) if v is not None}
         if created:
             params["created"] = created

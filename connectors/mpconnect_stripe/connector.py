@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing, suppress
 from typing import Any, ClassVar
 
-from mpconnect import Connector, Event, Profile, RunContext
+from mpconnect import Connector, Event, Partition, Profile, RunContext
 from mpconnect_stripe.facts import TABLES, FactsStore
 from mpconnect_stripe.identity import Identities
 from mpconnect_stripe.incremental import IncrementalRead
 from mpconnect_stripe.mapping import Digest, digest
-from mpconnect_stripe.plan import Plan, plan_run
+from mpconnect_stripe.ordered import ordered_pump
+from mpconnect_stripe.partitioning import PartitionSpec, plan_partitions, sub_windows
+from mpconnect_stripe.plan import Plan, full_plan, plan_run, start_cursor, streams_of
 from mpconnect_stripe.profiles import CustomerBook
 from mpconnect_stripe.pump import Window, pump
 from mpconnect_stripe.settings import StripeSettings
@@ -55,6 +58,9 @@ class StripeConnector(Connector):
     def __init__(self, settings: StripeSettings) -> None:
         super().__init__(settings)
         self._book: CustomerBook | None = None
+        # The books of partitions read by this instance, by key (one instance may read
+        # every partition's events before any partition's people).
+        self._books: dict[str, CustomerBook] = {}
         self._changes: IncrementalRead | None = None
         self.counts: Counter[str] = Counter()
         self.requests = 0
@@ -78,9 +84,48 @@ class StripeConnector(Connector):
         """Verify the key with one cheap call; say whether it is live or test mode."""
         return self._reader(ctx, threading.Event()).check()
 
+    def partitions(self, ctx: RunContext) -> list[Partition]:
+        """A full read: the profiles partition and ``created`` ranges of the other streams,
+        all bounded now (see :mod:`mpconnect_stripe.partitioning`). Otherwise one."""
+        if ctx.partition is not None:
+            return [ctx.partition]  # called again inside a partition: read only that one
+        if not ctx.full_refresh:
+            return [Partition("all")]
+        stop = threading.Event()
+        reader = self._reader(ctx, stop)
+        first = Identities(self.settings.identity).needs_customers_first
+
+        def probe(stream: str, gte: int, lt: int) -> bool:
+            page, _ = reader.list_page(stream, gte=gte, lt=lt, limit=1)
+            return bool(page)
+
+        def newest(stream: str, lt: int) -> int | None:
+            page, _ = reader.list_page(stream, lt=lt, limit=1)
+            return int(page[0]["created"]) if page else None
+
+        try:
+            cursor = start_cursor(ctx, reader, streams_of(self.settings, first))
+            return plan_partitions(
+                list(self.settings.objects),
+                self.settings.start_timestamp,
+                self.settings.partitions_per_stream,
+                int(time.time()),
+                probe,
+                cursor,
+                newest,
+            )
+        finally:
+            stop.set()
+
     def events(self, ctx: RunContext) -> Iterator[Event]:
-        """Yield the events of every configured stream, reading streams concurrently."""
-        streams = list(self.settings.objects)
+        """Yield the events of every configured stream, reading streams concurrently.
+
+        In a partition (:meth:`partitions`): only its streams and ``created`` range, cut
+        into windows yielded in a fixed order, so that a partition read again yields the
+        same records in the same order.
+        """
+        part = PartitionSpec.of(ctx.partition)
+        streams = list(self.settings.objects) if part is None else part.streams
         identities = Identities(self.settings.identity)
         book = CustomerBook(
             with_charges="charges" in streams, with_subscriptions="subscriptions" in streams
@@ -91,7 +136,13 @@ class StripeConnector(Connector):
         stop = self._stop = threading.Event()
         reader = self._reader(ctx, stop)
         try:
-            plan = plan_run(ctx, reader, self.settings, identities.needs_customers_first)
+            plan = (
+                plan_run(ctx, reader, self.settings, identities.needs_customers_first)
+                if part is None
+                else full_plan(ctx, part.cursor)
+                if part.keeps_state
+                else Plan()
+            )
         except BaseException:
             self._stop_reader(reader)
             raise
@@ -108,21 +159,45 @@ class StripeConnector(Connector):
         def window(stream: str) -> Window:
             # Attributing by metadata needs every customer, however old.
             everyone = stream == "customers" and identities.needs_customers_first
-            return Window(stream, gte=None if everyone else start)
+            if part is None:
+                return Window(stream, gte=None if everyone else start)
+            gte = None if everyone else part.gte if part.gte is not None else start
+            return Window(stream, gte=gte, lt=part.lt)
+
+        def windows(phase: Sequence[str]) -> list[Window]:
+            if part is None:
+                return [window(stream) for stream in phase]
+            return [
+                Window(stream, gte, lt)
+                for stream in phase
+                for whole in [window(stream)]
+                for gte, lt in sub_windows(
+                    whole.gte,
+                    part.lt,
+                    part.oldest.get(stream),
+                    self.workers(),
+                    part.newest.get(stream),
+                )
+            ]
 
         def fetch(part: Window) -> tuple[list[dict[str, Any]], bool]:
             return reader.list_page(part.stream, gte=part.gte, lt=part.lt, after=part.after)
 
         try:
             for phase in phases:
-                windows = [window(stream) for stream in phase]
-                pages = pump(windows, fetch, stop, self.workers(), reader.saturated, digest)
+                pages = (
+                    pump(windows(phase), fetch, stop, self.workers(), reader.saturated, digest)
+                    if part is None
+                    else ordered_pump(windows(phase), fetch, stop, self.workers(), digest)
+                )
                 self._pages = pages
                 with closing(pages):
                     for stream, page in pages:
                         for item in page:
                             self.counts[stream] += 1
-                            yield from self._item_events(item, identities, book, start, store)
+                            yield from self._item_events(
+                                item, identities, book, start, store, "customers" in streams
+                            )
         except BaseException:
             if store is not None:
                 store.discard()
@@ -142,6 +217,8 @@ class StripeConnector(Connector):
                 self.counts["unattributed skipped"],
             )
         self._book = book
+        if ctx.partition is not None:
+            self._books[ctx.partition.key] = book
 
     def _apply(
         self, ctx: RunContext, reader: Any, plan: Plan, identities: Identities
@@ -179,12 +256,12 @@ class StripeConnector(Connector):
         book: CustomerBook,
         start: int | None,
         store: FactsStore | None,
+        listed: bool,
     ) -> Iterator[Event]:
         customer_id = item.payer.customer_id
         if item.stream == "customers":
             assert item.facts is not None
             distinct_id = identities.learn(item.facts)
-            listed = "customers" in self.settings.objects
             if not listed or (start is not None and item.facts["created"] < start):
                 if store is not None:
                     store.put_customer(item.facts, distinct_id, False)
@@ -243,13 +320,17 @@ class StripeConnector(Connector):
 
         After an incremental read: the profiles of the customers whose objects changed.
         """
-        if "customers" not in self.settings.objects:
+        part = PartitionSpec.of(ctx.partition)
+        if "customers" not in (self.settings.objects if part is None else part.streams):
             return
         if self._changes is not None:
             yield from self._changes.profiles()
             self._changes.store.close()
             return
-        if self._book is None:  # events() was not read to the end: read it now
+        if ctx.partition is not None and ctx.partition.key in self._books:
+            self._book = self._books.pop(ctx.partition.key)
+        elif self._book is None or ctx.partition is not None:
+            # events() was not read to the end, or was read for another partition
             for _ in self.events(ctx):
                 pass
         assert self._book is not None

@@ -24,7 +24,7 @@ from mpconnect_stripe.client import StripeReader, StripeRequestError
 from mpconnect_stripe.facts import FactsStore
 from mpconnect_stripe.settings import StripeSettings
 
-__all__ = ["Plan", "plan_run"]
+__all__ = ["Plan", "full_plan", "plan_run", "start_cursor"]
 
 CURSOR = "events_cursor"
 FACTS = "facts_file"
@@ -95,8 +95,15 @@ def plan_run(
         reason = reason or "unknown"
         ctx.log.info("stripe: reading everything: %s", reason)
         ctx.read_everything(reason)
+    return Plan(FactsStore.create(directory), None, start_cursor(ctx, reader, streams))
+
+
+def start_cursor(
+    ctx: RunContext, reader: StripeReader, streams: list[str]
+) -> dict[str, Any] | None:
+    """The events cursor of a full read starting now (None: the key may not read events)."""
     try:
-        cursor = newest_cursor(reader, event_types(streams))
+        return newest_cursor(reader, event_types(streams))
     except StripeRequestError as exc:
         if exc.status != 403:
             raise
@@ -105,8 +112,16 @@ def plan_run(
             "Grant the key read access to Events for incremental runs",
             exc,
         )
-        cursor = None
-    return Plan(FactsStore.create(directory), None, cursor)
+        return None
+
+
+def full_plan(ctx: RunContext, cursor: dict[str, Any] | None) -> Plan:
+    """A full read that names ``cursor`` (taken when the partitions were planned) and its
+    facts in the state: the partition of a partitioned read that keeps them."""
+    if ctx.state_dir is None:
+        return Plan()
+    FactsStore.remove_others(ctx.state_dir, ctx.state.get(FACTS))
+    return Plan(FactsStore.create(ctx.state_dir), None, cursor)
 
 
 def _customers_decide_identity(changes: Changes, needs_customers_first: bool) -> str | None:

@@ -49,6 +49,9 @@ class StripeSettings(ConnectorSettings):
     :param max_requests_per_second: every stream, partition and run reading this account
         at once stay under this rate together (default: 90 % of Stripe's limit, 100
         requests/s in live mode and 25 in test mode: 90 or 22.5).
+    :param partitions_per_stream: a partitioned full read (``sync = "full"``) splits each
+        stream that no profile needs (refunds, invoices, disputes; every stream without
+        ``customers``) into this many ``created`` ranges.
     :param max_retries: retries of one request on 429, 5xx and dropped connections.
     """
 
@@ -64,6 +67,7 @@ class StripeSettings(ConnectorSettings):
     start_date: datetime | date | None = None
     max_requests_per_second: float | None = Field(default=None, gt=0, le=10_000)
     max_retries: int = Field(default=8, ge=0, le=100)
+    partitions_per_stream: int = Field(default=4, ge=1, le=1000)
 
     @property
     def request_rate(self) -> float:
