@@ -1,31 +1,31 @@
 """The import phase of a run: resend a resumed spool's unacknowledged batches, or extract
 the source (:func:`extract`) — read each record, transform, validate and convert it, and
-spool it in batches that the uploader sends as they are written (:func:`_drain`, the hot
+spool it in batches that the uploader sends as they are written (:func:`drain`, the hot
 loop). A record that cannot be loaded goes to the quarantine, named and counted.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mpconnect.connector import RunContext
-from mpconnect.disk import private_dir
 from mpconnect.engine.batching import (
     DEFAULT_MAX_BATCH_BYTES,
     Batcher,
     Refused,
-    batch_byte_limit,
 )
 from mpconnect.engine.incremental_read import read_source
 from mpconnect.engine.ledger import BatchRef, ResumePoint
 from mpconnect.engine.odd_records import safe_describe, unencodable_field
 from mpconnect.engine.phases import phase
-from mpconnect.engine.project_budget import project_bucket
+from mpconnect.engine.read_setup import (
+    make_context,
+    make_spool_writer,
+    make_uploader,
+    record_transformers,
+)
 from mpconnect.engine.spool import SpoolWriter
 from mpconnect.engine.unattributed import unattributed_refusal
 from mpconnect.engine.upload import Uploader
@@ -43,24 +43,12 @@ def load(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoint | None) -
     quarantine limit."""
     summary = run.summary
     settings = run.engine.config.engine
-    uploader = Uploader(
-        run.sink,
-        run.ledger,
-        spool_id=spool_id,
-        dataset_id=run.source.dataset_id,
-        version_id=summary.version_id or "",
-        concurrency=run.options.concurrency or settings.concurrency,
-        max_retries=settings.max_retries,
-        initial_wait=settings.retry_initial_wait,
-        max_wait=settings.retry_max_wait,
-        quarantine=run.quarantine,
-        stop=run.stop,
-        on_imported=run.count_imported,
-        on_retry=run.count_retry,
-        on_collapsed=run.count_collapsed,
-        on_throttled=run.count_throttled,
-        on_uploaded=run.count_uploaded,
-        bucket=project_bucket(settings, run.sink, run.token, run.engine.home),
+    uploader = make_uploader(
+        run,
+        spool_id,
+        summary.version_id or "",
+        run.options.concurrency or settings.concurrency,
+        run.quarantine,
     )
     with phase(run.ledger, summary.run_id, "import"):
         try:
@@ -85,12 +73,6 @@ def load(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoint | None) -
     run.check_quarantine_limit()
 
 
-def _quarantine_source_object(run: Run, what: str, reason: str, data: Any = None) -> None:
-    """A connector's object that could not become a record: read, and quarantined."""
-    run.summary.read += 1
-    run.quarantine.add(what, reason, data)
-
-
 def extract(run: Run, spool_id: str, spool_dir: Path, uploader: Uploader) -> None:
     """Read the connector's events, then its people, into the spool; each batch written
     is recorded in the ledger and handed to ``uploader``."""
@@ -101,30 +83,12 @@ def extract(run: Run, spool_id: str, spool_dir: Path, uploader: Uploader) -> Non
         uploader.submit(batch)
         run.progress.extracted(summary.read, run.quarantine.count)
 
-    writer = SpoolWriter(
-        spool_dir,
-        run.sink.max_batch_records,
-        batch_byte_limit(run.engine.config.engine.max_batch_bytes, run.sink.max_batch_bytes),
-        spooled,
-    )
+    writer = make_spool_writer(run, spool_dir, spooled)
     run.incremental.plan(spool_id)
-    ctx = RunContext(
-        source=run.source.name,
-        dataset_id=run.source.dataset_id,
-        log=logging.getLogger(f"mpconnect.source.{run.source.name}"),
-        state_dir=private_dir(run.engine.home / "state" / run.source.name),
-        quarantine=partial(_quarantine_source_object, run),
-        stop=run.stop,
-        count_retry=lambda *_: run.count_retry(),
-        partition=run.partition,
-        **run.incremental.context(),
-    )
+    ctx = make_context(run, run.partition, **run.incremental.context())
     connector = run.connector_cls(run.settings)
     token = run.token
-    transformers = [
-        (run.plugins.pm.get_name(impl.plugin), impl.function)
-        for impl in run.plugins.pm.hook.transform_record.get_hookimpls()
-    ]
+    transformers = record_transformers(run)
     try:
         # A connector's retry waits end on a stop.
         with stop_waits_on(run.stop), phase(run.ledger, summary.run_id, "extract"):
@@ -132,7 +96,7 @@ def extract(run: Run, spool_id: str, spool_dir: Path, uploader: Uploader) -> Non
                 run,
                 connector,
                 ctx,
-                lambda kind, records: _drain(run, kind, records, writer, token, transformers),
+                lambda kind, records: drain(run, kind, records, writer, token, transformers),
                 writer,
             )
     finally:
@@ -147,7 +111,7 @@ def extract(run: Run, spool_id: str, spool_dir: Path, uploader: Uploader) -> Non
     run.progress.extracted(summary.read, run.quarantine.count)
 
 
-def _drain(
+def drain(
     run: Run,
     kind: str,
     records: Any,

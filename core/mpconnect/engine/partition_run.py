@@ -17,15 +17,11 @@ import signal
 import socket
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from mpconnect.config import connector_settings
-from mpconnect.connector import RunContext
-from mpconnect.disk import private_dir
-from mpconnect.engine.batching import batch_byte_limit
-from mpconnect.engine.extract import _drain
+from mpconnect.engine.extract import drain
 from mpconnect.engine.ledger import BatchRef
 from mpconnect.engine.partition_store import (
     PartitionRow,
@@ -35,10 +31,14 @@ from mpconnect.engine.partition_store import (
     partition_spool_id,
     store_for,
 )
-from mpconnect.engine.project_budget import project_bucket
 from mpconnect.engine.quarantine import QuarantineFile
-from mpconnect.engine.spool import SpoolWriter, remove_spool
-from mpconnect.engine.upload import Uploader
+from mpconnect.engine.read_setup import (
+    make_context,
+    make_spool_writer,
+    make_uploader,
+    record_transformers,
+)
+from mpconnect.engine.spool import remove_spool
 from mpconnect.errors import MpconnectError, RunFailed
 from mpconnect.transport.retry import stop_waits_on
 
@@ -126,26 +126,7 @@ def _read_partition(
     rejected = QuarantineFile(rejected_path, job.source)
     run.summary.version_id = job.version_id
     acked = store.acked_digests(pspool)
-    settings = run.engine.config.engine
-    uploader = Uploader(
-        run.sink,
-        run.ledger,
-        spool_id=pspool,
-        dataset_id=run.source.dataset_id,
-        version_id=job.version_id,
-        concurrency=job.concurrency,
-        max_retries=settings.max_retries,
-        initial_wait=settings.retry_initial_wait,
-        max_wait=settings.retry_max_wait,
-        quarantine=rejected,
-        stop=run.stop,
-        on_imported=run.count_imported,
-        on_retry=run.count_retry,
-        on_collapsed=run.count_collapsed,
-        on_throttled=run.count_throttled,
-        on_uploaded=run.count_uploaded,
-        bucket=project_bucket(settings, run.sink, run.token, run.engine.home),
-    )
+    uploader = make_uploader(run, pspool, job.version_id, job.concurrency, rejected)
     kill_at = _kill_hook(index, attempt)
 
     def spooled(batch: BatchRef) -> None:
@@ -167,32 +148,15 @@ def _read_partition(
         if kill_at is not None and batch.seq >= kill_at:
             _kill_after_acks(run, pspool, kill_at - 1)
 
-    writer = SpoolWriter(
-        pdir,
-        run.sink.max_batch_records,
-        batch_byte_limit(settings.max_batch_bytes, run.sink.max_batch_bytes),
-        spooled,
-    )
-    ctx = RunContext(
-        source=run.source.name,
-        dataset_id=run.source.dataset_id,
-        log=logging.getLogger(f"mpconnect.source.{run.source.name}"),
-        state_dir=private_dir(run.engine.home / "state" / run.source.name),
-        quarantine=partial(_quarantine_object, run),
-        stop=run.stop,
-        count_retry=lambda *_: run.count_retry(),
-        partition=row.partition,
-    )
+    writer = make_spool_writer(run, pdir, spooled)
+    ctx = make_context(run, row.partition)
     connector = run.connector_cls(run.settings)
-    transformers = [
-        (run.plugins.pm.get_name(impl.plugin), impl.function)
-        for impl in run.plugins.pm.hook.transform_record.get_hookimpls()
-    ]
+    transformers = record_transformers(run)
     try:
         try:
             with stop_waits_on(run.stop):
                 for kind, records in (("events", connector.events), ("people", connector.people)):
-                    _drain(run, kind, records(ctx), writer, run.token, transformers)
+                    drain(run, kind, records(ctx), writer, run.token, transformers)
         finally:
             connector.close()
     except BaseException:
@@ -215,11 +179,6 @@ def _read_partition(
         throttled=run.summary.throttled,
         uploaded_bytes=run.summary.uploaded_bytes,
     )
-
-
-def _quarantine_object(run: Any, what: str, reason: str, data: Any = None) -> None:
-    run.summary.read += 1
-    run.quarantine.add(what, reason, data)
 
 
 def _lines(path: Path) -> int:
