@@ -99,7 +99,8 @@ def test_two_workers_publish_eight_partitions_exactly_as_one_machine(
 
     parts = cluster.query("SELECT idx, status, worker, attempts FROM partitions ORDER BY idx")
     assert [p["status"] for p in parts] == ["done"] * 8
-    assert len({p["worker"] for p in parts}) >= 1
+    # The coordinator (worker-a's only slot) reads partitions while worker-b reads others.
+    assert len({p["worker"] for p in parts}) >= 2, parts
     snapshot = _snapshot(cluster.home)
     assert len(snapshot[0]) == events
     assert snapshot == _single_machine(tmp_path, events, 8)
@@ -133,3 +134,20 @@ def test_a_partition_whose_worker_process_is_killed_is_read_again_once(
     snapshot = _snapshot(cluster.home)
     assert len(snapshot[0]) == events  # every record once
     assert snapshot == _single_machine(tmp_path, events, 3)
+
+
+def test_one_worker_with_one_slot_finishes_a_partitioned_run(
+    tmp_path: Path, make_cluster: Any
+) -> None:
+    # The coordinator takes the only slot; it reads every partition itself, and the
+    # partition tasks it sent find their partitions done and do nothing.
+    cluster = make_cluster(30_000, 3)
+    cluster.worker("worker-a", concurrency=1)
+
+    sent = cluster.cli("dispatch", "big", "--wait", timeout=600)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+
+    parts = cluster.query("SELECT status, attempts FROM partitions ORDER BY idx")
+    assert [(p["status"], p["attempts"]) for p in parts] == [("done", 1)] * 3
+    cluster.wait_log("worker-a", "nothing to do")  # each later partition task
+    assert len(_snapshot(cluster.home)[0]) == 30_000
