@@ -35,7 +35,8 @@ def _sources(url: str, ca: Path, events: int, partitions: int) -> str:
         '[mixpanel]\nsink = "datasets"\n'
         f'api_url = "{url}"\nproject_token = "benchtoken"\nsecret = "${{BENCH_SECRET}}"\n'
         f'ca_bundle = "{ca}"\n'
-        "[engine]\nlive_timeout = 120\n"
+        # The project's import budget (27,000 events/s by default) would cap a null sink.
+        "[engine]\nlive_timeout = 120\nproject_rate_limit = false\n"
         '[sources.demo]\nconnector = "demo"\ndataset_id = "DEMO"\nsync = "full"\n'
         f"[sources.demo.settings]\nevents = {events}\npartitions = {partitions}\n"
     )
