@@ -80,15 +80,20 @@ def measure(slots: int, args: argparse.Namespace, pg: PostgresServer, redis: Red
             readers = cluster.query(
                 "SELECT worker, count(*) AS n FROM partitions GROUP BY worker ORDER BY worker"
             )
+            spans = cluster.query("SELECT worker, started_at, ended_at FROM partitions")
         finally:
             cluster.close()
             server.terminate()
             server.wait(10)
     shares = ", ".join(str(r["n"]) for r in readers)
+    first = min(r["started_at"] for r in spans)
+    busy = sum(r["ended_at"] - r["started_at"] for r in spans)
+    last = max(r["ended_at"] for r in spans)
     print(
         f"1 worker --concurrency {slots}: {args.events / seconds:,.0f} events/s "
         f"({seconds:.1f} s); CPU {cpu / args.events * 1e6:.1f} s per 1M events; "
-        f"partitions per process: {shares}"
+        f"partitions per process: {shares}; partitions read {last - first:.1f} s, "
+        f"{busy / (last - first):.2f} at once on average"
     )
 
 
