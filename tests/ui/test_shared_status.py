@@ -27,9 +27,10 @@ from mpconnect.ui.status import LocalStatusSource
 from mpconnect.ui.wiring import standalone
 
 PROJECT_TOKEN = "proj-token-must-never-show-7781"
-#: The partitions table the partitioned runs' ledger adds (both databases accept it).
+#: The partitions table the partitioned runs' ledger adds (both databases accept it;
+#: the shared database has it from migration 4 on).
 PARTITIONS_DDL = """
-CREATE TABLE partitions (
+CREATE TABLE IF NOT EXISTS partitions (
     spool_id TEXT NOT NULL, idx INTEGER NOT NULL, key TEXT, spec TEXT,
     status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     read BIGINT NOT NULL DEFAULT 0, quarantined BIGINT NOT NULL DEFAULT 0,
@@ -113,7 +114,8 @@ def _partitioned_run(ledgers: Ledgers) -> None:
     """Runs r-part (three partitions, some batches acknowledged) and r-plain."""
     ledgers.run("r-part", "billing", "running", T0, read=900)
     ledgers.run("r-plain", "billing", "succeeded", T0 - 100, read=5, imported=5)
-    # Before the partitions table exists (a ledger older than partitioned runs): none.
+    # Before the partitions table exists (a ledger older than partitioned runs), or
+    # before the run planned any: none.
     assert ledgers.status.partitions("r-part") == []
     ledgers.sql(PARTITIONS_DDL)
     rows = [

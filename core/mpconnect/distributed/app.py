@@ -21,6 +21,8 @@ from mpconnect.errors import ConfigError
 QUEUE = "mpconnect"
 #: The task that runs one whole source.
 RUN_SOURCE = "mpconnect.run_source"
+#: The task that reads one partition of a run (see :mod:`mpconnect.distributed.partitions`).
+RUN_PARTITION = "mpconnect.run_partition"
 #: Added to ``[engine] max_run_time`` to make the broker's visibility timeout: a message
 #: is redelivered only when no run of it can still be going.
 VISIBILITY_MARGIN = 3600.0

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from mpconnect.distributed.connection import Database
+from mpconnect.distributed.partition_store import PostgresPartitionStore
 from mpconnect.distributed.schema import ensure_migrated
 from mpconnect.engine.ledger import UNFINISHED, BatchRef, ResumePoint, RunLedger
 from mpconnect.engine.summary import RunSummary
@@ -44,6 +45,10 @@ class PostgresRunLedger(RunLedger):
     def close(self) -> None:
         """Close the ledger's connections."""
         self.database.close()
+
+    def partition_store(self) -> PostgresPartitionStore:
+        """The partitions of this ledger's partitioned runs, in the same database."""
+        return PostgresPartitionStore(self.database)
 
     def record_run(
         self,

@@ -7,8 +7,8 @@ runs exactly once. A database migrated by a newer mpconnect (a version this one 
 know) is refused with the fix, rather than written to under an older schema.
 
 Later parts add their tables as further migrations at the end of :data:`MIGRATIONS`
-(version 3: the incremental state and the source-object cache); never edit a released
-one.
+(version 3: the incremental state and the source-object cache; version 4: the
+partitions of a distributed run); never edit a released one.
 """
 
 from __future__ import annotations
@@ -180,6 +180,38 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             stream TEXT NOT NULL,
             object_id TEXT NOT NULL,
             PRIMARY KEY (source, spool_id, stream, object_id)
+        );
+        """,
+    ),
+    (
+        4,
+        "partitions of a distributed run, with a lease per partition, and batch digests",
+        """
+        CREATE TABLE partitions (
+            spool_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            read BIGINT NOT NULL DEFAULT 0,
+            quarantined BIGINT NOT NULL DEFAULT 0,
+            duplicates BIGINT NOT NULL DEFAULT 0,
+            retries BIGINT NOT NULL DEFAULT 0,
+            throttled BIGINT NOT NULL DEFAULT 0,
+            uploaded_bytes BIGINT NOT NULL DEFAULT 0,
+            worker TEXT,
+            heartbeat DOUBLE PRECISION,
+            started_at DOUBLE PRECISION,
+            ended_at DOUBLE PRECISION,
+            error TEXT,
+            PRIMARY KEY (spool_id, idx)
+        );
+        CREATE TABLE batch_digests (
+            spool_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            PRIMARY KEY (spool_id, seq)
         );
         """,
     ),

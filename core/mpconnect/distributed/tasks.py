@@ -8,7 +8,8 @@ its first delivery still runs (the lock is held for the same dispatch) leaves th
 alone. A run cut short (a killed worker, a lost lock) is resumed by the next delivery or
 dispatch exactly as on one machine: same version, only unacknowledged batches sent.
 
-A later phase adds a task per partition next to this one; it claims its partition the
+A source in several partitions has them read by ``mpconnect.run_partition`` tasks on
+every worker (:mod:`mpconnect.distributed.partitions`); each claims its partition the
 same way and takes the same shared ledger.
 """
 
@@ -24,7 +25,7 @@ from celery import Celery
 
 from mpconnect.config import load_config
 from mpconnect.distributed import dispatches
-from mpconnect.distributed.app import RUN_SOURCE, distributed_settings
+from mpconnect.distributed.app import RUN_PARTITION, RUN_SOURCE, distributed_settings
 from mpconnect.distributed.connection import Database
 from mpconnect.distributed.ledger import PostgresRunLedger
 from mpconnect.distributed.locks import PostgresSourceLock
@@ -62,6 +63,15 @@ def register_tasks(app: Celery) -> None:
     def run_source(dispatch_id: str, source: str) -> dict[str, Any]:
         """Run ``source`` for dispatch ``dispatch_id``; return how it ended."""
         return execute(dispatch_id, source)
+
+    @app.task(name=RUN_PARTITION, ignore_result=True)
+    def run_partition(run_id: str, spool_id: str, index: int) -> dict[str, Any]:
+        """Read partition ``index`` of run ``run_id`` (see
+        :mod:`mpconnect.distributed.partitions`); return how it ended."""
+        from mpconnect.distributed.partitions import partition_task
+
+        config = load_config(os.environ.get("MPCONNECT_CONFIG"))
+        return partition_task(config, run_id, spool_id, int(index))
 
 
 def execute(dispatch_id: str, source: str) -> dict[str, Any]:
@@ -106,8 +116,13 @@ def _run(
         lock_factory=make_lock,
         **shared_incremental(database),
     )
+    from mpconnect.distributed.partitions import CeleryPartitionExecutor
+
+    lease = distributed_settings(config).lease
+    # Partitions go to every worker (this one included) instead of local processes.
+    setattr(engine, "partition_executor", lambda run: CeleryPartitionExecutor(engine, lease))  # noqa: B010
     done = threading.Event()
-    every = distributed_settings(config).lease / 6
+    every = lease / 6
     beating = threading.Thread(
         target=_heartbeat,
         args=(database, dispatch_id, done, every),

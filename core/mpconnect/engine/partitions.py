@@ -162,8 +162,13 @@ def run_partitioned(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoin
 def choose_executor(run: Run, partitions: int) -> PartitionExecutor:
     """The process pool when more than one process is asked for and a fresh process can
     rebuild everything the run uses (plugins from entry points, the ledger in its default
-    file); else this process, one partition after the other."""
+    file); else this process, one partition after the other. An engine that carries its
+    own ``partition_executor`` (a distributed worker's) always uses that one."""
     engine = run.engine
+    own = getattr(engine, "partition_executor", None)
+    if callable(own):
+        executor: PartitionExecutor = own(run)
+        return executor
     wanted = run.options.processes or engine.config.engine.processes or os.cpu_count() or 1
     processes = min(wanted, partitions)
     if processes <= 1:
