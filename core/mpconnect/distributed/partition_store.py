@@ -59,26 +59,7 @@ class PostgresPartitionStore(PartitionStore):
         rows = self.database.fetchall(
             "SELECT * FROM partitions WHERE spool_id = %s ORDER BY idx", (spool_id,)
         )
-        return [
-            PartitionRow(
-                index=r["idx"],
-                key=r["key"],
-                spec=json.loads(r["spec"]),
-                status=r["status"],
-                attempts=r["attempts"],
-                read=r["read"],
-                quarantined=r["quarantined"],
-                duplicates=r["duplicates"],
-                retries=r["retries"],
-                throttled=r["throttled"],
-                uploaded_bytes=r["uploaded_bytes"],
-                worker=r["worker"],
-                started_at=r["started_at"],
-                ended_at=r["ended_at"],
-                error=r["error"],
-            )
-            for r in rows
-        ]
+        return [PartitionRow.from_row(r) for r in rows]
 
     def claim(self, spool_id: str, index: int, worker: str, lease: float) -> bool:
         """Take partition ``index`` for ``worker``: True when it was pending, or running

@@ -91,6 +91,16 @@ class PartitionRow:
     ended_at: float | None = None
     error: str | None = None
 
+    @classmethod
+    def from_row(cls, row: Any) -> PartitionRow:
+        """A row of the ``partitions`` table (SQLite or PostgreSQL, by column name)."""
+        return cls(
+            index=row["idx"],
+            key=row["key"],
+            spec=json.loads(row["spec"]),
+            **{name: row[name] for name in _PROGRESS_COLUMNS},
+        )
+
     @property
     def partition(self) -> Partition:
         """The connector's :class:`~mpconnect.connector.Partition`."""
@@ -100,6 +110,22 @@ class PartitionRow:
     def label(self) -> str:
         """How logs name it: ``p003 (2024-01)``."""
         return f"p{self.index:03d} ({self.key})"
+
+
+_PROGRESS_COLUMNS = (
+    "status",
+    "attempts",
+    "read",
+    "quarantined",
+    "duplicates",
+    "retries",
+    "throttled",
+    "uploaded_bytes",
+    "worker",
+    "started_at",
+    "ended_at",
+    "error",
+)
 
 
 @dataclass(frozen=True)
@@ -191,26 +217,7 @@ class SqlitePartitionStore(PartitionStore):
         rows = self._db().execute(
             "SELECT * FROM partitions WHERE spool_id = ? ORDER BY idx", (spool_id,)
         )
-        return [
-            PartitionRow(
-                index=r["idx"],
-                key=r["key"],
-                spec=json.loads(r["spec"]),
-                status=r["status"],
-                attempts=r["attempts"],
-                read=r["read"],
-                quarantined=r["quarantined"],
-                duplicates=r["duplicates"],
-                retries=r["retries"],
-                throttled=r["throttled"],
-                uploaded_bytes=r["uploaded_bytes"],
-                worker=r["worker"],
-                started_at=r["started_at"],
-                ended_at=r["ended_at"],
-                error=r["error"],
-            )
-            for r in rows
-        ]
+        return [PartitionRow.from_row(r) for r in rows]
 
     def start(self, spool_id: str, index: int, worker: str) -> int:
         """Count the attempt and mark the partition running."""
