@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import re
 import uuid
 from collections.abc import Mapping
@@ -61,6 +62,10 @@ PLACEHOLDER_DISTINCT_IDS = frozenset(
     }
 )
 _BLAKE2B_128 = hashlib.blake2b(digest_size=16)
+#: The five groups of a UUID's 32 hex digits (8-4-4-4-12), cut in one call.
+_UUID_GROUPS = operator.itemgetter(
+    slice(0, 8), slice(8, 12), slice(12, 16), slice(16, 20), slice(20, None)
+)
 _PLAIN_TYPES = (str, int, bool, type(None))
 _PLAIN_SET = frozenset(_PLAIN_TYPES)
 _STR_TYPE = frozenset({str})
@@ -86,8 +91,7 @@ def make_insert_id(object_id: object, event_name: str) -> str:
     # "surrogatepass": a lone surrogate is still hashed (the id itself is not sent); for
     # every other string the bytes are UTF-8's.
     digest.update(f"{object_id}\x1f{event_name}".encode("utf-8", "surrogatepass"))
-    h = digest.hexdigest()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return "-".join(_UUID_GROUPS(digest.hexdigest()))
 
 
 def to_epoch_seconds(value: object, field_name: str = "time") -> int:
