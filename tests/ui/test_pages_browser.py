@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 from conftest import Served
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
@@ -21,7 +24,9 @@ Shot = Callable[[Any, str], Path]
 
 
 def _wait(browser: Any) -> WebDriverWait:
-    return WebDriverWait(browser, 20)
+    # A live page replaces its rows while a condition reads them: a row found a moment
+    # ago may be gone, so the condition is asked again instead of failing.
+    return WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def _no_alert(browser: Any) -> None:
@@ -212,8 +217,9 @@ def test_a_running_run_updates_without_a_reload(
     browser: Any, served: Served, ui_home: UiHome
 ) -> None:
     browser.get(served.url + "/sources/live")
-    row = browser.find_element(By.CSS_SELECTOR, "tr[data-run]")
-    assert "running" in row.text
+    _wait(browser).until(
+        lambda b: "running" in b.find_element(By.CSS_SELECTOR, "tr[data-run]").text
+    )
     browser.execute_script("document.body.dataset.marker = 'same page'")
     ui_home.finish_running()
     _wait(browser).until(
