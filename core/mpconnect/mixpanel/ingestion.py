@@ -35,7 +35,6 @@ and timeouts) are retried by the engine with backoff; any other 4xx is not.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import threading
 from pathlib import Path
@@ -44,6 +43,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import requests
+from isal import igzip
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 import mpconnect
@@ -69,7 +69,8 @@ REGION_URLS = {
 }
 MAX_RECORDS = 2000
 MAX_BYTES = 10 * 1024 * 1024
-#: Level 1: 1.5 µs of CPU per event against 8 at level 6, for a 25% larger body (README).
+#: ISA-L's igzip (levels 0-3) writes standard gzip: level 1 costs 0.3 µs of CPU per event
+#: against 1.5 for zlib's level 1, for a body 12% smaller (README, dependency notes).
 GZIP_LEVEL = 1
 _ERROR_TEXT_LIMIT = 500
 
@@ -84,7 +85,7 @@ class IngestionSettings(BaseModel):
     service_account_user: str | None = None
     service_account_secret: SecretStr | None = None
     allow_http_loopback: bool = False
-    gzip_level: int = Field(default=GZIP_LEVEL, ge=1, le=9)
+    gzip_level: int = Field(default=GZIP_LEVEL, ge=0, le=3)
 
     @field_validator("project_id", mode="before")
     @classmethod
@@ -99,6 +100,12 @@ class IngestionSettings(BaseModel):
         if value is not None and not value.isdigit():
             raise ValueError('must be the project\'s numeric id, such as "12345"')
         return value
+
+
+def gzip_body(payload: bytes, level: int = GZIP_LEVEL) -> bytes:
+    """``payload`` as a gzip member (RFC 1952, any gzip reader inflates it), compressed with
+    ISA-L at ``level`` (0-3), its header's time zero so that a body is reproducible."""
+    return igzip.compress(payload, compresslevel=level, mtime=0)
 
 
 def _format_problems(exc: ValidationError) -> str:
@@ -312,7 +319,7 @@ class IngestionClient:
 
     def send(self, kind: RecordKind, payload: bytes, count: int) -> ImportResult:
         """Send one batch: events to ``/import``, people records to ``/engage``."""
-        body = gzip.compress(payload, compresslevel=self.options.gzip_level, mtime=0)
+        body = gzip_body(payload, self.options.gzip_level)
         try:
             if kind == "events":
                 return self._import_events(body, payload, count)
