@@ -39,7 +39,7 @@ SA_USER = "bench.mp-service-account"
 def encode_ceilings(events: int) -> tuple[float, float]:
     """Events/s of encoding converted demo events as each sink sends them, one process."""
     from mpconnect.connector import RunContext
-    from mpconnect.mixpanel.ingestion import gzip_body
+    from mpconnect.mixpanel.gzip_body import gzip_body
     from mpconnect_demo import DemoConnector
 
     connector = DemoConnector(DemoConnector.Settings(events=events))

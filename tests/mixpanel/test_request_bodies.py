@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpconnect.mixpanel.datasets import encode_import_form
-from mpconnect.mixpanel.ingestion import gzip_body
+from mpconnect.mixpanel.gzip_body import gzip_body
 
 RECORD = st.fixed_dictionaries(
     {
