@@ -1,5 +1,5 @@
 """The request bodies both Mixpanel clients build, read back with the standard library:
-the ingestion sink's gzip (ISA-L) and the Datasets form's base64 (pybase64)."""
+the ingestion sink's gzip (ISA-L) and the Datasets form's base64."""
 
 from __future__ import annotations
 

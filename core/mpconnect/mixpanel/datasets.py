@@ -28,7 +28,6 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import orjson
-import pybase64
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -90,10 +89,9 @@ def encode_import_form(payload: bytes, dataset_id: str, version_id: str) -> byte
 
     Base64 goes as the document's curl lines send it, except that ``+`` (a space in a
     form body) is escaped; ``/`` and the ``=`` padding are left as they are, as every
-    form parser reads them. pybase64 (SIMD) writes the same base64 as the standard
-    library's in a third of its CPU (README, dependency notes).
+    form parser reads them.
     """
-    data = pybase64.b64encode(payload).replace(b"+", b"%2B")
+    data = base64.b64encode(payload).replace(b"+", b"%2B")
     rest = f"&dataset_id={quote(dataset_id, safe='')}&dataset_version={quote(version_id, safe='')}"
     return b"".join((b"data=", data, rest.encode(), b"&verbose=1"))  # one copy, not three
 
