@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import gzip
 import os
 import shutil
 import subprocess
@@ -40,7 +39,7 @@ SA_USER = "bench.mp-service-account"
 def encode_ceilings(events: int) -> tuple[float, float]:
     """Events/s of encoding converted demo events as each sink sends them, one process."""
     from mpconnect.connector import RunContext
-    from mpconnect.mixpanel.ingestion import GZIP_LEVEL
+    from mpconnect.mixpanel.gzip_body import gzip_body
     from mpconnect_demo import DemoConnector
 
     connector = DemoConnector(DemoConnector.Settings(events=events))
@@ -49,7 +48,7 @@ def encode_ceilings(events: int) -> tuple[float, float]:
     started = time.perf_counter()
     for start in range(0, len(records), 2000):
         batch = orjson.dumps(records[start : start + 2000])
-        gzip.compress(batch, compresslevel=GZIP_LEVEL, mtime=0)
+        gzip_body(batch)
     gzipped = len(records) / (time.perf_counter() - started)
     started = time.perf_counter()
     for start in range(0, len(records), 1000):

@@ -378,3 +378,11 @@ def test_one_event_over_the_request_limit_is_rejected_not_a_failed_run(
     assert result.imported == 0
     [(index, reason)] = result.rejected
     assert index == 0 and reason.startswith("Mixpanel refused it as too large")
+
+
+def test_a_gzip_level_isa_l_has_not_is_refused_naming_the_key(make_sink: MakeSink) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_sink({"sink": "ingestion", "project_token": TOKEN, "gzip_level": 6})
+    message = str(caught.value)
+    assert message.startswith("mixpanel.gzip_level")
+    assert "less than or equal to 3" in message

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,9 @@ class BatchRef:
     kind: str
     count: int
     path: Path
+    #: The SHA-256 of the file's bytes (hex), when the spool writer was asked for it: taken
+    #: from the bytes in memory as they were written, never read back.
+    digest: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

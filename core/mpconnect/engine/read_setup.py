@@ -52,14 +52,16 @@ def make_uploader(
 
 
 def make_spool_writer(
-    run: Run, spool_dir: Path, spooled: Callable[[BatchRef], None]
+    run: Run, spool_dir: Path, spooled: Callable[[BatchRef], None], *, digest: bool = False
 ) -> SpoolWriter:
-    """A spool writer with the sink's batch limits, calling ``spooled`` per batch."""
+    """A spool writer with the sink's batch limits, calling ``spooled`` per batch (with
+    each batch's SHA-256 when ``digest``)."""
     return SpoolWriter(
         spool_dir,
         run.sink.max_batch_records,
         batch_byte_limit(run.engine.config.engine.max_batch_bytes, run.sink.max_batch_bytes),
         spooled,
+        digest=digest,
     )
 
 

@@ -8,6 +8,7 @@ half-written by a crash is never sent, and the next extraction overwrites it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -51,6 +52,8 @@ class SpoolWriter:
     :param max_bytes: bytes per batch, or None.
     :param on_batch: called with each written :class:`BatchRef`.
     :param first_seq: the sequence number of the first batch.
+    :param digest: give each :class:`BatchRef` the SHA-256 of its file, hashed from the
+        bytes in memory as they are written.
     :raises FileProblem: when the directory cannot be made or a batch cannot be written
         (a full disk is a :class:`~mpconnect.disk.DiskFullError`).
     """
@@ -62,6 +65,8 @@ class SpoolWriter:
         max_bytes: int | None,
         on_batch: Callable[[BatchRef], None],
         first_seq: int = 1,
+        *,
+        digest: bool = False,
     ) -> None:
         self.directory = directory
         try:
@@ -72,6 +77,7 @@ class SpoolWriter:
         self.max_bytes = max_bytes
         self.on_batch = on_batch
         self.next_seq = first_seq
+        self.digest = digest
 
     def write(self, kind: str, records: list[Any]) -> None:
         """Write ``records`` as one batch, or several when over the record or byte limit."""
@@ -80,7 +86,9 @@ class SpoolWriter:
 
     def write_encoded(self, kind: str, records: list[bytes]) -> None:
         """Write one batch of records already encoded as JSON, one ``bytes`` each."""
-        self._emit(kind, len(records), b"".join((b"[", b",".join(records), b"]")))
+        # The brackets are written around the joined records rather than joined to them:
+        # one copy of the batch in memory instead of two.
+        self._emit(kind, len(records), b"[", b",".join(records), b"]")
 
     def _write(self, kind: str, records: list[Any]) -> None:
         payload = orjson.dumps(records)
@@ -91,15 +99,22 @@ class SpoolWriter:
             return
         self._emit(kind, len(records), payload)
 
-    def _emit(self, kind: str, count: int, payload: bytes) -> None:
+    def _emit(self, kind: str, count: int, *parts: bytes) -> None:
+        """Write a batch whose file is ``parts`` one after the other."""
         seq = self.next_seq
         self.next_seq += 1
         path = batch_path(self.directory, seq, kind)
         try:
-            write_batch_file(path, payload)
+            write_batch_file(path, *parts)
         except OSError as exc:
             raise file_problem(exc, path, "a batch of the run's spool") from exc
-        self.on_batch(BatchRef(seq, kind, count, path))
+        digest = None
+        if self.digest:
+            hashed = hashlib.sha256()
+            for part in parts:
+                hashed.update(part)
+            digest = hashed.hexdigest()
+        self.on_batch(BatchRef(seq, kind, count, path, digest))
 
 
 def batch_path(directory: Path, seq: int, kind: str) -> Path:
@@ -107,12 +122,14 @@ def batch_path(directory: Path, seq: int, kind: str) -> Path:
     return directory / f"{seq:07d}-{kind}.json"
 
 
-def write_batch_file(path: Path, payload: bytes) -> None:
-    """Write a batch's bytes to ``path`` (created or truncated, mode 0600)."""
+def write_batch_file(path: Path, *parts: bytes) -> None:
+    """Write a batch's bytes, ``parts`` one after the other, to ``path`` (created or
+    truncated, mode 0600)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view) :]
+        for part in parts:
+            view = memoryview(part)
+            while view:
+                view = view[os.write(fd, view) :]
     finally:
         os.close(fd)

@@ -1,0 +1,45 @@
+"""The spool writer's files and the SHA-256 it gives each batch from memory."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import orjson
+
+from mpconnect.engine.ledger import BatchRef
+from mpconnect.engine.spool import SpoolWriter
+
+
+def records(count: int) -> list[bytes]:
+    return [orjson.dumps({"event": "e", "properties": {"n": n, "s": "é,]["}}) for n in range(count)]
+
+
+def test_an_encoded_batch_is_one_json_array_of_its_records(tmp_path: Path) -> None:
+    written: list[BatchRef] = []
+    writer = SpoolWriter(tmp_path / "spool", 1000, None, written.append)
+    writer.write_encoded("events", records(3))
+    writer.write_encoded("events", [])
+
+    first, empty = written
+    assert orjson.loads(first.path.read_bytes()) == [orjson.loads(r) for r in records(3)]
+    assert empty.path.read_bytes() == b"[]" and empty.count == 0
+    assert first.digest is None  # not asked for
+
+
+def test_the_digest_from_memory_is_the_sha256_of_the_file(tmp_path: Path) -> None:
+    written: list[BatchRef] = []
+    writer = SpoolWriter(tmp_path / "spool", 2, None, written.append, digest=True)
+    writer.write_encoded("events", records(500))
+    writer.write_encoded("people", records(1))
+    writer.write("events", [{"n": n} for n in range(5)])  # split by max_records
+
+    assert [batch.count for batch in written] == [500, 1, 2, 2, 1]
+    for batch in written:
+        assert batch.digest == hashlib.sha256(batch.path.read_bytes()).hexdigest()
+    assert len({batch.digest for batch in written}) == len(written)
+
+
+def test_a_digest_does_not_make_two_batch_refs_differ(tmp_path: Path) -> None:
+    path = tmp_path / "0000001-events.json"
+    assert BatchRef(1, "events", 3, path, "ab") == BatchRef(1, "events", 3, path)
