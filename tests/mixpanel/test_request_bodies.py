@@ -32,7 +32,7 @@ RECORD = st.fixed_dictionaries(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(RECORD, max_size=50), st.integers(min_value=0, max_value=3))
+@given(st.lists(RECORD, max_size=50), st.integers(min_value=0, max_value=9))
 def test_a_gzip_body_inflates_with_the_standard_library_to_the_exact_records(
     records: list[dict], level: int
 ) -> None:

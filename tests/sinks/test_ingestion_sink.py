@@ -380,9 +380,9 @@ def test_one_event_over_the_request_limit_is_rejected_not_a_failed_run(
     assert index == 0 and reason.startswith("Mixpanel refused it as too large")
 
 
-def test_a_gzip_level_isa_l_has_not_is_refused_naming_the_key(make_sink: MakeSink) -> None:
+def test_a_gzip_level_past_nine_is_refused_naming_the_key(make_sink: MakeSink) -> None:
     with pytest.raises(ConfigError) as caught:
-        make_sink({"sink": "ingestion", "project_token": TOKEN, "gzip_level": 6})
+        make_sink({"sink": "ingestion", "project_token": TOKEN, "gzip_level": 10})
     message = str(caught.value)
     assert message.startswith("mixpanel.gzip_level")
-    assert "less than or equal to 3" in message
+    assert "less than or equal to 9" in message

@@ -82,7 +82,7 @@ class IngestionSettings(BaseModel):
     service_account_user: str | None = None
     service_account_secret: SecretStr | None = None
     allow_http_loopback: bool = False
-    gzip_level: int = Field(default=GZIP_LEVEL, ge=0, le=3)
+    gzip_level: int = Field(default=GZIP_LEVEL, ge=0, le=9)
 
     @field_validator("project_id", mode="before")
     @classmethod
