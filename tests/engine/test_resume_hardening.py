@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 import mpconnect
 from mpconnect.engine import Engine, RunOptions
+from mpconnect.engine.deadline import RunStop
 from mpconnect.engine.ledger import SqliteRunLedger
 from mpconnect.errors import ApiError, RetryableApiError, RunFailed
 from mpconnect.sink import ImportResult, VersionInfo
@@ -350,6 +351,19 @@ def run_in_thread(
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     return thread, errors
+
+
+def test_a_stop_request_is_seen_by_the_runs_very_next_checkpoint() -> None:
+    requested = threading.Event()  # what SIGTERM, Ctrl-C or the scheduler's stop set
+    run_stop = RunStop(requested, max_run_time=3600)
+    try:
+        assert not run_stop.event.is_set()
+        requested.set()
+        # No wait for the watcher thread: a checkpoint right after the request stops.
+        assert run_stop.event.is_set() and run_stop.event.wait(0)
+        assert not run_stop.timed_out, "stopped on request, not by engine.max_run_time"
+    finally:
+        run_stop.close()
 
 
 def test_a_stop_ends_the_engines_retry_wait_on_the_sink_at_once(tmp_path: Path, home: Path) -> None:
