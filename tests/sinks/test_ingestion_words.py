@@ -17,7 +17,7 @@ from ingestion_support import (
 from mpconnect.emulator.server import LocalDatasetsServer
 from mpconnect.engine import progress
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(300)
 
 #: The ``small`` source: 1500 events and 150 profiles, one /import and one /engage batch.
 SMALL_RECORDS = 1650
