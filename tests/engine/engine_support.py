@@ -1,4 +1,8 @@
-"""Helpers of the engine's tests: configs, engines, a slow connector, polling."""
+"""Helpers of the engine's tests: configs, engines, a gated connector, polling.
+
+Tests wait on states and events; :data:`SAFETY_TIMEOUT` only ends a test that would
+otherwise hang, never one that is merely slow (CI machines under load).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,13 @@ from mpconnect.config import Config, parse_config
 from mpconnect.engine import Engine
 from mpconnect.plugins import load_plugins
 
+#: Seconds after which a wait on a state or event gives up and fails the test.
+SAFETY_TIMEOUT = 120.0
+
 
 class GatedConnector(mpconnect.Connector):
-    """Yields ``events`` events, pausing after ``pause_after`` until ``gate`` is set."""
+    """Yields ``events`` events, pausing after ``pause_after`` until ``gate`` is set (the
+    source fails if the test never sets it)."""
 
     name = "gated"
     started = threading.Event()
@@ -32,7 +40,8 @@ class GatedConnector(mpconnect.Connector):
         for index in range(self.settings.events):
             if index == self.settings.pause_after:
                 type(self).started.set()
-                type(self).gate.wait(30)
+                if not type(self).gate.wait(SAFETY_TIMEOUT):
+                    raise ValueError("the test never opened the gate")
             if self.settings.fail_after is not None and index == self.settings.fail_after:
                 raise ValueError("the source went away")
             yield mpconnect.Event(
@@ -88,7 +97,7 @@ def make_engine(config: Config, home: Path, *plugins: object) -> Engine:
     return Engine(config, load_plugins(plugins), home)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+def wait_until(predicate: Callable[[], bool], timeout: float = SAFETY_TIMEOUT) -> None:
     """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_support import SAFETY_TIMEOUT
 
 import mpconnect
 from mpconnect.config import parse_config
@@ -173,7 +174,7 @@ def test_the_next_run_removes_a_dead_spool_before_it_needs_space(
         target=_crash_while_spooling, args=(crashing,)
     )
     child.start()
-    child.join(60)
+    child.join(SAFETY_TIMEOUT)
     assert child.exitcode == 9
     home = small_disk / "home"
     [dead] = list((home / "spool").iterdir())

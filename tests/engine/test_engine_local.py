@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from engine_support import GatedPlugin, make_config, make_engine, wait_until
+from engine_support import SAFETY_TIMEOUT, GatedPlugin, make_config, make_engine, wait_until
 
 import mpconnect
 from mpconnect.engine import Engine, RunOptions, RunSummary
@@ -53,7 +53,7 @@ def test_second_run_of_a_running_source_refuses_naming_the_first(
     thread = threading.Thread(target=lambda: outcome.update(summary=first.run("slow")))
     thread.start()
     try:
-        assert gated.started.wait(30)
+        assert gated.started.wait(SAFETY_TIMEOUT)
         with pytest.raises(RunLocked) as refused:
             make_engine(config, home, GatedPlugin()).run("slow")
         message = str(refused.value)
@@ -61,7 +61,7 @@ def test_second_run_of_a_running_source_refuses_naming_the_first(
         assert "pid " in message and "started " in message
     finally:
         gated.gate.set()
-        thread.join(30)
+        thread.join(SAFETY_TIMEOUT)
     assert outcome["summary"].status == "succeeded"
     assert outcome["summary"].imported == 100
 
@@ -262,10 +262,10 @@ def test_stop_request_interrupts_and_the_next_run_starts_a_complete_snapshot(
 
     thread = threading.Thread(target=run)
     thread.start()
-    assert gated.started.wait(30)
+    assert gated.started.wait(SAFETY_TIMEOUT)
     stop.set()
     gated.gate.set()
-    thread.join(30)
+    thread.join(SAFETY_TIMEOUT)
     assert errors and "stopped on request" in str(errors[0])
     wait_until(lambda: engine.ledger.list_runs("slow")[0]["status"] == "interrupted")
     summary = engine.run("slow")

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import GatedPlugin, make_config, make_engine, wait_until
+from engine_support import SAFETY_TIMEOUT, GatedPlugin, make_config, make_engine, wait_until
 from pydantic import SecretStr
 
 import mpconnect
 from mpconnect.engine import Engine, RunOptions
+from mpconnect.engine.deadline import RunStop
 from mpconnect.engine.ledger import SqliteRunLedger
 from mpconnect.errors import ApiError, RetryableApiError, RunFailed
 from mpconnect.sink import ImportResult, VersionInfo
@@ -352,6 +353,19 @@ def run_in_thread(
     return thread, errors
 
 
+def test_a_stop_request_is_seen_by_the_runs_very_next_checkpoint() -> None:
+    requested = threading.Event()  # what SIGTERM, Ctrl-C or the scheduler's stop set
+    run_stop = RunStop(requested, max_run_time=3600)
+    try:
+        assert not run_stop.event.is_set()
+        requested.set()
+        # No wait for the watcher thread: a checkpoint right after the request stops.
+        assert run_stop.event.is_set() and run_stop.event.wait(0)
+        assert not run_stop.timed_out, "stopped on request, not by engine.max_run_time"
+    finally:
+        run_stop.close()
+
+
 def test_a_stop_ends_the_engines_retry_wait_on_the_sink_at_once(tmp_path: Path, home: Path) -> None:
     engine = engine_for(
         tmp_path,
@@ -364,9 +378,9 @@ def test_a_stop_ends_the_engines_retry_wait_on_the_sink_at_once(tmp_path: Path, 
     FlakySink.create_unavailable = True
     stop = threading.Event()
     thread, errors = run_in_thread(engine, "demo", stop)
-    assert FlakySink.create_tried.wait(30)
+    assert FlakySink.create_tried.wait(SAFETY_TIMEOUT)
     stop.set()  # what SIGTERM, Ctrl-C or the scheduler's stop do
-    thread.join(30)
+    thread.join(SAFETY_TIMEOUT)
     assert not thread.is_alive(), "the run still waits to retry after the stop"
     assert str(errors[0]) == (
         "demo: stopped on request before its version was created; nothing was loaded"
@@ -387,7 +401,7 @@ def test_a_stop_ends_an_upload_workers_retry_wait_and_the_next_run_resumes(
     wait_until(lambda: len(FlakySink.calls) > 0)
     wait_until(lambda: engine.ledger.list_runs("demo")[0]["extraction_done"] == 1)
     stop.set()
-    thread.join(30)
+    thread.join(SAFETY_TIMEOUT)
     assert not thread.is_alive()
     assert str(errors[0]) == "demo: stopped on request before publishing; the next run resumes"
     FlakySink.unavailable = False
@@ -399,9 +413,9 @@ def test_a_stop_ends_a_connectors_own_retry_wait(tmp_path: Path, home: Path) -> 
     engine = engine_for(tmp_path, home, {"down": {"connector": "retrying", "dataset_id": "DOWN"}})
     stop = threading.Event()
     thread, errors = run_in_thread(engine, "down", stop)
-    assert RetryingConnector.waiting.wait(30)
+    assert RetryingConnector.waiting.wait(SAFETY_TIMEOUT)
     stop.set()
-    thread.join(30)
+    thread.join(SAFETY_TIMEOUT)
     assert not thread.is_alive(), "the connector still waits to retry after the stop"
     assert str(errors[0]).startswith(
         "down: stopped on request during extraction; the next run starts a new version"
@@ -422,13 +436,13 @@ def test_a_version_superseded_by_a_newer_live_one_ends_the_wait_naming_it(
     result: list[Any] = []
     thread = threading.Thread(target=lambda: result.append(engine.run("slow")), daemon=True)
     thread.start()
-    assert gated.started.wait(30)
+    assert gated.started.wait(SAFETY_TIMEOUT)
     # Meanwhile another installation loads the same dataset: its newer version goes live.
     other = store(home)
     newer = other.create_version("SLOW")
     other.update_state("SLOW", newer.version_id, readable=True, writable=False)
     gated.gate.set()
-    thread.join(60)
+    thread.join(SAFETY_TIMEOUT)
     [summary] = result
     assert summary.status == "superseded"
     assert summary.error == f"superseded by version {newer.version_id}"

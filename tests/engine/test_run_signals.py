@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from engine_support import wait_until
+from engine_support import SAFETY_TIMEOUT, wait_until
 
 from mpconnect.store.datasets import DatasetStore
 
@@ -36,10 +36,10 @@ def test_sigterm_stops_at_a_checkpoint_and_the_next_run_loads_exact_counts(
     )
     wait_until(
         lambda: any((home / "spool").glob("*/*.json")) if (home / "spool").exists() else False,
-        timeout=60,
+        timeout=SAFETY_TIMEOUT,
     )
     first.send_signal(signal.SIGTERM)
-    output = first.communicate(timeout=60)[0].decode()
+    output = first.communicate(timeout=SAFETY_TIMEOUT)[0].decode()
     assert first.returncode == 1, output
     assert "SIGTERM: stopping at the next checkpoint" in output
     assert "stopped on request" in output
@@ -49,7 +49,7 @@ def test_sigterm_stops_at_a_checkpoint_and_the_next_run_loads_exact_counts(
         [sys.executable, "-m", "mpconnect", "--config", str(config), "run", "demo"],
         env=env,
         capture_output=True,
-        timeout=120,
+        timeout=SAFETY_TIMEOUT,
     )
     assert second.returncode == 0, second.stderr.decode()
     store = DatasetStore(home / "embedded.sqlite3")

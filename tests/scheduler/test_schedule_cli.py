@@ -19,7 +19,7 @@ from mpconnect.scheduler import CronSchedule, load_zone
 from mpconnect.scheduler.state import SchedulerLock
 from mpconnect.sinks import builtin
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(300)
 
 PLUGINS = (mpconnect_demo, builtin)
 CONFIG = """

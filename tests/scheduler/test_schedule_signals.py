@@ -3,8 +3,9 @@ configuration, SIGTERM mid-run exits 0 within a bound, and the next ``mpconnect 
 resumes the version or starts anew, as the engine's rules and the ledger say.
 
 The process is this module run with ``python -c``: :func:`main` is the real command line
-with a test plugin added (a connector that can be slowed down, a sink that uploads slowly).
-Per-second schedules keep every wait short.
+with a test plugin added (a connector and a sink the test can hold at a gate file).
+Per-second schedules keep every wait short; the test waits on files, log lines and the
+ledger, never on a clock.
 """
 
 from __future__ import annotations
@@ -30,10 +31,49 @@ from mpconnect.sink import ImportResult, RecordKind
 from mpconnect.sinks import builtin
 from mpconnect.sinks.embedded import EmbeddedSink
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(300)
 
-#: Seconds the slow connector sleeps per record while extracting (set only in the child).
-PAUSE_ENV = "MPCONNECT_TEST_PAUSE"
+#: ``POINT:FOLDER`` (set only in the child): the run is held at POINT (``extraction``:
+#: the connector after ten records; ``upload``: the sink's first upload), which writes
+#: ``POINT.held`` in FOLDER, then waits until the test writes ``open`` there.
+GATE_ENV = "MPCONNECT_TEST_GATE"
+#: Seconds any wait of these tests allows before failing: a safety net for a hang only.
+SAFETY_TIMEOUT = 120.0
+
+
+def hold(name: str) -> None:
+    """In the child: if the gate is at ``name``, say the run reached it and wait until the
+    test opens the gate."""
+    point, _, folder = os.environ.get(GATE_ENV, "").partition(":")
+    if point != name:
+        return
+    gate = Path(folder)
+    (gate / f"{name}.held").touch()
+    deadline = time.monotonic() + SAFETY_TIMEOUT
+    while not (gate / "open").exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the test never opened the gate held at {name}")
+        time.sleep(0.01)  # polling a file another process writes
+
+
+class Gate:
+    """The test's side of a gate at ``point`` (see :data:`GATE_ENV`)."""
+
+    def __init__(self, folder: Path, point: str) -> None:
+        folder.mkdir()
+        self.folder = folder
+        self.env = {GATE_ENV: f"{point}:{folder}"}
+
+    def wait_held(self, name: str) -> None:
+        """Wait until the child holds its run at ``name``."""
+        deadline = time.monotonic() + SAFETY_TIMEOUT
+        while not (self.folder / f"{name}.held").exists():
+            assert time.monotonic() < deadline, f"the run never reached {name}"
+            time.sleep(0.01)
+
+    def open(self) -> None:
+        """Let the held run go on."""
+        (self.folder / "open").touch()
 
 
 class SlowSettings(mpconnect.ConnectorSettings):
@@ -41,16 +81,15 @@ class SlowSettings(mpconnect.ConnectorSettings):
 
 
 class SlowConnector(mpconnect.Connector):
-    """Events ``tick-0`` ... ``tick-N``, each after a pause of ``$MPCONNECT_TEST_PAUSE`` s."""
+    """Events ``tick-0`` ... ``tick-N``; with a gate, held after ten records."""
 
     name = "slow"
     Settings = SlowSettings
 
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
-        pause = float(os.environ.get(PAUSE_ENV, "0"))
         for index in range(self.settings.events):
-            if pause:
-                time.sleep(pause)
+            if index == 10:
+                hold("extraction")
             yield mpconnect.Event(
                 name="Tick",
                 distinct_id=f"user-{index % 7}",
@@ -63,7 +102,7 @@ class SlowConnector(mpconnect.Connector):
 
 
 class SlowSink(EmbeddedSink):
-    """The embedded store, ten records a batch, a fifth of a second an upload."""
+    """The embedded store, ten records a batch; with a gate, its first upload is held."""
 
     name = "slowsink"
     max_batch_records = 10
@@ -71,7 +110,7 @@ class SlowSink(EmbeddedSink):
     def import_batch(
         self, kind: RecordKind, dataset_id: str, version_id: str, payload: bytes, count: int
     ) -> ImportResult:
-        time.sleep(0.2)
+        hold("upload")
         return super().import_batch(kind, dataset_id, version_id, payload, count)
 
 
@@ -118,7 +157,7 @@ class Child:
             self._queue.put(line.rstrip("\n"))
         self._queue.put(None)
 
-    def wait_for(self, pattern: str, timeout: float = 15) -> str:
+    def wait_for(self, pattern: str, timeout: float = SAFETY_TIMEOUT) -> str:
         """Return the first new stderr line matching ``pattern``."""
         deadline = time.monotonic() + timeout
         while True:
@@ -142,14 +181,14 @@ class Child:
     def finish(self, timeout: float) -> int:
         """Wait for the exit (at most ``timeout`` s) and the rest of its stderr."""
         code = self.process.wait(timeout)
-        while (line := self._queue.get(timeout=5)) is not None:
+        while (line := self._queue.get(timeout=SAFETY_TIMEOUT)) is not None:
             self.lines.append(line)
         return code
 
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-            self.process.wait(10)
+            self.process.wait(SAFETY_TIMEOUT)
 
 
 @pytest.fixture
@@ -162,7 +201,7 @@ def children() -> Iterator[list[Child]]:
 
 def ledger_rows(home: Path, source: str) -> list[dict[str, Any]]:
     """The source's runs, oldest first, straight from the ledger file."""
-    db = sqlite3.connect(home / "ledger.sqlite3", timeout=30)
+    db = sqlite3.connect(home / "ledger.sqlite3", timeout=SAFETY_TIMEOUT)
     db.row_factory = sqlite3.Row
     try:
         rows = db.execute(
@@ -195,13 +234,18 @@ SLOW_SOURCE = """
 
 
 def test_sighup_with_a_broken_file_keeps_the_old_one_and_sigterm_stops_mid_run(
-    cli: Any, write_config: Callable[..., Path], mpconnect_home: Path, children: list[Child]
+    cli: Any,
+    write_config: Callable[..., Path],
+    mpconnect_home: Path,
+    children: list[Child],
+    tmp_path: Path,
 ) -> None:
     config = write_config(SLOW_SOURCE)
+    gate = Gate(tmp_path / "gate", "extraction")
     child = Child(
-        ["--config", str(config), "schedule", "--reload-interval", "0", "--stop-timeout", "30"],
+        ["--config", str(config), "schedule", "--reload-interval", "0", "--stop-timeout", "120"],
         mpconnect_home,
-        {PAUSE_ENV: "0.002"},
+        gate.env,
     )
     children.append(child)
     child.wait_for(r"ticks: schedule '\* \* \* \* \* \*' \(UTC\); next run ")
@@ -212,29 +256,33 @@ def test_sighup_with_a_broken_file_keeps_the_old_one_and_sigterm_stops_mid_run(
     child.wait_for(r"configuration not reloaded, keeping the previous one: .*not valid TOML")
     config.write_text(good)
 
-    child.wait_for(r"ticks: starting run \(scheduled for ")  # the old configuration runs
+    gate.wait_held("extraction")  # the old configuration runs, held mid-extraction
     child.signal(signal.SIGTERM)
-    assert child.finish(timeout=30) == 0
+    child.wait_for(r"SIGTERM received: starting no more runs")
+    gate.open()
+    assert child.finish(timeout=SAFETY_TIMEOUT) == 0
     log = "\n".join(child.lines)
-    assert "SIGTERM received: starting no more runs" in log
-    assert re.search(r"ticks: run interrupted \(ticks: stopped on request", log), log
+    assert "ticks: starting run (scheduled for " in log
+    assert re.search(r"ticks: run interrupted \(ticks: stopped on request during extraction", log)
     assert log.endswith("scheduler stopped")
 
     [stopped] = ledger_rows(mpconnect_home, "ticks")
-    assert stopped["status"] == "interrupted"
+    assert (stopped["status"], stopped["extraction_done"]) == ("interrupted", 0)
     result = cli("--config", config, "run", "ticks", plugins=PLUGINS, entry_points=False)
     assert result.exit_code == 0, result.output
     first, second = ledger_rows(mpconnect_home, "ticks")
-    if stopped["extraction_done"]:  # the engine's rules: resume a complete spool ...
-        assert (first["status"], second["resumed"]) == ("resumed", 1)
-    else:  # ... never mix two extractions in one version
-        assert (first["status"], second["resumed"]) == ("abandoned", 0)
+    # The engine's rules: never mix two extractions in one version.
+    assert (first["status"], second["resumed"]) == ("abandoned", 0)
     assert (second["status"], second["read"], second["imported"]) == ("succeeded", 2500, 2500)
     assert events_loaded(cli, config, "TICKS") == 2500
 
 
 def test_sigterm_after_extraction_leaves_a_version_the_next_run_resumes(
-    cli: Any, write_config: Callable[..., Path], mpconnect_home: Path, children: list[Child]
+    cli: Any,
+    write_config: Callable[..., Path],
+    mpconnect_home: Path,
+    children: list[Child],
+    tmp_path: Path,
 ) -> None:
     config = write_config("""
         [mixpanel]
@@ -250,15 +298,23 @@ def test_sigterm_after_extraction_leaves_a_version_the_next_run_resumes(
         schedule = "* * * * * *"
         settings = { events = 60 }
         """)
-    child = Child(["--config", str(config), "schedule", "--stop-timeout", "30"], mpconnect_home, {})
+    gate = Gate(tmp_path / "gate", "upload")
+    child = Child(
+        ["--config", str(config), "schedule", "--stop-timeout", "120"], mpconnect_home, gate.env
+    )
     children.append(child)
-    child.wait_for(r"ticks: starting run")
-    deadline = time.monotonic() + 15
+    gate.wait_held("upload")  # the first batch's upload is held; extraction goes on
+    deadline = time.monotonic() + SAFETY_TIMEOUT
     while not any(r["extraction_done"] for r in ledger_rows(mpconnect_home, "ticks")):
         assert time.monotonic() < deadline, "extraction never finished"
-        time.sleep(0.02)
+        time.sleep(0.02)  # polling the ledger another process writes
     child.signal(signal.SIGTERM)
-    assert child.finish(timeout=30) == 0
+    child.wait_for(r"SIGTERM received: starting no more runs")
+    gate.open()
+    assert child.finish(timeout=SAFETY_TIMEOUT) == 0
+    assert "ticks: run interrupted (ticks: stopped on request before publishing" in "\n".join(
+        child.lines
+    )
 
     [stopped] = ledger_rows(mpconnect_home, "ticks")
     assert (stopped["status"], stopped["extraction_done"]) == ("interrupted", 1)

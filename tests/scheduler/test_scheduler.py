@@ -30,10 +30,13 @@ from mpconnect.sinks import builtin
 from mpconnect.sinks.embedded import EmbeddedSink
 from mpconnect.store.datasets import DatasetStore
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(300)
 
 T0 = datetime(2100, 1, 1, 10, 0, tzinfo=UTC)  # after every real run the ledger holds
 UTC_ZONE = load_zone("UTC")
+#: Seconds a wait on a run, the gate or the loop allows before failing the test: a safety
+#: net for a hang, never reached by a test that is only slow (CI machines under load).
+SAFETY_TIMEOUT = 120.0
 
 
 def at(text: str) -> datetime:
@@ -93,7 +96,9 @@ class Gate:
 
     def wait_started(self, count: int) -> None:
         with self.cond:
-            assert self.cond.wait_for(lambda: len(self.started) >= count, 10), self.started
+            assert self.cond.wait_for(lambda: len(self.started) >= count, SAFETY_TIMEOUT), (
+                self.started
+            )
 
 
 class GateSettings(mpconnect.ConnectorSettings):
@@ -110,7 +115,7 @@ def gate_plugin(gate: Gate) -> object:
         def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
             gate.enter(ctx.source)
             try:
-                if not gate.release_event(ctx.source).wait(10):
+                if not gate.release_event(ctx.source).wait(SAFETY_TIMEOUT):
                     raise SourceError("the test never released the gate")
                 with gate.cond:
                     failing = gate.failures.get(ctx.source, 0)
@@ -240,7 +245,7 @@ def step_and_settle(scheduler: Scheduler, clock: ManualClock, moment: datetime) 
     """Move the clock, do what is due, wait for the runs it started; return the next wake."""
     clock.moment = moment
     scheduler.step()
-    assert scheduler.wait_idle(10), scheduler.running
+    assert scheduler.wait_idle(SAFETY_TIMEOUT), scheduler.running
     wake = scheduler.next_wake()
     assert wake is not None
     return wake
@@ -368,7 +373,7 @@ def test_a_source_never_overlaps_itself(setup: Setup, gate: Gate, logs: list[str
         "going; next run 2100-01-01 10:04:00 UTC",
     ]
     gate.release("g")
-    assert scheduler.wait_idle(10)
+    assert scheduler.wait_idle(SAFETY_TIMEOUT)
     assert [r["status"] for r in setup.runs("g")] == ["succeeded"]
 
     step_and_settle(scheduler, clock, at("10:04"))
@@ -412,7 +417,7 @@ def test_max_parallel_is_honoured(setup: Setup, gate: Gate, logs: list[str]) -> 
     assert scheduler.pending == []
     assert "c" in scheduler.running
     gate.release("b", "c")
-    assert scheduler.wait_idle(10)
+    assert scheduler.wait_idle(SAFETY_TIMEOUT)
     assert gate.peak == 2
     for name in ("a", "b", "c"):
         assert [r["status"] for r in setup.runs(name)] == ["succeeded"]
@@ -440,7 +445,7 @@ def test_a_pending_source_is_not_queued_twice(setup: Setup, gate: Gate, logs: li
         for line in logs
     )
     gate.release("a", "b")
-    assert scheduler.wait_idle(10)
+    assert scheduler.wait_idle(SAFETY_TIMEOUT)
     assert len(setup.runs("a")) == len(setup.runs("b")) == 1
 
 
@@ -574,13 +579,13 @@ def test_stop_mid_run_then_the_next_run_resumes_or_starts_anew_with_exact_counts
 ) -> None:
     setup.write(source("a", "0 * * * *", events=events))
     clock = ManualClock(at("09:59:59"))
-    scheduler = setup.scheduler(clock, stop_timeout=10)
+    scheduler = setup.scheduler(clock, stop_timeout=SAFETY_TIMEOUT)
     loop, result = start_serving(scheduler)
     clock.moment = at("10:00")
     gate.wait_started(1)
     scheduler.request_stop()
     gate.release("a")  # the connector yields; the engine stops at its next checkpoint
-    loop.join(10)
+    loop.join(SAFETY_TIMEOUT)
     assert not loop.is_alive() and result == {"ended": True}
     [stopped] = setup.runs("a")
     assert stopped["status"] == "interrupted"
@@ -604,13 +609,13 @@ def test_stop_starts_nothing_pending_and_the_next_start_catches_it_up(
     state.set_last_due("a", at("09:00"))
     state.set_last_due("b", at("09:00"))
     clock = ManualClock(at("09:59:59"))
-    scheduler = setup.scheduler(clock, stop_timeout=10)
+    scheduler = setup.scheduler(clock, stop_timeout=SAFETY_TIMEOUT)
     loop, _ = start_serving(scheduler)
     clock.moment = at("10:00")
     gate.wait_started(1)
     scheduler.request_stop()
     gate.release("a", "b")
-    loop.join(10)
+    loop.join(SAFETY_TIMEOUT)
     assert not loop.is_alive()
     assert gate.started == ["a"] and setup.runs("b") == []
     assert (
@@ -620,7 +625,7 @@ def test_stop_starts_nothing_pending_and_the_next_start_catches_it_up(
     restarted = setup.scheduler(ManualClock(at("10:00:30")))
     restarted.clock.moment = at("10:00:30")
     restarted.step()
-    assert restarted.wait_idle(10)
+    assert restarted.wait_idle(SAFETY_TIMEOUT)
     assert gate.started == ["a", "b"]  # b's 10:00 was never served; a's was
     assert [r["status"] for r in setup.runs("b")] == ["succeeded"]
     # a's interrupted run is resumed at the start (its extraction had finished)
@@ -703,7 +708,7 @@ def test_a_valid_reload_applies_without_dropping_a_running_run(
     assert scheduler.running == ["g", "old"]
 
     gate.release("g", "old")
-    assert scheduler.wait_idle(10)
+    assert scheduler.wait_idle(SAFETY_TIMEOUT)
     assert [r["status"] for r in setup.runs("g")] == ["succeeded"]
     assert [r["status"] for r in setup.runs("old")] == ["succeeded"]
     step_and_settle(scheduler, clock, at("10:10"))
@@ -772,7 +777,7 @@ def test_at_start_a_run_interrupted_after_publishing_is_not_run_again(
     engine.ledger.set_status(summary.run_id, "interrupted")
     scheduler = setup.scheduler(ManualClock(at("10:00:30")))
     scheduler.step()
-    assert scheduler.wait_idle(10)
+    assert scheduler.wait_idle(SAFETY_TIMEOUT)
     assert gate.started == ["a"], "no new extraction outside the schedule"
     assert (
         f"a: its last run (interrupted) did not finish; nothing to resume now (its "
@@ -800,14 +805,14 @@ def test_at_start_an_unfinished_run_for_another_dataset_is_not_resumed(
     gate.wait_started(1)
     stop.set()
     gate.release("a")
-    thread.join(10)
+    thread.join(SAFETY_TIMEOUT)
     assert "stopped on request before publishing" in str(failures[0])  # resumable as it was
     setup.write(
         '[scheduler]\ncatch_up = "skip"\n' + source("a", "0 * * * *").replace('"A"', '"ELSEWHERE"')
     )
     scheduler = setup.scheduler(ManualClock(at("10:00:30")))
     scheduler.step()
-    assert scheduler.wait_idle(10)
+    assert scheduler.wait_idle(SAFETY_TIMEOUT)
     assert gate.started == ["a"], "no new extraction outside the schedule"
     assert (
         "a: its last run (interrupted) did not finish; nothing to resume now (the "

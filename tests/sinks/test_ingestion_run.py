@@ -25,7 +25,7 @@ from mpconnect.emulator.ingestion_api import (
 )
 from mpconnect.emulator.server import LocalDatasetsServer
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(300)
 
 DEMO_EVENTS = 4500
 DEMO_PROFILES = 450

@@ -17,7 +17,7 @@ from ingestion_support import (
 from mpconnect.emulator.server import LocalDatasetsServer
 from mpconnect.engine import progress
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(300)
 
 #: The ``small`` source: 1500 events and 150 profiles, one /import and one /engage batch.
 SMALL_RECORDS = 1650
@@ -141,6 +141,32 @@ def test_a_resumed_runs_progress_starts_from_what_was_acknowledged(
         (SMALL_RECORDS, 1500),
         (SMALL_RECORDS, SMALL_RECORDS),
     }
+
+
+def test_a_resumed_runs_first_progress_line_counts_the_batches_imported_before(
+    mixpanel_server: LocalDatasetsServer,
+    write_config: Callable[..., Path],
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = ingestion_config(mixpanel_server, write_config)
+    mixpanel_server.ingestion.faults.fail_next(400, path="/engage")  # /import's 1500 get through
+    assert cli("--config", config, "run", "small", "--concurrency", "1").exit_code == 1
+
+    # The line a user reads if the first log line comes before anything is sent.
+    at_start: list[str] = []
+    start = progress.LogProgress.start
+
+    def start_and_read(self: progress.LogProgress, *args: Any, **kwargs: Any) -> None:
+        start(self, *args, **kwargs)
+        at_start.append(self.line())
+
+    monkeypatch.setattr(progress.LogProgress, "start", start_and_read)
+    resumed = cli("--config", config, "run", "small")
+    assert resumed.exit_code == 0, resumed.output
+    [line] = at_start
+    assert line.startswith(f"small: read {SMALL_RECORDS}, imported 1500 ("), line
+    assert line.endswith("), quarantined 0")
 
 
 def test_an_ingestion_run_stopped_by_its_deadline_names_the_run_it_leaves(

@@ -96,7 +96,7 @@ class _Monotonic:
 
 def _wait_for(predicate: Callable[[], bool]) -> None:
     event = threading.Event()
-    for _ in range(600):
+    for _ in range(2400):  # 120 s: a safety net for a hang
         if predicate():
             return
         event.wait(0.05)
@@ -152,7 +152,7 @@ def test_healthz_turns_503_when_the_scheduler_loop_is_blocked(tmp_path: Path) ->
         clock.blocked.clear()
         clock.release.set()
         scheduler.request_stop(force=True)
-        loop.join(30)
+        loop.join(120)
         server.stop()
 
 
@@ -181,7 +181,7 @@ def test_run_now_beside_the_scheduler_queues_a_run(tmp_path: Path) -> None:
         assert scheduler._engine.ledger.list_runs("demo")[0]["status"] == "succeeded"
     finally:
         scheduler.request_stop()
-        loop.join(60)
+        loop.join(120)
 
 
 def test_ui_refuses_a_public_address_without_a_token(cli: Any) -> None:

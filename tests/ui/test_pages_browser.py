@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from conftest import Served
@@ -21,12 +21,39 @@ from selenium.webdriver.support.ui import WebDriverWait
 from ui_support import BILLING_RUNS, XSS_NAME, XSS_REASON, UiHome
 
 Shot = Callable[[Any, str], Path]
+T = TypeVar("T")
+
+#: Seconds a wait allows before failing the test: a safety net, never reached when slow.
+SAFETY_TIMEOUT = 120
 
 
 def _wait(browser: Any) -> WebDriverWait:
     # A live page replaces its rows while a condition reads them: a row found a moment
     # ago may be gone, so the condition is asked again instead of failing.
-    return WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
+    return WebDriverWait(
+        browser, SAFETY_TIMEOUT, ignored_exceptions=(StaleElementReferenceException,)
+    )
+
+
+def _read(browser: Any, read: Callable[[Any], T]) -> T:
+    """What ``read`` finds on the page, read again from the start if the page replaced
+    an element while it was reading (every page refreshes its content as data change)."""
+    return _wait(browser).until(lambda b: (read(b),))[0]
+
+
+def _click(browser: Any, find: Callable[[Any], Any]) -> None:
+    """Click what ``find`` finds, finding it again if the page replaced it meanwhile."""
+    _wait(browser).until(lambda b: find(b).click() or True)
+
+
+def _drawn(browser: Any, chart_id: str) -> Any:
+    """The chart once drawn (found afresh each time: a refresh replaces it)."""
+
+    def drawn(b: Any) -> Any:
+        chart = b.find_element(By.ID, chart_id)
+        return chart if chart.get_attribute("data-drawn") == "true" else None
+
+    return _wait(browser).until(drawn)
 
 
 def _no_alert(browser: Any) -> None:
@@ -44,14 +71,21 @@ def test_sources_page_shows_statuses_and_freshness(
     browser.set_window_size(1280, 900)
     browser.get(served.url + "/")
     assert browser.title == "Sources · mpconnect"
-    billing, crm = _row(browser, "billing"), _row(browser, "crm")
-    assert billing.find_element(By.CLASS_NAME, "badge").text == "fresh"
-    assert crm.find_element(By.CLASS_NAME, "badge").text == "stale"
-    assert "succeeded" in billing.text and "400" in billing.text
-    assert "failed" in crm.text
-    assert "running" in _row(browser, "live").text
-    red = crm.find_element(By.CLASS_NAME, "badge").value_of_css_property("color")
-    green = billing.find_element(By.CLASS_NAME, "badge").value_of_css_property("color")
+
+    def rows(b: Any) -> dict[str, tuple[str, str, str]]:
+        shown = {}
+        for name in ("billing", "crm", "live"):
+            row = _row(b, name)
+            badge = row.find_element(By.CLASS_NAME, "badge")
+            shown[name] = (row.text, badge.text, badge.value_of_css_property("color"))
+        return shown
+
+    seen = _read(browser, rows)
+    (billing, billing_badge, green), (crm, crm_badge, red) = seen["billing"], seen["crm"]
+    assert (billing_badge, crm_badge) == ("fresh", "stale")
+    assert "succeeded" in billing and "400" in billing
+    assert "failed" in crm
+    assert "running" in seen["live"][0]
     assert red != green and red.startswith("rgba(180, 35, 24")  # --bad
     screenshot(browser, "ui-sources")
 
@@ -60,23 +94,32 @@ def test_source_page_draws_records_and_duration_of_each_run(
     browser: Any, served: Served, screenshot: Shot
 ) -> None:
     browser.get(served.url + "/sources/billing")
-    chart = browser.find_element(By.ID, "history-chart")
-    _wait(browser).until(lambda b: chart.get_attribute("data-drawn") == "true")
-    assert chart.find_elements(By.TAG_NAME, "canvas")
-    legend = chart.find_element(By.CLASS_NAME, "u-legend").text
+
+    def chart_and_runs(b: Any) -> tuple[int, str, list[str]]:
+        chart = _drawn(b, "history-chart")
+        legend = chart.find_element(By.CLASS_NAME, "u-legend").text
+        canvases = len(chart.find_elements(By.TAG_NAME, "canvas"))
+        return canvases, legend, [r.text for r in b.find_elements(By.CSS_SELECTOR, "tr[data-run]")]
+
+    canvases, legend, rows = _read(browser, chart_and_runs)
+    assert canvases
     assert "records" in legend and "duration (s)" in legend
-    rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-run]")
     assert len(rows) == BILLING_RUNS
-    assert all("succeeded" in row.text and "400" in row.text for row in rows)
+    assert all("succeeded" in row and "400" in row for row in rows)
     screenshot(browser, "ui-source")
 
 
 def test_times_are_in_the_viewers_zone_with_utc_on_hover(browser: Any, served: Served) -> None:
     browser.get(served.url + "/sources/billing")
-    first = browser.find_element(By.CSS_SELECTOR, "tr[data-run] time")
-    assert first.get_attribute("title").endswith(" UTC")
-    assert "GMT+9" in first.text  # the browser runs in Asia/Tokyo
-    assert first.text != first.get_attribute("title")
+
+    def first_time(b: Any) -> tuple[str, str]:
+        first = b.find_element(By.CSS_SELECTOR, "tr[data-run] time")
+        return first.text, first.get_attribute("title")
+
+    text, title = _read(browser, first_time)
+    assert title.endswith(" UTC")
+    assert "GMT+9" in text  # the browser runs in Asia/Tokyo
+    assert text != title
 
 
 def test_click_from_a_source_to_a_run_to_its_quarantine(
@@ -84,34 +127,46 @@ def test_click_from_a_source_to_a_run_to_its_quarantine(
 ) -> None:
     browser.set_window_size(1280, 900)
     browser.get(served.url + "/")
-    _row(browser, "orders").find_element(By.LINK_TEXT, "orders").click()
+    _click(browser, lambda b: _row(b, "orders").find_element(By.LINK_TEXT, "orders"))
     _wait(browser).until(expected_conditions.title_is("orders · mpconnect"))
-    chart = browser.find_element(By.ID, "history-chart")
-    _wait(browser).until(lambda b: chart.get_attribute("data-drawn") == "true")
-    assert chart.find_elements(By.TAG_NAME, "canvas")
-    assert chart.size["height"] > 100
+
+    def history(b: Any) -> tuple[int, int]:
+        chart = _drawn(b, "history-chart")
+        return len(chart.find_elements(By.TAG_NAME, "canvas")), chart.size["height"]
+
+    canvases, height = _read(browser, history)
+    assert canvases and height > 100
 
     run_id = ui_home.runs["orders"].run_id
-    browser.find_element(By.CSS_SELECTOR, f'tr[data-run="{run_id}"] td a').click()
+    _click(browser, lambda b: b.find_element(By.CSS_SELECTOR, f'tr[data-run="{run_id}"] td a'))
     _wait(browser).until(expected_conditions.title_contains(run_id))
-    phases = [e.text for e in browser.find_elements(By.CLASS_NAME, "phase-name")]
+
+    def run_page(b: Any) -> tuple[list[str], list[int], str]:
+        _drawn(b, "throughput-chart")
+        phases = [e.text for e in b.find_elements(By.CLASS_NAME, "phase-name")]
+        widths = [bar.size["width"] for bar in b.find_elements(By.CLASS_NAME, "phase-bar")]
+        return phases, widths, b.find_element(By.CLASS_NAME, "facts-grid").text
+
+    phases, widths, facts = _read(browser, run_page)
     assert phases == ["create", "import", "extract", "publish", "live", "prune"]
-    bars = browser.find_elements(By.CLASS_NAME, "phase-bar")
-    assert all(bar.size["width"] > 0 for bar in bars)
-    throughput = browser.find_element(By.ID, "throughput-chart")
-    _wait(browser).until(lambda b: throughput.get_attribute("data-drawn") == "true")
-    assert "270" in browser.find_element(By.CLASS_NAME, "facts-grid").text
+    assert widths and all(width > 0 for width in widths)
+    assert "270" in facts
     screenshot(browser, "ui-run")
 
-    browser.find_element(By.LINK_TEXT, "30 records").click()
+    _click(browser, lambda b: b.find_element(By.LINK_TEXT, "30 records"))
     _wait(browser).until(expected_conditions.title_contains("Quarantine"))
-    reasons = browser.find_element(By.CSS_SELECTOR, "table.reasons tbody").text
+
+    def quarantine_page(b: Any) -> tuple[str, str, str]:
+        reasons = b.find_element(By.CSS_SELECTOR, "table.reasons tbody").text
+        sample = b.find_element(By.CSS_SELECTOR, "details.sample pre").text
+        link = b.find_element(By.PARTIAL_LINK_TEXT, "Download the quarantine file")
+        return reasons, sample, link.get_attribute("href")
+
+    reasons, sample, href = _read(browser, quarantine_page)
     assert XSS_REASON in reasons and reasons.startswith("30")
-    sample = browser.find_element(By.CSS_SELECTOR, "details.sample pre").text
     assert XSS_NAME in sample  # shown as text, never run
     _no_alert(browser)
-    link = browser.find_element(By.PARTIAL_LINK_TEXT, "Download the quarantine file")
-    assert link.get_attribute("href").endswith(f"/runs/{run_id}/quarantine.jsonl")
+    assert href.endswith(f"/runs/{run_id}/quarantine.jsonl")
     screenshot(browser, "ui-quarantine")
 
 
@@ -119,7 +174,7 @@ def test_failed_run_shows_its_redacted_error(
     browser: Any, served: Served, ui_home: UiHome, screenshot: Shot
 ) -> None:
     browser.get(served.url + f"/runs/{ui_home.runs['crm'].run_id}")
-    error = browser.find_element(By.CLASS_NAME, "error-text").text
+    error = _read(browser, lambda b: b.find_element(By.CLASS_NAME, "error-text").text)
     assert "api_key=***" in error and "<b>denied</b>" in error
     _no_alert(browser)
     screenshot(browser, "ui-run-failed")
@@ -129,16 +184,17 @@ def test_datasets_page_shows_versions(
     browser: Any, served: Served, ui_home: UiHome, screenshot: Shot
 ) -> None:
     browser.get(served.url + "/datasets")
-    section = next(
-        s
-        for s in browser.find_elements(By.CSS_SELECTOR, "section.dataset")
-        if s.find_element(By.TAG_NAME, "h2").text.startswith("BILLING")
-    )
-    live = [
-        row.text
-        for row in section.find_elements(By.CSS_SELECTOR, "tbody tr")
-        if " live " in f" {row.text} "
-    ]
+
+    def live_billing_versions(b: Any) -> list[str]:
+        section = next(
+            s
+            for s in b.find_elements(By.CSS_SELECTOR, "section.dataset")
+            if s.find_element(By.TAG_NAME, "h2").text.startswith("BILLING")
+        )
+        rows = [row.text for row in section.find_elements(By.CSS_SELECTOR, "tbody tr")]
+        return [row for row in rows if " live " in f" {row} "]
+
+    live = _read(browser, live_billing_versions)
     assert live and live[0].startswith(ui_home.runs["billing"].version_id)
     assert "400" in live[0]
     screenshot(browser, "ui-datasets")
@@ -152,7 +208,9 @@ def test_readable_on_a_phone(browser: Any, served: Served, screenshot: Shot) -> 
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 1
-        assert _row(browser, "crm").find_element(By.CLASS_NAME, "badge").is_displayed()
+        assert _read(
+            browser, lambda b: _row(b, "crm").find_element(By.CLASS_NAME, "badge").is_displayed()
+        )
         screenshot(browser, "ui-sources-phone")
     finally:
         browser.set_window_size(1280, 900)
@@ -176,9 +234,10 @@ def test_usable_by_keyboard(browser: Any, served: Served) -> None:
 def test_run_now_from_the_page(browser: Any, served: Served) -> None:
     served.asked.clear()
     browser.get(served.url + "/sources/billing")
-    browser.find_element(By.CSS_SELECTOR, "form.run-now button").click()
+    _click(browser, lambda b: b.find_element(By.CSS_SELECTOR, "form.run-now button"))
     _wait(browser).until(lambda b: b.find_elements(By.CLASS_NAME, "notice"))
-    assert browser.find_element(By.CLASS_NAME, "notice").text == "billing: run started"
+    notice = _read(browser, lambda b: b.find_element(By.CLASS_NAME, "notice").text)
+    assert notice == "billing: run started"
     assert served.asked == ["billing"]
 
 

@@ -14,6 +14,25 @@ import time
 _POLL = 0.05
 
 
+class _StopEvent(threading.Event):
+    """An event that is also set once ``requested`` is: a checkpoint asking
+    :meth:`is_set` right after a stop request sees it, before the watcher wakes."""
+
+    def __init__(self, requested: threading.Event | None) -> None:
+        super().__init__()
+        self._requested = requested
+
+    def is_set(self) -> bool:
+        """True once the run must stop (on request or past its deadline)."""
+        if not super().is_set() and self._requested is not None and self._requested.is_set():
+            self.set()
+        return super().is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the run must stop; True at once if it already must."""
+        return self.is_set() or super().wait(timeout)
+
+
 class RunStop:
     """The stop event of one run.
 
@@ -23,7 +42,7 @@ class RunStop:
     """
 
     def __init__(self, requested: threading.Event | None, max_run_time: float) -> None:
-        self.event = threading.Event()
+        self.event: threading.Event = _StopEvent(requested)
         self.max_run_time = max_run_time
         self._requested = requested
         self._deadline = time.monotonic() + max_run_time

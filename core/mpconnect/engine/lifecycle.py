@@ -319,7 +319,11 @@ class Run:
         spool_dir: Path | None = None
         try:
             resume = resume_point(self)
-            self.progress.start(self.source.name, resume.read if resume else None)
+            if resume is None:
+                self.progress.start(self.source.name)
+            else:
+                acknowledged = self.ledger.acked_totals(resume.spool_id)[1]
+                self.progress.start(self.source.name, resume.read, acknowledged)
             spool_id, spool_dir = open_version(self, resume)
             if not run_partitioned(self, spool_id, spool_dir, resume):
                 load(self, spool_id, spool_dir, resume)

@@ -17,8 +17,11 @@ LOG_INTERVAL = 5.0
 class Progress:
     """Silent progress (``--quiet``); the base of the others."""
 
-    def start(self, source: str, resumed_read: int | None = None) -> None:
-        """A run of ``source`` begins (``resumed_read``: records already spooled)."""
+    def start(
+        self, source: str, resumed_read: int | None = None, resumed_imported: int = 0
+    ) -> None:
+        """A run of ``source`` begins; a resumed run's ``resumed_read`` records were
+        already spooled and ``resumed_imported`` of them acknowledged."""
 
     def extracted(self, read: int, quarantined: int) -> None:
         """Extraction has read ``read`` records so far."""
@@ -40,30 +43,35 @@ class LogProgress(Progress):
     def __init__(self, interval: float | None = None) -> None:
         self.interval = LOG_INTERVAL if interval is None else interval
         self.source = ""
-        self.read = self.quarantined = self.done = 0
+        self.read = self.quarantined = self.done = self.done_before = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
 
-    def start(self, source: str, resumed_read: int | None = None) -> None:
-        """Begin logging periodically (a resumed run starts from its extraction's count)."""
+    def start(
+        self, source: str, resumed_read: int | None = None, resumed_imported: int = 0
+    ) -> None:
+        """Begin logging periodically (a resumed run starts from its extraction's count
+        and the records already acknowledged)."""
         self.source = source
         self.read = resumed_read or 0
+        self.done = self.done_before = resumed_imported
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="mpconnect-progress")
         self._thread.start()
 
+    def line(self) -> str:
+        """The progress line as logged now; records/s counts only what this run imported."""
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        return (
+            f"{self.source}: read {self.read}, imported {self.done} "
+            f"({(self.done - self.done_before) / elapsed:.0f} records/s), "
+            f"quarantined {self.quarantined}"
+        )
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            elapsed = max(time.monotonic() - self._started, 1e-9)
-            log.info(
-                "%s: read %d, imported %d (%.0f records/s), quarantined %d",
-                self.source,
-                self.read,
-                self.done,
-                self.done / elapsed,
-                self.quarantined,
-            )
+            log.info("%s", self.line())
 
     def extracted(self, read: int, quarantined: int) -> None:
         """Remember the counts."""
@@ -109,15 +117,21 @@ class RichProgress(Progress):
         self._tasks: dict[str, Any] = {}
         self._started = time.monotonic()
         self._read = 0
+        self._imported_before = 0
 
-    def start(self, source: str, resumed_read: int | None = None) -> None:
-        """Show the bars."""
+    def start(
+        self, source: str, resumed_read: int | None = None, resumed_imported: int = 0
+    ) -> None:
+        """Show the bars (a resumed run's start where its earlier run left them)."""
         self._started = time.monotonic()
+        self._imported_before = resumed_imported
         self._bars.start()
         self._tasks["extract"] = self._bars.add_task(
             f"{source} read", total=resumed_read, completed=resumed_read or 0, rate=""
         )
-        self._tasks["upload"] = self._bars.add_task("  upload", total=resumed_read, rate="")
+        self._tasks["upload"] = self._bars.add_task(
+            "  upload", total=resumed_read, completed=resumed_imported, rate=""
+        )
 
     def _rate(self, count: int) -> str:
         return f"{count / max(time.monotonic() - self._started, 1e-9):,.0f} rec/s"
@@ -130,7 +144,11 @@ class RichProgress(Progress):
 
     def imported(self, imported: int) -> None:
         """Advance the upload bar."""
-        self._bars.update(self._tasks["upload"], completed=imported, rate=self._rate(imported))
+        self._bars.update(
+            self._tasks["upload"],
+            completed=imported,
+            rate=self._rate(imported - self._imported_before),
+        )
 
     def stage(self, text: str) -> None:
         """Print the stage above the bars."""
