@@ -64,14 +64,22 @@ def create(db: sqlite3.Connection, table: str) -> None:
 def append(db: sqlite3.Connection, table: str, rows: list[CacheRow]) -> None:
     """Append rows in one transaction. The blobs go as ``bytearray``: :mod:`sqlite3` binds
     those directly, where ``bytes`` first goes through its adapter lookup."""
+    if not rows:
+        return
     db.execute("BEGIN")
     try:
+        streams, object_ids, seqs, kinds, digests, datas = zip(*rows, strict=True)
         db.executemany(
             f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (stream, object_id, seq, kind, bytearray(digest), bytearray(data))
-                for stream, object_id, seq, kind, digest, data in rows
-            ],
+            zip(
+                streams,
+                object_ids,
+                seqs,
+                kinds,
+                map(bytearray, digests),
+                map(bytearray, datas),
+                strict=True,
+            ),
         )
         db.execute("COMMIT")
     except BaseException:
