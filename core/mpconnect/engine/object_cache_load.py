@@ -39,9 +39,7 @@ def fresh_table(spool_id: str) -> str:
 
 def fresh_tables(db: sqlite3.Connection) -> list[str]:
     """The fresh tables the file holds."""
-    rows = db.execute(
-        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'fresh_*'"
-    )
+    rows = db.execute("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'fresh_*'")
     return [str(row[0]) for row in rows]
 
 
