@@ -4,11 +4,12 @@ the records go to a *fresh table* of their own, which the commit renames in.
 A full read replaces every committed row, so nothing it writes needs merging: its rows are
 appended to ``fresh_<HASH>`` (a table named after the extraction's spool id), a plain
 rowid table with no index while loading, at ``synchronous=OFF`` (nobody reads the table
-yet, and the committed rows are not touched). :func:`build_index` (at stage) adds the
-unique key ``(stream, object_id, seq)`` and makes the file durable again
-(``synchronous=FULL``); :func:`swap_in` (in the commit's transaction) drops ``objects``
-and renames the fresh table to ``objects``. A run that stops before the commit leaves
-``objects`` as it was; :func:`drop_fresh` removes its table when the next run begins.
+yet and the committed rows are not touched; a process killed mid-load loses nothing
+committed). :func:`build_index` (at stage) adds the unique key ``(stream, object_id,
+seq)``; :func:`durable` (at stage and commit) syncs the file at every commit again;
+:func:`swap_in` (in the commit's transaction) drops ``objects`` and renames the fresh
+table to ``objects``. A run that stops before the commit leaves ``objects`` as it was;
+:func:`drop_fresh` removes its table when the next run begins.
 
 The committed table a swap leaves has the fresh table's format: a rowid table with the
 unique index ``<fresh table>_key``. Every query of the cache works on it and on the older
