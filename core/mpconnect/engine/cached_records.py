@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from mpconnect.engine.object_cache import CacheDamaged
+from mpconnect.engine.object_cache import CacheDamaged, CacheRow
 from mpconnect.records import Event, Profile
 
 EVENT_STREAM = "events"
@@ -28,6 +28,10 @@ _event_fields = operator.attrgetter(*Event.__slots__)
 _profile_fields = operator.attrgetter(*Profile.__slots__)
 #: Copied for each hash: cheaper than a new object with its parameters, same digest.
 _HASH = hashlib.blake2b(digest_size=16)
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_pickle = pickle.dumps
+_json = orjson.dumps
+_new_tuple = tuple.__new__  # a CacheRow without its Python-level __new__
 
 
 def _canonical(value: Any) -> Any:
@@ -38,18 +42,32 @@ def _canonical(value: Any) -> Any:
 
 def encode(record: Event | Profile) -> tuple[str, bytes, bytes]:
     """``(kind, data, hash)`` of a record: kind ``"e"`` or ``"p"``."""
+    row = cache_row(record, 0)
+    return row.kind, row.data, row.hash
+
+
+def cache_row(record: Event | Profile, seq: int) -> CacheRow:
+    """The cache row of a record. Its stream is ``record.stream``, by default ``events`` or
+    ``people``; its key the record's ``object_id`` or (for a record without one) its
+    content hash, so that an unchanged record keeps its key."""
     if isinstance(record, Event):
-        kind, fields = "e", _event_fields(record)
+        kind, fields, stream = "e", _event_fields(record), record.stream or EVENT_STREAM
     else:
-        kind, fields = "p", _profile_fields(record)
-    data = pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+        kind, fields, stream = "p", _profile_fields(record), record.stream or PEOPLE_STREAM
+    data = _pickle(fields, _PROTOCOL)
     try:
-        canonical = orjson.dumps(fields, default=_canonical, option=_OPTIONS)
-    except TypeError:  # a value orjson cannot walk (an integer past 64 bits): its pickle
+        canonical = _json(fields, default=_canonical, option=_OPTIONS)
+    except TypeError:
         canonical = data
-    digest = _HASH.copy()
-    digest.update(canonical)
-    return kind, data, digest.digest()
+    hasher = _HASH.copy()
+    hasher.update(canonical)
+    digest = hasher.digest()
+    object_id = record.object_id
+    if object_id is None or object_id == "":
+        key = "#" + digest.hex()
+    else:
+        key = object_id if type(object_id) is str else str(object_id)
+    return _new_tuple(CacheRow, (stream, key, seq, kind, digest, data))
 
 
 def decode(kind: str, data: bytes) -> Event | Profile:
@@ -64,20 +82,3 @@ def decode(kind: str, data: bytes) -> Event | Profile:
         raise CacheDamaged(
             f"a cached record cannot be read back ({type(exc).__name__}: {exc})"
         ) from None
-
-
-def stream_of(record: Event | Profile) -> str:
-    """The record's stream, by default ``events`` or ``people``."""
-    stream = record.stream
-    if stream:
-        return stream
-    return EVENT_STREAM if isinstance(record, Event) else PEOPLE_STREAM
-
-
-def key_of(record: Event | Profile, digest: bytes) -> str:
-    """The cache key of the record's object: its ``object_id``, or (for a record without
-    one) its content hash, so that an unchanged record keeps its key."""
-    object_id = record.object_id
-    if object_id is not None and object_id != "":
-        return str(object_id)
-    return "#" + digest.hex()

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mpconnect.engine.cached_records import decode, encode, key_of, stream_of
+from mpconnect.engine.cached_records import cache_row, decode
 from mpconnect.engine.object_cache import CacheDamaged, CacheRow, ObjectCache
 from mpconnect.engine.state import StateDamaged, StateStore
 from mpconnect.errors import MpconnectError
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mpconnect.engine")
 
 _FLUSH_ROWS = 2000
+_RECORDS = (Event, Profile)
 
 
 class IncrementalRun:
@@ -53,12 +54,16 @@ class IncrementalRun:
         self.store: StateStore | None = None
         #: The ingestion sink gets only new or changed records.
         self.only_changed = False
-        self.records_read = 0
         self.records_cached = 0
         self.unchanged_skipped = 0
         self.deleted_profiles: list[str] = []
         self._rows: list[CacheRow] = []
         self._seq = 0
+
+    @property
+    def records_read(self) -> int:
+        """Records the connector yielded so far."""
+        return self._seq
 
     # -- before extraction ---------------------------------------------------------------
 
@@ -184,19 +189,17 @@ class IncrementalRun:
         assert self.cache is not None
         rows = self._rows
         known = self.cache.known
+        only_changed = self.only_changed
         for record in records:
-            if not isinstance(record, Event | Profile):
+            if not isinstance(record, _RECORDS):
                 yield record  # refused downstream, naming the connector
                 continue
-            kind, data, digest = encode(record)
-            stream = stream_of(record)
-            object_id = key_of(record, digest)
             self._seq += 1
-            rows.append(CacheRow(stream, object_id, self._seq, kind, digest, data))
-            self.records_read += 1
+            row = cache_row(record, self._seq)
+            rows.append(row)
             if len(rows) >= _FLUSH_ROWS:
                 self._flush()
-            if self.only_changed and known(stream, object_id, digest):
+            if only_changed and known(row.stream, row.object_id, row.hash):
                 self.unchanged_skipped += 1
                 self.run.summary.read += 1
                 continue

@@ -13,6 +13,10 @@ pending ones. :meth:`ObjectCache.commit` applies the pending rows in one transac
 full read replaces every committed row, an incremental one replaces the rows of the
 objects it read and removes the deleted ones. Nothing is ever loaded whole: rows are
 written in chunks and read through cursors.
+
+In SQLite, an incremental read's rows go to the ``pending`` table; a full read's go to a
+fresh table of their own that the commit renames to ``objects``
+(:mod:`mpconnect.engine.object_cache_load`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mpconnect.disk import FileProblem
+from mpconnect.engine import object_cache_load as load
 from mpconnect.errors import MpconnectError
 from mpconnect.sqlite import connect
 
@@ -194,15 +199,30 @@ class SqliteObjectCache(ObjectCache):
         return None if row is None else str(row[0])
 
     def begin(self, spool_id: str, full: bool, target: str | None = None) -> None:
-        """Start an extraction's pending changes."""
+        """Start an extraction's pending changes (a full read's in a fresh table)."""
         self.discard()
-        self._db().execute(
-            "INSERT INTO pending_runs VALUES (?, ?, 0, ?)", (spool_id, int(full), target)
-        )
+        db = self._db()
+        if full:
+            load.create(db, load.fresh_table(spool_id))
+        db.execute("INSERT INTO pending_runs VALUES (?, ?, 0, ?)", (spool_id, int(full), target))
+
+    def _fresh(self, spool_id: str) -> str | None:
+        """The extraction's fresh table, when it is a full read that has one."""
+        db = self._db()
+        row = db.execute("SELECT full FROM pending_runs WHERE spool_id = ?", (spool_id,))
+        full = row.fetchone()
+        if full is None or not full[0]:
+            return None
+        table = load.fresh_table(spool_id)
+        return table if load.has_table(db, table) else None
 
     def put(self, spool_id: str, rows: list[CacheRow]) -> None:
         """Add records read, in one transaction."""
         db = self._db()
+        fresh = self._fresh(spool_id)
+        if fresh is not None:
+            load.append(db, fresh, rows)
+            return
         db.execute("BEGIN")
         try:
             db.executemany(
@@ -275,28 +295,32 @@ class SqliteObjectCache(ObjectCache):
             reader.close()
 
     def stage(self, spool_id: str) -> None:
-        """Mark the pending changes complete."""
-        self._db().execute("UPDATE pending_runs SET staged = 1 WHERE spool_id = ?", (spool_id,))
+        """Mark the pending changes complete (a full read's fresh table indexed)."""
+        db = self._db()
+        fresh = self._fresh(spool_id)
+        if fresh is not None:
+            load.build_index(db, fresh)
+            load.durable(db)
+        db.execute("UPDATE pending_runs SET staged = 1 WHERE spool_id = ?", (spool_id,))
 
     def counts(self, spool_id: str) -> dict[str, int]:
         """What the extraction read, changed and deleted, and what stays cached."""
         db = self._db()
         params = {"spool": spool_id}
-        if db.execute("SELECT 1 FROM objects LIMIT 1").fetchone() is None:
-            read = db.execute(
-                "SELECT count(*) FROM (SELECT DISTINCT stream, object_id FROM pending "
-                "WHERE spool_id = :spool)",
-                params,
-            ).fetchone()[0]
-            return {"read": read, "changed": read, "deleted": 0, "cached": 0}
+        fresh = self._fresh(spool_id)
+        if fresh is not None:
+            load.build_index(db, fresh)  # the counts walk its key
+            pending = f"(SELECT stream, object_id, hash FROM {fresh})"
+        else:
+            pending = "(SELECT stream, object_id, hash FROM pending WHERE spool_id = :spool)"
         read = db.execute(
-            "SELECT count(*) FROM (SELECT DISTINCT stream, object_id FROM pending "
-            "WHERE spool_id = :spool)",
-            params,
+            f"SELECT count(*) FROM (SELECT DISTINCT stream, object_id FROM {pending})", params
         ).fetchone()[0]
+        if db.execute("SELECT 1 FROM objects LIMIT 1").fetchone() is None:
+            return {"read": read, "changed": read, "deleted": 0, "cached": 0}
         changed = db.execute(
-            "SELECT count(*) FROM (SELECT DISTINCT p.stream, p.object_id FROM pending p "
-            "WHERE p.spool_id = :spool AND NOT EXISTS (SELECT 1 FROM objects o WHERE "
+            f"SELECT count(*) FROM (SELECT DISTINCT p.stream, p.object_id FROM {pending} p "
+            "WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE "
             "o.stream = p.stream AND o.object_id = p.object_id AND o.hash = p.hash))",
             params,
         ).fetchone()[0]
@@ -319,13 +343,17 @@ class SqliteObjectCache(ObjectCache):
     def commit(self, spool_id: str) -> bool:
         """Apply the staged changes atomically."""
         db = self._db()
+        load.durable(db)
         db.execute("BEGIN IMMEDIATE")
         try:
             row = db.execute(
                 "SELECT full, target FROM pending_runs WHERE spool_id = ? AND staged = 1",
                 (spool_id,),
             ).fetchone()
-            if row is not None:
+            fresh = load.fresh_table(spool_id)
+            if row is not None and row[0] and load.has_table(db, fresh):
+                load.swap_in(db, fresh)
+            elif row is not None:
                 if row[0]:
                     db.execute("DELETE FROM objects")
                 else:
@@ -340,6 +368,7 @@ class SqliteObjectCache(ObjectCache):
                     "data FROM pending WHERE spool_id = ?",
                     (spool_id,),
                 )
+            if row is not None:
                 # When the table holds only this extraction's rows, a DELETE without WHERE
                 # drops its pages at once: half the CPU of deleting rows one by one.
                 alone = all(
@@ -364,14 +393,16 @@ class SqliteObjectCache(ObjectCache):
         return row is not None
 
     def discard(self, keep: str | None = None) -> None:
-        """Drop other extractions' pending changes."""
+        """Drop other extractions' pending changes (and fresh tables)."""
         db = self._db()
+        load.drop_fresh(db, () if keep is None else (load.fresh_table(keep),))
         for table in ("pending", "pending_deleted", "pending_runs"):
             db.execute(f"DELETE FROM {table} WHERE spool_id IS NOT ?", (keep,))
 
     def reset(self) -> None:
         """Forget everything."""
         db = self._db()
+        load.drop_fresh(db)
         for table in ("objects", "pending", "pending_deleted", "pending_runs", "meta"):
             db.execute(f"DELETE FROM {table}")
 
@@ -383,7 +414,10 @@ class SqliteObjectCache(ObjectCache):
                 "SELECT count(*) FROM (SELECT DISTINCT stream, object_id FROM objects)"
             ).fetchone()[0],
             "records": db.execute("SELECT count(*) FROM objects").fetchone()[0],
-            "pending": db.execute("SELECT count(*) FROM pending").fetchone()[0],
+            "pending": sum(
+                db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("pending", *load.fresh_tables(db))
+            ),
         }
 
     def close(self) -> None:
