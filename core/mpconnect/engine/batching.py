@@ -69,8 +69,8 @@ class Batcher:
         self.duplicates = duplicates
         self._parts: list[bytes] = []
         self._size = 2  # the brackets
-        self._keys: list[int | None] = []  # the parts' dedup keys (events only)
-        self._unkeyed = False  # whether a part has no dedup key
+        #: The parts' records, for the duplicate count at flush (events only).
+        self._records: list[Any] | None = None if duplicates is None else []
         #: Batches written so far (a cheap way for the caller to notice a new one).
         self.written = 0
 
@@ -93,12 +93,9 @@ class Batcher:
             )
         if self._parts and self._size + size + 1 > self.max_bytes:
             self.flush()
-        if self.duplicates is not None:
-            key = self.duplicates.key(record)
-            if key is None:
-                self._unkeyed = True
-            self._keys.append(key)
         self._parts.append(encoded)
+        if self._records is not None:
+            self._records.append(record)
         self._size += size + 1
         if len(self._parts) >= self.max_records:
             self.flush()
@@ -110,26 +107,13 @@ class Batcher:
         return len(self._parts)
 
     def flush(self) -> None:
-        """Write the records collected so far as one batch (nothing if there are none)."""
+        """Write the records collected so far as one batch (nothing if there are none);
+        the batch's events are counted for duplicates first."""
         if not self._parts:
             return
         parts, self._parts, self._size = self._parts, [], 2
-        if self.duplicates is not None:
-            self._count_duplicates(parts)
+        if self._records is not None and self.duplicates is not None:
+            records, self._records = self._records, []
+            self.duplicates.see_batch(records)
         self.writer.write_encoded(self.kind, parts)
         self.written += 1
-
-    def _count_duplicates(self, parts: list[bytes]) -> None:
-        """Count the batch's duplicate events in one call (no call per event)."""
-        assert self.duplicates is not None
-        keys, self._keys = self._keys, []
-        positions: list[int] | None = None
-        if self._unkeyed:
-            self._unkeyed = False
-            positions = [i for i, key in enumerate(keys) if key is not None]
-            keys = [keys[i] for i in positions]
-
-        def event_at(index: int) -> Any:
-            return orjson.loads(parts[index if positions is None else positions[index]])
-
-        self.duplicates.see_keys(keys, event_at)  # type: ignore[arg-type]
