@@ -133,12 +133,12 @@ class DuplicateCounter:
         if found and not self._named:
             log.warning(
                 "%s: duplicate events: %d events have the %s of an earlier event of this "
-                "run, more than %d events before them; the destination keeps one of each "
+                "run, more than %s events before them; the destination keeps one of each "
                 "(duplicates are counted in the run's summary)",
                 self.source,
                 found,
                 "event, time, distinct_id and $insert_id" if self.full_key else "$insert_id",
-                self.window,
+                f"{self.window:,}",
             )
         return found
 
