@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
@@ -104,19 +104,24 @@ class DuplicateCounter:
     def see_batch(self, events: list[dict[str, Any]]) -> None:
         """Take one batch of events (Mixpanel's structure) into the count; warn, naming
         it, about the first duplicate found near its twin."""
-        if self._spill is None:
-            raise RuntimeError("DuplicateCounter.start() was not called")
         try:
             keys, positions = self._batch_keys(events), None
         except (KeyError, TypeError):  # an event without the usual fields
             keys, positions = self._batch_keys_one_by_one(events)
+        self.see_keys(keys, lambda index: events[index if positions is None else positions[index]])
+
+    def see_keys(self, keys: list[int], event_at: Callable[[int], dict[str, Any]]) -> None:
+        """Take one batch's ``keys`` (from :meth:`key`) into the count; ``event_at(i)``
+        gives the event of ``keys[i]``, for the warning naming a duplicate."""
+        if self._spill is None:
+            raise RuntimeError("DuplicateCounter.start() was not called")
         self._spill.add(keys)
         if self._recent is not None:
             repeat = self._recent.add(keys)
             if repeat is not None:
                 self._recent = None  # one warning names a duplicate; the count does the rest
                 self._named = True
-                self._warn(events[repeat if positions is None else positions[repeat]])
+                self._warn(event_at(repeat))
 
     def finish(self) -> int:
         """End the read: count its duplicates exactly, add them to :attr:`count`, warn
