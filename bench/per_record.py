@@ -34,12 +34,14 @@ def _stage(events: int, directory: Path, upto: str) -> float:
     ctx = RunContext(source="bench", dataset_id="BENCH")
     writer_cls = SpoolWriter if upto == "spool" else _NullWriter
     writer = writer_cls(directory, 1000, 4 * 1024 * 1024, lambda batch: None)
+    duplicates = DuplicateCounter("bench")
+    duplicates.start(directory / "duplicate-keys")
     batcher = Batcher(
         writer,
         "events",
         max_records=1000,
         max_bytes=4 * 1024 * 1024,
-        duplicates=DuplicateCounter("bench"),
+        duplicates=duplicates,
     )
     started = time.process_time()
     records = connector.events(ctx)
@@ -54,6 +56,7 @@ def _stage(events: int, directory: Path, upto: str) -> float:
         for record in records:
             add(record.to_mixpanel("token", None))
         batcher.flush()
+        duplicates.finish()
     return time.process_time() - started
 
 

@@ -13,7 +13,7 @@ from engine_support import make_config, make_engine
 
 import mpconnect
 from mpconnect.engine.batching import Batcher
-from mpconnect.engine.duplicates import DuplicateCounter, HashSet
+from mpconnect.engine.duplicates import DuplicateCounter
 from mpconnect.engine.spool import SpoolWriter
 from mpconnect.errors import RunFailed
 from mpconnect.store.datasets import DatasetStore
@@ -162,37 +162,13 @@ def test_the_summary_ends_with_the_top_reasons_and_the_quarantine_file(
     assert "must be a count such as 10, a fraction of the records read such as 0.01" in wrong.output
 
 
-def test_the_seen_keys_are_a_compact_set() -> None:
-    seen = HashSet()
-    added = [seen.add(hash(f"id-{i}")) for i in range(50_000)]
-    again = [seen.add(hash(f"id-{i}")) for i in range(0, 50_000, 7)]
-
-    assert not any(added) and all(again)
-    assert len(seen) == 50_000
-    assert seen.add(0) is False and seen.add(0) is True  # 0 is a value like any other
-
-
-def test_the_seen_keys_count_a_batch_at_a_time_as_one_by_one() -> None:
-    one_by_one, by_batch = HashSet(), HashSet()
-    values = [hash(f"id-{i % 9_000}") for i in range(20_000)] + [0, 0]
-    expected = [i for i, value in enumerate(values) if one_by_one.add(value)]
-
-    present = [
-        start + i
-        for start in range(0, len(values), 1000)
-        for i in by_batch.add_many(values[start : start + 1000])
-    ]
-
-    assert present == expected  # a repeat within a batch counts too
-    assert len(by_batch) == len(one_by_one) == 9_001
-
-
 def test_duplicates_across_and_within_batches_are_counted_and_named(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     written: list[Any] = []
     writer = SpoolWriter(tmp_path / "spool", 10, None, written.append)
     counter = DuplicateCounter("src")
+    counter.start(tmp_path / "keys")
     batcher = Batcher(writer, "events", max_records=10, max_bytes=1 << 20, duplicates=counter)
     ids = [f"e{i}" for i in range(25)]
     ids[13] = "e2"  # a batch later
@@ -202,6 +178,7 @@ def test_duplicates_across_and_within_batches_are_counted_and_named(
             event = mpconnect.Event("Tick", f"user-{index}", WHEN, insert_id=insert_id)
             assert batcher.add(event.to_mixpanel("token")) is None
         batcher.flush()
+        counter.finish()
 
     assert counter.count == 2
     assert [batch.count for batch in written] == [10, 10, 5] and batcher.written == 3

@@ -2,112 +2,156 @@
 
 The Datasets API and the embedded store keep one event per ``$insert_id`` in a version;
 Mixpanel's ``/import`` keeps one per (``event``, ``time``, ``distinct_id``,
-``$insert_id``). Two such events in one run become one, so the engine counts them.
+``$insert_id``). Two such events in one read become one, so the engine counts them.
 
-The keys seen are kept as 64-bit hashes in :class:`HashSet`, an open-addressing table in
-one ``array`` (11 to 21 bytes a key), not as a Python set (measured for a million
-``$insert_id`` strings: 69 MB as a set of their hashes, about 130 MB as a set of the
-strings kept alive; the table: 16 MB). Two different keys sharing a hash (about one
-chance in 30 million for a million events) would be counted as one duplicate too many.
+A key is the 64-bit ``hash`` of the dedup key, taken a batch at a time. Memory stays
+the same however long the read:
+
+- the latest keys (:class:`~mpconnect.engine.recent_keys.RecentKeys`) name the first
+  duplicate found near its twin in a warning, as it happens;
+- every key is spilled to disk (:class:`~mpconnect.engine.key_spill.KeySpill`, under the
+  spool), and :meth:`DuplicateCounter.finish` counts the duplicates exactly from there
+  once the read is over, one bucket of keys at a time.
+
+Two different keys sharing a hash (about one chance in 30 million for a million events)
+would be counted as one duplicate too many.
 """
 
 from __future__ import annotations
 
 import logging
-from array import array
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from operator import itemgetter
+from pathlib import Path
 from typing import Any
+
+from mpconnect.engine.key_spill import DEFAULT_BUFFER_KEYS, DEFAULT_MAX_BUCKET_KEYS, KeySpill
+from mpconnect.engine.recent_keys import DEFAULT_WINDOW, RecentKeys
 
 log = logging.getLogger("mpconnect.engine")
 
-_EMPTY = 0
-_FIRST_CAPACITY = 1 << 12
+#: The directory under a spool where a read's keys are spilled.
+SPILL_DIRECTORY = "duplicate-keys"
 
-
-class HashSet:
-    """A set of 64-bit integers in one array (linear probing), doubling when 3/4 full."""
-
-    def __init__(self) -> None:
-        self._slots = array("q", bytes(8 * _FIRST_CAPACITY))
-        self._mask = _FIRST_CAPACITY - 1
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def add(self, value: int) -> bool:
-        """Add ``value`` (0 is stored as 1); return True if it was there already."""
-        value = value or 1
-        slots, mask = self._slots, self._mask
-        index = value & mask
-        while True:
-            found = slots[index]
-            if found == _EMPTY:
-                slots[index] = value
-                self._count += 1
-                if self._count * 4 > mask * 3:
-                    self._grow()
-                return False
-            if found == value:
-                return True
-            index = (index + 1) & mask
-
-    def add_many(self, values: list[int]) -> list[int]:
-        """Add each of ``values`` in order; return the positions of those that were there
-        already (an earlier value of the list counts). One call per batch: the probing
-        runs inline, without a method call per value."""
-        self.reserve(len(values))
-        slots, mask = self._slots, self._mask
-        present: list[int] = []
-        added = 0
-        for position, value in enumerate(values):
-            value = value or 1
-            index = value & mask
-            while True:
-                found = slots[index]
-                if found == _EMPTY:
-                    slots[index] = value
-                    added += 1
-                    break
-                if found == value:
-                    present.append(position)
-                    break
-                index = (index + 1) & mask
-        self._count += added
-        return present
-
-    def reserve(self, more: int) -> None:
-        """Grow now if adding ``more`` values would fill the table past 3/4."""
-        while (self._count + more) * 4 > self._mask * 3:
-            self._grow()
-
-    def _grow(self) -> None:
-        old = self._slots
-        capacity = 2 * len(old)
-        slots = self._slots = array("q", bytes(8 * capacity))
-        mask = self._mask = capacity - 1
-        for value in old:
-            if value != _EMPTY:
-                index = value & mask
-                while slots[index] != _EMPTY:
-                    index = (index + 1) & mask
-                slots[index] = value
+_event_name = itemgetter("event")
+_properties = itemgetter("properties")
+_insert_id = itemgetter("$insert_id")
+_rest_of_full_key = itemgetter("time", "distinct_id", "$insert_id")
 
 
 class DuplicateCounter:
-    """Counts events whose dedup key an earlier event of the run had; warns once.
+    """Counts events whose dedup key an earlier event of the read had.
 
-    :param source: the source's name, for the warning.
+    :param source: the source's name, for the warnings.
     :param full_key: key on (event, time, distinct_id, ``$insert_id``) as ``/import``
         does, instead of ``$insert_id`` alone.
     :param count: duplicates already counted (a resumed run's extraction).
+    :param window: a duplicate within this many events of its twin is named in a warning
+        as it is found; one further back is counted when the read ends.
+    :param buffer_keys: keys held in memory before they are spilled.
+    :param max_bucket_keys: keys counted at once at the end.
     """
 
-    def __init__(self, source: str, *, full_key: bool = False, count: int = 0) -> None:
+    def __init__(
+        self,
+        source: str,
+        *,
+        full_key: bool = False,
+        count: int = 0,
+        window: int = DEFAULT_WINDOW,
+        buffer_keys: int = DEFAULT_BUFFER_KEYS,
+        max_bucket_keys: int = DEFAULT_MAX_BUCKET_KEYS,
+    ) -> None:
         self.source = source
         self.full_key = full_key
         self.count = count
-        self._seen = HashSet()
+        self.window = window
+        self.buffer_keys = buffer_keys
+        self.max_bucket_keys = max_bucket_keys
+        self._lock = threading.Lock()
+        self._spill: KeySpill | None = None
+        self._recent: RecentKeys | None = None
+        self._named = False
+
+    def add(self, count: int) -> None:
+        """Count ``count`` more duplicates (safe from any thread)."""
+        with self._lock:
+            self.count += count
+
+    @contextmanager
+    def counting(self, spool_dir: Path) -> Iterator[None]:
+        """Count the duplicates of the read done in the block, spilling its keys under
+        ``spool_dir``; the exact count is added when the block ends without an error."""
+        self.start(spool_dir / SPILL_DIRECTORY)
+        try:
+            yield
+        except BaseException:
+            self.discard()
+            raise
+        self.finish()
+
+    def start(self, directory: Path) -> None:
+        """Begin a read whose keys are spilled to ``directory`` (made empty)."""
+        self.discard()
+        self._spill = KeySpill(
+            directory, buffer_keys=self.buffer_keys, max_bucket_keys=self.max_bucket_keys
+        )
+        self._recent = RecentKeys(self.window)
+        self._named = False
+
+    def see_batch(self, events: list[dict[str, Any]]) -> None:
+        """Take one batch of events (Mixpanel's structure) into the count; warn, naming
+        it, about the first duplicate found near its twin."""
+        try:
+            keys, positions = self._batch_keys(events), None
+        except (KeyError, TypeError):  # an event without the usual fields
+            keys, positions = self._batch_keys_one_by_one(events)
+        self.see_keys(keys, lambda index: events[index if positions is None else positions[index]])
+
+    def see_keys(self, keys: list[int], event_at: Callable[[int], dict[str, Any]]) -> None:
+        """Take one batch's ``keys`` (from :meth:`key`) into the count; ``event_at(i)``
+        gives the event of ``keys[i]``, for the warning naming a duplicate."""
+        if self._spill is None:
+            raise RuntimeError("DuplicateCounter.start() was not called")
+        self._spill.add(keys)
+        if self._recent is not None:
+            repeat = self._recent.add(keys)
+            if repeat is not None:
+                self._recent = None  # one warning names a duplicate; the count does the rest
+                self._named = True
+                self._warn(event_at(repeat))
+
+    def finish(self) -> int:
+        """End the read: count its duplicates exactly, add them to :attr:`count`, warn
+        with their number if none was named, and remove the spilled keys. Return the
+        number found."""
+        spill, self._spill, self._recent = self._spill, None, None
+        if spill is None:
+            return 0
+        try:
+            found = spill.count_repeats()
+        finally:
+            spill.remove()
+        self.add(found)
+        if found and not self._named:
+            log.warning(
+                "%s: duplicate events: %d events have the %s of an earlier event of this "
+                "run, more than %s events before them; the destination keeps one of each "
+                "(duplicates are counted in the run's summary)",
+                self.source,
+                found,
+                "event, time, distinct_id and $insert_id" if self.full_key else "$insert_id",
+                f"{self.window:,}",
+            )
+        return found
+
+    def discard(self) -> None:
+        """Drop the read's spilled keys without counting them (a failed read)."""
+        spill, self._spill, self._recent = self._spill, None, None
+        if spill is not None:
+            spill.remove()
 
     def key(self, event: dict[str, Any]) -> int | None:
         """The hash of ``event``'s dedup key, or None if it has no ``$insert_id``."""
@@ -118,33 +162,35 @@ class DuplicateCounter:
         if insert_id is None:
             return None
         if self.full_key:
-            return hash(
-                (
-                    event.get("event"),
-                    properties.get("time"),
-                    properties.get("distinct_id"),
-                    insert_id,
-                )
-            )
+            rest = (properties.get("time"), properties.get("distinct_id"), insert_id)
+            return hash((event.get("event"), rest))
         return hash(insert_id)
 
-    def see_keys(self, keys: list[int], event_at: Callable[[int], dict[str, Any]]) -> None:
-        """Count the duplicates among one batch's ``keys`` (from :meth:`key`);
-        ``event_at(i)`` gives the event of ``keys[i]``, for the warning on the first."""
-        present = self._seen.add_many(keys)
-        if present:
-            first = self.count == 0
-            self.count += len(present)
-            if first:
-                self._warn(event_at(present[0]))
+    def _batch_keys(self, events: list[dict[str, Any]]) -> list[int]:
+        """The batch's keys as :meth:`key` makes them, at C speed (no call per event);
+        KeyError or TypeError when an event lacks a field."""
+        properties = map(_properties, events)
+        if self.full_key:
+            return list(
+                map(
+                    hash,
+                    zip(map(_event_name, events), map(_rest_of_full_key, properties), strict=True),
+                )
+            )
+        return list(map(hash, map(_insert_id, properties)))
 
-    def see(self, event: dict[str, Any]) -> None:
-        """Count ``event`` (Mixpanel's structure) if its key was seen before in the run."""
-        key = self.key(event)
-        if key is not None and self._seen.add(key):
-            self.count += 1
-            if self.count == 1:
-                self._warn(event)
+    def _batch_keys_one_by_one(
+        self, events: list[dict[str, Any]]
+    ) -> tuple[list[int], list[int] | None]:
+        """The keys of the batch's events that have one, with their positions."""
+        keys: list[int] = []
+        positions: list[int] = []
+        for position, event in enumerate(events):
+            key = self.key(event)
+            if key is not None:
+                keys.append(key)
+                positions.append(position)
+        return keys, positions
 
     def _warn(self, event: dict[str, Any]) -> None:
         properties = event.get("properties") or {}

@@ -91,7 +91,11 @@ def extract(run: Run, spool_id: str, spool_dir: Path, uploader: Uploader) -> Non
     transformers = record_transformers(run)
     try:
         # A connector's retry waits end on a stop.
-        with stop_waits_on(run.stop), phase(run.ledger, summary.run_id, "extract"):
+        with (
+            stop_waits_on(run.stop),
+            phase(run.ledger, summary.run_id, "extract"),
+            run.duplicates.counting(spool_dir),
+        ):
             read_source(
                 run,
                 connector,

@@ -400,8 +400,7 @@ class Run:
         self.progress.imported(total)
 
     def count_collapsed(self, collapsed: int) -> None:
-        with self._count_lock:
-            self.duplicates.count += collapsed
+        self.duplicates.add(collapsed)
 
     def count_retry(self) -> None:
         with self._count_lock:

@@ -154,7 +154,7 @@ def _read_partition(
     transformers = record_transformers(run)
     try:
         try:
-            with stop_waits_on(run.stop):
+            with stop_waits_on(run.stop), run.duplicates.counting(pdir):
                 for kind, records in (("events", connector.events), ("people", connector.people)):
                     drain(run, kind, records(ctx), writer, run.token, transformers)
         finally:
