@@ -203,13 +203,26 @@ def test_buckets_split_again_on_every_byte_count_exactly(tmp_path: Path) -> None
     extremes = [-(2**63), 2**63 - 1, 0, -1, 1]
     low_bytes = [rng.randrange(300) for _ in range(150)]  # keys sharing seven leading bytes
     high = [rng.choice((-1, 1)) * (rng.randrange(40) << 50) for _ in range(150)]
+    top_nibble = [(rng.randrange(16) << 56) + 5 for _ in range(60)]  # first spread's bits
     wide = [rng.randrange(-(2**63), 2**63) for _ in range(100)]
-    keys = extremes * 3 + low_bytes + high + wide + wide[:20]
+    keys = extremes * 3 + low_bytes + high + top_nibble + wide + wide[:20]
     rng.shuffle(keys)
 
     for max_bucket_keys in (1, 7, 10_000):
         found = spill_repeats(tmp_path / f"keys-{max_bucket_keys}", keys, max_bucket_keys)
         assert found == len(keys) - len(set(keys)), f"max_bucket_keys={max_bucket_keys}"
+
+
+def test_a_read_that_fits_in_the_buffer_writes_no_file_and_counts_exactly(
+    tmp_path: Path,
+) -> None:
+    spill = KeySpill(tmp_path / "keys", buffer_keys=1000)
+    keys = [7, -7, 2**62, 7, -(2**63), 2**62, 3]
+    spill.add(keys)
+    assert list((tmp_path / "keys").iterdir()) == []
+    assert spill.count_repeats() == 2
+    spill.remove()
+    assert not (tmp_path / "keys").exists()
 
 
 def test_one_key_repeated_past_every_split_counts_all_but_one(tmp_path: Path) -> None:
