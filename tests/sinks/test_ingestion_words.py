@@ -118,17 +118,26 @@ def test_a_resumed_runs_progress_lines_and_summary_agree_on_records_read(
     assert [int(imported) for _, imported in lines] == sorted(int(i) for _, i in lines)
 
 
+def failed_after_its_events(
+    mixpanel_server: LocalDatasetsServer, write_config: Callable[..., Path], cli: Any
+) -> Path:
+    """The config of a run of ``small`` that failed with its events' batch acknowledged
+    and its people batch refused."""
+    config = ingestion_config(mixpanel_server, write_config)
+    mixpanel_server.ingestion.faults.fail_next(400, path="/engage")  # /import's 1500 get through
+    failed = cli("--config", config, "run", "small", "--concurrency", "1")
+    assert failed.exit_code == 1
+    assert "1 batch acknowledged" in failed.stderr
+    return config
+
+
 def test_a_resumed_runs_progress_starts_from_what_was_acknowledged(
     mixpanel_server: LocalDatasetsServer,
     write_config: Callable[..., Path],
     cli: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = ingestion_config(mixpanel_server, write_config)
-    mixpanel_server.ingestion.faults.fail_next(400, path="/engage")  # /import's 1500 get through
-    failed = cli("--config", config, "run", "small", "--concurrency", "1")
-    assert failed.exit_code == 1
-    assert "1 batch acknowledged" in failed.stderr
+    config = failed_after_its_events(mixpanel_server, write_config, cli)
 
     monkeypatch.setattr(progress, "LOG_INTERVAL", 0.02)
     mixpanel_server.ingestion.faults.latency = 0.3
@@ -149,9 +158,7 @@ def test_a_resumed_runs_first_progress_line_counts_the_batches_imported_before(
     cli: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = ingestion_config(mixpanel_server, write_config)
-    mixpanel_server.ingestion.faults.fail_next(400, path="/engage")  # /import's 1500 get through
-    assert cli("--config", config, "run", "small", "--concurrency", "1").exit_code == 1
+    config = failed_after_its_events(mixpanel_server, write_config, cli)
 
     # The line a user reads if the first log line comes before anything is sent.
     at_start: list[str] = []
