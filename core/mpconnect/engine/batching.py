@@ -10,6 +10,7 @@ engine to quarantine, and never sent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import orjson
@@ -30,6 +31,11 @@ def batch_byte_limit(configured: int | None, sink_limit: int | None) -> int:
     limit, else :data:`DEFAULT_MAX_BATCH_BYTES`; never over the sink's limit."""
     limit = configured or sink_limit or DEFAULT_MAX_BATCH_BYTES
     return min(limit, sink_limit) if sink_limit else limit
+
+
+def _no_key(record: Any) -> None:
+    """The dedup key of a batch nobody counts duplicates in: none."""
+    return None
 
 
 class Refused(NamedTuple):
@@ -73,7 +79,9 @@ class Batcher:
         # track, unlike the records, whose keeping until the flush made it run 15 times
         # as often.
         self._keys: list[int | None] | None = None if duplicates is None else []
-        self._full_key = duplicates is not None and duplicates.full_key
+        self._key_of: Callable[[Any], int | None] = (
+            duplicates.key if duplicates is not None else _no_key
+        )
         self._unkeyed = False  # whether a part has no dedup key
         #: Batches written so far (a cheap way for the caller to notice a new one).
         self.written = 0
@@ -99,7 +107,10 @@ class Batcher:
             self.flush()
         self._parts.append(encoded)
         if self._keys is not None:
-            self._keys.append(self._key(record))
+            key = self._key_of(record)
+            if key is None:
+                self._unkeyed = True
+            self._keys.append(key)
         self._size += size + 1
         if len(self._parts) >= self.max_records:
             self.flush()
@@ -120,24 +131,6 @@ class Batcher:
             self._count_duplicates(parts)
         self.writer.write_encoded(self.kind, parts)
         self.written += 1
-
-    def _key(self, record: Any) -> int | None:
-        """``DuplicateCounter.key(record)``, inline for the usual event."""
-        try:
-            properties = record["properties"]
-            insert_id = properties["$insert_id"]
-            if insert_id is not None:
-                if self._full_key:
-                    rest = (properties["time"], properties["distinct_id"], insert_id)
-                    return hash((record["event"], rest))
-                return hash(insert_id)
-        except (KeyError, TypeError):
-            pass
-        assert self.duplicates is not None
-        key = self.duplicates.key(record)
-        if key is None:
-            self._unkeyed = True
-        return key
 
     def _count_duplicates(self, parts: list[bytes]) -> None:
         """Count the batch's duplicate events in one call (no call per event)."""

@@ -23,7 +23,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +33,6 @@ log = logging.getLogger("mpconnect.engine")
 
 #: The directory under a spool where a read's keys are spilled.
 SPILL_DIRECTORY = "duplicate-keys"
-
-_event_name = itemgetter("event")
-_properties = itemgetter("properties")
-_insert_id = itemgetter("$insert_id")
-_rest_of_full_key = itemgetter("time", "distinct_id", "$insert_id")
 
 
 class DuplicateCounter:
@@ -104,11 +98,14 @@ class DuplicateCounter:
     def see_batch(self, events: list[dict[str, Any]]) -> None:
         """Take one batch of events (Mixpanel's structure) into the count; warn, naming
         it, about the first duplicate found near its twin."""
-        try:
-            keys, positions = self._batch_keys(events), None
-        except (KeyError, TypeError):  # an event without the usual fields
-            keys, positions = self._batch_keys_one_by_one(events)
-        self.see_keys(keys, lambda index: events[index if positions is None else positions[index]])
+        keys: list[int] = []
+        positions: list[int] = []
+        for position, event in enumerate(events):
+            key = self.key(event)
+            if key is not None:
+                keys.append(key)
+                positions.append(position)
+        self.see_keys(keys, lambda index: events[positions[index]])
 
     def see_keys(self, keys: list[int], event_at: Callable[[int], dict[str, Any]]) -> None:
         """Take one batch's ``keys`` (from :meth:`key`) into the count; ``event_at(i)``
@@ -155,6 +152,16 @@ class DuplicateCounter:
 
     def key(self, event: dict[str, Any]) -> int | None:
         """The hash of ``event``'s dedup key, or None if it has no ``$insert_id``."""
+        try:  # the usual event, without a check per field
+            properties = event["properties"]
+            insert_id = properties["$insert_id"]
+            if insert_id is not None:
+                if self.full_key:
+                    rest = (properties["time"], properties["distinct_id"], insert_id)
+                    return hash((event["event"], rest))
+                return hash(insert_id)
+        except (KeyError, TypeError):
+            pass
         properties = event.get("properties")
         if not isinstance(properties, dict):
             return None
@@ -165,32 +172,6 @@ class DuplicateCounter:
             rest = (properties.get("time"), properties.get("distinct_id"), insert_id)
             return hash((event.get("event"), rest))
         return hash(insert_id)
-
-    def _batch_keys(self, events: list[dict[str, Any]]) -> list[int]:
-        """The batch's keys as :meth:`key` makes them, at C speed (no call per event);
-        KeyError or TypeError when an event lacks a field."""
-        properties = map(_properties, events)
-        if self.full_key:
-            return list(
-                map(
-                    hash,
-                    zip(map(_event_name, events), map(_rest_of_full_key, properties), strict=True),
-                )
-            )
-        return list(map(hash, map(_insert_id, properties)))
-
-    def _batch_keys_one_by_one(
-        self, events: list[dict[str, Any]]
-    ) -> tuple[list[int], list[int] | None]:
-        """The keys of the batch's events that have one, with their positions."""
-        keys: list[int] = []
-        positions: list[int] = []
-        for position, event in enumerate(events):
-            key = self.key(event)
-            if key is not None:
-                keys.append(key)
-                positions.append(position)
-        return keys, positions
 
     def _warn(self, event: dict[str, Any]) -> None:
         properties = event.get("properties") or {}
