@@ -216,7 +216,7 @@ def test_the_readme_install_lines_resolve_without_an_index(wheel: Path, tmp_path
             continue
         target = line.removeprefix("pip install ").strip('"')
         target = target.replace(
-            "$PWD/dist/mpconnect-0.1.0-py3-none-any.whl", str(wheel).lstrip("/")
+            "$(ls $PWD/dist/mpconnect-0.1.0-*.whl)", str(wheel).lstrip("/")
         ).replace("file://", "file:///")
         report = tmp_path / "report.json"
         done = subprocess.run(

@@ -96,6 +96,11 @@ class Batcher:
             encoded = orjson.dumps(record)
         except TypeError as exc:
             return Refused(f"a value cannot be encoded as JSON: {exc}", False)
+        return self.add_line(encoded, self._key_of(record))
+
+    def add_line(self, encoded: bytes, key: int | None) -> Refused | None:
+        """Add one record already encoded as JSON, with its dedup key (ignored for
+        people); return why it was refused, or None."""
         size = len(encoded)
         if size >= self.max_record_bytes:
             return Refused(
@@ -107,7 +112,6 @@ class Batcher:
             self.flush()
         self._parts.append(encoded)
         if self._keys is not None:
-            key = self._key_of(record)
             if key is None:
                 self._unkeyed = True
             self._keys.append(key)

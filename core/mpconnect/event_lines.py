@@ -1,0 +1,48 @@
+"""The usual event's JSON line in one C call, when mpconnect's accelerator is built.
+
+:func:`event_line_function` returns ``mpconnect._speedups.event_line`` (compiled from
+``_speedups.c`` when the package is installed, where a C compiler is found), or None:
+without it, or with ``MPCONNECT_PURE_PYTHON=1`` in the environment, the engine takes the
+Python path alone, with the same result.
+
+``event_line(event, token, latest, key_mode)`` returns ``(line, key)`` for an
+:class:`~mpconnect.records.Event` whose fields are plain and valid: ``line`` is exactly
+``orjson.dumps(event.to_mixpanel(token, latest))`` and ``key`` what
+:meth:`~mpconnect.engine.duplicates.DuplicateCounter.key` gives for it (``key_mode``:
+:data:`NO_KEY`, :data:`INSERT_ID_KEY` or :data:`FULL_KEY`). For any other event (a
+float, a datetime, a nested value, a bad field...) it returns None, and
+:meth:`Event.to_mixpanel <mpconnect.records.Event.to_mixpanel>` checks, converts and names
+the field as always: the C code never decides what is valid, it only skips the Python
+work for what that path would pass unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+#: ``key_mode`` values: no duplicate key; the ``$insert_id``'s; /import's four fields'.
+NO_KEY, INSERT_ID_KEY, FULL_KEY = 0, 1, 2
+#: Set to 1 to run the Python path alone (to compare, or to rule the accelerator out).
+PURE_PYTHON_VARIABLE = "MPCONNECT_PURE_PYTHON"
+
+EventLine = Callable[[Any, str, int, int], "tuple[bytes, int | None] | None"]
+
+_compiled: EventLine | None
+try:
+    from mpconnect._speedups import event_line as _compiled
+except ImportError:  # built without a C compiler: the Python path alone
+    _compiled = None
+
+
+def compiled() -> bool:
+    """Whether the C accelerator is built and importable."""
+    return _compiled is not None
+
+
+def event_line_function() -> EventLine | None:
+    """The accelerator's ``event_line``, or None when it is not built or switched off."""
+    if os.environ.get(PURE_PYTHON_VARIABLE, "").strip() not in ("", "0"):
+        return None
+    return _compiled
