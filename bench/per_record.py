@@ -5,7 +5,8 @@
 Each line adds one stage to the one before and prints CPU microseconds per event
 (process time, so other load on the machine matters less than for wall-clock figures):
 demo generation; + validation and conversion (``Event.to_mixpanel``, ``$insert_id``);
-+ encoding and duplicate detection (``Batcher``); + spooling (batch files on disk).
++ encoding and duplicate detection (``Batcher``); + spooling (batch files on disk). Then
+the same with the C accelerator (``mpconnect.event_lines``) in place of the Python path.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mpconnect.connector import RunContext
 from mpconnect.engine.batching import Batcher
 from mpconnect.engine.duplicates import DuplicateCounter
 from mpconnect.engine.spool import SpoolWriter
+from mpconnect.event_lines import INSERT_ID_KEY, event_line_function
 from mpconnect_demo import DemoConnector
 
 
@@ -32,7 +34,7 @@ class _NullWriter(SpoolWriter):
 def _stage(events: int, directory: Path, upto: str) -> float:
     connector = DemoConnector(DemoConnector.Settings(events=events))
     ctx = RunContext(source="bench", dataset_id="BENCH")
-    writer_cls = SpoolWriter if upto == "spool" else _NullWriter
+    writer_cls = SpoolWriter if upto in ("spool", "line-spool") else _NullWriter
     writer = writer_cls(directory, 1000, 4 * 1024 * 1024, lambda batch: None)
     duplicates = DuplicateCounter("bench")
     duplicates.start(directory / "duplicate-keys")
@@ -51,6 +53,17 @@ def _stage(events: int, directory: Path, upto: str) -> float:
     elif upto == "convert":
         for record in records:
             record.to_mixpanel("token", None)
+    elif upto in ("line", "line-spool"):
+        event_line = event_line_function()
+        if event_line is None:
+            raise SystemExit("the C accelerator is not built (pip install -e . with a compiler)")
+        add_line = batcher.add_line
+        for record in records:
+            line = event_line(record, "token", 99_999_999_999, INSERT_ID_KEY)
+            assert line is not None
+            add_line(line[0], line[1])
+        batcher.flush()
+        duplicates.finish()
     else:
         add = batcher.add
         for record in records:
@@ -71,6 +84,8 @@ def main() -> None:
         ("convert", "+ to_mixpanel (checks, conversion, $insert_id)"),
         ("batch", "+ encode (orjson) and duplicate detection"),
         ("spool", "+ spool files on disk"),
+        ("line", "generation + C accelerator + batching"),
+        ("line-spool", "+ spool files on disk"),
     ]
     with tempfile.TemporaryDirectory(prefix="mpconnect-per-record-") as tmp:
         for upto, label in stages:

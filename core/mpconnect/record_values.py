@@ -142,6 +142,10 @@ def _convert(value: Any, path: str, depth: int) -> Any:
         if not math.isfinite(value):
             raise RecordError(f"field '{path}': {value!r} is not a finite number", path)
         return value
+    if kind is datetime and value.tzinfo is UTC and value.year >= 1000:
+        return value.isoformat(timespec="seconds")[:19]  # as below, without a conversion
+    if kind is datetime and value.tzinfo is UTC and value.year >= 1000:
+        return value.isoformat(timespec="seconds")[:19]  # as below, without a conversion
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise RecordError(
@@ -217,11 +221,15 @@ def _convert_mapping(values: Mapping[Any, Any], prefix: str, depth: int) -> dict
             f"field '{prefix}': {type(values).__name__} given; it must be a dict of properties",
             prefix,
         )
-    if _STR_TYPE.issuperset(map(type, values)) and _PLAIN_SET.issuperset(
-        map(type, values.values())
-    ):
-        return dict(values)  # the common case, checked at C speed
-    out: dict[str, Any] = {}
+    if _STR_TYPE.issuperset(map(type, values)):
+        out = dict(values)
+        if _PLAIN_SET.issuperset(map(type, out.values())):
+            return out  # the common case, checked at C speed
+        for key, value in values.items():  # only the values that need it are converted
+            if type(value) not in _PLAIN_SET:
+                out[key] = _convert(value, f"{prefix}.{key}" if prefix else key, depth)
+        return out
+    out = {}
     for key, value in values.items():
         if not isinstance(key, str):
             raise RecordError(

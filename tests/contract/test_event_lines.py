@@ -102,7 +102,8 @@ class Colour(Enum):
     [
         ({}, True),
         ({"properties": {}}, True),
-        ({"properties": {"note": 'quote " backslash \\ newline \n tab \t \x01 \x7f é 名 😀'}}, True),
+        ({"properties": {"note": 'quote " backslash \\ newline \n tab \t \x01 \x7f é 名'}}, True),
+        ({"properties": {"emoji": "😀"}}, True),
         ({"properties": {"big": 2**64 - 1, "small": -(2**63)}}, True),
         ({"properties": {"too_big": 2**64}}, False),  # orjson refuses it: quarantined
         ({"properties": {"too_small": -(2**63) - 1}}, False),
