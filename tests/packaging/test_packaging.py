@@ -185,6 +185,36 @@ def test_the_installed_wheel_works_without_the_source_tree(
     assert report["events_total"] == 10_000
 
 
+def test_the_wheel_carries_the_compiled_accelerator_and_is_tagged_for_it(
+    wheel: Path, names: set[str]
+) -> None:
+    if os.environ.get("MPCONNECT_REQUIRE_COMPILED") != "1" and "-py3-none-any" in wheel.name:
+        pytest.skip("no C compiler here: the wheel is pure Python")
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    assert f"mpconnect/_speedups{suffix}" in names
+    assert "mpconnect/_speedups.c" not in names
+    tag = dist_info_file(wheel, names, "WHEEL")
+    assert "Root-Is-Purelib: false" in tag and "-py3-none-any" not in wheel.name
+
+
+def test_without_a_c_compiler_the_wheel_is_built_pure_python_and_says_why(
+    tmp_path: Path,
+) -> None:
+    command = [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), str(REPO)]
+    if importlib.util.find_spec("hatchling") is not None:
+        command.insert(4, "--no-isolation")
+    env = {**os.environ, "CC": str(tmp_path / "no-such-compiler")}
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=240, check=False, env=env
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the C accelerator was not compiled" in done.stdout + done.stderr
+    [built] = tmp_path.glob("mpconnect-*.whl")
+    assert built.name == "mpconnect-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(built) as archive:
+        assert not [name for name in archive.namelist() if "_speedups" in name and ".so" in name]
+
+
 def readme_install_lines() -> list[str]:
     """The commands of the README's "Installing" section, comments removed."""
     text = (REPO / "README.md").read_text()
