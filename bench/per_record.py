@@ -20,7 +20,13 @@ from mpconnect.connector import RunContext
 from mpconnect.engine.batching import Batcher
 from mpconnect.engine.duplicates import DuplicateCounter
 from mpconnect.engine.spool import SpoolWriter
-from mpconnect.event_lines import INSERT_ID_KEY, event_line_function
+from mpconnect.event_lines import (
+    FILL_EXHAUSTED,
+    FILL_FULL,
+    INSERT_ID_KEY,
+    event_line_function,
+    fill_batch_function,
+)
 from mpconnect_demo import DemoConnector
 
 
@@ -34,7 +40,7 @@ class _NullWriter(SpoolWriter):
 def _stage(events: int, directory: Path, upto: str) -> float:
     connector = DemoConnector(DemoConnector.Settings(events=events))
     ctx = RunContext(source="bench", dataset_id="BENCH")
-    writer_cls = SpoolWriter if upto in ("spool", "line-spool") else _NullWriter
+    writer_cls = SpoolWriter if upto in ("spool", "line-spool", "fill-spool") else _NullWriter
     writer = writer_cls(directory, 1000, 4 * 1024 * 1024, lambda batch: None)
     duplicates = DuplicateCounter("bench")
     duplicates.start(directory / "duplicate-keys")
@@ -53,6 +59,16 @@ def _stage(events: int, directory: Path, upto: str) -> float:
     elif upto == "convert":
         for record in records:
             record.to_mixpanel("token", None)
+    elif upto in ("fill", "fill-spool"):
+        fill_batch = fill_batch_function()
+        if fill_batch is None:
+            raise SystemExit("the C accelerator is not built (pip install -e . with a compiler)")
+        status = FILL_FULL
+        while status != FILL_EXHAUSTED:
+            _, status, _ = batcher.fill(records, fill_batch, "token", 99_999_999_999)
+            assert status in (FILL_FULL, FILL_EXHAUSTED)
+        batcher.flush()
+        duplicates.finish()
     elif upto in ("line", "line-spool"):
         event_line = event_line_function()
         if event_line is None:
@@ -86,6 +102,8 @@ def main() -> None:
         ("spool", "+ spool files on disk"),
         ("line", "generation + C accelerator + batching"),
         ("line-spool", "+ spool files on disk"),
+        ("fill", "generation + C accelerator's batch loop"),
+        ("fill-spool", "+ spool files on disk"),
     ]
     with tempfile.TemporaryDirectory(prefix="mpconnect-per-record-") as tmp:
         for upto, label in stages:

@@ -444,6 +444,50 @@ static int build_line(Out *out, PyObject *token, long long latest, PyObject *con
     return 0;
 }
 
+/* The event's line into out and its duplicate key into *key: 1 when taken, 0 when the
+ * Python path must take it (no error set), -1 on an error (memory). */
+static int take_event(PyObject *event, PyObject *token, long long latest, int key_mode, Out *out,
+                      PyObject **key)
+{
+    static PyObject **const names[7] = {&str_name,       &str_distinct_id, &str_time,
+                                        &str_object_id,  &str_properties,  &str_insert_id,
+                                        &str_unattributed};
+    PyObject *fields[7] = {NULL};
+    int taken = 0;
+    char insert_id[36];
+    Py_ssize_t insert_id_len;
+    for (int i = 0; i < 7; i++) {
+        fields[i] = PyObject_GetAttr(event, *names[i]);
+        if (fields[i] == NULL) {
+            PyErr_Clear();
+            goto done;
+        }
+    }
+    if (fields[6] != Py_False) goto done; /* unattributed: the Python path decides */
+    if (fields[5] == Py_None) {
+        if (!PyUnicode_CheckExact(fields[3]) || !PyUnicode_CheckExact(fields[0])) goto done;
+        if (made_insert_id(fields[3], fields[0], insert_id) < 0) {
+            PyErr_Clear();
+            goto done;
+        }
+        insert_id_len = 36;
+    }
+    else {
+        if (!PyUnicode_CheckExact(fields[5])) goto done;
+        insert_id_len = explicit_insert_id(fields[5], insert_id);
+        if (insert_id_len == 0) goto done;
+    }
+    if (build_line(out, token, latest, fields, insert_id, insert_id_len) < 0) {
+        PyErr_Clear();
+        goto done;
+    }
+    *key = dedup_key(key_mode, fields[0], fields[2], fields[1], insert_id, insert_id_len);
+    taken = *key == NULL ? -1 : 1;
+done:
+    for (int i = 0; i < 7; i++) Py_XDECREF(fields[i]);
+    return taken;
+}
+
 PyDoc_STRVAR(event_line_doc,
              "event_line(event, token, latest, key_mode)\n--\n\n"
              "The usual event's JSON line and duplicate key, or None off the common case.\n\n"
@@ -458,70 +502,127 @@ static PyObject *event_line(PyObject *module, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "event_line takes 4 arguments");
         return NULL;
     }
-    PyObject *event = args[0], *token = args[1];
     long long latest = PyLong_AsLongLong(args[2]);
     if (latest == -1 && PyErr_Occurred()) return NULL;
     long key_mode = PyLong_AsLong(args[3]);
     if (key_mode == -1 && PyErr_Occurred()) return NULL;
-    if (!PyUnicode_CheckExact(token)) Py_RETURN_NONE;
-
-    PyObject *names[7] = {str_name,       str_distinct_id, str_time,        str_object_id,
-                          str_properties, str_insert_id,   str_unattributed};
-    PyObject *fields[7] = {NULL};
-    PyObject *result = NULL;
+    if (!PyUnicode_CheckExact(args[1])) Py_RETURN_NONE;
     Out out;
     out_init(&out);
-    for (int i = 0; i < 7; i++) {
-        fields[i] = PyObject_GetAttr(event, names[i]);
-        if (fields[i] == NULL) {
-            PyErr_Clear();
-            goto fallback;
-        }
+    PyObject *key = NULL, *result = NULL;
+    int taken = take_event(args[0], args[1], latest, (int)key_mode, &out, &key);
+    if (taken == 0) {
+        result = Py_None;
+        Py_INCREF(result);
     }
-    if (fields[6] != Py_False) goto fallback; /* unattributed: the Python path decides */
-    char insert_id[36];
-    Py_ssize_t insert_id_len;
-    if (fields[5] == Py_None) {
-        if (!PyUnicode_CheckExact(fields[3]) || !PyUnicode_CheckExact(fields[0])) goto fallback;
-        if (made_insert_id(fields[3], fields[0], insert_id) < 0) {
-            PyErr_Clear();
-            goto fallback;
-        }
-        insert_id_len = 36;
+    else if (taken == 1) {
+        PyObject *line = PyBytes_FromStringAndSize(out.data, out.len);
+        result = line == NULL ? NULL : PyTuple_Pack(2, line, key);
+        Py_XDECREF(line);
     }
-    else {
-        if (!PyUnicode_CheckExact(fields[5])) goto fallback;
-        insert_id_len = explicit_insert_id(fields[5], insert_id);
-        if (insert_id_len == 0) goto fallback;
-    }
-    if (build_line(&out, token, latest, fields, insert_id, insert_id_len) < 0) {
-        PyErr_Clear();
-        goto fallback;
-    }
-    PyObject *key = dedup_key((int)key_mode, fields[0], fields[2], fields[1], insert_id,
-                              insert_id_len);
-    if (key == NULL) goto done;
-    PyObject *line = PyBytes_FromStringAndSize(out.data, out.len);
-    if (line == NULL) {
-        Py_DECREF(key);
-        goto done;
-    }
-    result = PyTuple_New(2);
-    if (result == NULL) {
-        Py_DECREF(line);
-        Py_DECREF(key);
-        goto done;
-    }
-    PyTuple_SET_ITEM(result, 0, line);
-    PyTuple_SET_ITEM(result, 1, key);
-    goto done;
-fallback:
-    result = Py_None;
-    Py_INCREF(result);
-done:
+    Py_XDECREF(key);
     out_free(&out);
-    for (int i = 0; i < 7; i++) Py_XDECREF(fields[i]);
     return result;
+}
+
+/* fill_batch's outcomes (mpconnect.event_lines names them) */
+enum { FILL_FULL = 0, FILL_LEFTOVER = 1, FILL_EXHAUSTED = 2, FILL_RAISED = 3 };
+
+static PyObject *fill_result(Py_ssize_t read, Py_ssize_t added, int status, PyObject *item)
+{
+    PyObject *result = Py_BuildValue("(nniO)", read, added, status, item ? item : Py_None);
+    Py_XDECREF(item);
+    return result;
+}
+
+PyDoc_STRVAR(fill_batch_doc,
+             "fill_batch(records, token, latest, key_mode, parts, keys, max_records, room,\n"
+             "           max_record_bytes, event_type)\n--\n\n"
+             "Append the lines (and keys) of the records the iterator yields to parts (and\n"
+             "keys) until the batch holds max_records lines, the next line would not fit\n"
+             "in room bytes, a record is not the usual event, or the iterator ends.\n\n"
+             "Returns (read, added_bytes, status, item): status 0 the batch is full; 1 item\n"
+             "is a record read but not taken (the Python path takes it); 2 the iterator\n"
+             "ended; 3 item is the exception the iterator raised.");
+
+static PyObject *fill_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "fill_batch takes 10 arguments");
+        return NULL;
+    }
+    PyObject *records = args[0], *token = args[1], *parts = args[4], *keys = args[5];
+    PyObject *event_type = args[9];
+    long long latest = PyLong_AsLongLong(args[2]);
+    if (latest == -1 && PyErr_Occurred()) return NULL;
+    long key_mode = PyLong_AsLong(args[3]);
+    if (key_mode == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t max_records = PyLong_AsSsize_t(args[6]);
+    if (max_records == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t room = PyLong_AsSsize_t(args[7]);
+    if (room == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t max_record_bytes = PyLong_AsSsize_t(args[8]);
+    if (max_record_bytes == -1 && PyErr_Occurred()) return NULL;
+    if (!PyIter_Check(records) || !PyList_CheckExact(parts) ||
+        (keys != Py_None && !PyList_CheckExact(keys)) || !PyType_Check(event_type) ||
+        !PyUnicode_CheckExact(token)) {
+        PyErr_SetString(PyExc_TypeError, "fill_batch: an iterator, a str token and lists");
+        return NULL;
+    }
+    Py_ssize_t read = 0, added = 0;
+    Out out;
+    out_init(&out);
+    for (;;) {
+        if (PyList_GET_SIZE(parts) >= max_records) {
+            out_free(&out);
+            return fill_result(read, added, FILL_FULL, NULL);
+        }
+        PyObject *record = PyIter_Next(records);
+        if (record == NULL) {
+            out_free(&out);
+            if (!PyErr_Occurred()) return fill_result(read, added, FILL_EXHAUSTED, NULL);
+            PyObject *type, *value, *traceback;
+            PyErr_Fetch(&type, &value, &traceback);
+            PyErr_NormalizeException(&type, &value, &traceback);
+            if (traceback != NULL && value != NULL) PyException_SetTraceback(value, traceback);
+            Py_XDECREF(type);
+            Py_XDECREF(traceback);
+            if (value == NULL) return NULL;
+            return fill_result(read, added, FILL_RAISED, value);
+        }
+        read++;
+        if ((PyObject *)Py_TYPE(record) != event_type) {
+            out_free(&out);
+            return fill_result(read, added, FILL_LEFTOVER, record);
+        }
+        PyObject *key = NULL;
+        out.len = 0;
+        int taken = take_event(record, token, latest, (int)key_mode, &out, &key);
+        if (taken < 0) {
+            Py_DECREF(record);
+            out_free(&out);
+            return NULL;
+        }
+        Py_ssize_t size = out.len;
+        if (taken == 0 || size >= max_record_bytes ||
+            (PyList_GET_SIZE(parts) > 0 && size + 1 > room - added)) {
+            Py_XDECREF(key);
+            out_free(&out);
+            return fill_result(read, added, FILL_LEFTOVER, record);
+        }
+        Py_DECREF(record);
+        PyObject *line = PyBytes_FromStringAndSize(out.data, size);
+        int failed = line == NULL || PyList_Append(parts, line) < 0 ||
+                     (keys != Py_None && PyList_Append(keys, key) < 0);
+        Py_XDECREF(line);
+        Py_XDECREF(key);
+        if (failed) {
+            out_free(&out);
+            return NULL;
+        }
+        added += size + 1;
+    }
 }
 
 PyDoc_STRVAR(insert_id_doc,
@@ -542,6 +643,7 @@ static PyObject *make_insert_id(PyObject *module, PyObject *const *args, Py_ssiz
 
 static PyMethodDef methods[] = {
     {"event_line", (PyCFunction)(void (*)(void))event_line, METH_FASTCALL, event_line_doc},
+    {"fill_batch", (PyCFunction)(void (*)(void))fill_batch, METH_FASTCALL, fill_batch_doc},
     {"make_insert_id", (PyCFunction)(void (*)(void))make_insert_id, METH_FASTCALL,
      insert_id_doc},
     {NULL, NULL, 0, NULL},

@@ -64,13 +64,19 @@ def mixed_events() -> list[mpconnect.Event]:
 
 
 class MixedConnector(mpconnect.Connector):
-    """Yields :func:`mixed_events`."""
+    """Yields :func:`mixed_events`, then fails if ``fail_after`` says so."""
 
     name = "mixed"
 
+    class Settings(mpconnect.ConnectorSettings):
+        fail_after: int | None = None
+
     def events(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Event]:
         """The mixed events."""
-        yield from mixed_events()
+        for index, event in enumerate(mixed_events()):
+            if index == self.settings.fail_after:
+                raise ConnectionResetError("the source hung up")
+            yield event
 
     def people(self, ctx: mpconnect.RunContext) -> Iterator[mpconnect.Profile]:
         """No profiles."""
@@ -86,13 +92,16 @@ class MixedPlugin:
         register(MixedConnector)
 
 
-def run_mixed(tmp_path: Path, home: Path) -> tuple[Any, list[Any], list[Any]]:
+def run_mixed(
+    tmp_path: Path, home: Path, max_batch_bytes: int | None = None
+) -> tuple[Any, list[Any], list[Any]]:
     """One run into the embedded store: (summary figures, stored events, quarantine)."""
     from mpconnect.store.datasets import DatasetStore
 
     config = make_config(
         tmp_path,
         {"mixed": {"connector": "mixed", "dataset_id": "MIXED", "max_quarantined": "unlimited"}},
+        engine={"max_batch_bytes": max_batch_bytes} if max_batch_bytes else None,
     )
     summary = make_engine(config, home, MixedPlugin()).run("mixed")
     stored = list(DatasetStore(home / "embedded.sqlite3").iter_events("MIXED", summary.version_id))
@@ -125,3 +134,43 @@ def test_the_accelerated_run_loads_and_quarantines_what_the_python_path_does(
         None,  # the 1.1 MB event, refused when batched
     }
     assert any(event["event"] == "ORDER PLACED" for event in stored)
+
+
+def test_batches_cut_by_bytes_hold_the_same_events_either_way(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accelerated = run_mixed(tmp_path / "c", home / "c", max_batch_bytes=65_536)
+    monkeypatch.setenv("MPCONNECT_PURE_PYTHON", "1")
+    python_only = run_mixed(tmp_path / "py", home / "py", max_batch_bytes=65_536)
+
+    assert accelerated == python_only
+    assert accelerated[0][0] == ("succeeded", 2512, 2505, 7)
+
+
+def test_a_connector_failing_mid_batch_fails_the_run_the_same_way_either_way(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_run(name: str) -> tuple[str, int, str]:
+        config = make_config(
+            tmp_path / name,
+            {
+                "mixed": {
+                    "connector": "mixed",
+                    "dataset_id": "MIXED",
+                    "settings": {"fail_after": 1500},
+                }
+            },
+        )
+        engine = make_engine(config, home / name, MixedPlugin())
+        with pytest.raises(mpconnect.MpconnectError) as failed:
+            engine.run("mixed")
+        [run] = engine.ledger.list_runs("mixed", 1)
+        return type(failed.value).__name__, run["read"], str(failed.value)
+
+    accelerated = failing_run("c")
+    monkeypatch.setenv("MPCONNECT_PURE_PYTHON", "1")
+    assert failing_run("py") == accelerated
+    kind, read, message = accelerated
+    assert kind == "RunFailed"
+    assert read == 1500
+    assert "connector 'mixed' failed while reading events: ConnectionResetError" in message

@@ -10,14 +10,15 @@ engine to quarantine, and never sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import orjson
 
 from mpconnect.engine.duplicates import DuplicateCounter
 from mpconnect.engine.spool import SpoolWriter
-from mpconnect.records import MAX_EVENT_BYTES
+from mpconnect.event_lines import FULL_KEY, INSERT_ID_KEY, NO_KEY, FillBatch
+from mpconnect.records import MAX_EVENT_BYTES, Event
 
 #: Mixpanel's limit on one record's JSON (its ingestion API refuses an event of 1 MB).
 MAX_RECORD_BYTES = MAX_EVENT_BYTES
@@ -83,6 +84,8 @@ class Batcher:
             duplicates.key if duplicates is not None else _no_key
         )
         self._unkeyed = False  # whether a part has no dedup key
+        full_key = duplicates is not None and duplicates.full_key
+        self._key_mode = FULL_KEY if full_key else INSERT_ID_KEY
         #: Batches written so far (a cheap way for the caller to notice a new one).
         self.written = 0
 
@@ -119,6 +122,38 @@ class Batcher:
         if len(self._parts) >= self.max_records:
             self.flush()
         return None
+
+    def fill(
+        self, records: Iterator[Any], fill_batch: FillBatch, token: str, latest: int
+    ) -> tuple[int, int, Any]:
+        """Add events from ``records`` with the C accelerator until the batch is written
+        or a record needs the Python path (:func:`mpconnect.event_lines.fill_batch_function`).
+
+        :return: ``(read, status, item)``: records taken from the iterator, one of the
+            ``FILL_*`` outcomes, and the record left for the Python path or the exception
+            the iterator raised.
+        """
+        read, added, status, item = fill_batch(
+            records,
+            token,
+            latest,
+            self.key_mode,
+            self._parts,
+            self._keys,
+            self.max_records,
+            self.max_bytes - self._size,
+            self.max_record_bytes,
+            Event,
+        )
+        self._size += added
+        if len(self._parts) >= self.max_records:
+            self.flush()
+        return read, status, item
+
+    @property
+    def key_mode(self) -> int:
+        """The accelerator's ``key_mode`` for this batcher's duplicate keys."""
+        return NO_KEY if self.duplicates is None else self._key_mode
 
     @property
     def pending(self) -> int:

@@ -18,7 +18,6 @@ from mpconnect.engine.batching import (
     Batcher,
     Refused,
 )
-from mpconnect.engine.duplicates import DuplicateCounter
 from mpconnect.engine.incremental_read import read_source
 from mpconnect.engine.ledger import BatchRef, ResumePoint
 from mpconnect.engine.odd_records import safe_describe, unencodable_field
@@ -33,7 +32,14 @@ from mpconnect.engine.spool import SpoolWriter
 from mpconnect.engine.unattributed import unattributed_refusal
 from mpconnect.engine.upload import Uploader
 from mpconnect.errors import MpconnectError, PluginError, RecordError, SourcePaused
-from mpconnect.event_lines import FULL_KEY, INSERT_ID_KEY, NO_KEY, event_line_function
+from mpconnect.event_lines import (
+    FILL_EXHAUSTED,
+    FILL_FULL,
+    FILL_LEFTOVER,
+    FILL_RAISED,
+    event_line_function,
+    fill_batch_function,
+)
 from mpconnect.record_values import _MAX_EPOCH_SECONDS
 from mpconnect.records import Event, Profile
 from mpconnect.transport.retry import RetryWaitStopped, stop_waits_on
@@ -148,61 +154,80 @@ def drain(
     stop = run.stop
     lead = getattr(run.sink, "future_leeway", None)
     latest = None if lead is None else int(time.time()) + lead
-    # The usual event in one C call (mpconnect.event_lines); None: Event.to_mixpanel.
+    # The usual event in C (mpconnect.event_lines); None: Event.to_mixpanel alone.
     event_line = event_line_function() if is_events else None
     fast_type = Event if event_line is not None else None  # exact: a subclass converts itself
-    key_mode = _key_mode(batcher.duplicates)
+    key_mode = batcher.key_mode
+    fill_batch = fill_batch_function() if is_events and not transformers else None
+
+    def take(record: Any) -> None:
+        """Validate, convert and batch one record, or quarantine it."""
+        if type(record) is not expected and not isinstance(record, expected):
+            raise PluginError(
+                f"connector {run.connector_cls.name!r} yielded {record!r} from "
+                f"{kind}(); expected mpconnect.{expected.__name__}"
+            )
+        line = None
+        try:
+            if transformers:
+                _transform(run, record, transformers)
+            if type(record) is fast_type:
+                limit = _MAX_EPOCH_SECONDS if latest is None else latest
+                line = event_line(record, token, limit, key_mode)  # type: ignore[misc]
+            if line is None:
+                if refuse_unattributed and isinstance(record, Event) and record.unattributed:
+                    raise unattributed_refusal(run.sink.name)
+                converted = record.to_mixpanel(token, latest)
+        except RecordError as exc:
+            quarantine.add(safe_describe(record), str(exc), _record_data(record), exc.field)
+            return
+        except MpconnectError:
+            raise
+        except Exception as exc:  # a value whose own methods fail: still quarantined
+            quarantine.add(
+                safe_describe(record),
+                f"cannot be converted: {type(exc).__name__}: {exc}",
+                _record_data(record),
+            )
+            return
+        if line is not None:
+            refused = batcher.add_line(line[0], line[1])
+            if refused is not None:
+                _quarantine_refused(run, batcher, orjson.loads(line[0]), refused)
+        elif is_events:
+            refused = batcher.add(converted)
+            if refused is not None:
+                _quarantine_refused(run, batcher, converted, refused)
+        else:
+            for update in converted:
+                _batch(run, batcher, update)
+
     in_connector = True
-    add = batcher.add
-    add_line = batcher.add_line
     written = batcher.written
-    line: tuple[bytes, int | None] | None = None
     try:
-        for record in records:
+        if fill_batch is not None:  # no Python code per usual event
+            iterator = iter(records)
+            status = FILL_FULL
+            while status != FILL_EXHAUSTED:
+                limit = _MAX_EPOCH_SECONDS if latest is None else latest
+                read, status, item = batcher.fill(iterator, fill_batch, token, limit)
+                summary.read += read
+                if status == FILL_RAISED:
+                    raise item  # the connector's own exception, named below
+                if status == FILL_LEFTOVER:
+                    in_connector = False
+                    take(item)
+                    in_connector = True
+                if batcher.written != written:  # a batch was just spooled
+                    written = batcher.written
+                    if lead is not None:
+                        latest = int(time.time()) + lead
+                    if stop.is_set():
+                        raise run.halted()
+        for record in () if fill_batch is not None else records:
             in_connector = False
             summary.read += 1
-            if type(record) is not expected and not isinstance(record, expected):
-                raise PluginError(
-                    f"connector {run.connector_cls.name!r} yielded {record!r} from "
-                    f"{kind}(); expected mpconnect.{expected.__name__}"
-                )
-            try:
-                if transformers:
-                    _transform(run, record, transformers)
-                if type(record) is fast_type:
-                    line = event_line(  # type: ignore[misc]
-                        record, token, _MAX_EPOCH_SECONDS if latest is None else latest, key_mode
-                    )
-                if line is None:
-                    if refuse_unattributed and isinstance(record, Event) and record.unattributed:
-                        raise unattributed_refusal(run.sink.name)
-                    converted = record.to_mixpanel(token, latest)
-            except RecordError as exc:
-                quarantine.add(safe_describe(record), str(exc), _record_data(record), exc.field)
-                in_connector = True
-                continue
-            except MpconnectError:
-                raise
-            except Exception as exc:  # a value whose own methods fail: still quarantined
-                quarantine.add(
-                    safe_describe(record),
-                    f"cannot be converted: {type(exc).__name__}: {exc}",
-                    _record_data(record),
-                )
-                in_connector = True
-                continue
-            if line is not None:
-                refused = add_line(line[0], line[1])
-                if refused is not None:
-                    _quarantine_refused(run, batcher, orjson.loads(line[0]), refused)
-                line = None
-            elif is_events:
-                refused = add(converted)
-                if refused is not None:
-                    _quarantine_refused(run, batcher, converted, refused)
-            else:
-                for update in converted:
-                    _batch(run, batcher, update)
+            take(record)
             if batcher.written != written:  # a batch was just spooled
                 written = batcher.written
                 if lead is not None:
@@ -225,13 +250,6 @@ def drain(
             f"{type(exc).__name__}: {exc}"
         ) from exc
     batcher.flush()
-
-
-def _key_mode(duplicates: DuplicateCounter | None) -> int:
-    """The accelerator's ``key_mode`` for a batch counting ``duplicates``."""
-    if duplicates is None:
-        return NO_KEY
-    return FULL_KEY if duplicates.full_key else INSERT_ID_KEY
 
 
 def _batch(run: Run, batcher: Batcher, record: Any) -> None:
