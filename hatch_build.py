@@ -62,8 +62,10 @@ class SpeedupsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             )
             return
         if version == "editable":
-            target = source.parent / built.name
-            target.write_bytes(built.read_bytes())
+            # Replaced, never rewritten in place: a running process may have it mapped.
+            staged = source.parent / f".{built.name}.new"
+            shutil.copyfile(built, staged)
+            os.replace(staged, source.parent / built.name)
             return
         build_data["force_include"][str(built)] = f"mpconnect/{built.name}"
         build_data["pure_python"] = False

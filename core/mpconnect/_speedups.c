@@ -14,6 +14,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -181,6 +182,17 @@ static const uint8_t escaped[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
 };
 
+/* Whether none of eight bytes needs escaping: no byte under 0x20, no '"', no '\\'
+ * (each test is the exact "some byte is zero / under n" bit trick). */
+static inline int chunk_is_plain(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
+    uint64_t found = ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) |
+                     ((backslash - ones) & ~backslash);
+    return (found & highs) == 0;
+}
+
 /* A str as a JSON string, escaped as orjson escapes it: ", \ and control characters
  * (\b \t \n \f \r, others as \u00xx); everything else as UTF-8. -1 for a str with
  * no UTF-8 form (a lone surrogate), which orjson refuses too. */
@@ -200,28 +212,34 @@ static int out_string(Out *out, PyObject *text)
     if (size > (PY_SSIZE_T_MAX - 2) / 6 || out_reserve(out, 6 * size + 2) < 0) return -1;
     char *w = out->data + out->len;
     *w++ = '"';
-    Py_ssize_t run = 0;
-    for (Py_ssize_t i = 0; i < size; i++) {
-        unsigned char c = (unsigned char)bytes[i];
-        if (!escaped[c]) continue;
-        memcpy(w, bytes + run, (size_t)(i - run));
-        w += i - run;
-        run = i + 1;
-        *w++ = '\\';
-        switch (c) {
-        case '"': *w++ = '"'; break;
-        case '\\': *w++ = '\\'; break;
-        case '\b': *w++ = 'b'; break;
-        case '\t': *w++ = 't'; break;
-        case '\n': *w++ = 'n'; break;
-        case '\f': *w++ = 'f'; break;
-        case '\r': *w++ = 'r'; break;
-        default:
-            *w++ = 'u';
-            *w++ = '0';
-            *w++ = '0';
-            *w++ = "0123456789abcdef"[c >> 4];
-            *w++ = "0123456789abcdef"[c & 15];
+    Py_ssize_t run = 0, i = 0;
+    while (i < size) {
+        /* eight bytes at a time while none needs escaping, then byte by byte */
+        uint64_t chunk;
+        while (i + 8 <= size && (memcpy(&chunk, bytes + i, 8), chunk_is_plain(chunk))) i += 8;
+        Py_ssize_t stop = i + 8 < size ? i + 8 : size;
+        for (; i < stop; i++) {
+            unsigned char c = (unsigned char)bytes[i];
+            if (!escaped[c]) continue;
+            memcpy(w, bytes + run, (size_t)(i - run));
+            w += i - run;
+            run = i + 1;
+            *w++ = '\\';
+            switch (c) {
+            case '"': *w++ = '"'; break;
+            case '\\': *w++ = '\\'; break;
+            case '\b': *w++ = 'b'; break;
+            case '\t': *w++ = 't'; break;
+            case '\n': *w++ = 'n'; break;
+            case '\f': *w++ = 'f'; break;
+            case '\r': *w++ = 'r'; break;
+            default:
+                *w++ = 'u';
+                *w++ = '0';
+                *w++ = '0';
+                *w++ = "0123456789abcdef"[c >> 4];
+                *w++ = "0123456789abcdef"[c & 15];
+            }
         }
     }
     memcpy(w, bytes + run, (size_t)(size - run));
@@ -446,18 +464,54 @@ static int build_line(Out *out, PyObject *token, long long latest, PyObject *con
 
 /* The event's line into out and its duplicate key into *key: 1 when taken, 0 when the
  * Python path must take it (no error set), -1 on an error (memory). */
+static PyObject **const field_names[7] = {&str_name,      &str_distinct_id, &str_time,
+                                          &str_object_id, &str_properties,  &str_insert_id,
+                                          &str_unattributed};
+
+/* The Event class whose fields are read straight from its slots (it is a slots
+ * dataclass: each field a member descriptor at a fixed offset), and those offsets. */
+static PyObject *slot_type = NULL;
+static Py_ssize_t slot_offsets[7];
+
+static void bind_slots(PyObject *type)
+{
+    if (slot_type != NULL || !PyType_Check(type)) return;
+    Py_ssize_t offsets[7];
+    for (int i = 0; i < 7; i++) {
+        PyObject *descr = PyObject_GetAttr(type, *field_names[i]);
+        if (descr == NULL) {
+            PyErr_Clear();
+            return;
+        }
+        int is_slot = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                      ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+        if (is_slot) offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_DECREF(descr);
+        if (!is_slot) return;
+    }
+    memcpy(slot_offsets, offsets, sizeof offsets);
+    Py_INCREF(type);
+    slot_type = type;
+}
+
+/* The event's line into out and its duplicate key into *key: 1 when taken, 0 when the
+ * Python path must take it (no error set), -1 on an error (memory). */
 static int take_event(PyObject *event, PyObject *token, long long latest, int key_mode, Out *out,
                       PyObject **key)
 {
-    static PyObject **const names[7] = {&str_name,       &str_distinct_id, &str_time,
-                                        &str_object_id,  &str_properties,  &str_insert_id,
-                                        &str_unattributed};
     PyObject *fields[7] = {NULL};
     int taken = 0;
     char insert_id[36];
     Py_ssize_t insert_id_len;
+    int direct = (PyObject *)Py_TYPE(event) == slot_type;
     for (int i = 0; i < 7; i++) {
-        fields[i] = PyObject_GetAttr(event, *names[i]);
+        if (direct) {
+            fields[i] = *(PyObject **)((char *)event + slot_offsets[i]);
+            if (fields[i] == NULL) goto done; /* an unset field: the Python path says so */
+            Py_INCREF(fields[i]);
+            continue;
+        }
+        fields[i] = PyObject_GetAttr(event, *field_names[i]);
         if (fields[i] == NULL) {
             PyErr_Clear();
             goto done;
@@ -570,6 +624,7 @@ static PyObject *fill_batch(PyObject *module, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "fill_batch: an iterator, a str token and lists");
         return NULL;
     }
+    bind_slots(event_type);
     Py_ssize_t read = 0, added = 0;
     Out out;
     out_init(&out);

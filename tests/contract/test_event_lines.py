@@ -173,6 +173,20 @@ def test_an_object_that_is_no_event_is_left_to_python() -> None:
 
 
 @needs_c
+def test_an_event_with_a_field_deleted_is_left_to_python() -> None:
+    assert speedups is not None
+    parts: list[bytes] = []
+    event = plain()
+    del event.properties
+    read, added, status, item = speedups.fill_batch(
+        iter([plain(), event]), TOKEN, LATEST, 1, parts, [], 1000, 10**6, 10**6, mpconnect.Event
+    )
+    assert (read, status, item) == (2, event_lines.FILL_LEFTOVER, event)
+    assert parts == [orjson.dumps(plain().to_mixpanel(TOKEN))] and added == len(parts[0]) + 1
+    assert speedups.event_line(event, TOKEN, LATEST, 1) is None
+
+
+@needs_c
 def test_its_placeholder_ids_are_the_python_ones_an_insert_id_could_spell() -> None:
     assert speedups is not None
     expected = {p for p in PLACEHOLDER_DISTINCT_IDS if _INSERT_ID.fullmatch(p)}
