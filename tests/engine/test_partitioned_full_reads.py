@@ -120,9 +120,7 @@ def test_a_first_incremental_run_in_two_processes_commits_what_one_process_does(
     assert _state(tmp_path / "whole") == {"generation": 0}
     assert _cache(tmp_path / "pooled") == _cache(tmp_path / "alone")
     # Unpartitioned, the records are numbered in another order; the contents are the same.
-    assert _cache(tmp_path / "pooled", with_seq=False) == _cache(
-        tmp_path / "whole", with_seq=False
-    )
+    assert _cache(tmp_path / "pooled", with_seq=False) == _cache(tmp_path / "whole", with_seq=False)
     assert not list((tmp_path / "pooled" / "spool").iterdir())
 
     # The next runs read only the changes, unpartitioned, and publish what a full run does.
@@ -273,3 +271,106 @@ def test_partitions_that_leave_different_states_fail_the_run_naming_the_fix(
     finally:
         db.close()
     assert row[0] in (b'{"cursor":"north"}', '{"cursor":"north"}')
+
+
+def test_a_first_run_killed_as_a_whole_resumes_and_commits_the_same_state_and_cache(
+    tmp_path: Path, home: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    from engine_support import wait_until
+
+    config = tmp_path / "mpconnect.toml"
+    config.write_text(
+        textwrap.dedent(f"""
+        [sources.demo]
+        connector = "demo"
+        dataset_id = "DEMO"
+        [sources.demo.settings]
+        events = {EVENTS * 2}
+        partitions = 6
+        changes = 0.01
+    """)
+    )
+    env = dict(os.environ, MPCONNECT_HOME=str(home))
+    command = [sys.executable, "-m", "mpconnect", "--config", str(config), "run", "demo"]
+    first = subprocess.Popen(
+        [*command, "--processes", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: _done(home) >= 2, timeout=300)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=60)
+    assert 2 <= _done(home) < 6
+    done_before = _ended(home)
+    assert not (home / "state.sqlite3").exists() or _no_state(home)
+
+    second = subprocess.run(
+        [*command, "--processes", "2"], env=env, capture_output=True, timeout=600
+    )
+    assert second.returncode == 0, second.stderr.decode()
+    assert "resuming" in second.stderr.decode()
+    after = _ended(home)
+    assert len(after) == 6
+    assert all(after[index] == ended for index, ended in done_before.items())  # not re-read
+    reference = tmp_path / "reference"
+    config_reference = make_config(
+        tmp_path,
+        {
+            "demo": {
+                "connector": "demo",
+                "dataset_id": "DEMO",
+                "settings": {"events": EVENTS * 2, "partitions": 6, "changes": 0.01},
+            }
+        },
+    )
+    make_engine(config_reference, reference).run("demo", RunOptions(processes=2))
+    assert _snapshot(home) == _snapshot(reference)
+    assert _state(home) == _state(reference) == {"generation": 0}
+    assert _cache(home) == _cache(reference)
+
+
+def _done(home: Path) -> int:
+    if not (home / "ledger.sqlite3").exists():
+        return 0
+    try:
+        db = sqlite3.connect(home / "ledger.sqlite3")
+    except sqlite3.Error:
+        return 0
+    try:
+        return int(
+            db.execute("SELECT count(*) FROM partitions WHERE status = 'done'").fetchone()[0]
+        )
+    except sqlite3.Error:
+        return 0
+    finally:
+        db.close()
+
+
+def _ended(home: Path) -> dict[int, float]:
+    """When each done partition ended, by index."""
+    db = sqlite3.connect(home / "ledger.sqlite3")
+    try:
+        rows = db.execute("SELECT idx, ended_at FROM partitions WHERE status = 'done'")
+        return {int(index): float(ended) for index, ended in rows}
+    finally:
+        db.close()
+
+
+def _no_state(home: Path) -> bool:
+    db = sqlite3.connect(home / "state.sqlite3")
+    try:
+        return db.execute("SELECT count(*) FROM state").fetchone()[0] == 0
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        db.close()
