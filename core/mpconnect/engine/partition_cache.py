@@ -77,6 +77,11 @@ def save_start(spool_dir: Path, source: str, state: dict[str, Any], reason: str)
     partial.replace(path)
 
 
+def has_start(spool_dir: Path) -> bool:
+    """True when the spool is a partitioned full read of an incremental source."""
+    return (spool_dir / START_FILE).is_file()
+
+
 def load_start(spool_dir: Path) -> tuple[dict[str, Any], str] | None:
     """The state the partitions start from and the full read's reason; None when the
     spool has no such file (a ``sync = "full"`` source's partitions)."""

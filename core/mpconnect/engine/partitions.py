@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from mpconnect.connector import Partition, RunContext
 from mpconnect.disk import private_dir
 from mpconnect.engine.ledger import ResumePoint, SqliteRunLedger
-from mpconnect.engine.partition_cache import save_start, stage_partitions
+from mpconnect.engine.partition_cache import has_start, save_start, stage_partitions
 from mpconnect.engine.partition_run import PartitionJob, quarantine_paths
 from mpconnect.engine.partition_store import (
     PartitionRow,
@@ -151,7 +151,9 @@ def run_partitioned(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoin
         spool_dir=spool_dir,
         version_id=run.summary.version_id or "",
         concurrency=run.options.concurrency or run.engine.config.engine.concurrency,
-        full_read_state=incremental.enabled,
+        # A spool planned before the source became incremental has no start file: its
+        # partitions read as planned and nothing is staged (the next run reads everything).
+        full_read_state=incremental.enabled and has_start(spool_dir),
     )
     ticker = _Ticker(run, store, spool_id)
     with phase(run.ledger, run.summary.run_id, "import"):
@@ -168,7 +170,7 @@ def run_partitioned(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoin
         first = unfinished[0]
         raise RunFailed(f"partition {first.label}: {first.error or 'not read'}")
     _add_up(run, store, spool_id, rows)
-    if incremental.enabled:
+    if job.full_read_state:
         stage_partitions(run, spool_id, spool_dir, rows)
     run.ledger.mark_extraction_done(
         run.summary.run_id, run.summary.read, run.quarantine.count, run.duplicates.count
