@@ -111,7 +111,13 @@ class DemoConnector(mpconnect.Connector):
         )
 
     def partitions(self, ctx: mpconnect.RunContext) -> list[mpconnect.Partition]:
-        """Ranges of whole blocks of reviews, each with the reviewers the blocks own."""
+        """Ranges of whole blocks of reviews, each with the reviewers the blocks own; one
+        partition for an incremental read (it yields only the changes, whatever the
+        partition)."""
+        if ctx.partition is not None:
+            return [ctx.partition]  # called again inside a partition: read only that one
+        if not ctx.full_refresh:
+            return [mpconnect.Partition("all")]
         wanted = self.settings.partitions
         if wanted is None:
             wanted = DEFAULT_PARTITIONS if self.settings.events >= PARTITION_FROM else 1

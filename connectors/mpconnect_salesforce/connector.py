@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from mpconnect import ConfigError, Connector, Event, Partition, Profile, RunContext, SourceError
 from mpconnect_salesforce.build import changed_read, gone, gone_reads, sweep
 from mpconnect_salesforce.client import SalesforceClient
 from mpconnect_salesforce.identity import Identity
-from mpconnect_salesforce.incremental import Sync
+from mpconnect_salesforce.incremental import CURSOR_KEYS, Sync, merge_cursors
 from mpconnect_salesforce.mappings import (
     CompiledMapping,
     compile_mapping,
@@ -273,6 +273,16 @@ class SalesforceConnector(Connector):
             return plan_partitions(self.settings, self._start(ctx))
         finally:
             self.close()  # the partitions log in again, each in its own process perhaps
+
+    @classmethod
+    def merge_states(cls, states: list[tuple[Partition, dict[str, Any]]]) -> dict[str, Any]:
+        """The state of a partitioned full read: each stream's earliest safe cursor over
+        the partitions that read it (see :func:`~mpconnect_salesforce.incremental.
+        merge_cursors`); everything else (``identity``) must be the same in all."""
+        rest = [(p, {k: v for k, v in s.items() if k not in CURSOR_KEYS}) for p, s in states]
+        merged = super().merge_states(rest)
+        merged.update(merge_cursors([state for _, state in states]))
+        return merged
 
     def events(self, ctx: RunContext) -> Iterator[Event]:
         """Yield every event: standard streams in order, then the event mappings.

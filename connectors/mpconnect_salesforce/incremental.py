@@ -20,12 +20,14 @@ from typing import Any
 from mpconnect import RunContext
 from mpconnect_salesforce.rows import parse_datetime
 
-__all__ = ["RECYCLE_BIN", "Sync", "literal"]
+__all__ = ["CURSOR_KEYS", "RECYCLE_BIN", "Sync", "literal", "merge_cursors"]
 
 #: How long Salesforce keeps deleted rows where ``queryAll`` finds them.
 RECYCLE_BIN = timedelta(days=15)
 #: The ordering of incremental reads: a stream's cursor only moves past complete rows.
 ORDER = "SystemModstamp, Id"
+#: The state's per-stream keys: cursors, and when each stream was last read.
+CURSOR_KEYS = ("cursors", "checked")
 
 
 def literal(moment: datetime) -> str:
@@ -164,3 +166,35 @@ class Sync:
             newest = parse_datetime(old)
         cursors[stream] = _iso(newest)
         checked[stream] = _iso(self.now)
+
+
+def merge_cursors(states: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """The ``cursors`` and ``checked`` of a full read made of partitions, each of which
+    read some streams, or parts of them (Id ranges), from its own start.
+
+    A partition's cursor of a stream is safe for its part: every row it did not see
+    changed after it started (``checked``, the server's time then) or after its newest
+    ``SystemModstamp``, whichever is later. The stream's cursor is the earliest of its
+    partitions' safe cursors, and ``checked`` the earliest start, so the next incremental
+    read misses no change any partition could have missed.
+    """
+    cursors: dict[str, datetime] = {}
+    checked: dict[str, datetime] = {}
+    for state in states:
+        their_cursors = state.get("cursors") or {}
+        their_checked = state.get("checked") or {}
+        for stream, raw in their_cursors.items():
+            cursor = parse_datetime(raw)
+            start = their_checked.get(stream)
+            if start:
+                cursor = max(cursor, parse_datetime(start))
+            if stream not in cursors or cursor < cursors[stream]:
+                cursors[stream] = cursor
+        for stream, raw in their_checked.items():
+            moment = parse_datetime(raw)
+            if stream not in checked or moment < checked[stream]:
+                checked[stream] = moment
+    return {
+        "cursors": {stream: _iso(moment) for stream, moment in cursors.items()},
+        "checked": {stream: _iso(moment) for stream, moment in checked.items()},
+    }

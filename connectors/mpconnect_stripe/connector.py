@@ -117,6 +117,20 @@ class StripeConnector(Connector):
         finally:
             stop.set()
 
+    @classmethod
+    def merge_states(cls, states: list[tuple[Partition, dict[str, Any]]]) -> dict[str, Any]:
+        """The state of a partitioned full read: the one the partition that keeps it left
+        (its events cursor, taken when the partitions were planned, before anything was
+        listed, and its facts file); the other partitions leave the state as it was."""
+        kept = [
+            state
+            for partition, state in states
+            if (spec := PartitionSpec.of(partition)) is not None and spec.keeps_state
+        ]
+        if len(kept) != 1:
+            return super().merge_states(states)
+        return kept[0]
+
     def events(self, ctx: RunContext) -> Iterator[Event]:
         """Yield the events of every configured stream, reading streams concurrently.
 

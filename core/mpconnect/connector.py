@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from mpconnect.connector_ref import missing_modules
+from mpconnect.errors import PluginError
 from mpconnect.records import Event, Profile
 
 __all__ = ["Connector", "ConnectorSettings", "Partition", "RunContext"]
@@ -107,6 +108,9 @@ class RunContext:
         return f"sources.{self.source}.settings.{name}"
 
 
+_MISSING = object()
+
+
 class Connector(ABC):
     """Base class of every source connector.
 
@@ -168,6 +172,39 @@ class Connector(ABC):
         records of one unpartitioned read. The default is one partition: the whole source.
         """
         return [Partition("all")]
+
+    @classmethod
+    def merge_states(cls, states: list[tuple[Partition, dict[str, Any]]]) -> dict[str, Any]:
+        """Combine the states the partitions of one full read left into the source's state.
+
+        An incremental source's full read (its first run, ``--full-refresh``...) is read
+        partition by partition, each with its own copy of ``ctx.state``; once every
+        partition is done the engine calls this with each partition and the state it
+        left, in plan order, and stores what it returns (only once the run's data is
+        safe). The result must let the next incremental run miss nothing: where
+        partitions keep cursors of the same stream, keep the earliest.
+
+        The default accepts only states that are all equal (a cursor taken before the
+        read, say) and returns that one.
+
+        :raises PluginError: when the states differ: implement this method to combine them.
+        """
+        first_partition, first = states[0]
+        for partition, state in states[1:]:
+            if state != first:
+                keys = sorted(
+                    str(key)
+                    for key in set(first) | set(state)
+                    if first.get(key, _MISSING) != state.get(key, _MISSING)
+                )
+                raise PluginError(
+                    f"connector {cls.name!r}: the partitions of a full read left different "
+                    f"states ({first_partition.key!r} and {partition.key!r} differ in "
+                    f"{', '.join(map(repr, keys))}); the connector must implement "
+                    "merge_states(states) to combine them (see docs/plugins.md), or return "
+                    "one partition from partitions() on a full read"
+                )
+        return dict(first)
 
     def close(self) -> None:
         """Release connections; called once after the run, whatever its outcome."""

@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mpconnect.engine.cached_records import cache_row, decode
-from mpconnect.engine.object_cache import CacheDamaged, CacheRow, ObjectCache
+from mpconnect.engine.object_cache import (
+    CacheDamaged,
+    CacheRow,
+    ObjectCache,
+    SqliteObjectCache,
+)
 from mpconnect.engine.state import StateDamaged, StateStore
 from mpconnect.errors import MpconnectError
 from mpconnect.records import Event, Profile
@@ -75,7 +80,10 @@ class IncrementalRun:
             self.cache = engine.object_cache(self.source)
 
     def plan(self, spool_id: str) -> None:
-        """Decide between an incremental and a full read, and start the pending changes."""
+        """Decide between an incremental and a full read, and start the pending changes
+        (once per extraction)."""
+        if self.spool_id == spool_id:
+            return
         self.spool_id = spool_id
         if not self.enabled:
             if self.run.connector_cls.incremental:
@@ -124,6 +132,31 @@ class IncrementalRun:
         self.store.discard(self.source)
         self.cache.begin(spool_id, self.full, self.run.target)
         self._note()
+
+    @property
+    def partitionable(self) -> bool:
+        """True when this planned read may be read partition by partition: a full read
+        the engine decided on, into the SQLite cache, with nothing compared to what the
+        committed cache holds (see :mod:`mpconnect.engine.partition_cache`)."""
+        return (
+            self.enabled
+            and self.full
+            and not self.only_changed
+            and isinstance(self.cache, SqliteObjectCache)
+        )
+
+    def stage_full_read(self, spool_id: str, state: dict[str, Any], reason: str) -> None:
+        """Stage a partitioned full read, its rows already in the cache's fresh table:
+        ``state`` is the partitions' merged state."""
+        planned = self.spool_id == spool_id
+        self.spool_id = spool_id
+        self.full = True
+        self.reason = reason
+        self.state = state
+        self.only_changed = False
+        if not planned:  # a resumed run: say what it finishes
+            self._note()
+        self.stage()
 
     def _note(self) -> None:
         summary = self.run.summary

@@ -234,6 +234,14 @@ class SqliteObjectCache(ObjectCache):
             db.execute("ROLLBACK")
             raise
 
+    def append_file(self, spool_id: str, path: Path, offset: int) -> int:
+        """Add the rows a partition of a full read kept in its own file (see
+        :func:`~mpconnect.engine.object_cache_load.append_file`); return its highest seq."""
+        fresh = self._fresh(spool_id)
+        if fresh is None:
+            raise MpconnectError(f"extraction {spool_id} is not a full read of the cache")
+        return load.append_file(self._db(), fresh, path, offset)
+
     def delete(self, spool_id: str, stream: str, object_id: str) -> None:
         """Record a deletion."""
         self._db().execute(

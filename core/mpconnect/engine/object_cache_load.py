@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -121,3 +122,26 @@ def drop_fresh(db: sqlite3.Connection, keep: Iterable[str] = ()) -> None:
     for table in fresh_tables(db):
         if table not in kept:
             db.execute(f"DROP TABLE {table}")
+
+
+def append_file(db: sqlite3.Connection, table: str, path: Path, offset: int) -> int:
+    """Append the ``records`` table of another SQLite file (a partition's, see
+    :mod:`mpconnect.engine.partition_cache`) to the fresh table in one transaction, each
+    row's ``seq`` moved on by ``offset``; return the file's highest ``seq`` (0: none)."""
+    db.execute("ATTACH DATABASE ? AS part", (str(path),))
+    try:
+        db.execute("BEGIN")
+        try:
+            db.execute(
+                f"INSERT INTO {table} SELECT stream, object_id, seq + ?, kind, hash, data "
+                "FROM part.records",
+                (offset,),
+            )
+            highest = db.execute("SELECT max(seq) FROM part.records").fetchone()[0]
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    finally:
+        db.execute("DETACH DATABASE part")
+    return int(highest or 0)

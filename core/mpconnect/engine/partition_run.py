@@ -22,6 +22,7 @@ from typing import Any
 from mpconnect.config import connector_settings
 from mpconnect.engine.extract import drain
 from mpconnect.engine.ledger import BatchRef
+from mpconnect.engine.partition_cache import CACHE_FILE, PartitionCache, load_start
 from mpconnect.engine.partition_store import (
     PartitionRow,
     PartitionStore,
@@ -59,6 +60,9 @@ class PartitionJob:
     :param spool_dir: the run's spool directory (partitions spool next to it).
     :param version_id: the dataset version the batches are imported into.
     :param concurrency: upload threads per partition.
+    :param full_read_state: the full read of an incremental source: each partition reads
+        with ``full_refresh`` and the state in the spool's start file, and keeps its cache
+        rows and final state in its own file (:mod:`mpconnect.engine.partition_cache`).
     """
 
     source: str
@@ -67,6 +71,7 @@ class PartitionJob:
     spool_dir: Path
     version_id: str
     concurrency: int
+    full_read_state: bool = False
 
 
 class SourceChanged(RunFailed):
@@ -125,6 +130,10 @@ def _read_partition(
     rejected = QuarantineFile(rejected_path, job.source)
     run.summary.version_id = job.version_id
     acked = store.acked_digests(pspool)
+    start = load_start(job.spool_dir) if job.full_read_state else None
+    if job.full_read_state and start is None:
+        raise RunFailed(f"partition {row.label}: the run's full-read state is missing")
+    cache = None if start is None else PartitionCache(pdir / CACHE_FILE, job.source)
     uploader = make_uploader(run, pspool, job.version_id, job.concurrency, rejected)
     kill_at = _kill_hook(index, attempt)
 
@@ -149,16 +158,24 @@ def _read_partition(
             _kill_after_acks(run, pspool, kill_at - 1)
 
     writer = make_spool_writer(run, pdir, spooled, digest=True)
-    ctx = make_context(run, row.partition)
+    if start is None:
+        ctx = make_context(run, row.partition)
+    else:
+        ctx = make_context(run, row.partition, state=start[0], full_refresh=True)
     connector = run.connector_cls(run.settings)
     transformers = record_transformers(run)
     try:
         try:
             with stop_waits_on(run.stop), run.duplicates.counting(pdir):
-                for kind, records in (("events", connector.events), ("people", connector.people)):
-                    drain(run, kind, records(ctx), writer, run.token, transformers)
+                for kind, method in (("events", connector.events), ("people", connector.people)):
+                    records = method(ctx) if cache is None else cache.tap(method(ctx))
+                    drain(run, kind, records, writer, run.token, transformers)
+            if cache is not None:
+                cache.finish(ctx.state)
         finally:
             connector.close()
+            if cache is not None:
+                cache.close()
     except BaseException:
         uploader.stopped.set()
         raise

@@ -4,7 +4,9 @@ partitions not yet done, show their progress, and add up their counts and quaran
 records before the version may be published.
 
 A source whose connector returns one partition runs exactly as an unpartitioned run
-(:func:`run_partitioned` returns False and the caller extracts as always).
+(:func:`run_partitioned` returns False and the caller extracts as always). An incremental
+source is partitioned only when the engine decides on a full read before reading (see
+:mod:`mpconnect.engine.partition_cache`); its incremental reads run unpartitioned.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 from mpconnect.connector import Partition, RunContext
 from mpconnect.disk import private_dir
 from mpconnect.engine.ledger import ResumePoint, SqliteRunLedger
+from mpconnect.engine.partition_cache import has_start, save_start, stage_partitions
 from mpconnect.engine.partition_run import PartitionJob, quarantine_paths
 from mpconnect.engine.partition_store import (
     PartitionRow,
@@ -44,10 +47,12 @@ progress_log = logging.getLogger("mpconnect.progress")
 
 
 def plan_partitions(run: Run) -> list[Partition]:
-    """Ask the connector for the source's partitions, and check what it returns.
+    """Ask the connector for the source's partitions, and check what it returns. An
+    incremental source's connector is asked with the run's state, on a full read.
 
     :raises PluginError: for no partitions, a repeated key, or a spec that is not JSON.
     """
+    incremental = run.incremental
     ctx = RunContext(
         source=run.source.name,
         dataset_id=run.source.dataset_id,
@@ -55,6 +60,7 @@ def plan_partitions(run: Run) -> list[Partition]:
         state_dir=private_dir(run.engine.home / "state" / run.source.name),
         stop=run.stop,
         count_retry=lambda *_: run.count_retry(),
+        state=dict(incremental.state) if incremental.enabled else {},
     )
     name = run.connector_cls.name
     connector = run.connector_cls(run.settings)
@@ -104,15 +110,24 @@ def run_partitioned(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoin
             return False
         raise
     rows = store.plan(spool_id)
+    incremental = run.incremental
     if not rows:
-        if resume is not None or run.incremental.enabled:
-            # An incremental run (its state and object cache kept by the run's own
-            # process) reads its source in one partition, as does an older spool.
-            return False
+        if resume is not None:
+            return False  # an older spool, or an unpartitioned one
+        if incremental.enabled:
+            incremental.plan(spool_id)
+            if not incremental.partitionable or callable(
+                getattr(run.engine, "partition_executor", None)
+            ):
+                # An incremental read (or a full one that compares with the committed
+                # cache) is read in the run's own process, where its cache is.
+                return False
         partitions = plan_partitions(run)
         if len(partitions) == 1:
             run.partition = partitions[0]
             return False
+        if incremental.enabled:
+            save_start(spool_dir, run.source.name, incremental.state, incremental.reason)
         store.save_plan(spool_id, partitions)
         rows = store.plan(spool_id)
         # The plan makes the version resumable: done partitions are never read again.
@@ -136,6 +151,9 @@ def run_partitioned(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoin
         spool_dir=spool_dir,
         version_id=run.summary.version_id or "",
         concurrency=run.options.concurrency or run.engine.config.engine.concurrency,
+        # A spool planned before the source became incremental has no start file: its
+        # partitions read as planned and nothing is staged (the next run reads everything).
+        full_read_state=incremental.enabled and has_start(spool_dir),
     )
     ticker = _Ticker(run, store, spool_id)
     with phase(run.ledger, run.summary.run_id, "import"):
@@ -152,6 +170,8 @@ def run_partitioned(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoin
         first = unfinished[0]
         raise RunFailed(f"partition {first.label}: {first.error or 'not read'}")
     _add_up(run, store, spool_id, rows)
+    if job.full_read_state:
+        stage_partitions(run, spool_id, spool_dir, rows)
     run.ledger.mark_extraction_done(
         run.summary.run_id, run.summary.read, run.quarantine.count, run.duplicates.count
     )

@@ -168,3 +168,80 @@ def test_ordered_pump_raises_a_workers_error():
 
     with pytest.raises(RuntimeError, match="cannot read"):
         list(ordered_pump([Window("x")], fetch, threading.Event(), 2, lambda s, o: o))
+
+
+def _engine_run(home, api, processes, **more):
+    """One run of the source through the engine, the partitions in ``processes``
+    processes (the installed plugins only, so that a process pool can be used)."""
+    from mpconnect.config import parse_config
+    from mpconnect.engine import Engine, RunOptions
+    from mpconnect.plugins import load_plugins
+
+    raw = {
+        "sources": {
+            "billing": {
+                "connector": "stripe",
+                "dataset_id": "STRIPE",
+                "settings": settings(api, identity="user_id", **more),
+            }
+        }
+    }
+    config = parse_config(raw, home.parent / "mpconnect.toml", is_file=False)
+    return Engine(config, load_plugins(), home).run("billing", RunOptions(processes=processes))
+
+
+def _committed_state(home):
+    import sqlite3
+
+    import orjson
+
+    db = sqlite3.connect(home / "state.sqlite3")
+    try:
+        (state,) = db.execute("SELECT state FROM state WHERE source = 'billing'").fetchone()
+    finally:
+        db.close()
+    return orjson.loads(state)
+
+
+def _live(home):
+    from mpconnect.store.datasets import DatasetStore
+
+    store = DatasetStore(home / "embedded.sqlite3")
+    try:
+        live = store.live_version("STRIPE")
+        events = sorted(map(repr, store.iter_events("STRIPE", live.version_id)))
+        people = sorted(map(repr, store.iter_people("STRIPE", live.version_id)))
+    finally:
+        store.close()
+    return events, people
+
+
+def test_a_first_run_in_two_processes_keeps_the_planners_cursor_for_the_next_run(
+    stripe_api, tmp_path
+):
+    """The first (full) run of an incremental source, its partitions in a process pool,
+    commits the events cursor taken when the partitions were planned and the facts of
+    the profiles partition; the next run reads only the changes, exactly."""
+    world = generate(seed=11, customers=30)
+    world.record_events()
+    api = stripe_api(world)
+    home = tmp_path / "home"
+    first = _engine_run(home, api, processes=2, partitions_per_stream=2)
+    assert (first.status, first.sync) == ("succeeded", "full")
+    state = _committed_state(home)
+    assert set(state) == {"events_cursor", "facts_file"}
+    assert (home / "state" / "billing" / state["facts_file"]).is_file()
+    in_one_process = tmp_path / "in-one-process"
+    _engine_run(in_one_process, api, processes=1, partitions_per_stream=1)
+    assert _live(home) == _live(in_one_process)
+
+    customer = next(iter(world.customers.values()))
+    charge = world.add_charge(customer, 4200, world.now())
+    world.add_refund(charge, 1000, world.now())
+    lists_before = api.stats.by_path["/v1/charges"]
+    second = _engine_run(home, api, processes=2, partitions_per_stream=2)
+    assert (second.status, second.sync) == ("succeeded", "incremental")
+    assert api.stats.by_path["/v1/charges"] == lists_before  # only the events were read
+    full = tmp_path / "full"
+    _engine_run(full, api, processes=1, partitions_per_stream=1)
+    assert _live(home) == _live(full)
