@@ -54,9 +54,7 @@ class Recorder:
 
         async def record(request: web.Request) -> web.Response:
             body = await request.read()
-            self.seen.append(
-                Seen(request.path, dict(request.query), dict(request.headers), body)
-            )
+            self.seen.append(Seen(request.path, dict(request.query), dict(request.headers), body))
             if request.path == "/import":
                 answer: Any = {"code": 200, "status": "OK", "num_records_imported": 1}
             else:
@@ -211,9 +209,7 @@ def test_the_environment_proxy_carries_the_imports(
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
         # nothing listens at the API's address: only the proxy can have answered
-        sink = _sink(
-            kind, f"http://127.0.0.1:{closed_port}", tmp_path, allow_http_loopback=True
-        )
+        sink = _sink(kind, f"http://127.0.0.1:{closed_port}", tmp_path, allow_http_loopback=True)
         try:
             sink.import_batch("events", "DEMO", "5", _batch(5, 2), 2)
         finally:
