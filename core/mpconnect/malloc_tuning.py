@@ -6,7 +6,7 @@ of the heap and returns them to the system when they are freed, so the next batc
 buffers are fresh pages again, each page faulted in and zeroed by the kernel: about 250
 page faults and 0.6 ms of system CPU per 1000-event batch, as much as building the body
 itself. With a fixed mmap threshold and a high trim threshold, freed buffers are reused
-(``bench/upload_path.py``; README, "The upload side, fourth pass"). Peak memory is the
+(``bench/upload_path.py``; README, "The upload threads"). Peak memory is the
 same; memory freed after a peak is kept by the process for its next batches.
 
 Set for the running process with ``mallopt`` and, through the environment variables glibc
