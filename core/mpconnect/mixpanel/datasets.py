@@ -41,7 +41,7 @@ from mpconnect.transport.failures import (
     why_unreachable,
 )
 from mpconnect.transport.http import is_loopback
-from mpconnect.transport.prepared import PreparedPost
+from mpconnect.transport.prepared import cached_post
 from mpconnect.transport.responses import error_text, json_body
 from mpconnect.transport.retry import mark_unreachable, parse_retry_after
 
@@ -177,7 +177,9 @@ class DatasetsClient:
         what = f"{method} {path}"
         try:
             if body is not None and method == "POST" and params is None:
-                response = self._post(url).post(body)
+                session = self._session()  # first: it makes this thread's posts
+                options = {"headers": _FORM, "verify": self.verify, "timeout": self.timeout}
+                response = cached_post(self._local.posts, session, url, **options).post(body)
             else:
                 response = self._session().request(
                     method,
@@ -216,17 +218,6 @@ class DatasetsClient:
         if response.status_code >= 300:
             raise refuse_redirect(response, what)
         return response
-
-    def _post(self, url: str) -> PreparedPost:
-        """This thread's prepared POST of form bodies to ``url`` (the imports)."""
-        session = self._session()
-        posts: dict[str, PreparedPost] = self._local.posts
-        post = posts.get(url)
-        if post is None:
-            post = posts[url] = PreparedPost(
-                session, url, headers=_FORM, verify=self.verify, timeout=self.timeout
-            )
-        return post
 
     def _token(self) -> dict[str, str]:
         if not self.project_token:

@@ -57,7 +57,7 @@ from mpconnect.transport.failures import (
     why_unreachable,
 )
 from mpconnect.transport.http import is_loopback
-from mpconnect.transport.prepared import PreparedPost
+from mpconnect.transport.prepared import cached_post
 from mpconnect.transport.responses import error_text, json_body
 from mpconnect.transport.retry import mark_unreachable, parse_retry_after
 
@@ -232,24 +232,13 @@ class IngestionClient:
                 self._sessions.append(session)
         return session
 
-    def _prepared(self, url: str, params: dict[str, str]) -> PreparedPost:
-        """This thread's prepared POST to ``url`` with ``params`` (redirects are refused,
-        see :mod:`mpconnect.transport.failures`)."""
-        session = self._session()
-        posts: dict[tuple[str, tuple[tuple[str, str], ...]], PreparedPost] = self._local.posts
-        key = (url, tuple(params.items()))
-        post = posts.get(key)
-        if post is None:
-            # verify given per post: a session's own is overridden by $REQUESTS_CA_BUNDLE
-            post = posts[key] = PreparedPost(
-                session, url, params=params, verify=self.verify, timeout=self.timeout
-            )
-        return post
-
     def _post(self, path: str, params: dict[str, str], body: bytes, what: str) -> requests.Response:
         url = f"{self.base_url}{path}"
         try:
-            response = self._prepared(url, params).post(body)
+            session = self._session()  # first: it makes this thread's posts
+            # verify given per post: a session's own is overridden by $REQUESTS_CA_BUNDLE
+            options = {"params": params, "verify": self.verify, "timeout": self.timeout}
+            response = cached_post(self._local.posts, session, url, **options).post(body)
         except requests.exceptions.SSLError as exc:
             raise tls_error(exc, what, self.base_url, _reason(exc)) from None
         except requests.exceptions.Timeout:

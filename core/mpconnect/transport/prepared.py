@@ -89,3 +89,14 @@ class PreparedPost:
             self.session.cookies.update(response.cookies)
         response.content  # noqa: B018 (read the body, as Session.send does)
         return response
+
+
+def cached_post(
+    posts: dict[str, PreparedPost], session: requests.Session, url: str, **options: Any
+) -> PreparedPost:
+    """The post to ``url`` kept in ``posts`` (one thread's), prepared on first use with
+    ``options`` (:class:`PreparedPost`'s keywords, the same at every use of ``url``)."""
+    post = posts.get(url)
+    if post is None:
+        post = posts[url] = PreparedPost(session, url, **options)
+    return post
