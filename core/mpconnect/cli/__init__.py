@@ -18,6 +18,7 @@ from mpconnect.cli.context import CliState, echo_error
 from mpconnect.cli.global_options import hoist_global_options
 from mpconnect.disk import file_problem
 from mpconnect.errors import MpconnectError
+from mpconnect.malloc_tuning import keep_freed_memory
 from mpconnect.redact import redact
 
 
@@ -154,5 +155,6 @@ def _register_optional(cli: click.Group) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
+    keep_freed_memory()
     cli = build_cli()
     cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="mpconnect")

@@ -57,6 +57,7 @@ from mpconnect.transport.failures import (
     why_unreachable,
 )
 from mpconnect.transport.http import is_loopback
+from mpconnect.transport.prepared import cached_post
 from mpconnect.transport.responses import error_text, json_body
 from mpconnect.transport.retry import mark_unreachable, parse_retry_after
 
@@ -226,6 +227,7 @@ class IngestionClient:
                 }
             )
             self._local.session = session
+            self._local.posts = {}
             with self._sessions_lock:
                 self._sessions.append(session)
         return session
@@ -233,15 +235,10 @@ class IngestionClient:
     def _post(self, path: str, params: dict[str, str], body: bytes, what: str) -> requests.Response:
         url = f"{self.base_url}{path}"
         try:
-            # verify per request: a session's own is overridden by $REQUESTS_CA_BUNDLE
-            response = self._session().post(
-                url,
-                params=params,
-                data=body,
-                timeout=self.timeout,
-                verify=self.verify,
-                allow_redirects=False,
-            )  # see transport.failures
+            session = self._session()  # first: it makes this thread's posts
+            # verify given per post: a session's own is overridden by $REQUESTS_CA_BUNDLE
+            options = {"params": params, "verify": self.verify, "timeout": self.timeout}
+            response = cached_post(self._local.posts, session, url, **options).post(body)
         except requests.exceptions.SSLError as exc:
             raise tls_error(exc, what, self.base_url, _reason(exc)) from None
         except requests.exceptions.Timeout:
