@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
+from itertools import chain, islice
 from typing import Any
 
 from pydantic import Field
@@ -21,19 +22,16 @@ from pydantic import Field
 import mpconnect
 from mpconnect_demo.blocks import BLOCK, DEFAULT_PARTITIONS, PARTITION_FROM, Blocks, block_rng
 from mpconnect_demo.changes import History
-from mpconnect_demo.vocabulary import (
-    AIRLINES,
-    CABIN_DRAWS,
-    COUNTRIES,
-    FIRST_NAMES,
-    LAST_NAMES,
+from mpconnect_demo.reviewers import REVIEWERS, average, reviewer_profiles
+from mpconnect_demo.reviews import (
+    EPOCH_START,
+    REVIEWS,
+    SPAN_SECONDS,
+    base_reviews,
+    review_days,
+    reviewers_and_ratings,
 )
-
-EPOCH_START = int(datetime(2023, 1, 1, tzinfo=UTC).timestamp())
-SPAN_SECONDS = 2 * 365 * 86400
-#: The demo's streams: the cache keys its objects by (stream, object id).
-REVIEWS = "reviews"
-REVIEWERS = "reviewers"
+from mpconnect_demo.vocabulary import AIRLINES, CABIN_DRAWS
 
 
 class DemoSettings(mpconnect.ConnectorSettings):
@@ -87,7 +85,7 @@ class DemoConnector(mpconnect.Connector):
 
     def __init__(self, settings: DemoSettings) -> None:
         super().__init__(settings)
-        self._figures: dict[str, list[int]] = {}
+        self._figures: dict[int, tuple[list[int], list[int]]] = {}
         self._history: History | None = None
         self._changed: list[mpconnect.Event] = []
         self._full = True
@@ -158,16 +156,10 @@ class DemoConnector(mpconnect.Connector):
                 yield from self._changed_events(ctx, history, int(last or 0))
                 return
             ctx.read_everything(reason)
-        figures = self._figures
-        read = 0
         blocks = self._part(ctx)
         last_part = blocks.stop == self._blocks.count
-        for event in self._all_events(history, blocks, last_part):
-            read += 1
-            figure = figures.setdefault(event.distinct_id, [0, 0])
-            figure[0] += 1
-            figure[1] += event.properties["rating"]
-            yield event
+        events, read = self._all_events(history, blocks, last_part)
+        yield from events
         for index in range(settings.bad_records if last_part else 0):
             yield mpconnect.Event(
                 name="Airline Review",
@@ -178,56 +170,71 @@ class DemoConnector(mpconnect.Connector):
             )
         type(self).pages += -(-read // 100)
 
+    def _figures_of(self, owner: int) -> tuple[list[int], list[int]]:
+        """Reviews read and ratings summed, per reviewer of block ``owner`` (by offset in
+        the reviewers it owns)."""
+        figures = self._figures.get(owner)
+        if figures is None:
+            span = len(self._blocks.reviewer_range(owner))
+            figures = self._figures[owner] = ([0] * span, [0] * span)
+        return figures
+
+    def _count(self, event: mpconnect.Event, sign: int = 1) -> mpconnect.Event:
+        """``event`` (a review), counted in its reviewer's figures (``sign`` -1: taken
+        off them)."""
+        owner = self._blocks.owner(int(str(event.object_id).removeprefix("review-")))
+        counts, totals = self._figures_of(owner)
+        reviewer = int(event.distinct_id.removeprefix("reviewer-"))
+        offset = reviewer - self._blocks.reviewer_range(owner).start
+        counts[offset] += sign
+        totals[offset] += sign * event.properties["rating"]
+        return event
+
     def _all_events(
         self, history: History, blocks: range, last_part: bool
-    ) -> Iterator[mpconnect.Event]:
-        geometry = self._blocks
-        rand = random.random
-        lo = span = 0
-        airlines, n_airlines = AIRLINES, len(AIRLINES)
-        cabins = CABIN_DRAWS
-        n_cabins = len(cabins)
-        days = _days()
+    ) -> tuple[Iterator[mpconnect.Event], int]:
+        """The base reviews of ``blocks`` as ``history`` left them, then (``last_part``)
+        those born since, each counted in the figures as it is yielded; and how many."""
+        indices = self._blocks.events_of(blocks)
         deleted, versions = history.deleted, history.versions
-        Event = mpconnect.Event
-        for index in geometry.events_of(blocks):
-            if index % BLOCK == 0:
-                # random() is many times cheaper than randrange()
-                rand = block_rng(self.settings.seed, "events", index // BLOCK).random
-                owned = geometry.reviewer_range(geometry.owner(index))
-                lo, span = owned.start, len(owned)
-            offset = int(rand() * SPAN_SECONDS)
-            rating = 1 + int(rand() * 10)
-            distinct_id = f"reviewer-{lo + int(rand() * span)}"
-            properties = {
-                "airline_name": airlines[int(rand() * n_airlines)],
-                "rating": rating,
-                "cabin_class": cabins[int(rand() * n_cabins)],
-                "recommended": rating >= 7,
-                "seat_comfort": 1 + int(rand() * 5),
-                "value_for_money": 1 + int(rand() * 5),
-                "review_date": days[offset // 86400],
-            }
-            if deleted and index in deleted:
-                continue
-            if versions and index in versions:
-                yield self._review(index, versions[index])
-                continue
-            # Positional arguments (name, distinct_id, time, object_id, properties,
-            # insert_id, unattributed, stream): half the cost of keywords in this loop.
-            yield Event(
-                "Airline Review",
-                distinct_id,
-                EPOCH_START + offset,
-                f"review-{index}",
-                properties,
-                None,
-                False,
-                REVIEWS,
-            )
-        for index in history.born() if last_part else ():
-            if index not in deleted:
-                yield self._review(index, history.version(index))
+        changed: dict[int, list[int]] = {}
+        for index in sorted({*deleted, *versions}):
+            if index in indices:
+                changed.setdefault(index // BLOCK, []).append(index)
+        born = [index for index in history.born() if index not in deleted] if last_part else []
+        count = len(indices) - sum(index in indices for index in deleted) + len(born)
+        reviews = chain.from_iterable(
+            self._block_reviews(block, indices, history, changed.get(block, []))
+            for block in range(indices.start // BLOCK, -(-indices.stop // BLOCK))
+        )
+        new = (self._count(self._review(index, history.version(index))) for index in born)
+        return chain(reviews, new), count
+
+    def _block_reviews(
+        self, block: int, indices: range, history: History, changed: list[int]
+    ) -> Iterator[mpconnect.Event]:
+        """The base reviews of ``block`` among ``indices``; those ``changed`` (sorted)
+        as ``history`` left them."""
+        geometry = self._blocks
+        reviews = range(block * BLOCK, min(indices.stop, (block + 1) * BLOCK))
+        owner = geometry.owner(reviews.start)
+        rng = block_rng(self.settings.seed, "events", block)
+        base = base_reviews(rng, reviews, geometry.reviewer_range(owner), *self._figures_of(owner))
+        return self._with_changes(base, reviews.start, history, changed) if changed else base
+
+    def _with_changes(
+        self, base: Iterator[mpconnect.Event], start: int, history: History, changed: list[int]
+    ) -> Iterator[mpconnect.Event]:
+        """``base`` (reviews from ``start`` on) without the reviews deleted and with the
+        updated ones as ``history`` left them, figures corrected."""
+        position = start
+        for index in changed:
+            yield from islice(base, index - position)
+            position = index + 1
+            self._count(next(base), -1)  # drawn (and counted) as it was in the base
+            if index not in history.deleted:
+                yield self._count(self._review(index, history.versions[index]))
+        yield from base
 
     def _changed_events(
         self, ctx: mpconnect.RunContext, history: History, last: int
@@ -263,7 +270,7 @@ class DemoConnector(mpconnect.Connector):
                 "recommended": rating >= 7,
                 "seat_comfort": rng.randint(1, 5),
                 "value_for_money": rng.randint(1, 5),
-                "review_date": _days()[offset // 86400],
+                "review_date": review_days()[offset // 86400],
             },
             stream=REVIEWS,
         )
@@ -321,50 +328,28 @@ class DemoConnector(mpconnect.Connector):
         return deltas
 
     def _base_reviews(self, indices: list[int]) -> dict[int, tuple[str, int]]:
-        """``(reviewer, rating)`` of base reviews, drawing as :meth:`_all_events` does."""
+        """``(reviewer, rating)`` of base reviews, drawn as :meth:`_all_events` draws them."""
         found: dict[int, tuple[str, int]] = {}
         geometry = self._blocks
         by_block: dict[int, set[int]] = {}
         for index in indices:
             by_block.setdefault(index // BLOCK, set()).add(index)
         for block, wanted in by_block.items():
-            rand = block_rng(self.settings.seed, "events", block).random
-            owned = geometry.reviewer_range(geometry.owner(block * BLOCK))
-            for index in range(block * BLOCK, max(wanted) + 1):
-                rand()  # the time
-                rating = 1 + int(rand() * 10)
-                reviewer = owned.start + int(rand() * len(owned))
-                rand(), rand(), rand(), rand()  # airline, cabin, seat, value
-                if index in wanted:
-                    found[index] = (f"reviewer-{reviewer}", rating)
+            first = block * BLOCK
+            owned = geometry.reviewer_range(geometry.owner(first))
+            rng = block_rng(self.settings.seed, "events", block)
+            drawn = reviewers_and_ratings(rng, max(wanted) + 1 - first, len(owned))
+            for index in wanted:
+                reviewer, rating = drawn[index - first]
+                found[index] = (f"reviewer-{owned.start + reviewer}", rating)
         return found
 
     def _all_people(self, blocks: range) -> Iterator[mpconnect.Profile]:
         geometry = self._blocks
         for owner in blocks if geometry.owners > 1 else range(1):
             rng = block_rng(self.settings.seed, "people", owner)
-            yield from self._people_of(rng, geometry.reviewer_range(owner))
-
-    def _people_of(self, rng: random.Random, reviewers: range) -> Iterator[mpconnect.Profile]:
-        figures = self._figures
-        for index in reviewers:
-            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-            distinct_id = f"reviewer-{index}"
-            properties = {
-                "$name": f"{first} {last}",
-                "$first_name": first,
-                "$last_name": last,
-                "$email": f"{first.lower()}.{index}@example.com",
-                "country": rng.choice(COUNTRIES),
-                "frequent_flyer_tier": rng.choice(("none", "silver", "gold", "platinum")),
-                "$created": datetime.fromtimestamp(EPOCH_START - rng.randrange(SPAN_SECONDS), UTC),
-            }
-            yield mpconnect.Profile(
-                distinct_id=distinct_id,
-                object_id=distinct_id,
-                set=_with_figures(properties, figures.get(distinct_id)),
-                stream=REVIEWERS,
-            )
+            counts, totals = self._figures_of(owner)
+            yield from reviewer_profiles(rng, geometry.reviewer_range(owner), counts, totals)
 
 
 def _too_old(last: object, generation: int, retention: int) -> str | None:
@@ -387,13 +372,5 @@ def _with_figures(properties: dict[str, Any], figure: list[int] | None) -> dict[
     properties["ratings_total"] = total
     properties.pop("average_rating", None)
     if count:
-        properties["average_rating"] = round(total / count, 3)
+        properties["average_rating"] = average(total, count)
     return properties
-
-
-@functools.cache
-def _days() -> list[str]:
-    return [
-        datetime.fromtimestamp(EPOCH_START + day * 86400, UTC).date().isoformat()
-        for day in range(SPAN_SECONDS // 86400 + 1)
-    ]
