@@ -202,8 +202,18 @@ def drain(
             for update in converted:
                 _batch(run, batcher, update)
 
-    in_connector = True
     written = batcher.written
+
+    def spooled() -> None:
+        """A batch was just spooled: move the sink's time limit on, and stop if asked."""
+        nonlocal written, latest
+        written = batcher.written
+        if lead is not None:
+            latest = int(time.time()) + lead
+        if stop.is_set():
+            raise run.halted()
+
+    in_connector = True
     try:
         if fill_batch is not None:  # no Python code per usual event
             iterator = iter(records)
@@ -218,22 +228,14 @@ def drain(
                     in_connector = False
                     take(item)
                     in_connector = True
-                if batcher.written != written:  # a batch was just spooled
-                    written = batcher.written
-                    if lead is not None:
-                        latest = int(time.time()) + lead
-                    if stop.is_set():
-                        raise run.halted()
+                if batcher.written != written:
+                    spooled()
         for record in () if fill_batch is not None else records:
             in_connector = False
             summary.read += 1
             take(record)
-            if batcher.written != written:  # a batch was just spooled
-                written = batcher.written
-                if lead is not None:
-                    latest = int(time.time()) + lead
-                if stop.is_set():
-                    raise run.halted()
+            if batcher.written != written:
+                spooled()
             in_connector = True
     except RetryWaitStopped:
         raise run.halted() from None
