@@ -237,7 +237,7 @@ def main() -> None:
         "mixpanel-import": bench_peer,
     }
     names = {"null": "mpconnect->null", "server": "mpconnect->server", "peer": "mixpanel-import"}
-    results: dict[tuple[str, int], Figures] = {}
+    results: dict[tuple[str, int, int], Figures] = {}
     for events in counts:
         for target in ("null", "server", "peer"):
             if target not in targets:
@@ -249,15 +249,18 @@ def main() -> None:
                     continue
                 with tempfile.TemporaryDirectory(prefix=f"mpconnect-bench-{target}-") as tmp:
                     figures = benches[label](Path(tmp), events, args.concurrency, processes)
-                if processes == 1:
-                    results[(target, events)] = figures
+                results[(target, events, processes)] = figures
                 print(_row(label, events, processes if target != "peer" else "-", figures))
-        ours, peer = results.get(("null", events)), results.get(("peer", events))
-        if ours and peer:
+        peer = results.get(("peer", events, 1))
+        for processes in process_counts if peer else []:
+            ours = results.get(("null", events, processes))
+            if ours is None:
+                continue
+            default = " (mpconnect's default here)" if processes == os.cpu_count() else ""
             print(
-                f"  {events:,} events, mpconnect (1 process) / mixpanel-import: "
-                f"{peer[0] / ours[0]:.2f}x the events/s, {ours[1] / peer[1]:.2f}x the peak "
-                f"memory, {ours[2] / peer[2]:.2f}x the CPU",
+                f"  {events:,} events, mpconnect ({processes} process{'es' * (processes > 1)}"
+                f"{default}) / mixpanel-import: {peer[0] / ours[0]:.2f}x the events/s, "
+                f"{ours[1] / peer[1]:.2f}x the peak memory, {ours[2] / peer[2]:.2f}x the CPU",
                 flush=True,
             )
 

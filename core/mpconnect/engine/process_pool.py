@@ -23,6 +23,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
+from multiprocessing.connection import wait as wait_for_processes
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,9 @@ class LocalProcessExecutor(PartitionExecutor):
                         process.exitcode,
                     )
                     waiting.append(index)
-                stop.wait(0.1)
+                # Woken at once by a process that ends (its slot goes to the next
+                # partition), else after a tenth of a second to look at the stop flag.
+                wait_for_processes([p.sentinel for p in running.values()], timeout=0.1)
         finally:
             child_stop.value = 1
             for process in running.values():
