@@ -5,13 +5,19 @@ the commit is still right; partitions that leave different states stop the run, 
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
-from engine_support import make_config, make_engine
+from engine_support import make_config, make_engine, wait_until
 
 import mpconnect
 from mpconnect.engine import RunOptions
@@ -72,7 +78,6 @@ def _state(home: Path) -> dict[str, Any]:
     finally:
         db.close()
     assert len(rows) == 1 and staged == 0
-    import orjson
 
     state: dict[str, Any] = orjson.loads(rows[0][0])
     return state
@@ -276,14 +281,6 @@ def test_partitions_that_leave_different_states_fail_the_run_naming_the_fix(
 def test_a_first_run_killed_as_a_whole_resumes_and_commits_the_same_state_and_cache(
     tmp_path: Path, home: Path
 ) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-    import textwrap
-
-    from engine_support import wait_until
-
     config = tmp_path / "mpconnect.toml"
     config.write_text(
         textwrap.dedent(f"""
