@@ -18,6 +18,7 @@ from mpconnect.cli.context import CliState, echo_error
 from mpconnect.cli.global_options import hoist_global_options
 from mpconnect.disk import file_problem
 from mpconnect.errors import MpconnectError
+from mpconnect.event_lines import PURE_PYTHON_VARIABLE, compiled, event_line_function
 from mpconnect.malloc_tuning import keep_freed_memory
 from mpconnect.redact import redact
 
@@ -92,7 +93,7 @@ def build_cli(extra_plugins: Iterable[object] = (), *, entry_points: bool = True
         help="No progress, summaries or informational log lines; errors only.",
     )
     @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
-    @click.version_option(__version__, prog_name="mpconnect")
+    @click.version_option(__version__, prog_name="mpconnect", message=_version_message())
     @click.pass_context
     def cli(
         ctx: click.Context,
@@ -151,6 +152,17 @@ def _register_optional(cli: click.Group) -> None:
                 raise
             continue
         module.register(cli)
+
+
+def _version_message() -> str:
+    """``mpconnect --version``: the version and whether the C accelerator is in use."""
+    if not compiled():
+        accelerator = "not compiled (no C compiler at install): the Python path alone"
+    elif event_line_function() is None:
+        accelerator = f"compiled, switched off by {PURE_PYTHON_VARIABLE}"
+    else:
+        accelerator = "compiled"
+    return f"%(prog)s, version %(version)s\nC accelerator: {accelerator}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
