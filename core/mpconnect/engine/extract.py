@@ -160,8 +160,9 @@ def drain(
     key_mode = batcher.key_mode
     fill_batch = fill_batch_function() if is_events and not transformers else None
 
-    def take(record: Any) -> None:
-        """Validate, convert and batch one record, or quarantine it."""
+    def take(record: Any, accelerate: bool = True) -> None:
+        """Validate, convert and batch one record, or quarantine it (``accelerate``:
+        False for a record the accelerator has already handed back)."""
         if type(record) is not expected and not isinstance(record, expected):
             raise PluginError(
                 f"connector {run.connector_cls.name!r} yielded {record!r} from "
@@ -171,7 +172,7 @@ def drain(
         try:
             if transformers:
                 _transform(run, record, transformers)
-            if type(record) is fast_type:
+            if accelerate and type(record) is fast_type:
                 limit = _MAX_EPOCH_SECONDS if latest is None else latest
                 line = event_line(record, token, limit, key_mode)  # type: ignore[misc]
             if line is None:
@@ -226,7 +227,7 @@ def drain(
                     raise item  # the connector's own exception, named below
                 if status == FILL_LEFTOVER:
                     in_connector = False
-                    take(item)
+                    take(item, accelerate=False)
                     in_connector = True
                 if batcher.written != written:
                     spooled()
