@@ -542,6 +542,17 @@ done:
     return taken;
 }
 
+/* The (latest, key_mode) both entry points take as args[2] and args[3]; -1 on an error. */
+static int limits(PyObject *const *args, long long *latest, int *key_mode)
+{
+    *latest = PyLong_AsLongLong(args[2]);
+    if (*latest == -1 && PyErr_Occurred()) return -1;
+    long mode = PyLong_AsLong(args[3]);
+    if (mode == -1 && PyErr_Occurred()) return -1;
+    *key_mode = (int)mode;
+    return 0;
+}
+
 PyDoc_STRVAR(event_line_doc,
              "event_line(event, token, latest, key_mode)\n--\n\n"
              "The usual event's JSON line and duplicate key, or None off the common case.\n\n"
@@ -556,15 +567,14 @@ static PyObject *event_line(PyObject *module, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "event_line takes 4 arguments");
         return NULL;
     }
-    long long latest = PyLong_AsLongLong(args[2]);
-    if (latest == -1 && PyErr_Occurred()) return NULL;
-    long key_mode = PyLong_AsLong(args[3]);
-    if (key_mode == -1 && PyErr_Occurred()) return NULL;
+    long long latest;
+    int key_mode;
+    if (limits(args, &latest, &key_mode) < 0) return NULL;
     if (!PyUnicode_CheckExact(args[1])) Py_RETURN_NONE;
     Out out;
     out_init(&out);
     PyObject *key = NULL, *result = NULL;
-    int taken = take_event(args[0], args[1], latest, (int)key_mode, &out, &key);
+    int taken = take_event(args[0], args[1], latest, key_mode, &out, &key);
     if (taken == 0) {
         result = Py_None;
         Py_INCREF(result);
@@ -608,10 +618,9 @@ static PyObject *fill_batch(PyObject *module, PyObject *const *args, Py_ssize_t 
     }
     PyObject *records = args[0], *token = args[1], *parts = args[4], *keys = args[5];
     PyObject *event_type = args[9];
-    long long latest = PyLong_AsLongLong(args[2]);
-    if (latest == -1 && PyErr_Occurred()) return NULL;
-    long key_mode = PyLong_AsLong(args[3]);
-    if (key_mode == -1 && PyErr_Occurred()) return NULL;
+    long long latest;
+    int key_mode;
+    if (limits(args, &latest, &key_mode) < 0) return NULL;
     Py_ssize_t max_records = PyLong_AsSsize_t(args[6]);
     if (max_records == -1 && PyErr_Occurred()) return NULL;
     Py_ssize_t room = PyLong_AsSsize_t(args[7]);
@@ -653,7 +662,7 @@ static PyObject *fill_batch(PyObject *module, PyObject *const *args, Py_ssize_t 
         }
         PyObject *key = NULL;
         out.len = 0;
-        int taken = take_event(record, token, latest, (int)key_mode, &out, &key);
+        int taken = take_event(record, token, latest, key_mode, &out, &key);
         if (taken < 0) {
             Py_DECREF(record);
             out_free(&out);

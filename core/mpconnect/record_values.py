@@ -144,8 +144,6 @@ def _convert(value: Any, path: str, depth: int) -> Any:
         return value
     if kind is datetime and value.tzinfo is UTC and value.year >= 1000:
         return value.isoformat(timespec="seconds")[:19]  # as below, without a conversion
-    if kind is datetime and value.tzinfo is UTC and value.year >= 1000:
-        return value.isoformat(timespec="seconds")[:19]  # as below, without a conversion
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise RecordError(

@@ -84,8 +84,10 @@ class Batcher:
             duplicates.key if duplicates is not None else _no_key
         )
         self._unkeyed = False  # whether a part has no dedup key
-        full_key = duplicates is not None and duplicates.full_key
-        self._key_mode = FULL_KEY if full_key else INSERT_ID_KEY
+        #: The accelerator's ``key_mode`` for this batcher's duplicate keys.
+        self.key_mode = (
+            NO_KEY if duplicates is None else FULL_KEY if duplicates.full_key else INSERT_ID_KEY
+        )
         #: Batches written so far (a cheap way for the caller to notice a new one).
         self.written = 0
 
@@ -149,11 +151,6 @@ class Batcher:
         if len(self._parts) >= self.max_records:
             self.flush()
         return read, status, item
-
-    @property
-    def key_mode(self) -> int:
-        """The accelerator's ``key_mode`` for this batcher's duplicate keys."""
-        return NO_KEY if self.duplicates is None else self._key_mode
 
     @property
     def pending(self) -> int:

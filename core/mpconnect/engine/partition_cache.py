@@ -30,6 +30,7 @@ from mpconnect.connector import Connector, Partition
 from mpconnect.disk import private_dir
 from mpconnect.engine.cached_records import cache_row
 from mpconnect.engine.object_cache import CacheRow, SqliteObjectCache
+from mpconnect.engine.object_cache_load import append
 from mpconnect.engine.partition_store import PartitionRow, partition_spool_dir
 from mpconnect.errors import MpconnectError, PluginError, RunFailed
 from mpconnect.records import Event, Profile
@@ -127,24 +128,8 @@ class PartitionCache:
             yield record
 
     def _flush(self) -> None:
-        rows = self._rows
-        if not rows:
-            return
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            db.executemany(
-                "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    (r.stream, r.object_id, r.seq, r.kind, bytearray(r.hash), bytearray(r.data))
-                    for r in rows
-                ),
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        rows.clear()
+        append(self._db, "records", self._rows)
+        self._rows.clear()
 
     def finish(self, state: dict[str, Any]) -> None:
         """The partition is read: keep its last rows and the state its connector left,
