@@ -4,6 +4,7 @@ a whole resumes with the same plan without reading its finished partitions again
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import socket
@@ -17,24 +18,28 @@ from typing import Any
 import pytest
 from engine_support import make_config, make_engine, wait_until
 
+from mpconnect.emulator.server import LocalDatasetsServer
 from mpconnect.engine import RunOptions
 from mpconnect.engine.partition_run import KILL_HOOK_ENV
 from mpconnect.engine.summary import RunSummary
+from mpconnect.errors import RunFailed
 from mpconnect.store.datasets import DatasetStore
 
 EVENTS = 30_000  # three blocks of the demo's generation
 BAD = 2
 REVIEWERS = EVENTS // 10
+SECRET = "s3cr3t-project-secret"
+TOKEN = "tok-123"
 
 
-def _demo(partitions: int) -> dict[str, Any]:
+def _demo(partitions: int, events: int = EVENTS) -> dict[str, Any]:
     return {
         "demo": {
             "connector": "demo",
             "dataset_id": "DEMO",
             "max_quarantined": "unlimited",
             "sync": "full",  # an incremental source is read in one partition
-            "settings": {"events": EVENTS, "bad_records": BAD, "partitions": partitions},
+            "settings": {"events": events, "bad_records": BAD, "partitions": partitions},
         }
     }
 
@@ -106,6 +111,55 @@ def test_engine_processes_one_reads_the_partitions_in_the_runs_own_process(
     assert summary.status == "succeeded" and summary.imported == EVENTS + REVIEWERS
     workers = {row["worker"] for row in _partitions(tmp_path / "home")}
     assert workers == {f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def test_the_pool_reads_every_partition_with_no_more_processes_than_it_runs_at_once(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path, _demo(6, events=2 * EVENTS))
+    summary = make_engine(config, tmp_path / "home").run("demo", RunOptions(processes=2))
+
+    assert summary.status == "succeeded" and summary.imported == 2 * (EVENTS + REVIEWERS)
+    rows = _partitions(tmp_path / "home")
+    assert [row["status"] for row in rows] == ["done"] * 6
+    assert all(row["attempts"] == 1 for row in rows)
+    workers = {row["worker"] for row in rows}
+    assert len(workers) == 2  # each worker process read three partitions in turn
+    assert f"{socket.gethostname()}:{os.getpid()}" not in workers
+    assert multiprocessing.active_children() == []
+
+
+def test_a_partition_that_fails_in_a_worker_fails_the_run_naming_it(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIXPANEL_SECRET", SECRET)
+    with LocalDatasetsServer(
+        tmp_path / "server", datasets=["DEMO"], project_token=TOKEN, project_secret=SECRET
+    ) as server:
+        server.set_faults(fail_rate=1.0, paths=("/import-events",))
+        config = make_config(
+            tmp_path,
+            _demo(3),
+            mixpanel={
+                "sink": "datasets",
+                "api_url": server.url,
+                "project_token": TOKEN,
+                "secret": "${MIXPANEL_SECRET}",
+                "ca_bundle": str(server.ca_path),
+            },
+            engine={"retry_initial_wait": 0.02, "retry_max_wait": 0.1, "max_retries": 2},
+        )
+        engine = make_engine(config, home)
+        with pytest.raises(RunFailed, match=r"partition p00\d \(00\d-of-003\): HTTP 500"):
+            engine.run("demo", RunOptions(processes=2))
+        (version,) = server.store.list_versions("DEMO")
+        assert not version.readable and not version.is_live
+    rows = _partitions(home)
+    assert "failed" in {row["status"] for row in rows}
+    assert "HTTP 500" in next(row["error"] for row in rows if row["status"] == "failed")
+    assert multiprocessing.active_children() == []  # the other worker was told to end
+    (run,) = engine.ledger.list_runs("demo")
+    assert run["status"] == "failed"
 
 
 def test_a_partition_whose_process_is_killed_is_read_again_and_sends_no_batch_twice(

@@ -16,6 +16,7 @@ is none, they are spawned.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -97,8 +98,9 @@ class InProcessExecutor(PartitionExecutor):
 
 
 class LocalProcessExecutor(PartitionExecutor):
-    """Up to ``processes`` partitions at once, each in its own spawned process that
-    builds its own connector and sink client from ``config``.
+    """Up to ``processes`` worker processes, each building its own connector, engine and
+    sink client from ``config`` once, then reading the partitions handed to it one at a
+    time; a worker that died is replaced and its partition read again.
 
     :param config: the configuration (the processes read the source and sink from it).
     :param home: the data directory (ledger, spool, quarantine).
@@ -115,75 +117,146 @@ class LocalProcessExecutor(PartitionExecutor):
     def execute(
         self, job: PartitionJob, indexes: list[int], store: PartitionStore, stop: threading.Event
     ) -> None:
-        """Start processes as slots free up; a process that died (killed, out of memory)
-        leaves its partition running: it is started again, up to :data:`MAX_ATTEMPTS`."""
+        """Hand partitions to workers as they free up; a worker that died (killed, out of
+        memory) leaves its partition running: it is read again by a new worker, up to
+        :data:`MAX_ATTEMPTS` times."""
         context = _context()
         # A flag, not an Event: a killed process waiting on an Event deadlocks its set().
         child_stop = context.RawValue("b", 0)
         waiting = deque(indexes)
-        running: dict[int, Any] = {}
+        workers: list[_Worker] = []
         deaths: dict[int, int] = {}
-        failure: RunFailed | None = None
         level = logging.getLogger().getEffectiveLevel()
+
+        def start_worker() -> _Worker:
+            ours, theirs = context.Pipe()
+            process = context.Process(
+                target=_worker,
+                args=(
+                    self.config,
+                    self.home,
+                    job,
+                    theirs,
+                    child_stop,
+                    os.getpid(),
+                    level,
+                    dict(os.environ),
+                ),
+                name=f"mpconnect-partitions-{len(workers) + sum(deaths.values())}",
+                daemon=False,
+            )
+            process.start()
+            theirs.close()
+            return _Worker(process, ours)
+
         try:
-            while (waiting or running) and failure is None and not stop.is_set():
-                while waiting and len(running) < self.processes:
-                    index = waiting.popleft()
-                    process = context.Process(
-                        target=_child,
-                        args=(
-                            self.config,
-                            self.home,
-                            job,
-                            index,
-                            child_stop,
-                            os.getpid(),
-                            level,
-                            dict(os.environ),
-                        ),
-                        name=f"mpconnect-partition-{index}",
-                        daemon=False,
-                    )
-                    process.start()
-                    running[index] = process
-                for index, process in list(running.items()):
-                    if process.is_alive():
+            while not stop.is_set():
+                for worker in workers:
+                    if worker.index is None and waiting:
+                        worker.hand(waiting.popleft())
+                while waiting and len(workers) < self.processes:
+                    worker = start_worker()
+                    workers.append(worker)
+                    worker.hand(waiting.popleft())
+                busy = [worker for worker in workers if worker.index is not None]
+                if not busy:
+                    return
+                # Woken at once by a finished partition or a dead worker, else after a
+                # tenth of a second to look at the stop flag.
+                wait_for_processes(
+                    [w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=0.1
+                )
+                for worker in busy:
+                    index = worker.index
+                    assert index is not None
+                    finished = worker.finished()
+                    if finished is None:
                         continue
-                    process.join()
-                    del running[index]
-                    row = _row(store, job, index)
-                    if row.status == "done":
-                        continue
-                    if row.status == "failed" or process.exitcode == 1:
-                        failure = RunFailed(f"partition {row.label}: {row.error or 'failed'}")
-                        break
-                    deaths[index] = deaths.get(index, 0) + 1
-                    if deaths[index] >= MAX_ATTEMPTS:
-                        failure = RunFailed(
-                            f"partition {row.label}: its process died {deaths[index]} times "
-                            f"(last exit code {process.exitcode}); the next run reads it again"
-                        )
-                        break
-                    log.warning(
-                        "%s: partition %s: its process died (exit code %s); reading it again "
-                        "from its start (acknowledged batches are not sent again)",
-                        job.source,
-                        row.label,
-                        process.exitcode,
-                    )
-                    waiting.append(index)
-                # Woken at once by a process that ends (its slot goes to the next
-                # partition), else after a tenth of a second to look at the stop flag.
-                wait_for_processes([p.sentinel for p in running.values()], timeout=0.1)
+                    if not finished:
+                        workers.remove(worker)
+                        worker.close()
+                    outcome = self._outcome(store, job, index, worker, finished, deaths)
+                    if outcome is not None:
+                        waiting.append(outcome)
         finally:
             child_stop.value = 1
-            for process in running.values():
-                process.join(STOP_GRACE)
-                if process.is_alive():
-                    process.terminate()
-                    process.join()
-        if failure is not None:
-            raise failure
+            for worker in workers:
+                worker.close()
+
+    @staticmethod
+    def _outcome(
+        store: PartitionStore,
+        job: PartitionJob,
+        index: int,
+        worker: _Worker,
+        finished: bool,
+        deaths: dict[int, int],
+    ) -> int | None:
+        """What follows partition ``index``'s end: None when it is done; the index again
+        when its worker died and it is to be read again.
+
+        :raises RunFailed: when it failed, or its workers died too often.
+        """
+        row = _row(store, job, index)
+        if row.status == "done":
+            return None
+        exitcode = worker.process.exitcode
+        if finished or row.status == "failed" or exitcode == 1:
+            raise RunFailed(f"partition {row.label}: {row.error or 'failed'}")
+        deaths[index] = deaths.get(index, 0) + 1
+        if deaths[index] >= MAX_ATTEMPTS:
+            raise RunFailed(
+                f"partition {row.label}: its process died {deaths[index]} times "
+                f"(last exit code {exitcode}); the next run reads it again"
+            )
+        log.warning(
+            "%s: partition %s: its process died (exit code %s); reading it again "
+            "from its start (acknowledged batches are not sent again)",
+            job.source,
+            row.label,
+            exitcode,
+        )
+        return index
+
+
+class _Worker:
+    """The run's side of one worker process: its pipe and the partition it reads."""
+
+    def __init__(self, process: Any, conn: Any) -> None:
+        self.process = process
+        self.conn = conn
+        self.index: int | None = None
+
+    def hand(self, index: int) -> None:
+        """Give the worker partition ``index`` to read."""
+        self.index = index
+        with contextlib.suppress(OSError):  # it died: finished() tells
+            self.conn.send(index)
+
+    def finished(self) -> bool | None:
+        """None while its partition is being read; True once the worker says it is done
+        with it (the partition store says how), False when the worker died."""
+        try:
+            if not self.conn.poll():
+                if self.process.is_alive():
+                    return None
+                if not self.conn.poll():
+                    return False
+            self.conn.recv()
+        except (EOFError, OSError):
+            return False
+        self.index = None
+        return True
+
+    def close(self) -> None:
+        """Tell the worker to end, wait :data:`STOP_GRACE` for it, else terminate it."""
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.process.join(STOP_GRACE)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join()
+        self.conn.close()
 
 
 def _row(store: PartitionStore, job: PartitionJob, index: int) -> PartitionRow:
@@ -202,18 +275,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _child(
+def _worker(
     config: Config,
     home: Path,
     job: PartitionJob,
-    index: int,
+    conn: Any,
     stop_request: Any,
     parent: int,
     level: int,
     environ: dict[str, str],
 ) -> None:
-    """A partition process: take the run's environment (a forkserver's is the one it
-    started with), load the plugins, build the engine, read the partition."""
+    """A worker process: take the run's environment (a forkserver's is the one it
+    started with), load the plugins and build the engine once, then read each partition
+    the run hands it and say when it is done with it, until told to end (None) or the
+    run stops. A failed partition (recorded in the partition store) ends the worker with
+    exit code 1."""
     os.environ.clear()
     os.environ.update(environ)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -229,19 +305,29 @@ def _child(
     from mpconnect.engine.lifecycle import Engine
     from mpconnect.plugins import load_plugins
 
-    try:
-        engine = Engine(config, load_plugins(), home)
-    except BaseException as exc:
-        from mpconnect.engine.ledger import SqliteRunLedger
-        from mpconnect.engine.partition_run import _describe
-        from mpconnect.engine.partition_store import store_for
+    engine = None
+    while not stop.is_set():
+        try:
+            index = conn.recv()
+        except (EOFError, OSError):
+            return
+        if index is None:
+            return
+        if engine is None:
+            try:
+                engine = Engine(config, load_plugins(), home)
+            except BaseException as exc:
+                from mpconnect.engine.ledger import SqliteRunLedger
+                from mpconnect.engine.partition_run import _describe
+                from mpconnect.engine.partition_store import store_for
 
-        store_for(SqliteRunLedger(home / "ledger.sqlite3")).fail(
-            job.spool_id, index, f"its process could not start: {_describe(exc)}"
-        )
-        raise SystemExit(1) from None
-    try:
-        run_partition(engine, job, index, stop, worker_name())
-    except BaseException as exc:  # recorded in the partition store by run_partition
-        log.debug("partition %d failed: %s", index, exc)
-        raise SystemExit(1) from None
+                store_for(SqliteRunLedger(home / "ledger.sqlite3")).fail(
+                    job.spool_id, index, f"its process could not start: {_describe(exc)}"
+                )
+                raise SystemExit(1) from None
+        try:
+            run_partition(engine, job, index, stop, worker_name())
+        except BaseException as exc:  # recorded in the partition store by run_partition
+            log.debug("partition %d failed: %s", index, exc)
+            raise SystemExit(1) from None
+        conn.send(index)
