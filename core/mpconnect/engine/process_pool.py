@@ -7,11 +7,12 @@ partition store (:mod:`mpconnect.engine.partition_store`), never through return 
 so an executor on other machines (Celery) implements the same contract.
 
 :class:`InProcessExecutor` reads them one after the other in this process;
-:class:`LocalProcessExecutor` runs up to N at once, one fresh process each, and reads
-again a partition whose process died. Processes are forked from a ``forkserver`` (a
-single-threaded server started once, with mpconnect's modules imported: no thread or
-connection of the run is inherited, and a process starts in milliseconds); where there
-is none, they are spawned.
+:class:`LocalProcessExecutor` starts up to N worker processes, each of which builds its
+engine once and reads the partitions handed to it one at a time (over a pipe), and has a
+partition whose worker died read again by a new one. Workers are forked from a
+``forkserver`` (a single-threaded server started once, with mpconnect's modules
+imported: no thread or connection of the run is inherited, and a process starts in
+milliseconds); where there is none, they are spawned.
 """
 
 from __future__ import annotations
