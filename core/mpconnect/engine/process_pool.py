@@ -99,9 +99,10 @@ class InProcessExecutor(PartitionExecutor):
 
 
 class LocalProcessExecutor(PartitionExecutor):
-    """Up to ``processes`` worker processes, each building its own connector, engine and
-    sink client from ``config`` once, then reading the partitions handed to it one at a
-    time; a worker that died is replaced and its partition read again.
+    """Up to ``processes`` worker processes, each building its engine from ``config``
+    once, then reading the partitions handed to it one at a time (with a connector and
+    sink client of their own); a worker that died is replaced and its partition read
+    again.
 
     :param config: the configuration (the processes read the source and sink from it).
     :param home: the data directory (ledger, spool, quarantine).
