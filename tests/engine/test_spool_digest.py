@@ -43,3 +43,27 @@ def test_the_digest_from_memory_is_the_sha256_of_the_file(tmp_path: Path) -> Non
 def test_a_digest_does_not_make_two_batch_refs_differ(tmp_path: Path) -> None:
     path = tmp_path / "0000001-events.json"
     assert BatchRef(1, "events", 3, path, "ab") == BatchRef(1, "events", 3, path)
+
+
+def test_a_batch_in_memory_carries_the_bytes_its_file_would_hold(tmp_path: Path) -> None:
+    on_disk: list[BatchRef] = []
+    in_memory: list[BatchRef] = []
+    SpoolWriter(tmp_path / "disk", 2, None, on_disk.append, digest=True).write_encoded(
+        "events", records(50)
+    )
+    writer = SpoolWriter(
+        tmp_path / "memory", 2, None, in_memory.append, digest=True, in_memory=True
+    )
+    writer.write_encoded("events", records(50))
+    writer.write("people", [{"n": n} for n in range(3)])  # split by max_records
+
+    batch = in_memory[0]
+    assert batch.payload == on_disk[0].path.read_bytes()
+    assert batch.digest == on_disk[0].digest
+    assert [b.count for b in in_memory] == [50, 2, 1]
+    assert [orjson.loads(b.payload or b"") for b in in_memory[1:]] == [
+        [{"n": 0}, {"n": 1}],
+        [{"n": 2}],
+    ]
+    assert list((tmp_path / "memory").iterdir()) == []  # no file written
+    assert "payload" not in repr(batch)  # a log line naming the batch holds no records

@@ -16,7 +16,8 @@ UNFINISHED = ("running", "failed", "interrupted")
 
 @dataclass(frozen=True)
 class BatchRef:
-    """One spooled batch: its sequence number, kind, record count and file."""
+    """One spooled batch: its sequence number, kind, record count and file (or, for a
+    batch held in memory, the file it would have)."""
 
     seq: int
     kind: str
@@ -25,6 +26,9 @@ class BatchRef:
     #: The SHA-256 of the file's bytes (hex), when the spool writer was asked for it: taken
     #: from the bytes in memory as they were written, never read back.
     digest: str | None = field(default=None, compare=False)
+    #: The batch's bytes when it is handed to the upload threads in memory instead of in a
+    #: file (see :class:`~mpconnect.engine.spool.SpoolWriter`'s ``in_memory``).
+    payload: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

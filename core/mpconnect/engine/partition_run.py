@@ -157,7 +157,8 @@ def _read_partition(
         if kill_at is not None and batch.seq >= kill_at:
             _kill_after_acks(run, pspool, kill_at - 1)
 
-    writer = make_spool_writer(run, pdir, spooled, digest=True)
+    # In memory: an attempt never reads an earlier attempt's batches back from disk.
+    writer = make_spool_writer(run, pdir, spooled, digest=True, in_memory=True)
     if start is None:
         ctx = make_context(run, row.partition)
     else:

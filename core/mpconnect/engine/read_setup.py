@@ -52,16 +52,23 @@ def make_uploader(
 
 
 def make_spool_writer(
-    run: Run, spool_dir: Path, spooled: Callable[[BatchRef], None], *, digest: bool = False
+    run: Run,
+    spool_dir: Path,
+    spooled: Callable[[BatchRef], None],
+    *,
+    digest: bool = False,
+    in_memory: bool = False,
 ) -> SpoolWriter:
     """A spool writer with the sink's batch limits, calling ``spooled`` per batch (with
-    each batch's SHA-256 when ``digest``)."""
+    each batch's SHA-256 when ``digest``; with its bytes instead of a file when
+    ``in_memory``)."""
     return SpoolWriter(
         spool_dir,
         run.sink.max_batch_records,
         batch_byte_limit(run.engine.config.engine.max_batch_bytes, run.sink.max_batch_bytes),
         spooled,
         digest=digest,
+        in_memory=in_memory,
     )
 
 

@@ -54,6 +54,9 @@ class SpoolWriter:
     :param first_seq: the sequence number of the first batch.
     :param digest: give each :class:`BatchRef` the SHA-256 of its file, hashed from the
         bytes in memory as they are written.
+    :param in_memory: write no file: each :class:`BatchRef` carries its bytes
+        (``payload``). For a reader that never reads its batches back from disk: a
+        partition, which every attempt reads again from its start.
     :raises FileProblem: when the directory cannot be made or a batch cannot be written
         (a full disk is a :class:`~mpconnect.disk.DiskFullError`).
     """
@@ -67,6 +70,7 @@ class SpoolWriter:
         first_seq: int = 1,
         *,
         digest: bool = False,
+        in_memory: bool = False,
     ) -> None:
         self.directory = directory
         try:
@@ -78,6 +82,7 @@ class SpoolWriter:
         self.on_batch = on_batch
         self.next_seq = first_seq
         self.digest = digest
+        self.in_memory = in_memory
 
     def write(self, kind: str, records: list[Any]) -> None:
         """Write ``records`` as one batch, or several when over the record or byte limit."""
@@ -104,17 +109,22 @@ class SpoolWriter:
         seq = self.next_seq
         self.next_seq += 1
         path = batch_path(self.directory, seq, kind)
-        try:
-            write_batch_file(path, *parts)
-        except OSError as exc:
-            raise file_problem(exc, path, "a batch of the run's spool") from exc
+        payload = None
+        if self.in_memory:
+            payload = parts[0] if len(parts) == 1 else b"".join(parts)
+            parts = (payload,)
+        else:
+            try:
+                write_batch_file(path, *parts)
+            except OSError as exc:
+                raise file_problem(exc, path, "a batch of the run's spool") from exc
         digest = None
         if self.digest:
             hashed = hashlib.sha256()
             for part in parts:
                 hashed.update(part)
             digest = hashed.hexdigest()
-        self.on_batch(BatchRef(seq, kind, count, path, digest))
+        self.on_batch(BatchRef(seq, kind, count, path, digest, payload))
 
 
 def batch_path(directory: Path, seq: int, kind: str) -> Path:

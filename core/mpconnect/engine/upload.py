@@ -33,6 +33,10 @@ from mpconnect.transport.retry import (
 
 log = logging.getLogger("mpconnect.engine")
 
+#: Bytes of in-memory batches (:attr:`BatchRef.payload`) queued and not yet taken by an
+#: upload thread, past which :meth:`Uploader.submit` waits (one batch is always let in).
+MAX_QUEUED_BYTES = 8 * 1024 * 1024
+
 
 class Uploader:
     """A pool of ``concurrency`` threads importing batches into one version."""
@@ -86,6 +90,8 @@ class Uploader:
         #: unacknowledged for the next run to send.
         self.stop_requested = stop if stop is not None else threading.Event()
         self._queue: queue.Queue[BatchRef | None] = queue.Queue()
+        self._queued_bytes = 0
+        self._room = threading.Condition()
         self._threads = [
             threading.Thread(target=self._work, name=f"mpconnect-upload-{i}", daemon=True)
             for i in range(concurrency)
@@ -94,7 +100,15 @@ class Uploader:
             thread.start()
 
     def submit(self, batch: BatchRef) -> None:
-        """Queue a batch for import."""
+        """Queue a batch for import. A batch held in memory first waits while those queued
+        before it hold :data:`MAX_QUEUED_BYTES`: memory stays bounded when the
+        destination is slower than the source."""
+        if batch.payload is not None:
+            size = len(batch.payload)
+            with self._room:
+                while self._queued_bytes and self._queued_bytes + size > MAX_QUEUED_BYTES:
+                    self._room.wait()
+                self._queued_bytes += size
         self._queue.put(batch)
 
     def finish(self) -> None:
@@ -109,6 +123,10 @@ class Uploader:
             batch = self._queue.get()
             if batch is None:
                 return
+            if batch.payload is not None:
+                with self._room:
+                    self._queued_bytes -= len(batch.payload)
+                    self._room.notify()
             if self._halted():
                 continue
             try:
@@ -119,7 +137,7 @@ class Uploader:
                 self.stopped.set()
 
     def _send(self, batch: BatchRef) -> None:
-        payload = read_batch(batch.path)
+        payload = batch.payload if batch.payload is not None else read_batch(batch.path)
 
         def attempt() -> ImportResult:
             if self._halted():
@@ -174,7 +192,7 @@ class Uploader:
                 self._acknowledge(batch, payload, ImportResult(imported=0, rejected=[(0, reason)]))
                 return
             parts = self._split(batch, payload, exc)
-            del payload  # the halves are on disk; hold neither the whole nor both at once
+            del payload  # the halves are on disk (a batch held in memory keeps its whole)
             for part in parts:
                 if self._halted():
                     return
