@@ -31,7 +31,8 @@ def write_config(directory: Path, url: str, ca: Path, events: int, partitions: i
         '[mixpanel]\nsink = "datasets"\n'
         f'api_url = "{url}"\nproject_token = "benchtoken"\nsecret = "${{BENCH_SECRET}}"\n'
         f'ca_bundle = "{ca}"\n'
-        "[engine]\nlive_timeout = 120\n"
+        # The null sink is no Mixpanel project: its import budget would cap the rate.
+        "[engine]\nlive_timeout = 120\nproject_rate_limit = false\n"
         '[sources.demo]\nconnector = "demo"\ndataset_id = "DEMO"\nsync = "full"\n'
         f"[sources.demo.settings]\nevents = {events}\npartitions = {partitions}\n"
     )
