@@ -37,7 +37,7 @@ def run_measured(
 
 
 #: Runs a command as a child subreaper (Linux ``PR_SET_CHILD_SUBREAPER``), so that
-#: processes it leaves behind (a forkserver and the partition processes it forks) are
+#: processes it leaves behind (a forkserver and the worker processes it forks) are
 #: reparented to the wrapper and reaped by it: their CPU and memory then count in its
 #: children's resource usage, which it prints as its last line.
 _REAPER = """

@@ -5,7 +5,7 @@ engine into a null HTTPS sink (nginx answering at once).
 
 Prints, for each process count: events/s of the whole run, CPU seconds (user + system
 of the run and of every process under it, read from /proc every 0.1 s) per million
-events, and the peak RSS of the run's own process and of the largest partition process.
+events, and the peak RSS of the run's own process and of the largest worker process.
 Needs nginx (Debian package `nginx`).
 """
 
@@ -126,7 +126,7 @@ def main() -> None:
             f"--processes {processes}: {args.events / seconds:,.0f} events/s "
             f"({seconds:.1f} s); CPU {cpu / args.events * 1e6:.1f} s per 1M events; "
             f"peak RSS: run {own:.0f} MB"
-            + (f", largest partition process {partition:.0f} MB" if partition else "")
+            + (f", largest worker process {partition:.0f} MB" if partition else "")
         )
 
 

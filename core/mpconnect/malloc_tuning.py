@@ -10,7 +10,8 @@ itself. With a fixed mmap threshold and a high trim threshold, freed buffers are
 same; memory freed after a peak is kept by the process for its next batches.
 
 Set for the running process with ``mallopt`` and, through the environment variables glibc
-reads when a process starts, for the processes it starts (partition processes, workers).
+reads when a process starts, for the processes it starts (the process pool's workers,
+Celery workers).
 A value already in the environment is kept; other C libraries are left alone.
 """
 

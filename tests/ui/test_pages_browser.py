@@ -280,8 +280,14 @@ def test_a_running_run_updates_without_a_reload(
         lambda b: "running" in b.find_element(By.CSS_SELECTOR, "tr[data-run]").text
     )
     browser.execute_script("document.body.dataset.marker = 'same page'")
+    # A keyboard user is on the run's link when the page updates: the focus stays there.
+    link = browser.find_element(By.CSS_SELECTOR, "tr[data-run] a")
+    href = link.get_attribute("href")
+    browser.execute_script("arguments[0].focus()", link)
     ui_home.finish_running()
     _wait(browser).until(
         lambda b: "succeeded" in b.find_element(By.CSS_SELECTOR, "tr[data-run]").text
     )
     assert browser.execute_script("return document.body.dataset.marker") == "same page"
+    focused = browser.switch_to.active_element
+    assert focused.tag_name == "a" and focused.get_attribute("href") == href

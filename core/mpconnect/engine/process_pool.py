@@ -40,7 +40,7 @@ log = logging.getLogger("mpconnect.engine")
 MAX_ATTEMPTS = 3
 #: Seconds a stopped process gets to reach its checkpoint before it is terminated.
 STOP_GRACE = 30.0
-#: What the forkserver imports once, so that each partition process starts at once.
+#: What the forkserver imports once, so that each worker process starts at once.
 PRELOAD = [
     "mpconnect.engine.lifecycle",
     "mpconnect.engine.process_pool",

@@ -70,6 +70,39 @@
     throughputChart(root);
   }
 
+  var FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+
+  // What a refresh must give back: the element that has the keyboard focus (found again
+  // by id, else by its link or text, else by its place among focusable elements) and
+  // which <details> are open, so that a keyboard or screen-reader user stays in place.
+  function remember(main) {
+    var el = document.activeElement;
+    var open = Array.prototype.map.call(main.querySelectorAll("details"), function (d) {
+      return d.open;
+    });
+    if (!el || el === main || !main.contains(el)) return { focus: null, open: open };
+    var focusable = Array.prototype.slice.call(main.querySelectorAll(FOCUSABLE));
+    return { open: open, focus: { id: el.id, href: el.getAttribute("href"),
+      text: el.textContent, tag: el.tagName, index: focusable.indexOf(el) } };
+  }
+
+  function restore(main, kept) {
+    main.querySelectorAll("details").forEach(function (d, i) {
+      if (i < kept.open.length) d.open = kept.open[i];
+    });
+    var key = kept.focus;
+    if (!key) return;
+    var focusable = Array.prototype.slice.call(main.querySelectorAll(FOCUSABLE));
+    var target = key.id ? document.getElementById(key.id) : null;
+    if (!target) {
+      target = focusable.filter(function (el) {
+        return el.tagName === key.tag && el.getAttribute("href") === key.href &&
+          el.textContent === key.text;
+      })[0] || focusable[key.index] || main;
+    }
+    target.focus({ preventScroll: true });
+  }
+
   function poll() {
     var api = document.body.dataset.api;
     var seconds = parseFloat(document.body.dataset.poll || "0");
@@ -96,8 +129,10 @@
           var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
           var main = document.getElementById("main");
           if (!fresh || !main) return;
+          var kept = remember(main);
           main.innerHTML = fresh.innerHTML;
           enhance(main);
+          restore(main, kept);
           last = null;
           tick();
         });
