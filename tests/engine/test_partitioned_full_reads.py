@@ -336,6 +336,56 @@ def test_a_first_run_killed_as_a_whole_resumes_and_commits_the_same_state_and_ca
     assert _cache(home) == _cache(reference)
 
 
+def test_a_done_partition_whose_cache_rows_are_gone_fails_the_resumed_run_naming_the_fix(
+    tmp_path: Path, home: Path
+) -> None:
+    config = tmp_path / "mpconnect.toml"
+    config.write_text(
+        textwrap.dedent(f"""
+        [sources.demo]
+        connector = "demo"
+        dataset_id = "DEMO"
+        [sources.demo.settings]
+        events = {EVENTS * 2}
+        partitions = 6
+    """)
+    )
+    env = dict(os.environ, MPCONNECT_HOME=str(home))
+    command = [sys.executable, "-m", "mpconnect", "--config", str(config), "run", "demo"]
+    first = subprocess.Popen(
+        [*command, "--processes", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: _done(home) >= 1, timeout=300)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=60)
+    done_before = _done(home)
+    (rows_file,) = (home / "spool").glob("*@p000/cache-rows.sqlite3")
+    rows_file.unlink()
+
+    second = subprocess.run(
+        [*command, "--processes", "2"], env=env, capture_output=True, timeout=600
+    )
+    assert second.returncode == 1
+    error = second.stderr.decode()
+    assert "partition p000 (001-of-006): its cache rows" in error
+    assert "are missing; run again with --restart" in error
+    assert "Traceback" not in error
+    assert _done(home) == done_before  # it failed before reading another partition
+
+    third = subprocess.run(
+        [*command, "--processes", "2", "--restart"], env=env, capture_output=True, timeout=600
+    )
+    assert third.returncode == 0, third.stderr.decode()
+    assert _state(home) == {"generation": 0}
+    assert len(_cache(home)) == EVENTS * 2 + EVENTS * 2 // 10
+
+
 def _done(home: Path) -> int:
     if not (home / "ledger.sqlite3").exists():
         return 0

@@ -155,8 +155,8 @@ def test_a_partition_that_fails_in_a_worker_fails_the_run_naming_it(
         (version,) = server.store.list_versions("DEMO")
         assert not version.readable and not version.is_live
     rows = _partitions(home)
-    assert "failed" in {row["status"] for row in rows}
-    assert "HTTP 500" in next(row["error"] for row in rows if row["status"] == "failed")
+    errors = [row["error"] or "" for row in rows if row["status"] == "failed"]
+    assert any("HTTP 500" in error for error in errors)  # the others were stopped
     assert multiprocessing.active_children() == []  # the other worker was told to end
     (run,) = engine.ledger.list_runs("demo")
     assert run["status"] == "failed"

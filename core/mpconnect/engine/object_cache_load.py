@@ -128,6 +128,7 @@ def append_file(db: sqlite3.Connection, table: str, path: Path, offset: int) -> 
     """Append the ``records`` table of another SQLite file (a partition's, see
     :mod:`mpconnect.engine.partition_cache`) to the fresh table in one transaction, each
     row's ``seq`` moved on by ``offset``; return the file's highest ``seq`` (0: none)."""
+    db.execute("PRAGMA synchronous=OFF")  # as create() loads; the commit syncs the file
     db.execute("ATTACH DATABASE ? AS part", (str(path),))
     try:
         db.execute("BEGIN")

@@ -10,10 +10,12 @@ state, kept apart while the partitions run, then brought together by the run.
   directory (:class:`PartitionCache`, written anew on each attempt); once the partition
   is read, the state the connector left is written there too, durably
   (:meth:`PartitionCache.finish`), before the partition is marked done.
-- When every partition is done, the run combines the states (the connector's
-  :meth:`~mpconnect.connector.Connector.merge_states`), loads every partition's rows
-  into the cache's fresh table and stages state and cache (:func:`stage_partitions`),
-  to be committed once the data is safe, as for an unpartitioned read.
+- The run loads each done partition's rows into the cache's fresh table while the
+  others are read (:class:`~mpconnect.engine.partition_cache_loader.CacheRowsLoader`).
+  When every partition is done, it combines the states (the connector's
+  :meth:`~mpconnect.connector.Connector.merge_states`), loads the rows left, and stages
+  state and cache (:func:`stage_partitions`), to be committed once the data is safe, as
+  for an unpartitioned read.
 """
 
 from __future__ import annotations
@@ -29,15 +31,16 @@ import orjson
 from mpconnect.connector import Connector, Partition
 from mpconnect.disk import private_dir
 from mpconnect.engine.cached_records import cache_row
-from mpconnect.engine.object_cache import CacheRow, SqliteObjectCache
+from mpconnect.engine.object_cache import CacheRow
 from mpconnect.engine.object_cache_load import append
-from mpconnect.engine.partition_store import PartitionRow, partition_spool_dir
+from mpconnect.engine.partition_store import PartitionRow
 from mpconnect.errors import MpconnectError, PluginError, RunFailed
 from mpconnect.records import Event, Profile
 from mpconnect.sqlite import connect
 
 if TYPE_CHECKING:
     from mpconnect.engine.lifecycle import Run
+    from mpconnect.engine.partition_cache_loader import CacheRowsLoader
 
 #: In the run's spool directory: the state the partitions start from, and why.
 START_FILE = "incremental-start.json"
@@ -187,10 +190,12 @@ def merge_states(
     return merged
 
 
-def stage_partitions(run: Run, spool_id: str, spool_dir: Path, rows: list[PartitionRow]) -> None:
-    """Every partition of a full read is done: combine their states, load their cache
-    rows into the cache's fresh table, and stage both for the commit (idempotent: a
-    resumed run does it again from the partitions' files)."""
+def stage_partitions(
+    run: Run, spool_dir: Path, rows: list[PartitionRow], loader: CacheRowsLoader
+) -> None:
+    """Every partition of a full read is done: combine their states, load the cache rows
+    ``loader`` has not loaded yet into the cache's fresh table, and stage both for the
+    commit (idempotent: a resumed run does it again from the partitions' files)."""
     start = load_start(spool_dir)
     if start is None:
         raise RunFailed(
@@ -199,9 +204,8 @@ def stage_partitions(run: Run, spool_id: str, spool_dir: Path, rows: list[Partit
         )
     _, reason = start
     states: list[tuple[Partition, dict[str, Any]]] = []
-    paths: list[Path] = []
     for row in rows:
-        path = partition_spool_dir(spool_dir, row.index) / CACHE_FILE
+        path = loader.path(row.index)
         state = partition_state(path)
         if state is None:
             raise RunFailed(
@@ -209,14 +213,6 @@ def stage_partitions(run: Run, spool_id: str, spool_dir: Path, rows: list[Partit
                 "with --restart"
             )
         states.append((row.partition, state))
-        paths.append(path)
     merged = merge_states(run.connector_cls, states)
-    incremental = run.incremental
-    incremental.open()
-    cache = incremental.cache
-    assert isinstance(cache, SqliteObjectCache)
-    cache.begin(spool_id, True, run.target)
-    offset = 0
-    for path in paths:
-        offset += cache.append_file(spool_id, path, offset)
-    incremental.stage_full_read(spool_id, merged, reason)
+    loader.finish()
+    run.incremental.stage_full_read(loader.spool_id, merged, reason)

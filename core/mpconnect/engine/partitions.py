@@ -23,6 +23,7 @@ from mpconnect.connector import Partition, RunContext
 from mpconnect.disk import private_dir
 from mpconnect.engine.ledger import ResumePoint, SqliteRunLedger
 from mpconnect.engine.partition_cache import has_start, save_start, stage_partitions
+from mpconnect.engine.partition_cache_loader import CacheRowsLoader
 from mpconnect.engine.partition_run import PartitionJob, quarantine_paths
 from mpconnect.engine.partition_store import (
     PartitionRow,
@@ -156,12 +157,17 @@ def run_partitioned(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoin
         full_read_state=incremental.enabled and has_start(spool_dir),
     )
     ticker = _Ticker(run, store, spool_id)
+    loader = CacheRowsLoader(run, store, spool_id, spool_dir) if job.full_read_state else None
     with phase(run.ledger, run.summary.run_id, "import"):
         ticker.start()
         try:
+            if loader is not None:
+                loader.start()  # loads each partition's cache rows as soon as it is done
             executor.execute(job, todo, store, run.stop)
         finally:
             ticker.close()
+            if loader is not None:
+                loader.stop()
     rows = store.plan(spool_id)
     if run.stop.is_set():
         raise run.halted()
@@ -170,8 +176,8 @@ def run_partitioned(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoin
         first = unfinished[0]
         raise RunFailed(f"partition {first.label}: {first.error or 'not read'}")
     _add_up(run, store, spool_id, rows)
-    if job.full_read_state:
-        stage_partitions(run, spool_id, spool_dir, rows)
+    if loader is not None:
+        stage_partitions(run, spool_dir, rows, loader)
     run.ledger.mark_extraction_done(
         run.summary.run_id, run.summary.read, run.quarantine.count, run.duplicates.count
     )
