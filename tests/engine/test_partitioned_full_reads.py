@@ -278,9 +278,10 @@ def test_partitions_that_leave_different_states_fail_the_run_naming_the_fix(
     assert row[0] in (b'{"cursor":"north"}', '{"cursor":"north"}')
 
 
-def test_a_first_run_killed_as_a_whole_resumes_and_commits_the_same_state_and_cache(
-    tmp_path: Path, home: Path
-) -> None:
+def _killed_first_run(tmp_path: Path, home: Path, done: int) -> list[str]:
+    """Start a first run of the demo (60,000 events, 6 partitions) with ``--processes 1``
+    in a process group of its own and kill it with SIGKILL once ``done`` partitions are
+    done; return the command that runs it again."""
     config = tmp_path / "mpconnect.toml"
     config.write_text(
         textwrap.dedent(f"""
@@ -293,20 +294,31 @@ def test_a_first_run_killed_as_a_whole_resumes_and_commits_the_same_state_and_ca
         changes = 0.01
     """)
     )
-    env = dict(os.environ, MPCONNECT_HOME=str(home))
     command = [sys.executable, "-m", "mpconnect", "--config", str(config), "run", "demo"]
     first = subprocess.Popen(
         [*command, "--processes", "1"],
-        env=env,
+        env=_env(home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
-        wait_until(lambda: _done(home) >= 2, timeout=300)
+        wait_until(lambda: _done(home) >= done, timeout=300)
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=60)
+    return command
+
+
+def _env(home: Path) -> dict[str, str]:
+    return dict(os.environ, MPCONNECT_HOME=str(home))
+
+
+def test_a_first_run_killed_as_a_whole_resumes_and_commits_the_same_state_and_cache(
+    tmp_path: Path, home: Path
+) -> None:
+    command = _killed_first_run(tmp_path, home, done=2)
+    env = _env(home)
     assert 2 <= _done(home) < 6
     done_before = _ended(home)
     assert not (home / "state.sqlite3").exists() or _no_state(home)
@@ -339,31 +351,8 @@ def test_a_first_run_killed_as_a_whole_resumes_and_commits_the_same_state_and_ca
 def test_a_done_partition_whose_cache_rows_are_gone_fails_the_resumed_run_naming_the_fix(
     tmp_path: Path, home: Path
 ) -> None:
-    config = tmp_path / "mpconnect.toml"
-    config.write_text(
-        textwrap.dedent(f"""
-        [sources.demo]
-        connector = "demo"
-        dataset_id = "DEMO"
-        [sources.demo.settings]
-        events = {EVENTS * 2}
-        partitions = 6
-    """)
-    )
-    env = dict(os.environ, MPCONNECT_HOME=str(home))
-    command = [sys.executable, "-m", "mpconnect", "--config", str(config), "run", "demo"]
-    first = subprocess.Popen(
-        [*command, "--processes", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_until(lambda: _done(home) >= 1, timeout=300)
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(timeout=60)
+    command = _killed_first_run(tmp_path, home, done=1)
+    env = _env(home)
     done_before = _done(home)
     (rows_file,) = (home / "spool").glob("*@p000/cache-rows.sqlite3")
     rows_file.unlink()
