@@ -16,7 +16,7 @@ import psycopg
 from mpconnect.distributed.connection import Database
 from mpconnect.distributed.partition_store import PostgresPartitionStore
 from mpconnect.distributed.schema import ensure_migrated
-from mpconnect.engine.ledger import UNFINISHED, BatchRef, ResumePoint, RunLedger
+from mpconnect.engine.ledger import BatchRef, ResumePoint, RunLedger, may_resume
 from mpconnect.engine.summary import RunSummary
 from mpconnect.redact import redact
 
@@ -225,7 +225,11 @@ class PostgresRunLedger(RunLedger):
             "AND spool_id IS NOT NULL ORDER BY started_at DESC LIMIT 1",
             (source,),
         )
-        if row is None or row["status"] not in UNFINISHED or row["published"]:
+        if (
+            row is None
+            or not may_resume(row["status"], bool(row["extraction_done"]))
+            or row["published"]
+        ):
             return None
         return ResumePoint(
             run_id=row["run_id"],

@@ -30,6 +30,7 @@ from typing import Any
 
 from mpconnect.distributed.app import RUN_PARTITION, distributed_settings, make_app
 from mpconnect.distributed.partition_store import PostgresPartitionStore
+from mpconnect.engine.partition_pause import raise_if_paused
 from mpconnect.engine.partition_run import PartitionJob, run_partition, worker_name
 from mpconnect.engine.partition_store import PartitionStore
 from mpconnect.engine.process_pool import MAX_ATTEMPTS, PartitionExecutor
@@ -86,6 +87,7 @@ class CeleryPartitionExecutor(PartitionExecutor):
         when all are done (or ``stop`` is set).
 
         :raises RunFailed: naming a partition that failed, or was lost too often.
+        :raises SourcePaused: when a partition's connector paused the run.
         """
         if not isinstance(store, PostgresPartitionStore):
             raise RunFailed("distributed partitions need the shared database's ledger")
@@ -107,6 +109,7 @@ class CeleryPartitionExecutor(PartitionExecutor):
                 rows = [row for row in store.plan(job.spool_id) if row.index in wanted]
                 failed = [row for row in rows if row.status == "failed"]
                 if failed:
+                    raise_if_paused(failed[0])
                     raise RunFailed(f"partition {failed[0].label}: {failed[0].error or 'failed'}")
                 if all(row.status == "done" for row in rows):
                     return

@@ -17,7 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mpconnect.engine.ledger_types import UNFINISHED, BatchRef, ResumePoint, RunLedger
+from mpconnect.engine.ledger_types import (
+    UNFINISHED,
+    BatchRef,
+    ResumePoint,
+    RunLedger,
+    may_resume,
+)
 from mpconnect.engine.summary import RunSummary
 from mpconnect.redact import redact
 from mpconnect.sqlite import connect
@@ -28,6 +34,7 @@ __all__ = [
     "ResumePoint",
     "RunLedger",
     "SqliteRunLedger",
+    "may_resume",
 ]
 
 _SCHEMA = """
@@ -303,7 +310,11 @@ class SqliteRunLedger(RunLedger):
             )
             .fetchone()
         )
-        if row is None or row["status"] not in UNFINISHED or row["published"]:
+        if (
+            row is None
+            or not may_resume(row["status"], bool(row["extraction_done"]))
+            or row["published"]
+        ):
             return None
         return ResumePoint(
             run_id=row["run_id"],

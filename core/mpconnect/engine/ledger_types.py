@@ -14,6 +14,14 @@ from mpconnect.engine.summary import RunSummary
 UNFINISHED = ("running", "failed", "interrupted")
 
 
+def may_resume(status: str, extraction_done: bool) -> bool:
+    """True when a run that ended with ``status`` may have left its version for the next
+    run: one of :data:`UNFINISHED`, or ``paused: REASON`` with its extraction planned (a
+    partitioned run keeps its version when its connector pauses it; an unpartitioned one
+    deletes it)."""
+    return status in UNFINISHED or (status.startswith("paused: ") and extraction_done)
+
+
 @dataclass(frozen=True)
 class BatchRef:
     """One spooled batch: its sequence number, kind, record count and file (or, for a

@@ -329,7 +329,8 @@ class Run:
                 load(self, spool_id, spool_dir, resume)
             newer = None
             if self.paused is not None:
-                end_paused(self, spool_id)
+                if not self.resumable:  # a partitioned run keeps its version for the next
+                    end_paused(self, spool_id)
             elif self.sink.versioned:
                 publish(self)
                 self.resumable = False
@@ -345,7 +346,8 @@ class Run:
                 summary.status = "succeeded"
             if newer is not None:
                 summary.status, summary.error = "superseded", f"superseded by version {newer}"
-            remove_spool(spool_dir)
+            if self.paused is None or not self.resumable:
+                remove_spool(spool_dir)
         except _Interrupted as exc:
             summary.status, summary.error = "interrupted", str(exc)
             raise _failed(f"{self.source.name}: {exc}", summary) from exc

@@ -23,6 +23,7 @@ from mpconnect.config import connector_settings
 from mpconnect.engine.extract import drain
 from mpconnect.engine.ledger import BatchRef
 from mpconnect.engine.partition_cache import CACHE_FILE, PartitionCache, load_start
+from mpconnect.engine.partition_pause import pause_note
 from mpconnect.engine.partition_store import (
     PartitionRow,
     PartitionStore,
@@ -39,7 +40,7 @@ from mpconnect.engine.read_setup import (
     record_transformers,
 )
 from mpconnect.engine.spool import remove_spool
-from mpconnect.errors import MpconnectError, RunFailed
+from mpconnect.errors import MpconnectError, RunFailed, SourcePaused
 from mpconnect.transport.retry import stop_waits_on
 
 log = logging.getLogger("mpconnect.engine")
@@ -88,7 +89,8 @@ def quarantine_paths(home: Path, source: str, spool_id: str, index: int) -> tupl
 def run_partition(engine: Any, job: PartitionJob, index: int, stop: Any, worker: str) -> None:
     """Read, spool and upload partition ``index`` of ``job`` with ``engine`` (an
     :class:`~mpconnect.engine.lifecycle.Engine` built from this worker's configuration),
-    and mark it done in the partition store. Its failure is recorded there and raised.
+    and mark it done in the partition store. Its failure is recorded there and raised;
+    so is its connector's pause (:mod:`mpconnect.engine.partition_pause`).
     """
     from mpconnect.engine.lifecycle import Run, RunOptions
 
@@ -111,6 +113,12 @@ def run_partition(engine: Any, job: PartitionJob, index: int, stop: Any, worker:
                 run.quarantine.close()
         finally:
             sink.close()
+    except SourcePaused as exc:
+        log.warning(
+            "%s: partition %s: the connector paused the run: %s", job.source, row.label, exc
+        )
+        store.fail(job.spool_id, index, pause_note(exc))
+        raise
     except BaseException as exc:
         store.fail(job.spool_id, index, _describe(exc))
         raise

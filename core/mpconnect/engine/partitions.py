@@ -24,6 +24,7 @@ from mpconnect.disk import private_dir
 from mpconnect.engine.ledger import ResumePoint, SqliteRunLedger
 from mpconnect.engine.partition_cache import has_start, save_start, stage_partitions
 from mpconnect.engine.partition_cache_loader import CacheRowsLoader
+from mpconnect.engine.partition_pause import end_partitions_paused
 from mpconnect.engine.partition_run import PartitionJob, quarantine_paths
 from mpconnect.engine.partition_store import (
     PartitionRow,
@@ -38,7 +39,7 @@ from mpconnect.engine.process_pool import (
     PartitionExecutor,
 )
 from mpconnect.engine.progress import LOG_INTERVAL
-from mpconnect.errors import MpconnectError, PluginError, RunFailed
+from mpconnect.errors import MpconnectError, PluginError, RunFailed, SourcePaused
 
 if TYPE_CHECKING:
     from mpconnect.engine.lifecycle import Run
@@ -98,7 +99,9 @@ def plan_partitions(run: Run) -> list[Partition]:
 
 def run_partitioned(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoint | None) -> bool:
     """Load the version partition by partition; False when the source has one partition
-    (or a resumed spool predates partitions): the caller then loads it as always."""
+    (or a resumed spool predates partitions): the caller then loads it as always. When a
+    partition's connector pauses the run, ``run.paused`` says why and the version is kept
+    for the next run (:mod:`mpconnect.engine.partition_pause`)."""
     try:
         store = store_for(run.ledger)
     except MpconnectError:
@@ -164,11 +167,16 @@ def run_partitioned(run: Run, spool_id: str, spool_dir: Path, resume: ResumePoin
             if loader is not None:
                 loader.start()  # loads each partition's cache rows as soon as it is done
             executor.execute(job, todo, store, run.stop)
+        except SourcePaused as exc:
+            run.paused = exc.reason
         finally:
             ticker.close()
             if loader is not None:
                 loader.stop()
     rows = store.plan(spool_id)
+    if run.paused is not None:
+        end_partitions_paused(run, spool_id, rows)
+        return True
     if run.stop.is_set():
         raise run.halted()
     unfinished = [row for row in rows if row.status != "done"]

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mpconnect.config import Config
+from mpconnect.engine.partition_pause import raise_if_paused
 from mpconnect.engine.partition_run import PartitionJob, run_partition, worker_name
 from mpconnect.engine.partition_store import PartitionRow, PartitionStore
 from mpconnect.errors import RunFailed
@@ -74,6 +75,8 @@ class PartitionExecutor(ABC):
         set; the caller reads the outcome from ``store``.
 
         :raises RunFailed: naming the partition, when one failed for good.
+        :raises SourcePaused: when a partition's connector paused the run (no further
+            partition is started; the running ones stop at their next checkpoint).
         """
 
 
@@ -198,12 +201,14 @@ class LocalProcessExecutor(PartitionExecutor):
         when its worker died and it is to be read again.
 
         :raises RunFailed: when it failed, or its workers died too often.
+        :raises SourcePaused: when its connector paused the run.
         """
         row = _row(store, job, index)
         if row.status == "done":
             return None
         exitcode = worker.process.exitcode
         if finished or row.status == "failed" or exitcode == 1:
+            raise_if_paused(row)
             raise RunFailed(f"partition {row.label}: {row.error or 'failed'}")
         deaths[index] = deaths.get(index, 0) + 1
         if deaths[index] >= MAX_ATTEMPTS:
