@@ -73,6 +73,7 @@ class Gate:
         self.peak = 0
         self.started: list[str] = []
         self.failures: dict[str, int] = {}
+        self.pauses: dict[str, int] = {}
         self._release: dict[str, threading.Event] = {}
 
     def release_event(self, source: str) -> threading.Event:
@@ -120,8 +121,12 @@ def gate_plugin(gate: Gate) -> object:
                 with gate.cond:
                     failing = gate.failures.get(ctx.source, 0)
                     gate.failures[ctx.source] = max(failing - 1, 0)
+                    pausing = gate.pauses.get(ctx.source, 0)
+                    gate.pauses[ctx.source] = max(pausing - 1, 0)
                 if failing:
                     raise SourceError("the source refused (as the test asked)")
+                if pausing:
+                    raise mpconnect.SourcePaused("api quota", "as the test asked")
                 for index in range(self.settings.events):
                     yield mpconnect.Event(
                         name="Tick",
@@ -525,6 +530,26 @@ def test_a_failed_run_is_retried_with_backoff_and_every_attempt_is_in_the_ledger
     # every attempt is in the ledger; each retry abandoned the failed attempt's version
     assert [r["status"] for r in setup.runs("a")] == ["abandoned", "abandoned", "succeeded"]
     assert "a: starting run (retry 2 after a failed run)" in logs
+
+
+def test_a_paused_run_is_no_failure_and_its_next_scheduled_run_goes_on(
+    setup: Setup, gate: Gate, logs: list[str]
+) -> None:
+    setup.write("[scheduler]\nretry_after = 30\n" + source("a", "0 * * * *"))
+    gate.pauses["a"] = 1
+    gate.release("a")
+    clock = ManualClock(at("09:59"))
+    scheduler = setup.scheduler(clock)
+    scheduler.step()
+    assert step_and_settle(scheduler, clock, at("10:00")) == at("11:00")  # not retried early
+    assert any(
+        line.startswith("a: run paused: api quota: read 0,")
+        and line.endswith("the next run, 2100-01-01 11:00:00 UTC, continues where it stopped")
+        for line in logs
+    ), logs
+    assert not any("run failed" in line for line in logs)
+    step_and_settle(scheduler, clock, at("11:00"))
+    assert [r["status"] for r in setup.runs("a")] == ["paused: api quota", "succeeded"]
 
 
 def test_without_retry_after_a_failed_run_waits_for_its_next_time(

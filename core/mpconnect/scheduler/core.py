@@ -9,7 +9,8 @@ each run gets its own thread and its own engine call. The rules:
   going (or pending), that time is skipped and logged, not queued; another process
   holding the source's lock (``mpconnect run``) is skipped the same way;
 - a failed run is retried at the next scheduled time, or sooner with
-  ``retry_after`` seconds, doubling after each further failure;
+  ``retry_after`` seconds, doubling after each further failure; a paused run
+  (``paused: REASON``) is no failure: its next scheduled run goes on from it;
 - at start, a source whose latest scheduled time passed while the scheduler was down
   runs once (``catch_up = "once"``) or waits for its next time (``"skip"``); a source
   whose last run was interrupted runs once when the engine would resume its unfinished
@@ -323,6 +324,15 @@ class Scheduler:
                 )
             elif outcome == "interrupted":
                 log.info("%s: run interrupted (%s)", name, detail)
+            elif outcome.startswith("paused: "):  # not a failure: retrying soon would not help
+                slot.failures, slot.retry_at = 0, None
+                log.warning(
+                    "%s: run %s: %s; the next run, %s, continues where it stopped",
+                    name,
+                    outcome,
+                    detail,
+                    self._fmt(slot.next_due),
+                )
             elif outcome == "locked":
                 log.warning("%s: skipped: %s; next run %s", name, detail, self._fmt(slot.next_due))
             else:

@@ -17,8 +17,9 @@ log = logging.getLogger("mpconnect.scheduler")
 def run_source(engine: Engine, name: str, reason: str, options: RunOptions) -> tuple[str, str]:
     """Run ``name`` once; never raises for a failed run.
 
-    :returns: ``(outcome, detail)``: outcome is ``succeeded``, ``superseded``, ``locked``,
-        ``interrupted`` or ``failed``; detail says what was loaded or what went wrong.
+    :returns: ``(outcome, detail)``: outcome is ``succeeded``, ``superseded``,
+        ``paused: REASON``, ``locked``, ``interrupted`` or ``failed``; detail says what was
+        loaded or what went wrong.
     """
     started = time.time()
     log.info("%s: starting run (%s)", name, reason)
