@@ -6,6 +6,10 @@ A partition is read from its start on every attempt. A batch the ledger already
 acknowledged under the same (partition, seq) with the same content hash is skipped, not
 sent again; one with another hash means the source changed under the run, which then
 fails with nothing published.
+
+A connector's pause (:class:`~mpconnect.SourcePaused`) ends the partition as a failure
+whose error says ``paused: REASON``: the run then pauses
+(:mod:`mpconnect.engine.partition_pause`).
 """
 
 from __future__ import annotations
@@ -90,8 +94,7 @@ def quarantine_paths(home: Path, source: str, spool_id: str, index: int) -> tupl
 def run_partition(engine: Any, job: PartitionJob, index: int, stop: Any, worker: str) -> None:
     """Read, spool and upload partition ``index`` of ``job`` with ``engine`` (an
     :class:`~mpconnect.engine.lifecycle.Engine` built from this worker's configuration),
-    and mark it done in the partition store. Its failure is recorded there and raised;
-    so is its connector's pause (:mod:`mpconnect.engine.partition_pause`).
+    and mark it done in the partition store. Its failure is recorded there and raised.
     """
     from mpconnect.engine.lifecycle import Run, RunOptions
 
@@ -114,12 +117,6 @@ def run_partition(engine: Any, job: PartitionJob, index: int, stop: Any, worker:
                 run.quarantine.close()
         finally:
             sink.close()
-    except SourcePaused as exc:
-        log.warning(
-            "%s: partition %s: the connector paused the run: %s", job.source, row.label, exc
-        )
-        store.fail(job.spool_id, index, pause_note(exc))
-        raise
     except BaseException as exc:
         store.fail(job.spool_id, index, _describe(exc))
         raise
@@ -192,8 +189,12 @@ def _read_partition(
             connector.close()
             if cache is not None:
                 cache.close()
-    except BaseException:
+    except BaseException as exc:
         uploader.stopped.set()
+        if isinstance(exc, SourcePaused):
+            log.warning(
+                "%s: partition %s: the connector paused the run: %s", job.source, row.label, exc
+            )
         raise
     finally:
         uploader.finish()
@@ -243,6 +244,8 @@ def worker_name() -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SourcePaused):
+        return pause_note(exc)  # read by the run: it pauses too
     if isinstance(exc, MpconnectError):
         return str(exc)
     if isinstance(exc, KeyboardInterrupt):
