@@ -5,6 +5,7 @@ after its lease ran out, and no record is published twice)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -151,3 +152,49 @@ def test_one_worker_with_one_slot_finishes_a_partitioned_run(
     assert [(p["status"], p["attempts"]) for p in parts] == [("done", 1)] * 3
     cluster.wait_log("worker-a", "nothing to do")  # each later partition task
     assert len(_snapshot(cluster.home)[0]) == 30_000
+
+
+def test_workers_with_their_own_homes_bring_every_quarantined_record_to_the_run(
+    tmp_path: Path, make_cluster: Any
+) -> None:
+    # Two machines (their own $MPCONNECT_HOME), one "Mixpanel" both load into. The last
+    # partition quarantines BAD records; its first reader is killed once it read them.
+    bad = 5
+    cluster = make_cluster(30_000, 3)
+    text = cluster.config.read_text().replace(
+        'sync = "full"\n', 'sync = "full"\nmax_quarantined = "unlimited"\n'
+    )
+    store = tmp_path / "mixpanel" / "embedded.sqlite3"
+    cluster.config.write_text(
+        f'{text}bad_records = {bad}\n\n[mixpanel]\nsink = "embedded"\nstore = "{store}"\n'
+    )
+    cluster.env[KILL_HOOK_ENV] = "2:11"  # batch 11: its first people batch, after the bad
+    homes = [tmp_path / "machine-a", tmp_path / "machine-b"]
+    for name, home in zip(("worker-a", "worker-b"), homes, strict=True):
+        cluster.env["MPCONNECT_HOME"] = str(home)
+        cluster.worker(name, concurrency=1)
+
+    sent = cluster.cli("--log-format", "json", "dispatch", "big", "--wait", timeout=600)
+    assert sent.returncode == 0, sent.stdout + sent.stderr + cluster.log("worker-a")
+
+    summary = json.loads(sent.stdout.splitlines()[-1])["summary"]
+    # (A coordinator killed while it read the partition is replaced by a new run: the
+    # other machine's resume key differs; the run that succeeded is the one to look at.)
+    parts = cluster.query(
+        "SELECT p.status, p.attempts, p.quarantined FROM partitions p JOIN runs r "
+        "ON r.spool_id = p.spool_id WHERE r.run_id = %s ORDER BY p.idx",
+        (summary["run_id"],),
+    )
+    assert [p["status"] for p in parts] == ["done"] * 3
+    assert parts[2]["attempts"] == 2  # read again after its process died
+    assert [p["quarantined"] for p in parts] == [0, 0, bad]
+    assert summary["quarantined"] == bad
+    path = Path(summary["quarantine_file"])
+    assert any(path.is_relative_to(home) for home in homes)  # the coordinator's machine
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert sorted(line["record"]["object_id"] for line in lines) == [
+        f"bad-review-{i}" for i in range(bad)
+    ]  # each once, named
+    shown = cluster.cli("quarantine", "big")
+    assert f"{bad} records quarantined" in shown.stdout, shown.stdout + shown.stderr
+    assert "object bad-review-0" in shown.stdout

@@ -2,6 +2,10 @@
 :class:`~mpconnect.engine.partition_store.PartitionStore` as the SQLite one (tables
 ``partitions`` and ``batch_digests``, migration 4), plus a lease per partition.
 
+A done partition's quarantine lines are copied into ``partition_quarantine``
+(migration 5) by the worker that read it, so the run's coordinator, on another machine,
+builds the run's quarantine file from them.
+
 A worker :meth:`~PostgresPartitionStore.claim`\\ s a partition before it reads it (one
 statement: it takes a pending partition, or a running one whose lease ran out), then
 :meth:`~PostgresPartitionStore.beat`\\ s while it reads. A partition whose worker died
@@ -13,14 +17,24 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from mpconnect.connector import Partition
 from mpconnect.distributed.connection import Database
-from mpconnect.engine.partition_store import PartitionRow, PartitionStore, PartitionTotals
+from mpconnect.engine.partition_store import (
+    PartitionRow,
+    PartitionStore,
+    PartitionTotals,
+    file_lines,
+)
 from mpconnect.redact import redact
+
+#: Quarantine lines read from the shared database at a time.
+LINES_PER_QUERY = 1000
 
 
 class PostgresPartitionStore(PartitionStore):
@@ -161,3 +175,40 @@ class PostgresPartitionStore(PartitionStore):
             "ON CONFLICT (spool_id, seq) DO UPDATE SET digest = excluded.digest",
             (partition_spool, seq, digest),
         )
+
+    def keep_quarantine(self, spool_id: str, index: int, files: Sequence[Path]) -> None:
+        """Copy the partition's quarantine lines into the shared database, streamed from
+        ``files``, in place of an earlier attempt's (one transaction)."""
+
+        def copy(db: psycopg.Connection[Any]) -> None:
+            db.execute(
+                "DELETE FROM partition_quarantine WHERE spool_id = %s AND idx = %s",
+                (spool_id, index),
+            )
+            with (
+                db.cursor() as cursor,
+                cursor.copy(
+                    "COPY partition_quarantine (spool_id, idx, seq, line) FROM STDIN"
+                ) as rows,
+            ):
+                rows.set_types(["text", "int4", "int8", "bytea"])
+                for seq, line in enumerate(file_lines(files)):
+                    rows.write_row((spool_id, index, seq, line[:-1]))
+
+        self.database.transaction(copy)
+
+    def quarantine_lines(self, spool_id: str, index: int, files: Sequence[Path]) -> Iterator[bytes]:
+        """Yield the partition's quarantine lines from the shared database (wherever it
+        was read), a few at a time; ``files`` are not read."""
+        after = -1
+        while True:
+            rows = self.database.fetchall(
+                "SELECT seq, line FROM partition_quarantine WHERE spool_id = %s AND idx = %s "
+                "AND seq > %s ORDER BY seq LIMIT %s",
+                (spool_id, index, after, LINES_PER_QUERY),
+            )
+            for row in rows:
+                yield bytes(row["line"]) + b"\n"
+            if len(rows) < LINES_PER_QUERY:
+                return
+            after = int(rows[-1]["seq"])

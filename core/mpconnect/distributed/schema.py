@@ -8,7 +8,8 @@ know) is refused with the fix, rather than written to under an older schema.
 
 Later parts add their tables as further migrations at the end of :data:`MIGRATIONS`
 (version 3: the incremental state and the source-object cache; version 4: the
-partitions of a distributed run); never edit a released one.
+partitions of a distributed run; version 5: their quarantined records); never edit a
+released one.
 """
 
 from __future__ import annotations
@@ -212,6 +213,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             seq INTEGER NOT NULL,
             digest TEXT NOT NULL,
             PRIMARY KEY (spool_id, seq)
+        );
+        """,
+    ),
+    (
+        5,
+        "quarantined records of each partition, kept for the run's coordinator",
+        """
+        CREATE TABLE partition_quarantine (
+            spool_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            seq BIGINT NOT NULL,
+            line BYTEA NOT NULL,
+            PRIMARY KEY (spool_id, idx, seq)
         );
         """,
     ),

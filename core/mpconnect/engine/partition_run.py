@@ -94,7 +94,8 @@ def quarantine_paths(home: Path, source: str, spool_id: str, index: int) -> tupl
 def run_partition(engine: Any, job: PartitionJob, index: int, stop: Any, worker: str) -> None:
     """Read, spool and upload partition ``index`` of ``job`` with ``engine`` (an
     :class:`~mpconnect.engine.lifecycle.Engine` built from this worker's configuration),
-    and mark it done in the partition store. Its failure is recorded there and raised.
+    hand its quarantine lines to the partition store and mark it done there. Its failure
+    is recorded there and raised.
     """
     from mpconnect.engine.lifecycle import Run, RunOptions
 
@@ -117,6 +118,9 @@ def run_partition(engine: Any, job: PartitionJob, index: int, stop: Any, worker:
                 run.quarantine.close()
         finally:
             sink.close()
+        # Before it is done: the run adds up the lines of done partitions only.
+        files = quarantine_paths(engine.home, job.source, job.spool_id, index)
+        store.keep_quarantine(job.spool_id, index, files)
     except BaseException as exc:
         store.fail(job.spool_id, index, _describe(exc))
         raise

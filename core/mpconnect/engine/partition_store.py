@@ -10,6 +10,11 @@ partition's own spool id (:func:`partition_spool_id`), so each batch is acknowle
 under (partition, seq); ``batch_digests`` holds each batch's content hash, so a partition
 read again after its process died skips the batches already acknowledged and notices a
 source that changed under it.
+
+A done partition's quarantined records reach the run through the store
+(:meth:`PartitionStore.keep_quarantine`, :meth:`PartitionStore.quarantine_lines`): a
+store on one machine reads them from the partition's own files, a shared one keeps a
+copy wherever the run's coordinator is.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,6 +180,28 @@ class PartitionStore(ABC):
     @abstractmethod
     def set_digest(self, partition_spool: str, seq: int, digest: str) -> None:
         """Record a spooled batch's content hash (before it is sent)."""
+
+    def keep_quarantine(self, spool_id: str, index: int, files: Sequence[Path]) -> None:
+        """Keep the quarantine lines of a partition read to its end (``files``, on this
+        machine) for the run, replacing those of an earlier attempt. A store on this
+        machine has nothing to do: the run reads the files themselves."""
+
+    def quarantine_lines(self, spool_id: str, index: int, files: Sequence[Path]) -> Iterator[bytes]:
+        """Yield a done partition's quarantine lines, one at a time, each ending in a
+        newline: here those of ``files`` (the partition's files on this machine)."""
+        return file_lines(files)
+
+
+def file_lines(files: Sequence[Path]) -> Iterator[bytes]:
+    """The lines of ``files`` in order (missing ones skipped), each ending in a newline."""
+    for path in files:
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            continue
+        with handle:
+            for line in handle:
+                yield line if line.endswith(b"\n") else line + b"\n"
 
 
 class SqlitePartitionStore(PartitionStore):

@@ -240,24 +240,40 @@ def _add_up(run: Run, store: PartitionStore, spool_id: str, rows: list[Partition
     run.progress.extracted(summary.read, sum(row.quarantined for row in rows))
     run.progress.imported(summary.imported)
     run.quarantine.close()
+    run.quarantine.count = _merge_quarantine(run, store, spool_id, rows)
+    counted = sum(row.quarantined for row in rows)
+    if run.quarantine.count != counted:
+        log.warning(
+            "%s: the partitions counted %d quarantined records; the run's quarantine file holds %d",
+            run.source.name,
+            counted,
+            run.quarantine.count,
+        )
+
+
+def _merge_quarantine(
+    run: Run, store: PartitionStore, spool_id: str, rows: list[PartitionRow]
+) -> int:
+    """Write the partitions' quarantine lines, as the store keeps them, into the run's
+    quarantine file, line by line; return how many it wrote."""
     path = run.quarantine.path
     count = 0
-    parts = [
-        part
-        for row in rows
-        for part in quarantine_paths(run.engine.home, run.source.name, spool_id, row.index)
-        if part.exists()
-    ]
-    if parts:
-        private_dir(path.parent)
-        with path.open("wb") as merged:
-            for part in parts:
-                with part.open("rb") as lines:
-                    for line in lines:
-                        merged.write(line)
-                        count += 1
-        os.chmod(path, 0o600)
-    run.quarantine.count = count
+    merged = None
+    try:
+        for row in rows:
+            files = quarantine_paths(run.engine.home, run.source.name, spool_id, row.index)
+            for line in store.quarantine_lines(spool_id, row.index, files):
+                if merged is None:
+                    private_dir(path.parent)
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    merged = os.fdopen(fd, "wb")
+                merged.write(line)
+                count += 1
+    finally:
+        if merged is not None:
+            merged.close()
+            os.chmod(path, 0o600)
+    return count
 
 
 class _Ticker:
