@@ -133,11 +133,17 @@ def drain(
     writer: SpoolWriter,
     token: str,
     transformers: list[tuple[str | None, Callable[..., Any]]],
+    *,
+    flush_on_pause: bool = True,
 ) -> None:
     """Validate, convert and spool every record of one generator (the hot loop).
 
     Extraction goes on when an upload has failed: the complete spool lets the next
     run resume without reading the source again.
+
+    :param flush_on_pause: when the connector pauses (:class:`~mpconnect.SourcePaused`),
+        spool the records of the batch it was filling; False for a partition, which the
+        next run reads again from its start (that batch's number would then hold more).
     """
     summary = run.summary
     quarantine = run.quarantine
@@ -241,7 +247,8 @@ def drain(
     except RetryWaitStopped:
         raise run.halted() from None
     except SourcePaused:
-        batcher.flush()  # what was read before the pause is sent
+        if flush_on_pause:
+            batcher.flush()  # what was read before the pause is sent
         raise
     except MpconnectError:
         raise

@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,12 +147,6 @@ def _read_partition(
     kill_at = _kill_hook(index, attempt)
 
     def spooled(batch: BatchRef) -> None:
-        if isinstance(sys.exc_info()[1], SourcePaused):
-            # The connector paused: drain() flushes what it read before. This partition is
-            # read again from its start by the next run, where this batch is fuller: never
-            # sent, so that its number is not acknowledged with other content.
-            batch.path.unlink(missing_ok=True)
-            return
         digest = batch.digest  # hashed by the writer from the bytes it wrote
         assert digest is not None
         known = acked.get(batch.seq)
@@ -186,7 +179,9 @@ def _read_partition(
             with stop_waits_on(run.stop), run.duplicates.counting(pdir):
                 for kind, method in (("events", connector.events), ("people", connector.people)):
                     records = method(ctx) if cache is None else cache.tap(method(ctx))
-                    drain(run, kind, records, writer, run.token, transformers)
+                    # A pause drops the batch being filled: the next run reads this
+                    # partition again, and that batch's number would then hold more.
+                    drain(run, kind, records, writer, run.token, transformers, flush_on_pause=False)
             if cache is not None:
                 cache.finish(ctx.state)
         finally:
