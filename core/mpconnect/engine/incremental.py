@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mpconnect.engine.cached_records import cache_row, decode
+from mpconnect.engine.ledger import paused_status
 from mpconnect.engine.object_cache import (
     CacheDamaged,
     CacheRow,
@@ -315,7 +316,7 @@ def end_paused(run: Run, spool_id: str) -> None:
                 exc,
             )
     run.incremental.commit(spool_id)
-    summary.status = f"paused: {run.paused}"
+    summary.status = paused_status(run.paused or "")
     log.warning(
         "%s: %s; nothing published; the next run continues from where this one stopped",
         run.source.name,

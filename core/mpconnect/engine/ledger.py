@@ -18,23 +18,27 @@ from pathlib import Path
 from typing import Any
 
 from mpconnect.engine.ledger_types import (
+    PAUSED,
     UNFINISHED,
     BatchRef,
     ResumePoint,
     RunLedger,
     may_resume,
+    paused_status,
 )
 from mpconnect.engine.summary import RunSummary
 from mpconnect.redact import redact
 from mpconnect.sqlite import connect
 
 __all__ = [
+    "PAUSED",
     "UNFINISHED",
     "BatchRef",
     "ResumePoint",
     "RunLedger",
     "SqliteRunLedger",
     "may_resume",
+    "paused_status",
 ]
 
 _SCHEMA = """

@@ -12,6 +12,13 @@ from mpconnect.engine.summary import RunSummary
 
 #: Statuses of a run that did not finish its version and may leave it resumable.
 UNFINISHED = ("running", "failed", "interrupted")
+#: How the status of a run its connector paused starts: ``paused: REASON``.
+PAUSED = "paused: "
+
+
+def paused_status(reason: str) -> str:
+    """The status of a run its connector paused for ``reason``."""
+    return PAUSED + reason
 
 
 def may_resume(status: str, extraction_done: bool) -> bool:
@@ -19,7 +26,7 @@ def may_resume(status: str, extraction_done: bool) -> bool:
     run: one of :data:`UNFINISHED`, or ``paused: REASON`` with its extraction planned (a
     partitioned run keeps its version when its connector pauses it; an unpartitioned one
     deletes it)."""
-    return status in UNFINISHED or (status.startswith("paused: ") and extraction_done)
+    return status in UNFINISHED or (status.startswith(PAUSED) and extraction_done)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from mpconnect.engine.ledger import PAUSED, paused_status
 from mpconnect.engine.partition_store import PartitionRow
 from mpconnect.errors import SourcePaused
 
@@ -23,13 +24,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mpconnect.engine")
 
-#: How a paused partition's error starts in the partition store.
-PAUSED = "paused: "
-
 
 def pause_note(exc: SourcePaused) -> str:
     """The partition store's error for a partition its connector paused."""
-    return PAUSED + exc.reason
+    return paused_status(exc.reason)
 
 
 def paused_reason(row: PartitionRow) -> str | None:
@@ -57,7 +55,7 @@ def end_partitions_paused(run: Run, spool_id: str, rows: list[PartitionRow]) -> 
     summary.read = sum(row.read for row in rows)
     summary.batches, summary.imported = run.ledger.acked_totals(spool_id)
     done = sum(1 for row in rows if row.status == "done")
-    summary.status = f"paused: {run.paused}"
+    summary.status = paused_status(run.paused or "")
     log.warning(
         "%s: %s with %d of %d partitions done; nothing published; the next run resumes "
         "version %s and reads the other %d",

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from mpconnect.config import Config, load_config
 from mpconnect.engine import Engine, RunOptions
+from mpconnect.engine.ledger import PAUSED
 from mpconnect.engine.progress import Progress
 from mpconnect.errors import MpconnectError
 from mpconnect.plugins import Plugins
@@ -324,7 +325,7 @@ class Scheduler:
                 )
             elif outcome == "interrupted":
                 log.info("%s: run interrupted (%s)", name, detail)
-            elif outcome.startswith("paused: "):  # not a failure: retrying soon would not help
+            elif outcome.startswith(PAUSED):  # not a failure: retrying soon would not help
                 slot.failures, slot.retry_at = 0, None
                 log.warning(
                     "%s: run %s: %s; the next run, %s, continues where it stopped",
